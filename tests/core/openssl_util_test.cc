@@ -1,0 +1,77 @@
+#include "core/openssl_util.h"
+
+#include <gtest/gtest.h>
+#include <openssl/err.h>
+
+namespace sigil {
+namespace {
+
+EvpPkeyPtr MakeEcKey(const char* curve) {
+  return EvpPkeyPtr(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", curve));
+}
+
+Bytes SignDer(EVP_PKEY* key, std::string_view msg) {
+  EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+  EXPECT_EQ(EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key), 1);
+  size_t len = 0;
+  auto data = reinterpret_cast<const unsigned char*>(msg.data());
+  EXPECT_EQ(EVP_DigestSign(ctx.get(), nullptr, &len, data, msg.size()), 1);
+  Bytes sig(len);
+  EXPECT_EQ(EVP_DigestSign(ctx.get(), sig.data(), &len, data, msg.size()), 1);
+  sig.resize(len);
+  return sig;
+}
+
+bool VerifyDer(EVP_PKEY* key, std::string_view msg, const Bytes& sig) {
+  EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+  EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key);
+  return EVP_DigestVerify(ctx.get(), sig.data(), sig.size(),
+                          reinterpret_cast<const unsigned char*>(msg.data()), msg.size()) == 1;
+}
+
+TEST(EcdsaSignatureForms, DerToRawAndBackStillVerifies) {
+  for (auto [curve, field] : {std::pair{"P-256", 32}, std::pair{"P-384", 48}}) {
+    EvpPkeyPtr key = MakeEcKey(curve);
+    ASSERT_TRUE(key);
+    for (int i = 0; i < 50; ++i) {  // some signatures have short r or s: exercise the padding
+      std::string msg = "message " + std::to_string(i);
+      Bytes der = SignDer(key.get(), msg);
+      auto raw = EcdsaDerToRaw(der, field);
+      ASSERT_TRUE(raw.ok()) << raw.status().ToString();
+      EXPECT_EQ(raw->size(), 2u * field);
+      auto back = EcdsaRawToDer(*raw);
+      ASSERT_TRUE(back.ok());
+      EXPECT_TRUE(VerifyDer(key.get(), msg, *back)) << curve << " " << i;
+    }
+  }
+}
+
+TEST(EcdsaSignatureForms, RejectsGarbageWithReason) {
+  Bytes junk = {0x30, 0x05, 0x01};
+  auto raw = EcdsaDerToRaw(junk, 32);
+  ASSERT_FALSE(raw.ok());
+  EXPECT_EQ(raw.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(raw.status().message().find("not valid DER"), std::string::npos);
+  EXPECT_EQ(ERR_peek_error(), 0u) << "error queue must be drained";
+
+  auto der = EcdsaRawToDer(Bytes{1, 2, 3});
+  ASSERT_FALSE(der.ok());
+  EXPECT_NE(der.status().message().find("equal halves"), std::string::npos);
+}
+
+TEST(PublicKeyDer, RoundTrips) {
+  EvpPkeyPtr key = MakeEcKey("P-256");
+  auto der = PublicKeyToDer(key.get());
+  ASSERT_TRUE(der.ok());
+  auto back = PublicKeyFromDer(*der);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(EVP_PKEY_eq(key.get(), back->get()), 1);
+
+  Bytes truncated(der->begin(), der->end() - 5);
+  auto bad = PublicKeyFromDer(truncated);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("SubjectPublicKeyInfo"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sigil
