@@ -1,5 +1,8 @@
 #include "core/openssl_util.h"
 
+#include <openssl/core_names.h>
+#include <openssl/param_build.h>
+
 #include <openssl/err.h>
 
 namespace sigil {
@@ -85,6 +88,55 @@ Result<EvpPkeyPtr> PublicKeyFromDer(std::span<const uint8_t> der) {
     return OpenSSLError(Code::kInvalidArgument, "public key is not a valid SubjectPublicKeyInfo");
   }
   return key;
+}
+
+namespace {
+
+using ParamBldPtr = std::unique_ptr<OSSL_PARAM_BLD, OpenSSLDeleter<OSSL_PARAM_BLD_free>>;
+using ParamsPtr = std::unique_ptr<OSSL_PARAM, OpenSSLDeleter<OSSL_PARAM_free>>;
+
+Result<EvpPkeyPtr> PublicKeyFromParams(const char* type, OSSL_PARAM_BLD* builder,
+                                       std::string_view what) {
+  ParamsPtr params(OSSL_PARAM_BLD_to_param(builder));
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
+  EVP_PKEY* key = nullptr;
+  if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
+      EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
+    return OpenSSLError(Code::kInvalidArgument, std::string("building ") + std::string(what));
+  }
+  EvpPkeyPtr owned(key);
+  // fromdata accepts points off the curve; a public key check refuses them.
+  EvpPkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, owned.get(), nullptr));
+  if (!check || EVP_PKEY_public_check(check.get()) != 1) {
+    return OpenSSLError(Code::kInvalidArgument, std::string(what) + " is not a valid public key");
+  }
+  return owned;
+}
+
+}  // namespace
+
+Result<EvpPkeyPtr> EcPublicKeyFromPoint(std::string_view curve, std::span<const uint8_t> point) {
+  ParamBldPtr builder(OSSL_PARAM_BLD_new());
+  const std::string group(curve);
+  if (!builder ||
+      OSSL_PARAM_BLD_push_utf8_string(builder.get(), OSSL_PKEY_PARAM_GROUP_NAME, group.c_str(), 0) != 1 ||
+      OSSL_PARAM_BLD_push_octet_string(builder.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
+                                       point.size()) != 1) {
+    return OpenSSLError(Code::kInternal, "preparing EC public key parameters");
+  }
+  return PublicKeyFromParams("EC", builder.get(), group + " public key");
+}
+
+Result<EvpPkeyPtr> RsaPublicKeyFromParts(std::span<const uint8_t> modulus,
+                                         std::span<const uint8_t> exponent) {
+  BignumPtr n(BN_bin2bn(modulus.data(), static_cast<int>(modulus.size()), nullptr));
+  BignumPtr e(BN_bin2bn(exponent.data(), static_cast<int>(exponent.size()), nullptr));
+  ParamBldPtr builder(OSSL_PARAM_BLD_new());
+  if (!n || !e || !builder || OSSL_PARAM_BLD_push_BN(builder.get(), OSSL_PKEY_PARAM_RSA_N, n.get()) != 1 ||
+      OSSL_PARAM_BLD_push_BN(builder.get(), OSSL_PKEY_PARAM_RSA_E, e.get()) != 1) {
+    return OpenSSLError(Code::kInternal, "preparing RSA public key parameters");
+  }
+  return PublicKeyFromParams("RSA", builder.get(), "RSA public key");
 }
 
 }  // namespace sigil

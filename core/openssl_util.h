@@ -71,4 +71,12 @@ Result<Bytes> EcdsaRawToDer(std::span<const uint8_t> raw);
 Result<Bytes> PublicKeyToDer(EVP_PKEY* key);
 Result<EvpPkeyPtr> PublicKeyFromDer(std::span<const uint8_t> der);
 
+// Public keys from the parts hardware hands out (PKCS#11 attributes, TPM2B_PUBLIC):
+// an EC point in uncompressed form (0x04||x||y) on a named curve ("P-256", "P-384"), or an
+// RSA modulus and exponent as big-endian integers. InvalidArgument when the parts do not
+// make a valid key.
+Result<EvpPkeyPtr> EcPublicKeyFromPoint(std::string_view curve, std::span<const uint8_t> point);
+Result<EvpPkeyPtr> RsaPublicKeyFromParts(std::span<const uint8_t> modulus,
+                                         std::span<const uint8_t> exponent);
+
 }  // namespace sigil

@@ -1,6 +1,7 @@
 #include "core/openssl_util.h"
 
 #include <gtest/gtest.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 
 namespace sigil {
@@ -71,6 +72,38 @@ TEST(PublicKeyDer, RoundTrips) {
   auto bad = PublicKeyFromDer(truncated);
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("SubjectPublicKeyInfo"), std::string::npos);
+}
+
+TEST(OpenSSLUtilTest, EcPublicKeyFromPointMatchesTheKey) {
+  EvpPkeyPtr key(EVP_EC_gen("P-384"));
+  unsigned char point[200];
+  size_t length = 0;
+  ASSERT_EQ(EVP_PKEY_get_octet_string_param(key.get(), OSSL_PKEY_PARAM_PUB_KEY, point,
+                                            sizeof(point), &length), 1);
+  auto rebuilt = EcPublicKeyFromPoint("P-384", std::span<const uint8_t>(point, length));
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status().ToString();
+  EXPECT_EQ(EVP_PKEY_eq(key.get(), rebuilt->get()), 1);
+
+  point[length - 1] ^= 1;  // now off the curve
+  auto off_curve = EcPublicKeyFromPoint("P-384", std::span<const uint8_t>(point, length));
+  ASSERT_FALSE(off_curve.ok());
+  EXPECT_EQ(off_curve.status().code(), Code::kInvalidArgument);
+  EXPECT_FALSE(EcPublicKeyFromPoint("P-256", std::span<const uint8_t>(point, length)).ok());
+}
+
+TEST(OpenSSLUtilTest, RsaPublicKeyFromPartsMatchesTheKey) {
+  EvpPkeyPtr key(EVP_RSA_gen(2048));
+  BIGNUM* n = nullptr;
+  BIGNUM* e = nullptr;
+  ASSERT_EQ(EVP_PKEY_get_bn_param(key.get(), OSSL_PKEY_PARAM_RSA_N, &n), 1);
+  ASSERT_EQ(EVP_PKEY_get_bn_param(key.get(), OSSL_PKEY_PARAM_RSA_E, &e), 1);
+  BignumPtr n_owned(n), e_owned(e);
+  Bytes modulus(BN_num_bytes(n)), exponent(BN_num_bytes(e));
+  BN_bn2bin(n, modulus.data());
+  BN_bn2bin(e, exponent.data());
+  auto rebuilt = RsaPublicKeyFromParts(modulus, exponent);
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status().ToString();
+  EXPECT_EQ(EVP_PKEY_eq(key.get(), rebuilt->get()), 1);
 }
 
 }  // namespace

@@ -1,0 +1,188 @@
+#include "hw/soft_key_store.h"
+
+#include <fcntl.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+namespace sigil::hw {
+
+namespace {
+
+class SoftSigner final : public Signer {
+ public:
+  SoftSigner(EvpPkeyPtr private_key, EvpPkeyPtr public_key, KeyType type)
+      : private_key_(std::move(private_key)), public_key_(std::move(public_key)), type_(type) {}
+
+  KeyType key_type() const override { return type_; }
+  EVP_PKEY* public_key() const override { return public_key_.get(); }
+
+  Result<Bytes> SignDigest(SignatureScheme scheme, std::span<const uint8_t> digest) override {
+    SIGIL_RETURN_IF_ERROR(CheckSignRequest(scheme, digest));
+    // A context per call: EVP_PKEY is safe to share between threads, contexts are not.
+    EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new(private_key_.get(), nullptr));
+    if (!ctx || EVP_PKEY_sign_init(ctx.get()) != 1) {
+      return OpenSSLError(Code::kInternal, "starting a software signature");
+    }
+    if (type_ == KeyType::kRsa2048 &&
+        (EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) != 1 ||
+         EVP_PKEY_CTX_set_signature_md(ctx.get(), SchemeDigest(scheme)) != 1)) {
+      return OpenSSLError(Code::kInternal, "setting RSA PKCS#1 v1.5 padding");
+    }
+    size_t length = 0;
+    if (EVP_PKEY_sign(ctx.get(), nullptr, &length, digest.data(), digest.size()) != 1) {
+      return OpenSSLError(Code::kInternal, "sizing a software signature");
+    }
+    Bytes signature(length);
+    if (EVP_PKEY_sign(ctx.get(), signature.data(), &length, digest.data(), digest.size()) != 1) {
+      return OpenSSLError(Code::kInternal, "signing with a software key");
+    }
+    signature.resize(length);
+    return signature;
+  }
+
+ private:
+  EvpPkeyPtr private_key_;
+  EvpPkeyPtr public_key_;
+  KeyType type_;
+};
+
+Status ErrnoError(Code code, const std::string& what) {
+  return Status(code, what + ": " + std::strerror(errno));
+}
+
+class SoftKeyStore final : public KeyStore {
+ public:
+  explicit SoftKeyStore(std::filesystem::path key_dir) : key_dir_(std::move(key_dir)) {}
+
+  KeyStoreKind kind() const override { return KeyStoreKind::kSoft; }
+
+  Result<std::shared_ptr<Signer>> FindKey(std::string_view label) override {
+    SIGIL_RETURN_IF_ERROR(ValidateKeyLabel(label));
+    std::lock_guard lock(mutex_);
+    return FindLocked(std::string(label));
+  }
+
+  Result<std::shared_ptr<Signer>> CreateKey(std::string_view label, KeyType type) override {
+    SIGIL_RETURN_IF_ERROR(ValidateKeyLabel(label));
+    std::lock_guard lock(mutex_);
+    const std::string name(label);
+    auto existing = FindLocked(name);
+    if (existing.ok()) return AlreadyExistsError("key '" + name + "' already exists");
+    if (existing.status().code() != Code::kNotFound) return existing.status();
+
+    SIGIL_ASSIGN_OR_RETURN(EvpPkeyPtr key, GenerateSoftKey(type));
+    if (!key_dir_.empty()) SIGIL_RETURN_IF_ERROR(WriteKeyFile(name, key.get()));
+    SIGIL_ASSIGN_OR_RETURN(std::shared_ptr<Signer> signer, MakeSoftSigner(std::move(key)));
+    keys_[name] = signer;
+    return signer;
+  }
+
+  Status DeleteKey(std::string_view label) override {
+    SIGIL_RETURN_IF_ERROR(ValidateKeyLabel(label));
+    std::lock_guard lock(mutex_);
+    const std::string name(label);
+    const bool in_memory = keys_.erase(name) > 0;
+    if (key_dir_.empty()) {
+      return in_memory ? Status::Ok() : NotFoundError("no key labelled '" + name + "'");
+    }
+    if (::unlink(KeyPath(name).c_str()) != 0) {
+      if (errno == ENOENT) return NotFoundError("no key labelled '" + name + "'");
+      return ErrnoError(Code::kInternal, "removing " + KeyPath(name).string());
+    }
+    return Status::Ok();
+  }
+
+  Status PrepareDir() {
+    if (key_dir_.empty()) return Status::Ok();
+    if (::mkdir(key_dir_.c_str(), 0700) != 0 && errno != EEXIST) {
+      return ErrnoError(Code::kFailedPrecondition, "creating key folder " + key_dir_.string());
+    }
+    struct stat st {};
+    if (::stat(key_dir_.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return Status(Code::kFailedPrecondition, "key folder " + key_dir_.string() + " is not a folder");
+    }
+    return Status::Ok();
+  }
+
+ private:
+  std::filesystem::path KeyPath(const std::string& label) const { return key_dir_ / (label + ".pem"); }
+
+  Result<std::shared_ptr<Signer>> FindLocked(const std::string& label) {
+    if (auto it = keys_.find(label); it != keys_.end()) return it->second;
+    if (key_dir_.empty()) return NotFoundError("no key labelled '" + label + "'");
+    const std::filesystem::path path = KeyPath(label);
+    BioPtr bio(BIO_new_file(path.c_str(), "r"));
+    if (!bio) {
+      ClearOpenSSLErrors();
+      if (errno == ENOENT) return NotFoundError("no key labelled '" + label + "' in " + key_dir_.string());
+      return ErrnoError(Code::kPermissionDenied, "reading key file " + path.string());
+    }
+    EvpPkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+    if (!key) return OpenSSLError(Code::kDataLoss, "key file " + path.string() + " is not a PEM private key");
+    SIGIL_ASSIGN_OR_RETURN(std::shared_ptr<Signer> signer, MakeSoftSigner(std::move(key)));
+    keys_[label] = signer;
+    return signer;
+  }
+
+  // Written to a temporary file first and renamed, so a crash never leaves half a key under
+  // the label; the file is 0600 from its first byte.
+  Status WriteKeyFile(const std::string& label, EVP_PKEY* key) {
+    const std::filesystem::path path = KeyPath(label);
+    const std::filesystem::path temp = path.string() + ".tmp";
+    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return ErrnoError(Code::kPermissionDenied, "creating key file " + temp.string());
+    BioPtr bio(BIO_new_fd(fd, BIO_CLOSE));
+    if (!bio || PEM_write_bio_PKCS8PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1 ||
+        BIO_flush(bio.get()) != 1 || ::fsync(fd) != 0) {
+      bio.reset();
+      ::unlink(temp.c_str());
+      return OpenSSLError(Code::kInternal, "writing key file " + temp.string());
+    }
+    bio.reset();
+    if (::rename(temp.c_str(), path.c_str()) != 0) {
+      ::unlink(temp.c_str());
+      return ErrnoError(Code::kInternal, "renaming key file into " + path.string());
+    }
+    return Status::Ok();
+  }
+
+  const std::filesystem::path key_dir_;
+  std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<Signer>> keys_;
+};
+
+}  // namespace
+
+Result<EvpPkeyPtr> GenerateSoftKey(KeyType type) {
+  EvpPkeyPtr key;
+  switch (type) {
+    case KeyType::kEcP256: key.reset(EVP_EC_gen("P-256")); break;
+    case KeyType::kEcP384: key.reset(EVP_EC_gen("P-384")); break;
+    case KeyType::kRsa2048: key.reset(EVP_RSA_gen(2048)); break;
+  }
+  if (!key) return OpenSSLError(Code::kInternal, "generating a " + std::string(KeyTypeName(type)) + " key");
+  return key;
+}
+
+Result<std::shared_ptr<Signer>> MakeSoftSigner(EvpPkeyPtr private_key) {
+  SIGIL_ASSIGN_OR_RETURN(KeyType type, KeyTypeOf(private_key.get()));
+  SIGIL_ASSIGN_OR_RETURN(Bytes public_der, PublicKeyToDer(private_key.get()));
+  SIGIL_ASSIGN_OR_RETURN(EvpPkeyPtr public_key, PublicKeyFromDer(public_der));
+  return std::shared_ptr<Signer>(
+      std::make_shared<SoftSigner>(std::move(private_key), std::move(public_key), type));
+}
+
+Result<std::unique_ptr<KeyStore>> OpenSoftKeyStore(const KeyStoreConfig& config) {
+  auto store = std::make_unique<SoftKeyStore>(config.key_dir);
+  SIGIL_RETURN_IF_ERROR(store->PrepareDir());
+  return std::unique_ptr<KeyStore>(std::move(store));
+}
+
+}  // namespace sigil::hw
