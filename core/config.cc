@@ -1,0 +1,205 @@
+#include "core/config.h"
+
+#include <cctype>
+#include <limits>
+
+namespace sigil {
+
+Result<std::chrono::seconds> ParseDuration(std::string_view text) {
+  const std::string original(text);
+  auto invalid = [&] {
+    return InvalidArgumentError("'" + original +
+                                "' is not a duration: use seconds or units like 90s, 5m, 1h30m, 7d");
+  };
+  if (text.empty()) return invalid();
+  int64_t total = 0;
+  bool bare = true;
+  while (!text.empty()) {
+    size_t digits = 0;
+    while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+    if (digits == 0 || digits > 12) return invalid();
+    const int64_t number = std::stoll(std::string(text.substr(0, digits)));
+    text.remove_prefix(digits);
+    int64_t unit = 1;
+    if (!text.empty()) {
+      bare = false;
+      switch (text[0]) {
+        case 's': unit = 1; break;
+        case 'm': unit = 60; break;
+        case 'h': unit = 3600; break;
+        case 'd': unit = 86400; break;
+        default: return invalid();
+      }
+      text.remove_prefix(1);
+    } else if (!bare) {
+      return invalid();  // "1h30": a number without its unit after a unit
+    }
+    total += number * unit;
+    if (total > std::numeric_limits<int32_t>::max() * int64_t{100}) return invalid();
+  }
+  return std::chrono::seconds(total);
+}
+
+std::string FormatDuration(std::chrono::seconds duration) {
+  int64_t s = duration.count();
+  if (s == 0) return "0s";
+  std::string out;
+  if (s < 0) {
+    out = "-";
+    s = -s;
+  }
+  for (auto [unit, name] : {std::pair<int64_t, const char*>{86400, "d"}, {3600, "h"}, {60, "m"}, {1, "s"}}) {
+    if (s >= unit) {
+      out += std::to_string(s / unit) + name;
+      s %= unit;
+    }
+  }
+  return out;
+}
+
+ConfigSection::ConfigSection(YAML::Node node, std::string path, std::shared_ptr<Shared> shared)
+    : node_(std::move(node)), path_(std::move(path)), shared_(std::move(shared)) {}
+
+std::string ConfigSection::PathOf(std::string_view key) const {
+  return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+}
+
+void ConfigSection::Problem(std::string_view key, std::string_view message) {
+  shared_->problems.push_back(PathOf(key) + ": " + std::string(message));
+}
+
+YAML::Node ConfigSection::Get(std::string_view key) {
+  seen_.emplace(key);
+  if (!node_.IsMap()) return YAML::Node();
+  return node_[std::string(key)];
+}
+
+bool ConfigSection::Has(std::string_view key) const {
+  const_cast<ConfigSection*>(this)->seen_.emplace(key);
+  return node_.IsMap() && node_[std::string(key)].IsDefined() && !node_[std::string(key)].IsNull();
+}
+
+void ConfigSection::Read(std::string_view key, std::string& value) {
+  YAML::Node node = Get(key);
+  if (!node.IsDefined() || node.IsNull()) return;
+  if (!node.IsScalar()) return Problem(key, "expected a single value");
+  value = node.Scalar();
+}
+
+void ConfigSection::Read(std::string_view key, bool& value) {
+  YAML::Node node = Get(key);
+  if (!node.IsDefined() || node.IsNull()) return;
+  bool parsed = false;
+  if (!node.IsScalar() || !YAML::convert<bool>::decode(node, parsed)) {
+    return Problem(key, "expected true or false");
+  }
+  value = parsed;
+}
+
+void ConfigSection::Read(std::string_view key, int64_t& value, int64_t min, int64_t max) {
+  YAML::Node node = Get(key);
+  if (!node.IsDefined() || node.IsNull()) return;
+  int64_t parsed = 0;
+  if (!node.IsScalar() || !YAML::convert<int64_t>::decode(node, parsed)) {
+    return Problem(key, "'" + (node.IsScalar() ? node.Scalar() : std::string("?")) + "' is not a whole number");
+  }
+  if (parsed < min || parsed > max) {
+    return Problem(key, std::to_string(parsed) + " is outside " + std::to_string(min) + ".." +
+                            std::to_string(max));
+  }
+  value = parsed;
+}
+
+void ConfigSection::Read(std::string_view key, int& value, int min, int max) {
+  int64_t wide = value;
+  Read(key, wide, min, max);
+  value = static_cast<int>(wide);
+}
+
+void ConfigSection::Read(std::string_view key, std::chrono::seconds& value, std::chrono::seconds min) {
+  YAML::Node node = Get(key);
+  if (!node.IsDefined() || node.IsNull()) return;
+  if (!node.IsScalar()) return Problem(key, "expected a duration such as 1h");
+  if (!node.Scalar().empty() && node.Scalar()[0] == '-') {
+    return Problem(key, "'" + node.Scalar() + "' is negative");
+  }
+  auto parsed = ParseDuration(node.Scalar());
+  if (!parsed.ok()) return Problem(key, parsed.status().message());
+  if (*parsed < min) return Problem(key, node.Scalar() + " is shorter than " + FormatDuration(min));
+  value = *parsed;
+}
+
+void ConfigSection::Read(std::string_view key, std::vector<std::string>& value) {
+  YAML::Node node = Get(key);
+  if (!node.IsDefined() || node.IsNull()) return;
+  if (node.IsScalar()) {
+    value = {node.Scalar()};
+    return;
+  }
+  if (!node.IsSequence()) return Problem(key, "expected a list");
+  std::vector<std::string> items;
+  for (const auto& item : node) {
+    if (!item.IsScalar()) return Problem(key, "expected a list of single values");
+    items.push_back(item.Scalar());
+  }
+  value = std::move(items);
+}
+
+void ConfigSection::ReadChoice(std::string_view key, std::string& value,
+                               const std::vector<std::string>& choices) {
+  std::string read = value;
+  Read(key, read);
+  for (const auto& choice : choices) {
+    if (read == choice) {
+      value = read;
+      return;
+    }
+  }
+  std::string list;
+  for (const auto& choice : choices) list += (list.empty() ? "" : ", ") + choice;
+  Problem(key, "'" + read + "' is not one of " + list);
+}
+
+ConfigSection ConfigSection::Section(std::string_view key) {
+  YAML::Node node = Get(key);
+  if (node.IsDefined() && !node.IsNull() && !node.IsMap()) {
+    Problem(key, "expected a mapping of keys");
+    return ConfigSection(YAML::Node(), PathOf(key), shared_);
+  }
+  return ConfigSection(node, PathOf(key), shared_);
+}
+
+void ConfigSection::RefuseUnknownKeys() {
+  if (!node_.IsMap()) return;
+  for (const auto& item : node_) {
+    const std::string key = item.first.Scalar();
+    if (seen_.find(key) == seen_.end()) Problem(key, "unknown key");
+  }
+}
+
+Result<ConfigDocument> ConfigDocument::Parse(std::string_view text, std::string source) {
+  YAML::Node node;
+  try {
+    // yaml-cpp reports malformed documents only by exception; it stops here.
+    node = YAML::Load(std::string(text));
+  } catch (const YAML::Exception& e) {
+    return InvalidArgumentError(source + ": not valid YAML at line " + std::to_string(e.mark.line + 1) +
+                                ", column " + std::to_string(e.mark.column + 1) + ": " + e.msg);
+  }
+  if (!node.IsNull() && !node.IsMap()) {
+    return InvalidArgumentError(source + ": expected a mapping of keys at the top level");
+  }
+  auto shared = std::make_shared<ConfigSection::Shared>();
+  return ConfigDocument(ConfigSection(node, "", shared), std::move(source), shared);
+}
+
+Status ConfigDocument::Finish() const {
+  if (shared_->problems.empty()) return Status::Ok();
+  std::string message = source_ + ": ";
+  for (size_t i = 0; i < shared_->problems.size(); ++i) {
+    message += (i == 0 ? "" : "; ") + shared_->problems[i];
+  }
+  return InvalidArgumentError(message);
+}
+
+}  // namespace sigil

@@ -1,0 +1,91 @@
+// Reading config documents: a YAML mapping walked key by key into typed fields that already
+// hold their defaults. Every problem is collected with the dotted path of its key
+// ("server.ca_ttl: '1 day' is not a duration"), unknown keys included, so one start-up error
+// lists everything an operator has to fix. No I/O here: the daemons read the file and hand
+// over its text.
+//
+// Thread safety: a ConfigDocument and its sections are used by one thread.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+namespace sigil {
+
+// "90s", "5m", "1h30m", "24h", "7d", or a bare number of seconds. InvalidArgument otherwise.
+Result<std::chrono::seconds> ParseDuration(std::string_view text);
+// The inverse, in the largest exact units: 5400s -> "1h30m".
+std::string FormatDuration(std::chrono::seconds duration);
+
+class ConfigSection {
+ public:
+  // True when the key is present (even when its value is invalid).
+  bool Has(std::string_view key) const;
+
+  // Each Read leaves `value` unchanged when the key is absent and records a problem when the
+  // value has the wrong type or is out of range.
+  void Read(std::string_view key, std::string& value);
+  void Read(std::string_view key, bool& value);
+  void Read(std::string_view key, int64_t& value, int64_t min, int64_t max);
+  void Read(std::string_view key, int& value, int min, int max);
+  void Read(std::string_view key, std::chrono::seconds& value,
+            std::chrono::seconds min = std::chrono::seconds(0));
+  void Read(std::string_view key, std::vector<std::string>& value);
+  // One of `choices`, compared exactly.
+  void ReadChoice(std::string_view key, std::string& value, const std::vector<std::string>& choices);
+
+  // A nested mapping; an empty section when absent.
+  ConfigSection Section(std::string_view key);
+
+  // Records a problem with `key` found by a caller's own check.
+  void Problem(std::string_view key, std::string_view message);
+
+  // Records every key of this section that no Read, Has or Section asked for.
+  void RefuseUnknownKeys();
+
+  // "server.ca_ttl", for messages.
+  std::string PathOf(std::string_view key) const;
+
+ private:
+  friend class ConfigDocument;
+  struct Shared {
+    std::vector<std::string> problems;
+  };
+  ConfigSection(YAML::Node node, std::string path, std::shared_ptr<Shared> shared);
+  YAML::Node Get(std::string_view key);
+
+  YAML::Node node_;
+  std::string path_;
+  std::shared_ptr<Shared> shared_;
+  std::set<std::string, std::less<>> seen_;
+};
+
+class ConfigDocument {
+ public:
+  // InvalidArgument naming the line and column when the text is not YAML or not a mapping.
+  // `source` names the file in messages.
+  static Result<ConfigDocument> Parse(std::string_view text, std::string source);
+
+  ConfigSection& root() { return root_; }
+
+  // OK, or InvalidArgument "<source>: a; b; c" listing every recorded problem.
+  Status Finish() const;
+
+ private:
+  ConfigDocument(ConfigSection root, std::string source, std::shared_ptr<ConfigSection::Shared> shared)
+      : root_(std::move(root)), source_(std::move(source)), shared_(std::move(shared)) {}
+  ConfigSection root_;
+  std::string source_;
+  std::shared_ptr<ConfigSection::Shared> shared_;
+};
+
+}  // namespace sigil

@@ -1,0 +1,132 @@
+#include "core/config.h"
+
+#include <gtest/gtest.h>
+
+namespace sigil {
+namespace {
+
+using std::chrono::seconds;
+
+TEST(DurationTest, ParsesUnitsAndBareSeconds) {
+  EXPECT_EQ(*ParseDuration("90"), seconds(90));
+  EXPECT_EQ(*ParseDuration("90s"), seconds(90));
+  EXPECT_EQ(*ParseDuration("5m"), seconds(300));
+  EXPECT_EQ(*ParseDuration("1h30m"), seconds(5400));
+  EXPECT_EQ(*ParseDuration("7d"), seconds(7 * 86400));
+  for (const char* bad : {"", "h", "1x", "1h30", "-5m", "1.5h", "1 h", "9999999999999s"}) {
+    auto parsed = ParseDuration(bad);
+    ASSERT_FALSE(parsed.ok()) << bad;
+    EXPECT_NE(parsed.status().message().find("is not a duration"), std::string::npos) << bad;
+  }
+}
+
+TEST(DurationTest, FormatsInLargestExactUnits) {
+  EXPECT_EQ(FormatDuration(seconds(5400)), "1h30m");
+  EXPECT_EQ(FormatDuration(seconds(86400 + 1)), "1d1s");
+  EXPECT_EQ(FormatDuration(seconds(0)), "0s");
+  EXPECT_EQ(*ParseDuration(FormatDuration(seconds(123456))), seconds(123456));
+}
+
+struct Sample {
+  std::string trust_domain = "example.org";
+  int port = 8081;
+  bool enabled = false;
+  seconds ttl{3600};
+  std::vector<std::string> uids;
+  std::string format = "text";
+  std::string nested = "default";
+};
+
+Status Load(std::string_view yaml, Sample& sample) {
+  SIGIL_ASSIGN_OR_RETURN(ConfigDocument doc, ConfigDocument::Parse(yaml, "server.yaml"));
+  ConfigSection server = doc.root().Section("server");
+  server.Read("trust_domain", sample.trust_domain);
+  server.Read("port", sample.port, 1, 65535);
+  server.Read("enabled", sample.enabled);
+  server.Read("ttl", sample.ttl, seconds(60));
+  server.Read("uids", sample.uids);
+  server.ReadChoice("format", sample.format, {"text", "json"});
+  ConfigSection inner = server.Section("inner");
+  inner.Read("value", sample.nested);
+  inner.RefuseUnknownKeys();
+  server.RefuseUnknownKeys();
+  doc.root().RefuseUnknownKeys();
+  return doc.Finish();
+}
+
+TEST(ConfigTest, DefaultsStayWhenKeysAreAbsent) {
+  Sample sample;
+  ASSERT_TRUE(Load("server: {}\n", sample).ok());
+  EXPECT_EQ(sample.port, 8081);
+  EXPECT_EQ(sample.ttl, seconds(3600));
+  EXPECT_EQ(sample.format, "text");
+  ASSERT_TRUE(Load("", sample).ok());
+}
+
+TEST(ConfigTest, ReadsEveryType) {
+  Sample sample;
+  const Status status = Load(R"(
+server:
+  trust_domain: prod.example
+  port: 9000
+  enabled: true
+  ttl: 2h
+  uids: [0, 1001]
+  format: json
+  inner:
+    value: here
+)", sample);
+  ASSERT_TRUE(status.ok()) << status.ToString();
+  EXPECT_EQ(sample.trust_domain, "prod.example");
+  EXPECT_EQ(sample.port, 9000);
+  EXPECT_TRUE(sample.enabled);
+  EXPECT_EQ(sample.ttl, seconds(7200));
+  EXPECT_EQ(sample.uids, (std::vector<std::string>{"0", "1001"}));
+  EXPECT_EQ(sample.format, "json");
+  EXPECT_EQ(sample.nested, "here");
+}
+
+TEST(ConfigTest, ListsEveryProblemWithItsKeyAndChangesNothingBad) {
+  Sample sample;
+  const Status status = Load(R"(
+server:
+  port: 70000
+  enabled: maybe
+  ttl: -5m
+  format: xml
+  colour: red
+  inner:
+    vaule: typo
+extra: 1
+)", sample);
+  ASSERT_FALSE(status.ok());
+  const std::string& m = status.message();
+  EXPECT_EQ(m.rfind("server.yaml: ", 0), 0u) << m;
+  EXPECT_NE(m.find("server.port: 70000 is outside 1..65535"), std::string::npos) << m;
+  EXPECT_NE(m.find("server.enabled: expected true or false"), std::string::npos) << m;
+  EXPECT_NE(m.find("server.ttl: '-5m' is negative"), std::string::npos) << m;
+  EXPECT_NE(m.find("server.format: 'xml' is not one of text, json"), std::string::npos) << m;
+  EXPECT_NE(m.find("server.colour: unknown key"), std::string::npos) << m;
+  EXPECT_NE(m.find("server.inner.vaule: unknown key"), std::string::npos) << m;
+  EXPECT_NE(m.find("extra: unknown key"), std::string::npos) << m;
+  EXPECT_EQ(sample.port, 8081);
+  EXPECT_EQ(sample.format, "text");
+}
+
+TEST(ConfigTest, ShortTtlAndMalformedYamlAreNamed) {
+  Sample sample;
+  Status short_ttl = Load("server:\n  ttl: 10s\n", sample);
+  EXPECT_NE(short_ttl.message().find("server.ttl: 10s is shorter than 1m"), std::string::npos)
+      << short_ttl.message();
+  Status malformed = Load("server:\n  port: [1,\n", sample);
+  ASSERT_FALSE(malformed.ok());
+  EXPECT_NE(malformed.message().find("not valid YAML at line"), std::string::npos) << malformed.message();
+  Status not_map = Load("- a\n- b\n", sample);
+  EXPECT_NE(not_map.message().find("expected a mapping"), std::string::npos);
+  Status section_scalar = Load("server: 5\n", sample);
+  EXPECT_NE(section_scalar.message().find("server: expected a mapping of keys"), std::string::npos)
+      << section_scalar.message();
+}
+
+}  // namespace
+}  // namespace sigil
