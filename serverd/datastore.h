@@ -1,0 +1,133 @@
+// Datastore: serverd's only durable state — registration entries, attested agents, join
+// tokens, trust bundles and the CA journal. SQLite is the embedded default; a PostgreSQL
+// implementation of the same interface lets several replicas share one store.
+//
+// Every write is one transaction: when a call returns OK the change is on disk (a crash or a
+// kill -9 afterwards keeps it); when it returns an error nothing was written. Every change to
+// an entry takes the next value of one store-wide revision counter, and deleting an entry
+// leaves a tombstone with its revision, so agents sync by asking what changed since the
+// revision they hold.
+//
+// Thread safety: every method may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/registration_entry.h"
+#include "core/selector.h"
+#include "core/status.h"
+
+namespace sigil::serverd {
+
+struct EntryFilter {
+  std::optional<std::string> spiffe_id;
+  std::optional<std::string> parent_id;
+  std::optional<SelectorSet> selectors;
+  SelectorMatch match = SelectorMatch::kSuperset;  // SPIRE's default for `entry show -selector`
+};
+
+struct EntryChanges {
+  int64_t revision = 0;  // the store's revision when the changes were read
+  std::vector<RegistrationEntry> changed;  // created or updated after the asked revision
+  std::vector<std::string> removed_ids;    // deleted after the asked revision
+};
+
+struct AttestedAgent {
+  std::string spiffe_id;
+  std::string attestation_type;  // "join_token", "tpm_devid"
+  std::string serial;            // of the agent's current X509-SVID, hex
+  int64_t expires_at = 0;        // of that SVID, Unix seconds
+  bool banned = false;
+  std::vector<Selector> selectors;  // what node attestation learnt about the host
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+
+  friend bool operator==(const AttestedAgent&, const AttestedAgent&) = default;
+};
+
+struct JoinToken {
+  std::string spiffe_id;  // optional alias the agent is also known by; empty when none
+  int64_t expires_at = 0;
+};
+
+struct StoredBundle {
+  std::string trust_domain;
+  std::string data;  // the SPIFFE bundle (JWKS JSON)
+  bool federated = false;
+  int64_t updated_at = 0;
+};
+
+enum class CaSlotState { kPrepared, kActive, kRetired };
+std::string_view CaSlotStateName(CaSlotState state);
+
+// One CA the server has made: the label of its key in the key store and its certificate.
+struct CaSlot {
+  int64_t id = 0;  // assigned by the store, increasing
+  std::string key_label;
+  std::string certificate_der;
+  int64_t not_before = 0;
+  int64_t not_after = 0;
+  CaSlotState state = CaSlotState::kPrepared;
+};
+
+class Datastore {
+ public:
+  virtual ~Datastore() = default;
+
+  // Entries. Create assigns id (when empty), created_at and revision; AlreadyExists when an
+  // entry with the same spiffe_id, parent_id and selectors exists. Validation of the entry's
+  // fields is the caller's; the store keeps what it is given.
+  virtual Result<RegistrationEntry> CreateEntry(RegistrationEntry entry) = 0;
+  // All or nothing: the first failing entry's error, naming its position.
+  virtual Result<std::vector<RegistrationEntry>> CreateEntries(std::vector<RegistrationEntry> entries) = 0;
+  virtual Result<RegistrationEntry> FetchEntry(const std::string& id) = 0;
+  virtual Result<std::vector<RegistrationEntry>> ListEntries(const EntryFilter& filter) = 0;
+  // Replaces every field but id and created_at; NotFound when there is no such entry.
+  virtual Result<RegistrationEntry> UpdateEntry(RegistrationEntry entry) = 0;
+  virtual Status DeleteEntry(const std::string& id) = 0;
+  virtual Result<int64_t> CountEntries() = 0;
+  // What changed after `since_revision`, among entries whose parent is one of `parent_ids`
+  // (all entries when empty).
+  virtual Result<EntryChanges> EntriesChangedSince(int64_t since_revision,
+                                                   const std::vector<std::string>& parent_ids) = 0;
+  virtual Result<int64_t> CurrentRevision() = 0;
+
+  // Agents.
+  virtual Status CreateAgent(const AttestedAgent& agent) = 0;
+  virtual Result<AttestedAgent> FetchAgent(const std::string& spiffe_id) = 0;
+  virtual Result<std::vector<AttestedAgent>> ListAgents() = 0;
+  virtual Status UpdateAgentSvid(const std::string& spiffe_id, const std::string& serial,
+                                 int64_t expires_at) = 0;
+  virtual Status SetAgentBanned(const std::string& spiffe_id, bool banned) = 0;
+  // Eviction: the agent must attest again.
+  virtual Status DeleteAgent(const std::string& spiffe_id) = 0;
+
+  // Join tokens, kept only as SHA-256 hashes. Consume removes the token whatever the outcome,
+  // so a token works at most once: NotFound when unknown or used, PermissionDenied when expired.
+  virtual Status CreateJoinToken(const std::string& token, const JoinToken& details) = 0;
+  virtual Result<JoinToken> ConsumeJoinToken(const std::string& token, int64_t now) = 0;
+  virtual Result<int64_t> PruneJoinTokens(int64_t now) = 0;
+
+  // Bundles, own and federated, by trust domain name.
+  virtual Status SetBundle(const StoredBundle& bundle) = 0;
+  virtual Result<StoredBundle> FetchBundle(const std::string& trust_domain) = 0;
+  virtual Result<std::vector<StoredBundle>> ListBundles() = 0;
+  virtual Status DeleteBundle(const std::string& trust_domain) = 0;
+
+  // CA journal.
+  virtual Result<CaSlot> AddCaSlot(CaSlot slot) = 0;
+  virtual Result<std::vector<CaSlot>> ListCaSlots() = 0;
+  virtual Status SetCaSlotState(int64_t id, CaSlotState state) = 0;
+
+  // A cheap round trip, for /ready.
+  virtual Status Ping() = 0;
+};
+
+// A fresh entry id: a random UUID, as SPIRE's.
+std::string NewEntryId();
+
+}  // namespace sigil::serverd

@@ -1,0 +1,348 @@
+// The SQLite datastore against real database files: every record round trips, uniqueness and
+// single use hold, nothing is written on error, and acknowledged writes survive kill -9.
+#include "serverd/sqlite_datastore.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include "tests/support/process.h"
+
+namespace sigil::serverd {
+namespace {
+
+using sigil::testing::TempDir;
+using std::chrono::seconds;
+
+RegistrationEntry SampleEntry(const std::string& name, const std::string& parent = "spiffe://example.org/spire/agent/join_token/t1") {
+  RegistrationEntry e;
+  e.spiffe_id = "spiffe://example.org/" + name;
+  e.parent_id = parent;
+  e.selectors = {{"unix", "uid:1001"}, {"unix", "gid:10"}};
+  e.x509_svid_ttl = seconds(3600);
+  e.jwt_svid_ttl = seconds(300);
+  e.dns_names = {name + ".example.org", "alt." + name + ".example.org"};
+  e.federates_with = {"other.org", "third.org"};
+  e.admin = true;
+  e.downstream = false;
+  e.expires_at = 1900000000;
+  e.hint = "hint-" + name;
+  return e;
+}
+
+class DatastoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { store_ = Open(); }
+  std::unique_ptr<Datastore> Open() {
+    auto store = OpenSqliteDatastore(path());
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    return store.ok() ? std::move(*store) : nullptr;
+  }
+  std::filesystem::path path() const { return dir_ / "datastore.sqlite3"; }
+
+  TempDir dir_{"sigil-datastore"};
+  std::unique_ptr<Datastore> store_;
+};
+
+TEST_F(DatastoreTest, EntryRoundTripsEveryField) {
+  auto created = store_->CreateEntry(SampleEntry("web"));
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  EXPECT_EQ(created->id.size(), 36u);
+  EXPECT_GT(created->created_at, 0);
+  EXPECT_EQ(created->revision, 1);
+
+  auto fetched = store_->FetchEntry(created->id);
+  ASSERT_TRUE(fetched.ok()) << fetched.status().ToString();
+  EXPECT_EQ(*fetched, *created);
+  EXPECT_EQ(fetched->dns_names[0], "web.example.org");  // the first DNS name stays first
+
+  store_.reset();
+  store_ = Open();
+  auto reopened = store_->FetchEntry(created->id);
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ(*reopened, *created);
+  EXPECT_EQ(store_->FetchEntry("nope").status().code(), Code::kNotFound);
+}
+
+TEST_F(DatastoreTest, DuplicateIsRefusedAndWritesNothing) {
+  ASSERT_TRUE(store_->CreateEntry(SampleEntry("web")).ok());
+  RegistrationEntry same = SampleEntry("web");
+  std::reverse(same.selectors.begin(), same.selectors.end());  // order does not matter
+  auto duplicate = store_->CreateEntry(same);
+  ASSERT_EQ(duplicate.status().code(), Code::kAlreadyExists);
+  EXPECT_NE(duplicate.status().message().find("spiffe://example.org/web"), std::string::npos);
+  EXPECT_EQ(*store_->CountEntries(), 1);
+  EXPECT_EQ(*store_->CurrentRevision(), 1);
+
+  RegistrationEntry other_selectors = SampleEntry("web");
+  other_selectors.selectors = {{"unix", "uid:1002"}};
+  EXPECT_TRUE(store_->CreateEntry(other_selectors).ok());
+}
+
+TEST_F(DatastoreTest, BatchIsAllOrNothing) {
+  std::vector<RegistrationEntry> batch = {SampleEntry("a"), SampleEntry("b"), SampleEntry("a")};
+  auto failed = store_->CreateEntries(batch);
+  ASSERT_EQ(failed.status().code(), Code::kAlreadyExists);
+  EXPECT_NE(failed.status().ToString().find("entry 3 of the batch"), std::string::npos);
+  EXPECT_EQ(*store_->CountEntries(), 0);
+
+  batch.pop_back();
+  auto created = store_->CreateEntries(batch);
+  ASSERT_TRUE(created.ok());
+  EXPECT_EQ(created->size(), 2u);
+  EXPECT_EQ(*store_->CountEntries(), 2);
+}
+
+TEST_F(DatastoreTest, ListFiltersByIdParentAndSelectors) {
+  RegistrationEntry a = SampleEntry("a");
+  RegistrationEntry b = SampleEntry("b", "spiffe://example.org/spire/agent/join_token/t2");
+  b.selectors = {{"unix", "uid:1001"}};
+  RegistrationEntry c = SampleEntry("c");
+  c.selectors = {{"unix", "uid:1001"}, {"unix", "gid:10"}, {"unix", "user:web"}};
+  for (auto* e : {&a, &b, &c}) ASSERT_TRUE(store_->CreateEntry(*e).ok());
+
+  auto by_id = store_->ListEntries({.spiffe_id = "spiffe://example.org/b"});
+  ASSERT_EQ(by_id->size(), 1u);
+  EXPECT_EQ(by_id->front().spiffe_id, "spiffe://example.org/b");
+  auto by_parent = store_->ListEntries({.parent_id = "spiffe://example.org/spire/agent/join_token/t1"});
+  EXPECT_EQ(by_parent->size(), 2u);
+
+  const SelectorSet query({{"unix", "uid:1001"}, {"unix", "gid:10"}});
+  auto count = [&](SelectorMatch mode) {
+    EntryFilter filter;
+    filter.selectors = query;
+    filter.match = mode;
+    return store_->ListEntries(filter)->size();
+  };
+  EXPECT_EQ(count(SelectorMatch::kExact), 1u);     // a
+  EXPECT_EQ(count(SelectorMatch::kSubset), 2u);    // a, b
+  EXPECT_EQ(count(SelectorMatch::kSuperset), 2u);  // a, c
+  EXPECT_EQ(count(SelectorMatch::kAny), 3u);
+}
+
+TEST_F(DatastoreTest, UpdateAndDeleteAdvanceTheRevision) {
+  auto created = store_->CreateEntry(SampleEntry("web"));
+  ASSERT_TRUE(created.ok());
+  RegistrationEntry changed = *created;
+  changed.x509_svid_ttl = seconds(60);
+  changed.dns_names = {"only.example.org"};
+  auto updated = store_->UpdateEntry(changed);
+  ASSERT_TRUE(updated.ok()) << updated.status().ToString();
+  EXPECT_EQ(updated->revision, 2);
+  EXPECT_EQ(updated->created_at, created->created_at);
+  EXPECT_EQ(store_->FetchEntry(created->id)->dns_names, std::vector<std::string>{"only.example.org"});
+
+  RegistrationEntry missing = changed;
+  missing.id = "no-such-id";
+  EXPECT_EQ(store_->UpdateEntry(missing).status().code(), Code::kNotFound);
+  EXPECT_EQ(*store_->CurrentRevision(), 2);
+
+  ASSERT_TRUE(store_->DeleteEntry(created->id).ok());
+  EXPECT_EQ(*store_->CurrentRevision(), 3);
+  EXPECT_EQ(store_->DeleteEntry(created->id).code(), Code::kNotFound);
+  EXPECT_EQ(*store_->CountEntries(), 0);
+}
+
+TEST_F(DatastoreTest, ChangesSinceARevisionPerParent) {
+  const std::string agent1 = "spiffe://example.org/spire/agent/join_token/t1";
+  const std::string agent2 = "spiffe://example.org/spire/agent/join_token/t2";
+  auto a = store_->CreateEntry(SampleEntry("a", agent1));
+  auto b = store_->CreateEntry(SampleEntry("b", agent2));
+  ASSERT_TRUE(a.ok() && b.ok());
+
+  auto full = store_->EntriesChangedSince(0, {agent1});
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(full->revision, 2);
+  ASSERT_EQ(full->changed.size(), 1u);
+  EXPECT_EQ(full->changed[0].id, a->id);
+
+  auto nothing = store_->EntriesChangedSince(full->revision, {agent1});
+  EXPECT_TRUE(nothing->changed.empty());
+  EXPECT_TRUE(nothing->removed_ids.empty());
+
+  // Moving b to agent1 shows up for agent1 as a change and for agent2 as a removal.
+  RegistrationEntry moved = *b;
+  moved.parent_id = agent1;
+  ASSERT_TRUE(store_->UpdateEntry(moved).ok());
+  ASSERT_TRUE(store_->DeleteEntry(a->id).ok());
+  auto for_agent1 = store_->EntriesChangedSince(full->revision, {agent1});
+  ASSERT_EQ(for_agent1->changed.size(), 1u);
+  EXPECT_EQ(for_agent1->changed[0].id, b->id);
+  EXPECT_EQ(for_agent1->removed_ids, std::vector<std::string>{a->id});
+  auto for_agent2 = store_->EntriesChangedSince(full->revision, {agent2});
+  EXPECT_TRUE(for_agent2->changed.empty());
+  EXPECT_EQ(for_agent2->removed_ids, std::vector<std::string>{b->id});
+  EXPECT_EQ(for_agent2->revision, 4);
+}
+
+TEST_F(DatastoreTest, AgentsAreRecordedBannedAndEvicted) {
+  AttestedAgent agent{"spiffe://example.org/spire/agent/join_token/t1", "join_token", "0a1b", 1900000000,
+                      false, {{"join_token", "t1"}}, 0, 0};
+  ASSERT_TRUE(store_->CreateAgent(agent).ok());
+  EXPECT_EQ(store_->CreateAgent(agent).code(), Code::kAlreadyExists);
+  auto fetched = store_->FetchAgent(agent.spiffe_id);
+  ASSERT_TRUE(fetched.ok());
+  EXPECT_EQ(fetched->serial, "0a1b");
+  EXPECT_EQ(fetched->selectors, agent.selectors);
+  ASSERT_TRUE(store_->UpdateAgentSvid(agent.spiffe_id, "ffee", 1900000100).ok());
+  ASSERT_TRUE(store_->SetAgentBanned(agent.spiffe_id, true).ok());
+  fetched = store_->FetchAgent(agent.spiffe_id);
+  EXPECT_EQ(fetched->serial, "ffee");
+  EXPECT_EQ(fetched->expires_at, 1900000100);
+  EXPECT_TRUE(fetched->banned);
+  EXPECT_EQ(store_->ListAgents()->size(), 1u);
+  ASSERT_TRUE(store_->DeleteAgent(agent.spiffe_id).ok());
+  EXPECT_EQ(store_->FetchAgent(agent.spiffe_id).status().code(), Code::kNotFound);
+  EXPECT_EQ(store_->SetAgentBanned(agent.spiffe_id, true).code(), Code::kNotFound);
+}
+
+TEST_F(DatastoreTest, JoinTokensWorkOnceBeforeExpiryAndAreStoredHashed) {
+  const std::string token = "3f6c1e0d-secret-token-value";
+  ASSERT_TRUE(store_->CreateJoinToken(token, {"", 2000}).ok());
+  ASSERT_TRUE(store_->CreateJoinToken("expired-token", {"", 1000}).ok());
+
+  auto used = store_->ConsumeJoinToken(token, 1500);
+  ASSERT_TRUE(used.ok()) << used.status().ToString();
+  EXPECT_EQ(used->expires_at, 2000);
+  EXPECT_EQ(store_->ConsumeJoinToken(token, 1500).status().code(), Code::kNotFound);
+
+  auto expired = store_->ConsumeJoinToken("expired-token", 1500);
+  EXPECT_EQ(expired.status().code(), Code::kPermissionDenied);
+  EXPECT_NE(expired.status().message().find("expired"), std::string::npos);
+  EXPECT_EQ(store_->ConsumeJoinToken("expired-token", 1500).status().code(), Code::kNotFound);
+
+  ASSERT_TRUE(store_->CreateJoinToken("old", {"", 10}).ok());
+  EXPECT_EQ(*store_->PruneJoinTokens(100), 1);
+
+  store_.reset();
+  const std::string file = sigil::testing::ReadFile(path()) +
+                           (std::filesystem::exists(path().string() + "-wal")
+                                ? sigil::testing::ReadFile(path().string() + "-wal") : "");
+  EXPECT_EQ(file.find("secret-token-value"), std::string::npos) << "the raw token reached the disk";
+}
+
+TEST_F(DatastoreTest, BundlesAndCaJournal) {
+  ASSERT_TRUE(store_->SetBundle({"example.org", "{\"keys\":[]}", false, 0}).ok());
+  ASSERT_TRUE(store_->SetBundle({"other.org", "{\"keys\":[1]}", true, 0}).ok());
+  ASSERT_TRUE(store_->SetBundle({"other.org", "{\"keys\":[2]}", true, 0}).ok());
+  EXPECT_EQ(store_->FetchBundle("other.org")->data, "{\"keys\":[2]}");
+  EXPECT_EQ(store_->ListBundles()->size(), 2u);
+  ASSERT_TRUE(store_->DeleteBundle("other.org").ok());
+  EXPECT_EQ(store_->DeleteBundle("other.org").code(), Code::kNotFound);
+
+  std::string der("\x30\x82\x00\x00", 4);
+  auto slot = store_->AddCaSlot({0, "ca-1", der, 100, 200, CaSlotState::kActive});
+  ASSERT_TRUE(slot.ok());
+  auto next = store_->AddCaSlot({0, "ca-2", der, 150, 300, CaSlotState::kPrepared});
+  ASSERT_TRUE(next.ok());
+  EXPECT_GT(next->id, slot->id);
+  ASSERT_TRUE(store_->SetCaSlotState(slot->id, CaSlotState::kRetired).ok());
+  auto slots = store_->ListCaSlots();
+  ASSERT_EQ(slots->size(), 2u);
+  EXPECT_EQ((*slots)[0].state, CaSlotState::kRetired);
+  EXPECT_EQ((*slots)[0].certificate_der, der);
+  EXPECT_EQ((*slots)[1].key_label, "ca-2");
+}
+
+TEST_F(DatastoreTest, RefusesASchemaFromTheFuture) {
+  store_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path().c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE schema_version SET version = 99", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto reopened = OpenSqliteDatastore(path());
+  ASSERT_FALSE(reopened.ok());
+  EXPECT_EQ(reopened.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(reopened.status().message().find("99"), std::string::npos);
+}
+
+TEST_F(DatastoreTest, ConcurrentWritersGetDistinctRevisions) {
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 25;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  std::mutex mutex;
+  std::set<int64_t> revisions;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        auto created = store_->CreateEntry(SampleEntry("w" + std::to_string(t) + "-" + std::to_string(i)));
+        if (!created.ok()) {
+          ++failures;
+          continue;
+        }
+        std::lock_guard lock(mutex);
+        revisions.insert(created->revision);
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(revisions.size(), static_cast<size_t>(kThreads * kPerThread));
+  EXPECT_EQ(*store_->CountEntries(), kThreads * kPerThread);
+}
+
+// A child process creates entries as fast as it can and reports each acknowledged id on a
+// pipe; it is killed with SIGKILL mid-stream. Every reported id must be in the reopened store.
+TEST_F(DatastoreTest, AcknowledgedWritesSurviveKill9) {
+  store_.reset();
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(fds[0]);
+    auto store = OpenSqliteDatastore(path());
+    if (!store.ok()) ::_exit(2);
+    for (int i = 0;; ++i) {
+      auto created = (*store)->CreateEntry(SampleEntry("k" + std::to_string(i)));
+      if (!created.ok()) ::_exit(3);
+      const std::string line = created->id + "\n";
+      if (::write(fds[1], line.data(), line.size()) != static_cast<ssize_t>(line.size())) ::_exit(4);
+    }
+  }
+  ::close(fds[1]);
+  std::string acknowledged;
+  char buffer[4096];
+  while (std::count(acknowledged.begin(), acknowledged.end(), '\n') < 40) {
+    const ssize_t n = ::read(fds[0], buffer, sizeof(buffer));
+    ASSERT_GT(n, 0) << "the writer stopped early";
+    acknowledged.append(buffer, static_cast<size_t>(n));
+  }
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  // Lines written before the kill landed are acknowledged too.
+  ssize_t n;
+  while ((n = ::read(fds[0], buffer, sizeof(buffer))) > 0) acknowledged.append(buffer, static_cast<size_t>(n));
+  ::close(fds[0]);
+
+  store_ = Open();
+  ASSERT_NE(store_, nullptr);
+  size_t checked = 0;
+  for (size_t start = 0, end; (end = acknowledged.find('\n', start)) != std::string::npos; start = end + 1) {
+    const std::string id = acknowledged.substr(start, end - start);
+    EXPECT_TRUE(store_->FetchEntry(id).ok()) << "acknowledged entry " << id << " was lost";
+    ++checked;
+  }
+  EXPECT_GE(checked, 40u);
+  store_.reset();
+
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path().c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* check = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &check, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(check), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(check, 0)), "ok");
+  sqlite3_finalize(check);
+  sqlite3_close(db);
+}
+
+}  // namespace
+}  // namespace sigil::serverd
