@@ -27,8 +27,13 @@ inline constexpr size_t kMaxSpiffeIdLength = 2048;
 
 class TrustDomain {
  public:
+  // The zero value: no trust domain yet (a config before parsing). Only Parse makes others.
+  TrustDomain() = default;
+
   // Accepts a bare name ("example.org") or the trust domain's ID ("spiffe://example.org").
   static Result<TrustDomain> Parse(std::string_view name_or_id);
+
+  bool empty() const { return name_.empty(); }
 
   const std::string& name() const { return name_; }
   std::string IdString() const { return std::string(kSpiffeScheme) + name_; }

@@ -142,3 +142,15 @@ TEST(SpiffeId, FromPathChecksThePath) {
 
 }  // namespace
 }  // namespace sigil
+
+namespace sigil {
+namespace {
+
+TEST(TrustDomainTest, ZeroValueIsEmptyAndParsedOnesAreNot) {
+  EXPECT_TRUE(TrustDomain().empty());
+  EXPECT_FALSE(TrustDomain::Parse("example.org")->empty());
+  EXPECT_NE(TrustDomain(), *TrustDomain::Parse("example.org"));
+}
+
+}  // namespace
+}  // namespace sigil

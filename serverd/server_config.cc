@@ -1,0 +1,166 @@
+#include "serverd/server_config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "core/config.h"
+
+namespace sigil::serverd {
+
+namespace {
+
+void ReadKeyStore(ConfigSection section, hw::KeyStoreConfig& config) {
+  if (section.Has("uri")) {
+    std::string uri;
+    section.Read("uri", uri);
+    auto parsed = hw::ParseKeyStoreUri(uri);
+    if (!parsed.ok()) {
+      section.Problem("uri", parsed.status().message());
+    } else {
+      config = *parsed;
+    }
+    section.RefuseUnknownKeys();
+    return;
+  }
+  std::string kind(hw::KeyStoreKindName(config.kind));
+  section.ReadChoice("kind", kind, {"soft", "pkcs11", "tpm"});
+  config.kind = *hw::ParseKeyStoreKind(kind);
+  std::string value;
+  auto read_path = [&](const char* key, std::filesystem::path& path) {
+    value = path.string();
+    section.Read(key, value);
+    path = value;
+  };
+  read_path("key_dir", config.key_dir);
+  read_path("module_path", config.module_path);
+  section.Read("token_label", config.token_label);
+  section.Read("token_serial", config.token_serial);
+  read_path("pin_file", config.pin_file);
+  section.Read("pin_env", config.pin_env);
+  if (section.Has("pin")) {
+    section.Problem("pin", "a PIN in the config file ends up in backups and logs; use pin_file or pin_env");
+  }
+  section.Read("tcti", config.tcti);
+  read_path("data_dir", config.data_dir);
+  read_path("auth_file", config.auth_file);
+  section.RefuseUnknownKeys();
+}
+
+}  // namespace
+
+Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string& source,
+                                       const ServerFlagOverrides& overrides) {
+  SIGIL_ASSIGN_OR_RETURN(ConfigDocument doc, ConfigDocument::Parse(text, source));
+  ServerConfig config;
+  ConfigSection server = doc.root().Section("server");
+
+  std::string trust_domain = overrides.trust_domain;
+  if (trust_domain.empty()) server.Read("trust_domain", trust_domain);
+  if (trust_domain.empty()) {
+    server.Problem("trust_domain", "is required (or -trustDomain)");
+  } else if (auto parsed = TrustDomain::Parse(trust_domain); !parsed.ok()) {
+    server.Problem("trust_domain", parsed.status().message());
+  } else {
+    config.trust_domain = *parsed;
+  }
+  server.Read("bind_address", config.bind_address);
+  if (!overrides.bind_address.empty()) config.bind_address = overrides.bind_address;
+  server.Read("bind_port", config.bind_port, 0, 65535);
+  if (overrides.bind_port != 0) config.bind_port = overrides.bind_port;
+  std::string path = config.socket_path.string();
+  server.Read("socket_path", path);
+  if (!overrides.socket_path.empty()) path = overrides.socket_path;
+  config.socket_path = path;
+  if (!config.socket_path.is_absolute()) server.Problem("socket_path", "must be an absolute path");
+
+  std::vector<std::string> uids;
+  server.Read("admin_uids", uids);
+  for (const std::string& uid : uids) {
+    char* end = nullptr;
+    const unsigned long value = std::strtoul(uid.c_str(), &end, 10);
+    if (uid.empty() || *end != '\0' || value > 0xffffffffUL) {
+      server.Problem("admin_uids", "'" + uid + "' is not a user id");
+    } else {
+      config.admin_uids.push_back(static_cast<uint32_t>(value));
+    }
+  }
+  path = config.data_dir.string();
+  server.Read("data_dir", path);
+  if (!overrides.data_dir.empty()) path = overrides.data_dir;
+  config.data_dir = path;
+
+  if (!overrides.log_level.empty()) config.log_level = overrides.log_level;
+  server.ReadChoice("log_level", config.log_level, {"debug", "info", "warn", "error"});
+  server.ReadChoice("log_format", config.log_format, {"text", "json"});
+  server.Read("default_x509_svid_ttl", config.default_x509_svid_ttl, std::chrono::seconds(1));
+  server.Read("default_jwt_svid_ttl", config.default_jwt_svid_ttl, std::chrono::seconds(1));
+  server.Read("ca_ttl", config.ca_ttl, std::chrono::seconds(60));
+  std::string key_type(KeyTypeName(config.ca_key_type));
+  server.ReadChoice("ca_key_type", key_type, {"ec-p256", "ec-p384", "rsa-2048"});
+  config.ca_key_type = *ParseKeyType(key_type);
+  ConfigSection subject = server.Section("ca_subject");
+  subject.Read("country", config.ca_subject.country);
+  subject.Read("organization", config.ca_subject.organization);
+  subject.Read("common_name", config.ca_subject.common_name);
+  subject.RefuseUnknownKeys();
+  std::string mode = "direct";
+  server.ReadChoice("ca_mode", mode, {"direct", "delegated"});
+  config.ca_mode = mode == "delegated" ? CaMode::kDelegated : CaMode::kDirect;
+  server.Read("delegated_ca_ttl", config.delegated_ca_ttl, std::chrono::seconds(60));
+  server.Read("jwt_issuer", config.jwt_issuer);
+  if (config.default_x509_svid_ttl >= config.ca_ttl) {
+    server.Problem("default_x509_svid_ttl", "must be shorter than ca_ttl, or every SVID is cut to the CA's life");
+  }
+  server.RefuseUnknownKeys();
+
+  ReadKeyStore(doc.root().Section("key_store"), config.key_store);
+  if (config.key_store.kind == hw::KeyStoreKind::kSoft && config.key_store.key_dir.empty()) {
+    config.key_store.key_dir = config.data_dir / "keys";
+  }
+  if (config.key_store.kind == hw::KeyStoreKind::kTpm && config.key_store.data_dir.empty()) {
+    config.key_store.data_dir = config.data_dir / "tpm";
+  }
+
+  ConfigSection datastore = doc.root().Section("datastore");
+  path.clear();
+  datastore.Read("sqlite_path", path);
+  config.sqlite_path = path.empty() ? config.data_dir / "datastore.sqlite3" : std::filesystem::path(path);
+  if (datastore.Has("postgres")) {
+    datastore.Problem("postgres", "the PostgreSQL datastore is not available in this version; use sqlite_path");
+  }
+  datastore.RefuseUnknownKeys();
+
+  ConfigSection health = doc.root().Section("health_checks");
+  health.Read("listener_enabled", config.health_enabled);
+  health.Read("bind_address", config.health_bind_address);
+  health.Read("bind_port", config.health_bind_port, 0, 65535);
+  health.Read("live_path", config.live_path);
+  health.Read("ready_path", config.ready_path);
+  for (const char* key : {"live_path", "ready_path"}) {
+    const std::string& value = std::string(key) == "live_path" ? config.live_path : config.ready_path;
+    if (value.empty() || value[0] != '/') health.Problem(key, "must start with '/'");
+  }
+  health.RefuseUnknownKeys();
+
+  ConfigSection telemetry = doc.root().Section("telemetry");
+  ConfigSection prometheus = telemetry.Section("prometheus");
+  prometheus.Read("host", config.prometheus_host);
+  prometheus.Read("port", config.prometheus_port, 0, 65535);
+  prometheus.RefuseUnknownKeys();
+  telemetry.RefuseUnknownKeys();
+
+  doc.root().RefuseUnknownKeys();
+  SIGIL_RETURN_IF_ERROR(doc.Finish());
+  return config;
+}
+
+Result<ServerConfig> LoadServerConfig(const std::filesystem::path& path,
+                                      const ServerFlagOverrides& overrides) {
+  std::ifstream in(path);
+  if (!in) return InvalidArgumentError("cannot read config file " + path.string());
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseServerConfig(text.str(), path.string(), overrides);
+}
+
+}  // namespace sigil::serverd

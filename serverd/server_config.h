@@ -1,0 +1,106 @@
+// serverd's config file (YAML), with SPIRE's defaults. Every key has a default except
+// server.trust_domain; every value is checked at start and a bad one stops start-up with a
+// message naming its key.
+//
+//   server:
+//     trust_domain: example.org
+//     bind_address: 0.0.0.0          # agent API
+//     bind_port: 8081
+//     socket_path: /tmp/sigil-server/private/api.sock   # admin API
+//     admin_uids: [0]                # besides serverd's own uid
+//     data_dir: /var/lib/sigil-server
+//     log_level: info                # debug | info | warn | error
+//     log_format: text               # text | json
+//     default_x509_svid_ttl: 1h
+//     default_jwt_svid_ttl: 5m
+//     ca_ttl: 24h
+//     ca_key_type: ec-p256           # ec-p256 | ec-p384 | rsa-2048
+//     ca_subject: {country: US, organization: SPIFFE, common_name: ""}
+//     ca_mode: direct                # direct | delegated
+//     delegated_ca_ttl: 10m
+//     jwt_issuer: ""
+//   key_store:                       # or `uri: pkcs11:token=...?...`
+//     kind: soft                     # soft | pkcs11 | tpm
+//     key_dir / module_path, token_label, token_serial, pin_file, pin_env / tcti, data_dir, auth_file
+//   datastore:
+//     sqlite_path: <data_dir>/datastore.sqlite3
+//   health_checks:
+//     listener_enabled: false
+//     bind_address: 127.0.0.1
+//     bind_port: 8080
+//     live_path: /live
+//     ready_path: /ready
+//   telemetry:
+//     prometheus: {host: 127.0.0.1, port: 0}     # 0: off
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/signer.h"
+#include "core/spiffe_id.h"
+#include "core/status.h"
+#include "hw/key_store.h"
+
+namespace sigil::serverd {
+
+enum class CaMode { kDirect, kDelegated };
+
+struct CaSubject {
+  std::string country = "US";
+  std::string organization = "SPIFFE";
+  std::string common_name;
+};
+
+struct ServerConfig {
+  TrustDomain trust_domain;
+  std::string bind_address = "0.0.0.0";
+  int bind_port = 8081;
+  std::filesystem::path socket_path = "/tmp/sigil-server/private/api.sock";
+  std::vector<uint32_t> admin_uids;
+  std::filesystem::path data_dir = "/var/lib/sigil-server";
+  std::string log_level = "info";
+  std::string log_format = "text";
+  std::chrono::seconds default_x509_svid_ttl{3600};
+  std::chrono::seconds default_jwt_svid_ttl{300};
+  std::chrono::seconds ca_ttl{86400};
+  KeyType ca_key_type = KeyType::kEcP256;
+  CaSubject ca_subject;
+  CaMode ca_mode = CaMode::kDirect;
+  std::chrono::seconds delegated_ca_ttl{600};
+  std::string jwt_issuer;
+
+  hw::KeyStoreConfig key_store;
+  std::filesystem::path sqlite_path;  // default: <data_dir>/datastore.sqlite3
+
+  bool health_enabled = false;
+  std::string health_bind_address = "127.0.0.1";
+  int health_bind_port = 8080;
+  std::string live_path = "/live";
+  std::string ready_path = "/ready";
+
+  std::string prometheus_host = "127.0.0.1";
+  int prometheus_port = 0;
+};
+
+// Flags that override single keys, as SPIRE's `server run` has them. Empty/zero: not given.
+struct ServerFlagOverrides {
+  std::string trust_domain;
+  std::string bind_address;
+  int bind_port = 0;
+  std::string socket_path;
+  std::string data_dir;
+  std::string log_level;
+};
+
+// Parses `text` (the file at `source`), applies `overrides`, and checks every value.
+Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string& source,
+                                       const ServerFlagOverrides& overrides = {});
+
+// Reads and parses the file.
+Result<ServerConfig> LoadServerConfig(const std::filesystem::path& path,
+                                      const ServerFlagOverrides& overrides = {});
+
+}  // namespace sigil::serverd

@@ -1,0 +1,147 @@
+#include "serverd/server_config.h"
+
+#include <gtest/gtest.h>
+
+namespace sigil::serverd {
+namespace {
+
+using std::chrono::seconds;
+
+TEST(ServerConfigTest, DefaultsAreSpires) {
+  auto config = ParseServerConfig("server:\n  trust_domain: example.org\n", "server.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->trust_domain.name(), "example.org");
+  EXPECT_EQ(config->bind_address, "0.0.0.0");
+  EXPECT_EQ(config->bind_port, 8081);
+  EXPECT_EQ(config->socket_path, "/tmp/sigil-server/private/api.sock");
+  EXPECT_EQ(config->default_x509_svid_ttl, seconds(3600));
+  EXPECT_EQ(config->default_jwt_svid_ttl, seconds(300));
+  EXPECT_EQ(config->ca_ttl, seconds(86400));
+  EXPECT_EQ(config->ca_key_type, KeyType::kEcP256);
+  EXPECT_EQ(config->ca_subject.country, "US");
+  EXPECT_EQ(config->ca_subject.organization, "SPIFFE");
+  EXPECT_EQ(config->ca_mode, CaMode::kDirect);
+  EXPECT_EQ(config->log_level, "info");
+  EXPECT_EQ(config->log_format, "text");
+  EXPECT_EQ(config->key_store.kind, hw::KeyStoreKind::kSoft);
+  EXPECT_EQ(config->key_store.key_dir, "/var/lib/sigil-server/keys");
+  EXPECT_EQ(config->sqlite_path, "/var/lib/sigil-server/datastore.sqlite3");
+  EXPECT_FALSE(config->health_enabled);
+  EXPECT_EQ(config->live_path, "/live");
+}
+
+TEST(ServerConfigTest, ReadsEverySectionAndFlagsOverride) {
+  const char* yaml = R"(
+server:
+  trust_domain: prod.example
+  bind_address: 127.0.0.1
+  bind_port: 9081
+  socket_path: /run/sigil/api.sock
+  admin_uids: [0, 1001]
+  data_dir: /srv/sigil
+  log_level: debug
+  log_format: json
+  default_x509_svid_ttl: 30m
+  default_jwt_svid_ttl: 2m
+  ca_ttl: 12h
+  ca_key_type: ec-p384
+  ca_subject: {country: DE, organization: Acme, common_name: Acme CA}
+  ca_mode: delegated
+  delegated_ca_ttl: 5m
+key_store:
+  kind: pkcs11
+  module_path: /usr/lib/softhsm/libsofthsm2.so
+  token_label: sigil
+  pin_file: /etc/sigil/pin
+datastore:
+  sqlite_path: /srv/db.sqlite3
+health_checks:
+  listener_enabled: true
+  bind_port: 8088
+telemetry:
+  prometheus: {port: 9988}
+)";
+  ServerFlagOverrides flags;
+  flags.bind_port = 7000;
+  flags.log_level = "warn";  // the file's value wins over neither: flags override the file
+  auto config = ParseServerConfig(yaml, "server.yaml", flags);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->trust_domain.name(), "prod.example");
+  EXPECT_EQ(config->bind_port, 7000);
+  EXPECT_EQ(config->admin_uids, (std::vector<uint32_t>{0, 1001}));
+  EXPECT_EQ(config->ca_key_type, KeyType::kEcP384);
+  EXPECT_EQ(config->ca_subject.common_name, "Acme CA");
+  EXPECT_EQ(config->ca_mode, CaMode::kDelegated);
+  EXPECT_EQ(config->delegated_ca_ttl, seconds(300));
+  EXPECT_EQ(config->key_store.kind, hw::KeyStoreKind::kPkcs11);
+  EXPECT_EQ(config->key_store.token_label, "sigil");
+  EXPECT_EQ(config->sqlite_path, "/srv/db.sqlite3");
+  EXPECT_TRUE(config->health_enabled);
+  EXPECT_EQ(config->health_bind_port, 8088);
+  EXPECT_EQ(config->prometheus_port, 9988);
+}
+
+TEST(ServerConfigTest, FlagLogLevelIsStillChecked) {
+  ServerFlagOverrides flags;
+  flags.log_level = "loud";
+  auto config = ParseServerConfig("server: {trust_domain: example.org}\n", "server.yaml", flags);
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("server.log_level: 'loud'"), std::string::npos)
+      << config.status().message();
+}
+
+TEST(ServerConfigTest, KeyStoreByUri) {
+  auto config = ParseServerConfig(
+      "server: {trust_domain: example.org}\nkey_store:\n  uri: tpm:device:/dev/tpmrm0?data-dir=/var/lib/t\n",
+      "server.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->key_store.kind, hw::KeyStoreKind::kTpm);
+  EXPECT_EQ(config->key_store.tcti, "device:/dev/tpmrm0");
+}
+
+TEST(ServerConfigTest, EveryBadValueIsNamed) {
+  const char* yaml = R"(
+server:
+  trust_domain: Example.org
+  bind_port: 99999
+  socket_path: relative.sock
+  admin_uids: [root]
+  default_x509_svid_ttl: 48h
+  ca_key_type: ed25519
+  ca_mode: sideways
+  colour: blue
+key_store:
+  kind: hsm
+  pin: "1234"
+datastore:
+  postgres: "host=db"
+health_checks:
+  live_path: live
+)";
+  auto config = ParseServerConfig(yaml, "server.yaml");
+  ASSERT_FALSE(config.ok());
+  const std::string m = config.status().message();
+  for (const char* expected :
+       {"server.trust_domain:", "server.bind_port: 99999", "server.socket_path: must be an absolute",
+        "server.admin_uids: 'root'", "server.default_x509_svid_ttl: must be shorter than ca_ttl",
+        "server.ca_key_type: 'ed25519'", "server.ca_mode: 'sideways'", "server.colour: unknown key",
+        "key_store.kind: 'hsm'", "key_store.pin: a PIN in the config file", "datastore.postgres:",
+        "health_checks.live_path: must start with '/'"}) {
+    EXPECT_NE(m.find(expected), std::string::npos) << "missing '" << expected << "' in: " << m;
+  }
+}
+
+TEST(ServerConfigTest, MissingTrustDomainAndFileAreNamed) {
+  auto config = ParseServerConfig("server: {}\n", "server.yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("server.trust_domain: is required"), std::string::npos);
+  ServerFlagOverrides flags;
+  flags.trust_domain = "example.org";
+  EXPECT_TRUE(ParseServerConfig("server: {}\n", "server.yaml", flags).ok());
+  auto missing = LoadServerConfig("/nonexistent/server.yaml");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("/nonexistent/server.yaml"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sigil::serverd
