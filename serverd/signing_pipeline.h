@@ -1,0 +1,86 @@
+// The signing pipeline: I/O loops hand signing jobs to a bounded lock-free queue and never
+// wait on the key store; signer workers take up to max_batch jobs at a time (waiting at most
+// max_wait for a batch to fill), sign, and hand each result back to the loop that owns the
+// request — one hand-off per loop per batch.
+//
+// A full queue is back-pressure: Submit answers ResourceExhausted at once, and the caller
+// tells the agent to back off. Nothing grows without bound.
+//
+// Thread safety: Submit may be called from any thread. Stop is called once, by the owner.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "core/metrics.h"
+#include "core/mpmc_queue.h"
+#include "core/status.h"
+
+namespace sigil::serverd {
+
+// Where a job's completion runs: the event loop that owns the request.
+class CompletionTarget {
+ public:
+  virtual ~CompletionTarget() = default;
+  // Runs every function, in order, on the target's own thread. Called from a signer worker.
+  virtual void PostBatch(std::vector<std::function<void()>> completions) = 0;
+};
+
+struct SigningJob {
+  std::function<void()> sign;      // on a signer worker: signs and keeps its result
+  std::function<void()> complete;  // afterwards on `target` (or the worker when null)
+  CompletionTarget* target = nullptr;
+  std::chrono::steady_clock::time_point enqueued;  // set by Submit
+};
+
+class SigningPipeline {
+ public:
+  struct Options {
+    size_t queue_capacity = 8192;
+    int workers = 2;
+    size_t max_batch = 64;
+    std::chrono::microseconds max_wait{100};
+  };
+
+  // `metrics` may be null; otherwise the pipeline registers signing_queue_depth,
+  // signing_batch_size, signing_latency_seconds, signing_items_total and
+  // signing_rejected_total in it.
+  SigningPipeline(Options options, MetricsRegistry* metrics);
+  ~SigningPipeline();
+  SigningPipeline(const SigningPipeline&) = delete;
+  SigningPipeline& operator=(const SigningPipeline&) = delete;
+
+  // ResourceExhausted when the queue is full or the pipeline is stopping.
+  Status Submit(SigningJob job);
+
+  // Refuses new jobs, finishes every queued one, and joins the workers.
+  void Stop();
+
+  size_t queue_depth() const { return queue_.ApproxSize(); }
+  const Options& options() const { return options_; }
+
+ private:
+  void WorkerLoop();
+  void RunBatch(std::vector<SigningJob>& batch);
+
+  const Options options_;
+  MpmcQueue<SigningJob> queue_;
+  // Bumped on every submit and at stop; idle workers wait for it to change, so a job pushed
+  // between a worker's empty pop and its wait is never missed.
+  std::atomic<uint64_t> signal_{0};
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> in_submit_{0};
+  std::vector<std::thread> workers_;
+
+  Gauge* queue_depth_gauge_ = nullptr;
+  Histogram* batch_size_ = nullptr;
+  Histogram* latency_ = nullptr;
+  Counter* items_ = nullptr;
+  Counter* rejected_ = nullptr;
+};
+
+}  // namespace sigil::serverd
