@@ -1,0 +1,43 @@
+// Log lines in SPIRE's two shapes: logfmt text (time=... level=info msg="..." key=value) or
+// one JSON object per line. The daemons choose level and format from config at start.
+//
+// The one piece of I/O in core/: a line goes to the configured sink (stderr by default) in a
+// single write, so lines from several threads never interleave. Never log a secret: PINs, join
+// tokens and keys stay out of fields and messages.
+//
+// Thread safety: Log may be called from any thread; Configure before other threads log.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+
+namespace sigil {
+
+enum class LogLevel { kDebug, kInfo, kWarn, kError };
+enum class LogFormat { kText, kJson };
+
+Result<LogLevel> ParseLogLevel(std::string_view name);  // debug, info, warn, error
+Result<LogFormat> ParseLogFormat(std::string_view name);  // text, json
+
+using LogFields = std::vector<std::pair<std::string, std::string>>;
+using LogSink = std::function<void(std::string_view line)>;  // `line` ends with '\n'
+
+// `sink` null: stderr.
+void ConfigureLogging(LogLevel level, LogFormat format, LogSink sink = nullptr);
+
+void Log(LogLevel level, std::string_view message, const LogFields& fields = {});
+inline void LogDebug(std::string_view m, const LogFields& f = {}) { Log(LogLevel::kDebug, m, f); }
+inline void LogInfo(std::string_view m, const LogFields& f = {}) { Log(LogLevel::kInfo, m, f); }
+inline void LogWarn(std::string_view m, const LogFields& f = {}) { Log(LogLevel::kWarn, m, f); }
+inline void LogError(std::string_view m, const LogFields& f = {}) { Log(LogLevel::kError, m, f); }
+
+// The line Log would write, without writing it: for tests and for the CLI's own errors.
+std::string FormatLogLine(LogFormat format, LogLevel level, std::string_view message,
+                          const LogFields& fields, std::string_view time);
+
+}  // namespace sigil
