@@ -90,6 +90,25 @@ Result<EvpPkeyPtr> PublicKeyFromDer(std::span<const uint8_t> der) {
   return key;
 }
 
+std::string HexEncode(std::span<const uint8_t> bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (uint8_t b : bytes) {
+    out += kHex[b >> 4];
+    out += kHex[b & 0xf];
+  }
+  return out;
+}
+
+Bytes Sha256(std::span<const uint8_t> data) {
+  Bytes digest(EVP_MAX_MD_SIZE);
+  unsigned int length = 0;
+  EVP_Digest(data.data(), data.size(), digest.data(), &length, EVP_sha256(), nullptr);
+  digest.resize(length);
+  return digest;
+}
+
 namespace {
 
 using ParamBldPtr = std::unique_ptr<OSSL_PARAM_BLD, OpenSSLDeleter<OSSL_PARAM_BLD_free>>;

@@ -67,6 +67,12 @@ void ClearOpenSSLErrors();
 Result<Bytes> EcdsaDerToRaw(std::span<const uint8_t> der, size_t field_size);
 Result<Bytes> EcdsaRawToDer(std::span<const uint8_t> raw);
 
+// Lower-case hex, as SPIFFE selectors and serial numbers are printed.
+std::string HexEncode(std::span<const uint8_t> bytes);
+
+// The SHA-256 digest of `data`.
+Bytes Sha256(std::span<const uint8_t> data);
+
 // DER encodings of a public key (SubjectPublicKeyInfo) and back.
 Result<Bytes> PublicKeyToDer(EVP_PKEY* key);
 Result<EvpPkeyPtr> PublicKeyFromDer(std::span<const uint8_t> der);

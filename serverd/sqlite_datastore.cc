@@ -1,14 +1,15 @@
 #include "serverd/sqlite_datastore.h"
 
 #include <openssl/rand.h>
-#include <openssl/sha.h>
 #include <sqlite3.h>
 
 #include <algorithm>
 #include <chrono>
-#include <mutex>
 #include <map>
+#include <mutex>
 #include <set>
+
+#include "core/openssl_util.h"
 
 namespace sigil::serverd {
 
@@ -26,14 +27,9 @@ std::string NewEntryId() {
   RAND_bytes(b, sizeof(b));
   b[6] = (b[6] & 0x0f) | 0x40;  // version 4
   b[8] = (b[8] & 0x3f) | 0x80;  // RFC 4122 variant
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
-    out += kHex[b[i] >> 4];
-    out += kHex[b[i] & 0xf];
-  }
-  return out;
+  const std::string hex = HexEncode(b);
+  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" + hex.substr(16, 4) + "-" +
+         hex.substr(20);
 }
 
 namespace {
@@ -141,15 +137,7 @@ std::string SelectorKey(const std::vector<Selector>& selectors) {
 }
 
 std::string HashToken(const std::string& token) {
-  uint8_t digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const uint8_t*>(token.data()), token.size(), digest);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (uint8_t b : digest) {
-    out += kHex[b >> 4];
-    out += kHex[b & 0xf];
-  }
-  return out;
+  return HexEncode(Sha256({reinterpret_cast<const uint8_t*>(token.data()), token.size()}));
 }
 
 class Database;
