@@ -202,4 +202,15 @@ Status ConfigDocument::Finish() const {
   return InvalidArgumentError(message);
 }
 
+void ReadHealthChecks(ConfigSection section, HealthCheckConfig& config) {
+  section.Read("listener_enabled", config.listener_enabled);
+  section.Read("bind_address", config.bind_address);
+  section.Read("bind_port", config.bind_port, 0, 65535);
+  section.Read("live_path", config.live_path);
+  section.Read("ready_path", config.ready_path);
+  if (config.live_path.empty() || config.live_path[0] != '/') section.Problem("live_path", "must start with '/'");
+  if (config.ready_path.empty() || config.ready_path[0] != '/') section.Problem("ready_path", "must start with '/'");
+  section.RefuseUnknownKeys();
+}
+
 }  // namespace sigil

@@ -88,4 +88,15 @@ class ConfigDocument {
   std::shared_ptr<ConfigSection::Shared> shared_;
 };
 
+// The `health_checks:` section both daemons have, as SPIRE's: /live and /ready on a plain
+// HTTP listener.
+struct HealthCheckConfig {
+  bool listener_enabled = false;
+  std::string bind_address = "127.0.0.1";
+  int bind_port = 8080;
+  std::string live_path = "/live";
+  std::string ready_path = "/ready";
+};
+void ReadHealthChecks(ConfigSection section, HealthCheckConfig& config);
+
 }  // namespace sigil

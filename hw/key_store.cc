@@ -4,6 +4,7 @@
 #include <map>
 #include <vector>
 
+#include "core/config.h"
 #include "hw/pkcs11_key_store.h"
 #include "hw/soft_key_store.h"
 #include "hw/tpm_key_store.h"
@@ -190,6 +191,43 @@ Result<std::unique_ptr<KeyStore>> OpenKeyStore(const KeyStoreConfig& config) {
 Result<std::unique_ptr<KeyStore>> OpenKeyStore(std::string_view uri) {
   SIGIL_ASSIGN_OR_RETURN(KeyStoreConfig config, ParseKeyStoreUri(uri));
   return OpenKeyStore(config);
+}
+
+void ReadKeyStoreConfig(ConfigSection section, KeyStoreConfig& config) {
+  if (section.Has("uri")) {
+    std::string uri;
+    section.Read("uri", uri);
+    auto parsed = ParseKeyStoreUri(uri);
+    if (!parsed.ok()) {
+      section.Problem("uri", parsed.status().message());
+    } else {
+      config = *parsed;
+    }
+    section.RefuseUnknownKeys();
+    return;
+  }
+  std::string kind(KeyStoreKindName(config.kind));
+  section.ReadChoice("kind", kind, {"soft", "pkcs11", "tpm"});
+  config.kind = *ParseKeyStoreKind(kind);
+  std::string value;
+  auto read_path = [&](const char* key, std::filesystem::path& path) {
+    value = path.string();
+    section.Read(key, value);
+    path = value;
+  };
+  read_path("key_dir", config.key_dir);
+  read_path("module_path", config.module_path);
+  section.Read("token_label", config.token_label);
+  section.Read("token_serial", config.token_serial);
+  read_path("pin_file", config.pin_file);
+  section.Read("pin_env", config.pin_env);
+  if (section.Has("pin")) {
+    section.Problem("pin", "a PIN in the config file ends up in backups and logs; use pin_file or pin_env");
+  }
+  section.Read("tcti", config.tcti);
+  read_path("data_dir", config.data_dir);
+  read_path("auth_file", config.auth_file);
+  section.RefuseUnknownKeys();
 }
 
 Status ValidateKeyLabel(std::string_view label) {

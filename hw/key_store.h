@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/config.h"
 #include "core/signer.h"
 #include "core/status.h"
 
@@ -58,6 +59,11 @@ struct KeyStoreConfig {
 
 // InvalidArgument naming the attribute that is unknown, missing or malformed.
 Result<KeyStoreConfig> ParseKeyStoreUri(std::string_view uri);
+
+// A `key_store:` config section, either `uri: <as above>` or the fields by name (kind,
+// key_dir, module_path, token_label, token_serial, pin_file, pin_env, tcti, data_dir,
+// auth_file). Problems are recorded in the section's document.
+void ReadKeyStoreConfig(ConfigSection section, KeyStoreConfig& config);
 
 class KeyStore {
  public:

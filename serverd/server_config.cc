@@ -7,47 +7,6 @@
 
 namespace sigil::serverd {
 
-namespace {
-
-void ReadKeyStore(ConfigSection section, hw::KeyStoreConfig& config) {
-  if (section.Has("uri")) {
-    std::string uri;
-    section.Read("uri", uri);
-    auto parsed = hw::ParseKeyStoreUri(uri);
-    if (!parsed.ok()) {
-      section.Problem("uri", parsed.status().message());
-    } else {
-      config = *parsed;
-    }
-    section.RefuseUnknownKeys();
-    return;
-  }
-  std::string kind(hw::KeyStoreKindName(config.kind));
-  section.ReadChoice("kind", kind, {"soft", "pkcs11", "tpm"});
-  config.kind = *hw::ParseKeyStoreKind(kind);
-  std::string value;
-  auto read_path = [&](const char* key, std::filesystem::path& path) {
-    value = path.string();
-    section.Read(key, value);
-    path = value;
-  };
-  read_path("key_dir", config.key_dir);
-  read_path("module_path", config.module_path);
-  section.Read("token_label", config.token_label);
-  section.Read("token_serial", config.token_serial);
-  read_path("pin_file", config.pin_file);
-  section.Read("pin_env", config.pin_env);
-  if (section.Has("pin")) {
-    section.Problem("pin", "a PIN in the config file ends up in backups and logs; use pin_file or pin_env");
-  }
-  section.Read("tcti", config.tcti);
-  read_path("data_dir", config.data_dir);
-  read_path("auth_file", config.auth_file);
-  section.RefuseUnknownKeys();
-}
-
-}  // namespace
-
 Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string& source,
                                        const ServerFlagOverrides& overrides) {
   SIGIL_ASSIGN_OR_RETURN(ConfigDocument doc, ConfigDocument::Parse(text, source));
@@ -113,7 +72,7 @@ Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string&
   }
   server.RefuseUnknownKeys();
 
-  ReadKeyStore(doc.root().Section("key_store"), config.key_store);
+  hw::ReadKeyStoreConfig(doc.root().Section("key_store"), config.key_store);
   if (config.key_store.kind == hw::KeyStoreKind::kSoft && config.key_store.key_dir.empty()) {
     config.key_store.key_dir = config.data_dir / "keys";
   }
@@ -130,17 +89,7 @@ Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string&
   }
   datastore.RefuseUnknownKeys();
 
-  ConfigSection health = doc.root().Section("health_checks");
-  health.Read("listener_enabled", config.health_enabled);
-  health.Read("bind_address", config.health_bind_address);
-  health.Read("bind_port", config.health_bind_port, 0, 65535);
-  health.Read("live_path", config.live_path);
-  health.Read("ready_path", config.ready_path);
-  for (const char* key : {"live_path", "ready_path"}) {
-    const std::string& value = std::string(key) == "live_path" ? config.live_path : config.ready_path;
-    if (value.empty() || value[0] != '/') health.Problem(key, "must start with '/'");
-  }
-  health.RefuseUnknownKeys();
+  ReadHealthChecks(doc.root().Section("health_checks"), config.health_checks);
 
   ConfigSection telemetry = doc.root().Section("telemetry");
   ConfigSection prometheus = telemetry.Section("prometheus");

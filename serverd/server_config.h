@@ -39,6 +39,7 @@
 #include <string>
 #include <vector>
 
+#include "core/config.h"
 #include "core/signer.h"
 #include "core/spiffe_id.h"
 #include "core/status.h"
@@ -75,11 +76,7 @@ struct ServerConfig {
   hw::KeyStoreConfig key_store;
   std::filesystem::path sqlite_path;  // default: <data_dir>/datastore.sqlite3
 
-  bool health_enabled = false;
-  std::string health_bind_address = "127.0.0.1";
-  int health_bind_port = 8080;
-  std::string live_path = "/live";
-  std::string ready_path = "/ready";
+  HealthCheckConfig health_checks;
 
   std::string prometheus_host = "127.0.0.1";
   int prometheus_port = 0;

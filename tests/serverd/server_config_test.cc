@@ -26,8 +26,8 @@ TEST(ServerConfigTest, DefaultsAreSpires) {
   EXPECT_EQ(config->key_store.kind, hw::KeyStoreKind::kSoft);
   EXPECT_EQ(config->key_store.key_dir, "/var/lib/sigil-server/keys");
   EXPECT_EQ(config->sqlite_path, "/var/lib/sigil-server/datastore.sqlite3");
-  EXPECT_FALSE(config->health_enabled);
-  EXPECT_EQ(config->live_path, "/live");
+  EXPECT_FALSE(config->health_checks.listener_enabled);
+  EXPECT_EQ(config->health_checks.live_path, "/live");
 }
 
 TEST(ServerConfigTest, ReadsEverySectionAndFlagsOverride) {
@@ -76,8 +76,8 @@ telemetry:
   EXPECT_EQ(config->key_store.kind, hw::KeyStoreKind::kPkcs11);
   EXPECT_EQ(config->key_store.token_label, "sigil");
   EXPECT_EQ(config->sqlite_path, "/srv/db.sqlite3");
-  EXPECT_TRUE(config->health_enabled);
-  EXPECT_EQ(config->health_bind_port, 8088);
+  EXPECT_TRUE(config->health_checks.listener_enabled);
+  EXPECT_EQ(config->health_checks.bind_port, 8088);
   EXPECT_EQ(config->prometheus_port, 9988);
 }
 

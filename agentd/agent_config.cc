@@ -1,0 +1,76 @@
+#include "agentd/agent_config.h"
+
+#include <fstream>
+#include <sstream>
+
+namespace sigil::agentd {
+
+namespace {
+
+void ReadPath(ConfigSection& section, const char* key, std::filesystem::path& path,
+              const std::string& override_value = "") {
+  std::string value = path.string();
+  section.Read(key, value);
+  if (!override_value.empty()) value = override_value;
+  path = value;
+}
+
+}  // namespace
+
+Result<AgentConfig> ParseAgentConfig(std::string_view text, const std::string& source,
+                                     const AgentFlagOverrides& overrides) {
+  SIGIL_ASSIGN_OR_RETURN(ConfigDocument doc, ConfigDocument::Parse(text, source));
+  AgentConfig config;
+  ConfigSection agent = doc.root().Section("agent");
+
+  std::string trust_domain;
+  agent.Read("trust_domain", trust_domain);
+  if (!overrides.trust_domain.empty()) trust_domain = overrides.trust_domain;
+  if (trust_domain.empty()) {
+    agent.Problem("trust_domain", "is required (or -trustDomain)");
+  } else if (auto parsed = TrustDomain::Parse(trust_domain); !parsed.ok()) {
+    agent.Problem("trust_domain", parsed.status().message());
+  } else {
+    config.trust_domain = *parsed;
+  }
+  agent.Read("server_address", config.server_address);
+  if (!overrides.server_address.empty()) config.server_address = overrides.server_address;
+  if (config.server_address.empty()) agent.Problem("server_address", "must not be empty");
+  agent.Read("server_port", config.server_port, 1, 65535);
+  if (overrides.server_port != 0) config.server_port = overrides.server_port;
+  ReadPath(agent, "socket_path", config.socket_path, overrides.socket_path);
+  if (!config.socket_path.is_absolute()) agent.Problem("socket_path", "must be an absolute path");
+  ReadPath(agent, "data_dir", config.data_dir, overrides.data_dir);
+  if (!overrides.log_level.empty()) config.log_level = overrides.log_level;
+  agent.ReadChoice("log_level", config.log_level, {"debug", "info", "warn", "error"});
+  agent.ReadChoice("log_format", config.log_format, {"text", "json"});
+  ReadPath(agent, "trust_bundle_path", config.trust_bundle_path);
+  agent.Read("insecure_bootstrap", config.insecure_bootstrap);
+  agent.Read("join_token", config.join_token);
+  if (!overrides.join_token.empty()) config.join_token = overrides.join_token;
+  std::string key_type(KeyTypeName(config.workload_key_type));
+  agent.ReadChoice("workload_key_type", key_type, {"ec-p256", "ec-p384", "rsa-2048"});
+  config.workload_key_type = *ParseKeyType(key_type);
+  if (!config.insecure_bootstrap && config.trust_bundle_path.empty()) {
+    agent.Problem("trust_bundle_path", "is required unless insecure_bootstrap is true");
+  }
+  if (config.insecure_bootstrap && !config.trust_bundle_path.empty()) {
+    agent.Problem("insecure_bootstrap", "cannot be true while trust_bundle_path is set");
+  }
+  agent.RefuseUnknownKeys();
+
+  ReadHealthChecks(doc.root().Section("health_checks"), config.health_checks);
+  doc.root().RefuseUnknownKeys();
+  SIGIL_RETURN_IF_ERROR(doc.Finish());
+  return config;
+}
+
+Result<AgentConfig> LoadAgentConfig(const std::filesystem::path& path, const AgentFlagOverrides& overrides) {
+  std::ifstream in(path);
+  if (!in) return InvalidArgumentError("cannot read config file " + path.string());
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseAgentConfig(text.str(), path.string(), overrides);
+}
+
+}  // namespace sigil::agentd

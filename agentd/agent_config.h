@@ -1,0 +1,60 @@
+// agentd's config file (YAML), with SPIRE's defaults. Every value is checked at start and a
+// bad one stops start-up with a message naming its key.
+//
+//   agent:
+//     trust_domain: example.org         # required
+//     server_address: 127.0.0.1
+//     server_port: 8081
+//     socket_path: /tmp/sigil-agent/public/api.sock
+//     data_dir: /var/lib/sigil-agent
+//     log_level: info                   # debug | info | warn | error
+//     log_format: text                  # text | json
+//     trust_bundle_path: ""             # PEM roots of the server's trust domain
+//     insecure_bootstrap: false         # trust the server's first answer; logged loudly
+//     join_token: ""                    # or -joinToken
+//     workload_key_type: ec-p256        # ec-p256 | ec-p384 | rsa-2048
+//   health_checks: {listener_enabled, bind_address, bind_port, live_path, ready_path}
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "core/config.h"
+#include "core/signer.h"
+#include "core/spiffe_id.h"
+#include "core/status.h"
+
+namespace sigil::agentd {
+
+struct AgentConfig {
+  TrustDomain trust_domain;
+  std::string server_address = "127.0.0.1";
+  int server_port = 8081;
+  std::filesystem::path socket_path = "/tmp/sigil-agent/public/api.sock";
+  std::filesystem::path data_dir = "/var/lib/sigil-agent";
+  std::string log_level = "info";
+  std::string log_format = "text";
+  std::filesystem::path trust_bundle_path;
+  bool insecure_bootstrap = false;
+  std::string join_token;
+  KeyType workload_key_type = KeyType::kEcP256;
+  HealthCheckConfig health_checks;
+};
+
+// Flags that override single keys, as SPIRE's `agent run` has them. Empty: not given.
+struct AgentFlagOverrides {
+  std::string trust_domain;
+  std::string server_address;
+  int server_port = 0;
+  std::string socket_path;
+  std::string data_dir;
+  std::string join_token;
+  std::string log_level;
+};
+
+Result<AgentConfig> ParseAgentConfig(std::string_view text, const std::string& source,
+                                     const AgentFlagOverrides& overrides = {});
+Result<AgentConfig> LoadAgentConfig(const std::filesystem::path& path,
+                                    const AgentFlagOverrides& overrides = {});
+
+}  // namespace sigil::agentd

@@ -1,0 +1,64 @@
+#include "agentd/agent_config.h"
+
+#include <gtest/gtest.h>
+
+namespace sigil::agentd {
+namespace {
+
+TEST(AgentConfigTest, DefaultsAreSpires) {
+  auto config = ParseAgentConfig("agent:\n  trust_domain: example.org\n  trust_bundle_path: /etc/sigil/bundle.pem\n",
+                                 "agent.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->trust_domain.name(), "example.org");
+  EXPECT_EQ(config->server_address, "127.0.0.1");
+  EXPECT_EQ(config->server_port, 8081);
+  EXPECT_EQ(config->socket_path, "/tmp/sigil-agent/public/api.sock");
+  EXPECT_EQ(config->data_dir, "/var/lib/sigil-agent");
+  EXPECT_EQ(config->workload_key_type, KeyType::kEcP256);
+  EXPECT_FALSE(config->insecure_bootstrap);
+  EXPECT_FALSE(config->health_checks.listener_enabled);
+}
+
+TEST(AgentConfigTest, FlagsOverrideTheFile) {
+  AgentFlagOverrides flags;
+  flags.join_token = "abc";
+  flags.server_port = 9081;
+  flags.socket_path = "/run/sigil/api.sock";
+  auto config = ParseAgentConfig(
+      "agent:\n  trust_domain: example.org\n  insecure_bootstrap: true\n  join_token: old\n  server_port: 1\n",
+      "agent.yaml", flags);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->join_token, "abc");
+  EXPECT_EQ(config->server_port, 9081);
+  EXPECT_EQ(config->socket_path, "/run/sigil/api.sock");
+  EXPECT_TRUE(config->insecure_bootstrap);
+}
+
+TEST(AgentConfigTest, EveryBadValueIsNamed) {
+  auto config = ParseAgentConfig(R"(
+agent:
+  trust_domain: "spiffe://"
+  server_port: 0
+  socket_path: api.sock
+  workload_key_type: dsa
+  insecure_bootstrap: true
+  trust_bundle_path: /b.pem
+  sync_interval: 5s
+health_checks:
+  ready_path: ready
+)", "agent.yaml");
+  ASSERT_FALSE(config.ok());
+  const std::string m = config.status().message();
+  for (const char* expected :
+       {"agent.trust_domain:", "agent.server_port: 0 is outside 1..65535", "agent.socket_path: must be an absolute",
+        "agent.workload_key_type: 'dsa'", "agent.insecure_bootstrap: cannot be true while trust_bundle_path",
+        "agent.sync_interval: unknown key", "health_checks.ready_path: must start with '/'"}) {
+    EXPECT_NE(m.find(expected), std::string::npos) << "missing '" << expected << "' in: " << m;
+  }
+  auto no_bundle = ParseAgentConfig("agent: {trust_domain: example.org}\n", "agent.yaml");
+  EXPECT_NE(no_bundle.status().message().find("trust_bundle_path: is required unless insecure_bootstrap"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace sigil::agentd
