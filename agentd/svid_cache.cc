@@ -1,0 +1,130 @@
+#include "agentd/svid_cache.h"
+
+#include <algorithm>
+#include <set>
+
+namespace sigil::agentd {
+
+namespace {
+
+bool SvidFitsEntry(const X509Svid& svid, const RegistrationEntry& entry) {
+  return svid.spiffe_id == entry.spiffe_id && svid.dns_names == entry.dns_names &&
+         svid.x509_svid_ttl == entry.x509_svid_ttl;
+}
+
+}  // namespace
+
+std::shared_ptr<const SvidCache::Snapshot> SvidCache::snapshot() const {
+  std::lock_guard lock(snapshot_mutex_);
+  return snapshot_;
+}
+
+void SvidCache::Publish(std::shared_ptr<Snapshot> next) {
+  ++next->version;
+  {
+    std::lock_guard lock(snapshot_mutex_);
+    snapshot_ = std::move(next);
+  }
+  std::vector<Subscriber> to_notify;
+  {
+    std::lock_guard lock(subscribers_mutex_);
+    for (const auto& [id, subscriber] : subscribers_) to_notify.push_back(subscriber);
+  }
+  for (const auto& notify : to_notify) notify();
+}
+
+void SvidCache::ApplyEntries(std::vector<RegistrationEntry> changed, const std::vector<std::string>& removed,
+                             int64_t revision, bool full) {
+  std::lock_guard write(write_mutex_);
+  auto next = std::make_shared<Snapshot>(*snapshot());
+  if (full) next->entries.clear();
+  for (auto& entry : changed) {
+    std::string id = entry.id;
+    next->entries[id] = std::move(entry);
+  }
+  for (const auto& id : removed) next->entries.erase(id);
+  // SVIDs only for entries still held; an SVID whose entry changed shape stays until its
+  // replacement arrives, so workloads are never left without an identity meanwhile.
+  std::erase_if(next->svids, [&](const auto& item) { return next->entries.count(item.first) == 0; });
+  next->revision = revision;
+  Publish(std::move(next));
+}
+
+void SvidCache::StoreSvid(std::shared_ptr<const X509Svid> svid) {
+  std::lock_guard write(write_mutex_);
+  auto current = snapshot();
+  if (current->entries.count(svid->entry_id) == 0) return;
+  auto next = std::make_shared<Snapshot>(*current);
+  next->svids[svid->entry_id] = std::move(svid);
+  Publish(std::move(next));
+}
+
+std::vector<std::shared_ptr<const X509Svid>> SvidCache::SvidsFor(const SelectorSet& selectors,
+                                                                 size_t* matched_entries) const {
+  auto current = snapshot();
+  std::vector<std::shared_ptr<const X509Svid>> out;
+  size_t matched = 0;
+  for (const auto& [id, entry] : current->entries) {
+    if (!EntryMatchesWorkload(entry.selector_set(), selectors)) continue;
+    ++matched;
+    if (auto it = current->svids.find(id); it != current->svids.end()) out.push_back(it->second);
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return std::tie(a->spiffe_id, a->entry_id) < std::tie(b->spiffe_id, b->entry_id);
+  });
+  if (matched_entries != nullptr) *matched_entries = matched;
+  return out;
+}
+
+std::vector<RegistrationEntry> SvidCache::EntriesNeedingSvid(Clock::time_point now) const {
+  auto current = snapshot();
+  std::vector<RegistrationEntry> out;
+  for (const auto& [id, entry] : current->entries) {
+    auto it = current->svids.find(id);
+    if (it == current->svids.end() || now >= it->second->RotateAt() || !SvidFitsEntry(*it->second, entry)) {
+      out.push_back(entry);
+    }
+  }
+  return out;
+}
+
+std::optional<Clock::time_point> SvidCache::NextRotation() const {
+  auto current = snapshot();
+  std::optional<Clock::time_point> next;
+  for (const auto& [id, svid] : current->svids) {
+    if (!next || svid->RotateAt() < *next) next = svid->RotateAt();
+  }
+  return next;
+}
+
+std::optional<JwtSvid> SvidCache::FindJwt(const std::string& spiffe_id, std::vector<std::string> audience,
+                                          Clock::time_point now) const {
+  std::sort(audience.begin(), audience.end());
+  std::lock_guard lock(jwt_mutex_);
+  auto it = jwts_.find({spiffe_id, audience});
+  if (it == jwts_.end() || now >= it->second.RefreshAt()) return std::nullopt;
+  return it->second;
+}
+
+void SvidCache::StoreJwt(JwtSvid svid, std::vector<std::string> audience) {
+  std::sort(audience.begin(), audience.end());
+  std::lock_guard lock(jwt_mutex_);
+  const auto now = Clock::now();
+  std::erase_if(jwts_, [&](const auto& item) { return item.second.expires_at <= now; });
+  std::string spiffe_id = svid.spiffe_id;
+  jwts_[{std::move(spiffe_id), std::move(audience)}] = std::move(svid);
+}
+
+uint64_t SvidCache::Subscribe(Subscriber subscriber) {
+  std::lock_guard lock(subscribers_mutex_);
+  const uint64_t id = next_subscriber_++;
+  subscribers_[id] = std::move(subscriber);
+  return id;
+}
+
+void SvidCache::Unsubscribe(uint64_t id) {
+  std::lock_guard lock(subscribers_mutex_);
+  subscribers_.erase(id);
+}
+
+}  // namespace sigil::agentd

@@ -1,0 +1,113 @@
+// The agent's cache: the registration entries this agent may issue, the X509-SVID of each,
+// and JWT-SVIDs by audience. The Workload API answers from here without touching the server;
+// the sync and rotation code fills it.
+//
+// Readers take an immutable snapshot (one shared_ptr copy under a short lock) and never wait
+// for a writer to finish its work; writers build a new snapshot and swap it in, then tell the
+// subscribers (the Workload API's open streams) that something changed.
+//
+// Thread safety: every method may be called from any thread. Subscriber callbacks run on the
+// writer's thread and must only hand work to their own loop.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/openssl_util.h"
+#include "core/registration_entry.h"
+#include "core/selector.h"
+
+namespace sigil::agentd {
+
+using Clock = std::chrono::system_clock;
+
+// An X509-SVID in the form the Workload API hands out.
+struct X509Svid {
+  std::string entry_id;
+  std::string spiffe_id;
+  std::string hint;
+  Bytes chain_der;      // leaf first, DER certificates concatenated (the API's x509_svid)
+  Bytes key_pkcs8_der;  // the private key, PKCS#8 DER (the API's x509_svid_key)
+  Clock::time_point not_before;
+  Clock::time_point not_after;
+  // What the SVID was issued for; a change in any of these needs a new SVID.
+  std::vector<std::string> dns_names;
+  std::chrono::seconds x509_svid_ttl{0};
+
+  // Half of the lifetime, as SPIRE rotates.
+  Clock::time_point RotateAt() const { return not_before + (not_after - not_before) / 2; }
+};
+
+struct JwtSvid {
+  std::string spiffe_id;
+  std::string token;
+  std::string hint;
+  Clock::time_point issued_at;
+  Clock::time_point expires_at;
+  Clock::time_point RefreshAt() const { return issued_at + (expires_at - issued_at) / 2; }
+};
+
+class SvidCache {
+ public:
+  struct Snapshot {
+    int64_t revision = 0;
+    uint64_t version = 0;  // bumped on every change, entries or SVIDs
+    std::map<std::string, RegistrationEntry> entries;  // by id
+    std::map<std::string, std::shared_ptr<const X509Svid>> svids;  // by entry id
+  };
+
+  std::shared_ptr<const Snapshot> snapshot() const;
+
+  // A full sync replaces the entry set; an incremental one adds, changes and removes. SVIDs
+  // of removed entries go with them.
+  void ApplyEntries(std::vector<RegistrationEntry> changed, const std::vector<std::string>& removed,
+                    int64_t revision, bool full);
+
+  // Keeps `svid` for its entry; ignored when the entry is gone meanwhile.
+  void StoreSvid(std::shared_ptr<const X509Svid> svid);
+
+  // The SVIDs a workload with `selectors` receives: one per matching entry that has an SVID,
+  // ordered by SPIFFE ID then entry id, so the first is stable (the API's default identity).
+  // `matched_entries` (optional) receives how many entries matched, SVID or not.
+  std::vector<std::shared_ptr<const X509Svid>> SvidsFor(const SelectorSet& selectors,
+                                                        size_t* matched_entries = nullptr) const;
+
+  // Entries with no SVID, an SVID past half-life at `now`, or an SVID issued for an older
+  // shape of the entry.
+  std::vector<RegistrationEntry> EntriesNeedingSvid(Clock::time_point now) const;
+
+  // When the next SVID reaches half-life; nullopt when there is none.
+  std::optional<Clock::time_point> NextRotation() const;
+
+  // JWT-SVIDs are kept per SPIFFE ID and audience set until half of their life.
+  std::optional<JwtSvid> FindJwt(const std::string& spiffe_id, std::vector<std::string> audience,
+                                 Clock::time_point now) const;
+  void StoreJwt(JwtSvid svid, std::vector<std::string> audience);
+
+  using Subscriber = std::function<void()>;
+  uint64_t Subscribe(Subscriber subscriber);
+  void Unsubscribe(uint64_t id);
+
+ private:
+  void Publish(std::shared_ptr<Snapshot> next);  // with write_mutex_ held
+
+  mutable std::mutex snapshot_mutex_;  // guards the pointer only
+  std::shared_ptr<const Snapshot> snapshot_ = std::make_shared<Snapshot>();
+  std::mutex write_mutex_;  // one writer at a time builds the next snapshot
+
+  mutable std::mutex jwt_mutex_;
+  std::map<std::pair<std::string, std::vector<std::string>>, JwtSvid> jwts_;
+
+  std::mutex subscribers_mutex_;
+  std::map<uint64_t, Subscriber> subscribers_;
+  uint64_t next_subscriber_ = 1;
+};
+
+}  // namespace sigil::agentd

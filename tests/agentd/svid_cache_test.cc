@@ -1,0 +1,159 @@
+#include "agentd/svid_cache.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+namespace sigil::agentd {
+namespace {
+
+using std::chrono::seconds;
+
+RegistrationEntry Entry(const std::string& id, const std::string& path, std::vector<Selector> selectors,
+                        int64_t revision = 1) {
+  RegistrationEntry e;
+  e.id = id;
+  e.spiffe_id = "spiffe://example.org" + path;
+  e.parent_id = "spiffe://example.org/spire/agent/join_token/t";
+  e.selectors = std::move(selectors);
+  e.revision = revision;
+  return e;
+}
+
+std::shared_ptr<const X509Svid> Svid(const RegistrationEntry& entry, Clock::time_point not_before, seconds ttl) {
+  auto svid = std::make_shared<X509Svid>();
+  svid->entry_id = entry.id;
+  svid->spiffe_id = entry.spiffe_id;
+  svid->dns_names = entry.dns_names;
+  svid->x509_svid_ttl = entry.x509_svid_ttl;
+  svid->chain_der = {0x30, 0x01};
+  svid->not_before = not_before;
+  svid->not_after = not_before + ttl;
+  return svid;
+}
+
+const Selector kUid1001{"unix", "uid:1001"};
+const Selector kGid10{"unix", "gid:10"};
+
+TEST(SvidCacheTest, WorkloadsGetTheSvidsOfEveryMatchingEntry) {
+  SvidCache cache;
+  auto web = Entry("e1", "/web", {kUid1001});
+  auto web_admin = Entry("e2", "/admin", {kUid1001, kGid10});
+  auto db = Entry("e3", "/db", {{"unix", "uid:2000"}});
+  cache.ApplyEntries({web, web_admin, db}, {}, 3, true);
+  const auto now = Clock::now();
+  for (const auto* e : {&web, &web_admin, &db}) cache.StoreSvid(Svid(*e, now, seconds(3600)));
+
+  size_t matched = 0;
+  auto only_uid = cache.SvidsFor(SelectorSet({kUid1001}), &matched);
+  ASSERT_EQ(only_uid.size(), 1u);
+  EXPECT_EQ(only_uid[0]->spiffe_id, "spiffe://example.org/web");
+  auto both = cache.SvidsFor(SelectorSet({kUid1001, kGid10, {"unix", "user:web"}}));
+  ASSERT_EQ(both.size(), 2u);
+  EXPECT_EQ(both[0]->spiffe_id, "spiffe://example.org/admin");  // ordered by SPIFFE ID
+  EXPECT_TRUE(cache.SvidsFor(SelectorSet(std::vector<Selector>{{"unix", "uid:9"}}), &matched).empty());
+  EXPECT_EQ(matched, 0u);
+}
+
+TEST(SvidCacheTest, RotationAtHalfLifeAndOnEntryChange) {
+  SvidCache cache;
+  auto web = Entry("e1", "/web", {kUid1001});
+  cache.ApplyEntries({web}, {}, 1, true);
+  EXPECT_EQ(cache.EntriesNeedingSvid(Clock::now()).size(), 1u);  // no SVID yet
+  EXPECT_FALSE(cache.NextRotation().has_value());
+
+  const auto issued = Clock::now();
+  cache.StoreSvid(Svid(web, issued, seconds(100)));
+  EXPECT_TRUE(cache.EntriesNeedingSvid(issued + seconds(49)).empty());
+  EXPECT_EQ(cache.EntriesNeedingSvid(issued + seconds(50)).size(), 1u);
+  EXPECT_EQ(*cache.NextRotation(), issued + seconds(50));
+
+  // A new DNS name needs a new SVID at once; the old one keeps serving until it comes.
+  auto changed = web;
+  changed.dns_names = {"web.example.org"};
+  changed.revision = 2;
+  cache.ApplyEntries({changed}, {}, 2, false);
+  EXPECT_EQ(cache.EntriesNeedingSvid(issued).size(), 1u);
+  EXPECT_EQ(cache.SvidsFor(SelectorSet({kUid1001})).size(), 1u);
+
+  // A selector change alone does not.
+  cache.StoreSvid(Svid(changed, issued, seconds(100)));
+  auto reselected = changed;
+  reselected.selectors = {kUid1001, kGid10};
+  cache.ApplyEntries({reselected}, {}, 3, false);
+  EXPECT_TRUE(cache.EntriesNeedingSvid(issued).empty());
+}
+
+TEST(SvidCacheTest, RemovedEntriesTakeTheirSvidsAndLateSvidsAreDropped) {
+  SvidCache cache;
+  auto a = Entry("a", "/a", {kUid1001});
+  auto b = Entry("b", "/b", {kUid1001});
+  cache.ApplyEntries({a, b}, {}, 2, true);
+  cache.StoreSvid(Svid(a, Clock::now(), seconds(60)));
+  cache.StoreSvid(Svid(b, Clock::now(), seconds(60)));
+  cache.ApplyEntries({}, {"a"}, 3, false);
+  auto svids = cache.SvidsFor(SelectorSet({kUid1001}));
+  ASSERT_EQ(svids.size(), 1u);
+  EXPECT_EQ(svids[0]->entry_id, "b");
+  cache.StoreSvid(Svid(a, Clock::now(), seconds(60)));  // signed before the removal arrived
+  EXPECT_EQ(cache.snapshot()->svids.count("a"), 0u);
+  cache.ApplyEntries({Entry("c", "/c", {kGid10})}, {}, 4, true);  // a full sync replaces
+  EXPECT_EQ(cache.snapshot()->entries.size(), 1u);
+  EXPECT_EQ(cache.snapshot()->revision, 4);
+}
+
+TEST(SvidCacheTest, JwtsAreReusedUntilHalfLifePerAudienceSet) {
+  SvidCache cache;
+  const auto now = Clock::now();
+  cache.StoreJwt({"spiffe://example.org/web", "token-1", "", now, now + seconds(300)}, {"b", "a"});
+  auto found = cache.FindJwt("spiffe://example.org/web", {"a", "b"}, now + seconds(10));
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->token, "token-1");
+  EXPECT_FALSE(cache.FindJwt("spiffe://example.org/web", {"a"}, now).has_value());
+  EXPECT_FALSE(cache.FindJwt("spiffe://example.org/web", {"a", "b"}, now + seconds(150)).has_value());
+}
+
+TEST(SvidCacheTest, SubscribersHearEveryChange) {
+  SvidCache cache;
+  std::atomic<int> heard{0};
+  const uint64_t id = cache.Subscribe([&] { ++heard; });
+  auto a = Entry("a", "/a", {kUid1001});
+  cache.ApplyEntries({a}, {}, 1, true);
+  cache.StoreSvid(Svid(a, Clock::now(), seconds(60)));
+  EXPECT_EQ(heard.load(), 2);
+  EXPECT_EQ(cache.snapshot()->version, 2u);
+  cache.Unsubscribe(id);
+  cache.ApplyEntries({}, {"a"}, 2, false);
+  EXPECT_EQ(heard.load(), 2);
+}
+
+TEST(SvidCacheTest, ReadersNeverSeeHalfAppliedChanges) {
+  SvidCache cache;
+  std::atomic<bool> stop{false};
+  std::atomic<int> torn{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 3; ++r) {
+    readers.emplace_back([&] {
+      while (!stop) {
+        auto snapshot = cache.snapshot();
+        for (const auto& [id, svid] : snapshot->svids) {
+          if (snapshot->entries.count(id) == 0) ++torn;  // an SVID without its entry
+        }
+        (void)cache.SvidsFor(SelectorSet({kUid1001}));
+      }
+    });
+  }
+  for (int i = 0; i < 500; ++i) {
+    auto e = Entry("e" + std::to_string(i % 20), "/w" + std::to_string(i % 20), {kUid1001}, i);
+    cache.ApplyEntries({e}, {}, i, false);
+    cache.StoreSvid(Svid(e, Clock::now(), seconds(60)));
+    if (i % 7 == 0) cache.ApplyEntries({}, {"e" + std::to_string((i + 3) % 20)}, i, false);
+  }
+  stop = true;
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(torn.load(), 0);
+}
+
+}  // namespace
+}  // namespace sigil::agentd
