@@ -9,7 +9,7 @@ using nlohmann::json;
 
 json StatusToJson(const Status& status) {
   return json{{"code", static_cast<int>(status.code())},
-              {"message", status.ok() ? std::string("OK") : status.ToString()}};
+              {"message", status.ok() ? std::string("OK") : status.message()}};
 }
 
 std::string NewJoinToken() { return NewEntryId(); }
