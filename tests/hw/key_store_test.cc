@@ -10,7 +10,7 @@
 #include <atomic>
 #include <thread>
 
-#include "tests/hw/backends.h"
+#include "tests/support/hw_backends.h"
 
 namespace sigil::hw {
 namespace {

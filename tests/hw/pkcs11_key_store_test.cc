@@ -7,7 +7,7 @@
 #include <cstdlib>
 
 #include "hw/key_store.h"
-#include "tests/hw/backends.h"
+#include "tests/support/hw_backends.h"
 
 namespace sigil::hw {
 namespace {

@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "hw/key_store.h"
-#include "tests/hw/backends.h"
+#include "tests/support/hw_backends.h"
 
 namespace sigil::hw {
 namespace {

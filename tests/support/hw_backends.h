@@ -1,4 +1,4 @@
-// The real components the hw tests sign with: one SoftHSM2 installation with a token, and one
+// The real key stores tests sign with: one SoftHSM2 installation with a token, and one
 // swtpm, shared by every test in the binary (SOFTHSM2_CONF is process-wide; swtpm serves one
 // client at a time).
 #pragma once

@@ -1,4 +1,4 @@
-#include "tests/hw/backends.h"
+#include "tests/support/hw_backends.h"
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>

@@ -1,0 +1,37 @@
+// PKCS#10 certificate signing requests: the agent makes one per key it wants certified, and the
+// server checks one before it issues an X509-SVID for it.
+//
+// The server takes only the public key from a CSR. The identity in the certificate comes from
+// the registration entry, so whatever subject or SANs a CSR carries is ignored.
+//
+// Thread safety: pure functions; an EVP_PKEY passed in is only read.
+#pragma once
+
+#include <openssl/evp.h>
+
+#include <optional>
+#include <span>
+
+#include "core/openssl_util.h"
+#include "core/spiffe_id.h"
+#include "core/status.h"
+
+namespace sigil {
+
+// Smallest RSA modulus a CSR may carry; smaller keys are breakable in practice.
+inline constexpr int kMinCsrRsaBits = 2048;
+
+// A DER CSR signed by `private_key` (EC P-256/P-384 with SHA-256/SHA-384, RSA with SHA-256).
+// With `spiffe_id` it carries that ID as its one URI SAN, as SPIRE agents do; the subject is
+// empty either way.
+Result<Bytes> MakeCsr(EVP_PKEY* private_key, const std::optional<SpiffeId>& spiffe_id = {});
+
+// Parses a DER CSR, checks its self-signature and its key, and returns the public key.
+// InvalidArgument naming the problem: malformed or truncated DER, trailing bytes, a signature
+// that does not verify, a key other than EC P-256, EC P-384 or RSA of at least 2048 bits.
+Result<EvpPkeyPtr> CheckCsr(std::span<const uint8_t> der);
+
+// The same check on a public key alone: what X509-SVIDs may certify.
+Status CheckCertifiableKey(EVP_PKEY* key);
+
+}  // namespace sigil

@@ -1,0 +1,355 @@
+#include "core/x509_ca.h"
+
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include <algorithm>
+#include <ctime>
+
+#include "core/csr.h"
+#include "core/trust_bundle.h"
+
+namespace sigil {
+namespace {
+
+using std::chrono::system_clock;
+
+void AppendDerLength(Bytes& out, size_t len) {
+  if (len < 0x80) {
+    out.push_back(static_cast<uint8_t>(len));
+    return;
+  }
+  uint8_t buf[sizeof(size_t)];
+  int n = 0;
+  for (size_t v = len; v != 0; v >>= 8) buf[n++] = static_cast<uint8_t>(v & 0xff);
+  out.push_back(static_cast<uint8_t>(0x80 | n));
+  while (n > 0) out.push_back(buf[--n]);
+}
+
+struct AlgorithmId {
+  int nid;
+  int param_type;
+};
+
+AlgorithmId SignatureAlgorithm(SignatureScheme scheme) {
+  switch (scheme) {
+    case SignatureScheme::kES256: return {NID_ecdsa_with_SHA256, V_ASN1_UNDEF};
+    case SignatureScheme::kES384: return {NID_ecdsa_with_SHA384, V_ASN1_UNDEF};
+    case SignatureScheme::kRS256: return {NID_sha256WithRSAEncryption, V_ASN1_NULL};
+  }
+  return {NID_undef, V_ASN1_UNDEF};
+}
+
+Status SetSerial(X509* x) {
+  uint8_t bytes[16];
+  if (RAND_bytes(bytes, sizeof(bytes)) != 1) {
+    return OpenSSLError(Code::kInternal, "drawing a random serial number");
+  }
+  // Positive, and always 127 bits long, so no serial loses a byte to a leading zero.
+  bytes[0] = static_cast<uint8_t>((bytes[0] & 0x7f) | 0x40);
+  BignumPtr bn(BN_bin2bn(bytes, sizeof(bytes), nullptr));
+  if (!bn || BN_to_ASN1_INTEGER(bn.get(), X509_get_serialNumber(x)) == nullptr) {
+    return OpenSSLError(Code::kInternal, "setting serial number");
+  }
+  return Status::Ok();
+}
+
+Status SetSubject(X509* x, const SubjectName& subject) {
+  X509_NAME* name = X509_get_subject_name(x);
+  const std::pair<const char*, const std::string*> parts[] = {
+      {"C", &subject.country}, {"O", &subject.organization}, {"CN", &subject.common_name}};
+  for (const auto& [field, value] : parts) {
+    if (value->empty()) continue;
+    if (X509_NAME_add_entry_by_txt(name, field, MBSTRING_UTF8,
+                                   reinterpret_cast<const unsigned char*>(value->data()),
+                                   static_cast<int>(value->size()), -1, 0) != 1) {
+      return OpenSSLError(Code::kInvalidArgument,
+                          std::string("subject ") + field + " '" + *value + "' is not valid");
+    }
+  }
+  return Status::Ok();
+}
+
+Status AddExtension(X509* x, int nid, void* value, bool critical, const char* what) {
+  if (X509_add1_ext_i2d(x, nid, value, critical ? 1 : 0, X509V3_ADD_DEFAULT) != 1) {
+    return OpenSSLError(Code::kInternal, std::string("adding ") + what);
+  }
+  return Status::Ok();
+}
+
+Status AddGeneralName(GENERAL_NAMES* names, int type, const std::string& value) {
+  ASN1_IA5STRING* text = ASN1_IA5STRING_new();
+  GENERAL_NAME* name = GENERAL_NAME_new();
+  if (text == nullptr || name == nullptr ||
+      ASN1_STRING_set(text, value.data(), static_cast<int>(value.size())) != 1) {
+    ASN1_IA5STRING_free(text);
+    GENERAL_NAME_free(name);
+    return OpenSSLError(Code::kInternal, "building subject alternative name");
+  }
+  GENERAL_NAME_set0_value(name, type, text);
+  if (sk_GENERAL_NAME_push(names, name) <= 0) {
+    GENERAL_NAME_free(name);
+    return OpenSSLError(Code::kInternal, "building subject alternative name");
+  }
+  return Status::Ok();
+}
+
+Status AddExtensions(X509* x, const CertTemplate& t, const ASN1_OCTET_STRING* issuer_key_id) {
+  {
+    std::unique_ptr<BASIC_CONSTRAINTS, OpenSSLDeleter<BASIC_CONSTRAINTS_free>> bc(
+        BASIC_CONSTRAINTS_new());
+    if (!bc) return OpenSSLError(Code::kInternal, "allocating basicConstraints");
+    bc->ca = t.is_ca ? 0xff : 0;
+    if (t.is_ca && t.path_len >= 0) {
+      bc->pathlen = ASN1_INTEGER_new();
+      if (bc->pathlen == nullptr || ASN1_INTEGER_set(bc->pathlen, t.path_len) != 1) {
+        return OpenSSLError(Code::kInternal, "setting path length");
+      }
+    }
+    SIGIL_RETURN_IF_ERROR(AddExtension(x, NID_basic_constraints, bc.get(), true, "basicConstraints"));
+  }
+  {
+    std::unique_ptr<ASN1_BIT_STRING, OpenSSLDeleter<ASN1_BIT_STRING_free>> ku(ASN1_BIT_STRING_new());
+    if (!ku) return OpenSSLError(Code::kInternal, "allocating keyUsage");
+    // Bit numbers from RFC 5280 4.2.1.3.
+    constexpr int kDigitalSignature = 0, kKeyEncipherment = 2, kKeyCertSign = 5, kCrlSign = 6;
+    bool ok = true;
+    if (t.is_ca) {
+      ok = ASN1_BIT_STRING_set_bit(ku.get(), kKeyCertSign, 1) == 1 &&
+           ASN1_BIT_STRING_set_bit(ku.get(), kCrlSign, 1) == 1;
+    } else {
+      ok = ASN1_BIT_STRING_set_bit(ku.get(), kDigitalSignature, 1) == 1;
+      if (ok && EVP_PKEY_is_a(t.public_key, "RSA")) {
+        ok = ASN1_BIT_STRING_set_bit(ku.get(), kKeyEncipherment, 1) == 1;
+      }
+    }
+    if (!ok) return OpenSSLError(Code::kInternal, "setting keyUsage bits");
+    SIGIL_RETURN_IF_ERROR(AddExtension(x, NID_key_usage, ku.get(), true, "keyUsage"));
+  }
+  if (!t.is_ca) {
+    std::unique_ptr<EXTENDED_KEY_USAGE, OpenSSLDeleter<EXTENDED_KEY_USAGE_free>> eku(
+        sk_ASN1_OBJECT_new_null());
+    if (!eku || sk_ASN1_OBJECT_push(eku.get(), OBJ_nid2obj(NID_server_auth)) <= 0 ||
+        sk_ASN1_OBJECT_push(eku.get(), OBJ_nid2obj(NID_client_auth)) <= 0) {
+      return OpenSSLError(Code::kInternal, "building extendedKeyUsage");
+    }
+    SIGIL_RETURN_IF_ERROR(AddExtension(x, NID_ext_key_usage, eku.get(), false, "extendedKeyUsage"));
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int digest_len = 0;
+  // RFC 5280 4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits.
+  if (X509_pubkey_digest(x, EVP_sha1(), digest, &digest_len) != 1) {
+    return OpenSSLError(Code::kInternal, "hashing public key for subjectKeyIdentifier");
+  }
+  std::unique_ptr<ASN1_OCTET_STRING, OpenSSLDeleter<ASN1_OCTET_STRING_free>> ski(
+      ASN1_OCTET_STRING_new());
+  if (!ski || ASN1_OCTET_STRING_set(ski.get(), digest, static_cast<int>(digest_len)) != 1) {
+    return OpenSSLError(Code::kInternal, "building subjectKeyIdentifier");
+  }
+  SIGIL_RETURN_IF_ERROR(
+      AddExtension(x, NID_subject_key_identifier, ski.get(), false, "subjectKeyIdentifier"));
+  const ASN1_OCTET_STRING* aki_id = issuer_key_id != nullptr ? issuer_key_id : ski.get();
+  {
+    std::unique_ptr<AUTHORITY_KEYID, OpenSSLDeleter<AUTHORITY_KEYID_free>> aki(
+        AUTHORITY_KEYID_new());
+    if (!aki || (aki->keyid = ASN1_OCTET_STRING_dup(aki_id)) == nullptr) {
+      return OpenSSLError(Code::kInternal, "building authorityKeyIdentifier");
+    }
+    SIGIL_RETURN_IF_ERROR(
+        AddExtension(x, NID_authority_key_identifier, aki.get(), false, "authorityKeyIdentifier"));
+  }
+  if (!t.uri_sans.empty() || !t.dns_sans.empty()) {
+    GeneralNamesPtr names(GENERAL_NAMES_new());
+    if (!names) return OpenSSLError(Code::kInternal, "allocating subjectAltName");
+    for (const auto& uri : t.uri_sans) SIGIL_RETURN_IF_ERROR(AddGeneralName(names.get(), GEN_URI, uri));
+    for (const auto& dns : t.dns_sans) SIGIL_RETURN_IF_ERROR(AddGeneralName(names.get(), GEN_DNS, dns));
+    // RFC 5280 4.2.1.6: critical only when the subject is empty.
+    const bool critical = X509_NAME_entry_count(X509_get_subject_name(x)) == 0;
+    SIGIL_RETURN_IF_ERROR(AddExtension(x, NID_subject_alt_name, names.get(), critical,
+                                       "subjectAltName"));
+  }
+  return Status::Ok();
+}
+
+// Signs a certificate whose TBS fields are all set. OpenSSL's X509_sign wants the private key
+// as an EVP_PKEY; ours may live in a token, so the TBS DER goes through the Signer and the
+// Certificate SEQUENCE is assembled around its signature, then parsed back.
+Result<IssuedCert> SignTbs(X509* x, Signer& signer, SignatureScheme scheme) {
+  const AlgorithmId alg_id = SignatureAlgorithm(scheme);
+  std::unique_ptr<X509_ALGOR, OpenSSLDeleter<X509_ALGOR_free>> alg(X509_ALGOR_new());
+  if (!alg || X509_ALGOR_set0(alg.get(), OBJ_nid2obj(alg_id.nid), alg_id.param_type, nullptr) != 1) {
+    return OpenSSLError(Code::kInternal, "building signature algorithm");
+  }
+  // OpenSSL 3.0 has no setter for the TBS copy of the algorithm; the object is ours and
+  // unsigned, so writing through the accessor is safe.
+  if (X509_ALGOR_copy(const_cast<X509_ALGOR*>(X509_get0_tbs_sigalg(x)), alg.get()) != 1) {
+    return OpenSSLError(Code::kInternal, "setting TBS signature algorithm");
+  }
+  const int tbs_len = i2d_re_X509_tbs(x, nullptr);
+  const int alg_len = i2d_X509_ALGOR(alg.get(), nullptr);
+  if (tbs_len <= 0 || alg_len <= 0) return OpenSSLError(Code::kInternal, "encoding TBS certificate");
+  Bytes body(static_cast<size_t>(tbs_len + alg_len));
+  unsigned char* p = body.data();
+  i2d_re_X509_tbs(x, &p);
+  i2d_X509_ALGOR(alg.get(), &p);
+
+  auto signature = signer.SignMessage(scheme, std::span<const uint8_t>(body.data(), tbs_len));
+  if (!signature.ok()) return signature.status().AddContext("signing certificate");
+
+  body.push_back(V_ASN1_BIT_STRING);
+  AppendDerLength(body, signature->size() + 1);
+  body.push_back(0);  // no unused bits
+  body.insert(body.end(), signature->begin(), signature->end());
+
+  IssuedCert out;
+  out.der.reserve(body.size() + 6);
+  out.der.push_back(V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED);
+  AppendDerLength(out.der, body.size());
+  out.der.insert(out.der.end(), body.begin(), body.end());
+  SIGIL_ASSIGN_OR_RETURN(out.cert, CertFromDer(out.der));
+  return out;
+}
+
+time_t ToTimeT(TimePoint t) { return system_clock::to_time_t(t); }
+
+TimePoint FromAsn1Time(const ASN1_TIME* t) {
+  struct tm tm = {};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return TimePoint{};
+  return system_clock::from_time_t(timegm(&tm));
+}
+
+// Builds and signs a certificate. `issuer` null: self-issued (subject as issuer, own SKI as AKI).
+Result<IssuedCert> BuildAndSign(const CertTemplate& t, X509* issuer, Signer& signer,
+                                SignatureScheme scheme) {
+  if (t.public_key == nullptr) return InvalidArgumentError("certificate template has no public key");
+  SIGIL_RETURN_IF_ERROR(CheckCertifiableKey(t.public_key).AddContext("certificate public key"));
+  if (t.not_after <= t.not_before) {
+    return InvalidArgumentError("certificate would expire before it becomes valid");
+  }
+  X509Ptr x(X509_new());
+  if (!x || X509_set_version(x.get(), X509_VERSION_3) != 1 ||
+      X509_set_pubkey(x.get(), t.public_key) != 1) {
+    return OpenSSLError(Code::kInternal, "allocating certificate");
+  }
+  SIGIL_RETURN_IF_ERROR(SetSerial(x.get()));
+  SIGIL_RETURN_IF_ERROR(SetSubject(x.get(), t.subject));
+  X509_NAME* issuer_name = issuer != nullptr ? X509_get_subject_name(issuer)
+                                             : X509_get_subject_name(x.get());
+  if (X509_set_issuer_name(x.get(), issuer_name) != 1 ||
+      ASN1_TIME_set(X509_getm_notBefore(x.get()), ToTimeT(t.not_before)) == nullptr ||
+      ASN1_TIME_set(X509_getm_notAfter(x.get()), ToTimeT(t.not_after)) == nullptr) {
+    return OpenSSLError(Code::kInternal, "setting issuer and validity");
+  }
+  const ASN1_OCTET_STRING* issuer_key_id =
+      issuer != nullptr ? X509_get0_subject_key_id(issuer) : nullptr;
+  SIGIL_RETURN_IF_ERROR(AddExtensions(x.get(), t, issuer_key_id));
+  return SignTbs(x.get(), signer, scheme);
+}
+
+CertTemplate CaTemplate(const TrustDomain& td, EVP_PKEY* key, const CaOptions& options) {
+  CertTemplate t;
+  t.subject = options.subject;
+  t.public_key = key;
+  t.not_before = options.now - kBackdate;
+  t.not_after = options.now + options.ttl;
+  t.is_ca = true;
+  t.path_len = options.path_len;
+  t.uri_sans = {td.IdString()};
+  return t;
+}
+
+}  // namespace
+
+TimePoint CertNotBefore(const X509* cert) { return FromAsn1Time(X509_get0_notBefore(cert)); }
+TimePoint CertNotAfter(const X509* cert) { return FromAsn1Time(X509_get0_notAfter(cert)); }
+
+Status X509Ca::Init(X509Ptr cert, std::vector<X509Ptr> above, std::shared_ptr<Signer> key) {
+  if (!key) return InvalidArgumentError("CA has no signing key");
+  if (X509_check_ca(cert.get()) == 0) {
+    return InvalidArgumentError("CA certificate is not a CA (basicConstraints CA:false or missing)");
+  }
+  if (EVP_PKEY_eq(X509_get0_pubkey(cert.get()), key->public_key()) != 1) {
+    ClearOpenSSLErrors();
+    return InvalidArgumentError("CA signing key does not match the CA certificate's public key");
+  }
+  X509* previous = cert.get();
+  for (size_t i = 0; i < above.size(); ++i) {
+    if (X509_check_issued(above[i].get(), previous) != X509_V_OK) {
+      return InvalidArgumentError("CA chain certificate " + std::to_string(i + 1) +
+                                  " did not issue the certificate before it");
+    }
+    previous = above[i].get();
+  }
+  if (X509_check_issued(previous, previous) != X509_V_OK) {
+    return InvalidArgumentError("CA chain does not end with a self-signed root");
+  }
+  root_ = UpRef(previous);
+  if (!above.empty()) {
+    intermediates_.push_back(UpRef(cert.get()));
+    for (size_t i = 0; i + 1 < above.size(); ++i) intermediates_.push_back(UpRef(above[i].get()));
+  }
+  for (const auto& c : intermediates_) {
+    SIGIL_ASSIGN_OR_RETURN(Bytes der, CertToDer(c.get()));
+    intermediates_der_.push_back(std::move(der));
+  }
+  SIGIL_ASSIGN_OR_RETURN(cert_der_, CertToDer(cert.get()));
+  // OpenSSL fills per-certificate caches on first use; doing it now keeps later concurrent
+  // readers off that path.
+  X509_check_purpose(cert.get(), -1, 0);
+  X509_check_purpose(root_.get(), -1, 0);
+  not_before_ = CertNotBefore(cert.get());
+  not_after_ = CertNotAfter(cert.get());
+  cert_ = std::move(cert);
+  scheme_ = DefaultSchemeFor(key->key_type());
+  signer_ = std::move(key);
+  return Status::Ok();
+}
+
+Result<X509Ca> X509Ca::NewRoot(const TrustDomain& td, std::shared_ptr<Signer> key,
+                               const CaOptions& options) {
+  if (!key) return InvalidArgumentError("CA has no signing key");
+  const CertTemplate t = CaTemplate(td, key->public_key(), options);
+  auto issued = BuildAndSign(t, nullptr, *key, DefaultSchemeFor(key->key_type()));
+  if (!issued.ok()) return issued.status().AddContext("making root CA for " + td.name());
+  X509Ca ca(td);
+  SIGIL_RETURN_IF_ERROR(ca.Init(std::move(issued->cert), {}, std::move(key)));
+  return ca;
+}
+
+Result<X509Ca> X509Ca::FromChain(const TrustDomain& td, std::vector<X509Ptr> chain,
+                                 std::shared_ptr<Signer> key) {
+  if (chain.empty()) return InvalidArgumentError("CA chain is empty");
+  X509Ptr cert = std::move(chain.front());
+  chain.erase(chain.begin());
+  X509Ca ca(td);
+  SIGIL_RETURN_IF_ERROR(ca.Init(std::move(cert), std::move(chain), std::move(key)));
+  return ca;
+}
+
+Result<X509Ca> X509Ca::NewIntermediate(std::shared_ptr<Signer> key,
+                                       const CaOptions& options) const {
+  if (!key) return InvalidArgumentError("intermediate CA has no signing key");
+  auto issued = Issue(CaTemplate(trust_domain_, key->public_key(), options));
+  if (!issued.ok()) return issued.status().AddContext("making intermediate CA");
+  std::vector<X509Ptr> above;
+  for (const auto& c : intermediates_) above.push_back(UpRef(c.get()));
+  if (above.empty() || X509_cmp(above.front().get(), cert_.get()) != 0) {
+    above.insert(above.begin(), UpRef(cert_.get()));
+  }
+  if (X509_cmp(above.back().get(), root_.get()) != 0) above.push_back(UpRef(root_.get()));
+  X509Ca ca(trust_domain_);
+  SIGIL_RETURN_IF_ERROR(ca.Init(std::move(issued->cert), std::move(above), std::move(key)));
+  return ca;
+}
+
+Result<IssuedCert> X509Ca::Issue(const CertTemplate& tbs) const {
+  CertTemplate capped = tbs;
+  capped.not_after = std::min(tbs.not_after, not_after_);
+  capped.not_before = std::max(tbs.not_before, not_before_);
+  if (capped.not_after <= capped.not_before) {
+    return FailedPreconditionError("CA certificate is not valid for the requested lifetime");
+  }
+  return BuildAndSign(capped, cert_.get(), *signer_, scheme_);
+}
+
+}  // namespace sigil

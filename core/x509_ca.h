@@ -1,0 +1,131 @@
+// The X.509 certificate authority of a trust domain, and the templates of what it signs.
+//
+// A CA is a signing certificate, the chain above it, and a Signer holding its key. The key is
+// never an OpenSSL private key: the certificate's TBS part is built with OpenSSL, its DER is
+// signed through Signer::SignMessage (a TPM, a PKCS#11 token or a soft key), and the signature
+// is set into the certificate. So every certificate Sigil issues, from the root to each
+// X509-SVID, takes the one path of X509Ca::Issue.
+//
+// Shapes, per the SPIFFE X509-SVID standard:
+//  - CA certificates: URI SAN spiffe://<td>, basicConstraints CA:true (critical), keyUsage
+//    keyCertSign + cRLSign (critical), SKI, and AKI when issued by another CA.
+//  - leaves: basicConstraints CA:false (critical), keyUsage digitalSignature (+ keyEncipherment
+//    for RSA keys) critical, EKU serverAuth + clientAuth, SKI and AKI.
+//  - serials are 128-bit positive integers, 126 of their bits random.
+//  - notAfter never passes the issuing CA's notAfter.
+//
+// Modes (DESIGN.md): `direct` issues SVIDs from the CA whose key is in the token; `delegated`
+// has that CA sign a short-lived intermediate (NewIntermediate) with an in-memory soft key,
+// which then issues SVIDs at software speed. Under an existing PKI, FromChain wraps the
+// upstream CA (its chain and a Signer for its key) and NewIntermediate makes the trust
+// domain's CA beneath it.
+//
+// Thread safety: an X509Ca is immutable once made; Issue and NewIntermediate may be called from
+// any number of threads at once (the Signer is thread-safe; signing may block on hardware, so
+// call from worker threads).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/openssl_util.h"
+#include "core/signer.h"
+#include "core/spiffe_id.h"
+#include "core/status.h"
+
+namespace sigil {
+
+using TimePoint = std::chrono::system_clock::time_point;
+
+// Subject distinguished name; empty parts are left out.
+struct SubjectName {
+  std::string country;
+  std::string organization;
+  std::string common_name;
+};
+
+// Everything about a certificate that is not the issuer's.
+struct CertTemplate {
+  SubjectName subject;
+  EVP_PKEY* public_key = nullptr;  // not owned
+  TimePoint not_before;
+  TimePoint not_after;  // capped at the issuer's notAfter
+  bool is_ca = false;
+  int path_len = -1;  // CA only; -1 leaves the path length unconstrained
+  std::vector<std::string> uri_sans;
+  std::vector<std::string> dns_sans;
+};
+
+// A certificate as an OpenSSL object and as the DER it was parsed from.
+struct IssuedCert {
+  X509Ptr cert;
+  Bytes der;
+};
+
+struct CaOptions {
+  SubjectName subject{.country = "US", .organization = "SPIFFE"};
+  std::chrono::seconds ttl{std::chrono::hours(24)};
+  TimePoint now = std::chrono::system_clock::now();
+  int path_len = -1;
+};
+
+// Certificates are backdated this much, so a peer whose clock is a little behind accepts them.
+inline constexpr std::chrono::seconds kBackdate{10};
+
+class X509Ca {
+ public:
+  // A self-signed root for `td`, with `key` as its key.
+  static Result<X509Ca> NewRoot(const TrustDomain& td, std::shared_ptr<Signer> key,
+                                const CaOptions& options);
+
+  // An existing CA: `chain` is its certificate first, then the certificates above it, ending
+  // with a self-signed root; `key` holds the first certificate's key. InvalidArgument when the
+  // key does not match, the first certificate is not a CA, or the chain does not end at a root.
+  static Result<X509Ca> FromChain(const TrustDomain& td, std::vector<X509Ptr> chain,
+                                  std::shared_ptr<Signer> key);
+
+  // A CA beneath this one, for `key` (a soft key in delegated mode, the trust domain's token
+  // key under an upstream PKI).
+  Result<X509Ca> NewIntermediate(std::shared_ptr<Signer> key, const CaOptions& options) const;
+
+  // Signs `tbs` as this CA. InvalidArgument when the template is unusable (no key, not_after
+  // not after not_before, a CA template whose lifetime ends before it starts after capping).
+  Result<IssuedCert> Issue(const CertTemplate& tbs) const;
+
+  const TrustDomain& trust_domain() const { return trust_domain_; }
+  X509* cert() const { return cert_.get(); }
+  const Bytes& cert_der() const { return cert_der_; }
+  // The certificates from cert() up to, and excluding, the root: what an issued SVID's chain
+  // carries after its leaf. Empty when cert() is the root.
+  const std::vector<X509Ptr>& intermediates() const { return intermediates_; }
+  const std::vector<Bytes>& intermediates_der() const { return intermediates_der_; }
+  X509* root() const { return root_.get(); }
+  Signer& signer() const { return *signer_; }
+  SignatureScheme scheme() const { return scheme_; }
+  TimePoint not_before() const { return not_before_; }
+  TimePoint not_after() const { return not_after_; }
+
+ private:
+  X509Ca(TrustDomain td) : trust_domain_(std::move(td)) {}
+  Status Init(X509Ptr cert, std::vector<X509Ptr> above, std::shared_ptr<Signer> key);
+
+  TrustDomain trust_domain_;
+  X509Ptr cert_;
+  Bytes cert_der_;
+  std::vector<X509Ptr> intermediates_;
+  std::vector<Bytes> intermediates_der_;
+  X509Ptr root_;
+  std::shared_ptr<Signer> signer_;
+  SignatureScheme scheme_ = SignatureScheme::kES256;
+  TimePoint not_before_;
+  TimePoint not_after_;
+};
+
+// A certificate's notBefore / notAfter.
+TimePoint CertNotBefore(const X509* cert);
+TimePoint CertNotAfter(const X509* cert);
+
+}  // namespace sigil

@@ -1,0 +1,180 @@
+#include "core/x509_svid.h"
+
+#include <openssl/x509v3.h>
+
+#include "core/csr.h"
+
+namespace sigil {
+namespace {
+
+struct UnownedX509StackDeleter {
+  void operator()(STACK_OF(X509) * s) const { sk_X509_free(s); }
+};
+
+Status Deny(std::string message) { return PermissionDeniedError("X509-SVID rejected: " + message); }
+
+}  // namespace
+
+std::vector<X509*> X509Svid::raw_chain() const {
+  std::vector<X509*> out;
+  out.reserve(chain.size());
+  for (const auto& cert : chain) out.push_back(cert.get());
+  return out;
+}
+
+Result<std::string> X509Svid::ChainPem() const { return CertsToPem(raw_chain()); }
+
+Result<X509SvidParams> X509SvidParamsForEntry(const RegistrationEntry& entry,
+                                              std::chrono::seconds default_ttl, TimePoint now) {
+  auto id = SpiffeId::Parse(entry.spiffe_id);
+  if (!id.ok()) return id.status().AddContext("entry spiffe_id");
+  X509SvidParams params(std::move(*id));
+  params.dns_names = entry.dns_names;
+  params.ttl = entry.x509_svid_ttl.count() > 0 ? entry.x509_svid_ttl : default_ttl;
+  params.now = now;
+  return params;
+}
+
+Result<X509Svid> MintX509Svid(const X509Ca& ca, EVP_PKEY* public_key,
+                              const X509SvidParams& params) {
+  SIGIL_RETURN_IF_ERROR(CheckCertifiableKey(public_key).AddContext("X509-SVID public key"));
+  if (!params.spiffe_id.MemberOf(ca.trust_domain())) {
+    return InvalidArgumentError("SPIFFE ID " + params.spiffe_id.str() +
+                                " is not in the CA's trust domain " + ca.trust_domain().name());
+  }
+  for (const auto& dns : params.dns_names) {
+    SIGIL_RETURN_IF_ERROR(ValidateDnsName(dns).AddContext("X509-SVID DNS name"));
+  }
+  if (params.ttl.count() <= 0) {
+    return InvalidArgumentError("X509-SVID TTL must be positive, got " +
+                                std::to_string(params.ttl.count()) + "s");
+  }
+  CertTemplate t;
+  t.subject.country = params.country;
+  t.subject.organization = params.organization;
+  if (!params.dns_names.empty()) t.subject.common_name = params.dns_names.front();
+  t.public_key = public_key;
+  t.not_before = params.now - kBackdate;
+  t.not_after = params.now + params.ttl;
+  t.uri_sans = {params.spiffe_id.str()};
+  t.dns_sans = params.dns_names;
+  auto issued = ca.Issue(t);
+  if (!issued.ok()) return issued.status().AddContext("issuing X509-SVID for " + params.spiffe_id.str());
+
+  X509Svid svid{.spiffe_id = params.spiffe_id};
+  svid.expires_at = CertNotAfter(issued->cert.get());
+  svid.chain.reserve(1 + ca.intermediates().size());
+  svid.chain.push_back(std::move(issued->cert));
+  for (const auto& cert : ca.intermediates()) svid.chain.push_back(UpRef(cert.get()));
+  svid.chain_der.reserve(svid.chain.size());
+  svid.chain_der.push_back(std::move(issued->der));
+  for (const auto& der : ca.intermediates_der()) svid.chain_der.push_back(der);
+  return svid;
+}
+
+Result<X509Svid> MintX509SvidFromCsr(const X509Ca& ca, std::span<const uint8_t> csr_der,
+                                     const X509SvidParams& params) {
+  SIGIL_ASSIGN_OR_RETURN(EvpPkeyPtr key, CheckCsr(csr_der));
+  return MintX509Svid(ca, key.get(), params);
+}
+
+Result<SpiffeId> AgentSpiffeId(const TrustDomain& td, std::string_view suffix) {
+  return SpiffeId::FromPath(td, "/spire/agent/" + std::string(suffix));
+}
+
+SpiffeId ServerSpiffeId(const TrustDomain& td) {
+  return *SpiffeId::FromPath(td, "/spire/server");
+}
+
+Result<SpiffeId> X509SvidSpiffeId(X509* leaf) {
+  if (leaf == nullptr) return InvalidArgumentError("no leaf certificate");
+  int critical = -1;
+  GeneralNamesPtr names(static_cast<GENERAL_NAMES*>(
+      X509_get_ext_d2i(leaf, NID_subject_alt_name, &critical, nullptr)));
+  if (!names) {
+    ClearOpenSSLErrors();
+    if (critical == -2) return InvalidArgumentError("leaf has more than one subjectAltName extension");
+    return InvalidArgumentError("leaf has no URI SAN");
+  }
+  const ASN1_IA5STRING* uri = nullptr;
+  int uris = 0;
+  for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(names.get(), i);
+    if (name->type == GEN_URI) {
+      ++uris;
+      uri = name->d.uniformResourceIdentifier;
+    }
+  }
+  if (uris == 0) return InvalidArgumentError("leaf has no URI SAN");
+  if (uris > 1) {
+    return InvalidArgumentError("leaf has " + std::to_string(uris) +
+                                " URI SANs; an X509-SVID has exactly one");
+  }
+  std::string_view text(reinterpret_cast<const char*>(ASN1_STRING_get0_data(uri)),
+                        static_cast<size_t>(ASN1_STRING_length(uri)));
+  auto id = SpiffeId::Parse(text);
+  if (!id.ok()) return id.status().AddContext("leaf URI SAN");
+  return id;
+}
+
+Result<SpiffeId> VerifyX509Svid(std::span<X509* const> chain, const X509Bundle& bundle,
+                                TimePoint now) {
+  if (chain.empty() || chain.front() == nullptr) {
+    return InvalidArgumentError("X509-SVID chain is empty");
+  }
+  X509* leaf = chain.front();
+  auto id = X509SvidSpiffeId(leaf);
+  if (!id.ok()) {
+    const Status status = id.status();
+    std::string what = status.message();
+    for (const auto& frame : status.context()) what += " (" + frame + ")";
+    return Deny(what);
+  }
+  if (!id->MemberOf(bundle.trust_domain)) {
+    return Deny("SPIFFE ID " + id->str() + " is not in trust domain " + bundle.trust_domain.name());
+  }
+  const uint32_t flags = X509_get_extension_flags(leaf);
+  if ((flags & EXFLAG_INVALID) != 0) return Deny("leaf has malformed or duplicate extensions");
+  if ((flags & EXFLAG_CA) != 0) return Deny("leaf is a CA (basicConstraints CA:true)");
+  if ((flags & EXFLAG_KUSAGE) == 0) return Deny("leaf has no keyUsage extension");
+  const uint32_t usage = X509_get_key_usage(leaf);
+  if ((usage & KU_DIGITAL_SIGNATURE) == 0) return Deny("leaf keyUsage lacks digitalSignature");
+  if ((usage & KU_KEY_CERT_SIGN) != 0) return Deny("leaf keyUsage has keyCertSign");
+  if ((usage & KU_CRL_SIGN) != 0) return Deny("leaf keyUsage has cRLSign");
+  if (bundle.authorities.empty()) {
+    return Deny("the bundle of " + bundle.trust_domain.name() + " has no X.509 authorities");
+  }
+
+  X509StorePtr store(X509_STORE_new());
+  std::unique_ptr<STACK_OF(X509), UnownedX509StackDeleter> untrusted(sk_X509_new_null());
+  X509StoreCtxPtr ctx(X509_STORE_CTX_new());
+  if (!store || !untrusted || !ctx) return OpenSSLError(Code::kInternal, "allocating X.509 store");
+  for (const auto& authority : bundle.authorities) {
+    if (X509_STORE_add_cert(store.get(), authority.get()) != 1) {
+      return OpenSSLError(Code::kInternal, "adding bundle authority to X.509 store");
+    }
+  }
+  for (size_t i = 1; i < chain.size(); ++i) {
+    if (sk_X509_push(untrusted.get(), chain[i]) <= 0) {
+      return OpenSSLError(Code::kInternal, "collecting intermediates");
+    }
+  }
+  if (X509_STORE_CTX_init(ctx.get(), store.get(), leaf, untrusted.get()) != 1) {
+    return OpenSSLError(Code::kInternal, "initialising chain verification");
+  }
+  X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
+  X509_VERIFY_PARAM_set_time(param, std::chrono::system_clock::to_time_t(now));
+  // Every bundle authority is a trust anchor, root or not, as in go-spiffe.
+  X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
+  if (X509_verify_cert(ctx.get()) != 1) {
+    const int err = X509_STORE_CTX_get_error(ctx.get());
+    const int depth = X509_STORE_CTX_get_error_depth(ctx.get());
+    ClearOpenSSLErrors();
+    return Deny("chain of " + id->str() + " does not verify against the bundle of " +
+                bundle.trust_domain.name() + ": " + X509_verify_cert_error_string(err) +
+                " (certificate " + std::to_string(depth) + " of the chain)");
+  }
+  return id;
+}
+
+}  // namespace sigil
