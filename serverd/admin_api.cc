@@ -15,7 +15,8 @@ json StatusToJson(const Status& status) {
 std::string NewJoinToken() { return NewEntryId(); }
 
 std::string JoinTokenAgentId(const TrustDomain& trust_domain, const std::string& token) {
-  return trust_domain.IdString() + "/spire/agent/join_token/" + token;
+  auto id = AgentSpiffeId(trust_domain, "join_token/" + token);
+  return id.ok() ? id->str() : std::string();
 }
 
 namespace {
@@ -192,7 +193,7 @@ AdminApi::AdminApi(EntryService& entries, Datastore& store) : entries_(entries),
       // The token's agent also answers to `alias`: a node alias entry that selects it.
       RegistrationEntry node;
       node.spiffe_id = alias;
-      node.parent_id = ServerSpiffeId(entries_.trust_domain());
+      node.parent_id = ServerSpiffeId(entries_.trust_domain()).str();
       node.selectors = {{"spiffe_id", JoinTokenAgentId(entries_.trust_domain(), token)}};
       SIGIL_ASSIGN_OR_RETURN(RegistrationEntry created, store_.CreateEntry(node));
       alias_entry_id = created.id;

@@ -145,7 +145,7 @@ Result<RegistrationEntry> EntryFromFlags(const EntryFlags& f, bool update) {
   if (f.node) {
     // A node alias hangs off the server of the entry's own trust domain.
     SIGIL_ASSIGN_OR_RETURN(SpiffeId id, SpiffeId::Parse(e.spiffe_id));
-    e.parent_id = ServerSpiffeId(id.trust_domain());
+    e.parent_id = ServerSpiffeId(id.trust_domain()).str();
   }
   for (const std::string& text : f.selectors) {
     SIGIL_ASSIGN_OR_RETURN(Selector s, Selector::Parse(text));

@@ -5,10 +5,6 @@
 
 namespace sigil::serverd {
 
-std::string ServerSpiffeId(const TrustDomain& trust_domain) {
-  return trust_domain.IdString() + "/spire/server";
-}
-
 Result<RegistrationEntry> EntryService::Create(RegistrationEntry entry) {
   SIGIL_RETURN_IF_ERROR(entry.Validate(trust_domain_));
   entry.id.clear();  // the server assigns ids
@@ -40,7 +36,7 @@ Result<std::vector<RegistrationEntry>> EntryService::List(const EntryFilter& fil
 Result<std::vector<std::string>> EntryService::AuthorizedParents(const AttestedAgent& agent) {
   std::set<std::string> parents = {agent.spiffe_id};
   const SelectorSet agent_selectors(agent.selectors);
-  SIGIL_ASSIGN_OR_RETURN(auto aliases, store_.ListEntries({.parent_id = ServerSpiffeId(trust_domain_)}));
+  SIGIL_ASSIGN_OR_RETURN(auto aliases, store_.ListEntries({.parent_id = ServerSpiffeId(trust_domain_).str()}));
   for (const auto& alias : aliases) {
     if (EntryMatchesWorkload(alias.selector_set(), agent_selectors)) parents.insert(alias.spiffe_id);
   }

@@ -15,12 +15,10 @@
 
 #include "core/registration_entry.h"
 #include "core/spiffe_id.h"
+#include "core/x509_svid.h"
 #include "serverd/datastore.h"
 
 namespace sigil::serverd {
-
-// spiffe://<td>/spire/server
-std::string ServerSpiffeId(const TrustDomain& trust_domain);
 
 class EntryService {
  public:

@@ -64,7 +64,7 @@ TEST_F(EntryServiceTest, BatchReportsEachEntryAlone) {
 }
 
 TEST_F(EntryServiceTest, AgentsGetTheirOwnAliasedAndNestedEntriesOnly) {
-  const std::string server = ServerSpiffeId(service_->trust_domain());
+  const std::string server = ServerSpiffeId(service_->trust_domain()).str();
   EXPECT_EQ(server, "spiffe://example.org/spire/server");
   // A node alias for hosts in rack 7, and entries below it.
   ASSERT_TRUE(service_->Create(Entry("/rack7", server, {{"join_token", "rack:7"}})).ok());
