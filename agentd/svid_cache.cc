@@ -7,7 +7,7 @@ namespace sigil::agentd {
 
 namespace {
 
-bool SvidFitsEntry(const X509Svid& svid, const RegistrationEntry& entry) {
+bool SvidFitsEntry(const WorkloadX509Svid& svid, const RegistrationEntry& entry) {
   return svid.spiffe_id == entry.spiffe_id && svid.dns_names == entry.dns_names &&
          svid.x509_svid_ttl == entry.x509_svid_ttl;
 }
@@ -50,7 +50,7 @@ void SvidCache::ApplyEntries(std::vector<RegistrationEntry> changed, const std::
   Publish(std::move(next));
 }
 
-void SvidCache::StoreSvid(std::shared_ptr<const X509Svid> svid) {
+void SvidCache::StoreSvid(std::shared_ptr<const WorkloadX509Svid> svid) {
   std::lock_guard write(write_mutex_);
   auto current = snapshot();
   if (current->entries.count(svid->entry_id) == 0) return;
@@ -59,10 +59,10 @@ void SvidCache::StoreSvid(std::shared_ptr<const X509Svid> svid) {
   Publish(std::move(next));
 }
 
-std::vector<std::shared_ptr<const X509Svid>> SvidCache::SvidsFor(const SelectorSet& selectors,
+std::vector<std::shared_ptr<const WorkloadX509Svid>> SvidCache::SvidsFor(const SelectorSet& selectors,
                                                                  size_t* matched_entries) const {
   auto current = snapshot();
-  std::vector<std::shared_ptr<const X509Svid>> out;
+  std::vector<std::shared_ptr<const WorkloadX509Svid>> out;
   size_t matched = 0;
   for (const auto& [id, entry] : current->entries) {
     if (!EntryMatchesWorkload(entry.selector_set(), selectors)) continue;
@@ -97,7 +97,7 @@ std::optional<Clock::time_point> SvidCache::NextRotation() const {
   return next;
 }
 
-std::optional<JwtSvid> SvidCache::FindJwt(const std::string& spiffe_id, std::vector<std::string> audience,
+std::optional<WorkloadJwtSvid> SvidCache::FindJwt(const std::string& spiffe_id, std::vector<std::string> audience,
                                           Clock::time_point now) const {
   std::sort(audience.begin(), audience.end());
   std::lock_guard lock(jwt_mutex_);
@@ -106,7 +106,7 @@ std::optional<JwtSvid> SvidCache::FindJwt(const std::string& spiffe_id, std::vec
   return it->second;
 }
 
-void SvidCache::StoreJwt(JwtSvid svid, std::vector<std::string> audience) {
+void SvidCache::StoreJwt(WorkloadJwtSvid svid, std::vector<std::string> audience) {
   std::sort(audience.begin(), audience.end());
   std::lock_guard lock(jwt_mutex_);
   const auto now = Clock::now();

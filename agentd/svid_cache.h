@@ -29,7 +29,7 @@ namespace sigil::agentd {
 using Clock = std::chrono::system_clock;
 
 // An X509-SVID in the form the Workload API hands out.
-struct X509Svid {
+struct WorkloadX509Svid {
   std::string entry_id;
   std::string spiffe_id;
   std::string hint;
@@ -45,7 +45,7 @@ struct X509Svid {
   Clock::time_point RotateAt() const { return not_before + (not_after - not_before) / 2; }
 };
 
-struct JwtSvid {
+struct WorkloadJwtSvid {
   std::string spiffe_id;
   std::string token;
   std::string hint;
@@ -60,7 +60,7 @@ class SvidCache {
     int64_t revision = 0;
     uint64_t version = 0;  // bumped on every change, entries or SVIDs
     std::map<std::string, RegistrationEntry> entries;  // by id
-    std::map<std::string, std::shared_ptr<const X509Svid>> svids;  // by entry id
+    std::map<std::string, std::shared_ptr<const WorkloadX509Svid>> svids;  // by entry id
   };
 
   std::shared_ptr<const Snapshot> snapshot() const;
@@ -71,12 +71,12 @@ class SvidCache {
                     int64_t revision, bool full);
 
   // Keeps `svid` for its entry; ignored when the entry is gone meanwhile.
-  void StoreSvid(std::shared_ptr<const X509Svid> svid);
+  void StoreSvid(std::shared_ptr<const WorkloadX509Svid> svid);
 
   // The SVIDs a workload with `selectors` receives: one per matching entry that has an SVID,
   // ordered by SPIFFE ID then entry id, so the first is stable (the API's default identity).
   // `matched_entries` (optional) receives how many entries matched, SVID or not.
-  std::vector<std::shared_ptr<const X509Svid>> SvidsFor(const SelectorSet& selectors,
+  std::vector<std::shared_ptr<const WorkloadX509Svid>> SvidsFor(const SelectorSet& selectors,
                                                         size_t* matched_entries = nullptr) const;
 
   // Entries with no SVID, an SVID past half-life at `now`, or an SVID issued for an older
@@ -87,9 +87,9 @@ class SvidCache {
   std::optional<Clock::time_point> NextRotation() const;
 
   // JWT-SVIDs are kept per SPIFFE ID and audience set until half of their life.
-  std::optional<JwtSvid> FindJwt(const std::string& spiffe_id, std::vector<std::string> audience,
+  std::optional<WorkloadJwtSvid> FindJwt(const std::string& spiffe_id, std::vector<std::string> audience,
                                  Clock::time_point now) const;
-  void StoreJwt(JwtSvid svid, std::vector<std::string> audience);
+  void StoreJwt(WorkloadJwtSvid svid, std::vector<std::string> audience);
 
   using Subscriber = std::function<void()>;
   uint64_t Subscribe(Subscriber subscriber);
@@ -103,7 +103,7 @@ class SvidCache {
   std::mutex write_mutex_;  // one writer at a time builds the next snapshot
 
   mutable std::mutex jwt_mutex_;
-  std::map<std::pair<std::string, std::vector<std::string>>, JwtSvid> jwts_;
+  std::map<std::pair<std::string, std::vector<std::string>>, WorkloadJwtSvid> jwts_;
 
   std::mutex subscribers_mutex_;
   std::map<uint64_t, Subscriber> subscribers_;

@@ -21,8 +21,8 @@ RegistrationEntry Entry(const std::string& id, const std::string& path, std::vec
   return e;
 }
 
-std::shared_ptr<const X509Svid> Svid(const RegistrationEntry& entry, Clock::time_point not_before, seconds ttl) {
-  auto svid = std::make_shared<X509Svid>();
+std::shared_ptr<const WorkloadX509Svid> Svid(const RegistrationEntry& entry, Clock::time_point not_before, seconds ttl) {
+  auto svid = std::make_shared<WorkloadX509Svid>();
   svid->entry_id = entry.id;
   svid->spiffe_id = entry.spiffe_id;
   svid->dns_names = entry.dns_names;
