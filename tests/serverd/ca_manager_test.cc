@@ -1,0 +1,159 @@
+// The CA's life against a real SoftHSM2 token and a real SQLite journal: made once, found again
+// after a restart, rotated at SPIRE's thresholds with both CAs published while they overlap, and
+// SVIDs minted on either side of a rotation verifying against the published bundle.
+#include "serverd/ca_manager.h"
+
+#include <gtest/gtest.h>
+
+#include "core/jwt_svid.h"
+#include "core/x509_svid.h"
+#include "serverd/sqlite_datastore.h"
+#include "tests/support/hw_backends.h"
+
+namespace sigil::serverd {
+namespace {
+
+using std::chrono::hours;
+using std::chrono::seconds;
+
+class CaManagerTest : public ::testing::TestWithParam<CaMode> {
+ protected:
+  void SetUp() override {
+    auto store = OpenSqliteDatastore(dir_ / "db.sqlite3");
+    ASSERT_TRUE(store.ok());
+    store_ = std::move(*store);
+    auto keys = hw::OpenKeyStore(hw::Backends()->ca_token.uri());
+    ASSERT_TRUE(keys.ok()) << keys.status().ToString();
+    keys_ = std::move(*keys);
+    options_.trust_domain = *TrustDomain::Parse("example.org");
+    options_.ca_ttl = hours(6);
+    options_.mode = GetParam();
+    options_.delegated_ca_ttl = seconds(1200);
+    start_ = std::chrono::floor<seconds>(std::chrono::system_clock::now()) + hours(1000 * counter_++);
+  }
+  void TearDown() override {
+    // The token is shared by the binary: leave it as found.
+    auto slots = store_->ListCaSlots();
+    ASSERT_TRUE(slots.ok());
+    for (const auto& slot : *slots) {
+      (void)keys_->DeleteKey(slot.key_label);
+      (void)keys_->DeleteKey("jwt" + slot.key_label.substr(2));
+    }
+  }
+
+  // An SVID for a fresh key, minted by the current issuer at `now`.
+  X509Svid Mint(CaManager& ca, TimePoint now) {
+    EXPECT_TRUE(ca.Tick(now).ok());  // as the server's timer does before any request
+    X509SvidParams params(*SpiffeId::Parse("spiffe://example.org/web"));
+    params.now = now;
+    params.ttl = seconds(600);
+    EvpPkeyPtr key(EVP_EC_gen("P-256"));
+    auto svid = MintX509Svid(*ca.current()->issuer, key.get(), params);
+    EXPECT_TRUE(svid.ok()) << svid.status().ToString();
+    return std::move(*svid);
+  }
+
+  static inline int counter_ = 0;
+  sigil::testing::TempDir dir_{"sigil-ca"};
+  std::unique_ptr<Datastore> store_;
+  std::unique_ptr<hw::KeyStore> keys_;
+  CaManagerOptions options_;
+  TimePoint start_;
+};
+
+TEST_P(CaManagerTest, FirstStartMakesACaAndARestartFindsIt) {
+  Bytes first_root;
+  {
+    CaManager ca(options_, *keys_, *store_);
+    ASSERT_TRUE(ca.Start(start_).ok());
+    const auto current = ca.current();
+    ASSERT_EQ(current->bundle.x509.authorities.size(), 1u);
+    first_root = *CertToDer(current->bundle.x509.authorities[0].get());
+    EXPECT_EQ(current->bundle.jwt.authorities.size(), 1u);
+    EXPECT_EQ(*CertToDer(current->issuer->root()), first_root);  // the issuer chains to the published root
+    if (GetParam() == CaMode::kDelegated) {
+      EXPECT_EQ(current->issuer->intermediates().size(), 1u);  // the in-memory intermediate's chain
+    }
+  }
+  CaManager again(options_, *keys_, *store_);
+  ASSERT_TRUE(again.Start(start_ + hours(1)).ok());
+  ASSERT_EQ(again.current()->bundle.x509.authorities.size(), 1u);
+  EXPECT_EQ(*CertToDer(again.current()->bundle.x509.authorities[0].get()), first_root);
+  EXPECT_EQ(store_->ListCaSlots()->size(), 1u);
+  auto published = store_->FetchBundle("example.org");
+  ASSERT_TRUE(published.ok());
+  auto parsed = TrustBundleFromJwks(options_.trust_domain, published->data);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(parsed->x509.authorities.size(), 1u);
+}
+
+TEST_P(CaManagerTest, RotationKeepsEverySvidVerifiable) {
+  CaManager ca(options_, *keys_, *store_);
+  ASSERT_TRUE(ca.Start(start_).ok());
+  std::vector<std::pair<TimePoint, X509Svid>> minted;
+  minted.emplace_back(start_ + hours(1), Mint(ca, start_ + hours(1)));
+
+  // 1/2 of six hours: the next CA is prepared and published, not yet used.
+  ASSERT_TRUE(*ca.Tick(start_ + hours(3)));
+  EXPECT_EQ(ca.current()->bundle.x509.authorities.size(), 2u);
+  EXPECT_EQ(ca.current()->bundle.jwt.authorities.size(), 2u);
+  minted.emplace_back(start_ + hours(3), Mint(ca, start_ + hours(3)));
+  const X509* root_before = ca.current()->issuer->root();
+
+  // 5/6: the prepared CA becomes the issuer.
+  ASSERT_TRUE(*ca.Tick(start_ + hours(5)));
+  EXPECT_NE(ca.current()->issuer->root(), root_before);
+  EXPECT_EQ(ca.current()->bundle.x509.authorities.size(), 2u);
+  minted.emplace_back(start_ + hours(5), Mint(ca, start_ + hours(5)));
+
+  for (const auto& [when, svid] : minted) {
+    auto checked = VerifyX509Svid(svid.raw_chain(), ca.current()->bundle.x509, when + seconds(60));
+    EXPECT_TRUE(checked.ok()) << checked.status().ToString();
+  }
+  // A restart between rotations loads both slots again, the new one active.
+  CaManager restarted(options_, *keys_, *store_);
+  ASSERT_TRUE(restarted.Start(start_ + hours(5) + seconds(1)).ok());
+  EXPECT_EQ(restarted.current()->bundle.x509.authorities.size(), 2u);
+  EXPECT_EQ(*CertToDer(restarted.current()->issuer->root()), *CertToDer(const_cast<X509*>(ca.current()->issuer->root())));
+
+  // Once the first CA expires, it leaves the bundle (and the second, at half its life, has
+  // prepared a third).
+  const Bytes first_root = *CertToDer(const_cast<X509*>(root_before));
+  ASSERT_TRUE(*ca.Tick(start_ + hours(6) + seconds(20)));
+  for (const auto& authority : ca.current()->bundle.x509.authorities) {
+    EXPECT_NE(*CertToDer(authority.get()), first_root);
+  }
+  EXPECT_EQ(ca.current()->bundle.x509.authorities.size(), 2u);
+  EXPECT_FALSE(*ca.Tick(start_ + hours(6) + seconds(30)));
+}
+
+TEST_P(CaManagerTest, JwtSvidsVerifyAcrossRotation) {
+  CaManager ca(options_, *keys_, *store_);
+  ASSERT_TRUE(ca.Start(start_).ok());
+  auto mint = [&](TimePoint now) {
+    JwtSvidParams params(*SpiffeId::Parse("spiffe://example.org/web"));
+    params.audience = {"db"};
+    params.now = now;
+    auto current = ca.current();
+    auto token = MintJwtSvid(*current->jwt_key, current->jwt_key_id, params);
+    EXPECT_TRUE(token.ok()) << token.status().ToString();
+    return token->token;
+  };
+  ASSERT_TRUE(*ca.Tick(start_ + hours(3)));
+  const std::string before = mint(start_ + hours(5) - seconds(60));
+  const std::string before_kid = ca.current()->jwt_key_id;
+  ASSERT_TRUE(*ca.Tick(start_ + hours(5)));
+  EXPECT_NE(ca.current()->jwt_key_id, before_kid);
+  const std::string after = mint(start_ + hours(5) + seconds(1));
+  // Both verify against the bundle published after the rotation.
+  for (const std::string& token : {before, after}) {
+    auto valid = ValidateJwtSvid(token, ca.current()->bundle.jwt, "db", start_ + hours(5) + seconds(2));
+    EXPECT_TRUE(valid.ok()) << valid.status().ToString();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, CaManagerTest, ::testing::Values(CaMode::kDirect, CaMode::kDelegated),
+                         [](const auto& info) { return info.param == CaMode::kDirect ? "direct" : "delegated"; });
+
+}  // namespace
+}  // namespace sigil::serverd
