@@ -35,6 +35,7 @@ class Http2ServerConnection : public SocketStream::Delegate {
                          size_t len, void* user);
   static int OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user);
   static int OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* user);
+  static int OnFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* user);
   static int OnInvalidFrame(nghttp2_session*, const nghttp2_frame* frame, int lib_error,
                             void* user);
   void Dispatch(Http2ServerStream* stream);
@@ -163,6 +164,7 @@ Http2ServerConnection::Http2ServerConnection(Http2Server* server, SocketStream* 
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &OnFrameRecv);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, &OnStreamClose);
   nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, &OnInvalidFrame);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cb, &OnFrameSend);
   nghttp2_session_server_new(&session_, cb, this);
   nghttp2_session_callbacks_del(cb);
 
@@ -197,7 +199,7 @@ void Http2ServerConnection::OnBytes(std::span<const uint8_t> bytes) {
   if (rc < 0) {
     // nghttp2 has queued a GOAWAY naming the error where the protocol allows one.
     Flush();
-    if (server_) server_->stats_.protocol_errors++;
+    if (server_ && failure_.ok()) server_->stats_.protocol_errors++;
     Fail(InvalidArgumentError(std::string("HTTP/2 protocol error: ") +
                               nghttp2_strerror(static_cast<int>(rc))));
     return;
@@ -378,6 +380,19 @@ int Http2ServerConnection::OnStreamClose(nghttp2_session*, int32_t stream_id,
   self->streams_.erase(it);
   st->MarkClosed(error_code);
   self->UpdateTimer();
+  return 0;
+}
+
+int Http2ServerConnection::OnFrameSend(nghttp2_session*, const nghttp2_frame* frame,
+                                       void* user) {
+  auto* self = static_cast<Http2ServerConnection*>(user);
+  if (frame->hd.type != NGHTTP2_GOAWAY || frame->goaway.error_code == NGHTTP2_NO_ERROR) return 0;
+  // nghttp2 detected a connection error and is ending the session with this GOAWAY.
+  if (self->failure_.ok()) {
+    if (self->server_) self->server_->stats_.protocol_errors++;
+    self->failure_ = InvalidArgumentError(std::string("HTTP/2 protocol error: ") +
+                                          nghttp2_http2_strerror(frame->goaway.error_code));
+  }
   return 0;
 }
 
