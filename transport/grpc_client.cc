@@ -115,12 +115,12 @@ std::shared_ptr<GrpcClientCall> GrpcChannel::Start(const std::string& method, st
   }
   headers.insert(headers.end(), options.metadata.begin(), options.metadata.end());
 
-  GrpcClientCall* raw = call.get();
-  // The handler holds only a weak reference: a call the caller dropped is simply abandoned.
-  std::weak_ptr<GrpcClientCall> weak = call;
+  // The stream's handler owns the call until it finishes, so a caller may drop its reference
+  // and still get the completion callback; the cycle ends when the stream reports its close.
+  std::shared_ptr<GrpcClientCall> owner = call;
   Http2ResponseHandler handler;
-  handler.on_headers = [weak](int status, const Headers& h, bool end_stream) {
-    auto c = weak.lock();
+  handler.on_headers = [owner](int status, const Headers& h, bool end_stream) {
+    const auto& c = owner;
     if (!c) return;
     c->http_status_ = status;
     if (end_stream) {
@@ -129,8 +129,8 @@ std::shared_ptr<GrpcClientCall> GrpcChannel::Start(const std::string& method, st
       c->initial_metadata_ = h;
     }
   };
-  handler.on_data = [weak](std::string_view data) {
-    auto c = weak.lock();
+  handler.on_data = [owner](std::string_view data) {
+    const auto& c = owner;
     if (!c || c->finished_) return;
     c->buffer_.append(data);
     std::vector<std::string> messages;
@@ -145,8 +145,8 @@ std::shared_ptr<GrpcClientCall> GrpcChannel::Start(const std::string& method, st
       if (c->stream_) c->stream_->Cancel();
     }
   };
-  handler.on_close = [weak](const Status& status, const Headers& trailers) {
-    auto c = weak.lock();
+  handler.on_close = [owner](const Status& status, const Headers& trailers) {
+    const auto& c = owner;
     if (!c || c->finished_) return;
     if (!status.ok()) {
       c->Done(status);
@@ -168,7 +168,6 @@ std::shared_ptr<GrpcClientCall> GrpcChannel::Start(const std::string& method, st
   };
   call->stream_ = Connection()->Submit("POST", method, headers, GrpcFrame(request),
                                        std::move(handler));
-  (void)raw;
   return call;
 }
 

@@ -28,6 +28,8 @@ struct GrpcCallOptions {
   size_t max_message_bytes = 4 << 20;
 };
 
+// A call in progress. Dropping the handle does not cancel it (the completion callback still
+// runs); Cancel() does.
 class GrpcClientCall {
  public:
   ~GrpcClientCall();
