@@ -78,7 +78,7 @@ std::shared_ptr<Http2ClientStream> Http2Client::Submit(const std::string& method
     Finish(s.get(), UnavailableError("HTTP/2 connection to " + peer_.address + " is closed"));
     return s;
   }
-  if (socket_ && socket_->is_open()) {
+  if (socket_ && socket_->is_open() && got_settings_) {
     Start(s);
   } else {
     pending_.push_back(s);
@@ -113,11 +113,7 @@ ssize_t Http2Client::ReadBody(nghttp2_session*, int32_t, uint8_t* buf, size_t le
   size_t n = std::min(length, s->body_.size() - s->body_offset_);
   std::memcpy(buf, s->body_.data() + s->body_offset_, n);
   s->body_offset_ += n;
-  if (s->body_offset_ == s->body_.size()) {
-    *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-    s->body_.clear();
-    s->body_offset_ = 0;
-  }
+  if (s->body_offset_ == s->body_.size()) *data_flags |= NGHTTP2_DATA_FLAG_EOF;
   return static_cast<ssize_t>(n);
 }
 
@@ -149,9 +145,6 @@ void Http2Client::OnOpen() {
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
                                         static_cast<int32_t>(options_.connection_window));
-  auto pending = std::move(pending_);
-  pending_.clear();
-  for (auto& s : pending) Start(std::move(s));
   Flush();
 }
 
@@ -233,6 +226,16 @@ int Http2Client::OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void*
     self->goaway_ = true;
     return 0;
   }
+  if (frame->hd.type == NGHTTP2_SETTINGS && (frame->hd.flags & NGHTTP2_FLAG_ACK) == 0 &&
+      !self->got_settings_) {
+    // Opening streams before the server's SETTINGS would race its MAX_CONCURRENT_STREAMS;
+    // from here on nghttp2 queues requests beyond the limit itself.
+    self->got_settings_ = true;
+    auto pending = std::move(self->pending_);
+    self->pending_.clear();
+    for (auto& s : pending) self->Start(std::move(s));
+    return 0;
+  }
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_RESPONSE) return 0;
   auto it = self->streams_.find(frame->hd.stream_id);
   if (it == self->streams_.end()) return 0;
@@ -263,6 +266,17 @@ int Http2Client::OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t err
   if (it == self->streams_.end()) return 0;
   std::shared_ptr<Http2ClientStream> s = std::move(it->second);
   self->streams_.erase(it);
+  if (error_code == NGHTTP2_REFUSED_STREAM && !s->got_response_ && s->retries_ < 3 &&
+      self->usable()) {
+    // A refused stream was not processed (RFC 9113 §8.7), so sending it again is safe.
+    ++s->retries_;
+    s->id_ = 0;
+    s->body_offset_ = 0;
+    s->headers_.clear();
+    s->trailers_.clear();
+    self->Start(std::move(s));
+    return 0;
+  }
   if (error_code == NGHTTP2_NO_ERROR) {
     self->Finish(s.get(), Status::Ok());
   } else if (error_code == NGHTTP2_CANCEL) {

@@ -57,6 +57,7 @@ class Http2ClientStream {
   size_t body_offset_ = 0;
   Http2ResponseHandler handler_;
   bool got_response_ = false;
+  int retries_ = 0;
   int status_ = 0;
   Headers headers_;
   Headers trailers_;
@@ -113,6 +114,7 @@ class Http2Client : public std::enable_shared_from_this<Http2Client>,
   PeerInfo peer_;
   bool closed_ = false;
   bool goaway_ = false;
+  bool got_settings_ = false;  // requests wait for the server's limits before opening streams
   bool in_nghttp2_ = false;
   std::vector<std::shared_ptr<Http2ClientStream>> pending_;
   std::unordered_map<int32_t, std::shared_ptr<Http2ClientStream>> streams_;

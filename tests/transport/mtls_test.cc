@@ -191,6 +191,7 @@ TEST_F(MtlsTest, SigilsClientAuthenticatesTheServerAndPresentsItsOwnSvid) {
                  .authorize = AuthorizeId(*SpiffeId::Parse("spiffe://example.org/elsewhere"))});
   ASSERT_TRUE(wrong_server.ok());
 
+  std::string tls_version;
   auto fetch = [&](std::shared_ptr<const TlsContext> tls, std::string* server_id) {
     LoopThread client_loop;
     client_loop.Start();
@@ -214,6 +215,7 @@ TEST_F(MtlsTest, SigilsClientAuthenticatesTheServerAndPresentsItsOwnSvid) {
     Result<std::string> r = done.get_future().get();
     client_loop.loop().Invoke([&] {
       if (client->peer().spiffe_id) *server_id = client->peer().spiffe_id->str();
+      tls_version = client->peer().tls_version;
       stream.reset();
       client.reset();
     });
@@ -225,6 +227,7 @@ TEST_F(MtlsTest, SigilsClientAuthenticatesTheServerAndPresentsItsOwnSvid) {
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
   EXPECT_EQ(*ok, "spiffe://example.org/agent");
   EXPECT_EQ(server_id, "spiffe://example.org/server");
+  EXPECT_EQ(tls_version, "TLSv1.3");
 
   auto refused = fetch(*wrong_server, &server_id);
   EXPECT_FALSE(refused.ok());
