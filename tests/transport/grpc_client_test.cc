@@ -1,0 +1,142 @@
+// Sigil's own gRPC client against Sigil's gRPC server on a Unix socket: what `agentd api fetch`
+// will use to call the Workload API.
+#include <gtest/gtest.h>
+
+#include "echo.pb.h"
+#include "tests/support/process.h"
+#include "tests/transport/echo_service.h"
+#include "transport/event_loop.h"
+#include "transport/grpc_client.h"
+#include "transport/http2_server.h"
+
+namespace sigil::transport {
+namespace {
+
+using sigil::testing::TempDir;
+
+std::string Request(const std::string& text, int count = 0, int code = 0,
+                    const std::string& message = "") {
+  sigil::test::EchoRequest r;
+  r.set_text(text);
+  r.set_count(count);
+  r.set_code(code);
+  r.set_message(message);
+  return r.SerializeAsString();
+}
+
+std::string TextOf(const std::string& bytes) {
+  sigil::test::EchoReply r;
+  EXPECT_TRUE(r.ParseFromString(bytes));
+  return r.text();
+}
+
+class GrpcClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    loop_.Start();
+    loop_.loop().Invoke([&] {
+      server_ = std::make_unique<Http2Server>(&loop_.loop(), Http2ServerOptions{},
+                                              router_.AsHttp2Handler());
+      Status st = server_->ListenUnix(UnixListenerOptions{.path = path_});
+      ASSERT_TRUE(st.ok()) << st.ToString();
+    });
+  }
+  void TearDown() override {
+    service_.JoinWorkers();
+    loop_.loop().Invoke([&] { server_.reset(); });
+    loop_.Stop();
+  }
+
+  TempDir dir_;
+  std::string path_ = (dir_ / "api.sock").string();
+  Endpoint endpoint_ = Endpoint::Unix(path_);
+  GrpcRouter router_;
+  EchoService service_{&router_};
+  LoopThread loop_;
+  std::unique_ptr<Http2Server> server_;
+};
+
+TEST_F(GrpcClientTest, UnaryCallReturnsTheReplyAndSendsMetadata) {
+  auto reply = GrpcUnaryBlocking(endpoint_, "/sigil.test.Echo/Say", Request("hello"),
+                                 GrpcCallOptions{.metadata = {{"x-who", "bob"}}});
+  ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+  EXPECT_EQ(TextOf(*reply).substr(0, 9), "hello bob");
+}
+
+TEST_F(GrpcClientTest, ErrorStatusAndMessageCrossTheWire) {
+  auto reply = GrpcUnaryBlocking(endpoint_, "/sigil.test.Echo/Say",
+                                 Request("", 0, 7, "no identity issued\nat all"));
+  EXPECT_EQ(reply.status().code(), Code::kPermissionDenied);
+  EXPECT_EQ(reply.status().message(), "no identity issued\nat all");
+  auto unknown = GrpcUnaryBlocking(endpoint_, "/sigil.test.Echo/Missing", "");
+  EXPECT_EQ(unknown.status().code(), Code::kUnimplemented);
+}
+
+TEST_F(GrpcClientTest, ServerStreamingDeliversEveryMessageInOrder) {
+  std::vector<std::string> got;
+  Status st = GrpcServerStreamingBlocking(endpoint_, "/sigil.test.Echo/Repeat", Request("m", 50),
+                                          [&](std::string m) {
+                                            got.push_back(TextOf(m));
+                                            return true;
+                                          });
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  ASSERT_EQ(got.size(), 50u);
+  EXPECT_EQ(got.front(), "m0");
+  EXPECT_EQ(got.back(), "m49");
+}
+
+TEST_F(GrpcClientTest, StoppingAStreamCancelsItOnTheServer) {
+  int seen = 0;
+  Status st = GrpcServerStreamingBlocking(endpoint_, "/sigil.test.Echo/Repeat", Request("e", -1),
+                                          [&](std::string) { return ++seen < 3; });
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(seen, 3);
+  EXPECT_TRUE(sigil::testing::WaitUntil([&] { return service_.cancelled_streams.load() == 1; }));
+}
+
+TEST_F(GrpcClientTest, DeadlineEndsACallTheServerNeverAnswers) {
+  auto start = std::chrono::steady_clock::now();
+  auto reply = GrpcUnaryBlocking(endpoint_, "/sigil.test.Echo/Hang", Request("x"),
+                                 GrpcCallOptions{.timeout = std::chrono::milliseconds(200)});
+  EXPECT_EQ(reply.status().code(), Code::kDeadlineExceeded);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_TRUE(sigil::testing::WaitUntil([&] { return service_.cancelled_hangs.load() == 1; }));
+  EXPECT_TRUE(service_.had_deadline);
+}
+
+TEST_F(GrpcClientTest, ManyConcurrentCallsShareOneConnection) {
+  std::atomic<int> ok = 0;
+  std::vector<std::shared_ptr<GrpcClientCall>> calls;
+  std::unique_ptr<GrpcChannel> channel;
+  LoopThread client_loop;
+  client_loop.Start();
+  client_loop.loop().Invoke([&] {
+    channel = std::make_unique<GrpcChannel>(&client_loop.loop(), endpoint_);
+    for (int i = 0; i < 300; ++i) {  // more than max_concurrent_streams (128): nghttp2 queues
+      calls.push_back(channel->CallUnary("/sigil.test.Echo/Say", Request(std::to_string(i)), {},
+                                         [&, i](Result<std::string> r) {
+                                           if (r.ok() && TextOf(*r).starts_with(
+                                                             std::to_string(i) + " ")) {
+                                             ok.fetch_add(1);
+                                           }
+                                         }));
+    }
+  });
+  EXPECT_TRUE(sigil::testing::WaitUntil([&] { return ok.load() == 300; }));
+  EXPECT_EQ(loop_.loop().Invoke([&] { return server_->stats().accepted; }), 1u);
+  client_loop.loop().Invoke([&] {
+    calls.clear();
+    channel.reset();
+  });
+  client_loop.Stop();
+}
+
+TEST(GrpcClient, NoServerMeansUnavailable) {
+  TempDir dir;
+  auto reply = GrpcUnaryBlocking(Endpoint::Unix((dir / "nobody.sock").string()),
+                                 "/sigil.test.Echo/Say", "");
+  EXPECT_EQ(reply.status().code(), Code::kUnavailable) << reply.status().ToString();
+}
+
+}  // namespace
+}  // namespace sigil::transport

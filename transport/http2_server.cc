@@ -1,0 +1,515 @@
+#include "transport/http2_server.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace sigil::transport {
+
+// One accepted connection: an nghttp2 server session over a SocketStream. Deletes itself when
+// the socket has closed.
+class Http2ServerConnection : public SocketStream::Delegate {
+ public:
+  Http2ServerConnection(Http2Server* server, SocketStream* socket);
+  ~Http2ServerConnection() override;
+
+  void Start() { socket_->Start(); }
+  void Flush();
+  void Drain();
+  void Kill(Status why) { socket_->Close(std::move(why), false); }
+  nghttp2_session* session() { return session_; }
+  void Detach() { server_ = nullptr; }
+
+  // SocketStream::Delegate
+  void OnOpen() override;
+  void OnBytes(std::span<const uint8_t> bytes) override;
+  void OnWritable() override { Flush(); }
+  void OnTimer() override;
+  void OnClosed(const Status& why) override;
+
+ private:
+  static int OnBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user);
+  static int OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
+                      size_t namelen, const uint8_t* value, size_t valuelen, uint8_t flags,
+                      void* user);
+  static int OnDataChunk(nghttp2_session*, uint8_t flags, int32_t stream_id, const uint8_t* data,
+                         size_t len, void* user);
+  static int OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user);
+  static int OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* user);
+  static int OnFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* user);
+  static int OnInvalidFrame(nghttp2_session*, const nghttp2_frame* frame, int lib_error,
+                            void* user);
+  void Dispatch(Http2ServerStream* stream);
+  void UpdateTimer();
+  Http2ServerStream* Find(int32_t id);
+  void Fail(Status why);
+
+  Http2Server* server_;
+  SocketStream* socket_;
+  nghttp2_session* session_ = nullptr;
+  std::shared_ptr<const PeerInfo> peer_;
+  std::unordered_map<int32_t, std::shared_ptr<Http2ServerStream>> streams_;
+  std::vector<uint8_t> out_;
+  bool in_nghttp2_ = false;
+  bool got_preface_ = false;
+  bool draining_ = false;
+  Status failure_;
+
+  friend class Http2ServerStream;
+};
+
+namespace {
+constexpr size_t kMaxWriteBacklog = 1 << 20;
+constexpr size_t kRecentErrors = 16;
+}  // namespace
+
+// ---- Http2ServerStream ----
+void Http2ServerStream::Respond(int status, const Headers& headers, bool end_stream) {
+  if (conn_ == nullptr || responded_) return;
+  responded_ = true;
+  Headers pseudo = {{":status", std::to_string(status)}};
+  auto nv = ToNv(pseudo, headers);
+  nghttp2_data_provider provider{};
+  provider.source.ptr = this;
+  provider.read_callback = &Http2ServerStream::ReadBody;
+  if (end_stream) end_requested_ = true;
+  int rc = nghttp2_submit_response(conn_->session(), id_, nv.data(), nv.size(),
+                                   end_stream ? nullptr : &provider);
+  if (rc != 0) {
+    Reset(NGHTTP2_INTERNAL_ERROR);
+    return;
+  }
+  conn_->Flush();
+}
+
+void Http2ServerStream::Write(std::string data) {
+  if (conn_ == nullptr || !responded_ || end_requested_ || data.empty()) return;
+  queued_bytes_ += data.size();
+  out_.push_back(std::move(data));
+  if (deferred_) {
+    deferred_ = false;
+    nghttp2_session_resume_data(conn_->session(), id_);
+  }
+  conn_->Flush();
+}
+
+void Http2ServerStream::End(Headers trailers) {
+  if (conn_ == nullptr || !responded_ || end_requested_) return;
+  end_requested_ = true;
+  trailers_ = std::move(trailers);
+  if (deferred_) {
+    deferred_ = false;
+    nghttp2_session_resume_data(conn_->session(), id_);
+  }
+  conn_->Flush();
+}
+
+void Http2ServerStream::Reset(uint32_t error_code) {
+  if (conn_ == nullptr) return;
+  nghttp2_submit_rst_stream(conn_->session(), NGHTTP2_FLAG_NONE, id_, error_code);
+  conn_->Flush();
+}
+
+void Http2ServerStream::MarkClosed(uint32_t error_code) {
+  conn_ = nullptr;
+  out_.clear();
+  if (auto fn = std::move(on_close_)) {
+    on_close_ = nullptr;
+    fn(error_code);
+  }
+}
+
+ssize_t Http2ServerStream::ReadBody(nghttp2_session* session, int32_t stream_id, uint8_t* buf,
+                                    size_t length, uint32_t* data_flags,
+                                    nghttp2_data_source* source, void*) {
+  auto* st = static_cast<Http2ServerStream*>(source->ptr);
+  size_t n = 0;
+  while (n < length && !st->out_.empty()) {
+    const std::string& front = st->out_.front();
+    size_t take = std::min(length - n, front.size() - st->out_offset_);
+    std::memcpy(buf + n, front.data() + st->out_offset_, take);
+    n += take;
+    st->out_offset_ += take;
+    if (st->out_offset_ == front.size()) {
+      st->out_.pop_front();
+      st->out_offset_ = 0;
+    }
+  }
+  st->queued_bytes_ -= n;
+  if (st->out_.empty()) {
+    if (st->end_requested_) {
+      *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (!st->trailers_.empty()) {
+        auto nv = ToNv({}, st->trailers_);
+        if (nghttp2_submit_trailer(session, stream_id, nv.data(), nv.size()) == 0) {
+          *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        }
+      }
+    } else if (n == 0) {
+      st->deferred_ = true;
+      return NGHTTP2_ERR_DEFERRED;
+    }
+  }
+  return static_cast<ssize_t>(n);
+}
+
+// ---- Http2ServerConnection ----
+
+Http2ServerConnection::Http2ServerConnection(Http2Server* server, SocketStream* socket)
+    : server_(server), socket_(socket) {
+  nghttp2_session_callbacks* cb;
+  nghttp2_session_callbacks_new(&cb);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cb, &OnBeginHeaders);
+  nghttp2_session_callbacks_set_on_header_callback(cb, &OnHeader);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &OnDataChunk);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &OnFrameRecv);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cb, &OnStreamClose);
+  nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, &OnInvalidFrame);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cb, &OnFrameSend);
+  nghttp2_session_server_new(&session_, cb, this);
+  nghttp2_session_callbacks_del(cb);
+
+  const Http2ServerOptions& o = server_->options_;
+  nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, o.max_concurrent_streams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, o.initial_stream_window},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(o.max_header_list_bytes)},
+  };
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                        static_cast<int32_t>(o.connection_window));
+  socket_->ArmTimer(o.handshake_timeout);
+}
+
+Http2ServerConnection::~Http2ServerConnection() { nghttp2_session_del(session_); }
+
+void Http2ServerConnection::OnOpen() {
+  peer_ = std::make_shared<const PeerInfo>(socket_->peer());
+  Flush();  // the server preface (SETTINGS)
+}
+
+void Http2ServerConnection::Fail(Status why) {
+  if (failure_.ok()) failure_ = why;
+  socket_->Close(std::move(why), true);
+}
+
+void Http2ServerConnection::OnBytes(std::span<const uint8_t> bytes) {
+  in_nghttp2_ = true;
+  ssize_t rc = nghttp2_session_mem_recv(session_, bytes.data(), bytes.size());
+  in_nghttp2_ = false;
+  if (rc < 0) {
+    // nghttp2 has queued a GOAWAY naming the error where the protocol allows one.
+    Flush();
+    if (server_ && failure_.ok()) server_->stats_.protocol_errors++;
+    Fail(InvalidArgumentError(std::string("HTTP/2 protocol error: ") +
+                              nghttp2_strerror(static_cast<int>(rc))));
+    return;
+  }
+  Flush();
+}
+
+void Http2ServerConnection::Flush() {
+  if (in_nghttp2_ || socket_->closing()) return;
+  in_nghttp2_ = true;
+  out_.clear();
+  while (socket_->write_backlog() + out_.size() < kMaxWriteBacklog) {
+    const uint8_t* data;
+    ssize_t n = nghttp2_session_mem_send(session_, &data);
+    if (n < 0) {
+      in_nghttp2_ = false;
+      Fail(InternalError(std::string("HTTP/2 send: ") + nghttp2_strerror(static_cast<int>(n))));
+      return;
+    }
+    if (n == 0) break;
+    out_.insert(out_.end(), data, data + n);
+  }
+  in_nghttp2_ = false;
+  socket_->Write(out_);
+  if (socket_->closing()) return;
+  if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) {
+    socket_->Close(failure_, true);
+  } else if (draining_ && streams_.empty() && socket_->write_backlog() == 0 &&
+             !nghttp2_session_want_write(session_)) {
+    socket_->Close(Status::Ok(), true);
+  }
+}
+
+void Http2ServerConnection::Drain() {
+  if (draining_) return;
+  draining_ = true;
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
+                        nullptr, 0);
+  Flush();
+}
+
+void Http2ServerConnection::UpdateTimer() {
+  if (!got_preface_) return;  // the handshake timer is still running
+  if (streams_.empty()) {
+    socket_->ArmTimer(server_ ? server_->options_.idle_timeout : std::chrono::milliseconds(0));
+  } else {
+    socket_->CancelTimer();
+  }
+}
+
+void Http2ServerConnection::OnTimer() {
+  if (!got_preface_) {
+    if (server_) server_->stats_.handshake_timeouts++;
+    Status why = DeadlineExceededError(
+        socket_->is_open() ? "HTTP/2 preface not received within the handshake timeout"
+                           : "TLS handshake not finished within the handshake timeout");
+    failure_ = why;
+    socket_->Close(std::move(why), false);
+    return;
+  }
+  if (streams_.empty()) {
+    if (server_) server_->stats_.idle_timeouts++;
+    nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
+    draining_ = true;
+    Flush();
+    if (!socket_->closing()) socket_->Close(Status::Ok(), true);
+  }
+}
+
+void Http2ServerConnection::OnClosed(const Status& why) {
+  auto streams = std::move(streams_);
+  streams_.clear();
+  for (auto& [id, st] : streams) st->conn_ = nullptr;
+  for (auto& [id, st] : streams) st->MarkClosed(NGHTTP2_CANCEL);
+  if (server_) server_->Remove(this, why);
+  delete this;
+}
+
+Http2ServerStream* Http2ServerConnection::Find(int32_t id) {
+  auto it = streams_.find(id);
+  return it == streams_.end() ? nullptr : it->second.get();
+}
+
+int Http2ServerConnection::OnBeginHeaders(nghttp2_session*, const nghttp2_frame* frame,
+                                          void* user) {
+  auto* self = static_cast<Http2ServerConnection*>(user);
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  auto peer = self->peer_ ? self->peer_ : std::make_shared<const PeerInfo>(self->socket_->peer());
+  std::shared_ptr<Http2ServerStream> st(
+      new Http2ServerStream(self, self->socket_->loop(), frame->hd.stream_id, std::move(peer)));
+  self->streams_[frame->hd.stream_id] = std::move(st);
+  self->UpdateTimer();
+  return 0;
+}
+
+int Http2ServerConnection::OnHeader(nghttp2_session*, const nghttp2_frame* frame,
+                                    const uint8_t* name, size_t namelen, const uint8_t* value,
+                                    size_t valuelen, uint8_t, void* user) {
+  auto* self = static_cast<Http2ServerConnection*>(user);
+  Http2ServerStream* st = self->Find(frame->hd.stream_id);
+  if (st == nullptr || st->dispatched_) return 0;  // trailers of a request are ignored
+  // The same accounting as SETTINGS_MAX_HEADER_LIST_SIZE: name + value + 32 per field.
+  st->header_bytes_ += namelen + valuelen + 32;
+  if (self->server_ && st->header_bytes_ > self->server_->options_.max_header_list_bytes) {
+    st->headers_too_large_ = true;
+  }
+  if (st->headers_too_large_) return 0;
+  std::string_view n(reinterpret_cast<const char*>(name), namelen);
+  std::string v(reinterpret_cast<const char*>(value), valuelen);
+  Http2Request& r = st->request_;
+  if (n == ":method") {
+    r.method = std::move(v);
+  } else if (n == ":path") {
+    r.path = std::move(v);
+  } else if (n == ":authority") {
+    r.authority = std::move(v);
+  } else if (n == ":scheme") {
+    r.scheme = std::move(v);
+  } else if (!n.empty() && n[0] != ':') {
+    r.headers.emplace_back(std::string(n), std::move(v));
+  }
+  return 0;
+}
+
+int Http2ServerConnection::OnDataChunk(nghttp2_session*, uint8_t, int32_t stream_id,
+                                       const uint8_t* data, size_t len, void* user) {
+  auto* self = static_cast<Http2ServerConnection*>(user);
+  Http2ServerStream* st = self->Find(stream_id);
+  if (st == nullptr || st->body_too_large_ || st->headers_too_large_) return 0;
+  if (self->server_ &&
+      st->request_.body.size() + len > self->server_->options_.max_request_body_bytes) {
+    st->body_too_large_ = true;
+    st->request_.body.clear();
+    st->Respond(413, {{"content-type", "text/plain"}}, true);
+    return 0;
+  }
+  st->request_.body.append(reinterpret_cast<const char*>(data), len);
+  return 0;
+}
+
+int Http2ServerConnection::OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+  auto* self = static_cast<Http2ServerConnection*>(user);
+  if (!self->got_preface_ && frame->hd.type == NGHTTP2_SETTINGS) {
+    // The client preface ends with its SETTINGS: the connection is established.
+    self->got_preface_ = true;
+    self->socket_->CancelTimer();
+    self->UpdateTimer();
+    return 0;
+  }
+  if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
+  Http2ServerStream* st = self->Find(frame->hd.stream_id);
+  if (st == nullptr || st->dispatched_) return 0;
+  if (frame->hd.type == NGHTTP2_HEADERS && st->headers_too_large_) {
+    st->dispatched_ = true;
+    st->Respond(431, {{"content-type", "text/plain"}}, true);
+    return 0;
+  }
+  if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0 && !st->body_too_large_) {
+    self->Dispatch(st);
+  }
+  return 0;
+}
+
+void Http2ServerConnection::Dispatch(Http2ServerStream* st) {
+  st->dispatched_ = true;
+  if (!server_) return;
+  server_->stats_.requests++;
+  server_->handler_(streams_[st->id_]);
+}
+
+int Http2ServerConnection::OnStreamClose(nghttp2_session*, int32_t stream_id,
+                                         uint32_t error_code, void* user) {
+  auto* self = static_cast<Http2ServerConnection*>(user);
+  auto it = self->streams_.find(stream_id);
+  if (it == self->streams_.end()) return 0;
+  std::shared_ptr<Http2ServerStream> st = std::move(it->second);
+  self->streams_.erase(it);
+  st->MarkClosed(error_code);
+  self->UpdateTimer();
+  return 0;
+}
+
+int Http2ServerConnection::OnFrameSend(nghttp2_session*, const nghttp2_frame* frame,
+                                       void* user) {
+  auto* self = static_cast<Http2ServerConnection*>(user);
+  if (frame->hd.type != NGHTTP2_GOAWAY || frame->goaway.error_code == NGHTTP2_NO_ERROR) return 0;
+  // nghttp2 detected a connection error and is ending the session with this GOAWAY.
+  if (self->failure_.ok()) {
+    if (self->server_) self->server_->stats_.protocol_errors++;
+    self->failure_ = InvalidArgumentError(std::string("HTTP/2 protocol error: ") +
+                                          nghttp2_http2_strerror(frame->goaway.error_code));
+  }
+  return 0;
+}
+
+int Http2ServerConnection::OnInvalidFrame(nghttp2_session*, const nghttp2_frame*, int lib_error,
+                                          void* user) {
+  auto* self = static_cast<Http2ServerConnection*>(user);
+  if (self->server_) {
+    self->server_->NoteError(InvalidArgumentError(std::string("invalid HTTP/2 frame: ") +
+                                                  nghttp2_strerror(lib_error)));
+  }
+  return 0;
+}
+
+// ---- Http2Server ----
+
+Http2Server::Http2Server(EventLoop* loop, Http2ServerOptions options, Http2Handler handler)
+    : loop_(loop), options_(std::move(options)), handler_(std::move(handler)) {
+  stop_hook_ = loop_->AddStopHook([this](bool force) {
+    if (force) {
+      CloseAll();
+    } else {
+      Shutdown();
+    }
+  });
+}
+
+Http2Server::~Http2Server() {
+  loop_->RemoveStopHook(stop_hook_);
+  tcp_listeners_.clear();
+  unix_listeners_.clear();
+  auto conns = connections_;
+  connections_.clear();
+  for (auto* c : conns) {
+    c->Detach();
+    c->Kill(CancelledError("server destroyed"));
+  }
+}
+
+Status Http2Server::ListenTcp(TcpListenerOptions options, std::shared_ptr<const TlsContext> tls) {
+  SIGIL_ASSIGN_OR_RETURN(auto listener,
+                         TcpListener::Listen(loop_, std::move(options),
+                                             [this, tls](uv_stream_t* s) { Accept(s, tls); }));
+  tcp_listeners_.push_back(std::move(listener));
+  return Status::Ok();
+}
+
+Status Http2Server::ListenUnix(UnixListenerOptions options) {
+  SIGIL_ASSIGN_OR_RETURN(auto listener,
+                         UnixListener::Listen(loop_, std::move(options),
+                                              [this](uv_stream_t* s) { Accept(s, nullptr); }));
+  unix_listeners_.push_back(std::move(listener));
+  return Status::Ok();
+}
+
+int Http2Server::tcp_port() const {
+  return tcp_listeners_.empty() ? 0 : tcp_listeners_.front()->port();
+}
+
+void Http2Server::Accept(uv_stream_t* server, std::shared_ptr<const TlsContext> tls) {
+  if (shutting_down_) return;
+  auto socket = SocketStream::Accept(loop_, server, std::move(tls), nullptr);
+  if (!socket.ok()) {
+    NoteError(socket.status());
+    return;
+  }
+  auto* conn = new Http2ServerConnection(this, *socket);
+  (*socket)->set_delegate(conn);
+  connections_.insert(conn);
+  stats_.accepted++;
+  conn->Start();
+}
+
+void Http2Server::NoteError(const Status& why) {
+  if (stats_.recent_errors.size() >= kRecentErrors) {
+    stats_.recent_errors.erase(stats_.recent_errors.begin());
+  }
+  stats_.recent_errors.push_back(why.ToString());
+}
+
+void Http2Server::Remove(Http2ServerConnection* conn, const Status& why) {
+  connections_.erase(conn);
+  stats_.closed++;
+  if (!why.ok() && why.code() != Code::kUnavailable) {
+    // Unavailable is the peer hanging up; everything else is worth a line.
+    if (why.code() == Code::kUnauthenticated || why.code() == Code::kPermissionDenied) {
+      stats_.tls_failures++;
+    }
+    NoteError(why);
+  }
+  if (shutting_down_ && connections_.empty()) {
+    auto done = std::move(shutdown_done_);
+    shutdown_done_.clear();
+    for (auto& fn : done) fn();
+  }
+}
+
+void Http2Server::Shutdown(std::function<void()> done) {
+  shutting_down_ = true;
+  tcp_listeners_.clear();
+  unix_listeners_.clear();
+  if (done) shutdown_done_.push_back(std::move(done));
+  if (connections_.empty()) {
+    auto fns = std::move(shutdown_done_);
+    shutdown_done_.clear();
+    for (auto& fn : fns) fn();
+    return;
+  }
+  auto conns = connections_;
+  for (auto* c : conns) c->Drain();
+}
+
+void Http2Server::CloseAll() {
+  shutting_down_ = true;
+  tcp_listeners_.clear();
+  unix_listeners_.clear();
+  auto conns = connections_;
+  for (auto* c : conns) c->Kill(CancelledError("server closing"));
+}
+
+}  // namespace sigil::transport

@@ -1,0 +1,114 @@
+#include "transport/unix_listener.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+namespace sigil::transport {
+namespace {
+
+std::string Errno(int err) { return std::strerror(err); }
+
+void FreePipe(uv_handle_t* handle) { delete reinterpret_cast<uv_pipe_t*>(handle); }
+
+Status PrepareDirectory(const UnixListenerOptions& o) {
+  std::filesystem::path dir = std::filesystem::path(o.path).parent_path();
+  if (dir.empty()) return Status::Ok();
+  std::error_code ec;
+  bool existed = std::filesystem::exists(dir, ec);
+  if (!existed) {
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return UnavailableError("creating socket directory " + dir.string() + ": " + ec.message());
+  }
+  if (o.dir_mode || !existed) {
+    mode_t mode = o.dir_mode.value_or(0755);
+    if (::chmod(dir.c_str(), mode) != 0) {
+      return UnavailableError("chmod of socket directory " + dir.string() + ": " + Errno(errno));
+    }
+    if (o.group && ::chown(dir.c_str(), static_cast<uid_t>(-1), *o.group) != 0) {
+      return UnavailableError("chgrp of socket directory " + dir.string() + ": " + Errno(errno));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<PeerCredentials> ReadPeerCredentials(int fd) {
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    return UnavailableError("SO_PEERCRED: " + Errno(errno));
+  }
+  return PeerCredentials{.pid = cred.pid, .uid = cred.uid, .gid = cred.gid};
+}
+
+Result<std::unique_ptr<UnixListener>> UnixListener::Listen(EventLoop* loop,
+                                                           UnixListenerOptions options,
+                                                           AcceptFn on_accept) {
+  if (options.path.empty()) return InvalidArgumentError("unix socket path is empty");
+  if (options.path.size() >= sizeof(sockaddr_un::sun_path)) {
+    return InvalidArgumentError("unix socket path is longer than " +
+                                std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
+                                " bytes: " + options.path);
+  }
+  SIGIL_RETURN_IF_ERROR(PrepareDirectory(options));
+  // A socket file left by a previous run would make bind fail; anything else is not ours.
+  struct stat st {};
+  if (::lstat(options.path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      return FailedPreconditionError(options.path + " exists and is not a socket");
+    }
+    ::unlink(options.path.c_str());
+  }
+  std::unique_ptr<UnixListener> self(new UnixListener(loop, std::move(options), std::move(on_accept)));
+  self->handle_ = new uv_pipe_t;
+  uv_pipe_init(loop->uv(), self->handle_, 0);
+  self->handle_->data = self.get();
+  const std::string& path = self->options_.path;
+  // Bind under a restrictive umask so the file never exists with looser permissions than asked.
+  mode_t old_umask = ::umask(0777 & ~self->options_.file_mode);
+  int rc = uv_pipe_bind(self->handle_, path.c_str());
+  ::umask(old_umask);
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(self->handle_),
+                              self->options_.backlog, &UnixListener::OnConnection);
+  if (rc != 0) {
+    self->Close();
+    return UnavailableError("listening on " + path + ": " + uv_strerror(rc));
+  }
+  if (::chmod(path.c_str(), self->options_.file_mode) != 0) {
+    int err = errno;
+    self->Close();
+    return UnavailableError("chmod of " + path + ": " + Errno(err));
+  }
+  if (self->options_.group &&
+      ::chown(path.c_str(), static_cast<uid_t>(-1), *self->options_.group) != 0) {
+    int err = errno;
+    self->Close();
+    return UnavailableError("chgrp of " + path + ": " + Errno(err));
+  }
+  return self;
+}
+
+UnixListener::~UnixListener() { Close(); }
+
+void UnixListener::Close() {
+  if (!handle_) return;
+  handle_->data = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(handle_), &FreePipe);
+  handle_ = nullptr;
+  ::unlink(options_.path.c_str());
+}
+
+void UnixListener::OnConnection(uv_stream_t* server, int status) {
+  auto* self = static_cast<UnixListener*>(server->data);
+  if (self == nullptr || status != 0) return;
+  self->on_accept_(server);
+}
+
+}  // namespace sigil::transport
