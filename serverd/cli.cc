@@ -2,11 +2,19 @@
 
 #include <CLI/CLI.hpp>
 
+#include <fcntl.h>
+#include <openssl/pem.h>
+#include <unistd.h>
+
 #include <ctime>
+#include <filesystem>
+#include <tuple>
 #include <fstream>
 #include <sstream>
 
 #include "core/cli_args.h"
+#include "core/csr.h"
+#include "hw/soft_key_store.h"
 #include "core/registration_entry.h"
 #include "core/selector.h"
 #include "serverd/entry_json.h"
@@ -215,6 +223,47 @@ Status CheckSubcommands(CLI::App& app, const std::vector<std::string>& args) {
   return Status::Ok();
 }
 
+// As `spire-server x509 mint`: the key is made here and never leaves this process but for
+// the files it writes; the server sees only a CSR.
+Status MintX509(AdminClient& client, const std::string& spiffe_id, int64_t ttl, const std::vector<std::string>& dns,
+                const std::string& write_dir, std::ostream& out) {
+  SIGIL_ASSIGN_OR_RETURN(EvpPkeyPtr key, hw::GenerateSoftKey(KeyType::kEcP256));
+  SIGIL_ASSIGN_OR_RETURN(Bytes csr, MakeCsr(key.get()));
+  Bytes encoded(4 * ((csr.size() + 2) / 3) + 1);
+  const int length = EVP_EncodeBlock(encoded.data(), csr.data(), static_cast<int>(csr.size()));
+  json body{{"csr", std::string(reinterpret_cast<const char*>(encoded.data()), static_cast<size_t>(length))},
+            {"spiffe_id", spiffe_id}, {"dns", dns}};
+  if (ttl > 0) body["ttl"] = ttl;
+  SIGIL_ASSIGN_OR_RETURN(json response, client.Call("/v1/svid/MintX509SVID", body));
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || PEM_write_bio_PKCS8PrivateKey(bio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+    return OpenSSLError(Code::kInternal, "writing the private key");
+  }
+  char* data = nullptr;
+  const long key_length = BIO_get_mem_data(bio.get(), &data);
+  const std::string key_pem(data, static_cast<size_t>(key_length));
+  const std::string svid_pem = response.value("svid_pem", "");
+  const std::string bundle_pem = response.value("bundle_pem", "");
+  if (write_dir.empty()) {
+    out << "X509-SVID:\n" << svid_pem << "\nPrivate key:\n" << key_pem << "\nRoot CAs:\n" << bundle_pem;
+    return Status::Ok();
+  }
+  const std::filesystem::path dir(write_dir);
+  for (const auto& [name, text, mode] : {std::tuple<const char*, const std::string&, mode_t>{"svid.pem", svid_pem, 0644},
+                                         {"key.pem", key_pem, 0600}, {"bundle.pem", bundle_pem, 0644}}) {
+    const std::filesystem::path path = dir / name;
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0 || ::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+      if (fd >= 0) ::close(fd);
+      return Status(Code::kPermissionDenied, "cannot write " + path.string());
+    }
+    ::close(fd);
+    out << (std::string(name) == "svid.pem" ? "X509-SVID" : std::string(name) == "key.pem" ? "Private key" : "Root CAs")
+        << " written to " << path.string() << "\n";
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnector& connect, std::ostream& out,
@@ -407,6 +456,66 @@ int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnect
       } else {
         out << "Token: " << response.value("value", "") << "\n";
       }
+      return Status::Ok();
+    };
+  });
+
+  CLI::App* bundle = app.add_subcommand("bundle", "Show the trust bundle")->require_subcommand(1);
+  std::string bundle_format = "pem";
+  CLI::App* bundle_show = bundle->add_subcommand("show", "Print this trust domain's bundle");
+  bundle_show->add_option("--format", bundle_format, "pem or spiffe")->check(CLI::IsMember({"pem", "spiffe"}));
+  AddCommon(bundle_show, common, false);
+  bundle_show->callback([&] {
+    action = [&](AdminClient& client) -> Status {
+      SIGIL_ASSIGN_OR_RETURN(json response, client.Call("/v1/bundle/GetBundle", json::object()));
+      out << (bundle_format == "spiffe" ? response.value("jwks", "") + "\n" : response.value("pem", ""));
+      return Status::Ok();
+    };
+  });
+
+  struct MintFlags {
+    std::string spiffe_id, write_dir;
+    int64_t ttl = 0;
+    std::vector<std::string> dns, audience;
+  } mint_flags;
+  CLI::App* x509 = app.add_subcommand("x509", "Mint X509-SVIDs")->require_subcommand(1);
+  CLI::App* x509_mint = x509->add_subcommand("mint", "Mint an X509-SVID for a new key");
+  x509_mint->add_option("--spiffeID", mint_flags.spiffe_id, "The SPIFFE ID of the SVID")->required();
+  x509_mint->add_option("--ttl", mint_flags.ttl, "TTL in seconds (default: the server's)");
+  x509_mint->add_option("--dns", mint_flags.dns, "A DNS name; repeatable");
+  x509_mint->add_option("--write", mint_flags.write_dir, "Write svid.pem, key.pem and bundle.pem into this folder");
+  AddCommon(x509_mint, common, false);
+  x509_mint->callback([&] {
+    action = [&](AdminClient& client) -> Status {
+      return MintX509(client, mint_flags.spiffe_id, mint_flags.ttl, mint_flags.dns, mint_flags.write_dir, out);
+    };
+  });
+  CLI::App* jwt = app.add_subcommand("jwt", "Mint JWT-SVIDs")->require_subcommand(1);
+  CLI::App* jwt_mint = jwt->add_subcommand("mint", "Mint a JWT-SVID");
+  jwt_mint->add_option("--spiffeID", mint_flags.spiffe_id, "The SPIFFE ID of the JWT-SVID")->required();
+  jwt_mint->add_option("--audience", mint_flags.audience, "An audience; repeatable")->required();
+  jwt_mint->add_option("--ttl", mint_flags.ttl, "TTL in seconds (default: the server's)");
+  AddCommon(jwt_mint, common, false);
+  jwt_mint->callback([&] {
+    action = [&](AdminClient& client) -> Status {
+      json body{{"spiffe_id", mint_flags.spiffe_id}, {"audience", mint_flags.audience}};
+      if (mint_flags.ttl > 0) body["ttl"] = mint_flags.ttl;
+      SIGIL_ASSIGN_OR_RETURN(json response, client.Call("/v1/svid/MintJWTSVID", body));
+      out << response.value("token", "") << "\n";
+      return Status::Ok();
+    };
+  });
+
+  CLI::App* healthcheck = app.add_subcommand("healthcheck", "Check that serverd is up and ready");
+  bool shallow = false, verbose = false;
+  healthcheck->add_flag("--shallow", shallow, "Only check that serverd answers");
+  healthcheck->add_flag("--verbose", verbose, "Say what was checked");
+  AddCommon(healthcheck, common, false);
+  healthcheck->callback([&] {
+    action = [&](AdminClient& client) -> Status {
+      if (verbose) out << "Checking server health...\n";
+      SIGIL_ASSIGN_OR_RETURN(json response, client.Call(shallow ? "/v1/entry/CountEntries" : "/v1/health/Check", json::object()));
+      out << "Server is healthy.\n";
       return Status::Ok();
     };
   });

@@ -53,7 +53,7 @@ Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string&
   server.ReadChoice("log_format", config.log_format, {"text", "json"});
   server.Read("default_x509_svid_ttl", config.default_x509_svid_ttl, std::chrono::seconds(1));
   server.Read("default_jwt_svid_ttl", config.default_jwt_svid_ttl, std::chrono::seconds(1));
-  server.Read("ca_ttl", config.ca_ttl, std::chrono::seconds(60));
+  server.Read("ca_ttl", config.ca_ttl, std::chrono::seconds(10));
   std::string key_type(KeyTypeName(config.ca_key_type));
   server.ReadChoice("ca_key_type", key_type, {"ec-p256", "ec-p384", "rsa-2048"});
   config.ca_key_type = *ParseKeyType(key_type);

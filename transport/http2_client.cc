@@ -291,3 +291,61 @@ int Http2Client::OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t err
 }
 
 }  // namespace sigil::transport
+
+namespace sigil::transport {
+
+Result<Http2Response> Http2RequestBlocking(const Endpoint& endpoint, const std::string& method,
+                                           const std::string& path, const Headers& headers,
+                                           std::string body, std::shared_ptr<const TlsContext> tls,
+                                           std::chrono::milliseconds timeout) {
+  EventLoop loop;
+  Http2ClientOptions options;
+  options.connect_timeout = timeout;
+  std::optional<Result<Http2Response>> result;
+  Http2Response response;
+  std::shared_ptr<Http2Client> client;
+  std::shared_ptr<Http2ClientStream> stream;
+  uv_timer_t* timer = new uv_timer_t;
+  auto finish = [&](Result<Http2Response> outcome) {
+    if (result) return;
+    result = std::move(outcome);
+    loop.Post([&] {
+      stream.reset();
+      if (client) client->Close();
+      client.reset();
+      uv_close(reinterpret_cast<uv_handle_t*>(timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+      loop.Stop();
+    });
+  };
+  loop.Post([&] {
+    uv_timer_init(loop.uv(), timer);
+    timer->data = &finish;
+    uv_timer_start(
+        timer,
+        [](uv_timer_t* t) {
+          (*static_cast<decltype(finish)*>(t->data))(
+              Status(Code::kDeadlineExceeded, "no response within the time allowed"));
+        },
+        static_cast<uint64_t>(timeout.count()), 0);
+    client = Http2Client::Connect(&loop, endpoint, std::move(tls), options);
+    Http2ResponseHandler handler;
+    handler.on_headers = [&](int status, const Headers& h, bool) {
+      response.status = status;
+      response.headers = h;
+    };
+    handler.on_data = [&](std::string_view data) { response.body.append(data); };
+    handler.on_close = [&](const Status& status, const Headers&) {
+      if (!status.ok()) {
+        finish(status);
+      } else {
+        finish(std::move(response));
+      }
+    };
+    stream = client->Submit(method, path, headers, std::move(body), std::move(handler));
+  });
+  loop.Run();
+  if (!result) return InternalError("event loop ended before the request finished");
+  return std::move(*result);
+}
+
+}  // namespace sigil::transport

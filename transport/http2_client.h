@@ -122,3 +122,21 @@ class Http2Client : public std::enable_shared_from_this<Http2Client>,
 };
 
 }  // namespace sigil::transport
+
+namespace sigil::transport {
+
+struct Http2Response {
+  int status = 0;
+  Headers headers;
+  std::string body;
+};
+
+// One request on a private event loop, waiting for the whole response; for CLIs and tests.
+// UNAVAILABLE when the server cannot be reached, DEADLINE_EXCEEDED after `timeout`.
+Result<Http2Response> Http2RequestBlocking(const Endpoint& endpoint, const std::string& method,
+                                           const std::string& path, const Headers& headers,
+                                           std::string body,
+                                           std::shared_ptr<const TlsContext> tls = nullptr,
+                                           std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+}  // namespace sigil::transport

@@ -1,0 +1,151 @@
+#include "serverd/server.h"
+
+#include <sys/stat.h>
+
+#include "core/base64url.h"
+#include "core/jwt_svid.h"
+#include "core/log.h"
+#include "core/x509_svid.h"
+#include "serverd/sqlite_datastore.h"
+
+namespace sigil::serverd {
+
+using nlohmann::json;
+
+namespace {
+
+Result<std::string> Base64Decode(const std::string& text) {
+  Bytes out(text.size());
+  const int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const uint8_t*>(text.data()), static_cast<int>(text.size()));
+  if (n < 0) return InvalidArgumentError("\"csr\" is not base64");
+  size_t length = static_cast<size_t>(n);
+  // EVP_DecodeBlock counts the padding as zero bytes.
+  for (size_t i = text.size(); i > 0 && text[i - 1] == '='; --i) --length;
+  return std::string(reinterpret_cast<const char*>(out.data()), length);
+}
+
+}  // namespace
+
+Server::~Server() { Stop(); }
+
+Status Server::Start() {
+  if (::mkdir(config_.data_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Status(Code::kFailedPrecondition, "cannot create data_dir " + config_.data_dir.string());
+  }
+  SIGIL_ASSIGN_OR_RETURN(keys_, hw::OpenKeyStore(config_.key_store));
+  SIGIL_ASSIGN_OR_RETURN(store_, OpenSqliteDatastore(config_.sqlite_path));
+  entries_ = std::make_unique<EntryService>(config_.trust_domain, *store_);
+  CaManagerOptions ca_options;
+  ca_options.trust_domain = config_.trust_domain;
+  ca_options.key_type = config_.ca_key_type;
+  ca_options.ca_ttl = config_.ca_ttl;
+  ca_options.subject = {config_.ca_subject.country, config_.ca_subject.organization, config_.ca_subject.common_name};
+  ca_options.mode = config_.ca_mode;
+  ca_options.delegated_ca_ttl = config_.delegated_ca_ttl;
+  ca_ = std::make_unique<CaManager>(ca_options, *keys_, *store_, &metrics_);
+  SIGIL_RETURN_IF_ERROR(ca_->Start(std::chrono::system_clock::now()));
+  admin_api_ = std::make_unique<AdminApi>(*entries_, *store_);
+  RegisterCaMethods();
+  std::set<uint32_t> uids(config_.admin_uids.begin(), config_.admin_uids.end());
+  admin_server_ = std::make_unique<AdminServer>(*admin_api_, uids);
+  SIGIL_RETURN_IF_ERROR(admin_server_->Start(config_.socket_path.string()));
+  rotation_thread_ = std::thread([this] { RotationLoop(); });
+  LogInfo("serverd started", {{"trust_domain", config_.trust_domain.name()},
+                              {"key_store", std::string(hw::KeyStoreKindName(config_.key_store.kind))}});
+  return Status::Ok();
+}
+
+void Server::Stop() {
+  {
+    std::lock_guard lock(rotation_mutex_);
+    stopping_ = true;
+  }
+  rotation_wake_.notify_all();
+  if (rotation_thread_.joinable()) rotation_thread_.join();
+  if (admin_server_) admin_server_->Stop();
+}
+
+Status Server::Ready() {
+  if (!store_ || !keys_ || !ca_) return Status(Code::kUnavailable, "serverd is starting");
+  if (Status ping = store_->Ping(); !ping.ok()) return Status(Code::kUnavailable, "datastore: " + ping.message());
+  // A lookup of a label that is never used: NotFound proves the token or TPM answered.
+  auto probe = keys_->FindKey("readiness-probe");
+  if (!probe.ok() && probe.status().code() != Code::kNotFound) {
+    return Status(Code::kUnavailable, "key store: " + probe.status().message());
+  }
+  return Status::Ok();
+}
+
+void Server::RotationLoop() {
+  // CA rotation signs with the token's key, so it runs here, never on an event loop.
+  std::unique_lock lock(rotation_mutex_);
+  while (!stopping_) {
+    lock.unlock();
+    auto changed = ca_->Tick(std::chrono::system_clock::now());
+    if (!changed.ok()) LogError("CA rotation failed; will retry", {{"error", changed.status().ToString()}});
+    const auto next = std::min(ca_->NextEvent(), std::chrono::system_clock::now() + std::chrono::seconds(1));
+    lock.lock();
+    rotation_wake_.wait_until(lock, next, [&] { return stopping_; });
+  }
+}
+
+void Server::RegisterCaMethods() {
+  admin_api_->Register("/v1/bundle/GetBundle", [this](const json&) -> Result<json> {
+    auto current = ca_->current();
+    SIGIL_ASSIGN_OR_RETURN(std::string jwks, TrustBundleToJwks(current->bundle));
+    SIGIL_ASSIGN_OR_RETURN(std::string pem, X509BundleToPem(current->bundle.x509));
+    return json{{"trust_domain", config_.trust_domain.name()}, {"jwks", jwks}, {"pem", pem},
+                {"sequence_number", current->bundle.sequence}};
+  });
+  admin_api_->Register("/v1/svid/MintX509SVID", [this](const json& body) -> Result<json> {
+    if (!body.is_object() || !body.contains("csr") || !body["csr"].is_string()) {
+      return InvalidArgumentError("\"csr\" (base64 DER) is required");
+    }
+    SIGIL_ASSIGN_OR_RETURN(std::string csr, Base64Decode(body["csr"].get<std::string>()));
+    SIGIL_ASSIGN_OR_RETURN(SpiffeId id, SpiffeId::Parse(body.value("spiffe_id", "")));
+    if (!id.MemberOf(config_.trust_domain)) {
+      return InvalidArgumentError("spiffe_id " + id.str() + " is not in trust domain " + config_.trust_domain.name());
+    }
+    X509SvidParams params(id);
+    params.ttl = config_.default_x509_svid_ttl;
+    if (body.contains("ttl") && body["ttl"].is_number_integer() && body["ttl"].get<int64_t>() > 0) {
+      params.ttl = std::chrono::seconds(body["ttl"].get<int64_t>());
+    }
+    if (body.contains("dns") && body["dns"].is_array()) {
+      for (const auto& name : body["dns"]) params.dns_names.push_back(name.get<std::string>());
+    }
+    auto current = ca_->current();
+    SIGIL_ASSIGN_OR_RETURN(X509Svid svid, MintX509SvidFromCsr(*current->issuer,
+                                                              {reinterpret_cast<const uint8_t*>(csr.data()), csr.size()},
+                                                              params));
+    SIGIL_ASSIGN_OR_RETURN(std::string chain_pem, svid.ChainPem());
+    SIGIL_ASSIGN_OR_RETURN(std::string bundle_pem, X509BundleToPem(current->bundle.x509));
+    LogInfo("x509 SVID minted", {{"spiffe_id", id.str()}});
+    return json{{"svid_pem", chain_pem}, {"bundle_pem", bundle_pem}};
+  });
+  admin_api_->Register("/v1/svid/MintJWTSVID", [this](const json& body) -> Result<json> {
+    SIGIL_ASSIGN_OR_RETURN(SpiffeId id, SpiffeId::Parse(body.is_object() ? body.value("spiffe_id", "") : ""));
+    if (!id.MemberOf(config_.trust_domain)) {
+      return InvalidArgumentError("spiffe_id " + id.str() + " is not in trust domain " + config_.trust_domain.name());
+    }
+    JwtSvidParams params(id);
+    params.ttl = config_.default_jwt_svid_ttl;
+    if (body.contains("ttl") && body["ttl"].is_number_integer() && body["ttl"].get<int64_t>() > 0) {
+      params.ttl = std::chrono::seconds(body["ttl"].get<int64_t>());
+    }
+    if (body.contains("audience") && body["audience"].is_array()) {
+      for (const auto& a : body["audience"]) {
+        if (a.is_string()) params.audience.push_back(a.get<std::string>());
+      }
+    }
+    auto current = ca_->current();
+    SIGIL_ASSIGN_OR_RETURN(JwtSvid token, MintJwtSvid(*current->jwt_key, current->jwt_key_id, params));
+    return json{{"token", token.token}};
+  });
+  admin_api_->Register("/v1/health/Check", [this](const json&) -> Result<json> {
+    SIGIL_RETURN_IF_ERROR(Ready());
+    return json{{"status", "SERVING"}};
+  });
+}
+
+}  // namespace sigil::serverd

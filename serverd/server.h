@@ -1,0 +1,56 @@
+// serverd as one object: everything `serverd run` starts, in order, and stops in reverse.
+// Key store, datastore, CA (and its rotation timer), entry rules, and the admin API on its
+// socket with the methods that need the CA (bundle, x509 and jwt minting, health).
+//
+// Thread safety: Start and Stop from the owning thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "core/metrics.h"
+#include "hw/key_store.h"
+#include "serverd/admin_api.h"
+#include "serverd/admin_server.h"
+#include "serverd/ca_manager.h"
+#include "serverd/datastore.h"
+#include "serverd/entry_service.h"
+#include "serverd/server_config.h"
+
+namespace sigil::serverd {
+
+class Server {
+ public:
+  explicit Server(ServerConfig config) : config_(std::move(config)) {}
+  ~Server();
+
+  // Everything up and listening, or the first failure (nothing left running).
+  Status Start();
+  void Stop();
+
+  // OK when the key store and datastore answer.
+  Status Ready();
+
+ private:
+  void RegisterCaMethods();
+  void RotationLoop();
+
+  ServerConfig config_;
+  MetricsRegistry metrics_;
+  std::unique_ptr<hw::KeyStore> keys_;
+  std::unique_ptr<Datastore> store_;
+  std::unique_ptr<EntryService> entries_;
+  std::unique_ptr<CaManager> ca_;
+  std::unique_ptr<AdminApi> admin_api_;
+  std::unique_ptr<AdminServer> admin_server_;
+
+  std::thread rotation_thread_;
+  std::mutex rotation_mutex_;
+  std::condition_variable rotation_wake_;
+  bool stopping_ = false;
+};
+
+}  // namespace sigil::serverd

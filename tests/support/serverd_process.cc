@@ -1,0 +1,74 @@
+#include "tests/support/serverd_process.h"
+
+#include <cstdlib>
+
+namespace sigil::testing {
+
+std::string ServerdProcess::Binary() {
+  const char* path = std::getenv("SIGIL_SERVERD");
+  return path != nullptr ? path : "serverd";
+}
+
+Result<std::unique_ptr<ServerdProcess>> ServerdProcess::Create(SoftHsm& hsm, const std::string& token_label,
+                                                               ServerdOptions options) {
+  auto server = std::unique_ptr<ServerdProcess>(new ServerdProcess());
+  server->dir_ = std::make_unique<TempDir>("sigil-serverd");
+  SIGIL_ASSIGN_OR_RETURN(SoftHsmTokenInfo token, hsm.InitToken(token_label));
+  const auto& dir = server->dir_->path();
+  WriteFile(dir / "server.yaml",
+            "server:\n"
+            "  trust_domain: " + options.trust_domain + "\n"
+            "  bind_address: 127.0.0.1\n"
+            "  bind_port: " + std::to_string(FreeLoopbackPort()) + "\n"
+            "  socket_path: " + (dir / "admin" / "api.sock").string() + "\n"
+            "  data_dir: " + (dir / "data").string() + "\n"
+            "  ca_ttl: " + options.ca_ttl + "\n"
+            "  default_x509_svid_ttl: " + options.default_x509_svid_ttl + "\n"
+            "  ca_mode: " + options.ca_mode + "\n" + options.extra_yaml +
+            "key_store:\n"
+            "  kind: pkcs11\n"
+            "  module_path: " + std::string(kSoftHsmModule) + "\n"
+            "  token_label: " + token.label + "\n"
+            "  pin_file: " + token.pin_file.string() + "\n");
+  return server;
+}
+
+Status ServerdProcess::Start() {
+  SIGIL_ASSIGN_OR_RETURN(ChildProcess child,
+                         ChildProcess::Start({Binary(), "run", "-config", (dir() / "server.yaml").string()}, dir()));
+  process_.emplace(std::move(child));
+  const bool healthy = WaitUntil(
+      [&] {
+        if (!process_->running()) return true;
+        auto check = Cli({"healthcheck"});
+        return check.ok() && check->exit_code == 0;
+      },
+      std::chrono::seconds(20));
+  if (!process_->running()) return Status(Code::kInternal, "serverd exited at start:\n" + logs());
+  if (!healthy) return Status(Code::kDeadlineExceeded, "serverd did not become healthy:\n" + logs());
+  return Status::Ok();
+}
+
+int ServerdProcess::Stop() {
+  if (!process_) return -1;
+  const int code = process_->Stop();
+  return code;
+}
+
+void ServerdProcess::Kill() {
+  if (process_) process_->Stop(9, std::chrono::milliseconds(0));
+}
+
+Result<ProcessOutput> ServerdProcess::Cli(std::vector<std::string> args) const {
+  std::vector<std::string> argv = {Binary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  argv.push_back("-socketPath");
+  argv.push_back(socket_path().string());
+  return RunProcess(argv, {}, std::chrono::seconds(30));
+}
+
+std::string ServerdProcess::logs() const {
+  return process_ ? process_->stderr_text() + process_->stdout_text() : "";
+}
+
+}  // namespace sigil::testing

@@ -1,0 +1,54 @@
+// A real `serverd run` for integration tests: its own folder, config, admin socket and a CA key
+// in a SoftHSM2 token, started as a child process and driven only through the `serverd`
+// command line, as an operator would. The binary comes from $SIGIL_SERVERD (set by meson).
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "tests/support/process.h"
+#include "tests/support/softhsm.h"
+
+namespace sigil::testing {
+
+struct ServerdOptions {
+  std::string trust_domain = "example.org";
+  std::string ca_ttl = "24h";
+  std::string default_x509_svid_ttl = "1h";
+  std::string ca_mode = "direct";
+  std::string extra_yaml;  // appended under `server:`
+};
+
+class ServerdProcess {
+ public:
+  // Makes the folder, the token (in `hsm`) and the config; does not start serverd.
+  static Result<std::unique_ptr<ServerdProcess>> Create(SoftHsm& hsm, const std::string& token_label,
+                                                        ServerdOptions options = {});
+
+  // Starts serverd and waits until `serverd healthcheck` passes.
+  Status Start();
+  // SIGTERM (graceful) or SIGKILL.
+  int Stop();
+  void Kill();
+
+  // Runs `serverd <args> -socketPath <socket>`.
+  Result<ProcessOutput> Cli(std::vector<std::string> args) const;
+
+  const std::filesystem::path& dir() const { return dir_->path(); }
+  std::filesystem::path socket_path() const { return dir_->path() / "admin" / "api.sock"; }
+  std::filesystem::path datastore_path() const { return dir_->path() / "data" / "datastore.sqlite3"; }
+  std::string logs() const;
+
+  static std::string Binary();
+
+ private:
+  ServerdProcess() = default;
+  std::unique_ptr<TempDir> dir_;
+  std::optional<ChildProcess> process_;
+};
+
+}  // namespace sigil::testing
