@@ -439,6 +439,15 @@ Status Http2Server::ListenTcp(TcpListenerOptions options, std::shared_ptr<const 
   return Status::Ok();
 }
 
+Status Http2Server::ListenTcp(TcpListenerOptions options, std::shared_ptr<TlsContextSource> tls) {
+  SIGIL_ASSIGN_OR_RETURN(
+      auto listener, TcpListener::Listen(loop_, std::move(options), [this, tls](uv_stream_t* s) {
+        Accept(s, tls->Current());
+      }));
+  tcp_listeners_.push_back(std::move(listener));
+  return Status::Ok();
+}
+
 Status Http2Server::ListenUnix(UnixListenerOptions options) {
   SIGIL_ASSIGN_OR_RETURN(auto listener,
                          UnixListener::Listen(loop_, std::move(options),

@@ -130,6 +130,8 @@ class Http2Server {
 
   // `tls` null means plaintext HTTP/2 with prior knowledge.
   Status ListenTcp(TcpListenerOptions options, std::shared_ptr<const TlsContext> tls);
+  // Each accepted connection takes the source's current context (certificate rotation).
+  Status ListenTcp(TcpListenerOptions options, std::shared_ptr<TlsContextSource> tls);
   Status ListenUnix(UnixListenerOptions options);
   int tcp_port() const;
 

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -67,6 +68,27 @@ class TlsContext {
   TlsOptions options_;
   SslCtxPtr ctx_;
   std::vector<uint8_t> alpn_wire_;
+};
+
+// The context a listener hands to each new connection. Set() swaps it — the server's own
+// SVID rotated — while established connections keep the context they started with.
+// Thread safety: any thread.
+class TlsContextSource {
+ public:
+  explicit TlsContextSource(std::shared_ptr<const TlsContext> initial)
+      : current_(std::move(initial)) {}
+  std::shared_ptr<const TlsContext> Current() const {
+    std::lock_guard lock(mu_);
+    return current_;
+  }
+  void Set(std::shared_ptr<const TlsContext> context) {
+    std::lock_guard lock(mu_);
+    current_ = std::move(context);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const TlsContext> current_;
 };
 
 class TlsSession {

@@ -43,10 +43,12 @@ class MtlsTest : public ::testing::Test {
   // An HTTP/2 server that requires client SVIDs of example.org and passes `authorize`.
   void Serve(Authorizer authorize) {
     bundle_ = std::make_shared<TrustBundleSource>(BundleOf(ca_, "example.org"));
+    authorize_ = authorize;
     auto ctx = TlsContext::CreateServer(TlsOptions{.credentials = CredsOf(server_svid_),
                                                    .peer_bundle = bundle_,
                                                    .authorize = std::move(authorize)});
     ASSERT_TRUE(ctx.ok()) << ctx.status().ToString();
+    server_tls_ = std::make_shared<TlsContextSource>(*ctx);
     port_ = loop_.loop().Invoke([&] {
       server_ = std::make_unique<Http2Server>(
           &loop_.loop(), Http2ServerOptions{}, [](std::shared_ptr<Http2ServerStream> s) {
@@ -54,7 +56,7 @@ class MtlsTest : public ::testing::Test {
             s->Write(s->peer().spiffe_id ? s->peer().spiffe_id->str() : "anonymous");
             s->End();
           });
-      EXPECT_TRUE(server_->ListenTcp(TcpListenerOptions{}, *ctx).ok());
+      EXPECT_TRUE(server_->ListenTcp(TcpListenerOptions{}, server_tls_).ok());
       return server_->tcp_port();
     });
     WriteFile(dir_ / "ca.pem", ca_.CertPem());
@@ -85,10 +87,45 @@ class MtlsTest : public ::testing::Test {
     });
   }
 
+  // One GET through Sigil's own HTTP/2 client; the server's SPIFFE ID goes to `server_id`.
+  Result<std::string> Fetch(std::shared_ptr<const TlsContext> tls, std::string* server_id) {
+    LoopThread client_loop;
+    client_loop.Start();
+    std::promise<Result<std::string>> done;
+    std::shared_ptr<Http2Client> client;
+    std::shared_ptr<Http2ClientStream> stream;
+    auto body = std::make_shared<std::string>();
+    client_loop.loop().Invoke([&] {
+      client = Http2Client::Connect(&client_loop.loop(), Endpoint::Tcp("127.0.0.1", port_), tls);
+      stream = client->Submit(
+          "GET", "/", {}, "",
+          Http2ResponseHandler{.on_data = [body](std::string_view d) { body->append(d); },
+                               .on_close = [&, body](const Status& st, const Headers&) {
+                                 if (st.ok()) {
+                                   done.set_value(*body);
+                                 } else {
+                                   done.set_value(st);
+                                 }
+                               }});
+    });
+    Result<std::string> r = done.get_future().get();
+    client_loop.loop().Invoke([&] {
+      if (client->peer().spiffe_id) *server_id = client->peer().spiffe_id->str();
+      tls_version_ = client->peer().tls_version;
+      stream.reset();
+      client.reset();
+    });
+    client_loop.Stop();
+    return r;
+  }
+
+  std::string tls_version_;
   TempDir dir_;
   TestCa ca_{"example.org"};
   TestCert server_svid_ = ca_.IssueSvid("spiffe://example.org/server");
   std::shared_ptr<TrustBundleSource> bundle_;
+  std::shared_ptr<TlsContextSource> server_tls_;
+  Authorizer authorize_;
   LoopThread loop_;
   std::unique_ptr<Http2Server> server_;
   int port_ = 0;
@@ -191,49 +228,39 @@ TEST_F(MtlsTest, SigilsClientAuthenticatesTheServerAndPresentsItsOwnSvid) {
                  .authorize = AuthorizeId(*SpiffeId::Parse("spiffe://example.org/elsewhere"))});
   ASSERT_TRUE(wrong_server.ok());
 
-  std::string tls_version;
-  auto fetch = [&](std::shared_ptr<const TlsContext> tls, std::string* server_id) {
-    LoopThread client_loop;
-    client_loop.Start();
-    std::promise<Result<std::string>> done;
-    std::shared_ptr<Http2Client> client;
-    std::shared_ptr<Http2ClientStream> stream;
-    auto body = std::make_shared<std::string>();
-    client_loop.loop().Invoke([&] {
-      client = Http2Client::Connect(&client_loop.loop(), Endpoint::Tcp("127.0.0.1", port_), tls);
-      stream = client->Submit(
-          "GET", "/", {}, "",
-          Http2ResponseHandler{.on_data = [body](std::string_view d) { body->append(d); },
-                               .on_close = [&, body](const Status& st, const Headers&) {
-                                 if (st.ok()) {
-                                   done.set_value(*body);
-                                 } else {
-                                   done.set_value(st);
-                                 }
-                               }});
-    });
-    Result<std::string> r = done.get_future().get();
-    client_loop.loop().Invoke([&] {
-      if (client->peer().spiffe_id) *server_id = client->peer().spiffe_id->str();
-      tls_version = client->peer().tls_version;
-      stream.reset();
-      client.reset();
-    });
-    client_loop.Stop();
-    return r;
-  };
   std::string server_id;
-  auto ok = fetch(*good, &server_id);
+  auto ok = Fetch(*good, &server_id);
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
   EXPECT_EQ(*ok, "spiffe://example.org/agent");
   EXPECT_EQ(server_id, "spiffe://example.org/server");
-  EXPECT_EQ(tls_version, "TLSv1.3");
+  EXPECT_EQ(tls_version_, "TLSv1.3");
 
-  auto refused = fetch(*wrong_server, &server_id);
+  auto refused = Fetch(*wrong_server, &server_id);
   EXPECT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("is not spiffe://example.org/elsewhere"),
             std::string::npos)
       << refused.status().ToString();
+}
+
+TEST_F(MtlsTest, TheServersOwnSvidRotatesForNewConnections) {
+  Serve(AuthorizeAny());
+  auto client = TlsContext::CreateClient(
+      TlsOptions{.credentials = CredsOf(ca_.IssueSvid("spiffe://example.org/agent")),
+                 .peer_bundle = std::make_shared<TrustBundleSource>(BundleOf(ca_, "example.org")),
+                 .authorize = AuthorizeMemberOf(*TrustDomain::Parse("example.org"))});
+  ASSERT_TRUE(client.ok());
+  std::string server_id;
+  ASSERT_TRUE(Fetch(*client, &server_id).ok());
+  EXPECT_EQ(server_id, "spiffe://example.org/server");
+
+  auto rotated = TlsContext::CreateServer(
+      TlsOptions{.credentials = CredsOf(ca_.IssueSvid("spiffe://example.org/server-next")),
+                 .peer_bundle = bundle_,
+                 .authorize = authorize_});
+  ASSERT_TRUE(rotated.ok());
+  server_tls_->Set(*rotated);
+  ASSERT_TRUE(Fetch(*client, &server_id).ok());
+  EXPECT_EQ(server_id, "spiffe://example.org/server-next");
 }
 
 }  // namespace
