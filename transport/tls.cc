@@ -3,6 +3,8 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
+#include "core/x509_svid.h"
+
 namespace sigil::transport {
 namespace {
 
@@ -127,11 +129,18 @@ int TlsContext::VerifyPeer(X509_STORE_CTX* store_ctx, void* arg) {
     if (session) session->verify_error_ = std::move(status);
     return 0;
   };
-  std::shared_ptr<const TrustBundle> bundle = self->options_.peer_bundle->Current();
+  std::shared_ptr<const X509Bundle> bundle = self->options_.peer_bundle->Current();
   if (!bundle) return fail(UnauthenticatedError("no trust bundle to verify the peer against"));
-  auto id = VerifyX509SvidChain(X509_STORE_CTX_get0_cert(store_ctx),
-                                X509_STORE_CTX_get0_untrusted(store_ctx), *bundle);
-  if (!id.ok()) return fail(id.status());
+  X509* leaf = X509_STORE_CTX_get0_cert(store_ctx);
+  if (leaf == nullptr) return fail(UnauthenticatedError("peer presented no certificate"));
+  std::vector<X509*> chain = {leaf};
+  STACK_OF(X509)* untrusted = X509_STORE_CTX_get0_untrusted(store_ctx);
+  for (int i = 0; untrusted != nullptr && i < sk_X509_num(untrusted); ++i) {
+    X509* cert = sk_X509_value(untrusted, i);
+    if (cert != leaf && X509_cmp(cert, leaf) != 0) chain.push_back(cert);
+  }
+  auto id = VerifyX509Svid(chain, *bundle);
+  if (!id.ok()) return fail(Status(Code::kUnauthenticated, id.status().message()));
   if (Status allowed = self->options_.authorize(*id); !allowed.ok()) return fail(allowed);
   if (session) session->peer_id_ = *id;
   return 1;

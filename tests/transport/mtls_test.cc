@@ -20,10 +20,10 @@ using sigil::testing::TestCa;
 using sigil::testing::TestCert;
 using sigil::testing::WriteFile;
 
-std::shared_ptr<const TrustBundle> BundleOf(const TestCa& ca, const std::string& td) {
-  auto b = TrustBundle::Create(*TrustDomain::Parse(td), {ca.cert()});
-  EXPECT_TRUE(b.ok()) << b.status().ToString();
-  return *b;
+std::shared_ptr<const X509Bundle> BundleOf(const TestCa& ca, const std::string& td) {
+  auto b = std::make_shared<X509Bundle>(*TrustDomain::Parse(td));
+  b->Add(ca.cert());
+  return b;
 }
 
 std::shared_ptr<const TlsCredentials> CredsOf(const TestCert& cert) {
