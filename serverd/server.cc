@@ -49,6 +49,7 @@ Status Server::Start() {
   std::set<uint32_t> uids(config_.admin_uids.begin(), config_.admin_uids.end());
   admin_server_ = std::make_unique<AdminServer>(*admin_api_, uids);
   SIGIL_RETURN_IF_ERROR(admin_server_->Start(config_.socket_path.string()));
+  SIGIL_RETURN_IF_ERROR(StartProbes());
   rotation_thread_ = std::thread([this] { RotationLoop(); });
   LogInfo("serverd started", {{"trust_domain", config_.trust_domain.name()},
                               {"key_store", std::string(hw::KeyStoreKindName(config_.key_store.kind))}});
@@ -63,6 +64,54 @@ void Server::Stop() {
   rotation_wake_.notify_all();
   if (rotation_thread_.joinable()) rotation_thread_.join();
   if (admin_server_) admin_server_->Stop();
+  if (probes_started_) {
+    probe_loop_.loop().Invoke([&] {
+      health_server_.reset();
+      metrics_server_.reset();
+    });
+    probe_loop_.Stop();
+    probes_started_ = false;
+  }
+}
+
+Status Server::StartProbes() {
+  const HealthCheckConfig& health = config_.health_checks;
+  if (!health.listener_enabled && config_.prometheus_port == 0) return Status::Ok();
+  probe_loop_.Start();
+  probes_started_ = true;
+  return probe_loop_.loop().Invoke([&]() -> Status {
+    if (health.listener_enabled) {
+      health_server_ = std::make_unique<transport::PlainHttpServer>(&probe_loop_.loop());
+      health_server_->Route(health.live_path, [] { return transport::PlainHttpResponse{200, "application/json", "{}\n"}; });
+      health_server_->Route(health.ready_path, [this] {
+        const Status ready = Ready();
+        return ready.ok() ? transport::PlainHttpResponse{200, "application/json", "{}\n"}
+                          : transport::PlainHttpResponse{503, "application/json",
+                                                         json{{"error", ready.message()}}.dump() + "\n"};
+      });
+      SIGIL_RETURN_IF_ERROR(health_server_->Listen(health.bind_address, health.bind_port));
+      LogInfo("health checks listening", {{"address", health.bind_address + ":" + std::to_string(health_server_->port())}});
+    }
+    if (config_.prometheus_port != 0) {
+      metrics_server_ = std::make_unique<transport::PlainHttpServer>(&probe_loop_.loop());
+      metrics_server_->Route("/metrics", [this] {
+        return transport::PlainHttpResponse{200, "text/plain; version=0.0.4", RenderMetrics()};
+      });
+      SIGIL_RETURN_IF_ERROR(metrics_server_->Listen(config_.prometheus_host, config_.prometheus_port));
+      LogInfo("metrics listening", {{"address", config_.prometheus_host + ":" + std::to_string(config_.prometheus_port)}});
+    }
+    return Status::Ok();
+  });
+}
+
+std::string Server::RenderMetrics() {
+  if (auto entries = store_->CountEntries(); entries.ok()) {
+    metrics_.GetGauge("entries", "Registration entries in the datastore").Set(*entries);
+  }
+  if (auto agents = store_->ListAgents(); agents.ok()) {
+    metrics_.GetGauge("agents", "Attested agents").Set(static_cast<int64_t>(agents->size()));
+  }
+  return metrics_.Render();
 }
 
 Status Server::Ready() {
@@ -121,6 +170,7 @@ void Server::RegisterCaMethods() {
     SIGIL_ASSIGN_OR_RETURN(std::string chain_pem, svid.ChainPem());
     SIGIL_ASSIGN_OR_RETURN(std::string bundle_pem, X509BundleToPem(current->bundle.x509));
     LogInfo("x509 SVID minted", {{"spiffe_id", id.str()}});
+    metrics_.GetCounter("svid_issued_total", "SVIDs issued", {{"type", "x509"}}).Add();
     return json{{"svid_pem", chain_pem}, {"bundle_pem", bundle_pem}};
   });
   admin_api_->Register("/v1/svid/MintJWTSVID", [this](const json& body) -> Result<json> {
@@ -140,6 +190,7 @@ void Server::RegisterCaMethods() {
     }
     auto current = ca_->current();
     SIGIL_ASSIGN_OR_RETURN(JwtSvid token, MintJwtSvid(*current->jwt_key, current->jwt_key_id, params));
+    metrics_.GetCounter("svid_issued_total", "SVIDs issued", {{"type", "jwt"}}).Add();
     return json{{"token", token.token}};
   });
   admin_api_->Register("/v1/health/Check", [this](const json&) -> Result<json> {

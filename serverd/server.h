@@ -19,6 +19,8 @@
 #include "serverd/datastore.h"
 #include "serverd/entry_service.h"
 #include "serverd/server_config.h"
+#include "transport/event_loop.h"
+#include "transport/plain_http_server.h"
 
 namespace sigil::serverd {
 
@@ -37,6 +39,8 @@ class Server {
  private:
   void RegisterCaMethods();
   void RotationLoop();
+  Status StartProbes();
+  std::string RenderMetrics();
 
   ServerConfig config_;
   MetricsRegistry metrics_;
@@ -46,6 +50,10 @@ class Server {
   std::unique_ptr<CaManager> ca_;
   std::unique_ptr<AdminApi> admin_api_;
   std::unique_ptr<AdminServer> admin_server_;
+  transport::LoopThread probe_loop_;  // /live, /ready and /metrics
+  std::unique_ptr<transport::PlainHttpServer> health_server_;
+  std::unique_ptr<transport::PlainHttpServer> metrics_server_;
+  bool probes_started_ = false;
 
   std::thread rotation_thread_;
   std::mutex rotation_mutex_;

@@ -174,6 +174,30 @@ TEST_F(ServerdTest, TokensAndAgents) {
   EXPECT_EQ(missing.exit_code, 1);
 }
 
+TEST_F(ServerdTest, HealthAndMetricsOverPlainHttp) {
+  const int health = FreeLoopbackPort();
+  const int metrics = FreeLoopbackPort();
+  StartServer({.top_level_yaml = "health_checks:\n  listener_enabled: true\n  bind_port: " + std::to_string(health) +
+                                 "\ntelemetry:\n  prometheus: {port: " + std::to_string(metrics) + "}\n"});
+  for (const char* path : {"/live", "/ready"}) {
+    auto out = RunProcess({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{http_version}",
+                           "http://127.0.0.1:" + std::to_string(health) + path});
+    ASSERT_TRUE(out.ok());
+    EXPECT_EQ(out->out, "200 1.1") << path;
+  }
+  auto missing = RunProcess({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                             "http://127.0.0.1:" + std::to_string(health) + "/nope"});
+  EXPECT_EQ(missing->out, "404");
+  ASSERT_EQ(Cli({"jwt", "mint", "-spiffeID", "spiffe://example.org/a", "-audience", "x"}).exit_code, 0);
+  ASSERT_EQ(Cli({"entry", "create", "-spiffeID", "spiffe://example.org/a", "-parentID", "spiffe://example.org/h",
+                 "-selector", "unix:uid:1"}).exit_code, 0);
+  auto scraped = RunProcess({"curl", "-s", "http://127.0.0.1:" + std::to_string(metrics) + "/metrics"});
+  ASSERT_TRUE(scraped.ok());
+  EXPECT_NE(scraped->out.find("svid_issued_total{type=\"jwt\"} 1\n"), std::string::npos) << scraped->out;
+  EXPECT_NE(scraped->out.find("\nentries 1\n"), std::string::npos) << scraped->out;
+  EXPECT_NE(scraped->out.find("# TYPE agents gauge"), std::string::npos);
+}
+
 TEST_F(ServerdTest, Kill9LosesNoAcknowledgedEntryAndKeepsTheCa) {
   StartServer();
   const std::string root_before = Cli({"bundle", "show"}).out;

@@ -29,7 +29,7 @@ Result<std::unique_ptr<ServerdProcess>> ServerdProcess::Create(SoftHsm& hsm, con
             "  kind: pkcs11\n"
             "  module_path: " + std::string(kSoftHsmModule) + "\n"
             "  token_label: " + token.label + "\n"
-            "  pin_file: " + token.pin_file.string() + "\n");
+            "  pin_file: " + token.pin_file.string() + "\n" + options.top_level_yaml);
   return server;
 }
 

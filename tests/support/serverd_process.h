@@ -20,7 +20,8 @@ struct ServerdOptions {
   std::string ca_ttl = "24h";
   std::string default_x509_svid_ttl = "1h";
   std::string ca_mode = "direct";
-  std::string extra_yaml;  // appended under `server:`
+  std::string extra_yaml;      // appended under `server:`
+  std::string top_level_yaml;  // appended at the end (health_checks:, telemetry:)
 };
 
 class ServerdProcess {
