@@ -230,12 +230,21 @@ Result<EvpPkeyPtr> CheckCsr(std::span<const uint8_t> der) {
 
   SIGIL_ASSIGN_OR_RETURN(AlgorPtr sig_alg, ReadAlgorithm(sig_alg_tlv, "signature algorithm"));
   const ASN1_OBJECT* sig_obj = nullptr;
-  X509_ALGOR_get0(&sig_obj, nullptr, nullptr, sig_alg.get());
+  int sig_param_type = 0;
+  X509_ALGOR_get0(&sig_obj, &sig_param_type, nullptr, sig_alg.get());
   const int sig_nid = OBJ_obj2nid(sig_obj);
   const EVP_MD* md = SignatureDigest(sig_nid, key->get());
   if (md == nullptr) {
     return InvalidArgumentError("CSR signature algorithm " + ObjectName(sig_nid, sig_obj) +
                                 " is not supported for its key");
+  }
+  // The algorithm identifier lies outside what the signature covers; only the forms RFC 5758
+  // (ECDSA: no parameters) and RFC 4055 (RSA: NULL or none) allow are taken.
+  const bool ec = EVP_PKEY_is_a(key->get(), "EC");
+  if (ec ? sig_param_type != V_ASN1_UNDEF
+         : sig_param_type != V_ASN1_NULL && sig_param_type != V_ASN1_UNDEF) {
+    return InvalidArgumentError("CSR signature algorithm " + ObjectName(sig_nid, sig_obj) +
+                                " has parameters it must not have");
   }
   SIGIL_ASSIGN_OR_RETURN(std::span<const uint8_t> signature, BitStringBytes(sig_tlv, "signature"));
   EvpMdCtxPtr ctx(EVP_MD_CTX_new());

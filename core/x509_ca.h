@@ -3,8 +3,8 @@
 // A CA is a signing certificate, the chain above it, and a Signer holding its key. The key is
 // never an OpenSSL private key: the certificate's TBS part is built with OpenSSL, its DER is
 // signed through Signer::SignMessage (a TPM, a PKCS#11 token or a soft key), and the signature
-// is set into the certificate. So every certificate Sigil issues, from the root to each
-// X509-SVID, takes the one path of X509Ca::Issue.
+// is set into the certificate. The root, every intermediate and every X509-SVID are built and
+// signed by that same code.
 //
 // Shapes, per the SPIFFE X509-SVID standard:
 //  - CA certificates: URI SAN spiffe://<td>, basicConstraints CA:true (critical), keyUsage
