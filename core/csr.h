@@ -28,7 +28,8 @@ Result<Bytes> MakeCsr(EVP_PKEY* private_key, const std::optional<SpiffeId>& spif
 
 // Parses a DER CSR, checks its self-signature and its key, and returns the public key.
 // InvalidArgument naming the problem: malformed or truncated DER, trailing bytes, a signature
-// that does not verify, a key other than EC P-256, EC P-384 or RSA of at least 2048 bits.
+// that does not verify, a key other than EC P-256, EC P-384 or RSA of at least 2048 bits, a
+// signature algorithm other than ECDSA or RSA PKCS#1 v1.5 with SHA-256/384/512.
 Result<EvpPkeyPtr> CheckCsr(std::span<const uint8_t> der);
 
 // The same check on a public key alone: what X509-SVIDs may certify.

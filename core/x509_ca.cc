@@ -1,5 +1,6 @@
 #include "core/x509_ca.h"
 
+#include <openssl/core_names.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
@@ -173,41 +174,100 @@ Status AddExtensions(X509* x, const CertTemplate& t, const ASN1_OCTET_STRING* is
 
 // Signs a certificate whose TBS fields are all set. OpenSSL's X509_sign wants the private key
 // as an EVP_PKEY; ours may live in a token, so the TBS DER goes through the Signer and the
-// Certificate SEQUENCE is assembled around its signature, then parsed back.
-Result<IssuedCert> SignTbs(X509* x, Signer& signer, SignatureScheme scheme) {
+// signature is set into the certificate as X509_sign would set it.
+Result<Bytes> SignTbs(X509Ptr x, Signer& signer, SignatureScheme scheme) {
   const AlgorithmId alg_id = SignatureAlgorithm(scheme);
   std::unique_ptr<X509_ALGOR, OpenSSLDeleter<X509_ALGOR_free>> alg(X509_ALGOR_new());
   if (!alg || X509_ALGOR_set0(alg.get(), OBJ_nid2obj(alg_id.nid), alg_id.param_type, nullptr) != 1) {
     return OpenSSLError(Code::kInternal, "building signature algorithm");
   }
-  // OpenSSL 3.0 has no setter for the TBS copy of the algorithm; the object is ours and
-  // unsigned, so writing through the accessor is safe.
-  if (X509_ALGOR_copy(const_cast<X509_ALGOR*>(X509_get0_tbs_sigalg(x)), alg.get()) != 1) {
-    return OpenSSLError(Code::kInternal, "setting TBS signature algorithm");
+  const ASN1_BIT_STRING* sig_field = nullptr;
+  const X509_ALGOR* outer_alg = nullptr;
+  X509_get0_signature(&sig_field, &outer_alg, x.get());
+  // OpenSSL 3.0 has no setters for a certificate's signature fields (3.2 adds some); the
+  // object is ours and not yet signed, so writing through the accessors is what X509_sign
+  // itself does.
+  if (X509_ALGOR_copy(const_cast<X509_ALGOR*>(X509_get0_tbs_sigalg(x.get())), alg.get()) != 1 ||
+      X509_ALGOR_copy(const_cast<X509_ALGOR*>(outer_alg), alg.get()) != 1) {
+    return OpenSSLError(Code::kInternal, "setting signature algorithm");
   }
-  const int tbs_len = i2d_re_X509_tbs(x, nullptr);
-  const int alg_len = i2d_X509_ALGOR(alg.get(), nullptr);
-  if (tbs_len <= 0 || alg_len <= 0) return OpenSSLError(Code::kInternal, "encoding TBS certificate");
-  Bytes body(static_cast<size_t>(tbs_len + alg_len));
-  unsigned char* p = body.data();
-  i2d_re_X509_tbs(x, &p);
-  i2d_X509_ALGOR(alg.get(), &p);
+  const int tbs_len = i2d_re_X509_tbs(x.get(), nullptr);
+  if (tbs_len <= 0) return OpenSSLError(Code::kInternal, "encoding TBS certificate");
+  Bytes tbs(static_cast<size_t>(tbs_len));
+  unsigned char* p = tbs.data();
+  i2d_re_X509_tbs(x.get(), &p);
 
-  auto signature = signer.SignMessage(scheme, std::span<const uint8_t>(body.data(), tbs_len));
+  auto signature = signer.SignMessage(scheme, tbs);
   if (!signature.ok()) return signature.status().AddContext("signing certificate");
 
-  body.push_back(V_ASN1_BIT_STRING);
-  AppendDerLength(body, signature->size() + 1);
-  body.push_back(0);  // no unused bits
-  body.insert(body.end(), signature->begin(), signature->end());
+  auto* sig = const_cast<ASN1_BIT_STRING*>(sig_field);
+  if (ASN1_BIT_STRING_set(sig, signature->data(), static_cast<int>(signature->size())) != 1) {
+    return OpenSSLError(Code::kInternal, "setting signature");
+  }
+  sig->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
+  sig->flags |= ASN1_STRING_FLAG_BITS_LEFT;  // no unused bits
 
-  IssuedCert out;
-  out.der.reserve(body.size() + 6);
-  out.der.push_back(V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED);
-  AppendDerLength(out.der, body.size());
-  out.der.insert(out.der.end(), body.begin(), body.end());
-  SIGIL_ASSIGN_OR_RETURN(out.cert, CertFromDer(out.der));
-  return out;
+  const int der_len = i2d_X509(x.get(), nullptr);
+  if (der_len <= 0) return OpenSSLError(Code::kInternal, "encoding certificate");
+  Bytes der(static_cast<size_t>(der_len));
+  p = der.data();
+  i2d_X509(x.get(), &p);
+  return der;
+}
+
+// The subjectPublicKeyInfo from the key's parts. X509_set_pubkey goes through OpenSSL 3.0's
+// generic encoder, which costs several signatures' worth of time per certificate.
+Status SetPublicKey(X509* x, EVP_PKEY* key) {
+  X509_PUBKEY* spki = X509_get_X509_PUBKEY(x);
+  if (EVP_PKEY_is_a(key, "EC")) {
+    SIGIL_ASSIGN_OR_RETURN(KeyType type, KeyTypeOf(key));
+    unsigned char point[1 + 2 * 48];
+    size_t len = 0;
+    if (EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point,
+                                        sizeof(point), &len) != 1) {
+      return OpenSSLError(Code::kInternal, "reading EC public point");
+    }
+    auto* bits = static_cast<unsigned char*>(OPENSSL_memdup(point, len));
+    const int curve = type == KeyType::kEcP384 ? NID_secp384r1 : NID_X9_62_prime256v1;
+    if (bits == nullptr ||
+        X509_PUBKEY_set0_param(spki, OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
+                               OBJ_nid2obj(curve), bits, static_cast<int>(len)) != 1) {
+      OPENSSL_free(bits);
+      return OpenSSLError(Code::kInternal, "setting EC public key");
+    }
+    return Status::Ok();
+  }
+  if (EVP_PKEY_is_a(key, "RSA")) {
+    BIGNUM* n_raw = nullptr;
+    BIGNUM* e_raw = nullptr;
+    EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &n_raw);
+    EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e_raw);
+    BignumPtr n(n_raw);
+    BignumPtr e(e_raw);
+    Asn1IntegerPtr n_int(n ? BN_to_ASN1_INTEGER(n.get(), nullptr) : nullptr);
+    Asn1IntegerPtr e_int(e ? BN_to_ASN1_INTEGER(e.get(), nullptr) : nullptr);
+    if (!n_int || !e_int) return OpenSSLError(Code::kInternal, "reading RSA public key");
+    // RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }
+    const int n_len = i2d_ASN1_INTEGER(n_int.get(), nullptr);
+    const int e_len = i2d_ASN1_INTEGER(e_int.get(), nullptr);
+    Bytes body(static_cast<size_t>(n_len + e_len));
+    unsigned char* p = body.data();
+    i2d_ASN1_INTEGER(n_int.get(), &p);
+    i2d_ASN1_INTEGER(e_int.get(), &p);
+    Bytes der{V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED};
+    AppendDerLength(der, body.size());
+    der.insert(der.end(), body.begin(), body.end());
+    auto* bits = static_cast<unsigned char*>(OPENSSL_memdup(der.data(), der.size()));
+    if (bits == nullptr ||
+        X509_PUBKEY_set0_param(spki, OBJ_nid2obj(NID_rsaEncryption), V_ASN1_NULL, nullptr, bits,
+                               static_cast<int>(der.size())) != 1) {
+      OPENSSL_free(bits);
+      return OpenSSLError(Code::kInternal, "setting RSA public key");
+    }
+    return Status::Ok();
+  }
+  if (X509_set_pubkey(x, key) != 1) return OpenSSLError(Code::kInternal, "setting public key");
+  return Status::Ok();
 }
 
 time_t ToTimeT(TimePoint t) { return system_clock::to_time_t(t); }
@@ -219,7 +279,7 @@ TimePoint FromAsn1Time(const ASN1_TIME* t) {
 }
 
 // Builds and signs a certificate. `issuer` null: self-issued (subject as issuer, own SKI as AKI).
-Result<IssuedCert> BuildAndSign(const CertTemplate& t, X509* issuer, Signer& signer,
+Result<Bytes> BuildAndSign(const CertTemplate& t, X509* issuer, Signer& signer,
                                 SignatureScheme scheme) {
   if (t.public_key == nullptr) return InvalidArgumentError("certificate template has no public key");
   SIGIL_RETURN_IF_ERROR(CheckCertifiableKey(t.public_key).AddContext("certificate public key"));
@@ -227,10 +287,10 @@ Result<IssuedCert> BuildAndSign(const CertTemplate& t, X509* issuer, Signer& sig
     return InvalidArgumentError("certificate would expire before it becomes valid");
   }
   X509Ptr x(X509_new());
-  if (!x || X509_set_version(x.get(), X509_VERSION_3) != 1 ||
-      X509_set_pubkey(x.get(), t.public_key) != 1) {
+  if (!x || X509_set_version(x.get(), X509_VERSION_3) != 1) {
     return OpenSSLError(Code::kInternal, "allocating certificate");
   }
+  SIGIL_RETURN_IF_ERROR(SetPublicKey(x.get(), t.public_key));
   SIGIL_RETURN_IF_ERROR(SetSerial(x.get()));
   SIGIL_RETURN_IF_ERROR(SetSubject(x.get(), t.subject));
   X509_NAME* issuer_name = issuer != nullptr ? X509_get_subject_name(issuer)
@@ -243,7 +303,7 @@ Result<IssuedCert> BuildAndSign(const CertTemplate& t, X509* issuer, Signer& sig
   const ASN1_OCTET_STRING* issuer_key_id =
       issuer != nullptr ? X509_get0_subject_key_id(issuer) : nullptr;
   SIGIL_RETURN_IF_ERROR(AddExtensions(x.get(), t, issuer_key_id));
-  return SignTbs(x.get(), signer, scheme);
+  return SignTbs(std::move(x), signer, scheme);
 }
 
 CertTemplate CaTemplate(const TrustDomain& td, EVP_PKEY* key, const CaOptions& options) {
@@ -309,10 +369,11 @@ Result<X509Ca> X509Ca::NewRoot(const TrustDomain& td, std::shared_ptr<Signer> ke
                                const CaOptions& options) {
   if (!key) return InvalidArgumentError("CA has no signing key");
   const CertTemplate t = CaTemplate(td, key->public_key(), options);
-  auto issued = BuildAndSign(t, nullptr, *key, DefaultSchemeFor(key->key_type()));
-  if (!issued.ok()) return issued.status().AddContext("making root CA for " + td.name());
+  auto der = BuildAndSign(t, nullptr, *key, DefaultSchemeFor(key->key_type()));
+  if (!der.ok()) return der.status().AddContext("making root CA for " + td.name());
+  SIGIL_ASSIGN_OR_RETURN(X509Ptr cert, CertFromDer(*der));
   X509Ca ca(td);
-  SIGIL_RETURN_IF_ERROR(ca.Init(std::move(issued->cert), {}, std::move(key)));
+  SIGIL_RETURN_IF_ERROR(ca.Init(std::move(cert), {}, std::move(key)));
   return ca;
 }
 
@@ -343,6 +404,13 @@ Result<X509Ca> X509Ca::NewIntermediate(std::shared_ptr<Signer> key,
 }
 
 Result<IssuedCert> X509Ca::Issue(const CertTemplate& tbs) const {
+  IssuedCert out;
+  SIGIL_ASSIGN_OR_RETURN(out.der, IssueDer(tbs));
+  SIGIL_ASSIGN_OR_RETURN(out.cert, CertFromDer(out.der));
+  return out;
+}
+
+Result<Bytes> X509Ca::IssueDer(const CertTemplate& tbs) const {
   CertTemplate capped = tbs;
   capped.not_after = std::min(tbs.not_after, not_after_);
   capped.not_before = std::max(tbs.not_before, not_before_);

@@ -3,8 +3,8 @@
 // A CA is a signing certificate, the chain above it, and a Signer holding its key. The key is
 // never an OpenSSL private key: the certificate's TBS part is built with OpenSSL, its DER is
 // signed through Signer::SignMessage (a TPM, a PKCS#11 token or a soft key), and the signature
-// is set into the certificate. So every certificate Sigil issues, from the root to each
-// X509-SVID, takes the one path of X509Ca::Issue.
+// is set into the certificate. The root, every intermediate and every X509-SVID are built and
+// signed by that same code.
 //
 // Shapes, per the SPIFFE X509-SVID standard:
 //  - CA certificates: URI SAN spiffe://<td>, basicConstraints CA:true (critical), keyUsage
@@ -91,9 +91,13 @@ class X509Ca {
   // key under an upstream PKI).
   Result<X509Ca> NewIntermediate(std::shared_ptr<Signer> key, const CaOptions& options) const;
 
-  // Signs `tbs` as this CA. InvalidArgument when the template is unusable (no key, not_after
-  // not after not_before, a CA template whose lifetime ends before it starts after capping).
+  // Signs `tbs` as this CA. InvalidArgument when the template is unusable (no key, a lifetime
+  // that ends before it starts); FailedPrecondition when this CA is not valid for any of it.
   Result<IssuedCert> Issue(const CertTemplate& tbs) const;
+
+  // As Issue, DER only: the issuing hot path. Parsing a certificate back costs OpenSSL 3.0 more
+  // than signing it with a soft key, and a server only sends the DER on.
+  Result<Bytes> IssueDer(const CertTemplate& tbs) const;
 
   const TrustDomain& trust_domain() const { return trust_domain_; }
   X509* cert() const { return cert_.get(); }

@@ -2,6 +2,7 @@
 
 #include <openssl/x509v3.h>
 
+#include "core/base64url.h"
 #include "core/csr.h"
 
 namespace sigil {
@@ -22,7 +23,19 @@ std::vector<X509*> X509Svid::raw_chain() const {
   return out;
 }
 
-Result<std::string> X509Svid::ChainPem() const { return CertsToPem(raw_chain()); }
+std::string DerChainToPem(std::span<const Bytes> chain_der) {
+  std::string pem;
+  for (const Bytes& der : chain_der) {
+    const std::string b64 = Base64Encode(der);
+    pem += "-----BEGIN CERTIFICATE-----\n";
+    for (size_t i = 0; i < b64.size(); i += 64) pem += b64.substr(i, 64) + "\n";
+    pem += "-----END CERTIFICATE-----\n";
+  }
+  return pem;
+}
+
+std::string X509SvidDer::ChainPem() const { return DerChainToPem(chain_der); }
+std::string X509Svid::ChainPem() const { return DerChainToPem(chain_der); }
 
 Result<X509SvidParams> X509SvidParamsForEntry(const RegistrationEntry& entry,
                                               std::chrono::seconds default_ttl, TimePoint now) {
@@ -35,8 +48,8 @@ Result<X509SvidParams> X509SvidParamsForEntry(const RegistrationEntry& entry,
   return params;
 }
 
-Result<X509Svid> MintX509Svid(const X509Ca& ca, EVP_PKEY* public_key,
-                              const X509SvidParams& params) {
+Result<X509SvidDer> MintX509SvidDer(const X509Ca& ca, EVP_PKEY* public_key,
+                                    const X509SvidParams& params) {
   SIGIL_RETURN_IF_ERROR(CheckCertifiableKey(public_key).AddContext("X509-SVID public key"));
   if (!params.spiffe_id.MemberOf(ca.trust_domain())) {
     return InvalidArgumentError("SPIFFE ID " + params.spiffe_id.str() +
@@ -58,24 +71,49 @@ Result<X509Svid> MintX509Svid(const X509Ca& ca, EVP_PKEY* public_key,
   t.not_after = params.now + params.ttl;
   t.uri_sans = {params.spiffe_id.str()};
   t.dns_sans = params.dns_names;
-  auto issued = ca.Issue(t);
-  if (!issued.ok()) return issued.status().AddContext("issuing X509-SVID for " + params.spiffe_id.str());
+  auto leaf = ca.IssueDer(t);
+  if (!leaf.ok()) return leaf.status().AddContext("issuing X509-SVID for " + params.spiffe_id.str());
 
-  X509Svid svid{.spiffe_id = params.spiffe_id};
-  svid.expires_at = CertNotAfter(issued->cert.get());
-  svid.chain.reserve(1 + ca.intermediates().size());
-  svid.chain.push_back(std::move(issued->cert));
-  for (const auto& cert : ca.intermediates()) svid.chain.push_back(UpRef(cert.get()));
-  svid.chain_der.reserve(svid.chain.size());
-  svid.chain_der.push_back(std::move(issued->der));
+  X509SvidDer svid{.spiffe_id = params.spiffe_id};
+  // What IssueDer wrote: the template's notAfter capped by the CA's, in whole seconds.
+  svid.expires_at = std::chrono::time_point_cast<std::chrono::seconds>(
+      std::min(t.not_after, ca.not_after()));
+  svid.chain_der.reserve(1 + ca.intermediates_der().size());
+  svid.chain_der.push_back(std::move(*leaf));
   for (const auto& der : ca.intermediates_der()) svid.chain_der.push_back(der);
   return svid;
 }
 
+Result<X509SvidDer> MintX509SvidDerFromCsr(const X509Ca& ca, std::span<const uint8_t> csr_der,
+                                           const X509SvidParams& params) {
+  SIGIL_ASSIGN_OR_RETURN(EvpPkeyPtr key, CheckCsr(csr_der));
+  return MintX509SvidDer(ca, key.get(), params);
+}
+
+namespace {
+
+Result<X509Svid> WithParsedLeaf(const X509Ca& ca, Result<X509SvidDer> minted) {
+  if (!minted.ok()) return minted.status();
+  SIGIL_ASSIGN_OR_RETURN(X509Ptr leaf, CertFromDer(minted->chain_der.front()));
+  X509Svid svid{.spiffe_id = std::move(minted->spiffe_id),
+                .chain_der = std::move(minted->chain_der),
+                .expires_at = minted->expires_at};
+  svid.chain.reserve(svid.chain_der.size());
+  svid.chain.push_back(std::move(leaf));
+  for (const auto& cert : ca.intermediates()) svid.chain.push_back(UpRef(cert.get()));
+  return svid;
+}
+
+}  // namespace
+
+Result<X509Svid> MintX509Svid(const X509Ca& ca, EVP_PKEY* public_key,
+                              const X509SvidParams& params) {
+  return WithParsedLeaf(ca, MintX509SvidDer(ca, public_key, params));
+}
+
 Result<X509Svid> MintX509SvidFromCsr(const X509Ca& ca, std::span<const uint8_t> csr_der,
                                      const X509SvidParams& params) {
-  SIGIL_ASSIGN_OR_RETURN(EvpPkeyPtr key, CheckCsr(csr_der));
-  return MintX509Svid(ca, key.get(), params);
+  return WithParsedLeaf(ca, MintX509SvidDerFromCsr(ca, csr_der, params));
 }
 
 Result<SpiffeId> AgentSpiffeId(const TrustDomain& td, std::string_view suffix) {

@@ -35,6 +35,16 @@ struct X509SvidParams {
   std::string organization = "SPIRE";
 };
 
+// An issued SVID as DER only: what the server's signing pipeline hands on.
+struct X509SvidDer {
+  SpiffeId spiffe_id;
+  std::vector<Bytes> chain_der;  // leaf first, then intermediates; never the root
+  TimePoint expires_at;
+
+  std::string ChainPem() const;
+};
+
+// An issued SVID with its certificates parsed as well.
 struct X509Svid {
   SpiffeId spiffe_id;
   std::vector<X509Ptr> chain;    // leaf first, then intermediates; never the root
@@ -43,8 +53,11 @@ struct X509Svid {
 
   X509* leaf() const { return chain.front().get(); }
   std::vector<X509*> raw_chain() const;
-  Result<std::string> ChainPem() const;
+  std::string ChainPem() const;
 };
+
+// Concatenated PEM of DER certificates, without parsing them.
+std::string DerChainToPem(std::span<const Bytes> chain_der);
 
 // The parameters for `entry`'s SVID: its SPIFFE ID, DNS names and TTL (`default_ttl` when the
 // entry has none). InvalidArgument when the entry's ID or a DNS name is invalid.
@@ -53,10 +66,17 @@ Result<X509SvidParams> X509SvidParamsForEntry(const RegistrationEntry& entry,
 
 // An SVID certifying `public_key`, which must be EC P-256/P-384 or RSA of at least 2048 bits.
 // InvalidArgument naming the bad ID, DNS name, TTL or key; FailedPrecondition when the CA has
-// expired or is not yet valid at `params.now`; the Signer's error when signing fails.
-Result<X509Svid> MintX509Svid(const X509Ca& ca, EVP_PKEY* public_key, const X509SvidParams& params);
+// expired by `params.now`; the Signer's error when signing fails.
+Result<X509SvidDer> MintX509SvidDer(const X509Ca& ca, EVP_PKEY* public_key,
+                                    const X509SvidParams& params);
 
-// As MintX509Svid, for the public key of a DER CSR whose signature and key CheckCsr accepts.
+// As MintX509SvidDer, for the public key of a DER CSR whose signature and key CheckCsr accepts.
+// This is the server's hot path.
+Result<X509SvidDer> MintX509SvidDerFromCsr(const X509Ca& ca, std::span<const uint8_t> csr_der,
+                                           const X509SvidParams& params);
+
+// The same, with the leaf parsed too (intermediates are shared with the CA).
+Result<X509Svid> MintX509Svid(const X509Ca& ca, EVP_PKEY* public_key, const X509SvidParams& params);
 Result<X509Svid> MintX509SvidFromCsr(const X509Ca& ca, std::span<const uint8_t> csr_der,
                                      const X509SvidParams& params);
 

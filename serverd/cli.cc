@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/base64url.h"
 #include "core/cli_args.h"
 #include "core/csr.h"
 #include "hw/soft_key_store.h"
@@ -229,10 +230,7 @@ Status MintX509(AdminClient& client, const std::string& spiffe_id, int64_t ttl, 
                 const std::string& write_dir, std::ostream& out) {
   SIGIL_ASSIGN_OR_RETURN(EvpPkeyPtr key, hw::GenerateSoftKey(KeyType::kEcP256));
   SIGIL_ASSIGN_OR_RETURN(Bytes csr, MakeCsr(key.get()));
-  Bytes encoded(4 * ((csr.size() + 2) / 3) + 1);
-  const int length = EVP_EncodeBlock(encoded.data(), csr.data(), static_cast<int>(csr.size()));
-  json body{{"csr", std::string(reinterpret_cast<const char*>(encoded.data()), static_cast<size_t>(length))},
-            {"spiffe_id", spiffe_id}, {"dns", dns}};
+  json body{{"csr", Base64Encode(csr)}, {"spiffe_id", spiffe_id}, {"dns", dns}};
   if (ttl > 0) body["ttl"] = ttl;
   SIGIL_ASSIGN_OR_RETURN(json response, client.Call("/v1/svid/MintX509SVID", body));
   BioPtr bio(BIO_new(BIO_s_mem()));

@@ -12,20 +12,6 @@ namespace sigil::serverd {
 
 using nlohmann::json;
 
-namespace {
-
-Result<std::string> Base64Decode(const std::string& text) {
-  Bytes out(text.size());
-  const int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const uint8_t*>(text.data()), static_cast<int>(text.size()));
-  if (n < 0) return InvalidArgumentError("\"csr\" is not base64");
-  size_t length = static_cast<size_t>(n);
-  // EVP_DecodeBlock counts the padding as zero bytes.
-  for (size_t i = text.size(); i > 0 && text[i - 1] == '='; --i) --length;
-  return std::string(reinterpret_cast<const char*>(out.data()), length);
-}
-
-}  // namespace
-
 Server::~Server() { Stop(); }
 
 Status Server::Start() {
@@ -150,7 +136,8 @@ void Server::RegisterCaMethods() {
     if (!body.is_object() || !body.contains("csr") || !body["csr"].is_string()) {
       return InvalidArgumentError("\"csr\" (base64 DER) is required");
     }
-    SIGIL_ASSIGN_OR_RETURN(std::string csr, Base64Decode(body["csr"].get<std::string>()));
+    auto csr = Base64Decode(body["csr"].get<std::string>());
+    if (!csr.ok()) return std::move(csr).status().AddContext("\"csr\"");
     SIGIL_ASSIGN_OR_RETURN(SpiffeId id, SpiffeId::Parse(body.value("spiffe_id", "")));
     if (!id.MemberOf(config_.trust_domain)) {
       return InvalidArgumentError("spiffe_id " + id.str() + " is not in trust domain " + config_.trust_domain.name());
@@ -164,10 +151,9 @@ void Server::RegisterCaMethods() {
       for (const auto& name : body["dns"]) params.dns_names.push_back(name.get<std::string>());
     }
     auto current = ca_->current();
-    SIGIL_ASSIGN_OR_RETURN(X509Svid svid, MintX509SvidFromCsr(*current->issuer,
-                                                              {reinterpret_cast<const uint8_t*>(csr.data()), csr.size()},
-                                                              params));
-    SIGIL_ASSIGN_OR_RETURN(std::string chain_pem, svid.ChainPem());
+    SIGIL_ASSIGN_OR_RETURN(X509SvidDer svid,
+                           MintX509SvidDerFromCsr(*current->issuer, *csr, params));
+    const std::string chain_pem = svid.ChainPem();
     SIGIL_ASSIGN_OR_RETURN(std::string bundle_pem, X509BundleToPem(current->bundle.x509));
     LogInfo("x509 SVID minted", {{"spiffe_id", id.str()}});
     metrics_.GetCounter("svid_issued_total", "SVIDs issued", {{"type", "x509"}}).Add();

@@ -1,6 +1,7 @@
 #include "core/csr.h"
 
 #include <gtest/gtest.h>
+#include <openssl/rsa.h>
 
 #include "core/base64url.h"
 #include "core/x509_svid.h"
@@ -124,6 +125,51 @@ TEST(CsrTest, RejectsMalformedTruncatedAndPaddedDer) {
   EXPECT_FALSE(CheckCsr(garbage).ok());
   auto cert_not_csr = CheckCsr(AsBytes("-----BEGIN CERTIFICATE REQUEST-----"));
   EXPECT_FALSE(cert_not_csr.ok());
+}
+
+// The CSR reader is hand-written, so every byte of a real CSR is mutated: each is either signed,
+// or names the algorithm, or is the signature, or frames one of them, so no mutation may pass.
+TEST(CsrTest, EverySingleByteChangeAndEveryTruncationIsRejected) {
+  for (const std::string kind : {"P-256", "RSA-2048"}) {
+    EvpPkeyPtr key = NewKey(kind);
+    const Bytes good = OpenSslCsr(key.get());
+    ASSERT_TRUE(CheckCsr(good).ok()) << kind;
+    int accepted = 0;
+    for (size_t i = 0; i < good.size(); ++i) {
+      for (uint8_t flip : {uint8_t{0x01}, uint8_t{0x80}}) {
+        Bytes bad = good;
+        bad[i] ^= flip;
+        if (CheckCsr(bad).ok()) {
+          ++accepted;
+          ADD_FAILURE() << kind << ": accepted with byte " << i << " ^ " << int(flip);
+        }
+      }
+    }
+    EXPECT_EQ(accepted, 0);
+    for (size_t len = 0; len < good.size(); ++len) {
+      EXPECT_FALSE(CheckCsr(std::span<const uint8_t>(good.data(), len)).ok()) << kind << " " << len;
+    }
+  }
+}
+
+TEST(CsrTest, RejectsSignatureAlgorithmsOutsideTheSupportedSet) {
+  EvpPkeyPtr key = NewKey("RSA-2048");
+  X509ReqPtr req(X509_REQ_new());
+  X509_REQ_set_version(req.get(), X509_REQ_VERSION_1);
+  X509_REQ_set_pubkey(req.get(), key.get());
+  EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+  EVP_PKEY_CTX* pctx = nullptr;
+  ASSERT_EQ(EVP_DigestSignInit(ctx.get(), &pctx, EVP_sha256(), nullptr, key.get()), 1);
+  ASSERT_EQ(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING), 1);
+  ASSERT_GT(X509_REQ_sign_ctx(req.get(), ctx.get()), 0);
+  const int len = i2d_X509_REQ(req.get(), nullptr);
+  Bytes der(static_cast<size_t>(len));
+  unsigned char* p = der.data();
+  i2d_X509_REQ(req.get(), &p);
+  auto checked = CheckCsr(der);
+  ASSERT_FALSE(checked.ok()) << "accepted an RSA-PSS CSR";
+  EXPECT_TRUE(Contains(checked.status().message(), "RSASSA-PSS is not supported"))
+      << checked.status().message();
 }
 
 TEST(CsrTest, MintFromCsrRefusesWhatCheckCsrRefuses) {
