@@ -1,6 +1,7 @@
 #include "serverd/admin_api.h"
 
 #include "core/log.h"
+#include "core/trust_bundle.h"
 #include "serverd/entry_json.h"
 
 namespace sigil::serverd {
@@ -167,6 +168,71 @@ AdminApi::AdminApi(EntryService& entries, Datastore& store) : entries_(entries),
     LogInfo("agent banned", {{"spiffe_id", id}});
     return json::object();
   });
+  // Federated bundles: other trust domains' bundles, kept as SPIFFE JWKS whichever form they
+  // came in.
+  Register("/v1/bundle/ListFederatedBundles", [this](const json&) -> Result<json> {
+    SIGIL_ASSIGN_OR_RETURN(auto bundles, store_.ListBundles());
+    json out = json::array();
+    for (const auto& b : bundles) {
+      if (!b.federated) continue;
+      json item{{"trust_domain", b.trust_domain}, {"jwks", b.data}};
+      auto td = TrustDomain::Parse(b.trust_domain);
+      auto parsed = td.ok() ? TrustBundleFromJwks(*td, b.data) : Result<TrustBundle>(td.status());
+      if (parsed.ok()) {
+        if (auto pem = X509BundleToPem(parsed->x509); pem.ok()) item["pem"] = *pem;
+      }
+      out.push_back(std::move(item));
+    }
+    return json{{"bundles", out}};
+  });
+  Register("/v1/bundle/BatchSetFederatedBundle", [this](const json& body) -> Result<json> {
+    if (!body.is_object() || !body.contains("bundles") || !body["bundles"].is_array()) {
+      return InvalidArgumentError("expected {\"bundles\": [{\"trust_domain\", \"jwks\" or \"pem\"}]}");
+    }
+    json results = json::array();
+    for (const auto& item : body["bundles"]) {
+      const Status stored = [&]() -> Status {
+        if (!item.is_object()) return InvalidArgumentError("each bundle must be an object");
+        SIGIL_ASSIGN_OR_RETURN(TrustDomain td, TrustDomain::Parse(item.value("trust_domain", "")));
+        if (td == entries_.trust_domain()) {
+          return InvalidArgumentError(td.name() + " is this server's own trust domain, not a federated one");
+        }
+        std::string jwks;
+        if (item.contains("jwks") && item["jwks"].is_string()) {
+          SIGIL_ASSIGN_OR_RETURN(TrustBundle parsed, TrustBundleFromJwks(td, item["jwks"].get<std::string>()));
+          SIGIL_ASSIGN_OR_RETURN(jwks, TrustBundleToJwks(parsed));
+        } else if (item.contains("pem") && item["pem"].is_string()) {
+          TrustBundle bundle(td);
+          SIGIL_ASSIGN_OR_RETURN(bundle.x509, X509BundleFromPem(td, item["pem"].get<std::string>()));
+          SIGIL_ASSIGN_OR_RETURN(jwks, TrustBundleToJwks(bundle));
+        } else {
+          return InvalidArgumentError("a bundle needs \"jwks\" or \"pem\"");
+        }
+        SIGIL_RETURN_IF_ERROR(store_.SetBundle({td.name(), jwks, true, 0}));
+        LogInfo("federated bundle set", {{"trust_domain", td.name()}});
+        return Status::Ok();
+      }();
+      results.push_back(json{{"status", StatusToJson(stored)}, {"trust_domain", item.value("trust_domain", "")}});
+    }
+    return json{{"results", results}};
+  });
+  Register("/v1/bundle/BatchDeleteFederatedBundle", [this](const json& body) -> Result<json> {
+    if (!body.is_object() || !body.contains("trust_domains") || !body["trust_domains"].is_array()) {
+      return InvalidArgumentError("expected {\"trust_domains\": [...]}");
+    }
+    json results = json::array();
+    for (const auto& item : body["trust_domains"]) {
+      const std::string name = item.is_string() ? item.get<std::string>() : "";
+      const Status deleted = [&]() -> Status {
+        SIGIL_ASSIGN_OR_RETURN(TrustDomain td, TrustDomain::Parse(name));
+        if (td == entries_.trust_domain()) return InvalidArgumentError("the server's own bundle cannot be deleted");
+        return store_.DeleteBundle(td.name());
+      }();
+      results.push_back(json{{"status", StatusToJson(deleted)}, {"trust_domain", name}});
+    }
+    return json{{"results", results}};
+  });
+
   Register("/v1/agent/CreateJoinToken", [this](const json& body) -> Result<json> {
     int64_t ttl = 600;  // SPIRE's default
     if (body.is_object() && body.contains("ttl")) {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <ctime>
+#include <iostream>
 #include <filesystem>
 #include <tuple>
 #include <fstream>
@@ -458,7 +459,8 @@ int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnect
     };
   });
 
-  CLI::App* bundle = app.add_subcommand("bundle", "Show the trust bundle")->require_subcommand(1);
+  CLI::App* bundle = app.add_subcommand("bundle", "Show this trust domain's bundle and manage federated ones")
+                         ->require_subcommand(1);
   std::string bundle_format = "pem";
   CLI::App* bundle_show = bundle->add_subcommand("show", "Print this trust domain's bundle");
   bundle_show->add_option("--format", bundle_format, "pem or spiffe")->check(CLI::IsMember({"pem", "spiffe"}));
@@ -467,6 +469,69 @@ int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnect
     action = [&](AdminClient& client) -> Status {
       SIGIL_ASSIGN_OR_RETURN(json response, client.Call("/v1/bundle/GetBundle", json::object()));
       out << (bundle_format == "spiffe" ? response.value("jwks", "") + "\n" : response.value("pem", ""));
+      return Status::Ok();
+    };
+  });
+
+  std::string bundle_id, bundle_path;
+  CLI::App* bundle_list = bundle->add_subcommand("list", "List federated bundles");
+  bundle_list->add_option("--id", bundle_id, "Only the bundle of this trust domain");
+  bundle_list->add_option("--format", bundle_format, "pem or spiffe")->check(CLI::IsMember({"pem", "spiffe"}));
+  AddCommon(bundle_list, common, true);
+  bundle_list->callback([&] {
+    action = [&](AdminClient& client) -> Status {
+      SIGIL_ASSIGN_OR_RETURN(json response, client.Call("/v1/bundle/ListFederatedBundles", json::object()));
+      json bundles = json::array();
+      for (const auto& b : response["bundles"]) {
+        if (bundle_id.empty() || "spiffe://" + b.value("trust_domain", "") == bundle_id ||
+            b.value("trust_domain", "") == bundle_id) {
+          bundles.push_back(b);
+        }
+      }
+      if (common.output == "json") {
+        out << json{{"bundles", bundles}}.dump() << "\n";
+        return Status::Ok();
+      }
+      for (const auto& b : bundles) {
+        out << "****************************************\n* spiffe://" << b.value("trust_domain", "")
+            << "\n****************************************\n"
+            << (bundle_format == "spiffe" ? b.value("jwks", "") + "\n" : b.value("pem", "")) << "\n";
+      }
+      return Status::Ok();
+    };
+  });
+  CLI::App* bundle_set = bundle->add_subcommand("set", "Create or replace a federated bundle");
+  bundle_set->add_option("--id", bundle_id, "The trust domain the bundle belongs to")->required();
+  bundle_set->add_option("--path", bundle_path, "The bundle file (default: standard input)");
+  bundle_set->add_option("--format", bundle_format, "pem or spiffe")->check(CLI::IsMember({"pem", "spiffe"}));
+  AddCommon(bundle_set, common, false);
+  bundle_set->callback([&] {
+    action = [&](AdminClient& client) -> Status {
+      std::string text;
+      if (bundle_path.empty()) {
+        std::stringstream in;
+        in << std::cin.rdbuf();
+        text = in.str();
+      } else {
+        SIGIL_ASSIGN_OR_RETURN(text, ReadWholeFile(bundle_path));
+      }
+      json item{{"trust_domain", bundle_id}, {bundle_format == "spiffe" ? "jwks" : "pem", text}};
+      SIGIL_ASSIGN_OR_RETURN(json response, client.Call("/v1/bundle/BatchSetFederatedBundle", {{"bundles", {item}}}));
+      const json& status = response["results"][0]["status"];
+      if (status.value("code", 2) != 0) return Status(static_cast<Code>(status.value("code", 2)), status.value("message", ""));
+      out << "bundle set.\n";
+      return Status::Ok();
+    };
+  });
+  CLI::App* bundle_delete = bundle->add_subcommand("delete", "Delete a federated bundle");
+  bundle_delete->add_option("--id", bundle_id, "The trust domain of the bundle")->required();
+  AddCommon(bundle_delete, common, false);
+  bundle_delete->callback([&] {
+    action = [&](AdminClient& client) -> Status {
+      SIGIL_ASSIGN_OR_RETURN(json response, client.Call("/v1/bundle/BatchDeleteFederatedBundle", {{"trust_domains", {bundle_id}}}));
+      const json& status = response["results"][0]["status"];
+      if (status.value("code", 2) != 0) return Status(static_cast<Code>(status.value("code", 2)), status.value("message", ""));
+      out << "bundle deleted.\n";
       return Status::Ok();
     };
   });

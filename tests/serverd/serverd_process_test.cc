@@ -9,6 +9,7 @@
 #include "core/jwt_svid.h"
 #include "core/trust_bundle.h"
 #include "tests/support/serverd_process.h"
+#include "tests/support/test_pki.h"
 
 namespace sigil::testing {
 namespace {
@@ -172,6 +173,33 @@ TEST_F(ServerdTest, TokensAndAgents) {
   EXPECT_EQ(Cli({"agent", "list"}).out, "No attested agents found\n");
   auto missing = Cli({"agent", "show", "-spiffeID", "spiffe://example.org/spire/agent/join_token/none"});
   EXPECT_EQ(missing.exit_code, 1);
+}
+
+TEST_F(ServerdTest, FederatedBundlesAreSetListedAndDeleted) {
+  StartServer();
+  TestCa other("other.org");
+  WriteFile(server_->dir() / "other.pem", other.CertPem());
+  auto set = Cli({"bundle", "set", "-id", "spiffe://other.org", "-path", (server_->dir() / "other.pem").string()});
+  ASSERT_EQ(set.exit_code, 0) << set.err;
+  auto listed = Cli({"bundle", "list"});
+  EXPECT_NE(listed.out.find("* spiffe://other.org"), std::string::npos) << listed.out;
+  EXPECT_NE(listed.out.find(other.CertPem()), std::string::npos) << listed.out;
+  auto as_json = json::parse(Cli({"bundle", "list", "-output", "json"}).out);
+  ASSERT_EQ(as_json["bundles"].size(), 1u);
+  auto jwks = TrustBundleFromJwks(*TrustDomain::Parse("other.org"), as_json["bundles"][0]["jwks"].get<std::string>());
+  ASSERT_TRUE(jwks.ok()) << jwks.status().ToString();
+  EXPECT_EQ(jwks->x509.authorities.size(), 1u);
+
+  auto own = Cli({"bundle", "set", "-id", "spiffe://example.org", "-path", (server_->dir() / "other.pem").string()});
+  EXPECT_EQ(own.exit_code, 1);
+  EXPECT_NE(own.err.find("own trust domain"), std::string::npos) << own.err;
+  WriteFile(server_->dir() / "junk.pem", "not a certificate");
+  auto junk = Cli({"bundle", "set", "-id", "spiffe://third.org", "-path", (server_->dir() / "junk.pem").string()});
+  EXPECT_EQ(junk.exit_code, 1);
+
+  EXPECT_EQ(Cli({"bundle", "delete", "-id", "spiffe://other.org"}).out, "bundle deleted.\n");
+  EXPECT_EQ(Cli({"bundle", "list", "-output", "json"}).out, "{\"bundles\":[]}\n");
+  EXPECT_EQ(Cli({"bundle", "delete", "-id", "spiffe://other.org"}).exit_code, 1);
 }
 
 TEST_F(ServerdTest, HealthAndMetricsOverPlainHttp) {
