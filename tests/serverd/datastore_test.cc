@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "tests/support/process.h"
+#include "tests/support/sqlite_check.h"
 
 namespace sigil::serverd {
 namespace {
@@ -334,14 +335,7 @@ TEST_F(DatastoreTest, AcknowledgedWritesSurviveKill9) {
   EXPECT_GE(checked, 40u);
   store_.reset();
 
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path().c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* check = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &check, nullptr), SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(check), SQLITE_ROW);
-  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(check, 0)), "ok");
-  sqlite3_finalize(check);
-  sqlite3_close(db);
+  EXPECT_EQ(sigil::testing::SqliteIntegrityCheck(path()), "ok");
 }
 
 }  // namespace

@@ -1,7 +1,6 @@
 // A real `serverd run` with its CA key in a SoftHSM2 token, driven only through the `serverd`
 // command line and checked with the real `openssl verify`.
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -9,6 +8,7 @@
 #include "core/jwt_svid.h"
 #include "core/trust_bundle.h"
 #include "tests/support/serverd_process.h"
+#include "tests/support/sqlite_check.h"
 #include "tests/support/test_pki.h"
 
 namespace sigil::testing {
@@ -255,16 +255,7 @@ TEST_F(ServerdTest, Kill9LosesNoAcknowledgedEntryAndKeepsTheCa) {
   ASSERT_TRUE(enough) << "the writer stopped early";
   ASSERT_GE(acknowledged.size(), 10u);
 
-  {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open_v2(server_->datastore_path().c_str(), &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
-    sqlite3_stmt* check = nullptr;
-    ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &check, nullptr), SQLITE_OK);
-    ASSERT_EQ(sqlite3_step(check), SQLITE_ROW);
-    EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(check, 0)), "ok");
-    sqlite3_finalize(check);
-    sqlite3_close(db);
-  }
+  EXPECT_EQ(SqliteIntegrityCheck(server_->datastore_path()), "ok");
   Status restarted = server_->Start();
   ASSERT_TRUE(restarted.ok()) << restarted.ToString();
   auto all = json::parse(Cli({"entry", "show", "-output", "json"}).out)["entries"];
