@@ -11,6 +11,8 @@
 #include <map>
 #include <mutex>
 
+#include "hw/secret_file.h"
+
 namespace sigil::hw {
 
 namespace {
@@ -52,10 +54,6 @@ class SoftSigner final : public Signer {
   EvpPkeyPtr public_key_;
   KeyType type_;
 };
-
-Status ErrnoError(Code code, const std::string& what) {
-  return Status(code, what + ": " + std::strerror(errno));
-}
 
 class SoftKeyStore final : public KeyStore {
  public:
@@ -131,26 +129,17 @@ class SoftKeyStore final : public KeyStore {
     return signer;
   }
 
-  // Written to a temporary file first and renamed, so a crash never leaves half a key under
-  // the label; the file is 0600 from its first byte.
   Status WriteKeyFile(const std::string& label, EVP_PKEY* key) {
-    const std::filesystem::path path = KeyPath(label);
-    const std::filesystem::path temp = path.string() + ".tmp";
-    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return ErrnoError(Code::kPermissionDenied, "creating key file " + temp.string());
-    BioPtr bio(BIO_new_fd(fd, BIO_CLOSE));
-    if (!bio || PEM_write_bio_PKCS8PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1 ||
-        BIO_flush(bio.get()) != 1 || ::fsync(fd) != 0) {
-      bio.reset();
-      ::unlink(temp.c_str());
-      return OpenSSLError(Code::kInternal, "writing key file " + temp.string());
+    BioPtr bio(BIO_new(BIO_s_mem()));
+    if (!bio || PEM_write_bio_PKCS8PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+      return OpenSSLError(Code::kInternal, "encoding key '" + label + "'");
     }
-    bio.reset();
-    if (::rename(temp.c_str(), path.c_str()) != 0) {
-      ::unlink(temp.c_str());
-      return ErrnoError(Code::kInternal, "renaming key file into " + path.string());
-    }
-    return Status::Ok();
+    char* data = nullptr;
+    const long length = BIO_get_mem_data(bio.get(), &data);
+    const Status written = WriteSecretFile(
+        KeyPath(label), {reinterpret_cast<const uint8_t*>(data), static_cast<size_t>(length)}, "key file");
+    OPENSSL_cleanse(data, static_cast<size_t>(length));
+    return written;
   }
 
   const std::filesystem::path key_dir_;

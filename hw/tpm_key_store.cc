@@ -17,6 +17,7 @@
 #include <mutex>
 
 #include "core/openssl_util.h"
+#include "hw/secret_file.h"
 
 namespace sigil::hw {
 
@@ -356,10 +357,6 @@ class TpmSigner final : public Signer {
   EvpPkeyPtr public_key_;
 };
 
-Status ErrnoError(Code code, const std::string& what) {
-  return Status(code, what + ": " + std::strerror(errno));
-}
-
 Result<TPM2B_AUTH> ReadAuth(const std::filesystem::path& auth_file) {
   TPM2B_AUTH auth{};
   if (auth_file.empty()) return auth;
@@ -447,18 +444,7 @@ class TpmKeyStore final : public KeyStore {
   }
 
   Status WriteBlob(const std::string& label, const Bytes& bytes) {
-    const std::filesystem::path path = BlobPath(label);
-    const std::filesystem::path temp = path.string() + ".tmp";
-    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return ErrnoError(Code::kPermissionDenied, "creating TPM key file " + temp.string());
-    const bool written = ::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()) &&
-                         ::fsync(fd) == 0;
-    ::close(fd);
-    if (!written || ::rename(temp.c_str(), path.c_str()) != 0) {
-      ::unlink(temp.c_str());
-      return ErrnoError(Code::kInternal, "writing TPM key file " + path.string());
-    }
-    return Status::Ok();
+    return WriteSecretFile(BlobPath(label), bytes, "TPM key file");
   }
 
   std::shared_ptr<TpmDevice> device_;
