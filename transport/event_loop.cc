@@ -1,10 +1,18 @@
 #include "transport/event_loop.h"
 
+#include <signal.h>
+
 #include <cstdlib>
+#include <mutex>
 
 namespace sigil::transport {
 
 EventLoop::EventLoop() {
+  // libuv writes to sockets with write(2): a peer that hung up would raise SIGPIPE and kill the
+  // whole process. A closed peer is an ordinary error here (EPIPE, reported per connection), so
+  // the first loop of a process turns the signal off, as gRPC and nginx do.
+  static std::once_flag ignore_sigpipe;
+  std::call_once(ignore_sigpipe, [] { ::signal(SIGPIPE, SIG_IGN); });
   if (uv_loop_init(&loop_) != 0) std::abort();  // only fails when out of file descriptors
   uv_async_init(&loop_, &async_, &EventLoop::OnAsync);
   async_.data = this;
