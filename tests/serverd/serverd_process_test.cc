@@ -1,6 +1,8 @@
 // A real `serverd run` with its CA key in a SoftHSM2 token, driven only through the `serverd`
 // command line and checked with the real `openssl verify`.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -180,6 +182,26 @@ TEST_F(ServerdTest, TokensAndAgents) {
   EXPECT_EQ(Cli({"agent", "list"}).out, "No attested agents found\n");
   auto missing = Cli({"agent", "show", "-spiffeID", "spiffe://example.org/spire/agent/join_token/none"});
   EXPECT_EQ(missing.exit_code, 1);
+}
+
+TEST_F(ServerdTest, AdminSocketIsPrivateAndRefusesOtherUids) {
+  StartServer();
+  struct stat st {};
+  ASSERT_EQ(::stat(server_->socket_path().parent_path().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_EQ(::stat(server_->socket_path().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0770u);
+  ASSERT_EQ(::getuid(), 0u) << "tools/test runs as root; this test switches to another uid";
+  // Open the file modes, so that only serverd's own uid check stands between uid 65534 and the API.
+  ::chmod(server_->dir().c_str(), 0755);
+  ::chmod(server_->socket_path().parent_path().c_str(), 0755);
+  ::chmod(server_->socket_path().c_str(), 0777);
+  auto out = RunProcess({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ServerdProcess::Binary(),
+                         "entry", "count", "-socketPath", server_->socket_path().string()});
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->exit_code, 1);
+  EXPECT_NE(out->err.find("uid 65534 may not use the admin API"), std::string::npos) << out->err;
+  EXPECT_EQ(Cli({"entry", "count"}).exit_code, 0);
 }
 
 TEST_F(ServerdTest, FederatedBundlesAreSetListedAndDeleted) {
