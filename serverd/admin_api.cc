@@ -148,8 +148,8 @@ AdminApi::AdminApi(EntryService& entries, Datastore& store) : entries_(entries),
     return json{{"agents", out}};
   });
   Register("/v1/agent/CountAgents", [this](const json&) -> Result<json> {
-    SIGIL_ASSIGN_OR_RETURN(auto agents, store_.ListAgents());
-    return json{{"count", agents.size()}};
+    SIGIL_ASSIGN_OR_RETURN(int64_t count, store_.CountAgents());
+    return json{{"count", count}};
   });
   Register("/v1/agent/GetAgent", [this](const json& body) -> Result<json> {
     SIGIL_ASSIGN_OR_RETURN(std::string id, RequiredString(body, "id"));

@@ -100,6 +100,7 @@ class Datastore {
   virtual Status CreateAgent(const AttestedAgent& agent) = 0;
   virtual Result<AttestedAgent> FetchAgent(const std::string& spiffe_id) = 0;
   virtual Result<std::vector<AttestedAgent>> ListAgents() = 0;
+  virtual Result<int64_t> CountAgents() = 0;
   virtual Status UpdateAgentSvid(const std::string& spiffe_id, const std::string& serial,
                                  int64_t expires_at) = 0;
   virtual Status SetAgentBanned(const std::string& spiffe_id, bool banned) = 0;

@@ -94,8 +94,8 @@ std::string Server::RenderMetrics() {
   if (auto entries = store_->CountEntries(); entries.ok()) {
     metrics_.GetGauge("entries", "Registration entries in the datastore").Set(*entries);
   }
-  if (auto agents = store_->ListAgents(); agents.ok()) {
-    metrics_.GetGauge("agents", "Attested agents").Set(static_cast<int64_t>(agents->size()));
+  if (auto agents = store_->CountAgents(); agents.ok()) {
+    metrics_.GetGauge("agents", "Attested agents").Set(*agents);
   }
   return metrics_.Render();
 }

@@ -426,6 +426,11 @@ class SqliteDatastore final : public Datastore {
     return LoadAgents("", "");
   }
 
+  Result<int64_t> CountAgents() override {
+    std::lock_guard lock(mutex_);
+    return CountLocked("SELECT count(*) FROM agents");
+  }
+
   Status UpdateAgentSvid(const std::string& spiffe_id, const std::string& serial, int64_t expires_at) override {
     std::lock_guard lock(mutex_);
     return ChangeAgent(Statement(db_, "UPDATE agents SET serial = ?2, expires_at = ?3, updated_at = ?4 WHERE spiffe_id = ?1")

@@ -198,6 +198,7 @@ TEST_F(DatastoreTest, AgentsAreRecordedBannedAndEvicted) {
   EXPECT_EQ(fetched->expires_at, 1900000100);
   EXPECT_TRUE(fetched->banned);
   EXPECT_EQ(store_->ListAgents()->size(), 1u);
+  EXPECT_EQ(*store_->CountAgents(), 1);
   ASSERT_TRUE(store_->DeleteAgent(agent.spiffe_id).ok());
   EXPECT_EQ(store_->FetchAgent(agent.spiffe_id).status().code(), Code::kNotFound);
   EXPECT_EQ(store_->SetAgentBanned(agent.spiffe_id, true).code(), Code::kNotFound);
