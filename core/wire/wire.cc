@@ -10,7 +10,7 @@ constexpr flatbuffers::uoffset_t kMaxDepth = 64;
 constexpr flatbuffers::uoffset_t kMaxTables = 16'000'000;
 }  // namespace
 
-Status VerifyEnvelope(std::span<const uint8_t> bytes, Body expected) {
+Result<const Envelope*> VerifiedEnvelope(std::span<const uint8_t> bytes) {
   if (bytes.size() < 8) {
     return InvalidArgumentError("message of " + std::to_string(bytes.size()) +
                                 " bytes is too short to be a Sigil message");
@@ -23,7 +23,16 @@ Status VerifyEnvelope(std::span<const uint8_t> bytes, Body expected) {
   if (!VerifyEnvelopeBuffer(verifier)) {
     return InvalidArgumentError("message is malformed: an offset or length points outside it");
   }
-  const Body actual = GetEnvelope(bytes.data())->body_type();
+  const Envelope* envelope = GetEnvelope(bytes.data());
+  if (envelope->body() == nullptr || envelope->body_type() == Body::NONE) {
+    return InvalidArgumentError("message has no body");
+  }
+  return envelope;
+}
+
+Status VerifyEnvelope(std::span<const uint8_t> bytes, Body expected) {
+  SIGIL_ASSIGN_OR_RETURN(const Envelope* envelope, VerifiedEnvelope(bytes));
+  const Body actual = envelope->body_type();
   if (actual != expected) {
     return InvalidArgumentError(std::string("message carries a ") + EnumNameBody(actual) +
                                 " where a " + EnumNameBody(expected) + " was expected");

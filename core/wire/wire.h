@@ -22,6 +22,10 @@ Bytes FinishMessage(flatbuffers::FlatBufferBuilder& builder, flatbuffers::Offset
   return Bytes(data, data + builder.GetSize());
 }
 
+// Checks `bytes` before anything reads them: the identifier and every offset and length;
+// for an answer that may carry one of several bodies (the caller switches on body_type()).
+Result<const Envelope*> VerifiedEnvelope(std::span<const uint8_t> bytes);
+
 // Checks `bytes` before anything reads them: the identifier, every offset and length (the
 // flatbuffers verifier), and that the body is a T. InvalidArgument names what was wrong.
 // The returned pointer points into `bytes`.
