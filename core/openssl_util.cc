@@ -90,6 +90,15 @@ Result<EvpPkeyPtr> PublicKeyFromDer(std::span<const uint8_t> der) {
   return key;
 }
 
+std::string SerialHex(X509* cert) {
+  const ASN1_INTEGER* serial = X509_get0_serialNumber(cert);
+  BignumPtr value(ASN1_INTEGER_to_BN(serial, nullptr));
+  if (!value) return "";
+  Bytes bytes(static_cast<size_t>(BN_num_bytes(value.get())));
+  BN_bn2bin(value.get(), bytes.data());
+  return HexEncode(bytes);
+}
+
 std::string HexEncode(std::span<const uint8_t> bytes) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;

@@ -70,6 +70,9 @@ Result<Bytes> EcdsaRawToDer(std::span<const uint8_t> raw);
 // Lower-case hex, as SPIFFE selectors and serial numbers are printed.
 std::string HexEncode(std::span<const uint8_t> bytes);
 
+// A certificate's serial number in lower-case hex, without leading zeros.
+std::string SerialHex(X509* cert);
+
 // The SHA-256 digest of `data`.
 Bytes Sha256(std::span<const uint8_t> data);
 

@@ -38,10 +38,12 @@ Status&& Status::AddContext(std::string frame) && {
 }
 
 std::string Status::ToString() const {
-  std::string out(CodeName(code_));
-  if (ok()) return out;
-  out += ": ";
-  out += message_;
+  if (ok()) return std::string(CodeName(code_));
+  return std::string(CodeName(code_)) + ": " + MessageWithContext();
+}
+
+std::string Status::MessageWithContext() const {
+  std::string out = message_;
   if (!context_.empty()) {
     out += " (";
     for (size_t i = 0; i < context_.size(); ++i) {

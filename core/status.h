@@ -61,6 +61,8 @@ class [[nodiscard]] Status {
 
   // "INVALID_ARGUMENT: trust domain has an upper-case letter 'A' (while parsing -spiffeID)"
   std::string ToString() const;
+  // The same without the code name: what crosses the wire beside a numeric code.
+  std::string MessageWithContext() const;
 
   friend bool operator==(const Status& a, const Status& b) {
     return a.code_ == b.code_ && a.message_ == b.message_;

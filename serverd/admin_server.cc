@@ -10,20 +10,6 @@ using nlohmann::json;
 
 namespace {
 
-// Completions of admin requests run on the admin loop.
-class LoopTarget final : public CompletionTarget {
- public:
-  explicit LoopTarget(transport::EventLoop& loop) : loop_(loop) {}
-  void PostBatch(std::vector<std::function<void()>> completions) override {
-    loop_.Post([completions = std::move(completions)] {
-      for (const auto& complete : completions) complete();
-    });
-  }
-
- private:
-  transport::EventLoop& loop_;
-};
-
 int HttpStatusFor(Code code) {
   switch (code) {
     case Code::kOk: return 200;
@@ -63,7 +49,7 @@ AdminServer::AdminServer(AdminApi& api, std::set<uint32_t> allowed_uids)
 AdminServer::~AdminServer() { Stop(); }
 
 Status AdminServer::Start(const std::string& socket_path) {
-  loop_target_ = std::make_unique<LoopTarget>(loop_.loop());
+  loop_target_ = std::make_unique<EventLoopCompletionTarget>(loop_.loop());
   workers_ = std::make_unique<SigningPipeline>(
       SigningPipeline::Options{.queue_capacity = 256, .workers = 1, .max_batch = 1, .max_wait = {}}, nullptr);
   loop_.Start();

@@ -35,7 +35,10 @@ Result<std::vector<RegistrationEntry>> EntryService::List(const EntryFilter& fil
 
 Result<std::vector<std::string>> EntryService::AuthorizedParents(const AttestedAgent& agent) {
   std::set<std::string> parents = {agent.spiffe_id};
-  const SelectorSet agent_selectors(agent.selectors);
+  // Every agent is selected by its own ID too: how a join token's alias entry names its agent.
+  std::vector<Selector> selectors = agent.selectors;
+  selectors.push_back({"spiffe_id", agent.spiffe_id});
+  const SelectorSet agent_selectors(std::move(selectors));
   SIGIL_ASSIGN_OR_RETURN(auto aliases, store_.ListEntries({.parent_id = ServerSpiffeId(trust_domain_).str()}));
   for (const auto& alias : aliases) {
     if (EntryMatchesWorkload(alias.selector_set(), agent_selectors)) parents.insert(alias.spiffe_id);

@@ -35,6 +35,18 @@ Status Server::Start() {
   std::set<uint32_t> uids(config_.admin_uids.begin(), config_.admin_uids.end());
   admin_server_ = std::make_unique<AdminServer>(*admin_api_, uids);
   SIGIL_RETURN_IF_ERROR(admin_server_->Start(config_.socket_path.string()));
+  AgentApiOptions agent_options;
+  agent_options.bind_address = config_.bind_address;
+  agent_options.bind_port = config_.bind_port;
+  agent_options.agent_svid_ttl = config_.agent_ttl;
+  agent_options.default_x509_svid_ttl = config_.default_x509_svid_ttl;
+  agent_options.default_jwt_svid_ttl = config_.default_jwt_svid_ttl;
+  agent_options.pipeline.workers = config_.signing_workers;
+  agent_options.pipeline.max_batch = static_cast<size_t>(config_.signing_max_batch);
+  agent_options.pipeline.max_wait = std::chrono::microseconds(config_.signing_max_wait_us);
+  agent_options.pipeline.queue_capacity = static_cast<size_t>(config_.signing_queue_capacity);
+  agent_api_ = std::make_unique<AgentApi>(agent_options, config_.trust_domain, *store_, *entries_, *ca_, &metrics_);
+  SIGIL_RETURN_IF_ERROR(agent_api_->Start());
   SIGIL_RETURN_IF_ERROR(StartProbes());
   rotation_thread_ = std::thread([this] { RotationLoop(); });
   LogInfo("serverd started", {{"trust_domain", config_.trust_domain.name()},
@@ -49,6 +61,7 @@ void Server::Stop() {
   }
   rotation_wake_.notify_all();
   if (rotation_thread_.joinable()) rotation_thread_.join();
+  if (agent_api_) agent_api_->Stop();
   if (admin_server_) admin_server_->Stop();
   if (probes_started_) {
     probe_loop_.loop().Invoke([&] {
@@ -118,6 +131,9 @@ void Server::RotationLoop() {
     lock.unlock();
     auto changed = ca_->Tick(std::chrono::system_clock::now());
     if (!changed.ok()) LogError("CA rotation failed; will retry", {{"error", changed.status().ToString()}});
+    if (Status refreshed = agent_api_->RefreshCredentials(std::chrono::system_clock::now()); !refreshed.ok()) {
+      LogError("renewing serverd's own SVID failed; will retry", {{"error", refreshed.ToString()}});
+    }
     const auto next = std::min(ca_->NextEvent(), std::chrono::system_clock::now() + std::chrono::seconds(1));
     lock.lock();
     rotation_wake_.wait_until(lock, next, [&] { return stopping_; });

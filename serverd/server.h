@@ -1,6 +1,6 @@
 // serverd as one object: everything `serverd run` starts, in order, and stops in reverse.
-// Key store, datastore, CA (and its rotation timer), entry rules, and the admin API on its
-// socket with the methods that need the CA (bundle, x509 and jwt minting, health).
+// Key store, datastore, CA (and its rotation timer), entry rules, the admin API on its socket
+// with the methods that need the CA (bundle, x509 and jwt minting, health), and the agent API.
 //
 // Thread safety: Start and Stop from the owning thread.
 #pragma once
@@ -15,6 +15,7 @@
 #include "hw/key_store.h"
 #include "serverd/admin_api.h"
 #include "serverd/admin_server.h"
+#include "serverd/agent_api.h"
 #include "serverd/ca_manager.h"
 #include "serverd/datastore.h"
 #include "serverd/entry_service.h"
@@ -50,6 +51,7 @@ class Server {
   std::unique_ptr<CaManager> ca_;
   std::unique_ptr<AdminApi> admin_api_;
   std::unique_ptr<AdminServer> admin_server_;
+  std::unique_ptr<AgentApi> agent_api_;
   transport::LoopThread probe_loop_;  // /live, /ready and /metrics
   std::unique_ptr<transport::PlainHttpServer> health_server_;
   std::unique_ptr<transport::PlainHttpServer> metrics_server_;

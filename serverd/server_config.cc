@@ -67,10 +67,22 @@ Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string&
   config.ca_mode = mode == "delegated" ? CaMode::kDelegated : CaMode::kDirect;
   server.Read("delegated_ca_ttl", config.delegated_ca_ttl, std::chrono::seconds(60));
   server.Read("jwt_issuer", config.jwt_issuer);
+  config.agent_ttl = config.default_x509_svid_ttl;
+  server.Read("agent_ttl", config.agent_ttl, std::chrono::seconds(1));
+  if (config.agent_ttl >= config.ca_ttl) {
+    server.Problem("agent_ttl", "must be shorter than ca_ttl");
+  }
   if (config.default_x509_svid_ttl >= config.ca_ttl) {
     server.Problem("default_x509_svid_ttl", "must be shorter than ca_ttl, or every SVID is cut to the CA's life");
   }
   server.RefuseUnknownKeys();
+
+  ConfigSection signing = doc.root().Section("signing");
+  signing.Read("workers", config.signing_workers, 1, 64);
+  signing.Read("max_batch", config.signing_max_batch, 1, 4096);
+  signing.Read("max_wait_us", config.signing_max_wait_us, 0, 1'000'000);
+  signing.Read("queue_capacity", config.signing_queue_capacity, 16, 1 << 20);
+  signing.RefuseUnknownKeys();
 
   hw::ReadKeyStoreConfig(doc.root().Section("key_store"), config.key_store);
   if (config.key_store.kind == hw::KeyStoreKind::kSoft && config.key_store.key_dir.empty()) {

@@ -19,6 +19,12 @@
 //     ca_mode: direct                # direct | delegated
 //     delegated_ca_ttl: 10m
 //     jwt_issuer: ""
+//     agent_ttl: <default_x509_svid_ttl>   # agents' own X509-SVIDs
+//   signing:                         # the signing pipeline behind the agent API
+//     workers: 2                     # signer threads, each with its own key-store session
+//     max_batch: 64                  # jobs a worker takes at once
+//     max_wait_us: 100               # how long a worker waits for a batch to fill
+//     queue_capacity: 8192           # beyond this, agents are told to back off
 //   key_store:                       # or `uri: pkcs11:token=...?...`
 //     kind: soft                     # soft | pkcs11 | tpm
 //     key_dir / module_path, token_label, token_serial, pin_file, pin_env / tcti, data_dir, auth_file
@@ -72,6 +78,12 @@ struct ServerConfig {
   CaMode ca_mode = CaMode::kDirect;
   std::chrono::seconds delegated_ca_ttl{600};
   std::string jwt_issuer;
+  std::chrono::seconds agent_ttl{0};  // 0 until parsed: default_x509_svid_ttl
+
+  int signing_workers = 2;
+  int signing_max_batch = 64;
+  int signing_max_wait_us = 100;
+  int signing_queue_capacity = 8192;
 
   hw::KeyStoreConfig key_store;
   std::filesystem::path sqlite_path;  // default: <data_dir>/datastore.sqlite3

@@ -19,6 +19,7 @@
 #include "core/metrics.h"
 #include "core/mpmc_queue.h"
 #include "core/status.h"
+#include "transport/event_loop.h"
 
 namespace sigil::serverd {
 
@@ -28,6 +29,20 @@ class CompletionTarget {
   virtual ~CompletionTarget() = default;
   // Runs every function, in order, on the target's own thread. Called from a signer worker.
   virtual void PostBatch(std::vector<std::function<void()>> completions) = 0;
+};
+
+// The usual target: a libuv loop, woken once per batch.
+class EventLoopCompletionTarget final : public CompletionTarget {
+ public:
+  explicit EventLoopCompletionTarget(transport::EventLoop& loop) : loop_(loop) {}
+  void PostBatch(std::vector<std::function<void()>> completions) override {
+    loop_.Post([completions = std::move(completions)] {
+      for (const auto& complete : completions) complete();
+    });
+  }
+
+ private:
+  transport::EventLoop& loop_;
 };
 
 struct SigningJob {

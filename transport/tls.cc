@@ -108,7 +108,7 @@ Result<std::shared_ptr<const TlsContext>> TlsContext::Create(bool server, TlsOpt
   }
 
   if (opt.peer_bundle) {
-    int mode = SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0);
+    int mode = SSL_VERIFY_PEER | (server && opt.require_peer_certificate ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0);
     SSL_CTX_set_verify(ctx, mode, nullptr);
     // Replaces OpenSSL's own chain building so that each handshake reads the bundle current
     // at that moment and the SPIFFE checks run in the same place.

@@ -43,6 +43,10 @@ struct TlsOptions {
   // When null, a server asks for no client certificate; a client refuses to connect.
   std::shared_ptr<TrustBundleSource> peer_bundle;
   Authorizer authorize = AuthorizeAny();
+  // Servers only: when false, a client may connect without a certificate (it then has no
+  // peer ID and the handler decides), but one it does present must still pass the checks.
+  // serverd's agent API needs this: an agent attests before it has an SVID.
+  bool require_peer_certificate = true;
   std::vector<std::string> alpn = {"h2"};
   // A client that deliberately skips verifying the server (tests, bootstrap before the agent
   // has a bundle). Never set on a server.

@@ -15,11 +15,12 @@ Result<std::unique_ptr<ServerdProcess>> ServerdProcess::Create(SoftHsm& hsm, con
   server->dir_ = std::make_unique<TempDir>("sigil-serverd");
   SIGIL_ASSIGN_OR_RETURN(SoftHsmTokenInfo token, hsm.InitToken(token_label));
   const auto& dir = server->dir_->path();
+  server->agent_port_ = FreeLoopbackPort();
   WriteFile(dir / "server.yaml",
             "server:\n"
             "  trust_domain: " + options.trust_domain + "\n"
             "  bind_address: 127.0.0.1\n"
-            "  bind_port: " + std::to_string(FreeLoopbackPort()) + "\n"
+            "  bind_port: " + std::to_string(server->agent_port_) + "\n"
             "  socket_path: " + (dir / "admin" / "api.sock").string() + "\n"
             "  data_dir: " + (dir / "data").string() + "\n"
             "  ca_ttl: " + options.ca_ttl + "\n"

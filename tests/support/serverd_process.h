@@ -40,6 +40,8 @@ class ServerdProcess {
   Result<ProcessOutput> Cli(std::vector<std::string> args) const;
 
   const std::filesystem::path& dir() const { return dir_->path(); }
+  // The agent API's loopback port.
+  int agent_port() const { return agent_port_; }
   std::filesystem::path socket_path() const { return dir_->path() / "admin" / "api.sock"; }
   std::filesystem::path datastore_path() const { return dir_->path() / "data" / "datastore.sqlite3"; }
   std::string logs() const;
@@ -50,6 +52,7 @@ class ServerdProcess {
   ServerdProcess() = default;
   std::unique_ptr<TempDir> dir_;
   std::optional<ChildProcess> process_;
+  int agent_port_ = 0;
 };
 
 }  // namespace sigil::testing

@@ -1,0 +1,128 @@
+// agentd's link to serverd's agent API (serverd/agent_api.h): HTTP/2 over TLS, flatbuffers
+// bodies. Attestation goes over a connection without a client certificate; everything else
+// over mutual TLS with the agent's own SVID. Both connections check that the server presents
+// spiffe://<td>/spire/server under the current trust bundle (or, with insecure bootstrap, do
+// not check — only until the first bundle is known).
+//
+// Calls block the calling thread (never the client's loop) until the answer, an error or the
+// timeout. Many calls may be in flight at once from several threads; they share the
+// connections as HTTP/2 streams.
+//
+// Thread safety: every method may be called from any thread except the loop's own.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/openssl_util.h"
+#include "core/registration_entry.h"
+#include "core/spiffe_id.h"
+#include "core/status.h"
+#include "core/trust_bundle.h"
+#include "transport/event_loop.h"
+#include "transport/http2_client.h"
+#include "transport/peer_auth.h"
+#include "transport/socket_stream.h"
+#include "transport/tls.h"
+
+namespace sigil::agentd {
+
+struct AgentSvidAnswer {
+  SpiffeId agent_id;
+  std::vector<Bytes> chain_der;  // leaf first
+  TrustBundle bundle;
+};
+
+struct AttestationChallengeAnswer {
+  std::string session_id;
+  Bytes nonce;
+  Bytes credential_blob;
+  Bytes encrypted_secret;
+};
+
+using AttestAnswer = std::variant<AgentSvidAnswer, AttestationChallengeAnswer>;
+
+struct EntrySyncAnswer {
+  int64_t revision = 0;
+  bool full = false;
+  std::vector<RegistrationEntry> entries;
+  std::vector<std::string> removed_entry_ids;
+  TrustBundle bundle;
+};
+
+struct CsrRequestItem {
+  std::string entry_id;
+  Bytes csr_der;
+};
+
+struct CsrAnswer {
+  std::string entry_id;
+  Status status;
+  std::vector<Bytes> chain_der;  // leaf first; empty unless status is OK
+};
+
+struct JwtAnswer {
+  std::string token;
+  std::chrono::system_clock::time_point expires_at;
+};
+
+class ServerClient {
+ public:
+  struct Options {
+    transport::Endpoint endpoint;
+    TrustDomain trust_domain;
+    std::chrono::milliseconds timeout{30'000};
+    // Accept any server certificate until SetBundle() is first called.
+    bool insecure_bootstrap = false;
+  };
+
+  // `loop` runs the connections; it must outlive the client.
+  ServerClient(Options options, transport::EventLoop* loop);
+  ~ServerClient();
+  ServerClient(const ServerClient&) = delete;
+  ServerClient& operator=(const ServerClient&) = delete;
+
+  // The roots the server's SVID must chain to; swapped at run time on bundle rotation.
+  Status SetBundle(const X509Bundle& bundle);
+  bool has_bundle() const;
+  // The agent's SVID and key, for mTLS; new calls use them, calls in flight finish on the old
+  // connection.
+  Status SetAgentCredentials(std::shared_ptr<const transport::TlsCredentials> credentials);
+
+  // `attestation_request` is a finished AttestationRequest message (any attestation kind).
+  Result<AttestAnswer> Attest(const Bytes& attestation_request);
+  Result<AgentSvidAnswer> AttestWithJoinToken(const std::string& token, const Bytes& csr_der);
+  Result<AgentSvidAnswer> RenewAgentSvid(const Bytes& csr_der);
+  // `wait` > 0 holds the call at the server until something changes or the wait ends.
+  Result<EntrySyncAnswer> SyncEntries(int64_t since_revision, std::chrono::milliseconds wait);
+  // One answer per item, in order; the call fails as a whole only when the batch never reached
+  // a signer (unauthenticated, banned, overloaded, unreachable).
+  Result<std::vector<CsrAnswer>> SignCsrBatch(const std::vector<CsrRequestItem>& items);
+  Result<JwtAnswer> MintJwtSvid(const std::string& entry_id, const std::vector<std::string>& audience);
+
+ private:
+  struct Connection;
+  Result<Bytes> Call(const char* path, Bytes body, bool mutual_tls, std::chrono::milliseconds timeout);
+  // Loop thread: the connection for the next call, opened when missing or unusable.
+  Result<std::shared_ptr<Connection>> ConnectionFor(bool mutual_tls);
+  Result<std::shared_ptr<const transport::TlsContext>> MakeTlsContext(bool mutual_tls);
+
+  Options options_;
+  transport::EventLoop* loop_;
+  std::shared_ptr<transport::TrustBundleSource> bundle_source_;
+
+  mutable std::mutex mu_;
+  bool has_bundle_ = false;
+  std::shared_ptr<const transport::TlsCredentials> credentials_;
+  uint64_t generation_ = 0;  // bumped when the bundle or credentials change: new connections
+
+  // Loop thread only.
+  std::shared_ptr<Connection> bootstrap_;
+  std::shared_ptr<Connection> mutual_;
+};
+
+}  // namespace sigil::agentd
