@@ -1,0 +1,322 @@
+// TPM DevID attestation end to end on real swtpm instances: the agent side (hw/tpm_devid.h)
+// against the server side (serverd/tpm_devid_attestor.h) in-process, with DevIDs provisioned by
+// tools/provision-devid. Host A holds a DevID from CA1 (trusted); host B holds one from CA2
+// (not trusted) and one from CA1; host C's TPM has no EK certificate.
+#include <gtest/gtest.h>
+
+#include <openssl/pem.h>
+
+#include "core/openssl_util.h"
+#include "core/trust_bundle.h"
+#include "hw/tpm_devid.h"
+#include "serverd/tpm_devid_attestor.h"
+#include "tests/support/process.h"
+#include "tests/support/swtpm.h"
+
+namespace sigil {
+namespace {
+
+using hw::TpmDevIdAgent;
+using hw::TpmDevIdConfig;
+using serverd::TpmDevIdAttestor;
+using serverd::TpmDevIdAttestorConfig;
+using testing::Swtpm;
+using testing::TempDir;
+
+std::string ProvisionScript() {
+  const char* script = std::getenv("SIGIL_PROVISION_DEVID");
+  return script != nullptr ? script : "tools/provision-devid";
+}
+
+Status RunScript(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {ProvisionScript()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  SIGIL_ASSIGN_OR_RETURN(testing::ProcessOutput out, testing::RunProcess(argv));
+  if (out.exit_code != 0) return Status(Code::kInternal, "provision-devid failed: " + out.err);
+  return Status::Ok();
+}
+
+std::string Sha1OfPemFile(const std::filesystem::path& path) {
+  auto certs = CertsFromPem(testing::ReadFile(path));
+  EXPECT_TRUE(certs.ok()) << certs.status().ToString();
+  unsigned char* der = nullptr;
+  const int size = i2d_X509(certs->front().get(), &der);
+  unsigned char digest[20];
+  unsigned int digest_size = 0;
+  EVP_Digest(der, static_cast<size_t>(size), digest, &digest_size, EVP_sha1(), nullptr);
+  OPENSSL_free(der);
+  return HexEncode(std::span<const uint8_t>(digest, digest_size));
+}
+
+bool HasSelector(const serverd::TpmDevIdIdentity& identity, const std::string& text) {
+  for (const Selector& selector : identity.selectors) {
+    if (selector.str() == text) return true;
+  }
+  return false;
+}
+
+// A refusal with `code` whose message names the cause in `words`.
+template <typename T>
+void ExpectRefused(const Result<T>& result, Code code, const std::string& words) {
+  ASSERT_FALSE(result.ok()) << "accepted, expected a refusal naming: " << words;
+  EXPECT_EQ(result.status().code(), code) << result.status().ToString();
+  EXPECT_NE(result.status().ToString().find(words), std::string::npos) << result.status().ToString();
+}
+
+class TpmDevIdTest : public ::testing::Test {
+ protected:
+  // Everything that talks to a TPM through tpm2-tools runs here, before any test opens the
+  // TPMs: a swtpm serves one client at a time.
+  static void SetUpTestSuite() {
+    dir_ = new TempDir("sigil-tpm-devid");
+    const TempDir& dir = *dir_;
+    ASSERT_TRUE(Swtpm::ManufactureWithEkCertificates(dir / "tpm-a", dir / "ek-ca").ok());
+    ASSERT_TRUE(Swtpm::ManufactureWithEkCertificates(dir / "tpm-b", dir / "ek-ca").ok());
+    auto a = Swtpm::Start(dir / "tpm-a", dir / "logs-a");
+    auto b = Swtpm::Start(dir / "tpm-b", dir / "logs-b");
+    auto c = Swtpm::Start(dir / "tpm-c", dir / "logs-c");  // never manufactured: no EK certificate
+    ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+    tpm_a_ = a->release();
+    tpm_b_ = b->release();
+    tpm_c_ = c->release();
+
+    Status made = RunScript({"--make-ca", (dir / "ca1").string(), "--cn", "Sigil Test DevID CA 1"});
+    ASSERT_TRUE(made.ok()) << made.ToString();
+    made = RunScript({"--make-ca", (dir / "ca2").string(), "--cn", "Sigil Test DevID CA 2"});
+    ASSERT_TRUE(made.ok()) << made.ToString();
+    struct Provision {
+      Swtpm* tpm;
+      const char* ca;
+      const char* out;
+      const char* cn;
+    };
+    for (const Provision& p : {Provision{tpm_a_, "ca1", "devid-a", "host-a.example.org"},
+                               Provision{tpm_b_, "ca2", "devid-b", "host-b.example.org"},
+                               Provision{tpm_b_, "ca1", "devid-b-ca1", "host-b.example.org"},
+                               Provision{tpm_c_, "ca1", "devid-c", "host-c.example.org"}}) {
+      const std::filesystem::path ca = dir / p.ca;
+      Status provisioned = RunScript({"--tcti", p.tpm->tcti(), "--ca-cert", (ca / "ca.crt").string(),
+                                      "--ca-key", (ca / "ca.key").string(), "--out", (dir / p.out).string(),
+                                      "--cn", p.cn});
+      ASSERT_TRUE(provisioned.ok()) << provisioned.ToString();
+    }
+  }
+
+  static void TearDownTestSuite() {
+    delete tpm_a_;
+    delete tpm_b_;
+    delete tpm_c_;
+    delete dir_;
+  }
+
+  static std::unique_ptr<TpmDevIdAgent> OpenAgent(Swtpm* tpm, const char* devid_dir) {
+    auto agent = TpmDevIdAgent::Open(TpmDevIdConfig::InDir(tpm->tcti(), *dir_ / devid_dir));
+    EXPECT_TRUE(agent.ok()) << agent.status().ToString();
+    return agent.ok() ? std::move(*agent) : nullptr;
+  }
+
+  static TpmDevIdAttestorConfig ServerConfig() {
+    TpmDevIdAttestorConfig config;
+    config.devid_ca_paths = {*dir_ / "ca1" / "ca.crt"};
+    config.endorsement_ca_paths = Swtpm::EkCaCertificates(*dir_ / "ek-ca");
+    return config;
+  }
+
+  static std::unique_ptr<TpmDevIdAttestor> MakeServer(const TpmDevIdAttestorConfig& config = ServerConfig()) {
+    auto server = TpmDevIdAttestor::Create(config);
+    EXPECT_TRUE(server.ok()) << server.status().ToString();
+    return server.ok() ? std::move(*server) : nullptr;
+  }
+
+  static inline TempDir* dir_ = nullptr;
+  static inline Swtpm* tpm_a_ = nullptr;
+  static inline Swtpm* tpm_b_ = nullptr;
+  static inline Swtpm* tpm_c_ = nullptr;
+};
+
+TEST_F(TpmDevIdTest, HostWithDevIdFromTrustedCaAttests) {
+  auto agent = OpenAgent(tpm_a_, "devid-a");
+  auto server = MakeServer();
+  ASSERT_TRUE(agent && server);
+
+  auto evidence = agent->MakeEvidence();
+  ASSERT_TRUE(evidence.ok()) << evidence.status().ToString();
+  EXPECT_FALSE(evidence->ek_certificate.empty());
+  auto challenge = server->Begin(*evidence);
+  ASSERT_TRUE(challenge.ok()) << challenge.status().ToString();
+  auto answer = agent->AnswerChallenge(*challenge);
+  ASSERT_TRUE(answer.ok()) << answer.status().ToString();
+  auto identity = server->Finish(*answer);
+  ASSERT_TRUE(identity.ok()) << identity.status().ToString();
+
+  const std::string fingerprint = Sha1OfPemFile(*dir_ / "devid-a" / "devid.crt.pem");
+  EXPECT_EQ(identity->fingerprint, fingerprint);
+  EXPECT_EQ(identity->agent_path, "tpm_devid/" + fingerprint);
+  EXPECT_TRUE(HasSelector(*identity, "tpm_devid:subject:cn:host-a.example.org"));
+  EXPECT_TRUE(HasSelector(*identity, "tpm_devid:issuer:cn:Sigil Test DevID CA 1"));
+  EXPECT_TRUE(HasSelector(*identity, "tpm_devid:fingerprint:" + Sha1OfPemFile(*dir_ / "ca1" / "ca.crt")));
+  EXPECT_EQ(identity->selectors.size(), 3u);
+  EXPECT_EQ(server->pending_sessions(), 0u);
+}
+
+TEST_F(TpmDevIdTest, DevIdFromAnotherCaIsRefused) {
+  auto agent = OpenAgent(tpm_b_, "devid-b");
+  auto server = MakeServer();
+  ASSERT_TRUE(agent && server);
+  auto evidence = agent->MakeEvidence();
+  ASSERT_TRUE(evidence.ok()) << evidence.status().ToString();
+  auto challenge = server->Begin(*evidence);
+  ExpectRefused(challenge, Code::kPermissionDenied, "the DevID certificate does not chain to a configured CA");
+}
+
+TEST_F(TpmDevIdTest, DevIdCertificateWithoutItsKeyIsRefused) {
+  auto agent_a = OpenAgent(tpm_a_, "devid-a");
+  auto agent_b = OpenAgent(tpm_b_, "devid-b-ca1");
+  auto server = MakeServer();
+  ASSERT_TRUE(agent_a && agent_b && server);
+
+  // Host A presents host B's certificate and key description, but its TPM can only certify its
+  // own DevID key.
+  auto evidence_a = agent_a->MakeEvidence();
+  auto evidence_b = agent_b->MakeEvidence();
+  ASSERT_TRUE(evidence_a.ok() && evidence_b.ok());
+  TpmDevIdEvidence borrowed = *evidence_a;
+  borrowed.devid_chain_der = evidence_b->devid_chain_der;
+  borrowed.devid_public = evidence_b->devid_public;
+  ExpectRefused(server->Begin(borrowed), Code::kPermissionDenied, "certifies another key than devid_public");
+
+  // A nonce signature from another TPM's DevID key.
+  auto challenge_a = server->Begin(*evidence_a);
+  auto challenge_b = server->Begin(*evidence_b);
+  ASSERT_TRUE(challenge_a.ok() && challenge_b.ok());
+  auto answer_a = agent_a->AnswerChallenge(*challenge_a);
+  auto answer_b = agent_b->AnswerChallenge(*challenge_b);
+  ASSERT_TRUE(answer_a.ok() && answer_b.ok());
+  TpmDevIdAnswer forged = *answer_a;
+  forged.nonce_signature = answer_b->nonce_signature;
+  ExpectRefused(server->Finish(forged), Code::kPermissionDenied, "the nonce signature is not the DevID key's");
+  EXPECT_TRUE(server->Finish(*answer_b).ok());
+}
+
+TEST_F(TpmDevIdTest, ReplayedAnswerIsRefused) {
+  auto agent = OpenAgent(tpm_a_, "devid-a");
+  auto server = MakeServer();
+  ASSERT_TRUE(agent && server);
+  auto evidence = agent->MakeEvidence();
+  ASSERT_TRUE(evidence.ok()) << evidence.status().ToString();
+  auto challenge = server->Begin(*evidence);
+  ASSERT_TRUE(challenge.ok()) << challenge.status().ToString();
+  auto answer = agent->AnswerChallenge(*challenge);
+  ASSERT_TRUE(answer.ok()) << answer.status().ToString();
+  ASSERT_TRUE(server->Finish(*answer).ok());
+  ExpectRefused(server->Finish(*answer), Code::kPermissionDenied, "no pending challenge with this session id");
+}
+
+TEST_F(TpmDevIdTest, EkThatDidNotActivateTheCredentialIsRefused) {
+  auto agent_a = OpenAgent(tpm_a_, "devid-a");
+  auto agent_b = OpenAgent(tpm_b_, "devid-b-ca1");
+  auto server = MakeServer();
+  ASSERT_TRUE(agent_a && agent_b && server);
+  auto evidence_a = agent_a->MakeEvidence();
+  auto evidence_b = agent_b->MakeEvidence();
+  ASSERT_TRUE(evidence_a.ok() && evidence_b.ok());
+
+  // Host A claims host B's (genuine, certified) EK: the credential is made for B's EK and A's
+  // AK, which no single TPM holds, so A's TPM cannot activate it.
+  TpmDevIdEvidence other_ek = *evidence_a;
+  other_ek.ek_public = evidence_b->ek_public;
+  other_ek.ek_certificate = evidence_b->ek_certificate;
+  auto challenge = server->Begin(other_ek);
+  ASSERT_TRUE(challenge.ok()) << challenge.status().ToString();
+  auto answer = agent_a->AnswerChallenge(*challenge);
+  EXPECT_FALSE(answer.ok());
+  EXPECT_NE(answer.status().ToString().find("activating the challenge credential"), std::string::npos)
+      << answer.status().ToString();
+
+  // And a secret that is not the one the credential held is refused by the server.
+  auto honest_challenge = server->Begin(*evidence_a);
+  ASSERT_TRUE(honest_challenge.ok());
+  auto honest_answer = agent_a->AnswerChallenge(*honest_challenge);
+  ASSERT_TRUE(honest_answer.ok()) << honest_answer.status().ToString();
+  TpmDevIdAnswer wrong_secret = *honest_answer;
+  wrong_secret.credential_secret[0] ^= 0x01;
+  ExpectRefused(server->Finish(wrong_secret), Code::kPermissionDenied, "the activated credential is wrong");
+}
+
+TEST_F(TpmDevIdTest, EkCertificateMustMatchEkPublic) {
+  auto agent_a = OpenAgent(tpm_a_, "devid-a");
+  auto agent_b = OpenAgent(tpm_b_, "devid-b-ca1");
+  auto server = MakeServer();
+  ASSERT_TRUE(agent_a && agent_b && server);
+  auto evidence_a = agent_a->MakeEvidence();
+  auto evidence_b = agent_b->MakeEvidence();
+  ASSERT_TRUE(evidence_a.ok() && evidence_b.ok());
+  TpmDevIdEvidence mixed = *evidence_a;
+  mixed.ek_certificate = evidence_b->ek_certificate;
+  ExpectRefused(server->Begin(mixed), Code::kPermissionDenied, "the EK certificate is not the certificate of ek_public");
+}
+
+TEST_F(TpmDevIdTest, EkWithoutCertificateOnlyWhenAllowed) {
+  auto agent = OpenAgent(tpm_c_, "devid-c");
+  ASSERT_TRUE(agent);
+  auto evidence = agent->MakeEvidence();
+  ASSERT_TRUE(evidence.ok()) << evidence.status().ToString();
+  EXPECT_TRUE(evidence->ek_certificate.empty());
+
+  auto strict = MakeServer();
+  ASSERT_TRUE(strict);
+  ExpectRefused(strict->Begin(*evidence), Code::kPermissionDenied, "allow_ek_without_certificate is off");
+
+  TpmDevIdAttestorConfig config = ServerConfig();
+  config.allow_ek_without_certificate = true;
+  auto lenient = MakeServer(config);
+  ASSERT_TRUE(lenient);
+  auto challenge = lenient->Begin(*evidence);
+  ASSERT_TRUE(challenge.ok()) << challenge.status().ToString();
+  auto answer = agent->AnswerChallenge(*challenge);
+  ASSERT_TRUE(answer.ok()) << answer.status().ToString();
+  auto identity = lenient->Finish(*answer);
+  ASSERT_TRUE(identity.ok()) << identity.status().ToString();
+  EXPECT_TRUE(HasSelector(*identity, "tpm_devid:subject:cn:host-c.example.org"));
+}
+
+TEST_F(TpmDevIdTest, ExpiredChallengeIsRefused) {
+  auto agent = OpenAgent(tpm_a_, "devid-a");
+  auto server = MakeServer();
+  ASSERT_TRUE(agent && server);
+  auto evidence = agent->MakeEvidence();
+  ASSERT_TRUE(evidence.ok()) << evidence.status().ToString();
+  const TimePoint now = std::chrono::system_clock::now();
+  auto challenge = server->Begin(*evidence, now);
+  ASSERT_TRUE(challenge.ok()) << challenge.status().ToString();
+  auto answer = agent->AnswerChallenge(*challenge);
+  ASSERT_TRUE(answer.ok()) << answer.status().ToString();
+  ExpectRefused(server->Finish(*answer, now + std::chrono::seconds(61)), Code::kPermissionDenied,
+                 "the challenge expired");
+  EXPECT_EQ(server->pending_sessions(), 0u);
+}
+
+TEST_F(TpmDevIdTest, CertificateForAnotherKeyIsRefusedAtOpen) {
+  TpmDevIdConfig config = TpmDevIdConfig::InDir(tpm_a_->tcti(), *dir_ / "devid-a");
+  config.devid_certificate_path = *dir_ / "devid-b-ca1" / "devid.crt.pem";
+  auto agent = TpmDevIdAgent::Open(config);
+  ExpectRefused(agent, Code::kFailedPrecondition, "is not for the key in");
+}
+
+TEST_F(TpmDevIdTest, BlobFromAnotherTpmIsRefusedAtOpen) {
+  auto agent = TpmDevIdAgent::Open(TpmDevIdConfig::InDir(tpm_a_->tcti(), *dir_ / "devid-b-ca1"));
+  ExpectRefused(agent, Code::kFailedPrecondition, "loading the DevID key");
+}
+
+TEST_F(TpmDevIdTest, ProvisioningNamesAnUnreachableTpm) {
+  auto out = testing::RunProcess({ProvisionScript(), "--tcti", "swtpm:host=127.0.0.1,port=1", "--ca-cert",
+                                  (*dir_ / "ca1" / "ca.crt").string(), "--ca-key",
+                                  (*dir_ / "ca1" / "ca.key").string(), "--out", (*dir_ / "unused").string()});
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_NE(out->exit_code, 0);
+  EXPECT_NE(out->err.find("is the TPM at 'swtpm:host=127.0.0.1,port=1' reachable?"), std::string::npos) << out->err;
+  EXPECT_FALSE(std::filesystem::exists(*dir_ / "unused" / "devid.priv"));
+}
+
+}  // namespace
+}  // namespace sigil
