@@ -11,10 +11,13 @@
 //   agent  → server  TpmDevIdAnswer     the nonce signature and the activated credential
 #pragma once
 
+#include <flatbuffers/flatbuffers.h>
+
 #include <string>
 #include <vector>
 
 #include "core/openssl_util.h"
+#include "core/wire/attestation_generated.h"
 
 namespace sigil {
 
@@ -41,4 +44,19 @@ struct TpmDevIdAnswer {
   Bytes credential_secret;  // what TPM2_ActivateCredential recovered
 };
 
+namespace wire {
+
+// The same values in their wire tables and back. Reading takes a table the caller has verified
+// (VerifiedMessage); an absent field reads as empty.
+flatbuffers::Offset<TpmDevIdAttestation> TpmDevIdEvidenceToWire(flatbuffers::FlatBufferBuilder& builder,
+                                                               const TpmDevIdEvidence& evidence);
+TpmDevIdEvidence TpmDevIdEvidenceFromWire(const TpmDevIdAttestation& table);
+flatbuffers::Offset<AttestationChallenge> TpmDevIdChallengeToWire(flatbuffers::FlatBufferBuilder& builder,
+                                                                 const TpmDevIdChallenge& challenge);
+TpmDevIdChallenge TpmDevIdChallengeFromWire(const AttestationChallenge& table);
+flatbuffers::Offset<TpmDevIdChallengeAnswer> TpmDevIdAnswerToWire(flatbuffers::FlatBufferBuilder& builder,
+                                                                 const TpmDevIdAnswer& answer);
+TpmDevIdAnswer TpmDevIdAnswerFromWire(const TpmDevIdChallengeAnswer& table);
+
+}  // namespace wire
 }  // namespace sigil

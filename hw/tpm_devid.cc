@@ -4,6 +4,7 @@
 #include <tss2/tss2_esys.h>
 #include <tss2/tss2_mu.h>
 
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <optional>
@@ -19,16 +20,19 @@ namespace {
 
 // Where the TCG EK Credential Profile puts the certificate of the RSA-2048 EK.
 constexpr TPM2_HANDLE kRsaEkCertificateIndex = 0x01c00002;
+// Where the TCG Provisioning Guidance keeps the RSA EK when the vendor or owner persisted it.
+constexpr TPM2_HANDLE kRsaEkPersistentHandle = 0x81010001;
 // Larger than any certificate an EK index holds, smaller than every TPM's NV buffer limit.
 constexpr UINT16 kNvReadChunk = 512;
 
 // The TCG default EK template (EK Credential Profile, template L-1): RSA-2048, AES-128-CFB,
 // usable only through PolicySecret(TPM_RH_ENDORSEMENT). Recreating it yields the EK the
 // manufacturer certified.
+constexpr uint8_t kPolicySecretEndorsement[32] = {
+    0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xb3, 0xf8, 0x1a, 0x90, 0xcc, 0x8d, 0x46, 0xa5, 0xd7, 0x24,
+    0xfd, 0x52, 0xd7, 0x6e, 0x06, 0x52, 0x0b, 0x64, 0xf2, 0xa1, 0xda, 0x1b, 0x33, 0x14, 0x69, 0xaa};
+
 TPM2B_PUBLIC EndorsementKeyTemplate() {
-  static constexpr uint8_t kPolicySecretEndorsement[32] = {
-      0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xb3, 0xf8, 0x1a, 0x90, 0xcc, 0x8d, 0x46, 0xa5, 0xd7, 0x24,
-      0xfd, 0x52, 0xd7, 0x6e, 0x06, 0x52, 0x0b, 0x64, 0xf2, 0xa1, 0xda, 0x1b, 0x33, 0x14, 0x69, 0xaa};
   TPM2B_PUBLIC in{};
   TPMT_PUBLIC& area = in.publicArea;
   area.type = TPM2_ALG_RSA;
@@ -145,6 +149,69 @@ bool IsMissingHandle(TSS2_RC rc) {
          (rc & 0xbf) == (TPM2_RC_HANDLE & 0xbf);
 }
 
+// The RSA EK: the persistent one when the TPM keeps one with the default policy (a real TPM
+// takes seconds to derive an RSA primary key), else recreated from the default template.
+// Releases what it loaded when it goes out of scope.
+class EndorsementKey {
+ public:
+  static Result<std::unique_ptr<EndorsementKey>> Load(ESYS_CONTEXT* esys) {
+    auto key = std::unique_ptr<EndorsementKey>(new EndorsementKey(esys));
+    TSS2_RC rc = Esys_TR_FromTPMPublic(esys, kRsaEkPersistentHandle, ESYS_TR_NONE, ESYS_TR_NONE,
+                                       ESYS_TR_NONE, &key->handle_);
+    if (rc == TSS2_RC_SUCCESS) {
+      TPM2B_PUBLIC* out_public = nullptr;
+      TPM2B_NAME* name = nullptr;
+      TPM2B_NAME* qualified_name = nullptr;
+      rc = Esys_ReadPublic(esys, key->handle_, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &out_public,
+                           &name, &qualified_name);
+      EsysPtr<TPM2B_PUBLIC> p1(out_public);
+      EsysPtr<TPM2B_NAME> p2(name);
+      EsysPtr<TPM2B_NAME> p3(qualified_name);
+      if (rc != TSS2_RC_SUCCESS) return TpmError(rc, "reading the persistent EK");
+      const TPMT_PUBLIC& area = out_public->publicArea;
+      const bool default_policy = area.authPolicy.size == sizeof(kPolicySecretEndorsement) &&
+                                  std::memcmp(area.authPolicy.buffer, kPolicySecretEndorsement,
+                                              sizeof(kPolicySecretEndorsement)) == 0;
+      if (area.type == TPM2_ALG_RSA && default_policy) {
+        key->public_part_ = *out_public;
+        return key;
+      }
+      Esys_TR_Close(esys, &key->handle_);
+      key->handle_ = ESYS_TR_NONE;
+    } else if (!IsMissingHandle(rc)) {
+      return TpmError(rc, "looking up the persistent EK");
+    }
+    SIGIL_ASSIGN_OR_RETURN(CreatedPrimary created, CreatePrimaryIn(esys, ESYS_TR_RH_ENDORSEMENT,
+                                                                   EndorsementKeyTemplate(), "endorsement key"));
+    key->handle_ = created.handle;
+    key->public_part_ = created.public_part;
+    key->transient_ = true;
+    return key;
+  }
+
+  ~EndorsementKey() {
+    if (handle_ == ESYS_TR_NONE) return;
+    if (transient_) {
+      Esys_FlushContext(esys_, handle_);
+    } else {
+      Esys_TR_Close(esys_, &handle_);
+    }
+  }
+  EndorsementKey(const EndorsementKey&) = delete;
+  EndorsementKey& operator=(const EndorsementKey&) = delete;
+
+  ESYS_TR handle() const { return handle_; }
+  const TPM2B_PUBLIC& public_part() const { return public_part_; }
+
+ private:
+  explicit EndorsementKey(ESYS_CONTEXT* esys) : esys_(esys) {}
+
+  ESYS_CONTEXT* esys_;
+  ESYS_TR handle_ = ESYS_TR_NONE;
+  TPM2B_PUBLIC public_part_{};
+  bool transient_ = false;
+};
+
 // The EK certificate from NV, or nothing when the TPM has none. NV indices are often larger
 // than the certificate, so the DER is cut to its own length.
 Result<Bytes> ReadEkCertificate(ESYS_CONTEXT* esys) {
@@ -192,15 +259,70 @@ Result<Bytes> ReadEkCertificate(ESYS_CONTEXT* esys) {
   return der;
 }
 
-Result<ESYS_TR> LoadDevIdKey(ESYS_CONTEXT* esys, ESYS_TR srk, const KeyBlob& blob) {
-  ESYS_TR handle = ESYS_TR_NONE;
-  const TSS2_RC rc = Esys_Load(esys, srk, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
-                               &blob.private_part, &blob.public_part, &handle);
-  if (rc != TSS2_RC_SUCCESS) {
-    return TpmError(rc, "loading the DevID key (was it made by another TPM?)");
+// The DevID key, loaded from its blob under the SRK or found at its persistent handle.
+// Releases what it loaded when it goes out of scope.
+class DevIdKey {
+ public:
+  static Result<std::unique_ptr<DevIdKey>> Load(ESYS_CONTEXT* esys, ESYS_TR srk, const KeyBlob& blob,
+                                                uint32_t persistent_handle) {
+    auto key = std::unique_ptr<DevIdKey>(new DevIdKey(esys, persistent_handle != 0));
+    if (persistent_handle != 0) {
+      const TSS2_RC rc = Esys_TR_FromTPMPublic(esys, persistent_handle, ESYS_TR_NONE, ESYS_TR_NONE,
+                                               ESYS_TR_NONE, &key->handle_);
+      if (rc != TSS2_RC_SUCCESS) {
+        return TpmError(rc, "finding the DevID key at persistent handle " + HandleText(persistent_handle));
+      }
+      return key;
+    }
+    const TSS2_RC rc = Esys_Load(esys, srk, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+                                 &blob.private_part, &blob.public_part, &key->handle_);
+    if (rc != TSS2_RC_SUCCESS) {
+      key->handle_ = ESYS_TR_NONE;
+      return TpmError(rc, "loading the DevID key (was it made by another TPM?)");
+    }
+    return key;
   }
-  return handle;
-}
+
+  ~DevIdKey() {
+    if (handle_ == ESYS_TR_NONE) return;
+    if (persistent_) {
+      Esys_TR_Close(esys_, &handle_);
+    } else {
+      Esys_FlushContext(esys_, handle_);
+    }
+  }
+  DevIdKey(const DevIdKey&) = delete;
+  DevIdKey& operator=(const DevIdKey&) = delete;
+
+  ESYS_TR handle() const { return handle_; }
+
+  // The public area the TPM holds for the key.
+  Result<TPM2B_PUBLIC> ReadPublic() const {
+    TPM2B_PUBLIC* out_public = nullptr;
+    TPM2B_NAME* name = nullptr;
+    TPM2B_NAME* qualified_name = nullptr;
+    const TSS2_RC rc = Esys_ReadPublic(esys_, handle_, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                       &out_public, &name, &qualified_name);
+    EsysPtr<TPM2B_PUBLIC> p1(out_public);
+    EsysPtr<TPM2B_NAME> p2(name);
+    EsysPtr<TPM2B_NAME> p3(qualified_name);
+    if (rc != TSS2_RC_SUCCESS) return TpmError(rc, "reading the DevID key's public area");
+    return *out_public;
+  }
+
+  static std::string HandleText(uint32_t handle) {
+    char text[16];
+    std::snprintf(text, sizeof(text), "0x%08x", handle);
+    return text;
+  }
+
+ private:
+  DevIdKey(ESYS_CONTEXT* esys, bool persistent) : esys_(esys), persistent_(persistent) {}
+
+  ESYS_CONTEXT* esys_;
+  bool persistent_;
+  ESYS_TR handle_ = ESYS_TR_NONE;
+};
 
 Result<Bytes> ReadFile(const std::filesystem::path& path, const std::string& what) {
   std::ifstream in(path, std::ios::binary);
@@ -222,7 +344,8 @@ TpmDevIdConfig TpmDevIdConfig::InDir(std::string tcti, const std::filesystem::pa
 class TpmDevIdAgent::Impl {
  public:
   std::shared_ptr<TpmDevice> device;
-  KeyBlob devid;
+  KeyBlob devid;  // only the public half when the key is persistent
+  uint32_t persistent_handle = 0;
   KeyType devid_type = KeyType::kEcP256;
   std::vector<Bytes> chain_der;
   std::optional<TPM2B_PUBLIC> ak_template;  // of the AK in the latest evidence
@@ -234,31 +357,18 @@ TpmDevIdAgent::~TpmDevIdAgent() = default;
 
 Result<std::unique_ptr<TpmDevIdAgent>> TpmDevIdAgent::Open(const TpmDevIdConfig& config) {
   if (config.tcti.empty()) return InvalidArgumentError("tpm_devid: tcti is required");
-  auto impl = std::make_unique<Impl>();
-  SIGIL_ASSIGN_OR_RETURN(Bytes public_bytes, ReadFile(config.devid_public_path, "DevID public key"));
-  SIGIL_ASSIGN_OR_RETURN(Bytes private_bytes, ReadFile(config.devid_private_path, "DevID private key blob"));
-  SIGIL_ASSIGN_OR_RETURN(Bytes chain_pem, ReadFile(config.devid_certificate_path, "DevID certificate"));
-
-  SIGIL_ASSIGN_OR_RETURN(impl->devid.public_part,
-                         ParseTpm2bPublic(public_bytes, config.devid_public_path.string()));
-  size_t offset = 0;
-  if (Tss2_MU_TPM2B_PRIVATE_Unmarshal(private_bytes.data(), private_bytes.size(), &offset,
-                                      &impl->devid.private_part) != 0 ||
-      offset != private_bytes.size()) {
-    return InvalidArgumentError(config.devid_private_path.string() + " is not a marshalled TPM2B_PRIVATE");
+  const uint32_t persistent = config.devid_persistent_handle;
+  if (persistent != 0 && (persistent >> 24) != TPM2_HT_PERSISTENT) {
+    return InvalidArgumentError("tpm_devid: devid_persistent_handle " + DevIdKey::HandleText(persistent) +
+                                " is not a persistent handle (0x81xxxxxx)");
   }
-  const TPMT_PUBLIC& devid_area = impl->devid.public_part.publicArea;
-  SIGIL_ASSIGN_OR_RETURN(impl->devid_type, KeyTypeOfTpmPublic(devid_area));
-  SIGIL_ASSIGN_OR_RETURN(EvpPkeyPtr devid_key, PublicKeyOfTpmPublic(devid_area));
-
+  auto impl = std::make_unique<Impl>();
+  impl->persistent_handle = persistent;
+  SIGIL_ASSIGN_OR_RETURN(Bytes chain_pem, ReadFile(config.devid_certificate_path, "DevID certificate"));
   auto chain = CertsFromPem(std::string_view(reinterpret_cast<const char*>(chain_pem.data()), chain_pem.size()));
   if (!chain.ok()) {
     return InvalidArgumentError("DevID certificate " + config.devid_certificate_path.string() + ": " +
                                 chain.status().message());
-  }
-  if (EVP_PKEY_eq(X509_get0_pubkey(chain->front().get()), devid_key.get()) != 1) {
-    return FailedPreconditionError("the DevID certificate " + config.devid_certificate_path.string() +
-                                   " is not for the key in " + config.devid_public_path.string());
   }
   for (const X509Ptr& cert : *chain) {
     unsigned char* der = nullptr;
@@ -267,15 +377,38 @@ Result<std::unique_ptr<TpmDevIdAgent>> TpmDevIdAgent::Open(const TpmDevIdConfig&
     impl->chain_der.emplace_back(der, der + size);
     OPENSSL_free(der);
   }
+  std::string key_source = DevIdKey::HandleText(persistent);
+  if (persistent == 0) {
+    key_source = config.devid_public_path.string();
+    SIGIL_ASSIGN_OR_RETURN(Bytes public_bytes, ReadFile(config.devid_public_path, "DevID public key"));
+    SIGIL_ASSIGN_OR_RETURN(Bytes private_bytes, ReadFile(config.devid_private_path, "DevID private key blob"));
+    SIGIL_ASSIGN_OR_RETURN(impl->devid.public_part, ParseTpm2bPublic(public_bytes, config.devid_public_path.string()));
+    size_t offset = 0;
+    if (Tss2_MU_TPM2B_PRIVATE_Unmarshal(private_bytes.data(), private_bytes.size(), &offset,
+                                        &impl->devid.private_part) != 0 ||
+        offset != private_bytes.size()) {
+      return InvalidArgumentError(config.devid_private_path.string() + " is not a marshalled TPM2B_PRIVATE");
+    }
+  }
 
   SIGIL_ASSIGN_OR_RETURN(impl->device, TpmDevice::Open(config.tcti));
-  const KeyBlob& blob = impl->devid;
+  Impl& loaded = *impl;
   Status loads = impl->device->RunExclusive([&](ESYS_CONTEXT* esys, ESYS_TR srk) -> Status {
-    SIGIL_ASSIGN_OR_RETURN(ESYS_TR handle, LoadDevIdKey(esys, srk, blob));
-    Esys_FlushContext(esys, handle);
+    SIGIL_ASSIGN_OR_RETURN(std::unique_ptr<DevIdKey> key, DevIdKey::Load(esys, srk, loaded.devid, persistent));
+    if (persistent != 0) {
+      SIGIL_ASSIGN_OR_RETURN(loaded.devid.public_part, key->ReadPublic());
+    }
     return Status::Ok();
   });
   if (!loads.ok()) return Status(Code::kFailedPrecondition, loads.message());
+
+  const TPMT_PUBLIC& devid_area = impl->devid.public_part.publicArea;
+  SIGIL_ASSIGN_OR_RETURN(impl->devid_type, KeyTypeOfTpmPublic(devid_area));
+  SIGIL_ASSIGN_OR_RETURN(EvpPkeyPtr devid_key, PublicKeyOfTpmPublic(devid_area));
+  if (EVP_PKEY_eq(X509_get0_pubkey(chain->front().get()), devid_key.get()) != 1) {
+    return FailedPreconditionError("the DevID certificate " + config.devid_certificate_path.string() +
+                                   " is not for the key in " + key_source);
+  }
   return std::unique_ptr<TpmDevIdAgent>(new TpmDevIdAgent(std::move(impl)));
 }
 
@@ -289,18 +422,16 @@ Result<TpmDevIdEvidence> TpmDevIdAgent::MakeEvidence() {
 
   Status made = impl.device->RunExclusive([&](ESYS_CONTEXT* esys, ESYS_TR srk) -> Status {
     {
-      SIGIL_ASSIGN_OR_RETURN(CreatedPrimary ek, CreatePrimaryIn(esys, ESYS_TR_RH_ENDORSEMENT,
-                                                                EndorsementKeyTemplate(), "endorsement key"));
-      Esys_FlushContext(esys, ek.handle);
-      evidence.ek_public = MarshalTpm2bPublic(ek.public_part);
+      SIGIL_ASSIGN_OR_RETURN(std::unique_ptr<EndorsementKey> ek, EndorsementKey::Load(esys));
+      evidence.ek_public = MarshalTpm2bPublic(ek->public_part());
     }
     SIGIL_ASSIGN_OR_RETURN(evidence.ek_certificate, ReadEkCertificate(esys));
 
     SIGIL_ASSIGN_OR_RETURN(CreatedPrimary ak, CreatePrimaryIn(esys, ESYS_TR_RH_ENDORSEMENT, ak_template,
                                                               "attestation key"));
     FlushOnExit flush_ak(esys, ak.handle);
-    SIGIL_ASSIGN_OR_RETURN(ESYS_TR devid, LoadDevIdKey(esys, srk, impl.devid));
-    FlushOnExit flush_devid(esys, devid);
+    SIGIL_ASSIGN_OR_RETURN(std::unique_ptr<DevIdKey> devid,
+                           DevIdKey::Load(esys, srk, impl.devid, impl.persistent_handle));
 
     // The server learns nothing from the qualifying data; fresh bytes keep two certifications
     // of the same key apart.
@@ -313,7 +444,7 @@ Result<TpmDevIdEvidence> TpmDevIdAgent::MakeEvidence() {
     scheme.scheme = TPM2_ALG_NULL;  // the AK's own scheme
     TPM2B_ATTEST* certify_info = nullptr;
     TPMT_SIGNATURE* signature = nullptr;
-    const TSS2_RC rc = Esys_Certify(esys, devid, ak.handle, ESYS_TR_PASSWORD, ESYS_TR_PASSWORD,
+    const TSS2_RC rc = Esys_Certify(esys, devid->handle(), ak.handle, ESYS_TR_PASSWORD, ESYS_TR_PASSWORD,
                                     ESYS_TR_NONE, &qualifying, &scheme, &certify_info, &signature);
     EsysPtr<TPM2B_ATTEST> owned_info(certify_info);
     EsysPtr<TPMT_SIGNATURE> owned_signature(signature);
@@ -356,8 +487,8 @@ Result<TpmDevIdAnswer> TpmDevIdAgent::AnswerChallenge(const TpmDevIdChallenge& c
   answer.session_id = challenge.session_id;
   Status answered = impl.device->RunExclusive([&](ESYS_CONTEXT* esys, ESYS_TR srk) -> Status {
     {
-      SIGIL_ASSIGN_OR_RETURN(ESYS_TR devid, LoadDevIdKey(esys, srk, impl.devid));
-      FlushOnExit flush_devid(esys, devid);
+      SIGIL_ASSIGN_OR_RETURN(std::unique_ptr<DevIdKey> devid,
+                             DevIdKey::Load(esys, srk, impl.devid, impl.persistent_handle));
       const bool p384 = impl.devid_type == KeyType::kEcP384;
       TPM2B_DIGEST digest{};
       unsigned int digest_size = 0;
@@ -379,16 +510,14 @@ Result<TpmDevIdAnswer> TpmDevIdAgent::AnswerChallenge(const TpmDevIdChallenge& c
       validation.tag = TPM2_ST_HASHCHECK;
       validation.hierarchy = TPM2_RH_NULL;
       TPMT_SIGNATURE* signature = nullptr;
-      const TSS2_RC rc = Esys_Sign(esys, devid, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &digest,
+      const TSS2_RC rc = Esys_Sign(esys, devid->handle(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &digest,
                                    &scheme, &validation, &signature);
       EsysPtr<TPMT_SIGNATURE> owned(signature);
       if (rc != TSS2_RC_SUCCESS) return TpmError(rc, "signing the challenge nonce with the DevID key");
       answer.nonce_signature = MarshalTpmtSignature(*signature);
     }
 
-    SIGIL_ASSIGN_OR_RETURN(CreatedPrimary ek, CreatePrimaryIn(esys, ESYS_TR_RH_ENDORSEMENT,
-                                                              EndorsementKeyTemplate(), "endorsement key"));
-    FlushOnExit flush_ek(esys, ek.handle);
+    SIGIL_ASSIGN_OR_RETURN(std::unique_ptr<EndorsementKey> ek, EndorsementKey::Load(esys));
     SIGIL_ASSIGN_OR_RETURN(CreatedPrimary ak, CreatePrimaryIn(esys, ESYS_TR_RH_ENDORSEMENT, *impl.ak_template,
                                                               "attestation key"));
     FlushOnExit flush_ak(esys, ak.handle);
@@ -399,7 +528,7 @@ Result<TpmDevIdAnswer> TpmDevIdAgent::AnswerChallenge(const TpmDevIdChallenge& c
     SIGIL_ASSIGN_OR_RETURN(ESYS_TR session, StartEndorsementPolicySession(esys));
     FlushOnExit flush_session(esys, session);
     TPM2B_DIGEST* secret = nullptr;
-    const TSS2_RC rc = Esys_ActivateCredential(esys, ak.handle, ek.handle, ESYS_TR_PASSWORD, session,
+    const TSS2_RC rc = Esys_ActivateCredential(esys, ak.handle, ek->handle(), ESYS_TR_PASSWORD, session,
                                                ESYS_TR_NONE, &credential_blob, &encrypted_secret, &secret);
     EsysPtr<TPM2B_DIGEST> owned_secret(secret);
     if (rc != TSS2_RC_SUCCESS) {

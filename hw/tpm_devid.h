@@ -3,10 +3,12 @@
 //
 // The DevID key is a TPM key under the owner hierarchy's storage primary (SRK), kept as the
 // blob pair tools/provision-devid writes (devid.pub: TPM2B_PUBLIC, devid.priv: TPM2B_PRIVATE),
-// next to its certificate chain (devid.crt.pem: leaf first, then intermediates).
+// or made persistent at a handle (provision-devid --persist), next to its certificate chain
+// (devid.crt.pem: leaf first, then intermediates).
 //
-// MakeEvidence recreates the TCG default RSA-2048 endorsement key (EK), reads its certificate
-// from NV index 0x01c00002 when the TPM has one, makes a fresh attestation key (AK, a
+// MakeEvidence takes the RSA-2048 endorsement key (EK) persistent at 0x81010001, or recreates
+// it from the TCG default template, reads its certificate from NV index 0x01c00002 when the
+// TPM has one, makes a fresh attestation key (AK, a
 // restricted ECDSA P-256 signing primary in the endorsement hierarchy) and has the AK certify
 // the DevID key (TPM2_Certify). AnswerChallenge signs the server's nonce with the DevID key and
 // recovers the server's secret with TPM2_ActivateCredential, which the TPM performs only when
@@ -35,6 +37,9 @@ struct TpmDevIdConfig {
   std::filesystem::path devid_public_path;       // TPM2B_PUBLIC
   std::filesystem::path devid_private_path;      // TPM2B_PRIVATE, wrapped by the SRK
   std::filesystem::path devid_certificate_path;  // PEM, leaf first
+  // When not 0, the DevID key is persistent at this handle (0x81000000-0x817fffff) and the
+  // two blob paths are not read.
+  uint32_t devid_persistent_handle = 0;
 
   // devid.pub, devid.priv and devid.crt.pem in `dir`, as tools/provision-devid names them.
   static TpmDevIdConfig InDir(std::string tcti, const std::filesystem::path& dir = kDefaultDevIdDir);

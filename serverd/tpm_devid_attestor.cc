@@ -290,6 +290,10 @@ Result<TpmDevIdChallenge> TpmDevIdAttestor::Begin(const TpmDevIdEvidence& eviden
   SIGIL_ASSIGN_OR_RETURN(X509StackPtr verified,
                          VerifyChain(leaf, std::span<const X509Ptr>(chain).subspan(1), devid_cas_, now,
                                      "tpm_devid: the DevID certificate"));
+  if (X509_check_ca(leaf) != 0) return PermissionDeniedError("tpm_devid: the DevID certificate is a CA certificate");
+  if (const uint32_t usage = X509_get_key_usage(leaf); usage != UINT32_MAX && (usage & KU_DIGITAL_SIGNATURE) == 0) {
+    return PermissionDeniedError("tpm_devid: the DevID certificate's keyUsage lacks digitalSignature");
+  }
   SIGIL_ASSIGN_OR_RETURN(TPM2B_PUBLIC devid_public, hw::ParseTpm2bPublic(evidence.devid_public, "tpm_devid: devid_public"));
   const TPMT_PUBLIC& devid_area = devid_public.publicArea;
   auto devid_key = hw::PublicKeyOfTpmPublic(devid_area);

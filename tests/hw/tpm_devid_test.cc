@@ -8,6 +8,7 @@
 
 #include "core/openssl_util.h"
 #include "core/trust_bundle.h"
+#include "core/wire/wire.h"
 #include "hw/tpm_devid.h"
 #include "serverd/tpm_devid_attestor.h"
 #include "tests/support/process.h"
@@ -55,6 +56,36 @@ bool HasSelector(const serverd::TpmDevIdIdentity& identity, const std::string& t
   return false;
 }
 
+// Each value makes the trip the agent API gives it: into its wire table, inside a verified
+// envelope, and back.
+TpmDevIdEvidence OverTheWire(const TpmDevIdEvidence& evidence) {
+  flatbuffers::FlatBufferBuilder builder;
+  auto data = wire::TpmDevIdEvidenceToWire(builder, evidence);
+  const Bytes bytes = wire::FinishMessage(
+      builder, wire::CreateAttestationRequest(builder, wire::AttestationData::TpmDevIdAttestation, data.Union()));
+  auto request = wire::VerifiedMessage<wire::AttestationRequest>(bytes);
+  EXPECT_TRUE(request.ok()) << request.status().ToString();
+  return wire::TpmDevIdEvidenceFromWire(*(*request)->data_as_TpmDevIdAttestation());
+}
+
+TpmDevIdChallenge OverTheWire(const TpmDevIdChallenge& challenge) {
+  flatbuffers::FlatBufferBuilder builder;
+  const Bytes bytes = wire::FinishMessage(builder, wire::TpmDevIdChallengeToWire(builder, challenge));
+  auto message = wire::VerifiedMessage<wire::AttestationChallenge>(bytes);
+  EXPECT_TRUE(message.ok()) << message.status().ToString();
+  return wire::TpmDevIdChallengeFromWire(**message);
+}
+
+TpmDevIdAnswer OverTheWire(const TpmDevIdAnswer& answer) {
+  flatbuffers::FlatBufferBuilder builder;
+  auto data = wire::TpmDevIdAnswerToWire(builder, answer);
+  const Bytes bytes = wire::FinishMessage(
+      builder, wire::CreateAttestationRequest(builder, wire::AttestationData::TpmDevIdChallengeAnswer, data.Union()));
+  auto request = wire::VerifiedMessage<wire::AttestationRequest>(bytes);
+  EXPECT_TRUE(request.ok()) << request.status().ToString();
+  return wire::TpmDevIdAnswerFromWire(*(*request)->data_as_TpmDevIdChallengeAnswer());
+}
+
 // A refusal with `code` whose message names the cause in `words`.
 template <typename T>
 void ExpectRefused(const Result<T>& result, Code code, const std::string& words) {
@@ -89,15 +120,19 @@ class TpmDevIdTest : public ::testing::Test {
       const char* ca;
       const char* out;
       const char* cn;
+      const char* persist = nullptr;
     };
     for (const Provision& p : {Provision{tpm_a_, "ca1", "devid-a", "host-a.example.org"},
                                Provision{tpm_b_, "ca2", "devid-b", "host-b.example.org"},
                                Provision{tpm_b_, "ca1", "devid-b-ca1", "host-b.example.org"},
-                               Provision{tpm_c_, "ca1", "devid-c", "host-c.example.org"}}) {
+                               Provision{tpm_c_, "ca1", "devid-c", "host-c.example.org"},
+                               Provision{tpm_c_, "ca1", "devid-c-persistent", "host-c-persistent", "0x81000100"}}) {
       const std::filesystem::path ca = dir / p.ca;
-      Status provisioned = RunScript({"--tcti", p.tpm->tcti(), "--ca-cert", (ca / "ca.crt").string(),
-                                      "--ca-key", (ca / "ca.key").string(), "--out", (dir / p.out).string(),
-                                      "--cn", p.cn});
+      std::vector<std::string> args = {"--tcti", p.tpm->tcti(), "--ca-cert", (ca / "ca.crt").string(),
+                                       "--ca-key", (ca / "ca.key").string(), "--out", (dir / p.out).string(),
+                                       "--cn", p.cn};
+      if (p.persist != nullptr) args.insert(args.end(), {"--persist", p.persist});
+      Status provisioned = RunScript(args);
       ASSERT_TRUE(provisioned.ok()) << provisioned.ToString();
     }
   }
@@ -142,11 +177,11 @@ TEST_F(TpmDevIdTest, HostWithDevIdFromTrustedCaAttests) {
   auto evidence = agent->MakeEvidence();
   ASSERT_TRUE(evidence.ok()) << evidence.status().ToString();
   EXPECT_FALSE(evidence->ek_certificate.empty());
-  auto challenge = server->Begin(*evidence);
+  auto challenge = server->Begin(OverTheWire(*evidence));
   ASSERT_TRUE(challenge.ok()) << challenge.status().ToString();
-  auto answer = agent->AnswerChallenge(*challenge);
+  auto answer = agent->AnswerChallenge(OverTheWire(*challenge));
   ASSERT_TRUE(answer.ok()) << answer.status().ToString();
-  auto identity = server->Finish(*answer);
+  auto identity = server->Finish(OverTheWire(*answer));
   ASSERT_TRUE(identity.ok()) << identity.status().ToString();
 
   const std::string fingerprint = Sha1OfPemFile(*dir_ / "devid-a" / "devid.crt.pem");
@@ -278,6 +313,31 @@ TEST_F(TpmDevIdTest, EkWithoutCertificateOnlyWhenAllowed) {
   auto identity = lenient->Finish(*answer);
   ASSERT_TRUE(identity.ok()) << identity.status().ToString();
   EXPECT_TRUE(HasSelector(*identity, "tpm_devid:subject:cn:host-c.example.org"));
+}
+
+TEST_F(TpmDevIdTest, PersistentDevIdKeyAttests) {
+  TpmDevIdConfig config = TpmDevIdConfig::InDir(tpm_c_->tcti(), *dir_ / "devid-c-persistent");
+  config.devid_public_path.clear();
+  config.devid_private_path.clear();
+  config.devid_persistent_handle = 0x81000100;
+  auto agent = TpmDevIdAgent::Open(config);
+  ASSERT_TRUE(agent.ok()) << agent.status().ToString();
+  TpmDevIdAttestorConfig server_config = ServerConfig();
+  server_config.allow_ek_without_certificate = true;
+  auto server = MakeServer(server_config);
+  ASSERT_TRUE(server);
+  auto evidence = (*agent)->MakeEvidence();
+  ASSERT_TRUE(evidence.ok()) << evidence.status().ToString();
+  auto challenge = server->Begin(*evidence);
+  ASSERT_TRUE(challenge.ok()) << challenge.status().ToString();
+  auto answer = (*agent)->AnswerChallenge(*challenge);
+  ASSERT_TRUE(answer.ok()) << answer.status().ToString();
+  auto identity = server->Finish(*answer);
+  ASSERT_TRUE(identity.ok()) << identity.status().ToString();
+  EXPECT_TRUE(HasSelector(*identity, "tpm_devid:subject:cn:host-c-persistent"));
+
+  config.devid_persistent_handle = 0x81000101;
+  ExpectRefused(TpmDevIdAgent::Open(config), Code::kFailedPrecondition, "persistent handle 0x81000101");
 }
 
 TEST_F(TpmDevIdTest, ExpiredChallengeIsRefused) {
