@@ -13,8 +13,8 @@ Bytes CopyOf(const flatbuffers::Vector<uint8_t>* vector) {
 
 }  // namespace
 
-flatbuffers::Offset<TpmDevIdAttestation> TpmDevIdEvidenceToWire(flatbuffers::FlatBufferBuilder& builder,
-                                                               const TpmDevIdEvidence& evidence) {
+flatbuffers::Offset<TpmDevIdAttestation> TpmDevIdEvidenceToWire(
+    flatbuffers::FlatBufferBuilder& builder, const TpmDevIdEvidence& evidence) {
   std::vector<flatbuffers::Offset<Certificate>> chain;
   for (const Bytes& der : evidence.devid_chain_der) {
     chain.push_back(CreateCertificate(builder, builder.CreateVector(der)));
@@ -42,8 +42,8 @@ TpmDevIdEvidence TpmDevIdEvidenceFromWire(const TpmDevIdAttestation& table) {
   return evidence;
 }
 
-flatbuffers::Offset<AttestationChallenge> TpmDevIdChallengeToWire(flatbuffers::FlatBufferBuilder& builder,
-                                                                 const TpmDevIdChallenge& challenge) {
+flatbuffers::Offset<AttestationChallenge> TpmDevIdChallengeToWire(
+    flatbuffers::FlatBufferBuilder& builder, const TpmDevIdChallenge& challenge) {
   return CreateAttestationChallenge(builder, builder.CreateString(challenge.session_id),
                                     builder.CreateVector(challenge.nonce),
                                     builder.CreateVector(challenge.credential_blob),
@@ -59,8 +59,8 @@ TpmDevIdChallenge TpmDevIdChallengeFromWire(const AttestationChallenge& table) {
   return challenge;
 }
 
-flatbuffers::Offset<TpmDevIdChallengeAnswer> TpmDevIdAnswerToWire(flatbuffers::FlatBufferBuilder& builder,
-                                                                 const TpmDevIdAnswer& answer) {
+flatbuffers::Offset<TpmDevIdChallengeAnswer> TpmDevIdAnswerToWire(
+    flatbuffers::FlatBufferBuilder& builder, const TpmDevIdAnswer& answer) {
   return CreateTpmDevIdChallengeAnswer(builder, builder.CreateString(answer.session_id),
                                        builder.CreateVector(answer.nonce_signature),
                                        builder.CreateVector(answer.credential_secret));

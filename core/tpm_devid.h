@@ -48,14 +48,14 @@ namespace wire {
 
 // The same values in their wire tables and back. Reading takes a table the caller has verified
 // (VerifiedMessage); an absent field reads as empty.
-flatbuffers::Offset<TpmDevIdAttestation> TpmDevIdEvidenceToWire(flatbuffers::FlatBufferBuilder& builder,
-                                                               const TpmDevIdEvidence& evidence);
+flatbuffers::Offset<TpmDevIdAttestation> TpmDevIdEvidenceToWire(
+    flatbuffers::FlatBufferBuilder& builder, const TpmDevIdEvidence& evidence);
 TpmDevIdEvidence TpmDevIdEvidenceFromWire(const TpmDevIdAttestation& table);
-flatbuffers::Offset<AttestationChallenge> TpmDevIdChallengeToWire(flatbuffers::FlatBufferBuilder& builder,
-                                                                 const TpmDevIdChallenge& challenge);
+flatbuffers::Offset<AttestationChallenge> TpmDevIdChallengeToWire(
+    flatbuffers::FlatBufferBuilder& builder, const TpmDevIdChallenge& challenge);
 TpmDevIdChallenge TpmDevIdChallengeFromWire(const AttestationChallenge& table);
-flatbuffers::Offset<TpmDevIdChallengeAnswer> TpmDevIdAnswerToWire(flatbuffers::FlatBufferBuilder& builder,
-                                                                 const TpmDevIdAnswer& answer);
+flatbuffers::Offset<TpmDevIdChallengeAnswer> TpmDevIdAnswerToWire(
+    flatbuffers::FlatBufferBuilder& builder, const TpmDevIdAnswer& answer);
 TpmDevIdAnswer TpmDevIdAnswerFromWire(const TpmDevIdChallengeAnswer& table);
 
 }  // namespace wire

@@ -78,7 +78,8 @@ Bytes MarshalBlob(const KeyBlob& blob) {
 Result<KeyBlob> UnmarshalBlob(std::span<const uint8_t> bytes, const std::string& path) {
   KeyBlob blob;
   size_t offset = 0;
-  if (Tss2_MU_TPM2B_PRIVATE_Unmarshal(bytes.data(), bytes.size(), &offset, &blob.private_part) != 0 ||
+  if (Tss2_MU_TPM2B_PRIVATE_Unmarshal(bytes.data(), bytes.size(), &offset, &blob.private_part) !=
+          0 ||
       Tss2_MU_TPM2B_PUBLIC_Unmarshal(bytes.data(), bytes.size(), &offset, &blob.public_part) != 0 ||
       offset != bytes.size()) {
     return Status(Code::kDataLoss, "TPM key file " + path + " is damaged");
@@ -132,14 +133,15 @@ Result<KeyBlob> TpmDevice::CreateKey(KeyType type, const TPM2B_AUTH& auth) {
   TPM2B_DIGEST* creation_hash = nullptr;
   TPMT_TK_CREATION* creation_ticket = nullptr;
   const TSS2_RC rc = Esys_Create(esys_, primary_, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
-                                 &sensitive, &in_public, &outside, &pcrs, &out_private,
-                                 &out_public, &creation_data, &creation_hash, &creation_ticket);
+                                 &sensitive, &in_public, &outside, &pcrs, &out_private, &out_public,
+                                 &creation_data, &creation_hash, &creation_ticket);
   EsysPtr<TPM2B_PRIVATE> p1(out_private);
   EsysPtr<TPM2B_PUBLIC> p2(out_public);
   EsysPtr<TPM2B_CREATION_DATA> p3(creation_data);
   EsysPtr<TPM2B_DIGEST> p4(creation_hash);
   EsysPtr<TPMT_TK_CREATION> p5(creation_ticket);
-  if (rc != TSS2_RC_SUCCESS) return TpmError(rc, "creating a " + std::string(KeyTypeName(type)) + " key in the TPM");
+  if (rc != TSS2_RC_SUCCESS)
+    return TpmError(rc, "creating a " + std::string(KeyTypeName(type)) + " key in the TPM");
   return KeyBlob{*out_private, *out_public};
 }
 
@@ -151,8 +153,8 @@ Result<TPMT_SIGNATURE> TpmDevice::Sign(uint64_t id, const KeyBlob& blob, const T
   validation.tag = TPM2_ST_HASHCHECK;
   validation.hierarchy = TPM2_RH_NULL;
   TPMT_SIGNATURE* signature = nullptr;
-  const TSS2_RC rc = Esys_Sign(esys_, handle, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
-                               &digest, &scheme, &validation, &signature);
+  const TSS2_RC rc = Esys_Sign(esys_, handle, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &digest,
+                               &scheme, &validation, &signature);
   EsysPtr<TPMT_SIGNATURE> owned(signature);
   if (rc != TSS2_RC_SUCCESS) return TpmError(rc, "signing in the TPM");
   return *signature;
@@ -181,10 +183,9 @@ Status TpmDevice::CreatePrimary() {
   TPM2B_CREATION_DATA* creation_data = nullptr;
   TPM2B_DIGEST* creation_hash = nullptr;
   TPMT_TK_CREATION* creation_ticket = nullptr;
-  const TSS2_RC rc = Esys_CreatePrimary(esys_, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-                                        ESYS_TR_NONE, &sensitive, &in_public, &outside, &pcrs,
-                                        &primary_, &out_public, &creation_data, &creation_hash,
-                                        &creation_ticket);
+  const TSS2_RC rc = Esys_CreatePrimary(
+      esys_, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sensitive, &in_public,
+      &outside, &pcrs, &primary_, &out_public, &creation_data, &creation_hash, &creation_ticket);
   Esys_Free(out_public);
   Esys_Free(creation_data);
   Esys_Free(creation_hash);

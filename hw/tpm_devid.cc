@@ -106,9 +106,10 @@ Result<CreatedPrimary> CreatePrimaryIn(ESYS_CONTEXT* esys, ESYS_TR hierarchy,
   TPM2B_CREATION_DATA* creation_data = nullptr;
   TPM2B_DIGEST* creation_hash = nullptr;
   TPMT_TK_CREATION* creation_ticket = nullptr;
-  const TSS2_RC rc = Esys_CreatePrimary(esys, hierarchy, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
-                                        &sensitive, &in_public, &outside, &pcrs, &created.handle,
-                                        &out_public, &creation_data, &creation_hash, &creation_ticket);
+  const TSS2_RC rc =
+      Esys_CreatePrimary(esys, hierarchy, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sensitive,
+                         &in_public, &outside, &pcrs, &created.handle, &out_public, &creation_data,
+                         &creation_hash, &creation_ticket);
   EsysPtr<TPM2B_PUBLIC> p1(out_public);
   EsysPtr<TPM2B_CREATION_DATA> p2(creation_data);
   EsysPtr<TPM2B_DIGEST> p3(creation_hash);
@@ -162,8 +163,8 @@ class EndorsementKey {
       TPM2B_PUBLIC* out_public = nullptr;
       TPM2B_NAME* name = nullptr;
       TPM2B_NAME* qualified_name = nullptr;
-      rc = Esys_ReadPublic(esys, key->handle_, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &out_public,
-                           &name, &qualified_name);
+      rc = Esys_ReadPublic(esys, key->handle_, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                           &out_public, &name, &qualified_name);
       EsysPtr<TPM2B_PUBLIC> p1(out_public);
       EsysPtr<TPM2B_NAME> p2(name);
       EsysPtr<TPM2B_NAME> p3(qualified_name);
@@ -181,8 +182,9 @@ class EndorsementKey {
     } else if (!IsMissingHandle(rc)) {
       return TpmError(rc, "looking up the persistent EK");
     }
-    SIGIL_ASSIGN_OR_RETURN(CreatedPrimary created, CreatePrimaryIn(esys, ESYS_TR_RH_ENDORSEMENT,
-                                                                   EndorsementKeyTemplate(), "endorsement key"));
+    SIGIL_ASSIGN_OR_RETURN(
+        CreatedPrimary created,
+        CreatePrimaryIn(esys, ESYS_TR_RH_ENDORSEMENT, EndorsementKeyTemplate(), "endorsement key"));
     key->handle_ = created.handle;
     key->public_part_ = created.public_part;
     key->transient_ = true;
@@ -228,7 +230,8 @@ Result<Bytes> ReadEkCertificate(ESYS_CONTEXT* esys) {
 
   TPM2B_NV_PUBLIC* nv_public = nullptr;
   TPM2B_NAME* nv_name = nullptr;
-  rc = Esys_NV_ReadPublic(esys, index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &nv_public, &nv_name);
+  rc = Esys_NV_ReadPublic(esys, index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &nv_public,
+                          &nv_name);
   EsysPtr<TPM2B_NV_PUBLIC> owned_public(nv_public);
   EsysPtr<TPM2B_NAME> owned_name(nv_name);
   if (rc != TSS2_RC_SUCCESS) return TpmError(rc, "reading the EK certificate's NV index");
@@ -243,7 +246,8 @@ Result<Bytes> ReadEkCertificate(ESYS_CONTEXT* esys) {
   for (UINT16 offset = 0; offset < size;) {
     const UINT16 chunk = std::min<UINT16>(kNvReadChunk, size - offset);
     TPM2B_MAX_NV_BUFFER* data = nullptr;
-    rc = Esys_NV_Read(esys, auth, index, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, chunk, offset, &data);
+    rc = Esys_NV_Read(esys, auth, index, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, chunk,
+                      offset, &data);
     EsysPtr<TPM2B_MAX_NV_BUFFER> owned_data(data);
     if (rc != TSS2_RC_SUCCESS) return TpmError(rc, "reading the EK certificate from NV");
     der.insert(der.end(), data->buffer, data->buffer + data->size);
@@ -253,7 +257,8 @@ Result<Bytes> ReadEkCertificate(ESYS_CONTEXT* esys) {
   const uint8_t* cursor = der.data();
   X509Ptr parsed(d2i_X509(nullptr, &cursor, static_cast<long>(der.size())));
   if (!parsed) {
-    return OpenSSLError(Code::kDataLoss, "the EK certificate in NV index 0x01c00002 does not parse");
+    return OpenSSLError(Code::kDataLoss,
+                        "the EK certificate in NV index 0x01c00002 does not parse");
   }
   der.resize(static_cast<size_t>(cursor - der.data()));
   return der;
@@ -263,14 +268,15 @@ Result<Bytes> ReadEkCertificate(ESYS_CONTEXT* esys) {
 // Releases what it loaded when it goes out of scope.
 class DevIdKey {
  public:
-  static Result<std::unique_ptr<DevIdKey>> Load(ESYS_CONTEXT* esys, ESYS_TR srk, const KeyBlob& blob,
-                                                uint32_t persistent_handle) {
+  static Result<std::unique_ptr<DevIdKey>> Load(ESYS_CONTEXT* esys, ESYS_TR srk,
+                                                const KeyBlob& blob, uint32_t persistent_handle) {
     auto key = std::unique_ptr<DevIdKey>(new DevIdKey(esys, persistent_handle != 0));
     if (persistent_handle != 0) {
       const TSS2_RC rc = Esys_TR_FromTPMPublic(esys, persistent_handle, ESYS_TR_NONE, ESYS_TR_NONE,
                                                ESYS_TR_NONE, &key->handle_);
       if (rc != TSS2_RC_SUCCESS) {
-        return TpmError(rc, "finding the DevID key at persistent handle " + HandleText(persistent_handle));
+        return TpmError(
+            rc, "finding the DevID key at persistent handle " + HandleText(persistent_handle));
       }
       return key;
     }
@@ -359,16 +365,19 @@ Result<std::unique_ptr<TpmDevIdAgent>> TpmDevIdAgent::Open(const TpmDevIdConfig&
   if (config.tcti.empty()) return InvalidArgumentError("tpm_devid: tcti is required");
   const uint32_t persistent = config.devid_persistent_handle;
   if (persistent != 0 && (persistent >> 24) != TPM2_HT_PERSISTENT) {
-    return InvalidArgumentError("tpm_devid: devid_persistent_handle " + DevIdKey::HandleText(persistent) +
+    return InvalidArgumentError("tpm_devid: devid_persistent_handle " +
+                                DevIdKey::HandleText(persistent) +
                                 " is not a persistent handle (0x81xxxxxx)");
   }
   auto impl = std::make_unique<Impl>();
   impl->persistent_handle = persistent;
-  SIGIL_ASSIGN_OR_RETURN(Bytes chain_pem, ReadFile(config.devid_certificate_path, "DevID certificate"));
-  auto chain = CertsFromPem(std::string_view(reinterpret_cast<const char*>(chain_pem.data()), chain_pem.size()));
+  SIGIL_ASSIGN_OR_RETURN(Bytes chain_pem,
+                         ReadFile(config.devid_certificate_path, "DevID certificate"));
+  auto chain = CertsFromPem(
+      std::string_view(reinterpret_cast<const char*>(chain_pem.data()), chain_pem.size()));
   if (!chain.ok()) {
-    return InvalidArgumentError("DevID certificate " + config.devid_certificate_path.string() + ": " +
-                                chain.status().message());
+    return InvalidArgumentError("DevID certificate " + config.devid_certificate_path.string() +
+                                ": " + chain.status().message());
   }
   for (const X509Ptr& cert : *chain) {
     unsigned char* der = nullptr;
@@ -380,21 +389,26 @@ Result<std::unique_ptr<TpmDevIdAgent>> TpmDevIdAgent::Open(const TpmDevIdConfig&
   std::string key_source = DevIdKey::HandleText(persistent);
   if (persistent == 0) {
     key_source = config.devid_public_path.string();
-    SIGIL_ASSIGN_OR_RETURN(Bytes public_bytes, ReadFile(config.devid_public_path, "DevID public key"));
-    SIGIL_ASSIGN_OR_RETURN(Bytes private_bytes, ReadFile(config.devid_private_path, "DevID private key blob"));
-    SIGIL_ASSIGN_OR_RETURN(impl->devid.public_part, ParseTpm2bPublic(public_bytes, config.devid_public_path.string()));
+    SIGIL_ASSIGN_OR_RETURN(Bytes public_bytes,
+                           ReadFile(config.devid_public_path, "DevID public key"));
+    SIGIL_ASSIGN_OR_RETURN(Bytes private_bytes,
+                           ReadFile(config.devid_private_path, "DevID private key blob"));
+    SIGIL_ASSIGN_OR_RETURN(impl->devid.public_part,
+                           ParseTpm2bPublic(public_bytes, config.devid_public_path.string()));
     size_t offset = 0;
     if (Tss2_MU_TPM2B_PRIVATE_Unmarshal(private_bytes.data(), private_bytes.size(), &offset,
                                         &impl->devid.private_part) != 0 ||
         offset != private_bytes.size()) {
-      return InvalidArgumentError(config.devid_private_path.string() + " is not a marshalled TPM2B_PRIVATE");
+      return InvalidArgumentError(config.devid_private_path.string() +
+                                  " is not a marshalled TPM2B_PRIVATE");
     }
   }
 
   SIGIL_ASSIGN_OR_RETURN(impl->device, TpmDevice::Open(config.tcti));
   Impl& loaded = *impl;
   Status loads = impl->device->RunExclusive([&](ESYS_CONTEXT* esys, ESYS_TR srk) -> Status {
-    SIGIL_ASSIGN_OR_RETURN(std::unique_ptr<DevIdKey> key, DevIdKey::Load(esys, srk, loaded.devid, persistent));
+    SIGIL_ASSIGN_OR_RETURN(std::unique_ptr<DevIdKey> key,
+                           DevIdKey::Load(esys, srk, loaded.devid, persistent));
     if (persistent != 0) {
       SIGIL_ASSIGN_OR_RETURN(loaded.devid.public_part, key->ReadPublic());
     }
@@ -406,7 +420,8 @@ Result<std::unique_ptr<TpmDevIdAgent>> TpmDevIdAgent::Open(const TpmDevIdConfig&
   SIGIL_ASSIGN_OR_RETURN(impl->devid_type, KeyTypeOfTpmPublic(devid_area));
   SIGIL_ASSIGN_OR_RETURN(EvpPkeyPtr devid_key, PublicKeyOfTpmPublic(devid_area));
   if (EVP_PKEY_eq(X509_get0_pubkey(chain->front().get()), devid_key.get()) != 1) {
-    return FailedPreconditionError("the DevID certificate " + config.devid_certificate_path.string() +
+    return FailedPreconditionError("the DevID certificate " +
+                                   config.devid_certificate_path.string() +
                                    " is not for the key in " + key_source);
   }
   return std::unique_ptr<TpmDevIdAgent>(new TpmDevIdAgent(std::move(impl)));
@@ -427,8 +442,8 @@ Result<TpmDevIdEvidence> TpmDevIdAgent::MakeEvidence() {
     }
     SIGIL_ASSIGN_OR_RETURN(evidence.ek_certificate, ReadEkCertificate(esys));
 
-    SIGIL_ASSIGN_OR_RETURN(CreatedPrimary ak, CreatePrimaryIn(esys, ESYS_TR_RH_ENDORSEMENT, ak_template,
-                                                              "attestation key"));
+    SIGIL_ASSIGN_OR_RETURN(CreatedPrimary ak, CreatePrimaryIn(esys, ESYS_TR_RH_ENDORSEMENT,
+                                                              ak_template, "attestation key"));
     FlushOnExit flush_ak(esys, ak.handle);
     SIGIL_ASSIGN_OR_RETURN(std::unique_ptr<DevIdKey> devid,
                            DevIdKey::Load(esys, srk, impl.devid, impl.persistent_handle));
@@ -444,11 +459,13 @@ Result<TpmDevIdEvidence> TpmDevIdAgent::MakeEvidence() {
     scheme.scheme = TPM2_ALG_NULL;  // the AK's own scheme
     TPM2B_ATTEST* certify_info = nullptr;
     TPMT_SIGNATURE* signature = nullptr;
-    const TSS2_RC rc = Esys_Certify(esys, devid->handle(), ak.handle, ESYS_TR_PASSWORD, ESYS_TR_PASSWORD,
-                                    ESYS_TR_NONE, &qualifying, &scheme, &certify_info, &signature);
+    const TSS2_RC rc =
+        Esys_Certify(esys, devid->handle(), ak.handle, ESYS_TR_PASSWORD, ESYS_TR_PASSWORD,
+                     ESYS_TR_NONE, &qualifying, &scheme, &certify_info, &signature);
     EsysPtr<TPM2B_ATTEST> owned_info(certify_info);
     EsysPtr<TPMT_SIGNATURE> owned_signature(signature);
-    if (rc != TSS2_RC_SUCCESS) return TpmError(rc, "certifying the DevID key with the attestation key");
+    if (rc != TSS2_RC_SUCCESS)
+      return TpmError(rc, "certifying the DevID key with the attestation key");
     Bytes info(sizeof(TPM2B_ATTEST));
     size_t size = 0;
     Tss2_MU_TPM2B_ATTEST_Marshal(certify_info, info.data(), info.size(), &size);
@@ -467,20 +484,25 @@ Result<TpmDevIdEvidence> TpmDevIdAgent::MakeEvidence() {
 Result<TpmDevIdAnswer> TpmDevIdAgent::AnswerChallenge(const TpmDevIdChallenge& challenge) {
   std::lock_guard lock(mutex_);
   Impl& impl = *impl_;
-  if (!impl.ak_template) return FailedPreconditionError("a TPM DevID challenge came before any evidence was made");
+  if (!impl.ak_template)
+    return FailedPreconditionError("a TPM DevID challenge came before any evidence was made");
   TPM2B_ID_OBJECT credential_blob{};
   TPM2B_ENCRYPTED_SECRET encrypted_secret{};
   size_t offset = 0;
-  if (Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(challenge.credential_blob.data(), challenge.credential_blob.size(),
-                                        &offset, &credential_blob) != 0 ||
+  if (Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(challenge.credential_blob.data(),
+                                        challenge.credential_blob.size(), &offset,
+                                        &credential_blob) != 0 ||
       offset != challenge.credential_blob.size()) {
-    return InvalidArgumentError("the challenge's credential_blob is not a marshalled TPM2B_ID_OBJECT");
+    return InvalidArgumentError(
+        "the challenge's credential_blob is not a marshalled TPM2B_ID_OBJECT");
   }
   offset = 0;
-  if (Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(challenge.encrypted_secret.data(), challenge.encrypted_secret.size(),
-                                               &offset, &encrypted_secret) != 0 ||
+  if (Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(challenge.encrypted_secret.data(),
+                                               challenge.encrypted_secret.size(), &offset,
+                                               &encrypted_secret) != 0 ||
       offset != challenge.encrypted_secret.size()) {
-    return InvalidArgumentError("the challenge's encrypted_secret is not a marshalled TPM2B_ENCRYPTED_SECRET");
+    return InvalidArgumentError(
+        "the challenge's encrypted_secret is not a marshalled TPM2B_ENCRYPTED_SECRET");
   }
 
   TpmDevIdAnswer answer;
@@ -510,26 +532,30 @@ Result<TpmDevIdAnswer> TpmDevIdAgent::AnswerChallenge(const TpmDevIdChallenge& c
       validation.tag = TPM2_ST_HASHCHECK;
       validation.hierarchy = TPM2_RH_NULL;
       TPMT_SIGNATURE* signature = nullptr;
-      const TSS2_RC rc = Esys_Sign(esys, devid->handle(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &digest,
-                                   &scheme, &validation, &signature);
+      const TSS2_RC rc = Esys_Sign(esys, devid->handle(), ESYS_TR_PASSWORD, ESYS_TR_NONE,
+                                   ESYS_TR_NONE, &digest, &scheme, &validation, &signature);
       EsysPtr<TPMT_SIGNATURE> owned(signature);
-      if (rc != TSS2_RC_SUCCESS) return TpmError(rc, "signing the challenge nonce with the DevID key");
+      if (rc != TSS2_RC_SUCCESS)
+        return TpmError(rc, "signing the challenge nonce with the DevID key");
       answer.nonce_signature = MarshalTpmtSignature(*signature);
     }
 
     SIGIL_ASSIGN_OR_RETURN(std::unique_ptr<EndorsementKey> ek, EndorsementKey::Load(esys));
-    SIGIL_ASSIGN_OR_RETURN(CreatedPrimary ak, CreatePrimaryIn(esys, ESYS_TR_RH_ENDORSEMENT, *impl.ak_template,
-                                                              "attestation key"));
+    SIGIL_ASSIGN_OR_RETURN(
+        CreatedPrimary ak,
+        CreatePrimaryIn(esys, ESYS_TR_RH_ENDORSEMENT, *impl.ak_template, "attestation key"));
     FlushOnExit flush_ak(esys, ak.handle);
     if (MarshalTpm2bPublic(ak.public_part) != MarshalTpm2bPublic(impl.ak_public)) {
-      return FailedPreconditionError("the TPM made a different attestation key than the evidence's "
-                                     "(was the endorsement hierarchy reset?)");
+      return FailedPreconditionError(
+          "the TPM made a different attestation key than the evidence's "
+          "(was the endorsement hierarchy reset?)");
     }
     SIGIL_ASSIGN_OR_RETURN(ESYS_TR session, StartEndorsementPolicySession(esys));
     FlushOnExit flush_session(esys, session);
     TPM2B_DIGEST* secret = nullptr;
-    const TSS2_RC rc = Esys_ActivateCredential(esys, ak.handle, ek->handle(), ESYS_TR_PASSWORD, session,
-                                               ESYS_TR_NONE, &credential_blob, &encrypted_secret, &secret);
+    const TSS2_RC rc =
+        Esys_ActivateCredential(esys, ak.handle, ek->handle(), ESYS_TR_PASSWORD, session,
+                                ESYS_TR_NONE, &credential_blob, &encrypted_secret, &secret);
     EsysPtr<TPM2B_DIGEST> owned_secret(secret);
     if (rc != TSS2_RC_SUCCESS) {
       return TpmError(rc, "activating the challenge credential (made for another EK or AK?)");

@@ -42,7 +42,8 @@ struct TpmDevIdConfig {
   uint32_t devid_persistent_handle = 0;
 
   // devid.pub, devid.priv and devid.crt.pem in `dir`, as tools/provision-devid names them.
-  static TpmDevIdConfig InDir(std::string tcti, const std::filesystem::path& dir = kDefaultDevIdDir);
+  static TpmDevIdConfig InDir(std::string tcti,
+                              const std::filesystem::path& dir = kDefaultDevIdDir);
 };
 
 class TpmDevIdAgent {

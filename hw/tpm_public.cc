@@ -8,16 +8,20 @@
 namespace sigil::hw {
 
 Result<KeyType> KeyTypeOfTpmPublic(const TPMT_PUBLIC& area) {
-  if (area.type == TPM2_ALG_RSA && area.parameters.rsaDetail.keyBits == 2048) return KeyType::kRsa2048;
-  if (area.type == TPM2_ALG_ECC && area.parameters.eccDetail.curveID == TPM2_ECC_NIST_P256) return KeyType::kEcP256;
-  if (area.type == TPM2_ALG_ECC && area.parameters.eccDetail.curveID == TPM2_ECC_NIST_P384) return KeyType::kEcP384;
+  if (area.type == TPM2_ALG_RSA && area.parameters.rsaDetail.keyBits == 2048)
+    return KeyType::kRsa2048;
+  if (area.type == TPM2_ALG_ECC && area.parameters.eccDetail.curveID == TPM2_ECC_NIST_P256)
+    return KeyType::kEcP256;
+  if (area.type == TPM2_ALG_ECC && area.parameters.eccDetail.curveID == TPM2_ECC_NIST_P384)
+    return KeyType::kEcP384;
   return InvalidArgumentError("TPM key is neither EC P-256, EC P-384 nor RSA-2048");
 }
 
 Result<EvpPkeyPtr> PublicKeyOfTpmPublic(const TPMT_PUBLIC& area) {
   SIGIL_ASSIGN_OR_RETURN(KeyType type, KeyTypeOfTpmPublic(area));
   if (type == KeyType::kRsa2048) {
-    const uint32_t exponent = area.parameters.rsaDetail.exponent == 0 ? 65537 : area.parameters.rsaDetail.exponent;
+    const uint32_t exponent =
+        area.parameters.rsaDetail.exponent == 0 ? 65537 : area.parameters.rsaDetail.exponent;
     const uint8_t e[] = {static_cast<uint8_t>(exponent >> 24), static_cast<uint8_t>(exponent >> 16),
                          static_cast<uint8_t>(exponent >> 8), static_cast<uint8_t>(exponent)};
     return RsaPublicKeyFromParts({area.unique.rsa.buffer, area.unique.rsa.size}, e);
@@ -25,7 +29,8 @@ Result<EvpPkeyPtr> PublicKeyOfTpmPublic(const TPMT_PUBLIC& area) {
   const size_t field = EcdsaFieldSize(type);
   const TPM2B_ECC_PARAMETER& x = area.unique.ecc.x;
   const TPM2B_ECC_PARAMETER& y = area.unique.ecc.y;
-  if (x.size > field || y.size > field) return InvalidArgumentError("TPM EC point is longer than its curve");
+  if (x.size > field || y.size > field)
+    return InvalidArgumentError("TPM EC point is longer than its curve");
   Bytes point(1 + 2 * field, 0);
   point[0] = 0x04;
   std::memcpy(point.data() + 1 + field - x.size, x.buffer, x.size);
@@ -35,11 +40,16 @@ Result<EvpPkeyPtr> PublicKeyOfTpmPublic(const TPMT_PUBLIC& area) {
 
 const EVP_MD* TpmHashDigest(TPMI_ALG_HASH hash) {
   switch (hash) {
-    case TPM2_ALG_SHA1: return EVP_sha1();
-    case TPM2_ALG_SHA256: return EVP_sha256();
-    case TPM2_ALG_SHA384: return EVP_sha384();
-    case TPM2_ALG_SHA512: return EVP_sha512();
-    default: return nullptr;
+    case TPM2_ALG_SHA1:
+      return EVP_sha1();
+    case TPM2_ALG_SHA256:
+      return EVP_sha256();
+    case TPM2_ALG_SHA384:
+      return EVP_sha384();
+    case TPM2_ALG_SHA512:
+      return EVP_sha512();
+    default:
+      return nullptr;
   }
 }
 
@@ -107,7 +117,8 @@ Status VerifyTpmSignature(EVP_PKEY* key, const TPMT_SIGNATURE& signature,
     const size_t field = EcdsaFieldSize(type);
     const TPM2B_ECC_PARAMETER& r = signature.signature.ecdsa.signatureR;
     const TPM2B_ECC_PARAMETER& s = signature.signature.ecdsa.signatureS;
-    if (r.size > field || s.size > field) return InvalidArgumentError("ECDSA signature is longer than its curve");
+    if (r.size > field || s.size > field)
+      return InvalidArgumentError("ECDSA signature is longer than its curve");
     Bytes raw(2 * field, 0);
     std::memcpy(raw.data() + field - r.size, r.buffer, r.size);
     std::memcpy(raw.data() + 2 * field - s.size, s.buffer, s.size);
@@ -120,10 +131,12 @@ Status VerifyTpmSignature(EVP_PKEY* key, const TPMT_SIGNATURE& signature,
     hash = rsa.hash;
     rsa_padding = signature.sigAlg == TPM2_ALG_RSAPSS ? RSA_PKCS1_PSS_PADDING : RSA_PKCS1_PADDING;
   } else {
-    return InvalidArgumentError("TPM signature algorithm does not fit a " + std::string(KeyTypeName(type)) + " key");
+    return InvalidArgumentError("TPM signature algorithm does not fit a " +
+                                std::string(KeyTypeName(type)) + " key");
   }
   const EVP_MD* md = TpmHashDigest(hash);
-  if (md == nullptr || hash == TPM2_ALG_SHA1) return InvalidArgumentError("TPM signature uses an unsupported hash");
+  if (md == nullptr || hash == TPM2_ALG_SHA1)
+    return InvalidArgumentError("TPM signature uses an unsupported hash");
   EvpMdCtxPtr ctx(EVP_MD_CTX_new());
   EVP_PKEY_CTX* pkey_ctx = nullptr;
   if (!ctx || EVP_DigestVerifyInit(ctx.get(), &pkey_ctx, md, nullptr, key) != 1) {

@@ -62,7 +62,8 @@ TpmDevIdEvidence OverTheWire(const TpmDevIdEvidence& evidence) {
   flatbuffers::FlatBufferBuilder builder;
   auto data = wire::TpmDevIdEvidenceToWire(builder, evidence);
   const Bytes bytes = wire::FinishMessage(
-      builder, wire::CreateAttestationRequest(builder, wire::AttestationData::TpmDevIdAttestation, data.Union()));
+      builder, wire::CreateAttestationRequest(builder, wire::AttestationData::TpmDevIdAttestation,
+                                              data.Union()));
   auto request = wire::VerifiedMessage<wire::AttestationRequest>(bytes);
   EXPECT_TRUE(request.ok()) << request.status().ToString();
   return wire::TpmDevIdEvidenceFromWire(*(*request)->data_as_TpmDevIdAttestation());
@@ -70,7 +71,8 @@ TpmDevIdEvidence OverTheWire(const TpmDevIdEvidence& evidence) {
 
 TpmDevIdChallenge OverTheWire(const TpmDevIdChallenge& challenge) {
   flatbuffers::FlatBufferBuilder builder;
-  const Bytes bytes = wire::FinishMessage(builder, wire::TpmDevIdChallengeToWire(builder, challenge));
+  const Bytes bytes =
+      wire::FinishMessage(builder, wire::TpmDevIdChallengeToWire(builder, challenge));
   auto message = wire::VerifiedMessage<wire::AttestationChallenge>(bytes);
   EXPECT_TRUE(message.ok()) << message.status().ToString();
   return wire::TpmDevIdChallengeFromWire(**message);
@@ -80,7 +82,8 @@ TpmDevIdAnswer OverTheWire(const TpmDevIdAnswer& answer) {
   flatbuffers::FlatBufferBuilder builder;
   auto data = wire::TpmDevIdAnswerToWire(builder, answer);
   const Bytes bytes = wire::FinishMessage(
-      builder, wire::CreateAttestationRequest(builder, wire::AttestationData::TpmDevIdChallengeAnswer, data.Union()));
+      builder, wire::CreateAttestationRequest(
+                   builder, wire::AttestationData::TpmDevIdChallengeAnswer, data.Union()));
   auto request = wire::VerifiedMessage<wire::AttestationRequest>(bytes);
   EXPECT_TRUE(request.ok()) << request.status().ToString();
   return wire::TpmDevIdAnswerFromWire(*(*request)->data_as_TpmDevIdChallengeAnswer());
@@ -91,7 +94,8 @@ template <typename T>
 void ExpectRefused(const Result<T>& result, Code code, const std::string& words) {
   ASSERT_FALSE(result.ok()) << "accepted, expected a refusal naming: " << words;
   EXPECT_EQ(result.status().code(), code) << result.status().ToString();
-  EXPECT_NE(result.status().ToString().find(words), std::string::npos) << result.status().ToString();
+  EXPECT_NE(result.status().ToString().find(words), std::string::npos)
+      << result.status().ToString();
 }
 
 class TpmDevIdTest : public ::testing::Test {
@@ -122,15 +126,18 @@ class TpmDevIdTest : public ::testing::Test {
       const char* cn;
       const char* persist = nullptr;
     };
-    for (const Provision& p : {Provision{tpm_a_, "ca1", "devid-a", "host-a.example.org"},
-                               Provision{tpm_b_, "ca2", "devid-b", "host-b.example.org"},
-                               Provision{tpm_b_, "ca1", "devid-b-ca1", "host-b.example.org"},
-                               Provision{tpm_c_, "ca1", "devid-c", "host-c.example.org"},
-                               Provision{tpm_c_, "ca1", "devid-c-persistent", "host-c-persistent", "0x81000100"}}) {
+    for (const Provision& p :
+         {Provision{tpm_a_, "ca1", "devid-a", "host-a.example.org"},
+          Provision{tpm_b_, "ca2", "devid-b", "host-b.example.org"},
+          Provision{tpm_b_, "ca1", "devid-b-ca1", "host-b.example.org"},
+          Provision{tpm_c_, "ca1", "devid-c", "host-c.example.org"},
+          Provision{tpm_c_, "ca1", "devid-c-persistent", "host-c-persistent", "0x81000100"}}) {
       const std::filesystem::path ca = dir / p.ca;
-      std::vector<std::string> args = {"--tcti", p.tpm->tcti(), "--ca-cert", (ca / "ca.crt").string(),
-                                       "--ca-key", (ca / "ca.key").string(), "--out", (dir / p.out).string(),
-                                       "--cn", p.cn};
+      std::vector<std::string> args = {"--tcti",    p.tpm->tcti(),
+                                       "--ca-cert", (ca / "ca.crt").string(),
+                                       "--ca-key",  (ca / "ca.key").string(),
+                                       "--out",     (dir / p.out).string(),
+                                       "--cn",      p.cn};
       if (p.persist != nullptr) args.insert(args.end(), {"--persist", p.persist});
       Status provisioned = RunScript(args);
       ASSERT_TRUE(provisioned.ok()) << provisioned.ToString();
@@ -157,7 +164,8 @@ class TpmDevIdTest : public ::testing::Test {
     return config;
   }
 
-  static std::unique_ptr<TpmDevIdAttestor> MakeServer(const TpmDevIdAttestorConfig& config = ServerConfig()) {
+  static std::unique_ptr<TpmDevIdAttestor> MakeServer(
+      const TpmDevIdAttestorConfig& config = ServerConfig()) {
     auto server = TpmDevIdAttestor::Create(config);
     EXPECT_TRUE(server.ok()) << server.status().ToString();
     return server.ok() ? std::move(*server) : nullptr;
@@ -189,7 +197,8 @@ TEST_F(TpmDevIdTest, HostWithDevIdFromTrustedCaAttests) {
   EXPECT_EQ(identity->agent_path, "tpm_devid/" + fingerprint);
   EXPECT_TRUE(HasSelector(*identity, "tpm_devid:subject:cn:host-a.example.org"));
   EXPECT_TRUE(HasSelector(*identity, "tpm_devid:issuer:cn:Sigil Test DevID CA 1"));
-  EXPECT_TRUE(HasSelector(*identity, "tpm_devid:fingerprint:" + Sha1OfPemFile(*dir_ / "ca1" / "ca.crt")));
+  EXPECT_TRUE(
+      HasSelector(*identity, "tpm_devid:fingerprint:" + Sha1OfPemFile(*dir_ / "ca1" / "ca.crt")));
   EXPECT_EQ(identity->selectors.size(), 3u);
   EXPECT_EQ(server->pending_sessions(), 0u);
 }
@@ -201,7 +210,8 @@ TEST_F(TpmDevIdTest, DevIdFromAnotherCaIsRefused) {
   auto evidence = agent->MakeEvidence();
   ASSERT_TRUE(evidence.ok()) << evidence.status().ToString();
   auto challenge = server->Begin(*evidence);
-  ExpectRefused(challenge, Code::kPermissionDenied, "the DevID certificate does not chain to a configured CA");
+  ExpectRefused(challenge, Code::kPermissionDenied,
+                "the DevID certificate does not chain to a configured CA");
 }
 
 TEST_F(TpmDevIdTest, DevIdCertificateWithoutItsKeyIsRefused) {
@@ -218,7 +228,8 @@ TEST_F(TpmDevIdTest, DevIdCertificateWithoutItsKeyIsRefused) {
   TpmDevIdEvidence borrowed = *evidence_a;
   borrowed.devid_chain_der = evidence_b->devid_chain_der;
   borrowed.devid_public = evidence_b->devid_public;
-  ExpectRefused(server->Begin(borrowed), Code::kPermissionDenied, "certifies another key than devid_public");
+  ExpectRefused(server->Begin(borrowed), Code::kPermissionDenied,
+                "certifies another key than devid_public");
 
   // A nonce signature from another TPM's DevID key.
   auto challenge_a = server->Begin(*evidence_a);
@@ -229,7 +240,8 @@ TEST_F(TpmDevIdTest, DevIdCertificateWithoutItsKeyIsRefused) {
   ASSERT_TRUE(answer_a.ok() && answer_b.ok());
   TpmDevIdAnswer forged = *answer_a;
   forged.nonce_signature = answer_b->nonce_signature;
-  ExpectRefused(server->Finish(forged), Code::kPermissionDenied, "the nonce signature is not the DevID key's");
+  ExpectRefused(server->Finish(forged), Code::kPermissionDenied,
+                "the nonce signature is not the DevID key's");
   EXPECT_TRUE(server->Finish(*answer_b).ok());
 }
 
@@ -244,7 +256,8 @@ TEST_F(TpmDevIdTest, ReplayedAnswerIsRefused) {
   auto answer = agent->AnswerChallenge(*challenge);
   ASSERT_TRUE(answer.ok()) << answer.status().ToString();
   ASSERT_TRUE(server->Finish(*answer).ok());
-  ExpectRefused(server->Finish(*answer), Code::kPermissionDenied, "no pending challenge with this session id");
+  ExpectRefused(server->Finish(*answer), Code::kPermissionDenied,
+                "no pending challenge with this session id");
 }
 
 TEST_F(TpmDevIdTest, EkThatDidNotActivateTheCredentialIsRefused) {
@@ -265,7 +278,8 @@ TEST_F(TpmDevIdTest, EkThatDidNotActivateTheCredentialIsRefused) {
   ASSERT_TRUE(challenge.ok()) << challenge.status().ToString();
   auto answer = agent_a->AnswerChallenge(*challenge);
   EXPECT_FALSE(answer.ok());
-  EXPECT_NE(answer.status().ToString().find("activating the challenge credential"), std::string::npos)
+  EXPECT_NE(answer.status().ToString().find("activating the challenge credential"),
+            std::string::npos)
       << answer.status().ToString();
 
   // And a secret that is not the one the credential held is refused by the server.
@@ -275,7 +289,8 @@ TEST_F(TpmDevIdTest, EkThatDidNotActivateTheCredentialIsRefused) {
   ASSERT_TRUE(honest_answer.ok()) << honest_answer.status().ToString();
   TpmDevIdAnswer wrong_secret = *honest_answer;
   wrong_secret.credential_secret[0] ^= 0x01;
-  ExpectRefused(server->Finish(wrong_secret), Code::kPermissionDenied, "the activated credential is wrong");
+  ExpectRefused(server->Finish(wrong_secret), Code::kPermissionDenied,
+                "the activated credential is wrong");
 }
 
 TEST_F(TpmDevIdTest, EkCertificateMustMatchEkPublic) {
@@ -288,7 +303,8 @@ TEST_F(TpmDevIdTest, EkCertificateMustMatchEkPublic) {
   ASSERT_TRUE(evidence_a.ok() && evidence_b.ok());
   TpmDevIdEvidence mixed = *evidence_a;
   mixed.ek_certificate = evidence_b->ek_certificate;
-  ExpectRefused(server->Begin(mixed), Code::kPermissionDenied, "the EK certificate is not the certificate of ek_public");
+  ExpectRefused(server->Begin(mixed), Code::kPermissionDenied,
+                "the EK certificate is not the certificate of ek_public");
 }
 
 TEST_F(TpmDevIdTest, EkWithoutCertificateOnlyWhenAllowed) {
@@ -300,7 +316,8 @@ TEST_F(TpmDevIdTest, EkWithoutCertificateOnlyWhenAllowed) {
 
   auto strict = MakeServer();
   ASSERT_TRUE(strict);
-  ExpectRefused(strict->Begin(*evidence), Code::kPermissionDenied, "allow_ek_without_certificate is off");
+  ExpectRefused(strict->Begin(*evidence), Code::kPermissionDenied,
+                "allow_ek_without_certificate is off");
 
   TpmDevIdAttestorConfig config = ServerConfig();
   config.allow_ek_without_certificate = true;
@@ -337,7 +354,8 @@ TEST_F(TpmDevIdTest, PersistentDevIdKeyAttests) {
   EXPECT_TRUE(HasSelector(*identity, "tpm_devid:subject:cn:host-c-persistent"));
 
   config.devid_persistent_handle = 0x81000101;
-  ExpectRefused(TpmDevIdAgent::Open(config), Code::kFailedPrecondition, "persistent handle 0x81000101");
+  ExpectRefused(TpmDevIdAgent::Open(config), Code::kFailedPrecondition,
+                "persistent handle 0x81000101");
 }
 
 TEST_F(TpmDevIdTest, ExpiredChallengeIsRefused) {
@@ -352,8 +370,46 @@ TEST_F(TpmDevIdTest, ExpiredChallengeIsRefused) {
   auto answer = agent->AnswerChallenge(*challenge);
   ASSERT_TRUE(answer.ok()) << answer.status().ToString();
   ExpectRefused(server->Finish(*answer, now + std::chrono::seconds(61)), Code::kPermissionDenied,
-                 "the challenge expired");
+                "the challenge expired");
   EXPECT_EQ(server->pending_sessions(), 0u);
+}
+
+TEST_F(TpmDevIdTest, ForgedOrDamagedEvidenceIsRefused) {
+  auto agent = OpenAgent(tpm_a_, "devid-a");
+  auto server = MakeServer();
+  ASSERT_TRUE(agent && server);
+  auto evidence = agent->MakeEvidence();
+  ASSERT_TRUE(evidence.ok()) << evidence.status().ToString();
+
+  ExpectRefused(server->Begin(TpmDevIdEvidence{}), Code::kInvalidArgument,
+                "the evidence has no DevID certificate");
+
+  TpmDevIdEvidence truncated = *evidence;
+  truncated.devid_public.pop_back();
+  ExpectRefused(server->Begin(truncated), Code::kInvalidArgument,
+                "devid_public is not a marshalled TPM2B_PUBLIC");
+
+  // The DevID key itself posing as the AK: it can sign anything, a TPM-made attestation or not.
+  TpmDevIdEvidence devid_as_ak = *evidence;
+  devid_as_ak.ak_public = evidence->devid_public;
+  ExpectRefused(server->Begin(devid_as_ak), Code::kPermissionDenied,
+                "the AK is not a fixedTPM, fixedParent, restricted signing key");
+
+  TpmDevIdEvidence bad_signature = *evidence;
+  bad_signature.certify_signature[bad_signature.certify_signature.size() - 1] ^= 0x01;
+  ExpectRefused(server->Begin(bad_signature), Code::kPermissionDenied,
+                "certify_signature is not the AK's signature of certify_info");
+
+  // The trusted CA's own certificate chains, but is no DevID.
+  TpmDevIdEvidence ca_as_devid = *evidence;
+  auto ca1 = CertsFromPem(testing::ReadFile(*dir_ / "ca1" / "ca.crt"));
+  ASSERT_TRUE(ca1.ok());
+  unsigned char* der = nullptr;
+  const int size = i2d_X509(ca1->front().get(), &der);
+  ca_as_devid.devid_chain_der = {Bytes(der, der + size)};
+  OPENSSL_free(der);
+  ExpectRefused(server->Begin(ca_as_devid), Code::kPermissionDenied,
+                "the DevID certificate is a CA certificate");
 }
 
 TEST_F(TpmDevIdTest, CertificateForAnotherKeyIsRefusedAtOpen) {
@@ -369,12 +425,15 @@ TEST_F(TpmDevIdTest, BlobFromAnotherTpmIsRefusedAtOpen) {
 }
 
 TEST_F(TpmDevIdTest, ProvisioningNamesAnUnreachableTpm) {
-  auto out = testing::RunProcess({ProvisionScript(), "--tcti", "swtpm:host=127.0.0.1,port=1", "--ca-cert",
-                                  (*dir_ / "ca1" / "ca.crt").string(), "--ca-key",
-                                  (*dir_ / "ca1" / "ca.key").string(), "--out", (*dir_ / "unused").string()});
+  auto out = testing::RunProcess({ProvisionScript(), "--tcti", "swtpm:host=127.0.0.1,port=1",
+                                  "--ca-cert", (*dir_ / "ca1" / "ca.crt").string(), "--ca-key",
+                                  (*dir_ / "ca1" / "ca.key").string(), "--out",
+                                  (*dir_ / "unused").string()});
   ASSERT_TRUE(out.ok()) << out.status().ToString();
   EXPECT_NE(out->exit_code, 0);
-  EXPECT_NE(out->err.find("is the TPM at 'swtpm:host=127.0.0.1,port=1' reachable?"), std::string::npos) << out->err;
+  EXPECT_NE(out->err.find("is the TPM at 'swtpm:host=127.0.0.1,port=1' reachable?"),
+            std::string::npos)
+      << out->err;
   EXPECT_FALSE(std::filesystem::exists(*dir_ / "unused" / "devid.priv"));
 }
 

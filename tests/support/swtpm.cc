@@ -30,7 +30,8 @@ std::filesystem::path FindOnPath(const std::string& program) {
   size_t start = 0;
   while (start <= dirs.size()) {
     const size_t end = std::min(dirs.find(':', start), dirs.size());
-    const std::filesystem::path candidate = std::filesystem::path(dirs.substr(start, end - start)) / program;
+    const std::filesystem::path candidate =
+        std::filesystem::path(dirs.substr(start, end - start)) / program;
     if (::access(candidate.c_str(), X_OK) == 0) return candidate;
     start = end + 1;
   }
@@ -44,18 +45,20 @@ Status Swtpm::ManufactureWithEkCertificates(const std::filesystem::path& state_d
   std::filesystem::create_directories(state_dir);
   std::filesystem::create_directories(ek_ca_dir);
   const std::string ca = ek_ca_dir.string();
-  WriteFile(ek_ca_dir / "localca.conf", "statedir = " + ca + "\nsigningkey = " + ca +
-                                            "/signkey.pem\nissuercert = " + ca +
-                                            "/issuercert.pem\ncertserial = " + ca + "/certserial\n");
+  WriteFile(ek_ca_dir / "localca.conf",
+            "statedir = " + ca + "\nsigningkey = " + ca + "/signkey.pem\nissuercert = " + ca +
+                "/issuercert.pem\ncertserial = " + ca + "/certserial\n");
   WriteFile(ek_ca_dir / "localca.options",
             "--platform-manufacturer Sigil\n--platform-version 1.0\n--platform-model test\n");
-  WriteFile(ek_ca_dir / "swtpm_setup.conf", "create_certs_tool = " + FindOnPath("swtpm_localca").string() +
-                                                "\ncreate_certs_tool_config = " +
-                                                ca + "/localca.conf\ncreate_certs_tool_options = " + ca +
-                                                "/localca.options\nactive_pcr_banks = sha256\n");
-  SIGIL_ASSIGN_OR_RETURN(ProcessOutput out,
-                         RunProcess({"swtpm_setup", "--tpm2", "--tpmstate", state_dir.string(), "--create-ek-cert",
-                                     "--config", (ek_ca_dir / "swtpm_setup.conf").string(), "--overwrite"}));
+  WriteFile(ek_ca_dir / "swtpm_setup.conf",
+            "create_certs_tool = " + FindOnPath("swtpm_localca").string() +
+                "\ncreate_certs_tool_config = " + ca +
+                "/localca.conf\ncreate_certs_tool_options = " + ca +
+                "/localca.options\nactive_pcr_banks = sha256\n");
+  SIGIL_ASSIGN_OR_RETURN(
+      ProcessOutput out,
+      RunProcess({"swtpm_setup", "--tpm2", "--tpmstate", state_dir.string(), "--create-ek-cert",
+                  "--config", (ek_ca_dir / "swtpm_setup.conf").string(), "--overwrite"}));
   if (out.exit_code != 0) {
     return Status(Code::kInternal, "swtpm_setup failed: " + out.out + out.err);
   }
@@ -66,20 +69,18 @@ std::vector<std::filesystem::path> Swtpm::EkCaCertificates(const std::filesystem
   return {ek_ca_dir / "swtpm-localca-rootca-cert.pem", ek_ca_dir / "issuercert.pem"};
 }
 
-std::string Swtpm::tcti() const {
-  return "swtpm:host=127.0.0.1,port=" + std::to_string(port_);
-}
+std::string Swtpm::tcti() const { return "swtpm:host=127.0.0.1,port=" + std::to_string(port_); }
 
 Status Swtpm::Launch() {
   const std::string port = std::to_string(port_);
   const std::string ctrl = std::to_string(port_ + 1);
   SIGIL_ASSIGN_OR_RETURN(
       ChildProcess child,
-      ChildProcess::Start({"swtpm", "socket", "--tpm2", "--server",
-                           "type=tcp,port=" + port + ",bindaddr=127.0.0.1", "--ctrl",
-                           "type=tcp,port=" + ctrl + ",bindaddr=127.0.0.1", "--tpmstate",
-                           "dir=" + state_dir_.string(), "--flags", "not-need-init,startup-clear"},
-                          log_dir_));
+      ChildProcess::Start(
+          {"swtpm", "socket", "--tpm2", "--server", "type=tcp,port=" + port + ",bindaddr=127.0.0.1",
+           "--ctrl", "type=tcp,port=" + ctrl + ",bindaddr=127.0.0.1", "--tpmstate",
+           "dir=" + state_dir_.string(), "--flags", "not-need-init,startup-clear"},
+          log_dir_));
   process_.emplace(std::move(child));
   if (!WaitUntil([&] { return LoopbackPortAccepts(port_) || !process_->running(); })) {
     return Status(Code::kDeadlineExceeded, "swtpm did not listen on port " + port);

@@ -28,7 +28,8 @@ class Swtpm {
                                               const std::filesystem::path& ek_ca_dir);
   // The PEM files a verifier of those EK certificates trusts: the local CA's root and its
   // issuing CA.
-  static std::vector<std::filesystem::path> EkCaCertificates(const std::filesystem::path& ek_ca_dir);
+  static std::vector<std::filesystem::path> EkCaCertificates(
+      const std::filesystem::path& ek_ca_dir);
 
   // Stops the process (SIGTERM) and starts it again on the same ports and state.
   Status Restart();
