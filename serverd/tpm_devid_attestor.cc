@@ -65,6 +65,8 @@ Result<X509StackPtr> VerifyChain(X509* leaf, std::span<const X509Ptr> intermedia
     return OpenSSLError(Code::kInternal, "starting a certificate check");
   }
   X509_STORE_CTX_set_time(ctx.get(), 0, std::chrono::system_clock::to_time_t(now));
+  // Every configured CA is a trust anchor, an intermediate as much as a root, as in SPIRE.
+  X509_STORE_CTX_set_flags(ctx.get(), X509_V_FLAG_PARTIAL_CHAIN);
   if (X509_verify_cert(ctx.get()) != 1) {
     const int error = X509_STORE_CTX_get_error(ctx.get());
     ClearOpenSSLErrors();

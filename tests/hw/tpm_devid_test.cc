@@ -6,9 +6,11 @@
 
 #include <openssl/pem.h>
 
+#include "core/base64url.h"
 #include "core/openssl_util.h"
 #include "core/trust_bundle.h"
 #include "core/wire/wire.h"
+#include "hw/key_store.h"
 #include "hw/tpm_devid.h"
 #include "serverd/tpm_devid_attestor.h"
 #include "tests/support/process.h"
@@ -201,6 +203,50 @@ TEST_F(TpmDevIdTest, HostWithDevIdFromTrustedCaAttests) {
       HasSelector(*identity, "tpm_devid:fingerprint:" + Sha1OfPemFile(*dir_ / "ca1" / "ca.crt")));
   EXPECT_EQ(identity->selectors.size(), 3u);
   EXPECT_EQ(server->pending_sessions(), 0u);
+}
+
+TEST_F(TpmDevIdTest, IssuingEndorsementCaAloneIsEnoughTrust) {
+  auto agent = OpenAgent(tpm_a_, "devid-a");
+  TpmDevIdAttestorConfig config = ServerConfig();
+  config.endorsement_ca_paths = {*dir_ / "ek-ca" / "issuercert.pem"};
+  auto server = MakeServer(config);
+  ASSERT_TRUE(agent && server);
+  auto evidence = agent->MakeEvidence();
+  ASSERT_TRUE(evidence.ok()) << evidence.status().ToString();
+  auto challenge = server->Begin(*evidence);
+  ASSERT_TRUE(challenge.ok()) << challenge.status().ToString();
+}
+
+TEST_F(TpmDevIdTest, SharesTheTpmWithTheKeyStore) {
+  TempDir keys("sigil-tpm-devid-keys");
+  auto store = hw::OpenKeyStore("tpm:" + tpm_a_->tcti() + "?data-dir=" + (keys / "store").string());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  std::vector<std::shared_ptr<Signer>> signers;
+  for (const char* label : {"one", "two", "three"}) {
+    auto signer = (*store)->CreateKey(label, KeyType::kEcP256);
+    ASSERT_TRUE(signer.ok()) << signer.status().ToString();
+    signers.push_back(*signer);
+  }
+  auto sign_all = [&] {
+    for (const auto& signer : signers) {
+      auto signature =
+          signer->SignMessage(SignatureScheme::kES256, AsBytes("between attestations"));
+      ASSERT_TRUE(signature.ok()) << signature.status().ToString();
+    }
+  };
+  sign_all();
+  auto agent = OpenAgent(tpm_a_, "devid-a");
+  auto server = MakeServer();
+  ASSERT_TRUE(agent && server);
+  auto evidence = agent->MakeEvidence();
+  ASSERT_TRUE(evidence.ok()) << evidence.status().ToString();
+  sign_all();
+  auto challenge = server->Begin(*evidence);
+  ASSERT_TRUE(challenge.ok()) << challenge.status().ToString();
+  auto answer = agent->AnswerChallenge(*challenge);
+  ASSERT_TRUE(answer.ok()) << answer.status().ToString();
+  sign_all();
+  EXPECT_TRUE(server->Finish(*answer).ok());
 }
 
 TEST_F(TpmDevIdTest, DevIdFromAnotherCaIsRefused) {
