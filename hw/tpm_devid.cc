@@ -25,13 +25,14 @@ constexpr TPM2_HANDLE kRsaEkPersistentHandle = 0x81010001;
 // Larger than any certificate an EK index holds, smaller than every TPM's NV buffer limit.
 constexpr UINT16 kNvReadChunk = 512;
 
-// The TCG default EK template (EK Credential Profile, template L-1): RSA-2048, AES-128-CFB,
-// usable only through PolicySecret(TPM_RH_ENDORSEMENT). Recreating it yields the EK the
-// manufacturer certified.
+// The default EK's authPolicy: the digest of PolicySecret(TPM_RH_ENDORSEMENT), so the EK can
+// be used only by whoever knows the endorsement hierarchy's auth value.
 constexpr uint8_t kPolicySecretEndorsement[32] = {
     0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xb3, 0xf8, 0x1a, 0x90, 0xcc, 0x8d, 0x46, 0xa5, 0xd7, 0x24,
     0xfd, 0x52, 0xd7, 0x6e, 0x06, 0x52, 0x0b, 0x64, 0xf2, 0xa1, 0xda, 0x1b, 0x33, 0x14, 0x69, 0xaa};
 
+// The TCG default EK template (EK Credential Profile, template L-1): RSA-2048, AES-128-CFB.
+// Recreating it yields the EK the manufacturer certified.
 TPM2B_PUBLIC EndorsementKeyTemplate() {
   TPM2B_PUBLIC in{};
   TPMT_PUBLIC& area = in.publicArea;
