@@ -127,13 +127,16 @@ class TpmDevIdTest : public ::testing::Test {
       const char* out;
       const char* cn;
       const char* persist = nullptr;
+      const char* key_type = nullptr;
     };
     for (const Provision& p :
          {Provision{tpm_a_, "ca1", "devid-a", "host-a.example.org"},
           Provision{tpm_b_, "ca2", "devid-b", "host-b.example.org"},
           Provision{tpm_b_, "ca1", "devid-b-ca1", "host-b.example.org"},
           Provision{tpm_c_, "ca1", "devid-c", "host-c.example.org"},
-          Provision{tpm_c_, "ca1", "devid-c-persistent", "host-c-persistent", "0x81000100"}}) {
+          Provision{tpm_c_, "ca1", "devid-c-persistent", "host-c-persistent", "0x81000100"},
+          Provision{tpm_b_, "ca1", "devid-b-p384", "host-b-p384", nullptr, "ecc384"},
+          Provision{tpm_b_, "ca1", "devid-b-rsa", "host-b-rsa", nullptr, "rsa2048"}}) {
       const std::filesystem::path ca = dir / p.ca;
       std::vector<std::string> args = {"--tcti",    p.tpm->tcti(),
                                        "--ca-cert", (ca / "ca.crt").string(),
@@ -141,6 +144,7 @@ class TpmDevIdTest : public ::testing::Test {
                                        "--out",     (dir / p.out).string(),
                                        "--cn",      p.cn};
       if (p.persist != nullptr) args.insert(args.end(), {"--persist", p.persist});
+      if (p.key_type != nullptr) args.insert(args.end(), {"--key-type", p.key_type});
       Status provisioned = RunScript(args);
       ASSERT_TRUE(provisioned.ok()) << provisioned.ToString();
     }
@@ -203,6 +207,25 @@ TEST_F(TpmDevIdTest, HostWithDevIdFromTrustedCaAttests) {
       HasSelector(*identity, "tpm_devid:fingerprint:" + Sha1OfPemFile(*dir_ / "ca1" / "ca.crt")));
   EXPECT_EQ(identity->selectors.size(), 3u);
   EXPECT_EQ(server->pending_sessions(), 0u);
+}
+
+TEST_F(TpmDevIdTest, DevIdKeysOfEveryTypeAttest) {
+  auto server = MakeServer();
+  ASSERT_TRUE(server);
+  for (const char* devid : {"devid-b-p384", "devid-b-rsa"}) {
+    SCOPED_TRACE(devid);
+    auto agent = OpenAgent(tpm_b_, devid);
+    ASSERT_TRUE(agent);
+    auto evidence = agent->MakeEvidence();
+    ASSERT_TRUE(evidence.ok()) << evidence.status().ToString();
+    auto challenge = server->Begin(*evidence);
+    ASSERT_TRUE(challenge.ok()) << challenge.status().ToString();
+    auto answer = agent->AnswerChallenge(*challenge);
+    ASSERT_TRUE(answer.ok()) << answer.status().ToString();
+    auto identity = server->Finish(*answer);
+    ASSERT_TRUE(identity.ok()) << identity.status().ToString();
+    EXPECT_EQ(identity->agent_path, "tpm_devid/" + Sha1OfPemFile(*dir_ / devid / "devid.crt.pem"));
+  }
 }
 
 TEST_F(TpmDevIdTest, IssuingEndorsementCaAloneIsEnoughTrust) {
