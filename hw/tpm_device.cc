@@ -4,6 +4,7 @@
 #include <tss2/tss2_rc.h>
 
 #include <cstring>
+#include <fstream>
 
 namespace sigil::hw {
 
@@ -22,6 +23,23 @@ Status TpmError(TSS2_RC rc, const std::string& what) {
     code = Code::kPermissionDenied;
   }
   return Status(code, what + ": " + Tss2_RC_Decode(rc));
+}
+
+Result<TPM2B_AUTH> ReadAuthFile(const std::filesystem::path& path, std::string_view what) {
+  TPM2B_AUTH auth{};
+  if (path.empty()) return auth;
+  std::ifstream in(path);
+  if (!in) return InvalidArgumentError(std::string(what) + ": cannot read " + path.string());
+  std::string value;
+  std::getline(in, value);
+  if (value.size() > sizeof(auth.buffer)) {
+    return InvalidArgumentError(std::string(what) + ": the auth value in " + path.string() +
+                                " is longer than " + std::to_string(sizeof(auth.buffer)) +
+                                " bytes");
+  }
+  auth.size = static_cast<UINT16>(value.size());
+  std::memcpy(auth.buffer, value.data(), value.size());
+  return auth;
 }
 
 TPM2B_PUBLIC StoragePrimaryTemplate() {

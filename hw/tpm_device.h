@@ -13,6 +13,7 @@
 #include <tss2/tss2_tctildr.h>
 
 #include <atomic>
+#include <filesystem>
 #include <functional>
 #include <list>
 #include <map>
@@ -20,6 +21,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "core/openssl_util.h"
 #include "core/signer.h"
@@ -30,6 +32,10 @@ namespace sigil::hw {
 // A TSS return code as a Status: Unavailable when the TPM cannot be reached, PermissionDenied
 // for a wrong auth value, Internal otherwise; the message is `what` and the decoded code.
 Status TpmError(TSS2_RC rc, const std::string& what);
+
+// The auth value on the first line of `path`; empty when `path` is. InvalidArgument naming
+// `what` ("tpm: auth_file") when the file cannot be read or the value is too long.
+Result<TPM2B_AUTH> ReadAuthFile(const std::filesystem::path& path, std::string_view what);
 
 template <typename T>
 struct EsysDeleter {

@@ -121,7 +121,7 @@ Result<CreatedPrimary> CreatePrimaryIn(ESYS_CONTEXT* esys, ESYS_TR hierarchy,
 }
 
 // A policy session satisfying the EK's policy: PolicySecret with the endorsement hierarchy's
-// (empty) auth value.
+// auth value.
 Result<ESYS_TR> StartEndorsementPolicySession(ESYS_CONTEXT* esys) {
   TPMT_SYM_DEF symmetric{};
   symmetric.algorithm = TPM2_ALG_NULL;
@@ -270,23 +270,27 @@ Result<Bytes> ReadEkCertificate(ESYS_CONTEXT* esys) {
 class DevIdKey {
  public:
   static Result<std::unique_ptr<DevIdKey>> Load(ESYS_CONTEXT* esys, ESYS_TR srk,
-                                                const KeyBlob& blob, uint32_t persistent_handle) {
+                                                const KeyBlob& blob, uint32_t persistent_handle,
+                                                const TPM2B_AUTH& auth) {
     auto key = std::unique_ptr<DevIdKey>(new DevIdKey(esys, persistent_handle != 0));
     if (persistent_handle != 0) {
       const TSS2_RC rc = Esys_TR_FromTPMPublic(esys, persistent_handle, ESYS_TR_NONE, ESYS_TR_NONE,
                                                ESYS_TR_NONE, &key->handle_);
       if (rc != TSS2_RC_SUCCESS) {
+        key->handle_ = ESYS_TR_NONE;
         return TpmError(
             rc, "finding the DevID key at persistent handle " + HandleText(persistent_handle));
       }
-      return key;
+    } else {
+      const TSS2_RC rc = Esys_Load(esys, srk, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+                                   &blob.private_part, &blob.public_part, &key->handle_);
+      if (rc != TSS2_RC_SUCCESS) {
+        key->handle_ = ESYS_TR_NONE;
+        return TpmError(rc, "loading the DevID key (was it made by another TPM?)");
+      }
     }
-    const TSS2_RC rc = Esys_Load(esys, srk, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
-                                 &blob.private_part, &blob.public_part, &key->handle_);
-    if (rc != TSS2_RC_SUCCESS) {
-      key->handle_ = ESYS_TR_NONE;
-      return TpmError(rc, "loading the DevID key (was it made by another TPM?)");
-    }
+    const TSS2_RC rc = Esys_TR_SetAuth(esys, key->handle_, &auth);
+    if (rc != TSS2_RC_SUCCESS) return TpmError(rc, "setting the DevID key's auth value");
     return key;
   }
 
@@ -331,6 +335,25 @@ class DevIdKey {
   ESYS_TR handle_ = ESYS_TR_NONE;
 };
 
+// Gives a hierarchy its auth value for as long as it is in scope, then the empty value again.
+class HierarchyAuth {
+ public:
+  HierarchyAuth(ESYS_CONTEXT* esys, ESYS_TR hierarchy, const TPM2B_AUTH& auth)
+      : esys_(esys), hierarchy_(hierarchy) {
+    Esys_TR_SetAuth(esys_, hierarchy_, &auth);
+  }
+  ~HierarchyAuth() {
+    const TPM2B_AUTH empty{};
+    Esys_TR_SetAuth(esys_, hierarchy_, &empty);
+  }
+  HierarchyAuth(const HierarchyAuth&) = delete;
+  HierarchyAuth& operator=(const HierarchyAuth&) = delete;
+
+ private:
+  ESYS_CONTEXT* esys_;
+  ESYS_TR hierarchy_;
+};
+
 Result<Bytes> ReadFile(const std::filesystem::path& path, const std::string& what) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return InvalidArgumentError("cannot read the " + what + " " + path.string());
@@ -353,6 +376,8 @@ class TpmDevIdAgent::Impl {
   std::shared_ptr<TpmDevice> device;
   KeyBlob devid;  // only the public half when the key is persistent
   uint32_t persistent_handle = 0;
+  TPM2B_AUTH devid_auth{};
+  TPM2B_AUTH endorsement_auth{};
   KeyType devid_type = KeyType::kEcP256;
   std::vector<Bytes> chain_der;
   std::optional<TPM2B_PUBLIC> ak_template;  // of the AK in the latest evidence
@@ -372,6 +397,10 @@ Result<std::unique_ptr<TpmDevIdAgent>> TpmDevIdAgent::Open(const TpmDevIdConfig&
   }
   auto impl = std::make_unique<Impl>();
   impl->persistent_handle = persistent;
+  SIGIL_ASSIGN_OR_RETURN(impl->devid_auth,
+                         ReadAuthFile(config.devid_auth_file, "tpm_devid: devid_auth_file"));
+  SIGIL_ASSIGN_OR_RETURN(impl->endorsement_auth, ReadAuthFile(config.endorsement_auth_file,
+                                                              "tpm_devid: endorsement_auth_file"));
   SIGIL_ASSIGN_OR_RETURN(Bytes chain_pem,
                          ReadFile(config.devid_certificate_path, "DevID certificate"));
   auto chain = CertsFromPem(
@@ -409,7 +438,7 @@ Result<std::unique_ptr<TpmDevIdAgent>> TpmDevIdAgent::Open(const TpmDevIdConfig&
   Impl& loaded = *impl;
   Status loads = impl->device->RunExclusive([&](ESYS_CONTEXT* esys, ESYS_TR srk) -> Status {
     SIGIL_ASSIGN_OR_RETURN(std::unique_ptr<DevIdKey> key,
-                           DevIdKey::Load(esys, srk, loaded.devid, persistent));
+                           DevIdKey::Load(esys, srk, loaded.devid, persistent, loaded.devid_auth));
     if (persistent != 0) {
       SIGIL_ASSIGN_OR_RETURN(loaded.devid.public_part, key->ReadPublic());
     }
@@ -437,6 +466,7 @@ Result<TpmDevIdEvidence> TpmDevIdAgent::MakeEvidence() {
   SIGIL_ASSIGN_OR_RETURN(TPM2B_PUBLIC ak_template, NewAttestationKeyTemplate());
 
   Status made = impl.device->RunExclusive([&](ESYS_CONTEXT* esys, ESYS_TR srk) -> Status {
+    HierarchyAuth endorsement(esys, ESYS_TR_RH_ENDORSEMENT, impl.endorsement_auth);
     {
       SIGIL_ASSIGN_OR_RETURN(std::unique_ptr<EndorsementKey> ek, EndorsementKey::Load(esys));
       evidence.ek_public = MarshalTpm2bPublic(ek->public_part());
@@ -446,8 +476,9 @@ Result<TpmDevIdEvidence> TpmDevIdAgent::MakeEvidence() {
     SIGIL_ASSIGN_OR_RETURN(CreatedPrimary ak, CreatePrimaryIn(esys, ESYS_TR_RH_ENDORSEMENT,
                                                               ak_template, "attestation key"));
     FlushOnExit flush_ak(esys, ak.handle);
-    SIGIL_ASSIGN_OR_RETURN(std::unique_ptr<DevIdKey> devid,
-                           DevIdKey::Load(esys, srk, impl.devid, impl.persistent_handle));
+    SIGIL_ASSIGN_OR_RETURN(
+        std::unique_ptr<DevIdKey> devid,
+        DevIdKey::Load(esys, srk, impl.devid, impl.persistent_handle, impl.devid_auth));
 
     // The server learns nothing from the qualifying data; fresh bytes keep two certifications
     // of the same key apart.
@@ -509,9 +540,11 @@ Result<TpmDevIdAnswer> TpmDevIdAgent::AnswerChallenge(const TpmDevIdChallenge& c
   TpmDevIdAnswer answer;
   answer.session_id = challenge.session_id;
   Status answered = impl.device->RunExclusive([&](ESYS_CONTEXT* esys, ESYS_TR srk) -> Status {
+    HierarchyAuth endorsement(esys, ESYS_TR_RH_ENDORSEMENT, impl.endorsement_auth);
     {
-      SIGIL_ASSIGN_OR_RETURN(std::unique_ptr<DevIdKey> devid,
-                             DevIdKey::Load(esys, srk, impl.devid, impl.persistent_handle));
+      SIGIL_ASSIGN_OR_RETURN(
+          std::unique_ptr<DevIdKey> devid,
+          DevIdKey::Load(esys, srk, impl.devid, impl.persistent_handle, impl.devid_auth));
       const bool p384 = impl.devid_type == KeyType::kEcP384;
       TPM2B_DIGEST digest{};
       unsigned int digest_size = 0;

@@ -40,6 +40,10 @@ struct TpmDevIdConfig {
   // When not 0, the DevID key is persistent at this handle (0x81000000-0x817fffff) and the
   // two blob paths are not read.
   uint32_t devid_persistent_handle = 0;
+  // Files holding auth values on their first line, as the TPM key store's auth_file (SPIRE's
+  // devid_password and endorsement_hierarchy_password); empty when the value is empty.
+  std::filesystem::path devid_auth_file;
+  std::filesystem::path endorsement_auth_file;
 
   // devid.pub, devid.priv and devid.crt.pem in `dir`, as tools/provision-devid names them.
   static TpmDevIdConfig InDir(std::string tcti,

@@ -77,22 +77,6 @@ class TpmSigner final : public Signer {
   EvpPkeyPtr public_key_;
 };
 
-Result<TPM2B_AUTH> ReadAuth(const std::filesystem::path& auth_file) {
-  TPM2B_AUTH auth{};
-  if (auth_file.empty()) return auth;
-  std::ifstream in(auth_file);
-  if (!in) return InvalidArgumentError("tpm: cannot read auth_file " + auth_file.string());
-  std::string value;
-  std::getline(in, value);
-  if (value.size() > sizeof(auth.buffer)) {
-    return InvalidArgumentError("tpm: the auth value in " + auth_file.string() + " is longer than " +
-                                std::to_string(sizeof(auth.buffer)) + " bytes");
-  }
-  auth.size = static_cast<UINT16>(value.size());
-  std::memcpy(auth.buffer, value.data(), value.size());
-  return auth;
-}
-
 class TpmKeyStore final : public KeyStore {
  public:
   TpmKeyStore(std::shared_ptr<TpmDevice> device, std::filesystem::path data_dir, TPM2B_AUTH auth)
@@ -181,7 +165,7 @@ Result<std::unique_ptr<KeyStore>> OpenTpmKeyStore(const KeyStoreConfig& config) 
     return InvalidArgumentError("tpm: tcti is required (swtpm:host=127.0.0.1,port=N or device:/dev/tpmrm0)");
   }
   if (config.data_dir.empty()) return InvalidArgumentError("tpm: data_dir is required for the key blobs");
-  SIGIL_ASSIGN_OR_RETURN(TPM2B_AUTH auth, ReadAuth(config.auth_file));
+  SIGIL_ASSIGN_OR_RETURN(TPM2B_AUTH auth, ReadAuthFile(config.auth_file, "tpm: auth_file"));
   SIGIL_ASSIGN_OR_RETURN(std::shared_ptr<TpmDevice> device, TpmDevice::Open(config.tcti));
   auto store = std::make_unique<TpmKeyStore>(std::move(device), config.data_dir, auth);
   SIGIL_RETURN_IF_ERROR(store->PrepareDir());

@@ -109,13 +109,24 @@ class TpmDevIdTest : public ::testing::Test {
     const TempDir& dir = *dir_;
     ASSERT_TRUE(Swtpm::ManufactureWithEkCertificates(dir / "tpm-a", dir / "ek-ca").ok());
     ASSERT_TRUE(Swtpm::ManufactureWithEkCertificates(dir / "tpm-b", dir / "ek-ca").ok());
+    ASSERT_TRUE(Swtpm::ManufactureWithEkCertificates(dir / "tpm-d", dir / "ek-ca").ok());
     auto a = Swtpm::Start(dir / "tpm-a", dir / "logs-a");
     auto b = Swtpm::Start(dir / "tpm-b", dir / "logs-b");
     auto c = Swtpm::Start(dir / "tpm-c", dir / "logs-c");  // never manufactured: no EK certificate
-    ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+    auto d = Swtpm::Start(dir / "tpm-d", dir / "logs-d");  // auth values on the DevID and the EH
+    ASSERT_TRUE(a.ok() && b.ok() && c.ok() && d.ok());
     tpm_a_ = a->release();
     tpm_b_ = b->release();
     tpm_c_ = c->release();
+    tpm_d_ = d->release();
+
+    testing::WriteFile(dir / "endorsement-auth", "endorsement-secret\n");
+    testing::WriteFile(dir / "devid-auth", "devid-secret\n");
+    testing::ProcessOptions tools_env;
+    tools_env.env["TPM2TOOLS_TCTI"] = tpm_d_->tcti();
+    auto changed =
+        testing::RunProcess({"tpm2_changeauth", "-c", "e", "endorsement-secret"}, tools_env);
+    ASSERT_TRUE(changed.ok() && changed->exit_code == 0) << (changed.ok() ? changed->err : "");
 
     Status made = RunScript({"--make-ca", (dir / "ca1").string(), "--cn", "Sigil Test DevID CA 1"});
     ASSERT_TRUE(made.ok()) << made.ToString();
@@ -128,6 +139,7 @@ class TpmDevIdTest : public ::testing::Test {
       const char* cn;
       const char* persist = nullptr;
       const char* key_type = nullptr;
+      bool devid_auth = false;
     };
     for (const Provision& p :
          {Provision{tpm_a_, "ca1", "devid-a", "host-a.example.org"},
@@ -136,7 +148,8 @@ class TpmDevIdTest : public ::testing::Test {
           Provision{tpm_c_, "ca1", "devid-c", "host-c.example.org"},
           Provision{tpm_c_, "ca1", "devid-c-persistent", "host-c-persistent", "0x81000100"},
           Provision{tpm_b_, "ca1", "devid-b-p384", "host-b-p384", nullptr, "ecc384"},
-          Provision{tpm_b_, "ca1", "devid-b-rsa", "host-b-rsa", nullptr, "rsa2048"}}) {
+          Provision{tpm_b_, "ca1", "devid-b-rsa", "host-b-rsa", nullptr, "rsa2048"},
+          Provision{tpm_d_, "ca1", "devid-d", "host-d", nullptr, nullptr, true}}) {
       const std::filesystem::path ca = dir / p.ca;
       std::vector<std::string> args = {"--tcti",    p.tpm->tcti(),
                                        "--ca-cert", (ca / "ca.crt").string(),
@@ -145,6 +158,8 @@ class TpmDevIdTest : public ::testing::Test {
                                        "--cn",      p.cn};
       if (p.persist != nullptr) args.insert(args.end(), {"--persist", p.persist});
       if (p.key_type != nullptr) args.insert(args.end(), {"--key-type", p.key_type});
+      if (p.devid_auth)
+        args.insert(args.end(), {"--devid-auth-file", (dir / "devid-auth").string()});
       Status provisioned = RunScript(args);
       ASSERT_TRUE(provisioned.ok()) << provisioned.ToString();
     }
@@ -154,6 +169,7 @@ class TpmDevIdTest : public ::testing::Test {
     delete tpm_a_;
     delete tpm_b_;
     delete tpm_c_;
+    delete tpm_d_;
     delete dir_;
   }
 
@@ -181,6 +197,7 @@ class TpmDevIdTest : public ::testing::Test {
   static inline Swtpm* tpm_a_ = nullptr;
   static inline Swtpm* tpm_b_ = nullptr;
   static inline Swtpm* tpm_c_ = nullptr;
+  static inline Swtpm* tpm_d_ = nullptr;
 };
 
 TEST_F(TpmDevIdTest, HostWithDevIdFromTrustedCaAttests) {
@@ -226,6 +243,37 @@ TEST_F(TpmDevIdTest, DevIdKeysOfEveryTypeAttest) {
     ASSERT_TRUE(identity.ok()) << identity.status().ToString();
     EXPECT_EQ(identity->agent_path, "tpm_devid/" + Sha1OfPemFile(*dir_ / devid / "devid.crt.pem"));
   }
+}
+
+TEST_F(TpmDevIdTest, AuthValuesOfTheDevIdKeyAndTheEndorsementHierarchy) {
+  auto server = MakeServer();
+  ASSERT_TRUE(server);
+  TpmDevIdConfig config = TpmDevIdConfig::InDir(tpm_d_->tcti(), *dir_ / "devid-d");
+  config.devid_auth_file = *dir_ / "devid-auth";
+  config.endorsement_auth_file = *dir_ / "endorsement-auth";
+  {
+    auto agent = TpmDevIdAgent::Open(config);
+    ASSERT_TRUE(agent.ok()) << agent.status().ToString();
+    auto evidence = (*agent)->MakeEvidence();
+    ASSERT_TRUE(evidence.ok()) << evidence.status().ToString();
+    auto challenge = server->Begin(*evidence);
+    ASSERT_TRUE(challenge.ok()) << challenge.status().ToString();
+    auto answer = (*agent)->AnswerChallenge(*challenge);
+    ASSERT_TRUE(answer.ok()) << answer.status().ToString();
+    EXPECT_TRUE(server->Finish(*answer).ok());
+  }
+  // Each refusal below costs one dictionary-attack strike on this TPM: keep them few.
+  TpmDevIdConfig no_devid_auth = config;
+  no_devid_auth.devid_auth_file.clear();
+  auto agent = TpmDevIdAgent::Open(no_devid_auth);
+  ASSERT_TRUE(agent.ok()) << agent.status().ToString();
+  ExpectRefused((*agent)->MakeEvidence(), Code::kPermissionDenied, "certifying the DevID key");
+
+  TpmDevIdConfig no_endorsement_auth = config;
+  no_endorsement_auth.endorsement_auth_file.clear();
+  agent = TpmDevIdAgent::Open(no_endorsement_auth);
+  ASSERT_TRUE(agent.ok()) << agent.status().ToString();
+  ExpectRefused((*agent)->MakeEvidence(), Code::kPermissionDenied, "creating the attestation key");
 }
 
 TEST_F(TpmDevIdTest, IssuingEndorsementCaAloneIsEnoughTrust) {
