@@ -19,6 +19,7 @@
 // worker thread, never from an event loop.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <mutex>

@@ -1,7 +1,8 @@
 // TPM DevID attestation end to end on real swtpm instances: the agent side (hw/tpm_devid.h)
 // against the server side (serverd/tpm_devid_attestor.h) in-process, with DevIDs provisioned by
 // tools/provision-devid. Host A holds a DevID from CA1 (trusted); host B holds one from CA2
-// (not trusted) and one from CA1; host C's TPM has no EK certificate.
+// (not trusted) and one from CA1 (and P-384 and RSA ones); host C's TPM has no EK certificate;
+// host D's DevID key and endorsement hierarchy have auth values.
 #include <gtest/gtest.h>
 
 #include <openssl/pem.h>
