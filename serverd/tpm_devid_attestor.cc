@@ -18,6 +18,8 @@ namespace {
 
 constexpr size_t kNonceSize = 32;
 constexpr size_t kSecretSize = 32;
+// Far more than any DevID hierarchy needs, few enough to bound the work an agent can ask for.
+constexpr size_t kMaxChainLength = 8;
 
 Result<std::vector<X509Ptr>> LoadCaFiles(const std::vector<std::filesystem::path>& paths,
                                          const std::string& what) {
@@ -303,6 +305,10 @@ Result<TpmDevIdChallenge> TpmDevIdAttestor::Begin(const TpmDevIdEvidence& eviden
   // The DevID certificate, its chain, and its key in the TPM.
   if (evidence.devid_chain_der.empty())
     return InvalidArgumentError("tpm_devid: the evidence has no DevID certificate");
+  if (evidence.devid_chain_der.size() > kMaxChainLength) {
+    return InvalidArgumentError("tpm_devid: the DevID chain has more than " +
+                                std::to_string(kMaxChainLength) + " certificates");
+  }
   std::vector<X509Ptr> chain;
   for (size_t i = 0; i < evidence.devid_chain_der.size(); ++i) {
     SIGIL_ASSIGN_OR_RETURN(X509Ptr cert,
