@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "tests/support/process.h"
@@ -18,6 +19,17 @@ class Swtpm {
   static Result<std::unique_ptr<Swtpm>> Start(const std::filesystem::path& state_dir,
                                               const std::filesystem::path& log_dir);
   ~Swtpm();
+
+  // Manufactures a TPM's state in `state_dir` as a vendor does, before Start on that folder: an
+  // RSA-2048 EK whose certificate is in NV index 0x01c00002 (and an ECC P-384 EK, 0x01c00016),
+  // issued by a local EK CA kept in `ek_ca_dir` and made there on first use (swtpm_setup with
+  // swtpm_localca, configured by files of the test's own in `ek_ca_dir`).
+  static Status ManufactureWithEkCertificates(const std::filesystem::path& state_dir,
+                                              const std::filesystem::path& ek_ca_dir);
+  // The PEM files a verifier of those EK certificates trusts: the local CA's root and its
+  // issuing CA.
+  static std::vector<std::filesystem::path> EkCaCertificates(
+      const std::filesystem::path& ek_ca_dir);
 
   // Stops the process (SIGTERM) and starts it again on the same ports and state.
   Status Restart();
