@@ -5,6 +5,7 @@
 #include "core/csr.h"
 #include "core/jwt_svid.h"
 #include "core/log.h"
+#include "core/tpm_devid.h"
 #include "core/wire/convert.h"
 #include "core/x509_svid.h"
 #include "hw/soft_key_store.h"
@@ -271,6 +272,31 @@ void AgentApi::Attest(StreamPtr stream) {
         return RespondError(*stream, refused);
       }
       return IssueAgentSvid(std::move(stream), HostIdentity{*agent_id, "join_token", {}}, std::move(csr));
+    }
+    case wire::AttestationData::TpmDevIdAttestation: {
+      if (devid_ == nullptr) {
+        return RespondError(*stream, FailedPreconditionError("tpm_devid attestation is not configured on this server"));
+      }
+      auto challenge = devid_->Begin(wire::TpmDevIdEvidenceFromWire(*(*request)->data_as_TpmDevIdAttestation()));
+      if (!challenge.ok()) {
+        LogWarn("tpm_devid attestation refused", {{"peer", peer}, {"error", challenge.status().message()}});
+        return RespondError(*stream, challenge.status());
+      }
+      flatbuffers::FlatBufferBuilder builder(1024);
+      return Respond(*stream, wire::FinishMessage(builder, wire::TpmDevIdChallengeToWire(builder, *challenge)));
+    }
+    case wire::AttestationData::TpmDevIdChallengeAnswer: {
+      if (devid_ == nullptr) {
+        return RespondError(*stream, FailedPreconditionError("tpm_devid attestation is not configured on this server"));
+      }
+      auto host = devid_->Finish(wire::TpmDevIdAnswerFromWire(*(*request)->data_as_TpmDevIdChallengeAnswer()));
+      if (!host.ok()) {
+        LogWarn("tpm_devid attestation refused", {{"peer", peer}, {"error", host.status().message()}});
+        return RespondError(*stream, host.status());
+      }
+      auto agent_id = AgentSpiffeId(trust_domain_, host->agent_path);
+      if (!agent_id.ok()) return RespondError(*stream, agent_id.status());
+      return IssueAgentSvid(std::move(stream), HostIdentity{*agent_id, "tpm_devid", host->selectors}, std::move(csr));
     }
     default:
       return RespondError(*stream, InvalidArgumentError("attestation data of an unknown kind"));

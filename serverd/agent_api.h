@@ -37,6 +37,7 @@
 #include "serverd/datastore.h"
 #include "serverd/entry_service.h"
 #include "serverd/signing_pipeline.h"
+#include "serverd/tpm_devid_attestor.h"
 #include "transport/event_loop.h"
 #include "transport/http2_server.h"
 #include "transport/tls.h"
@@ -64,6 +65,9 @@ class AgentApi {
   ~AgentApi();
   AgentApi(const AgentApi&) = delete;
   AgentApi& operator=(const AgentApi&) = delete;
+
+  // Enables tpm_devid attestation; `devid` must outlive the API. Before Start.
+  void SetTpmDevIdAttestor(TpmDevIdAttestor* devid) { devid_ = devid; }
 
   Status Start();
   void Stop();
@@ -107,6 +111,7 @@ class AgentApi {
   Datastore& store_;
   EntryService& entries_;
   CaManager& ca_;
+  TpmDevIdAttestor* devid_ = nullptr;
 
   transport::LoopThread io_;
   std::unique_ptr<EventLoopCompletionTarget> io_target_;

@@ -46,6 +46,12 @@ Status Server::Start() {
   agent_options.pipeline.max_wait = std::chrono::microseconds(config_.signing_max_wait_us);
   agent_options.pipeline.queue_capacity = static_cast<size_t>(config_.signing_queue_capacity);
   agent_api_ = std::make_unique<AgentApi>(agent_options, config_.trust_domain, *store_, *entries_, *ca_, &metrics_);
+  if (config_.tpm_devid) {
+    auto devid = TpmDevIdAttestor::Create(*config_.tpm_devid);
+    if (!devid.ok()) return std::move(devid).status().AddContext("node_attestors.tpm_devid");
+    devid_attestor_ = std::move(*devid);
+    agent_api_->SetTpmDevIdAttestor(devid_attestor_.get());
+  }
   SIGIL_RETURN_IF_ERROR(agent_api_->Start());
   SIGIL_RETURN_IF_ERROR(StartProbes());
   rotation_thread_ = std::thread([this] { RotationLoop(); });

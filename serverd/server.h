@@ -51,6 +51,7 @@ class Server {
   std::unique_ptr<CaManager> ca_;
   std::unique_ptr<AdminApi> admin_api_;
   std::unique_ptr<AdminServer> admin_server_;
+  std::unique_ptr<TpmDevIdAttestor> devid_attestor_;
   std::unique_ptr<AgentApi> agent_api_;
   transport::LoopThread probe_loop_;  // /live, /ready and /metrics
   std::unique_ptr<transport::PlainHttpServer> health_server_;

@@ -28,6 +28,11 @@
 //   key_store:                       # or `uri: pkcs11:token=...?...`
 //     kind: soft                     # soft | pkcs11 | tpm
 //     key_dir / module_path, token_label, token_serial, pin_file, pin_env / tcti, data_dir, auth_file
+//   node_attestors:                  # join_token is always on
+//     tpm_devid:                     # SPIRE's tpm_devid; absent: off
+//       devid_ca_path: [ca.pem]      # roots of DevID certificates (one path or a list)
+//       endorsement_ca_path: [ek-ca.pem]   # TPM manufacturers' EK roots
+//       allow_ek_without_certificate: false
 //   datastore:
 //     sqlite_path: <data_dir>/datastore.sqlite3
 //   health_checks:
@@ -42,6 +47,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,6 +56,7 @@
 #include "core/spiffe_id.h"
 #include "core/status.h"
 #include "hw/key_store.h"
+#include "serverd/tpm_devid_attestor.h"
 
 namespace sigil::serverd {
 
@@ -84,6 +91,8 @@ struct ServerConfig {
   int signing_max_batch = 64;
   int signing_max_wait_us = 100;
   int signing_queue_capacity = 8192;
+
+  std::optional<TpmDevIdAttestorConfig> tpm_devid;  // set when the attestor is configured
 
   hw::KeyStoreConfig key_store;
   std::filesystem::path sqlite_path;  // default: <data_dir>/datastore.sqlite3
