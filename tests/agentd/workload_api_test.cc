@@ -160,7 +160,8 @@ TEST_F(WorkloadApiTest, AWorkloadGetsItsX509SvidJwtSvidBundlesAndValidatesTokens
 TEST_F(WorkloadApiTest, EveryMethodRefusesACallWithoutTheSecurityHeader) {
   cache_.ApplyEntries({WorkloadEntry("e1", "/web", ::getuid())}, {}, 1, true);
   IssueSvid(cache_.snapshot()->entries.at("e1"));
-  StartServer();
+  MetricsRegistry metrics;
+  StartServer(WorkloadApiOptions{.metrics = &metrics});
   json out = Client({"no-header"});
   ASSERT_EQ(out.size(), 5u) << out.dump();
   for (const auto& [method, result] : out.items()) {
@@ -168,6 +169,12 @@ TEST_F(WorkloadApiTest, EveryMethodRefusesACallWithoutTheSecurityHeader) {
     EXPECT_EQ(result["details"], "security header missing from request") << method;
   }
   EXPECT_EQ(mints_.load(), 0);
+  const std::string rendered = metrics.Render();
+  EXPECT_NE(rendered.find("workload_api_calls_total{method=\"FetchX509SVID\",code=\"INVALID_ARGUMENT\"} 1"),
+            std::string::npos)
+      << rendered;
+  EXPECT_NE(rendered.find("workload_api_calls_total{method=\"ValidateJWTSVID\",code=\"INVALID_ARGUMENT\"} 1"),
+            std::string::npos);
 }
 
 TEST_F(WorkloadApiTest, CallersAreToldApartByUid) {
@@ -265,6 +272,53 @@ TEST_F(WorkloadApiTest, AWatcherIsPushedEveryChangeAndLosesTheStreamWithItsLastE
   EXPECT_EQ(lines()[5]["code"], "PERMISSION_DENIED");
   EXPECT_EQ(watcher->Wait(std::chrono::seconds(5)), 0);
   EXPECT_EQ(OpenStreams(), 0u);
+}
+
+TEST_F(WorkloadApiTest, BundleStreamsArePushedWhenABundleChanges) {
+  auto entry = WorkloadEntry("e1", "/web", ::getuid());
+  entry.federates_with = {"partner.test"};
+  cache_.ApplyEntries({entry}, {}, 1, true);
+  StartServer();
+  std::vector<ChildProcess> watchers;
+  for (const char* kind : {"x509-bundles", "jwt-bundles"}) {
+    std::filesystem::create_directory(dir_ / kind);
+    auto watcher = ChildProcess::Start(ClientArgv({"watch", kind}, std::nullopt), dir_ / kind);
+    ASSERT_TRUE(watcher.ok());
+    watchers.push_back(std::move(*watcher));
+  }
+  auto lines = [&](size_t i) {
+    std::vector<json> out;
+    std::istringstream text(watchers[i].stdout_text());
+    for (std::string line; std::getline(text, line);) out.push_back(json::parse(line, nullptr, false));
+    return out;
+  };
+  // No SVID is needed for bundles: the entry alone entitles the caller.
+  ASSERT_TRUE(WaitUntil([&] { return lines(0).size() == 1 && lines(1).size() == 1; }))
+      << watchers[0].stderr_text() << watchers[1].stderr_text();
+  EXPECT_EQ(Unbase64(lines(0)[0]["bundles"]["spiffe://partner.test"]), PartnerCaDer());
+  EXPECT_EQ(lines(1)[0]["bundles"]["spiffe://example.org"].get<std::string>().find("jwt-key-2"), std::string::npos);
+
+  // The same bundles again change nothing; a new JWT key reaches both streams.
+  cache_.SetBundles(OwnBundle(), {{"partner.test", PartnerBundle()}});
+  TrustBundle next = OwnBundle();
+  auto key = hw::GenerateSoftKey(KeyType::kEcP256);
+  ASSERT_TRUE(key.ok());
+  next.jwt.authorities.emplace("jwt-key-2", JwtAuthority(std::move(*key)));
+  cache_.SetBundles(std::move(next), {{"partner.test", PartnerBundle()}});
+  ASSERT_TRUE(WaitUntil([&] { return lines(1).size() == 2; }, std::chrono::seconds(1))) << watchers[1].stdout_text();
+  EXPECT_NE(lines(1)[1]["bundles"]["spiffe://example.org"].get<std::string>().find("jwt-key-2"), std::string::npos);
+  // The X.509 bundles did not change: that stream stays quiet.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(lines(0).size(), 1u);
+
+  // Federation dropped from the entry: the partner bundle is redacted.
+  entry.federates_with.clear();
+  entry.revision = 2;
+  cache_.ApplyEntries({entry}, {}, 2, false);
+  ASSERT_TRUE(WaitUntil([&] { return lines(0).size() == 2; }, std::chrono::seconds(1))) << watchers[0].stdout_text();
+  EXPECT_FALSE(lines(0)[1]["bundles"].contains("spiffe://partner.test"));
+  EXPECT_TRUE(lines(0)[1]["bundles"].contains("spiffe://example.org"));
+  for (auto& watcher : watchers) watcher.Stop();
 }
 
 TEST_F(WorkloadApiTest, StreamsEndWhenTheirClientGoesAway) {

@@ -7,7 +7,9 @@ Usage: workload_client.py STUB_DIR unix:///path/to.sock COMMAND [ARGS...]
   jwt SPIFFE_ID AUD...   FetchJWTSVID (SPIFFE_ID "" for every identity)
   validate AUD TOKEN     ValidateJWTSVID
   no-header              every method without the workload.spiffe.io header
-  watch                  one line per FetchX509SVID message, then one for the end
+  watch [KIND]           one line per message of FetchX509SVID (KIND x509, the default),
+                         FetchX509Bundles (x509-bundles) or FetchJWTBundles (jwt-bundles),
+                         then one line for the end
 Bytes are base64. A failed call prints {"code": ..., "details": ...}.
 """
 import base64
@@ -105,9 +107,18 @@ def main():
                 except grpc.RpcError as e:
                     out[name] = error(e)
         elif command == "watch":
+            kind = args[0] if args else "x509"
+            if kind == "x509":
+                stream, show = stub.FetchX509SVID(pb.X509SVIDRequest(), metadata=HEADER), x509_message
+            elif kind == "x509-bundles":
+                stream = stub.FetchX509Bundles(pb.X509BundlesRequest(), metadata=HEADER)
+                show = lambda m: {"bundles": {k: b64(v) for k, v in m.bundles.items()}}  # noqa: E731
+            else:
+                stream = stub.FetchJWTBundles(pb.JWTBundlesRequest(), metadata=HEADER)
+                show = lambda m: {"bundles": {k: v.decode() for k, v in m.bundles.items()}}  # noqa: E731
             try:
-                for response in stub.FetchX509SVID(pb.X509SVIDRequest(), metadata=HEADER):
-                    print(json.dumps(x509_message(response)), flush=True)
+                for response in stream:
+                    print(json.dumps(show(response)), flush=True)
                 print(json.dumps({"code": "OK"}), flush=True)
             except grpc.RpcError as e:
                 print(json.dumps(error(e)), flush=True)
