@@ -39,8 +39,8 @@ namespace sigil::agentd {
 inline constexpr char kDefaultWorkloadSocket[] = "/tmp/sigil-agent/public/api.sock";
 inline constexpr char kWorkloadSecurityHeader[] = "workload.spiffe.io";
 
-// Asks the server for a JWT-SVID of `entry` for `audience`. `done` may be called on any
-// thread, once.
+// Asks the server for a JWT-SVID of `entry` for `audience`. Called on the loop's thread, so it
+// must not wait for the answer; `done` may be called on any thread, once.
 using JwtSvidMinter =
     std::function<void(const RegistrationEntry& entry, std::vector<std::string> audience,
                        std::function<void(Result<WorkloadJwtSvid>)> done)>;
@@ -49,7 +49,8 @@ struct WorkloadApiOptions {
   std::string socket_path = kDefaultWorkloadSocket;
   // Null: only JWT-SVIDs already in the cache are handed out; the rest are Unavailable.
   JwtSvidMinter mint_jwt;
-  // Health/Check answers SERVING while this returns true; null means always.
+  // Health/Check answers SERVING while this returns true; null means always. Called on the
+  // loop's thread, so it must not block.
   std::function<bool()> ready;
   // workload_api_calls_total{method, code} when set.
   MetricsRegistry* metrics = nullptr;
@@ -69,6 +70,7 @@ class WorkloadApiServer {
   // Ends the open streams (Unavailable) and closes the socket and every connection.
   void Stop();
 
+  // Streams open now, across the three streaming methods.
   size_t open_streams() const { return streams_.size(); }
   const std::string& socket_path() const { return options_.socket_path; }
 
