@@ -12,6 +12,14 @@ bool SvidFitsEntry(const WorkloadX509Svid& svid, const RegistrationEntry& entry)
          svid.x509_svid_ttl == entry.x509_svid_ttl;
 }
 
+// Bundles compare by what a workload receives: their SPIFFE JWKS documents.
+bool SameBundle(const TrustBundle* held, const TrustBundle& incoming) {
+  if (held == nullptr) return false;
+  auto held_jwks = TrustBundleToJwks(*held);
+  auto incoming_jwks = TrustBundleToJwks(incoming);
+  return held_jwks.ok() && incoming_jwks.ok() && *held_jwks == *incoming_jwks;
+}
+
 }  // namespace
 
 std::shared_ptr<const SvidCache::Snapshot> SvidCache::snapshot() const {
@@ -73,6 +81,49 @@ std::vector<std::shared_ptr<const WorkloadX509Svid>> SvidCache::SvidsFor(const S
     return std::tie(a->spiffe_id, a->entry_id) < std::tie(b->spiffe_id, b->entry_id);
   });
   if (matched_entries != nullptr) *matched_entries = matched;
+  return out;
+}
+
+bool SvidCache::SetBundles(TrustBundle own, std::map<std::string, TrustBundle> federated) {
+  std::lock_guard write(write_mutex_);
+  auto current = snapshot();
+  bool changed = !SameBundle(current->bundle.get(), own) ||
+                 current->federated_bundles.size() != federated.size();
+  for (const auto& [name, bundle] : federated) {
+    if (changed) break;
+    auto it = current->federated_bundles.find(name);
+    changed = it == current->federated_bundles.end() || !SameBundle(it->second.get(), bundle);
+  }
+  if (!changed) return false;
+  auto next = std::make_shared<Snapshot>(*current);
+  next->bundle = std::make_shared<const TrustBundle>(std::move(own));
+  next->federated_bundles.clear();
+  for (auto& [name, bundle] : federated) {
+    next->federated_bundles.emplace(name, std::make_shared<const TrustBundle>(std::move(bundle)));
+  }
+  Publish(std::move(next));
+  return true;
+}
+
+bool SvidCache::SetBundle(TrustBundle own) {
+  std::lock_guard write(write_mutex_);
+  auto current = snapshot();
+  if (SameBundle(current->bundle.get(), own)) return false;
+  auto next = std::make_shared<Snapshot>(*current);
+  next->bundle = std::make_shared<const TrustBundle>(std::move(own));
+  Publish(std::move(next));
+  return true;
+}
+
+std::vector<RegistrationEntry> SvidCache::EntriesFor(const SelectorSet& selectors) const {
+  auto current = snapshot();
+  std::vector<RegistrationEntry> out;
+  for (const auto& [id, entry] : current->entries) {
+    if (EntryMatchesWorkload(entry.selector_set(), selectors)) out.push_back(entry);
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.spiffe_id, a.id) < std::tie(b.spiffe_id, b.id);
+  });
   return out;
 }
 

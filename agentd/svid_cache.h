@@ -1,5 +1,6 @@
 // The agent's cache: the registration entries this agent may issue, the X509-SVID of each,
-// and JWT-SVIDs by audience. The Workload API answers from here without touching the server;
+// JWT-SVIDs by audience, and the trust bundles (the agent's own trust domain and the federated
+// ones). The Workload API answers from here without touching the server;
 // the sync and rotation code fills it.
 //
 // Readers take an immutable snapshot (one shared_ptr copy under a short lock) and never wait
@@ -23,6 +24,7 @@
 #include "core/openssl_util.h"
 #include "core/registration_entry.h"
 #include "core/selector.h"
+#include "core/trust_bundle.h"
 
 namespace sigil::agentd {
 
@@ -61,6 +63,10 @@ class SvidCache {
     uint64_t version = 0;  // bumped on every change, entries or SVIDs
     std::map<std::string, RegistrationEntry> entries;  // by id
     std::map<std::string, std::shared_ptr<const WorkloadX509Svid>> svids;  // by entry id
+    // The agent's own trust domain's bundle; null until the first sync brings it.
+    std::shared_ptr<const TrustBundle> bundle;
+    // Bundles of other trust domains, by trust domain name ("example.org").
+    std::map<std::string, std::shared_ptr<const TrustBundle>> federated_bundles;
   };
 
   std::shared_ptr<const Snapshot> snapshot() const;
@@ -78,6 +84,16 @@ class SvidCache {
   // `matched_entries` (optional) receives how many entries matched, SVID or not.
   std::vector<std::shared_ptr<const WorkloadX509Svid>> SvidsFor(const SelectorSet& selectors,
                                                         size_t* matched_entries = nullptr) const;
+
+  // Replaces the bundles. A new snapshot is published, and subscribers told, only when a
+  // bundle differs from the one held (the same keys arriving on every sync change nothing).
+  // Returns whether anything changed.
+  bool SetBundles(TrustBundle own, std::map<std::string, TrustBundle> federated);
+  // Replaces the own trust domain's bundle and keeps the federated ones.
+  bool SetBundle(TrustBundle own);
+
+  // The entries a workload with `selectors` matches, SVID or not, ordered as SvidsFor orders.
+  std::vector<RegistrationEntry> EntriesFor(const SelectorSet& selectors) const;
 
   // Entries with no SVID, an SVID past half-life at `now`, or an SVID issued for an older
   // shape of the entry.

@@ -5,6 +5,8 @@
 #include <atomic>
 #include <thread>
 
+#include "tests/support/test_pki.h"
+
 namespace sigil::agentd {
 namespace {
 
@@ -126,6 +128,63 @@ TEST(SvidCacheTest, SubscribersHearEveryChange) {
   cache.Unsubscribe(id);
   cache.ApplyEntries({}, {"a"}, 2, false);
   EXPECT_EQ(heard.load(), 2);
+}
+
+TrustBundle BundleOf(const std::string& td, const std::vector<const testing::TestCa*>& cas,
+                     const std::map<std::string, EVP_PKEY*>& jwt_keys = {}) {
+  TrustBundle bundle(*TrustDomain::Parse(td));
+  for (const auto* ca : cas) bundle.x509.Add(ca->cert());
+  for (const auto& [kid, key] : jwt_keys) bundle.jwt.authorities.emplace(kid, JwtAuthority(UpRef(key)));
+  return bundle;
+}
+
+TEST(SvidCacheTest, BundlesArePublishedOnlyWhenTheyChange) {
+  SvidCache cache;
+  std::atomic<int> heard{0};
+  cache.Subscribe([&] { ++heard; });
+  const testing::TestCa ca("example.org"), next_ca("example.org"), partner("partner.test");
+  const auto jwt_key = ca.IssueSvid("spiffe://example.org/jwt-key");
+
+  EXPECT_EQ(cache.snapshot()->bundle, nullptr);
+  EXPECT_TRUE(cache.SetBundles(BundleOf("example.org", {&ca}, {{"k1", jwt_key.key.get()}}),
+                               {{"partner.test", BundleOf("partner.test", {&partner})}}));
+  EXPECT_EQ(heard.load(), 1);
+  auto snapshot = cache.snapshot();
+  ASSERT_NE(snapshot->bundle, nullptr);
+  EXPECT_EQ(snapshot->bundle->x509.authorities.size(), 1u);
+  EXPECT_EQ(snapshot->bundle->jwt.authorities.count("k1"), 1u);
+  ASSERT_EQ(snapshot->federated_bundles.count("partner.test"), 1u);
+
+  // The same keys again, as every sync brings them: nothing to tell anyone.
+  EXPECT_FALSE(cache.SetBundles(BundleOf("example.org", {&ca}, {{"k1", jwt_key.key.get()}}),
+                                {{"partner.test", BundleOf("partner.test", {&partner})}}));
+  EXPECT_FALSE(cache.SetBundle(BundleOf("example.org", {&ca}, {{"k1", jwt_key.key.get()}})));
+  EXPECT_EQ(heard.load(), 1);
+  EXPECT_EQ(cache.snapshot()->version, snapshot->version);
+
+  // A new CA beside the old one changes the own bundle and keeps the federated one.
+  EXPECT_TRUE(cache.SetBundle(BundleOf("example.org", {&ca, &next_ca}, {{"k1", jwt_key.key.get()}})));
+  EXPECT_EQ(heard.load(), 2);
+  EXPECT_EQ(cache.snapshot()->bundle->x509.authorities.size(), 2u);
+  EXPECT_EQ(cache.snapshot()->federated_bundles.size(), 1u);
+
+  // A JWT key going away is a change, and so is a federated bundle going away.
+  EXPECT_TRUE(cache.SetBundles(BundleOf("example.org", {&ca, &next_ca}), {{"partner.test", BundleOf("partner.test", {&partner})}}));
+  EXPECT_TRUE(cache.SetBundles(BundleOf("example.org", {&ca, &next_ca}), {}));
+  EXPECT_EQ(heard.load(), 4);
+  EXPECT_TRUE(cache.snapshot()->federated_bundles.empty());
+}
+
+TEST(SvidCacheTest, EntriesForListsMatchesThatHaveNoSvidYet) {
+  SvidCache cache;
+  cache.ApplyEntries({Entry("e2", "/b", {kUid1001}), Entry("e1", "/a", {kUid1001, kGid10}),
+                      Entry("e3", "/c", {{"unix", "uid:2000"}})},
+                     {}, 1, true);
+  auto entries = cache.EntriesFor(SelectorSet({kUid1001, kGid10}));
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[0].spiffe_id, "spiffe://example.org/a");
+  EXPECT_EQ(entries[1].spiffe_id, "spiffe://example.org/b");
+  EXPECT_TRUE(cache.SvidsFor(SelectorSet({kUid1001, kGid10})).empty());
 }
 
 TEST(SvidCacheTest, ReadersNeverSeeHalfAppliedChanges) {

@@ -1,0 +1,117 @@
+// The SPIFFE Workload API (SPIFFE_Workload_API.md) on the agent's public Unix socket, served
+// from the SvidCache, with grpc.health.v1.Health/Check beside it.
+//
+//  - Every SpiffeWorkloadAPI call must carry the metadata `workload.spiffe.io: true`, or it
+//    ends InvalidArgument "security header missing from request".
+//  - The caller is the process at the other end of the socket: its SO_PEERCRED goes through
+//    the unix workload attestor, and the selectors pick the entries. No entry: PermissionDenied
+//    "no identity issued".
+//  - FetchX509SVID, FetchX509Bundles and FetchJWTBundles stream: the first message at once
+//    (FetchX509SVID waits while the caller's entries have no SVID yet), then a new one
+//    whenever what the caller would receive changes. A stream whose caller lost every entry
+//    ends PermissionDenied, as the standard says a redaction of every SVID does.
+//  - FetchJWTSVID answers from the cache's JWT-SVIDs while they are before half-life, and asks
+//    the minter for the rest; ValidateJWTSVID checks a token against the caller's bundles.
+//
+// Thread safety: construct, Start, Stop and destroy on the loop's thread (or before it runs).
+// The cache may change from any thread; the server hears of it and re-evaluates its open
+// streams on its own loop.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agentd/svid_cache.h"
+#include "agentd/unix_attestor.h"
+#include "core/metrics.h"
+#include "core/status.h"
+#include "transport/event_loop.h"
+#include "transport/grpc.h"
+#include "transport/http2_server.h"
+
+namespace sigil::agentd {
+
+inline constexpr char kDefaultWorkloadSocket[] = "/tmp/sigil-agent/public/api.sock";
+inline constexpr char kWorkloadSecurityHeader[] = "workload.spiffe.io";
+
+// Asks the server for a JWT-SVID of `entry` for `audience`. Called on the loop's thread, so it
+// must not wait for the answer; `done` may be called on any thread, once.
+using JwtSvidMinter =
+    std::function<void(const RegistrationEntry& entry, std::vector<std::string> audience,
+                       std::function<void(Result<WorkloadJwtSvid>)> done)>;
+
+struct WorkloadApiOptions {
+  std::string socket_path = kDefaultWorkloadSocket;
+  // Null: only JWT-SVIDs already in the cache are handed out; the rest are Unavailable.
+  JwtSvidMinter mint_jwt;
+  // Health/Check answers SERVING while this returns true; null means always. Called on the
+  // loop's thread, so it must not block.
+  std::function<bool()> ready;
+  // workload_api_calls_total{method, code} when set.
+  MetricsRegistry* metrics = nullptr;
+  transport::Http2ServerOptions http2;
+};
+
+class WorkloadApiServer {
+ public:
+  WorkloadApiServer(transport::EventLoop* loop, SvidCache* cache, WorkloadApiOptions options);
+  ~WorkloadApiServer();
+  WorkloadApiServer(const WorkloadApiServer&) = delete;
+  WorkloadApiServer& operator=(const WorkloadApiServer&) = delete;
+
+  // Creates the socket's folder (0755) when missing, replaces a stale socket file, and
+  // listens with mode 0777 so that every local process can ask for its identity.
+  Status Start();
+  // Ends the open streams (Unavailable) and closes the socket and every connection.
+  void Stop();
+
+  // Streams open now, across the three streaming methods.
+  size_t open_streams() const { return streams_.size(); }
+  const std::string& socket_path() const { return options_.socket_path; }
+
+ private:
+  enum class StreamKind { kX509Svid, kX509Bundles, kJwtBundles };
+  struct OpenStream {
+    StreamKind kind;
+    std::shared_ptr<transport::GrpcServerCall> call;
+    SelectorSet selectors;
+    std::string last_sent;  // deterministic serialization, to skip identical pushes
+  };
+  // Lives as long as anything posted to the loop on this server's behalf.
+  struct Liveness {
+    std::atomic<bool> refresh_posted{false};
+    bool alive = true;  // loop thread
+  };
+
+  void RegisterMethods();
+  Result<SelectorSet> Authenticate(const transport::GrpcServerCall& call);
+  void OpenStreamFor(StreamKind kind, const std::string& method,
+                     std::shared_ptr<transport::GrpcServerCall> call);
+  // Writes, waits or ends one stream after a change; false when the stream ended.
+  bool Advance(OpenStream& stream, const SvidCache::Snapshot& snapshot);
+  void RefreshStreams();
+  void EndStreams(const Status& why);
+  void FetchJwtSvid(std::shared_ptr<transport::GrpcServerCall> call, std::string request);
+  void ValidateJwtSvid(std::shared_ptr<transport::GrpcServerCall> call, std::string request);
+  void HealthCheck(std::shared_ptr<transport::GrpcServerCall> call, std::string request);
+  void Finish(transport::GrpcServerCall& call, const std::string& method, Status status);
+
+  transport::EventLoop* loop_;
+  SvidCache* cache_;
+  WorkloadApiOptions options_;
+  UnixWorkloadAttestor attestor_;
+  transport::GrpcRouter router_;
+  std::unique_ptr<transport::Http2Server> server_;
+  std::shared_ptr<Liveness> liveness_ = std::make_shared<Liveness>();
+  uint64_t subscription_ = 0;
+  int stop_hook_ = 0;
+  std::map<uint64_t, OpenStream> streams_;
+  uint64_t next_stream_ = 1;
+};
+
+}  // namespace sigil::agentd

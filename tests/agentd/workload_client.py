@@ -1,0 +1,132 @@
+"""Calls agentd's Workload API with the stock Python gRPC client; prints JSON.
+
+Usage: workload_client.py STUB_DIR unix:///path/to.sock COMMAND [ARGS...]
+  x509 N                 the first N FetchX509SVID messages
+  x509-bundles           the first FetchX509Bundles message
+  jwt-bundles            the first FetchJWTBundles message
+  jwt SPIFFE_ID AUD...   FetchJWTSVID (SPIFFE_ID "" for every identity)
+  validate AUD TOKEN     ValidateJWTSVID
+  no-header              every method without the workload.spiffe.io header
+  watch [KIND]           one line per message of FetchX509SVID (KIND x509, the default),
+                         FetchX509Bundles (x509-bundles) or FetchJWTBundles (jwt-bundles),
+                         then one line for the end
+Bytes are base64. A failed call prints {"code": ..., "details": ...}.
+"""
+import base64
+import json
+import sys
+
+sys.path.insert(0, sys.argv[1])
+
+import grpc  # noqa: E402
+from google.protobuf import json_format  # noqa: E402
+import workload_pb2 as pb  # noqa: E402
+import workload_pb2_grpc as pb_grpc  # noqa: E402
+
+HEADER = [("workload.spiffe.io", "true")]
+TIMEOUT = 10
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+def x509_message(response):
+    return {
+        "svids": [{"spiffe_id": s.spiffe_id, "x509_svid": b64(s.x509_svid),
+                   "x509_svid_key": b64(s.x509_svid_key), "bundle": b64(s.bundle),
+                   "hint": s.hint} for s in response.svids],
+        "federated_bundles": {k: b64(v) for k, v in response.federated_bundles.items()},
+    }
+
+
+def error(e):
+    return {"code": e.code().name, "details": e.details()}
+
+
+def first(stream):
+    try:
+        message = next(stream)
+        stream.cancel()
+        return message
+    except grpc.RpcError as e:
+        return error(e)
+
+
+def main():
+    command, args = sys.argv[3], sys.argv[4:]
+    with grpc.insecure_channel(sys.argv[2]) as channel:
+        stub = pb_grpc.SpiffeWorkloadAPIStub(channel)
+        if command == "x509":
+            stream = stub.FetchX509SVID(pb.X509SVIDRequest(), metadata=HEADER, timeout=TIMEOUT)
+            out = {"messages": []}
+            try:
+                for response in stream:
+                    out["messages"].append(x509_message(response))
+                    if len(out["messages"]) == int(args[0]):
+                        stream.cancel()
+                        break
+            except grpc.RpcError as e:
+                out.update(error(e))
+        elif command == "x509-bundles":
+            m = first(stub.FetchX509Bundles(pb.X509BundlesRequest(), metadata=HEADER, timeout=TIMEOUT))
+            out = m if isinstance(m, dict) else {"bundles": {k: b64(v) for k, v in m.bundles.items()}}
+        elif command == "jwt-bundles":
+            m = first(stub.FetchJWTBundles(pb.JWTBundlesRequest(), metadata=HEADER, timeout=TIMEOUT))
+            out = m if isinstance(m, dict) else {"bundles": {k: v.decode() for k, v in m.bundles.items()}}
+        elif command == "jwt":
+            try:
+                response = stub.FetchJWTSVID(pb.JWTSVIDRequest(spiffe_id=args[0], audience=args[1:]),
+                                             metadata=HEADER, timeout=TIMEOUT)
+                out = {"svids": [{"spiffe_id": s.spiffe_id, "svid": s.svid, "hint": s.hint}
+                                 for s in response.svids]}
+            except grpc.RpcError as e:
+                out = error(e)
+        elif command == "validate":
+            try:
+                response = stub.ValidateJWTSVID(pb.ValidateJWTSVIDRequest(audience=args[0], svid=args[1]),
+                                                metadata=HEADER, timeout=TIMEOUT)
+                out = {"spiffe_id": response.spiffe_id,
+                       "claims": json_format.MessageToDict(response.claims)}
+            except grpc.RpcError as e:
+                out = error(e)
+        elif command == "no-header":
+            out = {}
+            calls = {
+                "FetchX509SVID": lambda: next(stub.FetchX509SVID(pb.X509SVIDRequest(), timeout=TIMEOUT)),
+                "FetchX509Bundles": lambda: next(stub.FetchX509Bundles(pb.X509BundlesRequest(), timeout=TIMEOUT)),
+                "FetchJWTBundles": lambda: next(stub.FetchJWTBundles(pb.JWTBundlesRequest(), timeout=TIMEOUT)),
+                "FetchJWTSVID": lambda: stub.FetchJWTSVID(pb.JWTSVIDRequest(audience=["a"]), timeout=TIMEOUT),
+                "ValidateJWTSVID": lambda: stub.ValidateJWTSVID(
+                    pb.ValidateJWTSVIDRequest(audience="a", svid="x.y.z"), timeout=TIMEOUT),
+            }
+            for name, call in calls.items():
+                try:
+                    call()
+                    out[name] = {"code": "OK"}
+                except grpc.RpcError as e:
+                    out[name] = error(e)
+        elif command == "watch":
+            kind = args[0] if args else "x509"
+            if kind == "x509":
+                stream, show = stub.FetchX509SVID(pb.X509SVIDRequest(), metadata=HEADER), x509_message
+            elif kind == "x509-bundles":
+                stream = stub.FetchX509Bundles(pb.X509BundlesRequest(), metadata=HEADER)
+                show = lambda m: {"bundles": {k: b64(v) for k, v in m.bundles.items()}}  # noqa: E731
+            else:
+                stream = stub.FetchJWTBundles(pb.JWTBundlesRequest(), metadata=HEADER)
+                show = lambda m: {"bundles": {k: v.decode() for k, v in m.bundles.items()}}  # noqa: E731
+            try:
+                for response in stream:
+                    print(json.dumps(show(response)), flush=True)
+                print(json.dumps({"code": "OK"}), flush=True)
+            except grpc.RpcError as e:
+                print(json.dumps(error(e)), flush=True)
+            return
+        else:
+            raise SystemExit("unknown command " + command)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
