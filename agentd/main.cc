@@ -1,19 +1,20 @@
 // agentd: the commands that ask a running agent over its Workload API socket (see cli.h).
 //
 // `agentd run`, the agent itself (attestation to serverd, entry sync, SVID rotation and the
-// Workload API server), belongs in agentd/agent_main.h; `run` is dispatched to it here, ahead
-// of the commands below. Until then `agentd run` is an unknown command.
+// Workload API server), is in agentd/agent_main.h.
 #include <signal.h>
 
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "agentd/agent_main.h"
 #include "agentd/cli.h"
 
 int main(int argc, char** argv) {
   // A workload socket that closes under `api watch` is an error to report, not a signal.
   ::signal(SIGPIPE, SIG_IGN);
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "run") return sigil::agentd::RunAgent({args.begin() + 1, args.end()});
   return sigil::agentd::RunWorkloadCommand(args, std::cout, std::cerr);
 }

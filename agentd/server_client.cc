@@ -51,7 +51,13 @@ ServerClient::ServerClient(Options options, transport::EventLoop* loop)
       loop_(loop),
       bundle_source_(std::make_shared<transport::TrustBundleSource>(nullptr)) {}
 
-ServerClient::~ServerClient() {
+ServerClient::~ServerClient() { Close(); }
+
+void ServerClient::Close() {
+  {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+  }
   loop_->Invoke([this] {
     if (bootstrap_) bootstrap_->client->Close();
     if (mutual_) mutual_->client->Close();
@@ -110,6 +116,7 @@ Result<std::shared_ptr<ServerClient::Connection>> ServerClient::ConnectionFor(bo
   uint64_t generation;
   {
     std::lock_guard lock(mu_);
+    if (closed_) return UnavailableError("the connection to serverd is closed (agentd is stopping)");
     generation = generation_;
   }
   if (slot && slot->client->usable() && slot->generation == generation) return slot;
@@ -124,54 +131,69 @@ Result<std::shared_ptr<ServerClient::Connection>> ServerClient::ConnectionFor(bo
   return connection;
 }
 
-Result<Bytes> ServerClient::Call(const char* path, Bytes body, bool mutual_tls, std::chrono::milliseconds timeout) {
+void ServerClient::CallAsync(const char* path, Bytes body, bool mutual_tls, std::chrono::milliseconds timeout,
+                             std::function<void(Result<Bytes>)> done) {
   struct Pending {
-    std::promise<Result<Bytes>> done;
+    std::function<void(Result<Bytes>)> done;
     std::shared_ptr<Connection> connection;  // keeps a replaced connection alive until the answer
     std::shared_ptr<transport::Http2ClientStream> stream;
+    uv_timer_t* timer = nullptr;
     int http_status = 0;
     std::string body;
+    bool timed_out = false;
+
+    void Finish(Result<Bytes> result) {
+      if (!done) return;
+      if (timer != nullptr) {
+        uv_close(reinterpret_cast<uv_handle_t*>(timer), [](uv_handle_t* handle) { delete reinterpret_cast<uv_timer_t*>(handle); });
+        timer = nullptr;
+      }
+      connection.reset();
+      auto callback = std::move(done);
+      done = nullptr;
+      callback(std::move(result));
+    }
   };
   auto pending = std::make_shared<Pending>();
-  auto future = pending->done.get_future();
-  loop_->Post([this, pending, path, body = std::move(body), mutual_tls]() mutable {
+  pending->done = std::move(done);
+  loop_->Post([this, pending, path, body = std::move(body), mutual_tls, timeout]() mutable {
     auto connection = ConnectionFor(mutual_tls);
-    if (!connection.ok()) {
-      pending->done.set_value(connection.status());
-      return;
-    }
+    if (!connection.ok()) return pending->Finish(connection.status());
     pending->connection = *connection;
     transport::Http2ResponseHandler handler;
     handler.on_headers = [pending](int status, const transport::Headers&, bool) { pending->http_status = status; };
     handler.on_data = [pending](std::string_view data) { pending->body.append(data); };
-    handler.on_close = [pending](const Status& status, const transport::Headers&) {
-      Result<Bytes> result = Status::Ok();
-      if (!status.ok()) {
-        result = status;
-      } else if (pending->http_status != 200) {
-        result = Status(Code::kInternal, "serverd answered HTTP " + std::to_string(pending->http_status) + ": " +
-                                             pending->body.substr(0, 200));
-      } else {
-        result = ToBytes(AsBytes(pending->body));
+    handler.on_close = [pending, path, timeout](const Status& status, const transport::Headers&) {
+      if (pending->timed_out) {
+        return pending->Finish(DeadlineExceededError(std::string("serverd did not answer ") + path + " within " +
+                                                     std::to_string(timeout.count()) + " ms"));
       }
-      pending->connection.reset();
-      pending->done.set_value(std::move(result));
+      if (!status.ok()) return pending->Finish(status);
+      if (pending->http_status != 200) {
+        return pending->Finish(Status(Code::kInternal, "serverd answered HTTP " + std::to_string(pending->http_status) +
+                                                           ": " + pending->body.substr(0, 200)));
+      }
+      pending->Finish(ToBytes(AsBytes(pending->body)));
     };
     pending->stream = (*connection)->client->Submit(
         "POST", path, {{"content-type", wire::kContentType}}, std::string(body.begin(), body.end()), std::move(handler));
+    pending->timer = new uv_timer_t;
+    uv_timer_init(loop_->uv(), pending->timer);
+    // The timer's handle points back at the call only while the call is pending.
+    pending->timer->data = pending.get();
+    uv_timer_start(pending->timer, [](uv_timer_t* timer) {
+      auto* call = static_cast<Pending*>(timer->data);
+      call->timed_out = true;
+      if (call->stream) call->stream->Cancel();
+    }, static_cast<uint64_t>(timeout.count()), 0);
   });
-  if (future.wait_for(timeout) == std::future_status::timeout) {
-    loop_->Post([pending] {
-      if (pending->stream) pending->stream->Cancel();
-    });
-    if (future.wait_for(std::chrono::seconds(5)) == std::future_status::timeout) {
-      // The loop is gone or wedged; the pending call keeps its own state alive.
-      return DeadlineExceededError(std::string("serverd did not answer ") + path);
-    }
-    (void)future.get();
-    return DeadlineExceededError(std::string("serverd did not answer ") + path + " within " +
-                                 std::to_string(timeout.count()) + " ms");
-  }
+}
+
+Result<Bytes> ServerClient::Call(const char* path, Bytes body, bool mutual_tls, std::chrono::milliseconds timeout) {
+  auto done = std::make_shared<std::promise<Result<Bytes>>>();
+  auto future = done->get_future();
+  CallAsync(path, std::move(body), mutual_tls, timeout,
+            [done](Result<Bytes> result) { done->set_value(std::move(result)); });
   return future.get();
 }
 
@@ -261,18 +283,38 @@ Result<std::vector<CsrAnswer>> ServerClient::SignCsrBatch(const std::vector<CsrR
   return answers;
 }
 
-Result<JwtAnswer> ServerClient::MintJwtSvid(const std::string& entry_id, const std::vector<std::string>& audience) {
+namespace {
+
+Bytes JwtSvidRequestMessage(const std::string& entry_id, const std::vector<std::string>& audience) {
   flatbuffers::FlatBufferBuilder builder(512);
   auto id = builder.CreateString(entry_id);
   auto audience_vector = builder.CreateVectorOfStrings(audience);
-  auto request = wire::CreateJwtSvidRequest(builder, id, audience_vector);
-  SIGIL_ASSIGN_OR_RETURN(Bytes message, Call(wire::kMintJwtSvidPath, wire::FinishMessage(builder, request), true,
-                                             options_.timeout));
+  return wire::FinishMessage(builder, wire::CreateJwtSvidRequest(builder, id, audience_vector));
+}
+
+Result<JwtAnswer> JwtAnswerFrom(const Bytes& message) {
   SIGIL_ASSIGN_OR_RETURN(const wire::Envelope* envelope, Answer(message, wire::Body::JwtSvidResponse));
   const auto* response = envelope->body_as_JwtSvidResponse();
   SIGIL_RETURN_IF_ERROR(wire::StatusFromOutcome(response->outcome()));
   return JwtAnswer{wire::StringOf(response->token()),
                    std::chrono::system_clock::time_point(std::chrono::seconds(response->expires_at()))};
+}
+
+}  // namespace
+
+Result<JwtAnswer> ServerClient::MintJwtSvid(const std::string& entry_id, const std::vector<std::string>& audience) {
+  SIGIL_ASSIGN_OR_RETURN(Bytes message, Call(wire::kMintJwtSvidPath, JwtSvidRequestMessage(entry_id, audience), true,
+                                             options_.timeout));
+  return JwtAnswerFrom(message);
+}
+
+void ServerClient::MintJwtSvidAsync(const std::string& entry_id, const std::vector<std::string>& audience,
+                                    std::function<void(Result<JwtAnswer>)> done) {
+  CallAsync(wire::kMintJwtSvidPath, JwtSvidRequestMessage(entry_id, audience), true, options_.timeout,
+            [done = std::move(done)](Result<Bytes> message) {
+              if (!message.ok()) return done(message.status());
+              done(JwtAnswerFrom(*message));
+            });
 }
 
 }  // namespace sigil::agentd

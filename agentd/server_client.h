@@ -12,6 +12,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -93,6 +94,10 @@ class ServerClient {
   // connection.
   Status SetAgentCredentials(std::shared_ptr<const transport::TlsCredentials> credentials);
 
+  // Closes the connections; calls in flight and every later call fail with Unavailable.
+  // For shutdown: threads blocked in a long poll return at once.
+  void Close();
+
   // `attestation_request` is a finished AttestationRequest message (any attestation kind).
   Result<AttestAnswer> Attest(const Bytes& attestation_request);
   Result<AgentSvidAnswer> AttestWithJoinToken(const std::string& token, const Bytes& csr_der);
@@ -103,10 +108,18 @@ class ServerClient {
   // a signer (unauthenticated, banned, overloaded, unreachable).
   Result<std::vector<CsrAnswer>> SignCsrBatch(const std::vector<CsrRequestItem>& items);
   Result<JwtAnswer> MintJwtSvid(const std::string& entry_id, const std::vector<std::string>& audience);
+  // The same without blocking: `done` runs once, on the client's loop. For callers that are
+  // themselves on a loop (the Workload API).
+  void MintJwtSvidAsync(const std::string& entry_id, const std::vector<std::string>& audience,
+                        std::function<void(Result<JwtAnswer>)> done);
 
  private:
   struct Connection;
   Result<Bytes> Call(const char* path, Bytes body, bool mutual_tls, std::chrono::milliseconds timeout);
+  // `done` runs once on the loop: the answer's bytes, or why there is none. Cancelled after
+  // `timeout`.
+  void CallAsync(const char* path, Bytes body, bool mutual_tls, std::chrono::milliseconds timeout,
+                 std::function<void(Result<Bytes>)> done);
   // Loop thread: the connection for the next call, opened when missing or unusable.
   Result<std::shared_ptr<Connection>> ConnectionFor(bool mutual_tls);
   Result<std::shared_ptr<const transport::TlsContext>> MakeTlsContext(bool mutual_tls);
@@ -119,6 +132,7 @@ class ServerClient {
   bool has_bundle_ = false;
   std::shared_ptr<const transport::TlsCredentials> credentials_;
   uint64_t generation_ = 0;  // bumped when the bundle or credentials change: new connections
+  bool closed_ = false;
 
   // Loop thread only.
   std::shared_ptr<Connection> bootstrap_;

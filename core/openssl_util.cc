@@ -4,6 +4,7 @@
 #include <openssl/param_build.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 
 namespace sigil {
 
@@ -87,6 +88,44 @@ Result<EvpPkeyPtr> PublicKeyFromDer(std::span<const uint8_t> der) {
   if (!key || p != der.data() + der.size()) {
     return OpenSSLError(Code::kInvalidArgument, "public key is not a valid SubjectPublicKeyInfo");
   }
+  return key;
+}
+
+Result<Bytes> PrivateKeyToPkcs8Der(EVP_PKEY* key) {
+  using Pkcs8Ptr = std::unique_ptr<PKCS8_PRIV_KEY_INFO, OpenSSLDeleter<PKCS8_PRIV_KEY_INFO_free>>;
+  Pkcs8Ptr info(EVP_PKEY2PKCS8(key));
+  if (!info) return OpenSSLError(Code::kInternal, "encoding a private key as PKCS#8");
+  unsigned char* out = nullptr;
+  const int len = i2d_PKCS8_PRIV_KEY_INFO(info.get(), &out);
+  if (len <= 0) return OpenSSLError(Code::kInternal, "encoding a private key as PKCS#8");
+  Bytes der(out, out + len);
+  OPENSSL_clear_free(out, static_cast<size_t>(len));
+  return der;
+}
+
+Result<std::string> PrivateKeyToPkcs8Pem(EVP_PKEY* key) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || PEM_write_bio_PKCS8PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+    return OpenSSLError(Code::kInternal, "encoding a private key as PEM");
+  }
+  char* data = nullptr;
+  const long length = BIO_get_mem_data(bio.get(), &data);
+  std::string pem(data, static_cast<size_t>(length));
+  OPENSSL_cleanse(data, static_cast<size_t>(length));
+  return pem;
+}
+
+Result<EvpPkeyPtr> PrivateKeyFromDer(std::span<const uint8_t> der) {
+  const unsigned char* p = der.data();
+  EvpPkeyPtr key(d2i_AutoPrivateKey(nullptr, &p, static_cast<long>(der.size())));
+  if (!key) return OpenSSLError(Code::kInvalidArgument, "private key is not valid DER");
+  return key;
+}
+
+Result<EvpPkeyPtr> PrivateKeyFromPem(std::string_view pem) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  EvpPkeyPtr key(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (!key) return OpenSSLError(Code::kInvalidArgument, "private key is not valid PEM");
   return key;
 }
 

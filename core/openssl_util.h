@@ -80,6 +80,13 @@ Bytes Sha256(std::span<const uint8_t> data);
 Result<Bytes> PublicKeyToDer(EVP_PKEY* key);
 Result<EvpPkeyPtr> PublicKeyFromDer(std::span<const uint8_t> der);
 
+// Private keys as PKCS#8: DER (what the Workload API carries) and PEM ("PRIVATE KEY", what
+// files on disk hold). Callers that keep the bytes should wipe them (OPENSSL_cleanse).
+Result<Bytes> PrivateKeyToPkcs8Der(EVP_PKEY* key);
+Result<std::string> PrivateKeyToPkcs8Pem(EVP_PKEY* key);
+Result<EvpPkeyPtr> PrivateKeyFromDer(std::span<const uint8_t> der);
+Result<EvpPkeyPtr> PrivateKeyFromPem(std::string_view pem);
+
 // Public keys from the parts hardware hands out (PKCS#11 attributes, TPM2B_PUBLIC):
 // an EC point in uncompressed form (0x04||x||y) on a named curve ("P-256", "P-384"), or an
 // RSA modulus and exponent as big-endian integers. InvalidArgument when the parts do not

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "core/status.h"
@@ -14,6 +15,10 @@ namespace sigil::hw {
 // `what` names the file in errors ("key file", "TPM key file").
 Status WriteSecretFile(const std::filesystem::path& path, std::span<const uint8_t> contents,
                        std::string_view what);
+
+// A whole file, for the files agentd keeps beside its key (certificates, bundles). NotFound
+// when it does not exist; otherwise errno's text, naming `what` and the path.
+Result<std::string> ReadWholeFile(const std::filesystem::path& path, std::string_view what);
 
 // Both error paths of the key stores say the same: the operation, the path and errno's text.
 Status ErrnoError(Code code, const std::string& what);

@@ -1,0 +1,65 @@
+#include "agentd/agent_main.h"
+
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <iostream>
+
+#include "agentd/agent.h"
+#include "core/cli_args.h"
+#include "core/log.h"
+
+namespace sigil::agentd {
+
+int RunAgent(std::vector<std::string> args) {
+  CLI::App app{"Run the Sigil agent", "agentd run"};
+  std::string config_path = "/etc/sigil/agent.yaml";
+  AgentFlagOverrides overrides;
+  app.add_option("--config", config_path, "Path to the agent's YAML config file");
+  app.add_option("--joinToken", overrides.join_token, "A join token made by `serverd token generate`");
+  app.add_option("--trustDomain", overrides.trust_domain, "The trust domain this agent belongs to");
+  app.add_option("--serverAddress", overrides.server_address, "IP address or DNS name of serverd");
+  app.add_option("--serverPort", overrides.server_port, "Port of serverd's agent API");
+  app.add_option("--socketPath", overrides.socket_path, "Path of the Workload API socket");
+  app.add_option("--dataDir", overrides.data_dir, "Folder for the agent's state");
+  app.add_option("--logLevel", overrides.log_level, "debug, info, warn or error");
+  args = NormalizeGoStyleFlags(std::move(args));
+  std::reverse(args.begin(), args.end());
+  try {
+    app.parse(args);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "Error: " << e.what() << "\n";
+    return 1;
+  }
+  auto config = LoadAgentConfig(config_path, overrides);
+  if (!config.ok()) {
+    std::cerr << "Error: " << config.status().message() << "\n";
+    return 1;
+  }
+  ConfigureLogging(*ParseLogLevel(config->log_level), *ParseLogFormat(config->log_format));
+
+  // Signals are taken by sigwait below; every thread started from here inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  Agent agent(std::move(*config));
+  if (Status started = agent.Start(); !started.ok()) {
+    LogError("agentd could not start", {{"error", started.ToString()}});
+    std::cerr << "Error: " << started.ToString() << "\n";
+    return 1;
+  }
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  LogInfo("stopping", {{"signal", std::to_string(signal_number)}});
+  agent.Stop();
+  return 0;
+}
+
+}  // namespace sigil::agentd

@@ -1,0 +1,77 @@
+#include "tests/support/agentd_process.h"
+
+#include <sys/stat.h>
+
+#include <cstdlib>
+
+namespace sigil::testing {
+
+std::string AgentdProcess::Binary() {
+  const char* path = std::getenv("SIGIL_AGENTD");
+  return path != nullptr ? path : "agentd";
+}
+
+Result<std::unique_ptr<AgentdProcess>> AgentdProcess::Create(AgentdOptions options) {
+  auto agent = std::unique_ptr<AgentdProcess>(new AgentdProcess());
+  agent->dir_ = std::make_unique<TempDir>("sigil-agentd");
+  const auto& dir = agent->dir_->path();
+  // Workloads under other uids must reach the socket, as they would in /tmp/sigil-agent/public.
+  if (::chmod(dir.c_str(), 0755) != 0) return InternalError("chmod " + dir.string());
+  WriteFile(dir / "agent.yaml",
+            "agent:\n"
+            "  trust_domain: " + options.trust_domain + "\n"
+            "  server_address: 127.0.0.1\n"
+            "  server_port: " + std::to_string(options.server_port) + "\n"
+            "  socket_path: " + agent->socket_path().string() + "\n"
+            "  data_dir: " + agent->data_dir().string() + "\n"
+            "  trust_bundle_path: " + options.trust_bundle_path.string() + "\n"
+            "  join_token: \"" + options.join_token + "\"\n"
+            "  log_level: debug\n" + options.extra_yaml);
+  return agent;
+}
+
+Status AgentdProcess::Start() {
+  if (process_) previous_logs_ += logs();
+  SIGIL_ASSIGN_OR_RETURN(ChildProcess child,
+                         ChildProcess::Start({Binary(), "run", "-config", (dir() / "agent.yaml").string()}, dir()));
+  process_.emplace(std::move(child));
+  const bool healthy = WaitUntil(
+      [&] {
+        if (!process_->running()) return true;
+        auto check = Cli({"healthcheck"});
+        return check.ok() && check->exit_code == 0;
+      },
+      std::chrono::seconds(20));
+  if (!process_->running()) return Status(Code::kInternal, "agentd exited at start:\n" + logs());
+  if (!healthy) return Status(Code::kDeadlineExceeded, "agentd did not become healthy:\n" + logs());
+  return Status::Ok();
+}
+
+int AgentdProcess::Stop() { return process_ ? process_->Stop() : -1; }
+
+void AgentdProcess::Kill() {
+  if (process_) process_->Stop(9, std::chrono::milliseconds(0));
+}
+
+std::vector<std::string> AgentdProcess::CliArgv(std::vector<std::string> args, std::optional<uid_t> uid) const {
+  std::vector<std::string> argv;
+  if (uid) {
+    const std::string id = std::to_string(*uid);
+    argv = {"setpriv", "--reuid", id, "--regid", id, "--clear-groups"};
+  }
+  argv.push_back(Binary());
+  argv.insert(argv.end(), args.begin(), args.end());
+  argv.push_back("-socketPath");
+  argv.push_back(socket_path().string());
+  return argv;
+}
+
+Result<ProcessOutput> AgentdProcess::Cli(std::vector<std::string> args, std::optional<uid_t> uid) const {
+  return RunProcess(CliArgv(std::move(args), uid), {}, std::chrono::seconds(30));
+}
+
+std::string AgentdProcess::logs() const {
+  return previous_logs_ + (process_ ? process_->stderr_text() + process_->stdout_text() : "");
+}
+
+}  // namespace sigil::testing

@@ -1,0 +1,54 @@
+// A real `agentd run` for integration tests, attesting to a ServerdProcess with a join token:
+// its own folder, config, data_dir and Workload API socket (in a 0755 folder, so workloads of
+// other uids can reach it), driven through the `agentd` command line. The binary comes from
+// $SIGIL_AGENTD (set by meson).
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "tests/support/process.h"
+
+namespace sigil::testing {
+
+struct AgentdOptions {
+  std::string trust_domain = "example.org";
+  int server_port = 0;
+  std::string join_token;
+  std::filesystem::path trust_bundle_path;
+  std::string extra_yaml;  // appended under `agent:`
+};
+
+class AgentdProcess {
+ public:
+  static Result<std::unique_ptr<AgentdProcess>> Create(AgentdOptions options);
+
+  // Starts agentd and waits until `agentd healthcheck` passes (attested and synced).
+  Status Start();
+  int Stop();
+  void Kill();
+
+  // Runs `agentd <args> -socketPath <socket>`, as root or (with `uid`) through setpriv.
+  Result<ProcessOutput> Cli(std::vector<std::string> args, std::optional<uid_t> uid = std::nullopt) const;
+  // The argv of the same command, for a ChildProcess (`api watch`).
+  std::vector<std::string> CliArgv(std::vector<std::string> args, std::optional<uid_t> uid = std::nullopt) const;
+
+  const std::filesystem::path& dir() const { return dir_->path(); }
+  std::filesystem::path socket_path() const { return dir_->path() / "public" / "api.sock"; }
+  std::filesystem::path data_dir() const { return dir_->path() / "data"; }
+  std::string logs() const;
+
+  static std::string Binary();
+
+ private:
+  AgentdProcess() = default;
+  std::unique_ptr<TempDir> dir_;
+  std::optional<ChildProcess> process_;
+  std::string previous_logs_;  // of earlier runs, after a restart
+};
+
+}  // namespace sigil::testing
