@@ -274,6 +274,38 @@ TEST_F(WorkloadApiTest, AWatcherIsPushedEveryChangeAndLosesTheStreamWithItsLastE
   EXPECT_EQ(OpenStreams(), 0u);
 }
 
+TEST_F(WorkloadApiTest, JwtSvidsComeFromTheCacheWhileTheServerCannotSign) {
+  auto web = WorkloadEntry("e1", "/web", ::getuid());
+  auto admin = WorkloadEntry("e2", "/admin", ::getuid());
+  cache_.ApplyEntries({web, admin}, {}, 1, true);
+  std::atomic<bool> server_reachable{true};
+  WorkloadApiOptions options;
+  options.mint_jwt = [&](const RegistrationEntry& entry, std::vector<std::string> audience,
+                         std::function<void(Result<WorkloadJwtSvid>)> done) {
+    ++mints_;
+    if (!server_reachable) return done(UnavailableError("serverd is unreachable"));
+    done(MintJwt(entry, audience));
+  };
+  StartServer(std::move(options));
+
+  // Both identities, minted together, in the API's order.
+  json both = Client({"jwt", "", "aud-1"});
+  ASSERT_EQ(both["svids"].size(), 2u) << both.dump();
+  EXPECT_EQ(both["svids"][0]["spiffe_id"], "spiffe://example.org/admin");
+  EXPECT_EQ(both["svids"][1]["spiffe_id"], "spiffe://example.org/web");
+  EXPECT_EQ(mints_.load(), 2);
+
+  server_reachable = false;
+  json cached = Client({"jwt", "spiffe://example.org/web", "aud-1"});
+  ASSERT_EQ(cached["svids"].size(), 1u) << cached.dump();
+  EXPECT_EQ(cached["svids"][0]["svid"], both["svids"][1]["svid"]);
+  EXPECT_EQ(mints_.load(), 2);
+
+  json failed = Client({"jwt", "", "aud-2"});
+  EXPECT_EQ(failed["code"], "UNAVAILABLE") << failed.dump();
+  EXPECT_NE(failed["details"].get<std::string>().find("serverd is unreachable"), std::string::npos);
+}
+
 TEST_F(WorkloadApiTest, BundleStreamsArePushedWhenABundleChanges) {
   auto entry = WorkloadEntry("e1", "/web", ::getuid());
   entry.federates_with = {"partner.test"};
