@@ -150,8 +150,10 @@ Result<std::optional<std::string>> JwtBundlesMessage(const SvidCache::Snapshot& 
 Result<std::string> UnverifiedClaimsJson(std::string_view token) {
   const size_t first = token.find('.');
   const size_t second = first == std::string_view::npos ? first : token.find('.', first + 1);
-  if (second == std::string_view::npos) return InvalidArgumentError("token is not a JWS compact serialization");
-  SIGIL_ASSIGN_OR_RETURN(Bytes payload, Base64UrlDecode(token.substr(first + 1, second - first - 1)));
+  if (second == std::string_view::npos)
+    return InvalidArgumentError("token is not a JWS compact serialization");
+  SIGIL_ASSIGN_OR_RETURN(Bytes payload,
+                         Base64UrlDecode(token.substr(first + 1, second - first - 1)));
   return AsString(payload);
 }
 
@@ -166,7 +168,8 @@ WorkloadApiServer::WorkloadApiServer(transport::EventLoop* loop, SvidCache* cach
 WorkloadApiServer::~WorkloadApiServer() { Stop(); }
 
 Status WorkloadApiServer::Start() {
-  server_ = std::make_unique<transport::Http2Server>(loop_, options_.http2, router_.AsHttp2Handler());
+  server_ =
+      std::make_unique<transport::Http2Server>(loop_, options_.http2, router_.AsHttp2Handler());
   Status listening = server_->ListenUnix(
       transport::UnixListenerOptions{.path = options_.socket_path, .file_mode = 0777});
   if (!listening.ok()) {
@@ -184,7 +187,8 @@ Status WorkloadApiServer::Start() {
     });
   });
   // A graceful loop stop waits for open streams, and these never end on their own.
-  stop_hook_ = loop_->AddStopHook([this](bool) { EndStreams(UnavailableError("agent is stopping")); });
+  stop_hook_ =
+      loop_->AddStopHook([this](bool) { EndStreams(UnavailableError("agent is stopping")); });
   LogInfo("Workload API listening", {{"socket", options_.socket_path}});
   return Status::Ok();
 }
@@ -206,31 +210,39 @@ void WorkloadApiServer::Stop() {
 void WorkloadApiServer::RegisterMethods() {
   // Every method but Health/Check first finds out who is calling.
   auto authenticated = [this](std::string method,
-                              std::function<void(std::shared_ptr<GrpcServerCall>, const std::string&,
-                                                 const SelectorSet&)> handler) {
+                              std::function<void(std::shared_ptr<GrpcServerCall>,
+                                                 const std::string&, const SelectorSet&)>
+                                  handler) {
     return [this, method, handler](std::shared_ptr<GrpcServerCall> call, std::string request) {
-      Authenticate(call, [this, method, handler, call, request = std::move(request)](Result<SelectorSet> selectors) {
+      Authenticate(call, [this, method, handler, call,
+                          request = std::move(request)](Result<SelectorSet> selectors) {
         if (!selectors.ok()) return Finish(*call, method, selectors.status());
         handler(call, request, *selectors);
       });
     };
   };
   auto stream = [this](StreamKind kind, std::string method) {
-    return [this, kind, method](std::shared_ptr<GrpcServerCall> call, const std::string&, const SelectorSet& selectors) {
+    return [this, kind, method](std::shared_ptr<GrpcServerCall> call, const std::string&,
+                                const SelectorSet& selectors) {
       OpenStreamFor(kind, method, std::move(call), selectors);
     };
   };
-  router_.RegisterServerStreaming(kFetchX509Svid,
-                                  authenticated(kFetchX509Svid, stream(StreamKind::kX509Svid, kFetchX509Svid)));
-  router_.RegisterServerStreaming(kFetchX509Bundles,
-                                  authenticated(kFetchX509Bundles, stream(StreamKind::kX509Bundles, kFetchX509Bundles)));
-  router_.RegisterServerStreaming(kFetchJwtBundles,
-                                  authenticated(kFetchJwtBundles, stream(StreamKind::kJwtBundles, kFetchJwtBundles)));
-  router_.RegisterUnary(kFetchJwtSvid, authenticated(kFetchJwtSvid, [this](auto call, const auto& request, const auto& selectors) {
-                          FetchJwtSvid(std::move(call), request, selectors);
-                        }));
+  router_.RegisterServerStreaming(
+      kFetchX509Svid, authenticated(kFetchX509Svid, stream(StreamKind::kX509Svid, kFetchX509Svid)));
+  router_.RegisterServerStreaming(
+      kFetchX509Bundles,
+      authenticated(kFetchX509Bundles, stream(StreamKind::kX509Bundles, kFetchX509Bundles)));
+  router_.RegisterServerStreaming(
+      kFetchJwtBundles,
+      authenticated(kFetchJwtBundles, stream(StreamKind::kJwtBundles, kFetchJwtBundles)));
+  router_.RegisterUnary(
+      kFetchJwtSvid,
+      authenticated(kFetchJwtSvid, [this](auto call, const auto& request, const auto& selectors) {
+        FetchJwtSvid(std::move(call), request, selectors);
+      }));
   router_.RegisterUnary(kValidateJwtSvid,
-                        authenticated(kValidateJwtSvid, [this](auto call, const auto& request, const auto& selectors) {
+                        authenticated(kValidateJwtSvid, [this](auto call, const auto& request,
+                                                               const auto& selectors) {
                           ValidateJwtSvid(std::move(call), request, selectors);
                         }));
   router_.RegisterUnary(kHealthCheck, [this](auto call, std::string request) {
@@ -273,10 +285,12 @@ void WorkloadApiServer::Authenticate(std::shared_ptr<GrpcServerCall> call,
   if (!credentials) return next(PermissionDeniedError("the caller's credentials are unknown"));
   auto* attestation = new Attestation{.attestor = attestor_, .credentials = *credentials};
   attestation->request.data = attestation;
-  attestation->done = [call, next = std::move(next), liveness = liveness_](Result<std::vector<Selector>> selectors) {
+  attestation->done = [call, next = std::move(next),
+                       liveness = liveness_](Result<std::vector<Selector>> selectors) {
     if (!liveness->alive || call->cancelled() || call->finished()) return;
     if (!selectors.ok()) {
-      return next(PermissionDeniedError("could not attest the caller: " + selectors.status().message()));
+      return next(
+          PermissionDeniedError("could not attest the caller: " + selectors.status().message()));
     }
     next(SelectorSet(std::move(*selectors)));
   };
@@ -284,7 +298,8 @@ void WorkloadApiServer::Authenticate(std::shared_ptr<GrpcServerCall> call,
       loop_->uv(), &attestation->request,
       [](uv_work_t* request) {
         auto* work = static_cast<Attestation*>(request->data);
-        work->selectors = work->attestor->Attest(work->credentials.pid, work->credentials.uid, work->credentials.gid);
+        work->selectors = work->attestor->Attest(work->credentials.pid, work->credentials.uid,
+                                                 work->credentials.gid);
       },
       [](uv_work_t* request, int) {
         std::unique_ptr<Attestation> work(static_cast<Attestation*>(request->data));
@@ -292,7 +307,8 @@ void WorkloadApiServer::Authenticate(std::shared_ptr<GrpcServerCall> call,
       });
   if (queued != 0) {
     std::unique_ptr<Attestation> work(attestation);
-    work->done(UnavailableError(std::string("cannot queue the attestation: ") + uv_strerror(queued)));
+    work->done(
+        UnavailableError(std::string("cannot queue the attestation: ") + uv_strerror(queued)));
   }
 }
 
@@ -359,7 +375,8 @@ void WorkloadApiServer::EndStreams(const Status& why) {
   }
 }
 
-void WorkloadApiServer::FetchJwtSvid(std::shared_ptr<GrpcServerCall> call, const std::string& request_bytes,
+void WorkloadApiServer::FetchJwtSvid(std::shared_ptr<GrpcServerCall> call,
+                                     const std::string& request_bytes,
                                      const SelectorSet& selectors) {
   JWTSVIDRequest request;
   if (!request.ParseFromString(request_bytes)) {
@@ -367,7 +384,8 @@ void WorkloadApiServer::FetchJwtSvid(std::shared_ptr<GrpcServerCall> call, const
   }
   std::vector<std::string> audience(request.audience().begin(), request.audience().end());
   std::erase(audience, std::string());
-  if (audience.empty()) return Finish(*call, kFetchJwtSvid, InvalidArgumentError("audience must be specified"));
+  if (audience.empty())
+    return Finish(*call, kFetchJwtSvid, InvalidArgumentError("audience must be specified"));
   if (!request.spiffe_id().empty()) {
     if (auto id = SpiffeId::Parse(request.spiffe_id()); !id.ok()) {
       return Finish(*call, kFetchJwtSvid,
@@ -406,18 +424,21 @@ void WorkloadApiServer::FetchJwtSvid(std::shared_ptr<GrpcServerCall> call, const
       auto* out = response.add_svids();
       out->set_spiffe_id(pending->svids[i]->spiffe_id);
       out->set_svid(pending->svids[i]->token);
-      if (!pending->hints[i].empty() && hints.insert(pending->hints[i]).second) out->set_hint(pending->hints[i]);
+      if (!pending->hints[i].empty() && hints.insert(pending->hints[i]).second)
+        out->set_hint(pending->hints[i]);
     }
     call->Write(response.SerializeAsString());
     Finish(*call, kFetchJwtSvid, Status::Ok());
   };
   if (pending->outstanding == 0) return respond();
   if (!options_.mint_jwt) {
-    return Finish(*call, kFetchJwtSvid, UnavailableError("no JWT-SVID cached and no signer to ask"));
+    return Finish(*call, kFetchJwtSvid,
+                  UnavailableError("no JWT-SVID cached and no signer to ask"));
   }
   for (size_t i = 0; i < identities.size(); ++i) {
     if (pending->svids[i]) continue;
-    auto on_loop = [this, call, pending, respond, i, audience, liveness = liveness_](Result<WorkloadJwtSvid> minted) {
+    auto on_loop = [this, call, pending, respond, i, audience,
+                    liveness = liveness_](Result<WorkloadJwtSvid> minted) {
       if (!liveness->alive || pending->failed || call->finished()) return;
       if (!minted.ok()) {
         pending->failed = true;
@@ -428,23 +449,28 @@ void WorkloadApiServer::FetchJwtSvid(std::shared_ptr<GrpcServerCall> call, const
       pending->svids[i] = std::move(*minted);
       if (--pending->outstanding == 0) respond();
     };
-    options_.mint_jwt(identities[i], audience,
-                      [loop = loop_, on_loop = std::move(on_loop)](Result<WorkloadJwtSvid> minted) mutable {
-                        loop->Post([on_loop = std::move(on_loop), minted = std::move(minted)]() mutable {
-                          on_loop(std::move(minted));
-                        });
-                      });
+    options_.mint_jwt(
+        identities[i], audience,
+        [loop = loop_, on_loop = std::move(on_loop)](Result<WorkloadJwtSvid> minted) mutable {
+          loop->Post([on_loop = std::move(on_loop), minted = std::move(minted)]() mutable {
+            on_loop(std::move(minted));
+          });
+        });
   }
 }
 
-void WorkloadApiServer::ValidateJwtSvid(std::shared_ptr<GrpcServerCall> call, const std::string& request_bytes,
+void WorkloadApiServer::ValidateJwtSvid(std::shared_ptr<GrpcServerCall> call,
+                                        const std::string& request_bytes,
                                         const SelectorSet& selectors) {
   ValidateJWTSVIDRequest request;
   if (!request.ParseFromString(request_bytes)) {
-    return Finish(*call, kValidateJwtSvid, InvalidArgumentError("malformed ValidateJWTSVIDRequest"));
+    return Finish(*call, kValidateJwtSvid,
+                  InvalidArgumentError("malformed ValidateJWTSVIDRequest"));
   }
-  if (request.audience().empty()) return Finish(*call, kValidateJwtSvid, InvalidArgumentError("audience must be specified"));
-  if (request.svid().empty()) return Finish(*call, kValidateJwtSvid, InvalidArgumentError("svid must be specified"));
+  if (request.audience().empty())
+    return Finish(*call, kValidateJwtSvid, InvalidArgumentError("audience must be specified"));
+  if (request.svid().empty())
+    return Finish(*call, kValidateJwtSvid, InvalidArgumentError("svid must be specified"));
 
   auto snapshot = cache_->snapshot();
   if (snapshot->bundle == nullptr) {
@@ -458,12 +484,14 @@ void WorkloadApiServer::ValidateJwtSvid(std::shared_ptr<GrpcServerCall> call, co
     if (json.ok() && google::protobuf::util::JsonStringToMessage(*json, &claims).ok()) {
       auto sub = claims.fields().find("sub");
       if (sub != claims.fields().end() && sub->second.has_string_value()) {
-        if (auto id = SpiffeId::Parse(sub->second.string_value()); id.ok() && !id->MemberOf(bundle->trust_domain())) {
+        if (auto id = SpiffeId::Parse(sub->second.string_value());
+            id.ok() && !id->MemberOf(bundle->trust_domain())) {
           CallerView view = ViewOf(*snapshot, selectors);
           auto it = view.federated.find(id->trust_domain().IdString());
           if (it == view.federated.end()) {
             return Finish(*call, kValidateJwtSvid,
-                          InvalidArgumentError("no keys found for trust domain \"" + id->trust_domain().name() + "\""));
+                          InvalidArgumentError("no keys found for trust domain \"" +
+                                               id->trust_domain().name() + "\""));
           }
           bundle = it->second.get();
         }
@@ -471,7 +499,8 @@ void WorkloadApiServer::ValidateJwtSvid(std::shared_ptr<GrpcServerCall> call, co
     }
   }
   auto validated = sigil::ValidateJwtSvid(request.svid(), bundle->jwt, request.audience());
-  if (!validated.ok()) return Finish(*call, kValidateJwtSvid, InvalidArgumentError(validated.status().message()));
+  if (!validated.ok())
+    return Finish(*call, kValidateJwtSvid, InvalidArgumentError(validated.status().message()));
 
   ValidateJWTSVIDResponse response;
   response.set_spiffe_id(validated->spiffe_id.str());
@@ -480,7 +509,8 @@ void WorkloadApiServer::ValidateJwtSvid(std::shared_ptr<GrpcServerCall> call, co
   Finish(*call, kValidateJwtSvid, Status::Ok());
 }
 
-void WorkloadApiServer::HealthCheck(std::shared_ptr<GrpcServerCall> call, std::string request_bytes) {
+void WorkloadApiServer::HealthCheck(std::shared_ptr<GrpcServerCall> call,
+                                    std::string request_bytes) {
   grpc::health::v1::HealthCheckRequest request;
   if (!request.ParseFromString(request_bytes)) {
     return Finish(*call, kHealthCheck, InvalidArgumentError("malformed HealthCheckRequest"));
