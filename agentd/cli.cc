@@ -116,8 +116,10 @@ transport::GrpcCallOptions CallOptions(std::optional<std::chrono::milliseconds> 
   return options;
 }
 
-Status PrintX509Response(const X509SVIDResponse& response, Clock::duration waited, std::ostream& out) {
-  out << "Received " << response.svids_size() << " svid after " << FormatGoDuration(waited) << "\n\n";
+Status PrintX509Response(const X509SVIDResponse& response, Clock::duration waited,
+                         std::ostream& out) {
+  out << "Received " << response.svids_size() << " svid after " << FormatGoDuration(waited)
+      << "\n\n";
   for (const auto& svid : response.svids()) {
     SIGIL_ASSIGN_OR_RETURN(std::vector<X509Ptr> chain, CertsFromConcatenatedDer(svid.x509_svid()));
     SIGIL_ASSIGN_OR_RETURN(std::vector<X509Ptr> bundle, CertsFromConcatenatedDer(svid.bundle()));
@@ -127,8 +129,10 @@ Status PrintX509Response(const X509SVIDResponse& response, Clock::duration waite
     out << "SVID Valid After:\t" << GoTime(CertNotBefore(chain[0].get())) << "\n";
     out << "SVID Valid Until:\t" << GoTime(CertNotAfter(chain[0].get())) << "\n";
     for (size_t i = 1; i < chain.size(); ++i) {
-      out << "Intermediate #" << i << " Valid After:\t" << GoTime(CertNotBefore(chain[i].get())) << "\n";
-      out << "Intermediate #" << i << " Valid Until:\t" << GoTime(CertNotAfter(chain[i].get())) << "\n";
+      out << "Intermediate #" << i << " Valid After:\t" << GoTime(CertNotBefore(chain[i].get()))
+          << "\n";
+      out << "Intermediate #" << i << " Valid Until:\t" << GoTime(CertNotAfter(chain[i].get()))
+          << "\n";
     }
     for (size_t i = 0; i < bundle.size(); ++i) {
       out << "CA #" << i + 1 << " Valid After:\t" << GoTime(CertNotBefore(bundle[i].get())) << "\n";
@@ -141,7 +145,8 @@ Status PrintX509Response(const X509SVIDResponse& response, Clock::duration waite
 
 // svid.N.pem, svid.N.key (owner only), bundle.N.pem and federated_bundle.N.M.pem, as
 // spire-agent names them.
-Status WriteX509Response(const X509SVIDResponse& response, const std::filesystem::path& dir, std::ostream& out) {
+Status WriteX509Response(const X509SVIDResponse& response, const std::filesystem::path& dir,
+                         std::ostream& out) {
   std::map<std::string, std::string> federated(response.federated_bundles().begin(),
                                                response.federated_bundles().end());
   for (int i = 0; i < response.svids_size(); ++i) {
@@ -160,10 +165,11 @@ Status WriteX509Response(const X509SVIDResponse& response, const std::filesystem
     SIGIL_RETURN_IF_ERROR(WritePublicFile(bundle_path, bundle_pem));
     int j = 0;
     for (const auto& [td_id, der] : federated) {
-      const auto path = dir / ("federated_bundle." + std::to_string(i) + "." + std::to_string(j) + ".pem");
+      const auto path =
+          dir / ("federated_bundle." + std::to_string(i) + "." + std::to_string(j) + ".pem");
       SIGIL_ASSIGN_OR_RETURN(std::string pem, PemOf(der));
-      out << "Writing federated bundle #" << j << " for trust domain " << td_id << " to file " << path.string()
-          << ".\n";
+      out << "Writing federated bundle #" << j << " for trust domain " << td_id << " to file "
+          << path.string() << ".\n";
       SIGIL_RETURN_IF_ERROR(WritePublicFile(path, pem));
       ++j;
     }
@@ -171,8 +177,8 @@ Status WriteX509Response(const X509SVIDResponse& response, const std::filesystem
   return Status::Ok();
 }
 
-Status FetchX509(const transport::Endpoint& endpoint, std::chrono::milliseconds timeout, const std::string& write_dir,
-                 bool silent, std::ostream& out) {
+Status FetchX509(const transport::Endpoint& endpoint, std::chrono::milliseconds timeout,
+                 const std::string& write_dir, bool silent, std::ostream& out) {
   const auto started = Clock::now();
   std::optional<X509SVIDResponse> first;
   Status parse = Status::Ok();
@@ -180,7 +186,8 @@ Status FetchX509(const transport::Endpoint& endpoint, std::chrono::milliseconds 
       endpoint, "/SpiffeWorkloadAPI/FetchX509SVID", X509SVIDRequest().SerializeAsString(),
       [&](std::string message) {
         first.emplace();
-        if (!first->ParseFromString(message)) parse = InvalidArgumentError("the agent sent a malformed X509SVIDResponse");
+        if (!first->ParseFromString(message))
+          parse = InvalidArgumentError("the agent sent a malformed X509SVIDResponse");
         return false;
       },
       CallOptions(timeout));
@@ -217,15 +224,18 @@ Status Watch(const transport::Endpoint& endpoint, std::ostream& out) {
 }
 
 Status FetchJwt(const transport::Endpoint& endpoint, std::chrono::milliseconds timeout,
-                const std::vector<std::string>& audience, const std::string& spiffe_id, std::ostream& out) {
+                const std::vector<std::string>& audience, const std::string& spiffe_id,
+                std::ostream& out) {
   JWTSVIDRequest request;
   for (const auto& a : audience) request.add_audience(a);
   request.set_spiffe_id(spiffe_id);
-  SIGIL_ASSIGN_OR_RETURN(std::string answer,
-                         transport::GrpcUnaryBlocking(endpoint, "/SpiffeWorkloadAPI/FetchJWTSVID",
-                                                      request.SerializeAsString(), CallOptions(timeout)));
+  SIGIL_ASSIGN_OR_RETURN(
+      std::string answer,
+      transport::GrpcUnaryBlocking(endpoint, "/SpiffeWorkloadAPI/FetchJWTSVID",
+                                   request.SerializeAsString(), CallOptions(timeout)));
   JWTSVIDResponse svids;
-  if (!svids.ParseFromString(answer)) return InvalidArgumentError("the agent sent a malformed JWTSVIDResponse");
+  if (!svids.ParseFromString(answer))
+    return InvalidArgumentError("the agent sent a malformed JWTSVIDResponse");
 
   std::optional<JWTBundlesResponse> bundles;
   Status call = transport::GrpcServerStreamingBlocking(
@@ -239,15 +249,18 @@ Status FetchJwt(const transport::Endpoint& endpoint, std::chrono::milliseconds t
   SIGIL_RETURN_IF_ERROR(call);
   if (!bundles) return UnavailableError("the agent sent no JWT bundles");
 
-  for (const auto& svid : svids.svids()) out << "token(" << svid.spiffe_id() << "):\n\t" << svid.svid() << "\n";
-  const std::map<std::string, std::string> sorted(bundles->bundles().begin(), bundles->bundles().end());
+  for (const auto& svid : svids.svids())
+    out << "token(" << svid.spiffe_id() << "):\n\t" << svid.svid() << "\n";
+  const std::map<std::string, std::string> sorted(bundles->bundles().begin(),
+                                                  bundles->bundles().end());
   for (const auto& [td_id, jwks] : sorted) out << "bundle(" << td_id << "):\n\t" << jwks << "\n";
   return Status::Ok();
 }
 
 // spire-agent's wording: a token the agent rejects is "not valid"; anything else is an error.
-int ValidateJwt(const transport::Endpoint& endpoint, std::chrono::milliseconds timeout, const std::string& audience,
-                const std::string& token, std::ostream& out, std::ostream& err) {
+int ValidateJwt(const transport::Endpoint& endpoint, std::chrono::milliseconds timeout,
+                const std::string& audience, const std::string& token, std::ostream& out,
+                std::ostream& err) {
   ValidateJWTSVIDRequest request;
   request.set_audience(audience);
   request.set_svid(token);
@@ -280,8 +293,9 @@ int HealthCheck(const transport::Endpoint& endpoint, bool shallow, bool verbose,
   if (verbose) out << "Checking agent health...\n";
   transport::GrpcCallOptions options;
   options.timeout = std::chrono::seconds(5);
-  auto answer = transport::GrpcUnaryBlocking(endpoint, "/grpc.health.v1.Health/Check",
-                                             grpc::health::v1::HealthCheckRequest().SerializeAsString(), options);
+  auto answer = transport::GrpcUnaryBlocking(
+      endpoint, "/grpc.health.v1.Health/Check",
+      grpc::health::v1::HealthCheckRequest().SerializeAsString(), options);
   if (!answer.ok()) {
     if (verbose) err << "Failed to check health: " << answer.status().ToString() << "\n";
     err << "Agent is unhealthy: unable to determine health\n";
@@ -314,17 +328,20 @@ std::string Decimal(uint64_t whole, uint64_t fraction, int digits) {
 
 }  // namespace
 
-Result<transport::Endpoint> WorkloadEndpoint(const std::string& socket_path, const char* endpoint_env) {
+Result<transport::Endpoint> WorkloadEndpoint(const std::string& socket_path,
+                                             const char* endpoint_env) {
   if (!socket_path.empty()) return transport::Endpoint::Unix(socket_path);
   if (endpoint_env != nullptr && *endpoint_env != '\0') {
     std::string_view value = endpoint_env;
     if (!value.starts_with("unix:")) {
-      return InvalidArgumentError(std::string(kSpiffeEndpointSocket) + " must be unix:///path or unix:path, not '" +
-                                  std::string(value) + "'");
+      return InvalidArgumentError(std::string(kSpiffeEndpointSocket) +
+                                  " must be unix:///path or unix:path, not '" + std::string(value) +
+                                  "'");
     }
     auto endpoint = transport::Endpoint::Parse(value);
     if (!endpoint.ok()) {
-      return InvalidArgumentError(std::string(kSpiffeEndpointSocket) + ": " + endpoint.status().message());
+      return InvalidArgumentError(std::string(kSpiffeEndpointSocket) + ": " +
+                                  endpoint.status().message());
     }
     return endpoint;
   }
@@ -340,7 +357,8 @@ Result<std::chrono::milliseconds> ParseGoDuration(std::string_view text) {
   double total_ms = 0;
   while (!text.empty()) {
     size_t digits = 0;
-    while (digits < text.size() && (std::isdigit(static_cast<unsigned char>(text[digits])) || text[digits] == '.')) {
+    while (digits < text.size() &&
+           (std::isdigit(static_cast<unsigned char>(text[digits])) || text[digits] == '.')) {
       ++digits;
     }
     if (digits == 0) return InvalidArgumentError("invalid duration '" + original + "'");
@@ -354,11 +372,13 @@ Result<std::chrono::milliseconds> ParseGoDuration(std::string_view text) {
     const std::pair<std::string_view, double>* unit = nullptr;
     for (const auto& candidate : kUnits) {
       // The longest unit that fits: "ms" before "m".
-      if (text.starts_with(candidate.first) && (unit == nullptr || candidate.first.size() > unit->first.size())) {
+      if (text.starts_with(candidate.first) &&
+          (unit == nullptr || candidate.first.size() > unit->first.size())) {
         unit = &candidate;
       }
     }
-    if (unit == nullptr) return InvalidArgumentError("missing or unknown unit in duration '" + original + "'");
+    if (unit == nullptr)
+      return InvalidArgumentError("missing or unknown unit in duration '" + original + "'");
     text.remove_prefix(unit->first.size());
     total_ms += value * unit->second;
   }
@@ -382,7 +402,8 @@ std::string FormatGoDuration(std::chrono::nanoseconds duration) {
   return out + Decimal(rest / 1'000'000'000, rest % 1'000'000'000, 9) + "s";
 }
 
-int RunWorkloadCommand(const std::vector<std::string>& raw_args, std::ostream& out, std::ostream& err) {
+int RunWorkloadCommand(const std::vector<std::string>& raw_args, std::ostream& out,
+                       std::ostream& err) {
   CLI::App app{"Sigil agent commands", "agentd"};
   app.require_subcommand(1);
   std::string socket_path;
@@ -391,11 +412,12 @@ int RunWorkloadCommand(const std::vector<std::string>& raw_args, std::ostream& o
 
   auto add_socket = [&](CLI::App* command) {
     command->add_option("--socketPath", socket_path,
-                        std::string("Path to the SPIFFE Workload API socket (default ") + kDefaultWorkloadSocket +
-                            ", or $SPIFFE_ENDPOINT_SOCKET)");
+                        std::string("Path to the SPIFFE Workload API socket (default ") +
+                            kDefaultWorkloadSocket + ", or $SPIFFE_ENDPOINT_SOCKET)");
   };
   auto add_timeout = [&](CLI::App* command) {
-    command->add_option("--timeout", timeout_text, "Time to wait for a response")->default_str("5s");
+    command->add_option("--timeout", timeout_text, "Time to wait for a response")
+        ->default_str("5s");
   };
   // Errors of the API commands end as one line on `err`.
   auto report = [&err](const Status& status) {
@@ -404,13 +426,15 @@ int RunWorkloadCommand(const std::vector<std::string>& raw_args, std::ostream& o
     return 1;
   };
 
-  CLI::App* api = app.add_subcommand("api", "Talk to the agent's Workload API")->require_subcommand(1);
+  CLI::App* api =
+      app.add_subcommand("api", "Talk to the agent's Workload API")->require_subcommand(1);
   CLI::App* fetch = api->add_subcommand("fetch", "Fetch SVIDs")->require_subcommand(1);
 
   CLI::App* fetch_x509 = fetch->add_subcommand("x509", "Fetch X509-SVIDs and their bundles");
   std::string write_dir;
   bool silent = false;
-  fetch_x509->add_option("--write", write_dir, "Write the SVIDs, keys and bundles into this folder");
+  fetch_x509->add_option("--write", write_dir,
+                         "Write the SVIDs, keys and bundles into this folder");
   fetch_x509->add_flag("--silent", silent, "Print nothing to standard output");
   add_socket(fetch_x509);
   add_timeout(fetch_x509);
@@ -423,8 +447,10 @@ int RunWorkloadCommand(const std::vector<std::string>& raw_args, std::ostream& o
   CLI::App* fetch_jwt = fetch->add_subcommand("jwt", "Fetch a JWT-SVID");
   std::vector<std::string> audience;
   std::string spiffe_id;
-  fetch_jwt->add_option("--audience", audience, "An audience the token is for; repeatable")->required();
-  fetch_jwt->add_option("--spiffeID", spiffe_id, "The SPIFFE ID of the token (default: every identity)");
+  fetch_jwt->add_option("--audience", audience, "An audience the token is for; repeatable")
+      ->required();
+  fetch_jwt->add_option("--spiffeID", spiffe_id,
+                        "The SPIFFE ID of the token (default: every identity)");
   add_socket(fetch_jwt);
   add_timeout(fetch_jwt);
   fetch_jwt->callback([&] {
@@ -444,7 +470,8 @@ int RunWorkloadCommand(const std::vector<std::string>& raw_args, std::ostream& o
   CLI::App* validate = api->add_subcommand("validate", "Validate SVIDs")->require_subcommand(1);
   CLI::App* validate_jwt = validate->add_subcommand("jwt", "Validate a JWT-SVID");
   std::string validate_audience, token;
-  validate_jwt->add_option("--audience", validate_audience, "The audience the token must name")->required();
+  validate_jwt->add_option("--audience", validate_audience, "The audience the token must name")
+      ->required();
   validate_jwt->add_option("--svid", token, "The token to validate")->required();
   add_socket(validate_jwt);
   add_timeout(validate_jwt);
@@ -454,7 +481,8 @@ int RunWorkloadCommand(const std::vector<std::string>& raw_args, std::ostream& o
     };
   });
 
-  CLI::App* healthcheck = app.add_subcommand("healthcheck", "Check that the agent is up and serving");
+  CLI::App* healthcheck =
+      app.add_subcommand("healthcheck", "Check that the agent is up and serving");
   bool shallow = false, verbose = false;
   healthcheck->add_flag("--shallow", shallow, "Only check that the agent answers");
   healthcheck->add_flag("--verbose", verbose, "Say what was checked");

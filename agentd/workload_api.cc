@@ -3,6 +3,7 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/util/json_util.h>
+#include <uv.h>
 
 #include <algorithm>
 #include <set>
@@ -149,8 +150,10 @@ Result<std::optional<std::string>> JwtBundlesMessage(const SvidCache::Snapshot& 
 Result<std::string> UnverifiedClaimsJson(std::string_view token) {
   const size_t first = token.find('.');
   const size_t second = first == std::string_view::npos ? first : token.find('.', first + 1);
-  if (second == std::string_view::npos) return InvalidArgumentError("token is not a JWS compact serialization");
-  SIGIL_ASSIGN_OR_RETURN(Bytes payload, Base64UrlDecode(token.substr(first + 1, second - first - 1)));
+  if (second == std::string_view::npos)
+    return InvalidArgumentError("token is not a JWS compact serialization");
+  SIGIL_ASSIGN_OR_RETURN(Bytes payload,
+                         Base64UrlDecode(token.substr(first + 1, second - first - 1)));
   return AsString(payload);
 }
 
@@ -165,7 +168,8 @@ WorkloadApiServer::WorkloadApiServer(transport::EventLoop* loop, SvidCache* cach
 WorkloadApiServer::~WorkloadApiServer() { Stop(); }
 
 Status WorkloadApiServer::Start() {
-  server_ = std::make_unique<transport::Http2Server>(loop_, options_.http2, router_.AsHttp2Handler());
+  server_ =
+      std::make_unique<transport::Http2Server>(loop_, options_.http2, router_.AsHttp2Handler());
   Status listening = server_->ListenUnix(
       transport::UnixListenerOptions{.path = options_.socket_path, .file_mode = 0777});
   if (!listening.ok()) {
@@ -183,7 +187,8 @@ Status WorkloadApiServer::Start() {
     });
   });
   // A graceful loop stop waits for open streams, and these never end on their own.
-  stop_hook_ = loop_->AddStopHook([this](bool) { EndStreams(UnavailableError("agent is stopping")); });
+  stop_hook_ =
+      loop_->AddStopHook([this](bool) { EndStreams(UnavailableError("agent is stopping")); });
   LogInfo("Workload API listening", {{"socket", options_.socket_path}});
   return Status::Ok();
 }
@@ -203,21 +208,43 @@ void WorkloadApiServer::Stop() {
 }
 
 void WorkloadApiServer::RegisterMethods() {
-  router_.RegisterServerStreaming(kFetchX509Svid, [this](auto call, std::string) {
-    OpenStreamFor(StreamKind::kX509Svid, kFetchX509Svid, std::move(call));
-  });
-  router_.RegisterServerStreaming(kFetchX509Bundles, [this](auto call, std::string) {
-    OpenStreamFor(StreamKind::kX509Bundles, kFetchX509Bundles, std::move(call));
-  });
-  router_.RegisterServerStreaming(kFetchJwtBundles, [this](auto call, std::string) {
-    OpenStreamFor(StreamKind::kJwtBundles, kFetchJwtBundles, std::move(call));
-  });
-  router_.RegisterUnary(kFetchJwtSvid, [this](auto call, std::string request) {
-    FetchJwtSvid(std::move(call), std::move(request));
-  });
-  router_.RegisterUnary(kValidateJwtSvid, [this](auto call, std::string request) {
-    ValidateJwtSvid(std::move(call), std::move(request));
-  });
+  // Every method but Health/Check first finds out who is calling.
+  auto authenticated = [this](std::string method,
+                              std::function<void(std::shared_ptr<GrpcServerCall>,
+                                                 const std::string&, const SelectorSet&)>
+                                  handler) {
+    return [this, method, handler](std::shared_ptr<GrpcServerCall> call, std::string request) {
+      Authenticate(call, [this, method, handler, call,
+                          request = std::move(request)](Result<SelectorSet> selectors) {
+        if (!selectors.ok()) return Finish(*call, method, selectors.status());
+        handler(call, request, *selectors);
+      });
+    };
+  };
+  auto stream = [this](StreamKind kind, std::string method) {
+    return [this, kind, method](std::shared_ptr<GrpcServerCall> call, const std::string&,
+                                const SelectorSet& selectors) {
+      OpenStreamFor(kind, method, std::move(call), selectors);
+    };
+  };
+  router_.RegisterServerStreaming(
+      kFetchX509Svid, authenticated(kFetchX509Svid, stream(StreamKind::kX509Svid, kFetchX509Svid)));
+  router_.RegisterServerStreaming(
+      kFetchX509Bundles,
+      authenticated(kFetchX509Bundles, stream(StreamKind::kX509Bundles, kFetchX509Bundles)));
+  router_.RegisterServerStreaming(
+      kFetchJwtBundles,
+      authenticated(kFetchJwtBundles, stream(StreamKind::kJwtBundles, kFetchJwtBundles)));
+  router_.RegisterUnary(
+      kFetchJwtSvid,
+      authenticated(kFetchJwtSvid, [this](auto call, const auto& request, const auto& selectors) {
+        FetchJwtSvid(std::move(call), request, selectors);
+      }));
+  router_.RegisterUnary(kValidateJwtSvid,
+                        authenticated(kValidateJwtSvid, [this](auto call, const auto& request,
+                                                               const auto& selectors) {
+                          ValidateJwtSvid(std::move(call), request, selectors);
+                        }));
   router_.RegisterUnary(kHealthCheck, [this](auto call, std::string request) {
     HealthCheck(std::move(call), std::move(request));
   });
@@ -237,28 +264,61 @@ void WorkloadApiServer::Finish(GrpcServerCall& call, const std::string& method, 
   call.Finish(std::move(status));
 }
 
-Result<SelectorSet> WorkloadApiServer::Authenticate(const GrpcServerCall& call) {
-  if (call.Metadata(kWorkloadSecurityHeader) != "true") {
-    return InvalidArgumentError("security header missing from request");
+namespace {
+
+struct Attestation {
+  uv_work_t request;
+  std::shared_ptr<UnixWorkloadAttestor> attestor;
+  transport::PeerCredentials credentials;
+  Result<std::vector<Selector>> selectors = InternalError("the caller was not attested");
+  std::function<void(Result<std::vector<Selector>>)> done;  // on the loop
+};
+
+}  // namespace
+
+void WorkloadApiServer::Authenticate(std::shared_ptr<GrpcServerCall> call,
+                                     std::function<void(Result<SelectorSet>)> next) {
+  if (call->Metadata(kWorkloadSecurityHeader) != "true") {
+    return next(InvalidArgumentError("security header missing from request"));
   }
-  const auto& credentials = call.peer().credentials;
-  if (!credentials) return PermissionDeniedError("the caller's credentials are unknown");
-  auto selectors = attestor_.Attest(credentials->pid, credentials->uid, credentials->gid);
-  if (!selectors.ok()) {
-    return PermissionDeniedError("could not attest the caller: " + selectors.status().message());
+  const auto& credentials = call->peer().credentials;
+  if (!credentials) return next(PermissionDeniedError("the caller's credentials are unknown"));
+  auto* attestation = new Attestation{.attestor = attestor_, .credentials = *credentials};
+  attestation->request.data = attestation;
+  attestation->done = [call, next = std::move(next),
+                       liveness = liveness_](Result<std::vector<Selector>> selectors) {
+    if (!liveness->alive || call->cancelled() || call->finished()) return;
+    if (!selectors.ok()) {
+      return next(
+          PermissionDeniedError("could not attest the caller: " + selectors.status().message()));
+    }
+    next(SelectorSet(std::move(*selectors)));
+  };
+  const int queued = uv_queue_work(
+      loop_->uv(), &attestation->request,
+      [](uv_work_t* request) {
+        auto* work = static_cast<Attestation*>(request->data);
+        work->selectors = work->attestor->Attest(work->credentials.pid, work->credentials.uid,
+                                                 work->credentials.gid);
+      },
+      [](uv_work_t* request, int) {
+        std::unique_ptr<Attestation> work(static_cast<Attestation*>(request->data));
+        work->done(std::move(work->selectors));
+      });
+  if (queued != 0) {
+    std::unique_ptr<Attestation> work(attestation);
+    work->done(
+        UnavailableError(std::string("cannot queue the attestation: ") + uv_strerror(queued)));
   }
-  return SelectorSet(std::move(*selectors));
 }
 
 void WorkloadApiServer::OpenStreamFor(StreamKind kind, const std::string& method,
-                                      std::shared_ptr<GrpcServerCall> call) {
-  auto selectors = Authenticate(*call);
-  if (!selectors.ok()) return Finish(*call, method, selectors.status());
+                                      std::shared_ptr<GrpcServerCall> call, SelectorSet selectors) {
   const uint64_t id = next_stream_++;
   OpenStream& stream = streams_[id];
   stream.kind = kind;
   stream.call = call;
-  stream.selectors = std::move(*selectors);
+  stream.selectors = std::move(selectors);
   call->OnCancel([this, id, liveness = liveness_, method] {
     if (!liveness->alive) return;
     auto it = streams_.find(id);
@@ -315,16 +375,17 @@ void WorkloadApiServer::EndStreams(const Status& why) {
   }
 }
 
-void WorkloadApiServer::FetchJwtSvid(std::shared_ptr<GrpcServerCall> call, std::string request_bytes) {
-  auto selectors = Authenticate(*call);
-  if (!selectors.ok()) return Finish(*call, kFetchJwtSvid, selectors.status());
+void WorkloadApiServer::FetchJwtSvid(std::shared_ptr<GrpcServerCall> call,
+                                     const std::string& request_bytes,
+                                     const SelectorSet& selectors) {
   JWTSVIDRequest request;
   if (!request.ParseFromString(request_bytes)) {
     return Finish(*call, kFetchJwtSvid, InvalidArgumentError("malformed JWTSVIDRequest"));
   }
   std::vector<std::string> audience(request.audience().begin(), request.audience().end());
   std::erase(audience, std::string());
-  if (audience.empty()) return Finish(*call, kFetchJwtSvid, InvalidArgumentError("audience must be specified"));
+  if (audience.empty())
+    return Finish(*call, kFetchJwtSvid, InvalidArgumentError("audience must be specified"));
   if (!request.spiffe_id().empty()) {
     if (auto id = SpiffeId::Parse(request.spiffe_id()); !id.ok()) {
       return Finish(*call, kFetchJwtSvid,
@@ -335,7 +396,7 @@ void WorkloadApiServer::FetchJwtSvid(std::shared_ptr<GrpcServerCall> call, std::
   // One JWT-SVID per identity; two entries naming the same SPIFFE ID share it.
   std::vector<RegistrationEntry> identities;
   std::set<std::string> seen;
-  for (auto& entry : cache_->EntriesFor(*selectors)) {
+  for (auto& entry : cache_->EntriesFor(selectors)) {
     if (!request.spiffe_id().empty() && entry.spiffe_id != request.spiffe_id()) continue;
     if (seen.insert(entry.spiffe_id).second) identities.push_back(std::move(entry));
   }
@@ -363,18 +424,21 @@ void WorkloadApiServer::FetchJwtSvid(std::shared_ptr<GrpcServerCall> call, std::
       auto* out = response.add_svids();
       out->set_spiffe_id(pending->svids[i]->spiffe_id);
       out->set_svid(pending->svids[i]->token);
-      if (!pending->hints[i].empty() && hints.insert(pending->hints[i]).second) out->set_hint(pending->hints[i]);
+      if (!pending->hints[i].empty() && hints.insert(pending->hints[i]).second)
+        out->set_hint(pending->hints[i]);
     }
     call->Write(response.SerializeAsString());
     Finish(*call, kFetchJwtSvid, Status::Ok());
   };
   if (pending->outstanding == 0) return respond();
   if (!options_.mint_jwt) {
-    return Finish(*call, kFetchJwtSvid, UnavailableError("no JWT-SVID cached and no signer to ask"));
+    return Finish(*call, kFetchJwtSvid,
+                  UnavailableError("no JWT-SVID cached and no signer to ask"));
   }
   for (size_t i = 0; i < identities.size(); ++i) {
     if (pending->svids[i]) continue;
-    auto on_loop = [this, call, pending, respond, i, audience, liveness = liveness_](Result<WorkloadJwtSvid> minted) {
+    auto on_loop = [this, call, pending, respond, i, audience,
+                    liveness = liveness_](Result<WorkloadJwtSvid> minted) {
       if (!liveness->alive || pending->failed || call->finished()) return;
       if (!minted.ok()) {
         pending->failed = true;
@@ -385,24 +449,28 @@ void WorkloadApiServer::FetchJwtSvid(std::shared_ptr<GrpcServerCall> call, std::
       pending->svids[i] = std::move(*minted);
       if (--pending->outstanding == 0) respond();
     };
-    options_.mint_jwt(identities[i], audience,
-                      [loop = loop_, on_loop = std::move(on_loop)](Result<WorkloadJwtSvid> minted) mutable {
-                        loop->Post([on_loop = std::move(on_loop), minted = std::move(minted)]() mutable {
-                          on_loop(std::move(minted));
-                        });
-                      });
+    options_.mint_jwt(
+        identities[i], audience,
+        [loop = loop_, on_loop = std::move(on_loop)](Result<WorkloadJwtSvid> minted) mutable {
+          loop->Post([on_loop = std::move(on_loop), minted = std::move(minted)]() mutable {
+            on_loop(std::move(minted));
+          });
+        });
   }
 }
 
-void WorkloadApiServer::ValidateJwtSvid(std::shared_ptr<GrpcServerCall> call, std::string request_bytes) {
-  auto selectors = Authenticate(*call);
-  if (!selectors.ok()) return Finish(*call, kValidateJwtSvid, selectors.status());
+void WorkloadApiServer::ValidateJwtSvid(std::shared_ptr<GrpcServerCall> call,
+                                        const std::string& request_bytes,
+                                        const SelectorSet& selectors) {
   ValidateJWTSVIDRequest request;
   if (!request.ParseFromString(request_bytes)) {
-    return Finish(*call, kValidateJwtSvid, InvalidArgumentError("malformed ValidateJWTSVIDRequest"));
+    return Finish(*call, kValidateJwtSvid,
+                  InvalidArgumentError("malformed ValidateJWTSVIDRequest"));
   }
-  if (request.audience().empty()) return Finish(*call, kValidateJwtSvid, InvalidArgumentError("audience must be specified"));
-  if (request.svid().empty()) return Finish(*call, kValidateJwtSvid, InvalidArgumentError("svid must be specified"));
+  if (request.audience().empty())
+    return Finish(*call, kValidateJwtSvid, InvalidArgumentError("audience must be specified"));
+  if (request.svid().empty())
+    return Finish(*call, kValidateJwtSvid, InvalidArgumentError("svid must be specified"));
 
   auto snapshot = cache_->snapshot();
   if (snapshot->bundle == nullptr) {
@@ -416,12 +484,14 @@ void WorkloadApiServer::ValidateJwtSvid(std::shared_ptr<GrpcServerCall> call, st
     if (json.ok() && google::protobuf::util::JsonStringToMessage(*json, &claims).ok()) {
       auto sub = claims.fields().find("sub");
       if (sub != claims.fields().end() && sub->second.has_string_value()) {
-        if (auto id = SpiffeId::Parse(sub->second.string_value()); id.ok() && !id->MemberOf(bundle->trust_domain())) {
-          CallerView view = ViewOf(*snapshot, *selectors);
+        if (auto id = SpiffeId::Parse(sub->second.string_value());
+            id.ok() && !id->MemberOf(bundle->trust_domain())) {
+          CallerView view = ViewOf(*snapshot, selectors);
           auto it = view.federated.find(id->trust_domain().IdString());
           if (it == view.federated.end()) {
             return Finish(*call, kValidateJwtSvid,
-                          InvalidArgumentError("no keys found for trust domain \"" + id->trust_domain().name() + "\""));
+                          InvalidArgumentError("no keys found for trust domain \"" +
+                                               id->trust_domain().name() + "\""));
           }
           bundle = it->second.get();
         }
@@ -429,7 +499,8 @@ void WorkloadApiServer::ValidateJwtSvid(std::shared_ptr<GrpcServerCall> call, st
     }
   }
   auto validated = sigil::ValidateJwtSvid(request.svid(), bundle->jwt, request.audience());
-  if (!validated.ok()) return Finish(*call, kValidateJwtSvid, InvalidArgumentError(validated.status().message()));
+  if (!validated.ok())
+    return Finish(*call, kValidateJwtSvid, InvalidArgumentError(validated.status().message()));
 
   ValidateJWTSVIDResponse response;
   response.set_spiffe_id(validated->spiffe_id.str());
@@ -438,7 +509,8 @@ void WorkloadApiServer::ValidateJwtSvid(std::shared_ptr<GrpcServerCall> call, st
   Finish(*call, kValidateJwtSvid, Status::Ok());
 }
 
-void WorkloadApiServer::HealthCheck(std::shared_ptr<GrpcServerCall> call, std::string request_bytes) {
+void WorkloadApiServer::HealthCheck(std::shared_ptr<GrpcServerCall> call,
+                                    std::string request_bytes) {
   grpc::health::v1::HealthCheckRequest request;
   if (!request.ParseFromString(request_bytes)) {
     return Finish(*call, kHealthCheck, InvalidArgumentError("malformed HealthCheckRequest"));

@@ -89,22 +89,29 @@ class WorkloadApiServer {
   };
 
   void RegisterMethods();
-  Result<SelectorSet> Authenticate(const transport::GrpcServerCall& call);
+  // Checks the security header, then attests the caller on libuv's thread pool (reading /proc
+  // and hashing a binary must not stall every other workload on this loop) and goes on with
+  // its selectors on the loop. `next` does not run once the server is gone or the call ended.
+  void Authenticate(std::shared_ptr<transport::GrpcServerCall> call,
+                    std::function<void(Result<SelectorSet>)> next);
   void OpenStreamFor(StreamKind kind, const std::string& method,
-                     std::shared_ptr<transport::GrpcServerCall> call);
+                     std::shared_ptr<transport::GrpcServerCall> call, SelectorSet selectors);
   // Writes, waits or ends one stream after a change; false when the stream ended.
   bool Advance(OpenStream& stream, const SvidCache::Snapshot& snapshot);
   void RefreshStreams();
   void EndStreams(const Status& why);
-  void FetchJwtSvid(std::shared_ptr<transport::GrpcServerCall> call, std::string request);
-  void ValidateJwtSvid(std::shared_ptr<transport::GrpcServerCall> call, std::string request);
+  void FetchJwtSvid(std::shared_ptr<transport::GrpcServerCall> call, const std::string& request,
+                    const SelectorSet& selectors);
+  void ValidateJwtSvid(std::shared_ptr<transport::GrpcServerCall> call, const std::string& request,
+                       const SelectorSet& selectors);
   void HealthCheck(std::shared_ptr<transport::GrpcServerCall> call, std::string request);
   void Finish(transport::GrpcServerCall& call, const std::string& method, Status status);
 
   transport::EventLoop* loop_;
   SvidCache* cache_;
   WorkloadApiOptions options_;
-  UnixWorkloadAttestor attestor_;
+  // Shared with attestations still running on the thread pool.
+  std::shared_ptr<UnixWorkloadAttestor> attestor_ = std::make_shared<UnixWorkloadAttestor>();
   transport::GrpcRouter router_;
   std::unique_ptr<transport::Http2Server> server_;
   std::shared_ptr<Liveness> liveness_ = std::make_shared<Liveness>();

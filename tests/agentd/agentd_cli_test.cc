@@ -67,18 +67,24 @@ TEST_F(AgentdCliTest, FetchX509PrintsTheSvidAndWritesFilesOpensslAccepts) {
   auto fetched = Agentd({"api", "fetch", "x509", "-socketPath", socket_path_});
   ASSERT_EQ(fetched.exit_code, 0) << fetched.err;
   EXPECT_EQ(fetched.out.rfind("Received 1 svid after ", 0), 0u) << fetched.out;
-  EXPECT_NE(fetched.out.find("SPIFFE ID:\t\tspiffe://example.org/web\n"), std::string::npos) << fetched.out;
-  EXPECT_NE(fetched.out.find("SVID Valid After:\t" + GoTimeOf(svid->not_before) + "\n"), std::string::npos)
+  EXPECT_NE(fetched.out.find("SPIFFE ID:\t\tspiffe://example.org/web\n"), std::string::npos)
       << fetched.out;
-  EXPECT_NE(fetched.out.find("SVID Valid Until:\t" + GoTimeOf(svid->not_after) + "\n"), std::string::npos);
-  EXPECT_NE(fetched.out.find("CA #1 Valid After:\t" + GoTimeOf(CertNotBefore(ca_.cert())) + "\n"), std::string::npos);
+  EXPECT_NE(fetched.out.find("SVID Valid After:\t" + GoTimeOf(svid->not_before) + "\n"),
+            std::string::npos)
+      << fetched.out;
+  EXPECT_NE(fetched.out.find("SVID Valid Until:\t" + GoTimeOf(svid->not_after) + "\n"),
+            std::string::npos);
+  EXPECT_NE(fetched.out.find("CA #1 Valid After:\t" + GoTimeOf(CertNotBefore(ca_.cert())) + "\n"),
+            std::string::npos);
   EXPECT_NE(fetched.out.find("CA #1 Valid Until:\t"), std::string::npos);
 
   const auto out_dir = dir_ / "out";
   std::filesystem::create_directory(out_dir);
-  auto written = Agentd({"api", "fetch", "x509", "-socketPath", socket_path_, "-write", out_dir.string()});
+  auto written =
+      Agentd({"api", "fetch", "x509", "-socketPath", socket_path_, "-write", out_dir.string()});
   ASSERT_EQ(written.exit_code, 0) << written.err;
-  EXPECT_NE(written.out.find("Writing SVID #0 to file " + (out_dir / "svid.0.pem").string() + "."), std::string::npos)
+  EXPECT_NE(written.out.find("Writing SVID #0 to file " + (out_dir / "svid.0.pem").string() + "."),
+            std::string::npos)
       << written.out;
   struct stat key_stat {};
   ASSERT_EQ(::stat((out_dir / "svid.0.key").c_str(), &key_stat), 0);
@@ -91,8 +97,10 @@ TEST_F(AgentdCliTest, FetchX509PrintsTheSvidAndWritesFilesOpensslAccepts) {
   ASSERT_TRUE(verify.ok());
   EXPECT_EQ(verify->exit_code, 0) << verify->out << verify->err;
   // The key is the certificate's: both public halves print the same.
-  auto key_public = RunProcess({"openssl", "pkey", "-in", (out_dir / "svid.0.key").string(), "-pubout"});
-  auto cert_public = RunProcess({"openssl", "x509", "-in", (out_dir / "svid.0.pem").string(), "-pubkey", "-noout"});
+  auto key_public =
+      RunProcess({"openssl", "pkey", "-in", (out_dir / "svid.0.key").string(), "-pubout"});
+  auto cert_public = RunProcess(
+      {"openssl", "x509", "-in", (out_dir / "svid.0.pem").string(), "-pubkey", "-noout"});
   ASSERT_TRUE(key_public.ok() && cert_public.ok());
   EXPECT_EQ(key_public->exit_code, 0) << key_public->err;
   EXPECT_FALSE(key_public->out.empty());
@@ -100,7 +108,8 @@ TEST_F(AgentdCliTest, FetchX509PrintsTheSvidAndWritesFilesOpensslAccepts) {
 
   // -silent prints nothing and still writes.
   std::filesystem::remove(out_dir / "svid.0.pem");
-  auto silent = Agentd({"api", "fetch", "x509", "-socketPath", socket_path_, "-write", out_dir.string(), "-silent"});
+  auto silent = Agentd(
+      {"api", "fetch", "x509", "-socketPath", socket_path_, "-write", out_dir.string(), "-silent"});
   EXPECT_EQ(silent.exit_code, 0) << silent.err;
   EXPECT_EQ(silent.out, "");
   EXPECT_TRUE(std::filesystem::exists(out_dir / "svid.0.pem"));
@@ -110,32 +119,38 @@ TEST_F(AgentdCliTest, FetchJwtThenValidateItAndATamperedCopy) {
   IssueSvid(AddWebEntry());
   StartServer();
 
-  auto fetched = Agentd({"api", "fetch", "jwt", "-audience", "https://api.example.org", "-socketPath", socket_path_});
+  auto fetched = Agentd(
+      {"api", "fetch", "jwt", "-audience", "https://api.example.org", "-socketPath", socket_path_});
   ASSERT_EQ(fetched.exit_code, 0) << fetched.err;
   const std::string prefix = "token(spiffe://example.org/web):\n\t";
   ASSERT_EQ(fetched.out.rfind(prefix, 0), 0u) << fetched.out;
-  const std::string token = fetched.out.substr(prefix.size(), fetched.out.find('\n', prefix.size()) - prefix.size());
+  const std::string token =
+      fetched.out.substr(prefix.size(), fetched.out.find('\n', prefix.size()) - prefix.size());
   EXPECT_EQ(Count(token, "."), 2u) << token;
-  EXPECT_NE(fetched.out.find("bundle(spiffe://example.org):\n\t{"), std::string::npos) << fetched.out;
+  EXPECT_NE(fetched.out.find("bundle(spiffe://example.org):\n\t{"), std::string::npos)
+      << fetched.out;
   EXPECT_NE(fetched.out.find(kJwtKeyId), std::string::npos);
 
-  auto valid = Agentd({"api", "validate", "jwt", "-audience", "https://api.example.org", "-svid", token,
-                       "-socketPath", socket_path_});
+  auto valid = Agentd({"api", "validate", "jwt", "-audience", "https://api.example.org", "-svid",
+                       token, "-socketPath", socket_path_});
   ASSERT_EQ(valid.exit_code, 0) << valid.err;
-  EXPECT_EQ(valid.out.rfind("SVID is valid.\nSPIFFE ID : spiffe://example.org/web\nClaims    : {", 0), 0u) << valid.out;
+  EXPECT_EQ(
+      valid.out.rfind("SVID is valid.\nSPIFFE ID : spiffe://example.org/web\nClaims    : {", 0), 0u)
+      << valid.out;
   EXPECT_NE(valid.out.find("\"sub\":\"spiffe://example.org/web\""), std::string::npos) << valid.out;
 
   std::string tampered = token;
   const size_t payload = tampered.find('.') + 3;
   tampered[payload] = tampered[payload] == 'A' ? 'B' : 'A';
-  auto invalid = Agentd({"api", "validate", "jwt", "-audience", "https://api.example.org", "-svid", tampered,
-                         "-socketPath", socket_path_});
+  auto invalid = Agentd({"api", "validate", "jwt", "-audience", "https://api.example.org", "-svid",
+                         tampered, "-socketPath", socket_path_});
   EXPECT_EQ(invalid.exit_code, 1);
   EXPECT_EQ(invalid.err.rfind("SVID is not valid: ", 0), 0u) << invalid.err;
   EXPECT_EQ(invalid.out, "");
 
-  auto other_audience = Agentd({"api", "validate", "jwt", "-audience", "https://elsewhere.example.org", "-svid",
-                                token, "-socketPath", socket_path_});
+  auto other_audience =
+      Agentd({"api", "validate", "jwt", "-audience", "https://elsewhere.example.org", "-svid",
+              token, "-socketPath", socket_path_});
   EXPECT_EQ(other_audience.exit_code, 1);
   EXPECT_NE(other_audience.err.find("audience"), std::string::npos) << other_audience.err;
 }
@@ -163,21 +178,25 @@ TEST_F(AgentdCliTest, HealthcheckFollowsTheReadyPredicate) {
   // Without an entry for this process there is no identity to fetch.
   auto denied = Agentd({"api", "fetch", "x509", "-socketPath", socket_path_});
   EXPECT_EQ(denied.exit_code, 1);
-  EXPECT_NE(denied.err.find("PERMISSION_DENIED: no identity issued"), std::string::npos) << denied.err;
+  EXPECT_NE(denied.err.find("PERMISSION_DENIED: no identity issued"), std::string::npos)
+      << denied.err;
 }
 
 TEST_F(AgentdCliTest, SpiffeEndpointSocketIsHonouredAndSocketPathWins) {
   IssueSvid(AddWebEntry());
   StartServer();
-  auto uri = Agentd({"api", "fetch", "x509"}, {.env = {{"SPIFFE_ENDPOINT_SOCKET", "unix://" + socket_path_}}});
+  auto uri = Agentd({"api", "fetch", "x509"},
+                    {.env = {{"SPIFFE_ENDPOINT_SOCKET", "unix://" + socket_path_}}});
   EXPECT_EQ(uri.exit_code, 0) << uri.err;
   EXPECT_NE(uri.out.find("spiffe://example.org/web"), std::string::npos);
-  auto bare = Agentd({"healthcheck"}, {.env = {{"SPIFFE_ENDPOINT_SOCKET", "unix:" + socket_path_}}});
+  auto bare =
+      Agentd({"healthcheck"}, {.env = {{"SPIFFE_ENDPOINT_SOCKET", "unix:" + socket_path_}}});
   EXPECT_EQ(bare.exit_code, 0) << bare.err;
   auto flag_wins = Agentd({"healthcheck", "-socketPath", socket_path_},
                           {.env = {{"SPIFFE_ENDPOINT_SOCKET", "unix:///nowhere/api.sock"}}});
   EXPECT_EQ(flag_wins.exit_code, 0) << flag_wins.err;
-  auto env_used = Agentd({"healthcheck", "-verbose"}, {.env = {{"SPIFFE_ENDPOINT_SOCKET", "unix:///nowhere/api.sock"}}});
+  auto env_used = Agentd({"healthcheck", "-verbose"},
+                         {.env = {{"SPIFFE_ENDPOINT_SOCKET", "unix:///nowhere/api.sock"}}});
   EXPECT_EQ(env_used.exit_code, 1);
   EXPECT_NE(env_used.err.find("/nowhere/api.sock"), std::string::npos) << env_used.err;
   auto not_unix = Agentd({"healthcheck"}, {.env = {{"SPIFFE_ENDPOINT_SOCKET", "/just/a/path"}}});
@@ -189,10 +208,12 @@ TEST_F(AgentdCliTest, WatchPrintsEachUpdateAsItArrives) {
   auto entry = AddWebEntry();
   IssueSvid(entry);
   StartServer();
-  auto watcher = ChildProcess::Start({AgentdPath(), "api", "watch", "-socketPath", socket_path_}, dir_.path());
+  auto watcher =
+      ChildProcess::Start({AgentdPath(), "api", "watch", "-socketPath", socket_path_}, dir_.path());
   ASSERT_TRUE(watcher.ok());
-  ASSERT_TRUE(WaitUntil([&] { return Count(watcher->stdout_text(), "Received 1 svid after") == 1; }))
-      << watcher->stderr_text();
+  ASSERT_TRUE(WaitUntil([&] {
+    return Count(watcher->stdout_text(), "Received 1 svid after") == 1;
+  })) << watcher->stderr_text();
   IssueSvid(entry);
   EXPECT_TRUE(WaitUntil([&] { return Count(watcher->stdout_text(), "Received 1 svid after") == 2; },
                         std::chrono::seconds(2)))
@@ -212,7 +233,8 @@ TEST_F(AgentdCliTest, BadUsageSaysWhatIsWrongAndFails) {
   EXPECT_NE(bad_timeout.err.find("-timeout"), std::string::npos) << bad_timeout.err;
   auto unknown = Agentd({"api", "fetch", "x510"});
   EXPECT_EQ(unknown.exit_code, 1);
-  EXPECT_NE(unknown.err.find("unknown command 'agentd api fetch x510': expected x509, jwt"), std::string::npos)
+  EXPECT_NE(unknown.err.find("unknown command 'agentd api fetch x510': expected x509, jwt"),
+            std::string::npos)
       << unknown.err;
   auto unknown_flag = Agentd({"healthcheck", "-socket", "x"});
   EXPECT_EQ(unknown_flag.exit_code, 1);

@@ -29,8 +29,8 @@ namespace sigil::agentd::testing {
 inline constexpr char kJwtKeyId[] = "jwt-key-1";
 
 inline Bytes Pkcs8Der(EVP_PKEY* key) {
-  std::unique_ptr<PKCS8_PRIV_KEY_INFO, decltype(&PKCS8_PRIV_KEY_INFO_free)> info(EVP_PKEY2PKCS8(key),
-                                                                                 PKCS8_PRIV_KEY_INFO_free);
+  std::unique_ptr<PKCS8_PRIV_KEY_INFO, decltype(&PKCS8_PRIV_KEY_INFO_free)> info(
+      EVP_PKEY2PKCS8(key), PKCS8_PRIV_KEY_INFO_free);
   unsigned char* der = nullptr;
   const int length = info ? i2d_PKCS8_PRIV_KEY_INFO(info.get(), &der) : -1;
   if (length <= 0) return {};
@@ -105,7 +105,8 @@ class WorkloadApiFixture : public ::testing::Test {
                                 std::function<void(Result<WorkloadJwtSvid>)> done) {
         ++mints_;
         std::lock_guard lock(threads_mutex_);
-        minter_threads_.emplace_back([this, entry, audience, done] { done(MintJwt(entry, audience)); });
+        minter_threads_.emplace_back(
+            [this, entry, audience, done] { done(MintJwt(entry, audience)); });
       };
     }
     Status started = loop_.loop().Invoke([&] {
@@ -115,7 +116,8 @@ class WorkloadApiFixture : public ::testing::Test {
     ASSERT_TRUE(started.ok()) << started.ToString();
   }
 
-  Result<WorkloadJwtSvid> MintJwt(const RegistrationEntry& entry, const std::vector<std::string>& audience) {
+  Result<WorkloadJwtSvid> MintJwt(const RegistrationEntry& entry,
+                                  const std::vector<std::string>& audience) {
     JwtSvidParams params(*SpiffeId::Parse(entry.spiffe_id));
     params.audience = audience;
     SIGIL_ASSIGN_OR_RETURN(JwtSvid minted, MintJwtSvid(*jwt_signer_, kJwtKeyId, params));

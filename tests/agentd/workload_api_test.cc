@@ -41,21 +41,24 @@ class WorkloadApiTest : public WorkloadApiFixture {
     WorkloadApiFixture::SetUp();
     stubs_ = (dir_ / "stubs").string();
     std::filesystem::create_directory(stubs_);
-    auto generated = RunProcess({"/usr/bin/python3", "-m", "grpc_tools.protoc", "-I", SIGIL_AGENTD_SOURCE_DIR,
-                                 "-I", "/usr/include", "--python_out=" + stubs_, "--grpc_python_out=" + stubs_,
-                                 "workload.proto"});
+    auto generated =
+        RunProcess({"/usr/bin/python3", "-m", "grpc_tools.protoc", "-I", SIGIL_AGENTD_SOURCE_DIR,
+                    "-I", "/usr/include", "--python_out=" + stubs_, "--grpc_python_out=" + stubs_,
+                    "workload.proto"});
     ASSERT_TRUE(generated.ok());
     ASSERT_EQ(generated->exit_code, 0) << generated->err;
   }
 
-  std::vector<std::string> ClientArgv(const std::vector<std::string>& args, std::optional<uid_t> uid) const {
+  std::vector<std::string> ClientArgv(const std::vector<std::string>& args,
+                                      std::optional<uid_t> uid) const {
     std::vector<std::string> argv;
     if (uid) {
       const std::string id = std::to_string(*uid);
       argv = {"setpriv", "--reuid", id, "--regid", id, "--clear-groups"};
     }
-    argv.insert(argv.end(), {"/usr/bin/python3", std::string(SIGIL_AGENTD_TEST_DIR) + "/workload_client.py",
-                             stubs_, "unix://" + socket_path_});
+    argv.insert(argv.end(),
+                {"/usr/bin/python3", std::string(SIGIL_AGENTD_TEST_DIR) + "/workload_client.py",
+                 stubs_, "unix://" + socket_path_});
     argv.insert(argv.end(), args.begin(), args.end());
     return argv;
   }
@@ -93,7 +96,8 @@ TEST_F(WorkloadApiTest, AWorkloadGetsItsX509SvidJwtSvidBundlesAndValidatesTokens
   EXPECT_EQ(svid["hint"], "internal");
   EXPECT_EQ(Unbase64(svid["x509_svid"]), leaf);
   EXPECT_EQ(Unbase64(svid["bundle"]), CaDer());
-  EXPECT_EQ(Unbase64(x509["messages"][0]["federated_bundles"]["spiffe://partner.test"]), PartnerCaDer());
+  EXPECT_EQ(Unbase64(x509["messages"][0]["federated_bundles"]["spiffe://partner.test"]),
+            PartnerCaDer());
   const std::string key_der = Unbase64(svid["x509_svid_key"]);
   const auto* key_bytes = reinterpret_cast<const unsigned char*>(key_der.data());
   EvpPkeyPtr key(d2i_AutoPrivateKey(nullptr, &key_bytes, static_cast<long>(key_der.size())));
@@ -104,23 +108,27 @@ TEST_F(WorkloadApiTest, AWorkloadGetsItsX509SvidJwtSvidBundlesAndValidatesTokens
   EXPECT_EQ(X509_check_private_key(leaf_cert.get(), key.get()), 1);
   WriteFile(dir_ / "svid.pem", DerToPem(Unbase64(svid["x509_svid"])));
   WriteFile(dir_ / "bundle.pem", DerToPem(Unbase64(svid["bundle"])));
-  auto verify = RunProcess({"openssl", "verify", "-CAfile", (dir_ / "bundle.pem").string(), (dir_ / "svid.pem").string()});
+  auto verify = RunProcess({"openssl", "verify", "-CAfile", (dir_ / "bundle.pem").string(),
+                            (dir_ / "svid.pem").string()});
   ASSERT_TRUE(verify.ok());
   EXPECT_EQ(verify->exit_code, 0) << verify->out << verify->err;
   WriteFile(dir_ / "partner.pem", partner_ca_.CertPem());
-  verify = RunProcess({"openssl", "verify", "-CAfile", (dir_ / "partner.pem").string(), (dir_ / "svid.pem").string()});
+  verify = RunProcess({"openssl", "verify", "-CAfile", (dir_ / "partner.pem").string(),
+                       (dir_ / "svid.pem").string()});
   ASSERT_TRUE(verify.ok());
   EXPECT_NE(verify->exit_code, 0);
 
   // Bundles: own and federated, X.509 as DER, JWT as JWKS holding only the JWT keys.
   json x509_bundles = Client({"x509-bundles"});
-  EXPECT_EQ(Unbase64(x509_bundles["bundles"]["spiffe://example.org"]), CaDer()) << x509_bundles.dump();
+  EXPECT_EQ(Unbase64(x509_bundles["bundles"]["spiffe://example.org"]), CaDer())
+      << x509_bundles.dump();
   EXPECT_EQ(Unbase64(x509_bundles["bundles"]["spiffe://partner.test"]), PartnerCaDer());
   json jwt_bundles = Client({"jwt-bundles"});
   ASSERT_TRUE(jwt_bundles["bundles"].contains("spiffe://example.org")) << jwt_bundles.dump();
   EXPECT_TRUE(jwt_bundles["bundles"].contains("spiffe://partner.test"));
-  auto own_jwks = TrustBundleFromJwks(*TrustDomain::Parse("example.org"),
-                                      jwt_bundles["bundles"]["spiffe://example.org"].get<std::string>());
+  auto own_jwks =
+      TrustBundleFromJwks(*TrustDomain::Parse("example.org"),
+                          jwt_bundles["bundles"]["spiffe://example.org"].get<std::string>());
   ASSERT_TRUE(own_jwks.ok()) << own_jwks.status().ToString();
   EXPECT_EQ(own_jwks->jwt.authorities.count(kJwtKeyId), 1u);
   EXPECT_TRUE(own_jwks->x509.authorities.empty());
@@ -133,7 +141,9 @@ TEST_F(WorkloadApiTest, AWorkloadGetsItsX509SvidJwtSvidBundlesAndValidatesTokens
   const std::string token = jwt["svids"][0]["svid"];
   auto checked = ValidateJwtSvid(token, OwnBundle().jwt, "https://api.example.org");
   ASSERT_TRUE(checked.ok()) << checked.status().ToString();
-  EXPECT_EQ(Client({"jwt", "spiffe://example.org/web", "https://api.example.org"})["svids"][0]["svid"], token);
+  EXPECT_EQ(
+      Client({"jwt", "spiffe://example.org/web", "https://api.example.org"})["svids"][0]["svid"],
+      token);
   EXPECT_EQ(mints_.load(), 1);
   EXPECT_EQ(Client({"jwt", "", "https://other.example.org"})["svids"].size(), 1u);
   EXPECT_EQ(mints_.load(), 2);
@@ -170,10 +180,12 @@ TEST_F(WorkloadApiTest, EveryMethodRefusesACallWithoutTheSecurityHeader) {
   }
   EXPECT_EQ(mints_.load(), 0);
   const std::string rendered = metrics.Render();
-  EXPECT_NE(rendered.find("workload_api_calls_total{method=\"FetchX509SVID\",code=\"INVALID_ARGUMENT\"} 1"),
+  EXPECT_NE(rendered.find(
+                "workload_api_calls_total{method=\"FetchX509SVID\",code=\"INVALID_ARGUMENT\"} 1"),
             std::string::npos)
       << rendered;
-  EXPECT_NE(rendered.find("workload_api_calls_total{method=\"ValidateJWTSVID\",code=\"INVALID_ARGUMENT\"} 1"),
+  EXPECT_NE(rendered.find(
+                "workload_api_calls_total{method=\"ValidateJWTSVID\",code=\"INVALID_ARGUMENT\"} 1"),
             std::string::npos);
 }
 
@@ -211,7 +223,8 @@ TEST_F(WorkloadApiTest, CallersAreToldApartByUid) {
   ASSERT_EQ(root["messages"].size(), 1u) << root.dump();
   ASSERT_EQ(root["messages"][0]["svids"].size(), 1u);
   EXPECT_EQ(root["messages"][0]["svids"][0]["spiffe_id"], "spiffe://example.org/root-service");
-  EXPECT_EQ(Client({"jwt", "", "a"}, kNobody)["svids"][0]["spiffe_id"], "spiffe://example.org/nobody-service");
+  EXPECT_EQ(Client({"jwt", "", "a"}, kNobody)["svids"][0]["spiffe_id"],
+            "spiffe://example.org/nobody-service");
 }
 
 TEST_F(WorkloadApiTest, AWatcherIsPushedEveryChangeAndLosesTheStreamWithItsLastEntry) {
@@ -223,7 +236,8 @@ TEST_F(WorkloadApiTest, AWatcherIsPushedEveryChangeAndLosesTheStreamWithItsLastE
   auto lines = [&] {
     std::vector<json> out;
     std::istringstream text(watcher->stdout_text());
-    for (std::string line; std::getline(text, line);) out.push_back(json::parse(line, nullptr, false));
+    for (std::string line; std::getline(text, line);)
+      out.push_back(json::parse(line, nullptr, false));
     return out;
   };
   ASSERT_TRUE(WaitUntil([&] { return OpenStreams() == 1; })) << watcher->stderr_text();
@@ -231,12 +245,14 @@ TEST_F(WorkloadApiTest, AWatcherIsPushedEveryChangeAndLosesTheStreamWithItsLastE
   EXPECT_TRUE(lines().empty()) << watcher->stdout_text();
 
   const std::string first_leaf = IssueSvid(entry);
-  ASSERT_TRUE(WaitUntil([&] { return lines().size() == 1; }, std::chrono::seconds(1))) << watcher->stdout_text();
+  ASSERT_TRUE(WaitUntil([&] { return lines().size() == 1; }, std::chrono::seconds(1)))
+      << watcher->stdout_text();
   EXPECT_EQ(Unbase64(lines()[0]["svids"][0]["x509_svid"]), first_leaf);
 
   // Rotation: a new SVID for the same entry is pushed.
   const std::string rotated_leaf = IssueSvid(entry);
-  ASSERT_TRUE(WaitUntil([&] { return lines().size() == 2; }, std::chrono::seconds(1))) << watcher->stdout_text();
+  ASSERT_TRUE(WaitUntil([&] { return lines().size() == 2; }, std::chrono::seconds(1)))
+      << watcher->stdout_text();
   EXPECT_EQ(Unbase64(lines()[1]["svids"][0]["x509_svid"]), rotated_leaf);
 
   // A change that does not touch this caller pushes nothing.
@@ -248,7 +264,8 @@ TEST_F(WorkloadApiTest, AWatcherIsPushedEveryChangeAndLosesTheStreamWithItsLastE
   auto second = WorkloadEntry("e2", "/web-admin", ::getuid());
   cache_.ApplyEntries({second}, {}, 3, false);
   IssueSvid(second);
-  ASSERT_TRUE(WaitUntil([&] { return lines().size() == 3; }, std::chrono::seconds(1))) << watcher->stdout_text();
+  ASSERT_TRUE(WaitUntil([&] { return lines().size() == 3; }, std::chrono::seconds(1)))
+      << watcher->stdout_text();
   ASSERT_EQ(lines()[2]["svids"].size(), 2u);
   EXPECT_EQ(lines()[2]["svids"][0]["spiffe_id"], "spiffe://example.org/web");
   EXPECT_EQ(lines()[2]["svids"][1]["spiffe_id"], "spiffe://example.org/web-admin");
@@ -258,20 +275,55 @@ TEST_F(WorkloadApiTest, AWatcherIsPushedEveryChangeAndLosesTheStreamWithItsLastE
   sigil::testing::TestCa next_ca("example.org");
   bundle.x509.Add(next_ca.cert());
   cache_.SetBundle(std::move(bundle));
-  ASSERT_TRUE(WaitUntil([&] { return lines().size() == 4; }, std::chrono::seconds(1))) << watcher->stdout_text();
+  ASSERT_TRUE(WaitUntil([&] { return lines().size() == 4; }, std::chrono::seconds(1)))
+      << watcher->stdout_text();
   EXPECT_GT(Unbase64(lines()[3]["svids"][0]["bundle"]).size(), CaDer().size());
 
   // One entry removed: its SVID is redacted from the next message.
   cache_.ApplyEntries({}, {"e2"}, 4, false);
-  ASSERT_TRUE(WaitUntil([&] { return lines().size() == 5; }, std::chrono::seconds(1))) << watcher->stdout_text();
+  ASSERT_TRUE(WaitUntil([&] { return lines().size() == 5; }, std::chrono::seconds(1)))
+      << watcher->stdout_text();
   EXPECT_EQ(lines()[4]["svids"].size(), 1u);
 
   // The last one removed: every SVID is redacted, which the standard spells PermissionDenied.
   cache_.ApplyEntries({}, {"e1"}, 5, false);
-  ASSERT_TRUE(WaitUntil([&] { return lines().size() == 6; }, std::chrono::seconds(1))) << watcher->stdout_text();
+  ASSERT_TRUE(WaitUntil([&] { return lines().size() == 6; }, std::chrono::seconds(1)))
+      << watcher->stdout_text();
   EXPECT_EQ(lines()[5]["code"], "PERMISSION_DENIED");
   EXPECT_EQ(watcher->Wait(std::chrono::seconds(5)), 0);
   EXPECT_EQ(OpenStreams(), 0u);
+}
+
+TEST_F(WorkloadApiTest, JwtSvidsComeFromTheCacheWhileTheServerCannotSign) {
+  auto web = WorkloadEntry("e1", "/web", ::getuid());
+  auto admin = WorkloadEntry("e2", "/admin", ::getuid());
+  cache_.ApplyEntries({web, admin}, {}, 1, true);
+  std::atomic<bool> server_reachable{true};
+  WorkloadApiOptions options;
+  options.mint_jwt = [&](const RegistrationEntry& entry, std::vector<std::string> audience,
+                         std::function<void(Result<WorkloadJwtSvid>)> done) {
+    ++mints_;
+    if (!server_reachable) return done(UnavailableError("serverd is unreachable"));
+    done(MintJwt(entry, audience));
+  };
+  StartServer(std::move(options));
+
+  // Both identities, minted together, in the API's order.
+  json both = Client({"jwt", "", "aud-1"});
+  ASSERT_EQ(both["svids"].size(), 2u) << both.dump();
+  EXPECT_EQ(both["svids"][0]["spiffe_id"], "spiffe://example.org/admin");
+  EXPECT_EQ(both["svids"][1]["spiffe_id"], "spiffe://example.org/web");
+  EXPECT_EQ(mints_.load(), 2);
+
+  server_reachable = false;
+  json cached = Client({"jwt", "spiffe://example.org/web", "aud-1"});
+  ASSERT_EQ(cached["svids"].size(), 1u) << cached.dump();
+  EXPECT_EQ(cached["svids"][0]["svid"], both["svids"][1]["svid"]);
+  EXPECT_EQ(mints_.load(), 2);
+
+  json failed = Client({"jwt", "", "aud-2"});
+  EXPECT_EQ(failed["code"], "UNAVAILABLE") << failed.dump();
+  EXPECT_NE(failed["details"].get<std::string>().find("serverd is unreachable"), std::string::npos);
 }
 
 TEST_F(WorkloadApiTest, BundleStreamsArePushedWhenABundleChanges) {
@@ -289,14 +341,16 @@ TEST_F(WorkloadApiTest, BundleStreamsArePushedWhenABundleChanges) {
   auto lines = [&](size_t i) {
     std::vector<json> out;
     std::istringstream text(watchers[i].stdout_text());
-    for (std::string line; std::getline(text, line);) out.push_back(json::parse(line, nullptr, false));
+    for (std::string line; std::getline(text, line);)
+      out.push_back(json::parse(line, nullptr, false));
     return out;
   };
   // No SVID is needed for bundles: the entry alone entitles the caller.
   ASSERT_TRUE(WaitUntil([&] { return lines(0).size() == 1 && lines(1).size() == 1; }))
       << watchers[0].stderr_text() << watchers[1].stderr_text();
   EXPECT_EQ(Unbase64(lines(0)[0]["bundles"]["spiffe://partner.test"]), PartnerCaDer());
-  EXPECT_EQ(lines(1)[0]["bundles"]["spiffe://example.org"].get<std::string>().find("jwt-key-2"), std::string::npos);
+  EXPECT_EQ(lines(1)[0]["bundles"]["spiffe://example.org"].get<std::string>().find("jwt-key-2"),
+            std::string::npos);
 
   // The same bundles again change nothing; a new JWT key reaches both streams.
   cache_.SetBundles(OwnBundle(), {{"partner.test", PartnerBundle()}});
@@ -305,8 +359,10 @@ TEST_F(WorkloadApiTest, BundleStreamsArePushedWhenABundleChanges) {
   ASSERT_TRUE(key.ok());
   next.jwt.authorities.emplace("jwt-key-2", JwtAuthority(std::move(*key)));
   cache_.SetBundles(std::move(next), {{"partner.test", PartnerBundle()}});
-  ASSERT_TRUE(WaitUntil([&] { return lines(1).size() == 2; }, std::chrono::seconds(1))) << watchers[1].stdout_text();
-  EXPECT_NE(lines(1)[1]["bundles"]["spiffe://example.org"].get<std::string>().find("jwt-key-2"), std::string::npos);
+  ASSERT_TRUE(WaitUntil([&] { return lines(1).size() == 2; }, std::chrono::seconds(1)))
+      << watchers[1].stdout_text();
+  EXPECT_NE(lines(1)[1]["bundles"]["spiffe://example.org"].get<std::string>().find("jwt-key-2"),
+            std::string::npos);
   // The X.509 bundles did not change: that stream stays quiet.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_EQ(lines(0).size(), 1u);
@@ -315,7 +371,8 @@ TEST_F(WorkloadApiTest, BundleStreamsArePushedWhenABundleChanges) {
   entry.federates_with.clear();
   entry.revision = 2;
   cache_.ApplyEntries({entry}, {}, 2, false);
-  ASSERT_TRUE(WaitUntil([&] { return lines(0).size() == 2; }, std::chrono::seconds(1))) << watchers[0].stdout_text();
+  ASSERT_TRUE(WaitUntil([&] { return lines(0).size() == 2; }, std::chrono::seconds(1)))
+      << watchers[0].stdout_text();
   EXPECT_FALSE(lines(0)[1]["bundles"].contains("spiffe://partner.test"));
   EXPECT_TRUE(lines(0)[1]["bundles"].contains("spiffe://example.org"));
   for (auto& watcher : watchers) watcher.Stop();
