@@ -8,10 +8,13 @@
 
 #include "core/csr.h"
 #include "core/log.h"
+#include "core/tpm_devid.h"
+#include "core/wire/convert.h"
 #include "core/x509_ca.h"
 #include "core/x509_svid.h"
 #include "hw/secret_file.h"
 #include "hw/soft_key_store.h"
+#include "hw/tpm_devid.h"
 
 namespace sigil::agentd {
 
@@ -221,22 +224,47 @@ Status Agent::UseAgentSvid(AgentSvid svid, bool persist) {
   return Status::Ok();
 }
 
+Result<AgentSvidAnswer> Agent::AttestWithTpmDevId(const Bytes& csr) {
+  // The TPM is opened for attestation only: between attestations it is other programs' too.
+  SIGIL_ASSIGN_OR_RETURN(auto tpm, hw::TpmDevIdAgent::Open(*config_.tpm_devid));
+  SIGIL_ASSIGN_OR_RETURN(TpmDevIdEvidence evidence, tpm->MakeEvidence());
+  auto request = [&](auto build_data) {
+    flatbuffers::FlatBufferBuilder builder(4096);
+    auto [type, data] = build_data(builder);
+    auto csr_vector = builder.CreateVector(csr);
+    return wire::FinishMessage(builder, wire::CreateAttestationRequest(builder, type, data, csr_vector));
+  };
+  SIGIL_ASSIGN_OR_RETURN(AttestAnswer first, client_->Attest(request([&](flatbuffers::FlatBufferBuilder& b) {
+    return std::pair{wire::AttestationData::TpmDevIdAttestation, wire::TpmDevIdEvidenceToWire(b, evidence).Union()};
+  })));
+  auto* challenge = std::get_if<TpmDevIdChallenge>(&first);
+  if (challenge == nullptr) return InternalError("serverd answered tpm_devid evidence without a challenge");
+  SIGIL_ASSIGN_OR_RETURN(TpmDevIdAnswer answer, tpm->AnswerChallenge(*challenge));
+  SIGIL_ASSIGN_OR_RETURN(AttestAnswer second, client_->Attest(request([&](flatbuffers::FlatBufferBuilder& b) {
+    return std::pair{wire::AttestationData::TpmDevIdChallengeAnswer, wire::TpmDevIdAnswerToWire(b, answer).Union()};
+  })));
+  auto* svid = std::get_if<AgentSvidAnswer>(&second);
+  if (svid == nullptr) return InternalError("serverd answered a challenge answer with another challenge");
+  return std::move(*svid);
+}
+
 Status Agent::Attest() {
   std::lock_guard attesting(attest_mutex_);
-  if (config_.join_token.empty()) {
+  if (!config_.tpm_devid && config_.join_token.empty()) {
     return FailedPreconditionError("no saved agent SVID in " + config_.data_dir.string() +
-                                   " and no join token to attest with (join_token, or -joinToken)");
+                                   " and nothing to attest with (join_token or -joinToken, or tpm_devid)");
   }
+  const std::string type = config_.tpm_devid ? "tpm_devid" : "join_token";
   SIGIL_ASSIGN_OR_RETURN(EvpPkeyPtr key, hw::GenerateSoftKey(KeyType::kEcP256));
   SIGIL_ASSIGN_OR_RETURN(Bytes csr, MakeCsr(key.get()));
-  auto answer = client_->AttestWithJoinToken(config_.join_token, csr);
-  if (!answer.ok()) return std::move(answer).status().AddContext("join token attestation");
+  auto answer = config_.tpm_devid ? AttestWithTpmDevId(csr) : client_->AttestWithJoinToken(config_.join_token, csr);
+  if (!answer.ok()) return std::move(answer).status().AddContext(type + " attestation");
   SIGIL_RETURN_IF_ERROR(client_->SetBundle(answer->bundle.x509));
   SIGIL_RETURN_IF_ERROR(SaveBundle(answer->bundle));
   SIGIL_ASSIGN_OR_RETURN(std::vector<X509Ptr> chain, ParseChain(answer->chain_der));
   const Clock::time_point not_before = CertNotBefore(chain.front().get());
   const Clock::time_point not_after = CertNotAfter(chain.front().get());
-  LogInfo("attested to serverd", {{"agent", answer->agent_id.str()}, {"type", "join_token"}});
+  LogInfo("attested to serverd", {{"agent", answer->agent_id.str()}, {"type", type}});
   return UseAgentSvid(AgentSvid{answer->agent_id, answer->chain_der, std::move(key),
                                 not_before + (not_after - not_before) / 2, not_after},
                       true);

@@ -2,7 +2,8 @@
 //
 //  - Attestation: the agent's SVID and key are kept in data_dir (agent_svid.pem, agent_svid.key
 //    0600, bundle.pem), so a restart re-uses them without a new join token; otherwise it attests
-//    with the join token. Renewal over mTLS at half-life; when serverd no longer knows the agent
+//    with the join token or, when configured, the TPM's DevID (evidence, then the answer to
+//    serverd's challenge). Renewal over mTLS at half-life; when serverd no longer knows the agent
 //    (evicted) it attests again.
 //  - Entry sync: one long poll always open at serverd, which answers as soon as an entry or the
 //    bundle changes; the cache takes full or incremental answers by revision.
@@ -61,6 +62,7 @@ class Agent {
   Status LoadTrustBundle();
   Status RestoreAgentSvid();
   Status Attest();
+  Result<AgentSvidAnswer> AttestWithTpmDevId(const Bytes& csr);
   Status UseAgentSvid(AgentSvid svid, bool persist);
   Status RenewAgentSvid();
   Status SaveBundle(const TrustBundle& bundle);

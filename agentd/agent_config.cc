@@ -59,6 +59,22 @@ Result<AgentConfig> ParseAgentConfig(std::string_view text, const std::string& s
   }
   agent.RefuseUnknownKeys();
 
+  if (doc.root().Has("tpm_devid")) {
+    ConfigSection devid = doc.root().Section("tpm_devid");
+    hw::TpmDevIdConfig tpm = hw::TpmDevIdConfig::InDir("device:/dev/tpmrm0");
+    devid.Read("tcti", tpm.tcti);
+    ReadPath(devid, "devid_cert_path", tpm.devid_certificate_path);
+    ReadPath(devid, "devid_pub_path", tpm.devid_public_path);
+    ReadPath(devid, "devid_priv_path", tpm.devid_private_path);
+    ReadPath(devid, "devid_auth_file", tpm.devid_auth_file);
+    ReadPath(devid, "endorsement_auth_file", tpm.endorsement_auth_file);
+    if (tpm.tcti.empty()) devid.Problem("tcti", "must not be empty");
+    devid.RefuseUnknownKeys();
+    if (!config.join_token.empty()) {
+      agent.Problem("join_token", "cannot be used together with tpm_devid attestation; choose one");
+    }
+    config.tpm_devid = std::move(tpm);
+  }
   ReadHealthChecks(doc.root().Section("health_checks"), config.health_checks);
   doc.root().RefuseUnknownKeys();
   SIGIL_RETURN_IF_ERROR(doc.Finish());

@@ -13,16 +13,25 @@
 //     insecure_bootstrap: false         # trust the server's first answer; logged loudly
 //     join_token: ""                    # or -joinToken
 //     workload_key_type: ec-p256        # ec-p256 | ec-p384 | rsa-2048
+//   tpm_devid:                          # attest with the TPM's DevID instead of a join token
+//     tcti: device:/dev/tpmrm0
+//     devid_cert_path: /var/lib/sigil-agent/devid/devid.crt.pem   # as tools/provision-devid writes
+//     devid_pub_path: /var/lib/sigil-agent/devid/devid.pub
+//     devid_priv_path: /var/lib/sigil-agent/devid/devid.priv
+//     devid_auth_file: ""                # SPIRE's devid_password, from a file
+//     endorsement_auth_file: ""          # SPIRE's endorsement_hierarchy_password, from a file
 //   health_checks: {listener_enabled, bind_address, bind_port, live_path, ready_path}
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "core/config.h"
 #include "core/signer.h"
 #include "core/spiffe_id.h"
 #include "core/status.h"
+#include "hw/tpm_devid.h"
 
 namespace sigil::agentd {
 
@@ -38,6 +47,7 @@ struct AgentConfig {
   bool insecure_bootstrap = false;
   std::string join_token;
   KeyType workload_key_type = KeyType::kEcP256;
+  std::optional<hw::TpmDevIdConfig> tpm_devid;  // set: tpm_devid attestation
   HealthCheckConfig health_checks;
 };
 

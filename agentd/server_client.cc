@@ -205,11 +205,7 @@ Result<AttestAnswer> ServerClient::Attest(const Bytes& attestation_request) {
     return AttestAnswer(std::move(svid));
   }
   if (envelope->body_type() == wire::Body::AttestationChallenge) {
-    const auto* challenge = envelope->body_as_AttestationChallenge();
-    return AttestAnswer(AttestationChallengeAnswer{wire::StringOf(challenge->session_id()),
-                                                   ToBytes(wire::BytesOf(challenge->nonce())),
-                                                   ToBytes(wire::BytesOf(challenge->credential_blob())),
-                                                   ToBytes(wire::BytesOf(challenge->encrypted_secret()))});
+    return AttestAnswer(wire::TpmDevIdChallengeFromWire(*envelope->body_as_AttestationChallenge()));
   }
   return Status(Code::kInternal, std::string("serverd answered attestation with a ") +
                                      wire::EnumNameBody(envelope->body_type()));

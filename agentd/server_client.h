@@ -23,6 +23,7 @@
 #include "core/registration_entry.h"
 #include "core/spiffe_id.h"
 #include "core/status.h"
+#include "core/tpm_devid.h"
 #include "core/trust_bundle.h"
 #include "transport/event_loop.h"
 #include "transport/http2_client.h"
@@ -38,14 +39,8 @@ struct AgentSvidAnswer {
   TrustBundle bundle;
 };
 
-struct AttestationChallengeAnswer {
-  std::string session_id;
-  Bytes nonce;
-  Bytes credential_blob;
-  Bytes encrypted_secret;
-};
-
-using AttestAnswer = std::variant<AgentSvidAnswer, AttestationChallengeAnswer>;
+// The server asks for a proof of possession before it answers with an SVID.
+using AttestAnswer = std::variant<AgentSvidAnswer, TpmDevIdChallenge>;
 
 struct EntrySyncAnswer {
   int64_t revision = 0;
