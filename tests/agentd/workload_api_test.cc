@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "core/base64url.h"
+#include "tests/agentd/python_workload_client.h"
 #include "tests/agentd/workload_api_fixture.h"
 
 namespace sigil::agentd::testing {
@@ -39,41 +40,20 @@ class WorkloadApiTest : public WorkloadApiFixture {
  protected:
   void SetUp() override {
     WorkloadApiFixture::SetUp();
-    stubs_ = (dir_ / "stubs").string();
-    std::filesystem::create_directory(stubs_);
-    auto generated =
-        RunProcess({"/usr/bin/python3", "-m", "grpc_tools.protoc", "-I", SIGIL_AGENTD_SOURCE_DIR,
-                    "-I", "/usr/include", "--python_out=" + stubs_, "--grpc_python_out=" + stubs_,
-                    "workload.proto"});
-    ASSERT_TRUE(generated.ok());
-    ASSERT_EQ(generated->exit_code, 0) << generated->err;
+    auto python = PythonWorkloadClient::Create(dir_ / "stubs");
+    ASSERT_TRUE(python.ok()) << python.status().ToString();
+    python_.emplace(std::move(*python));
   }
 
-  std::vector<std::string> ClientArgv(const std::vector<std::string>& args,
-                                      std::optional<uid_t> uid) const {
-    std::vector<std::string> argv;
-    if (uid) {
-      const std::string id = std::to_string(*uid);
-      argv = {"setpriv", "--reuid", id, "--regid", id, "--clear-groups"};
-    }
-    argv.insert(argv.end(),
-                {"/usr/bin/python3", std::string(SIGIL_AGENTD_TEST_DIR) + "/workload_client.py",
-                 stubs_, "unix://" + socket_path_});
-    argv.insert(argv.end(), args.begin(), args.end());
-    return argv;
+  std::vector<std::string> ClientArgv(const std::vector<std::string>& args, std::optional<uid_t> uid) const {
+    return python_->Argv(socket_path_, args, uid);
   }
 
   json Client(const std::vector<std::string>& args, std::optional<uid_t> uid = std::nullopt) {
-    auto run = RunProcess(ClientArgv(args, uid), {}, std::chrono::seconds(30));
-    EXPECT_TRUE(run.ok());
-    if (!run.ok()) return json();
-    EXPECT_EQ(run->exit_code, 0) << run->err;
-    auto out = json::parse(run->out, nullptr, false);
-    EXPECT_FALSE(out.is_discarded()) << run->out << run->err;
-    return out;
+    return python_->Run(socket_path_, args, uid);
   }
 
-  std::string stubs_;
+  std::optional<PythonWorkloadClient> python_;
 };
 
 TEST_F(WorkloadApiTest, AWorkloadGetsItsX509SvidJwtSvidBundlesAndValidatesTokens) {

@@ -32,19 +32,10 @@ Result<std::unique_ptr<AgentdProcess>> AgentdProcess::Create(AgentdOptions optio
 
 Status AgentdProcess::Start() {
   if (process_) previous_logs_ += logs();
-  SIGIL_ASSIGN_OR_RETURN(ChildProcess child,
-                         ChildProcess::Start({Binary(), "run", "-config", (dir() / "agent.yaml").string()}, dir()));
-  process_.emplace(std::move(child));
-  const bool healthy = WaitUntil(
-      [&] {
-        if (!process_->running()) return true;
-        auto check = Cli({"healthcheck"});
-        return check.ok() && check->exit_code == 0;
-      },
-      std::chrono::seconds(20));
-  if (!process_->running()) return Status(Code::kInternal, "agentd exited at start:\n" + logs());
-  if (!healthy) return Status(Code::kDeadlineExceeded, "agentd did not become healthy:\n" + logs());
-  return Status::Ok();
+  return StartDaemon(process_, {Binary(), "run", "-config", (dir() / "agent.yaml").string()}, dir(), "agentd", [&] {
+    auto check = Cli({"healthcheck"});
+    return check.ok() && check->exit_code == 0;
+  });
 }
 
 int AgentdProcess::Stop() { return process_ ? process_->Stop() : -1; }

@@ -303,4 +303,16 @@ void WriteFile(const std::filesystem::path& path, std::string_view contents) {
   out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
 }
 
+Status StartDaemon(std::optional<ChildProcess>& process, const std::vector<std::string>& argv,
+                   const std::filesystem::path& log_dir, const std::string& name,
+                   const std::function<bool()>& healthy, std::chrono::milliseconds timeout) {
+  SIGIL_ASSIGN_OR_RETURN(ChildProcess child, ChildProcess::Start(argv, log_dir));
+  process.emplace(std::move(child));
+  const bool passed = WaitUntil([&] { return !process->running() || healthy(); }, timeout);
+  auto logs = [&] { return process->stderr_text() + process->stdout_text(); };
+  if (!process->running()) return Status(Code::kInternal, name + " exited at start:\n" + logs());
+  if (!passed) return Status(Code::kDeadlineExceeded, name + " did not become healthy:\n" + logs());
+  return Status::Ok();
+}
+
 }  // namespace sigil::testing

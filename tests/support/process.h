@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -84,6 +85,12 @@ class ChildProcess {
   std::filesystem::path stdout_path_;
   std::filesystem::path stderr_path_;
 };
+
+// Starts a daemon and waits until `healthy` (its own `healthcheck` command) passes.
+// Internal naming `name` with its logs when it exits first; DeadlineExceeded after `timeout`.
+Status StartDaemon(std::optional<ChildProcess>& process, const std::vector<std::string>& argv,
+                   const std::filesystem::path& log_dir, const std::string& name,
+                   const std::function<bool()>& healthy, std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
 // Polls `ready` every 20 ms until it returns true or `timeout` passes.
 template <typename Pred>

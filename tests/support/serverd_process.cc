@@ -35,19 +35,10 @@ Result<std::unique_ptr<ServerdProcess>> ServerdProcess::Create(SoftHsm& hsm, con
 }
 
 Status ServerdProcess::Start() {
-  SIGIL_ASSIGN_OR_RETURN(ChildProcess child,
-                         ChildProcess::Start({Binary(), "run", "-config", (dir() / "server.yaml").string()}, dir()));
-  process_.emplace(std::move(child));
-  const bool healthy = WaitUntil(
-      [&] {
-        if (!process_->running()) return true;
-        auto check = Cli({"healthcheck"});
-        return check.ok() && check->exit_code == 0;
-      },
-      std::chrono::seconds(20));
-  if (!process_->running()) return Status(Code::kInternal, "serverd exited at start:\n" + logs());
-  if (!healthy) return Status(Code::kDeadlineExceeded, "serverd did not become healthy:\n" + logs());
-  return Status::Ok();
+  return StartDaemon(process_, {Binary(), "run", "-config", (dir() / "server.yaml").string()}, dir(), "serverd", [&] {
+    auto check = Cli({"healthcheck"});
+    return check.ok() && check->exit_code == 0;
+  });
 }
 
 int ServerdProcess::Stop() {
