@@ -133,6 +133,10 @@ std::vector<Bytes> NewCsrs(size_t count) {
 struct Ceiling {
   double sign_per_s = 0;
   double verify_per_s = 0;
+  // CPU time per operation: unlike the rates, hardly moved by other work on a shared machine,
+  // so the pipeline's own CPU per SVID can be set against it.
+  double sign_cpu_us = 0;
+  double verify_cpu_us = 0;
   // One sign and one CSR verification per SVID, both on the same cores.
   double svids_per_s() const {
     if (sign_per_s <= 0 || verify_per_s <= 0) return 0;
@@ -151,16 +155,22 @@ Result<Ceiling> MeasureCeiling(const hw::KeyStoreConfig& store_config, int threa
     SIGIL_ASSIGN_OR_RETURN(auto signer, store->FindOrCreateKey("bench-ceiling", KeyType::kEcP256));
     uint8_t digest[SHA256_DIGEST_LENGTH];
     SHA256(reinterpret_cast<const uint8_t*>("ceiling"), 7, digest);
+    std::atomic<uint64_t> signs{0};
+    const double cpu_before_signs = ProcessCpuSeconds();
     ceiling.sign_per_s = RatePerSecond(threads, duration, [&] {
+      ++signs;
       return signer->SignDigest(SignatureScheme::kES256, digest).ok();
     });
     if (ceiling.sign_per_s == 0) return Status(Code::kInternal, "the ceiling's digest signing failed");
+    ceiling.sign_cpu_us = (ProcessCpuSeconds() - cpu_before_signs) * 1e6 / static_cast<double>(signs);
   }
-  std::atomic<size_t> next{0};
+  std::atomic<uint64_t> verifies{0};
+  const double cpu_before_verifies = ProcessCpuSeconds();
   ceiling.verify_per_s = RatePerSecond(threads, duration, [&] {
-    return CheckCsr(csrs[next++ % csrs.size()]).ok();
+    return CheckCsr(csrs[verifies++ % csrs.size()]).ok();
   });
   if (ceiling.verify_per_s == 0) return Status(Code::kInternal, "the ceiling's CSR verification failed");
+  ceiling.verify_cpu_us = (ProcessCpuSeconds() - cpu_before_verifies) * 1e6 / static_cast<double>(verifies);
   return ceiling;
 }
 
@@ -301,39 +311,61 @@ Status RunConfiguration(const Options& options, Backends& backends, const std::s
   SIGIL_ASSIGN_OR_RETURN(hw::KeyStoreConfig store_config, backends.FreshStore(store, mode));
   hw::KeyStoreConfig ceiling_store = store_config;
   if (mode == "delegated") ceiling_store = hw::KeyStoreConfig{.kind = hw::KeyStoreKind::kSoft};
-  SIGIL_ASSIGN_OR_RETURN(Ceiling ceiling, MeasureCeiling(ceiling_store, options.workers,
-                                                         Seconds(options.quick ? 0.5 : 2.0), ceiling_csrs));
+  const Seconds ceiling_duration(options.quick ? 0.3 : 1.0);
+  SIGIL_ASSIGN_OR_RETURN(Ceiling before, MeasureCeiling(ceiling_store, options.workers, ceiling_duration, ceiling_csrs));
+
+  std::vector<std::pair<int, LoadResult>> loads;
+  {
+    BenchServerOptions server_options;
+    server_options.key_store = store_config;
+    server_options.ca_mode = mode == "direct" ? serverd::CaMode::kDirect : serverd::CaMode::kDelegated;
+    server_options.signing_workers = options.workers;
+    SIGIL_ASSIGN_OR_RETURN(auto server, BenchServer::Start(server_options, dir / prefix));
+
+    std::vector<AgentWithEntries> agents(kAgents);
+    for (size_t a = 0; a < kAgents; ++a) {
+      SIGIL_ASSIGN_OR_RETURN(agents[a].agent, BenchAgent::Attest(*server));
+      std::vector<RegistrationEntry> entries;
+      for (size_t e = 0; e < kEntriesPerAgent; ++e) {
+        entries.push_back(WorkloadEntry(server->trust_domain(),
+                                        "agent" + std::to_string(a) + "/workload" + std::to_string(e),
+                                        agents[a].agent->spiffe_id()));
+      }
+      SIGIL_ASSIGN_OR_RETURN(agents[a].entry_ids, server->CreateEntries(entries));
+      agents[a].csrs = NewCsrs(kEntriesPerAgent);
+    }
+
+    for (int batch : options.batches) {
+      // Enough SVIDs in flight to keep every worker's batches full, without queueing so many
+      // behind a slow signer that a request waits seconds.
+      const int in_flight_svids = slow_signer ? 128 : 512;
+      const int concurrency = std::clamp(in_flight_svids / batch, slow_signer ? 2 : 4, 32);
+      std::fprintf(stderr, "%s/batch%d: %d requests in flight, load %s\n", prefix.c_str(), batch, concurrency,
+                   LoadAverage().c_str());
+      loads.emplace_back(batch, RunLoad(agents, batch, concurrency, warm_up, duration));
+      report.Metric(prefix + "/batch" + std::to_string(batch) + "/requests_in_flight", concurrency, "", true);
+    }
+    agents.clear();
+  }
+
+  // Measured again once serverd has let go of the store (swtpm serves one connection): the
+  // machine is shared, and the mean of both sides of the load is a fairer limit than either.
+  SIGIL_ASSIGN_OR_RETURN(Ceiling after, MeasureCeiling(ceiling_store, options.workers, ceiling_duration, ceiling_csrs));
+  const Ceiling ceiling{.sign_per_s = (before.sign_per_s + after.sign_per_s) / 2,
+                        .verify_per_s = (before.verify_per_s + after.verify_per_s) / 2,
+                        .sign_cpu_us = (before.sign_cpu_us + after.sign_cpu_us) / 2,
+                        .verify_cpu_us = (before.verify_cpu_us + after.verify_cpu_us) / 2};
   report.Metric(prefix + "/ceiling/sign_per_s", ceiling.sign_per_s, "1/s", true);
   report.Metric(prefix + "/ceiling/csr_verify_per_s", ceiling.verify_per_s, "1/s", true);
   report.Metric(prefix + "/ceiling/svids_per_s", ceiling.svids_per_s(), "1/s", true);
+  report.Metric(prefix + "/ceiling/svids_per_s_before", before.svids_per_s(), "1/s", true);
+  report.Metric(prefix + "/ceiling/svids_per_s_after", after.svids_per_s(), "1/s", true);
+  // For a swtpm the sign's CPU is mostly spent in the swtpm process, not counted here.
+  const double ceiling_cpu_us = ceiling.sign_cpu_us + ceiling.verify_cpu_us;
+  report.Metric(prefix + "/ceiling/cpu_us_per_svid", ceiling_cpu_us, "us", false);
 
-  BenchServerOptions server_options;
-  server_options.key_store = store_config;
-  server_options.ca_mode = mode == "direct" ? serverd::CaMode::kDirect : serverd::CaMode::kDelegated;
-  server_options.signing_workers = options.workers;
-  SIGIL_ASSIGN_OR_RETURN(auto server, BenchServer::Start(server_options, dir / prefix));
-
-  std::vector<AgentWithEntries> agents(kAgents);
-  for (size_t a = 0; a < kAgents; ++a) {
-    SIGIL_ASSIGN_OR_RETURN(agents[a].agent, BenchAgent::Attest(*server));
-    std::vector<RegistrationEntry> entries;
-    for (size_t e = 0; e < kEntriesPerAgent; ++e) {
-      entries.push_back(WorkloadEntry(server->trust_domain(),
-                                      "agent" + std::to_string(a) + "/workload" + std::to_string(e),
-                                      agents[a].agent->spiffe_id()));
-    }
-    SIGIL_ASSIGN_OR_RETURN(agents[a].entry_ids, server->CreateEntries(entries));
-    agents[a].csrs = NewCsrs(kEntriesPerAgent);
-  }
-
-  for (int batch : options.batches) {
-    // Enough SVIDs in flight to keep every worker's batches full, without queueing so many
-    // behind a slow signer that a request waits seconds.
-    const int in_flight_svids = slow_signer ? 128 : 512;
-    const int concurrency = std::clamp(in_flight_svids / batch, slow_signer ? 2 : 4, 32);
+  for (auto& [batch, load] : loads) {
     const std::string name = prefix + "/batch" + std::to_string(batch);
-    std::fprintf(stderr, "%s: %d requests in flight, load %s\n", name.c_str(), concurrency, LoadAverage().c_str());
-    LoadResult load = RunLoad(agents, batch, concurrency, warm_up, duration);
     if (load.failed_items > 0) {
       report.Error(name + ": " + std::to_string(load.failed_items) + " items failed, first: " + load.first_failure);
     }
@@ -342,13 +374,16 @@ Status RunConfiguration(const Options& options, Backends& backends, const std::s
     report.Metric(name + "/p50_ms", Percentile(load.latencies_ms, 0.5), "ms", false);
     report.Metric(name + "/p99_ms", Percentile(load.latencies_ms, 0.99), "ms", false);
     report.Metric(name + "/cpu_us_per_svid", load.cpu_us_per_svid, "us", false);
-    report.Metric(name + "/requests_in_flight", concurrency, "", true);
+    // The share of the CPU spent per SVID that the ceiling's sign and verify account for: near 1
+    // means the pipeline adds little, whatever else the machine was doing.
+    if (load.cpu_us_per_svid > 0) {
+      report.Metric(name + "/ceiling_cpu_share", ceiling_cpu_us / load.cpu_us_per_svid, "", true);
+    }
     report.Distribution(name + "/latency", load.latencies_ms, "ms");
-    std::fprintf(stderr, "%s: %.0f SVIDs/s (ceiling %.0f), p50 %.2f ms, p99 %.2f ms\n", name.c_str(),
-                 load.svids_per_s, ceiling.svids_per_s(), Percentile(load.latencies_ms, 0.5),
-                 Percentile(load.latencies_ms, 0.99));
+    std::fprintf(stderr, "%s: %.0f SVIDs/s (ceiling %.0f), p50 %.2f ms, p99 %.2f ms, %.0f us CPU per SVID (ceiling %.0f)\n",
+                 name.c_str(), load.svids_per_s, ceiling.svids_per_s(), Percentile(load.latencies_ms, 0.5),
+                 Percentile(load.latencies_ms, 0.99), load.cpu_us_per_svid, ceiling_cpu_us);
   }
-  agents.clear();
   return Status::Ok();
 }
 

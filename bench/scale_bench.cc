@@ -1,5 +1,5 @@
 // Scenario 5: serverd holding many entries — 100 per agent for 1,000 agents, 100,000 in all
-// (--quick: 200 agents, 20,000). One agent is real (attested with a join token over the agent
+// (--quick: 100 agents, 10,000). One agent is real (attested with a join token over the agent
 // API); its first entry sync and its incremental syncs are timed through agentd's client, and
 // serverd's resident memory is read before and after the entries exist.
 //
@@ -27,7 +27,7 @@ double MillisecondsSince(Clock::time_point start) {
 constexpr size_t kEntriesPerAgent = 100;
 
 Status Run(bool quick, Report& report) {
-  const size_t agents = quick ? 200 : 1000;
+  const size_t agents = quick ? 100 : 1000;
   const int sync_rounds = quick ? 10 : 30;
   testing::TempDir dir("sigil-scale-bench");
   SIGIL_ASSIGN_OR_RETURN(auto server, BenchServer::Start({}, dir.path()));
