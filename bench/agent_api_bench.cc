@@ -343,7 +343,7 @@ Status RunConfiguration(const Options& options, Backends& backends, const std::s
       std::fprintf(stderr, "%s/batch%d: %d requests in flight, load %s\n", prefix.c_str(), batch, concurrency,
                    LoadAverage().c_str());
       loads.emplace_back(batch, RunLoad(agents, batch, concurrency, warm_up, duration));
-      report.Metric(prefix + "/batch" + std::to_string(batch) + "/requests_in_flight", concurrency, "", true);
+      report.Detail(prefix + "/batch" + std::to_string(batch) + "/requests_in_flight", concurrency, "");
     }
     agents.clear();
   }
@@ -355,14 +355,14 @@ Status RunConfiguration(const Options& options, Backends& backends, const std::s
                         .verify_per_s = (before.verify_per_s + after.verify_per_s) / 2,
                         .sign_cpu_us = (before.sign_cpu_us + after.sign_cpu_us) / 2,
                         .verify_cpu_us = (before.verify_cpu_us + after.verify_cpu_us) / 2};
-  report.Metric(prefix + "/ceiling/sign_per_s", ceiling.sign_per_s, "1/s", true);
-  report.Metric(prefix + "/ceiling/csr_verify_per_s", ceiling.verify_per_s, "1/s", true);
-  report.Metric(prefix + "/ceiling/svids_per_s", ceiling.svids_per_s(), "1/s", true);
-  report.Metric(prefix + "/ceiling/svids_per_s_before", before.svids_per_s(), "1/s", true);
-  report.Metric(prefix + "/ceiling/svids_per_s_after", after.svids_per_s(), "1/s", true);
+  report.Detail(prefix + "/ceiling/sign_per_s", ceiling.sign_per_s, "1/s");
+  report.Detail(prefix + "/ceiling/csr_verify_per_s", ceiling.verify_per_s, "1/s");
+  report.Detail(prefix + "/ceiling/svids_per_s", ceiling.svids_per_s(), "1/s");
+  report.Detail(prefix + "/ceiling/svids_per_s_before", before.svids_per_s(), "1/s");
+  report.Detail(prefix + "/ceiling/svids_per_s_after", after.svids_per_s(), "1/s");
   // For a swtpm the sign's CPU is mostly spent in the swtpm process, not counted here.
   const double ceiling_cpu_us = ceiling.sign_cpu_us + ceiling.verify_cpu_us;
-  report.Metric(prefix + "/ceiling/cpu_us_per_svid", ceiling_cpu_us, "us", false);
+  report.Detail(prefix + "/ceiling/cpu_us_per_svid", ceiling_cpu_us, "us");
 
   for (auto& [batch, load] : loads) {
     const std::string name = prefix + "/batch" + std::to_string(batch);
@@ -373,7 +373,7 @@ Status RunConfiguration(const Options& options, Backends& backends, const std::s
     std::sort(load.latencies_ms.begin(), load.latencies_ms.end());
     report.Metric(name + "/p50_ms", Percentile(load.latencies_ms, 0.5), "ms", false);
     report.Metric(name + "/p99_ms", Percentile(load.latencies_ms, 0.99), "ms", false);
-    report.Metric(name + "/cpu_us_per_svid", load.cpu_us_per_svid, "us", false);
+    report.Detail(name + "/cpu_us_per_svid", load.cpu_us_per_svid, "us");
     // The share of the CPU spent per SVID that the ceiling's sign and verify account for: near 1
     // means the pipeline adds little, whatever else the machine was doing.
     if (load.cpu_us_per_svid > 0) {
@@ -396,7 +396,7 @@ int main(int argc, char** argv) {
   const Options options = ParseOptions(argc, argv);
   ConfigureLogging(LogLevel::kWarn, LogFormat::kText);
   Report report("agent_api_signing", options.quick);
-  report.Metric("signing_workers", options.workers, "", true);
+  report.Detail("signing_workers", options.workers, "");
 
   testing::TempDir dir("sigil-agent-api-bench");
   Backends backends;

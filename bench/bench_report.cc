@@ -23,6 +23,10 @@ void Report::MetricWithCeiling(const std::string& name, double value, double cei
   out_["metrics"][name] = json{{"value", value}, {"unit", unit}, {"ceiling", ceiling}, {"higher_is_better", true}};
 }
 
+void Report::Detail(const std::string& name, double value, const std::string& unit) {
+  out_["metrics"][name] = json{{"value", value}, {"unit", unit}, {"detail", true}};
+}
+
 void Report::Distribution(const std::string& name, std::vector<double>& samples, const std::string& unit) {
   std::sort(samples.begin(), samples.end());
   json cdf = json::array();

@@ -5,8 +5,8 @@
 //                    {"value": 9123.4, "unit": "1/s", "ceiling": 15000.0, "higher_is_better": true}},
 //    "distributions": {"delegated/soft/batch64/latency": {"unit": "ms", "cdf": [[0, 1.2], ...]}}}
 //
-// A metric may carry the ceiling it is judged against, measured in the same run; a
-// distribution is a latency CDF (percentile, value) for the plot. Progress and errors go to
+// A metric may carry the ceiling it is judged against, measured in the same run, or be marked
+// "detail" (kept out of the printed table); a distribution is a latency CDF (percentile, value) for the plot. Progress and errors go to
 // stderr. See bench/README.md for the whole contract.
 //
 // Thread safety: a Report belongs to one thread; the free functions are pure or read /proc.
@@ -25,6 +25,8 @@ class Report {
 
   void Metric(const std::string& name, double value, const std::string& unit, bool higher_is_better);
   void MetricWithCeiling(const std::string& name, double value, double ceiling, const std::string& unit);
+  // A figure kept in results.json but left out of the printed table.
+  void Detail(const std::string& name, double value, const std::string& unit);
   // `samples` are sorted in place.
   void Distribution(const std::string& name, std::vector<double>& samples, const std::string& unit);
   // A problem that makes the scenario's figures incomplete; tools/bench shows it and fails.

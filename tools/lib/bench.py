@@ -44,7 +44,7 @@ def gbench_metrics(report):
     return metrics, errors
 
 
-def run_scenario(scenario, build_dir, quick, timeout):
+def run_scenario(scenario, build_dir, out_dir, quick, timeout):
     """Runs one scenario binary; its entry for results.json."""
     binary = os.path.join(build_dir, scenario["binary"])
     entry = {"title": scenario.get("title", ""), "binary": scenario["binary"]}
@@ -53,8 +53,11 @@ def run_scenario(scenario, build_dir, quick, timeout):
         entry["errors"] = [f"{scenario['binary']} is not built (the scenario does not exist yet)"]
         return entry
     args = [binary]
+    gbench_out = None
     if scenario.get("format") == "gbench":
-        args += ["--benchmark_format=json"]
+        # A file rather than stdout: some of them print through a console reporter of their own.
+        gbench_out = os.path.join(out_dir, f"{scenario['name']}.gbench.json")
+        args += [f"--benchmark_out={gbench_out}", "--benchmark_out_format=json"]
         if quick:
             args += scenario.get("quick_args", [])
     elif quick:
@@ -66,16 +69,20 @@ def run_scenario(scenario, build_dir, quick, timeout):
     print(f"bench: {scenario['name']}: {entry['command']} (load {entry['load_before']})",
           file=sys.stderr, flush=True)
     try:
-        done = subprocess.run(args, stdout=subprocess.PIPE, stderr=sys.stderr, text=True,
-                              timeout=timeout)
+        done = subprocess.run(args, stdout=sys.stderr if gbench_out else subprocess.PIPE,
+                              stderr=sys.stderr, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         entry.update(status="failed", errors=[f"timed out after {timeout} s"])
         return entry
     entry["seconds"] = round(time.monotonic() - started, 1)
     entry["load_after"] = load_average()
     try:
-        report = json.loads(done.stdout)
-    except json.JSONDecodeError as e:
+        if gbench_out:
+            with open(gbench_out) as f:
+                report = json.load(f)
+        else:
+            report = json.loads(done.stdout)
+    except (OSError, json.JSONDecodeError) as e:
         entry.update(status="failed", errors=[f"exit {done.returncode}, output is not JSON: {e}"])
         return entry
     if scenario.get("format") == "gbench":
@@ -159,13 +166,13 @@ def table_rows(config, scenarios, judged):
                 rows.append({"name": f"{name}: (whole scenario)", "value": "-", "budget": "-",
                              "ceiling": "-", "ratio": "-", "result": "not measured"})
             continue
-        for error in entry.get("errors", []):
-            rows.append({"name": f"{name}: error", "value": "-", "budget": "-", "ceiling": "-",
-                         "ratio": "-", "result": "FAIL " + error[:80]})
+        if entry.get("errors"):
+            rows.append({"name": f"{name}: (errors, listed below)", "value": "-", "budget": "-",
+                         "ceiling": "-", "ratio": "-", "result": "FAIL"})
         if scenario.get("format") == "gbench":
             continue  # their figures are in results.json; the table keeps to the scenarios
         for metric_name, metric in entry.get("metrics", {}).items():
-            if (name, metric_name) in budgeted:
+            if (name, metric_name) in budgeted or metric.get("detail"):
                 continue
             ceiling = metric.get("ceiling")
             rows.append({"name": f"{name}: {metric_name}",
@@ -256,7 +263,7 @@ def main():
     for scenario in config["scenarios"]:
         if only and scenario["name"] not in only:
             continue
-        results["scenarios"][scenario["name"]] = run_scenario(scenario, options.build_dir, options.quick, timeout)
+        results["scenarios"][scenario["name"]] = run_scenario(scenario, options.build_dir, options.out, options.quick, timeout)
     results["load_after"] = load_average()
     config["scenarios"] = [s for s in config["scenarios"] if s["name"] in results["scenarios"]]
     judged = [judge(b, results["scenarios"]) for b in config["budgets"] if b["scenario"] in results["scenarios"]]
@@ -269,6 +276,11 @@ def main():
               f"{results['cpus']} CPUs, load {results['load_before']} before, {results['load_after']} after")
     print(header)
     print(text)
+    errors = [f"  {name}: {error}" for name, entry in results["scenarios"].items()
+              for error in entry.get("errors", [])]
+    if errors:
+        print("\nerrors and scenarios not measured:")
+        print("\n".join(errors))
     if micro:
         print("\nmicro-benchmarks (counters; all figures in results.json):")
         print(micro)
