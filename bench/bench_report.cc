@@ -1,0 +1,85 @@
+#include "bench/bench_report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+namespace sigil::bench {
+
+using nlohmann::json;
+
+Report::Report(std::string scenario, bool quick) {
+  out_ = json{{"scenario", std::move(scenario)}, {"quick", quick}, {"load_before", LoadAverage()},
+              {"metrics", json::object()}, {"distributions", json::object()}, {"errors", json::array()}};
+}
+
+void Report::Metric(const std::string& name, double value, const std::string& unit, bool higher_is_better) {
+  out_["metrics"][name] = json{{"value", value}, {"unit", unit}, {"higher_is_better", higher_is_better}};
+}
+
+void Report::MetricWithCeiling(const std::string& name, double value, double ceiling, const std::string& unit) {
+  out_["metrics"][name] = json{{"value", value}, {"unit", unit}, {"ceiling", ceiling}, {"higher_is_better", true}};
+}
+
+void Report::Detail(const std::string& name, double value, const std::string& unit) {
+  out_["metrics"][name] = json{{"value", value}, {"unit", unit}, {"detail", true}};
+}
+
+void Report::Distribution(const std::string& name, std::vector<double>& samples, const std::string& unit) {
+  std::sort(samples.begin(), samples.end());
+  json cdf = json::array();
+  for (int percent = 0; percent <= 100; ++percent) {
+    cdf.push_back(json::array({percent, Percentile(samples, percent / 100.0)}));
+  }
+  cdf.push_back(json::array({99.9, Percentile(samples, 0.999)}));
+  out_["distributions"][name] = json{{"unit", unit}, {"count", samples.size()}, {"cdf", cdf}};
+}
+
+void Report::Error(const std::string& message) {
+  std::fprintf(stderr, "error: %s\n", message.c_str());
+  out_["errors"].push_back(message);
+}
+
+void Report::Print() {
+  out_["load_after"] = LoadAverage();
+  std::printf("%s\n", out_.dump(1).c_str());
+  std::fflush(stdout);
+}
+
+double Percentile(const std::vector<double>& sorted_samples, double fraction) {
+  if (sorted_samples.empty()) return 0;
+  const double rank = fraction * static_cast<double>(sorted_samples.size() - 1);
+  const auto below = static_cast<size_t>(std::floor(rank));
+  const size_t above = std::min(below + 1, sorted_samples.size() - 1);
+  const double weight = rank - static_cast<double>(below);
+  return sorted_samples[below] * (1 - weight) + sorted_samples[above] * weight;
+}
+
+std::string LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  std::string one, five, fifteen;
+  in >> one >> five >> fifteen;
+  return one + " " + five + " " + fifteen;
+}
+
+long ResidentKiB() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      std::istringstream fields(line.substr(6));
+      long kib = -1;
+      fields >> kib;
+      return kib;
+    }
+  }
+  return -1;
+}
+
+bool HasFlag(int argc, char** argv, const std::string& flag) {
+  return std::find(argv + 1, argv + argc, flag) != argv + argc;
+}
+
+}  // namespace sigil::bench

@@ -1,0 +1,54 @@
+// What every end-to-end scenario binary prints: one JSON object on stdout, read by tools/bench.
+//
+//   {"scenario": "agent_api_signing", "quick": false, "load_before": "1.52 1.10 0.98",
+//    "metrics": {"delegated/soft/batch64/svids_per_s":
+//                    {"value": 9123.4, "unit": "1/s", "ceiling": 15000.0, "higher_is_better": true}},
+//    "distributions": {"delegated/soft/batch64/latency": {"unit": "ms", "cdf": [[0, 1.2], ...]}}}
+//
+// A metric may carry the ceiling it is judged against, measured in the same run, or be marked
+// "detail" (kept out of the printed table); a distribution is a latency CDF (percentile, value) for the plot. Progress and errors go to
+// stderr. See bench/README.md for the whole contract.
+//
+// Thread safety: a Report belongs to one thread; the free functions are pure or read /proc.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace sigil::bench {
+
+class Report {
+ public:
+  Report(std::string scenario, bool quick);
+
+  void Metric(const std::string& name, double value, const std::string& unit, bool higher_is_better);
+  void MetricWithCeiling(const std::string& name, double value, double ceiling, const std::string& unit);
+  // A figure kept in results.json but left out of the printed table.
+  void Detail(const std::string& name, double value, const std::string& unit);
+  // `samples` are sorted in place.
+  void Distribution(const std::string& name, std::vector<double>& samples, const std::string& unit);
+  // A problem that makes the scenario's figures incomplete; tools/bench shows it and fails.
+  void Error(const std::string& message);
+
+  // Prints the report on stdout.
+  void Print();
+
+ private:
+  nlohmann::json out_;
+};
+
+// The value below which `fraction` (0..1) of the sorted `samples` lie; 0 when empty.
+double Percentile(const std::vector<double>& sorted_samples, double fraction);
+
+// /proc/loadavg's first three fields: the machine is shared, so every figure carries its load.
+std::string LoadAverage();
+
+// This process's resident set (VmRSS) in KiB, or -1 when /proc cannot tell.
+long ResidentKiB();
+
+// True when argv holds `flag` (e.g. "--quick").
+bool HasFlag(int argc, char** argv, const std::string& flag);
+
+}  // namespace sigil::bench
