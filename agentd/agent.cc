@@ -456,6 +456,7 @@ size_t Agent::SignEntries(const std::vector<RegistrationEntry>& due) {
         for (const RegistrationEntry* entry : batch) failures.emplace_back(entry->id, answers.status());
         continue;
       }
+      std::vector<std::shared_ptr<const WorkloadX509Svid>> signed_svids;
       for (size_t i = 0; i < batch.size(); ++i) {
         const CsrAnswer& answer = (*answers)[i];
         const RegistrationEntry& entry = *batch[i];
@@ -482,9 +483,10 @@ size_t Agent::SignEntries(const std::vector<RegistrationEntry>& due) {
         svid->not_after = CertNotAfter(chain->front().get());
         svid->dns_names = entry.dns_names;
         svid->x509_svid_ttl = entry.x509_svid_ttl;
-        cache_.StoreSvid(std::move(svid));
-        stored.fetch_add(1);
+        signed_svids.push_back(std::move(svid));
       }
+      stored.fetch_add(signed_svids.size());
+      cache_.StoreSvids(std::move(signed_svids));
     }
   };
   const int threads = static_cast<int>(std::min<size_t>(batches.size(), kBatchesInFlight));

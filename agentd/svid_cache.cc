@@ -58,13 +58,19 @@ void SvidCache::ApplyEntries(std::vector<RegistrationEntry> changed, const std::
   Publish(std::move(next));
 }
 
-void SvidCache::StoreSvid(std::shared_ptr<const WorkloadX509Svid> svid) {
+void SvidCache::StoreSvid(std::shared_ptr<const WorkloadX509Svid> svid) { StoreSvids({std::move(svid)}); }
+
+void SvidCache::StoreSvids(std::vector<std::shared_ptr<const WorkloadX509Svid>> svids) {
   std::lock_guard write(write_mutex_);
   auto current = snapshot();
-  if (current->entries.count(svid->entry_id) == 0) return;
-  auto next = std::make_shared<Snapshot>(*current);
-  next->svids[svid->entry_id] = std::move(svid);
-  Publish(std::move(next));
+  std::shared_ptr<Snapshot> next;
+  for (auto& svid : svids) {
+    if (current->entries.count(svid->entry_id) == 0) continue;
+    // One copy of the snapshot for the whole batch, and one notice to the subscribers.
+    if (!next) next = std::make_shared<Snapshot>(*current);
+    next->svids[svid->entry_id] = std::move(svid);
+  }
+  if (next) Publish(std::move(next));
 }
 
 std::vector<std::shared_ptr<const WorkloadX509Svid>> SvidCache::SvidsFor(const SelectorSet& selectors,

@@ -78,6 +78,8 @@ class SvidCache {
 
   // Keeps `svid` for its entry; ignored when the entry is gone meanwhile.
   void StoreSvid(std::shared_ptr<const WorkloadX509Svid> svid);
+  // The same for many at once: one new snapshot and one notice for the batch.
+  void StoreSvids(std::vector<std::shared_ptr<const WorkloadX509Svid>> svids);
 
   // The SVIDs a workload with `selectors` receives: one per matching entry that has an SVID,
   // ordered by SPIFFE ID then entry id, so the first is stable (the API's default identity).

@@ -20,6 +20,7 @@ struct AgentdOptions {
   int server_port = 0;
   std::string join_token;
   std::filesystem::path trust_bundle_path;
+  std::string log_level = "debug";
   std::string extra_yaml;  // appended under `agent:`
 };
 
@@ -41,6 +42,7 @@ class AgentdProcess {
   std::filesystem::path socket_path() const { return dir_->path() / "public" / "api.sock"; }
   std::filesystem::path data_dir() const { return dir_->path() / "data"; }
   std::string logs() const;
+  pid_t pid() const { return process_ ? process_->pid() : -1; }
 
   static std::string Binary();
 

@@ -1,0 +1,62 @@
+// Scenario 2: `agentd api fetch x509` as a whole command — from starting the process to the
+// printed SVID and its exit — against a real agentd whose cache holds the SVID; the median of
+// many runs. Beside it (not judged), the same binary's `--help`: what starting the process
+// alone costs.
+//
+//   build-bench/bench/agentd_fetch_command_bench [--quick]
+#include <algorithm>
+#include <cstdio>
+
+#include "bench/agentd_env.h"
+#include "bench/bench_report.h"
+
+namespace sigil::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+Result<std::vector<double>> TimeCommand(const std::vector<std::string>& argv, int runs, bool expect_svid) {
+  std::vector<double> ms;
+  for (int i = 0; i < runs; ++i) {
+    const auto start = Clock::now();
+    SIGIL_ASSIGN_OR_RETURN(auto out, testing::RunProcess(argv, {}, std::chrono::seconds(30)));
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+    if (out.exit_code != 0) return InternalError(argv[1] + " exited " + std::to_string(out.exit_code) + ": " + out.err);
+    if (expect_svid && out.out.find("SPIFFE ID:") == std::string::npos) {
+      return InternalError("agentd api fetch x509 printed no SVID: " + out.out);
+    }
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms;
+}
+
+Status Run(bool quick, Report& report) {
+  SIGIL_ASSIGN_OR_RETURN(auto env, AgentdEnv::Start());
+  SIGIL_RETURN_IF_ERROR(env->server().CreateEntries({env->Entry("workload/command-bench")}).status());
+  const std::vector<std::string> fetch = {SIGIL_AGENTD_BINARY, "api", "fetch", "x509", "-socketPath",
+                                          env->socket_path()};
+  if (!testing::WaitUntil([&] { return TimeCommand(fetch, 1, true).ok(); }, std::chrono::seconds(20))) {
+    return DeadlineExceededError("agentd never served the workload's SVID");
+  }
+  const int runs = quick ? 30 : 200;
+  std::fprintf(stderr, "agentd_fetch_command: %d runs, load %s\n", runs, LoadAverage().c_str());
+  SIGIL_ASSIGN_OR_RETURN(auto fetch_ms, TimeCommand(fetch, runs, true));
+  SIGIL_ASSIGN_OR_RETURN(auto help_ms, TimeCommand({SIGIL_AGENTD_BINARY, "--help"}, runs, false));
+  report.Metric("median_ms", Percentile(fetch_ms, 0.5), "ms", false);
+  report.Detail("p90_ms", Percentile(fetch_ms, 0.9), "ms");
+  report.Detail("process_start_only/median_ms", Percentile(help_ms, 0.5), "ms");
+  report.Distribution("command_latency", fetch_ms, "ms");
+  report.Distribution("process_start_only", help_ms, "ms");
+  return Status::Ok();
+}
+
+}  // namespace
+}  // namespace sigil::bench
+
+int main(int argc, char** argv) {
+  const bool quick = sigil::bench::HasFlag(argc, argv, "--quick");
+  sigil::bench::Report report("agentd_fetch_command", quick);
+  if (sigil::Status status = sigil::bench::Run(quick, report); !status.ok()) report.Error(status.ToString());
+  report.Print();
+  return 0;
+}
