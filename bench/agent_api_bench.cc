@@ -343,6 +343,16 @@ Status RunConfiguration(const Options& options, Backends& backends, const std::s
       std::fprintf(stderr, "%s/batch%d: %d requests in flight, load %s\n", prefix.c_str(), batch, concurrency,
                    LoadAverage().c_str());
       loads.emplace_back(batch, RunLoad(agents, batch, concurrency, warm_up, duration));
+      // The same batches one at a time: what a request costs when it does not queue.
+      LoadResult alone = RunLoad(agents, batch, 1, Seconds(0.1), Seconds(options.quick ? 0.3 : 1.0));
+      std::sort(alone.latencies_ms.begin(), alone.latencies_ms.end());
+      const std::string name = prefix + "/batch" + std::to_string(batch);
+      report.Metric(name + "/alone_p50_ms", Percentile(alone.latencies_ms, 0.5), "ms", false);
+      report.Metric(name + "/alone_p99_ms", Percentile(alone.latencies_ms, 0.99), "ms", false);
+      if (alone.failed_items > 0) {
+        report.Error(name + " alone: " + std::to_string(alone.failed_items) + " items failed, first: " +
+                     alone.first_failure);
+      }
       report.Detail(prefix + "/batch" + std::to_string(batch) + "/requests_in_flight", concurrency, "");
     }
     agents.clear();

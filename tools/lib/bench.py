@@ -226,8 +226,9 @@ def plot(scenarios, out_dir):
             f"set xlabel 'latency ({unit}), log scale'",
             "set ylabel 'percentile'",
             "set logscale x", "set grid", "set key outside right top",
-            "plot " + ", ".join(f"'{path}' using 1:2 with lines lw 2 title '{title}'"
-                                for title, path in series),
+            # gnuplot repeats its 8 colours: a new dash pattern for every 8 series keeps them apart.
+            "plot " + ", ".join(f"'{path}' using 1:2 with lines lw 2 lc {i % 8 + 1} dt {i // 8 + 1} title '{title}'"
+                                for i, (title, path) in enumerate(series)),
         ]
         subprocess.run([gnuplot], input="\n".join(script) + "\n", text=True, check=False)
         if os.path.isfile(png):
