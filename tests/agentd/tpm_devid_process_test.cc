@@ -379,7 +379,11 @@ TEST_F(TpmDevIdProcessTest, HostBWithDevIdFromAnotherCaIsRefused) {
   const int exit_code = agent_->Stop();
   EXPECT_TRUE(exit_code > 0 && exit_code < 128) << "agentd's exit code: " << exit_code;
   const std::string cause = "the DevID certificate does not chain to a configured CA";
-  EXPECT_TRUE(HasLogLine(server_->logs(), {kRefused, cause})) << server_->logs();
+  // The line names the host and the CA its DevID came from, for the operator to act on.
+  EXPECT_TRUE(HasLogLine(
+      server_->logs(),
+      {kRefused, cause, "subject CN=host-b.example.org, issuer CN=Sigil Test DevID CA 2"}))
+      << server_->logs();
   EXPECT_NE(agent_->logs().find(cause), std::string::npos) << agent_->logs();
   ProcessOutput list = Cli({"agent", "list"});
   EXPECT_EQ(list.out.find(AgentIdOf("devid-b")), std::string::npos) << list.out;
