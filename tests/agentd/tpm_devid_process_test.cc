@@ -133,19 +133,15 @@ class TpmDevIdProcessTest : public ::testing::Test {
       ASSERT_TRUE(provisioned.ok()) << provisioned.ToString();
     }
 
+    // Only CA 1 vouches for DevIDs; the swtpm EK CA vouches for both TPMs.
+    std::string devid_cas = "      - " + (dir / "ca1" / "ca.crt").string() + "\n";
     std::string endorsement_cas;
-    for (const auto& path : Swtpm::EkCaCertificates(dir / "ek-ca"))
+    for (const auto& path : Swtpm::EkCaCertificates(dir / "ek-ca")) {
       endorsement_cas += "      - " + path.string() + "\n";
+    }
     ServerdOptions options;
-    options.top_level_yaml =
-        "node_attestors:\n"
-        "  tpm_devid:\n"
-        "    devid_ca_path:\n"
-        "      - " +
-        (dir / "ca1" / "ca.crt").string() +
-        "\n"
-        "    endorsement_ca_path:\n" +
-        endorsement_cas;
+    options.top_level_yaml = "node_attestors:\n  tpm_devid:\n    devid_ca_path:\n" + devid_cas +
+                             "    endorsement_ca_path:\n" + endorsement_cas;
     auto server = ServerdProcess::Create(*hsm_, "devid-e2e", options);
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     server_ = std::move(*server).release();
@@ -195,19 +191,15 @@ class TpmDevIdProcessTest : public ::testing::Test {
     AgentdOptions options;
     options.server_port = server_->agent_port();
     options.trust_bundle_path = *dir_ / "bundle.pem";
-    options.top_level_yaml =
-        "tpm_devid:\n"
-        "  tcti: \"" +
-        tpm.tcti() +
-        "\"\n"
-        "  devid_cert_path: " +
-        (devid / "devid.crt.pem").string() +
-        "\n"
-        "  devid_pub_path: " +
-        (devid / "devid.pub").string() +
-        "\n"
-        "  devid_priv_path: " +
-        (devid / "devid.priv").string() + "\n";
+    // The same keys an operator writes; tcti quoted for its ':' and ','.
+    const std::vector<std::pair<std::string, std::string>> keys = {
+        {"tcti", "\"" + tpm.tcti() + "\""},
+        {"devid_cert_path", (devid / "devid.crt.pem").string()},
+        {"devid_pub_path", (devid / "devid.pub").string()},
+        {"devid_priv_path", (devid / "devid.priv").string()}};
+    options.top_level_yaml = "tpm_devid:\n";
+    for (const auto& [key, value] : keys)
+      options.top_level_yaml += "  " + key + ": " + value + "\n";
     return options;
   }
 
