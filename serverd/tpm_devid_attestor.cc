@@ -48,6 +48,16 @@ Result<X509Ptr> ParseDer(std::span<const uint8_t> der, const std::string& what) 
   return cert;
 }
 
+std::string CommonName(const X509_NAME* name);
+
+// "subject CN=<leaf's CN>, issuer CN=<its issuer's CN>", each cut to 64 characters: for refusals
+// an operator must tie to one host and one CA, while the names are the agent's to choose.
+std::string SubjectAndIssuer(X509* leaf) {
+  auto cut = [](std::string cn) { return cn.size() > 64 ? cn.substr(0, 64) + "..." : cn; };
+  return "subject CN=" + cut(CommonName(X509_get_subject_name(leaf))) +
+         ", issuer CN=" + cut(CommonName(X509_get_issuer_name(leaf)));
+}
+
 // Verifies `leaf` up to one of `anchors` at `now`, with `intermediates` as untrusted helpers.
 // Returns the verified chain, leaf first.
 Result<X509StackPtr> VerifyChain(X509* leaf, std::span<const X509Ptr> intermediates,
@@ -72,8 +82,9 @@ Result<X509StackPtr> VerifyChain(X509* leaf, std::span<const X509Ptr> intermedia
   if (X509_verify_cert(ctx.get()) != 1) {
     const int error = X509_STORE_CTX_get_error(ctx.get());
     ClearOpenSSLErrors();
-    return PermissionDeniedError(
-        what + " does not chain to a configured CA: " + X509_verify_cert_error_string(error));
+    return PermissionDeniedError(what + " does not chain to a configured CA: " +
+                                 X509_verify_cert_error_string(error) + " (" +
+                                 SubjectAndIssuer(leaf) + ")");
   }
   return X509StackPtr(X509_STORE_CTX_get1_chain(ctx.get()));
 }

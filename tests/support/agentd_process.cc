@@ -26,7 +26,7 @@ Result<std::unique_ptr<AgentdProcess>> AgentdProcess::Create(AgentdOptions optio
             "  data_dir: " + agent->data_dir().string() + "\n"
             "  trust_bundle_path: " + options.trust_bundle_path.string() + "\n"
             "  join_token: \"" + options.join_token + "\"\n"
-            "  log_level: " + options.log_level + "\n" + options.extra_yaml);
+            "  log_level: " + options.log_level + "\n" + options.extra_yaml + options.top_level_yaml);
   return agent;
 }
 

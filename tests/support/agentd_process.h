@@ -1,4 +1,5 @@
-// A real `agentd run` for integration tests, attesting to a ServerdProcess with a join token:
+// A real `agentd run` for integration tests, attesting to a ServerdProcess with a join token
+// (or, configured so in top_level_yaml, with its TPM DevID):
 // its own folder, config, data_dir and Workload API socket (in a 0755 folder, so workloads of
 // other uids can reach it), driven through the `agentd` command line. The binary comes from
 // $SIGIL_AGENTD (set by meson).
@@ -21,7 +22,8 @@ struct AgentdOptions {
   std::string join_token;
   std::filesystem::path trust_bundle_path;
   std::string log_level = "debug";
-  std::string extra_yaml;  // appended under `agent:`
+  std::string extra_yaml;      // appended under `agent:`
+  std::string top_level_yaml;  // appended at the end (tpm_devid:, health_checks:)
 };
 
 class AgentdProcess {
