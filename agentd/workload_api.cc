@@ -3,9 +3,11 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/util/json_util.h>
+#include <google/protobuf/wire_format_lite.h>
 #include <uv.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <tuple>
 
@@ -478,13 +480,17 @@ void WorkloadApiServer::ValidateJwtSvid(std::shared_ptr<GrpcServerCall> call,
   }
   // The subject names the trust domain whose keys must have signed the token.
   const TrustBundle* bundle = snapshot->bundle.get();
-  google::protobuf::Struct claims;
+  // The claims are read with nlohmann-json and reach the response through protobuf's JSON
+  // parser: protobuf's inline map code (google.protobuf.Struct) does not match Debian's
+  // prebuilt library under ThreadSanitizer, and the library's own code path works everywhere.
+  nlohmann::json claims = nlohmann::json::object();
   if (request.svid().size() <= kMaxJwtSvidLength) {
     auto json = UnverifiedClaimsJson(request.svid());
-    if (json.ok() && google::protobuf::util::JsonStringToMessage(*json, &claims).ok()) {
-      auto sub = claims.fields().find("sub");
-      if (sub != claims.fields().end() && sub->second.has_string_value()) {
-        if (auto id = SpiffeId::Parse(sub->second.string_value());
+    auto parsed = json.ok() ? nlohmann::json::parse(*json, nullptr, false) : nlohmann::json();
+    if (parsed.is_object()) {
+      claims = std::move(parsed);
+      if (claims.contains("sub") && claims["sub"].is_string()) {
+        if (auto id = SpiffeId::Parse(claims["sub"].get<std::string>());
             id.ok() && !id->MemberOf(bundle->trust_domain())) {
           CallerView view = ViewOf(*snapshot, selectors);
           auto it = view.federated.find(id->trust_domain().IdString());
@@ -502,10 +508,28 @@ void WorkloadApiServer::ValidateJwtSvid(std::shared_ptr<GrpcServerCall> call,
   if (!validated.ok())
     return Finish(*call, kValidateJwtSvid, InvalidArgumentError(validated.status().message()));
 
-  ValidateJWTSVIDResponse response;
-  response.set_spiffe_id(validated->spiffe_id.str());
-  *response.mutable_claims() = std::move(claims);
-  call->Write(response.SerializeAsString());
+  // Only protobuf's library touches the Struct: it is made by the library (New), filled by its
+  // JSON parser and serialized by its own code; the response's two fields are written here.
+  std::unique_ptr<google::protobuf::Message> claims_message(google::protobuf::Struct::default_instance().New());
+  if (!google::protobuf::util::JsonStringToMessage(claims.dump(), claims_message.get()).ok()) {
+    return Finish(*call, kValidateJwtSvid, InternalError("the token's claims do not convert to a Struct"));
+  }
+  const std::string spiffe_id = validated->spiffe_id.str();
+  const std::string claims_bytes = claims_message->SerializeAsString();
+  std::string response;
+  {
+    google::protobuf::io::StringOutputStream out(&response);
+    google::protobuf::io::CodedOutputStream coded(&out);
+    coded.WriteTag(google::protobuf::internal::WireFormatLite::MakeTag(
+        1, google::protobuf::internal::WireFormatLite::WIRETYPE_LENGTH_DELIMITED));
+    coded.WriteVarint32(static_cast<uint32_t>(spiffe_id.size()));
+    coded.WriteString(spiffe_id);
+    coded.WriteTag(google::protobuf::internal::WireFormatLite::MakeTag(
+        2, google::protobuf::internal::WireFormatLite::WIRETYPE_LENGTH_DELIMITED));
+    coded.WriteVarint32(static_cast<uint32_t>(claims_bytes.size()));
+    coded.WriteString(claims_bytes);
+  }
+  call->Write(std::move(response));
   Finish(*call, kValidateJwtSvid, Status::Ok());
 }
 

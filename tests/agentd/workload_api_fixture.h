@@ -80,9 +80,15 @@ class WorkloadApiFixture : public ::testing::Test {
   }
 
   void TearDown() override {
+    // Minter threads hand their answers to the server's loop: they finish while it is there.
+    std::vector<std::thread> minters;
+    {
+      std::lock_guard lock(threads_mutex_);
+      minters.swap(minter_threads_);
+    }
+    for (auto& t : minters) t.join();
     loop_.loop().Invoke([&] { server_.reset(); });
     loop_.Stop();
-    for (auto& t : minter_threads_) t.join();
   }
 
   TrustBundle OwnBundle() const {

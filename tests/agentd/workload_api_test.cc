@@ -54,6 +54,7 @@ class WorkloadApiTest : public WorkloadApiFixture {
   }
 
   std::optional<PythonWorkloadClient> python_;
+  MetricsRegistry metrics_;  // outlives the server, which TearDown stops
 };
 
 TEST_F(WorkloadApiTest, AWorkloadGetsItsX509SvidJwtSvidBundlesAndValidatesTokens) {
@@ -150,8 +151,7 @@ TEST_F(WorkloadApiTest, AWorkloadGetsItsX509SvidJwtSvidBundlesAndValidatesTokens
 TEST_F(WorkloadApiTest, EveryMethodRefusesACallWithoutTheSecurityHeader) {
   cache_.ApplyEntries({WorkloadEntry("e1", "/web", ::getuid())}, {}, 1, true);
   IssueSvid(cache_.snapshot()->entries.at("e1"));
-  MetricsRegistry metrics;
-  StartServer(WorkloadApiOptions{.metrics = &metrics});
+  StartServer(WorkloadApiOptions{.metrics = &metrics_});
   json out = Client({"no-header"});
   ASSERT_EQ(out.size(), 5u) << out.dump();
   for (const auto& [method, result] : out.items()) {
@@ -159,7 +159,7 @@ TEST_F(WorkloadApiTest, EveryMethodRefusesACallWithoutTheSecurityHeader) {
     EXPECT_EQ(result["details"], "security header missing from request") << method;
   }
   EXPECT_EQ(mints_.load(), 0);
-  const std::string rendered = metrics.Render();
+  const std::string rendered = metrics_.Render();
   EXPECT_NE(rendered.find(
                 "workload_api_calls_total{method=\"FetchX509SVID\",code=\"INVALID_ARGUMENT\"} 1"),
             std::string::npos)
