@@ -2,9 +2,6 @@
 
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "core/trust_bundle.h"
 
 namespace sigil::bench {
@@ -42,20 +39,6 @@ RegistrationEntry AgentdEnv::Entry(const std::string& path) const {
   RegistrationEntry entry = WorkloadEntry(server_->trust_domain(), path, agent_id_);
   entry.selectors = {{"unix", "uid:" + std::to_string(::getuid())}};
   return entry;
-}
-
-long ResidentKiBOf(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) {
-      std::istringstream fields(line.substr(6));
-      long kib = -1;
-      fields >> kib;
-      return kib;
-    }
-  }
-  return -1;
 }
 
 }  // namespace sigil::bench

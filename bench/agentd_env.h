@@ -38,7 +38,4 @@ class AgentdEnv {
   std::string agent_id_;
 };
 
-// agentd's resident set in KiB (VmRSS of /proc/<pid>/status), or -1.
-long ResidentKiBOf(pid_t pid);
-
 }  // namespace sigil::bench

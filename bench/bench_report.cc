@@ -64,8 +64,8 @@ std::string LoadAverage() {
   return one + " " + five + " " + fifteen;
 }
 
-long ResidentKiB() {
-  std::ifstream in("/proc/self/status");
+long ResidentKiB(pid_t pid) {
+  std::ifstream in(pid == 0 ? std::string("/proc/self/status") : "/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(in, line)) {
     if (line.rfind("VmRSS:", 0) == 0) {

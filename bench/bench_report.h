@@ -12,6 +12,8 @@
 // Thread safety: a Report belongs to one thread; the free functions are pure or read /proc.
 #pragma once
 
+#include <sys/types.h>
+
 #include <nlohmann/json.hpp>
 
 #include <string>
@@ -45,8 +47,8 @@ double Percentile(const std::vector<double>& sorted_samples, double fraction);
 // /proc/loadavg's first three fields: the machine is shared, so every figure carries its load.
 std::string LoadAverage();
 
-// This process's resident set (VmRSS) in KiB, or -1 when /proc cannot tell.
-long ResidentKiB();
+// The resident set (VmRSS) in KiB of process `pid` (0: this one), or -1 when /proc cannot tell.
+long ResidentKiB(pid_t pid = 0);
 
 // True when argv holds `flag` (e.g. "--quick").
 bool HasFlag(int argc, char** argv, const std::string& flag);

@@ -99,12 +99,12 @@ Status Run(bool quick, Report& report) {
   report.Distribution("entry_to_workload", ms, "ms");
 
   const int more = 1000;
-  const long before_kib = ResidentKiBOf(env->agent_pid());
+  const long before_kib = ResidentKiB(env->agent_pid());
   std::vector<RegistrationEntry> batch;
   for (int i = 0; i < more; ++i) batch.push_back(env->Entry("propagation/memory" + std::to_string(i)));
   SIGIL_RETURN_IF_ERROR(env->server().CreateEntries(batch).status());
   SIGIL_RETURN_IF_ERROR(watcher.WaitFor(entries + 1 + more, std::chrono::seconds(60)).status());
-  const long after_kib = ResidentKiBOf(env->agent_pid());
+  const long after_kib = ResidentKiB(env->agent_pid());
   if (before_kib < 0 || after_kib < 0) return InternalError("cannot read agentd's VmRSS");
   report.Metric("agent_rss_per_svid_bytes", static_cast<double>(after_kib - before_kib) * 1024 / more, "B", false);
   report.Detail("agent_rss_kib", static_cast<double>(after_kib), "KiB");

@@ -179,7 +179,7 @@ Status Run(bool quick, Report& report) {
     report.Distribution(name + "/fetch_latency", fetch, "us");
     report.Distribution(name + "/ceiling_latency", health, "us");
   }
-  report.Detail("agent_rss_kib", static_cast<double>(ResidentKiBOf(env->agent_pid())), "KiB");
+  report.Detail("agent_rss_kib", static_cast<double>(ResidentKiB(env->agent_pid())), "KiB");
   loop.Stop();
   return Status::Ok();
 }
