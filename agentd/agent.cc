@@ -6,6 +6,7 @@
 #include <future>
 #include <random>
 
+#include "core/base64url.h"
 #include "core/csr.h"
 #include "core/log.h"
 #include "core/tpm_devid.h"
@@ -54,8 +55,6 @@ Result<std::shared_ptr<const transport::TlsCredentials>> CredentialsOf(const std
   credentials->key = UpRef(key);
   return std::shared_ptr<const transport::TlsCredentials>(std::move(credentials));
 }
-
-Bytes AsBytes(std::string_view text) { return Bytes(text.begin(), text.end()); }
 
 }  // namespace
 

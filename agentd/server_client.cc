@@ -2,16 +2,13 @@
 
 #include <future>
 
+#include "core/base64url.h"
 #include "core/wire/convert.h"
 #include "core/x509_svid.h"
 
 namespace sigil::agentd {
 
 namespace {
-
-std::span<const uint8_t> AsBytes(const std::string& s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
 
 // The body of a successful answer, or the error an Outcome body carries.
 Result<const wire::Envelope*> Answer(const Bytes& message, wire::Body expected) {

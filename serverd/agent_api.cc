@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/base64url.h"
 #include "core/csr.h"
 #include "core/jwt_svid.h"
 #include "core/log.h"
@@ -246,7 +247,7 @@ Result<std::shared_ptr<const AgentApi::AuthorizedSet>> AgentApi::Authorized(cons
 void AgentApi::Attest(StreamPtr stream) {
   const std::string& body = stream->request().body;
   auto request = wire::VerifiedMessage<wire::AttestationRequest>(
-      std::span(reinterpret_cast<const uint8_t*>(body.data()), body.size()));
+      AsBytes(body));
   if (!request.ok()) return RespondError(*stream, request.status());
   auto csr_bytes = wire::BytesOf((*request)->csr());
   Bytes csr(csr_bytes.begin(), csr_bytes.end());
@@ -363,7 +364,7 @@ void AgentApi::IssueAgentSvid(StreamPtr stream, HostIdentity host, Bytes csr) {
 void AgentApi::RenewAgentSvid(StreamPtr stream, const AttestedAgent& agent) {
   const std::string& body = stream->request().body;
   auto request = wire::VerifiedMessage<wire::AgentSvidRequest>(
-      std::span(reinterpret_cast<const uint8_t*>(body.data()), body.size()));
+      AsBytes(body));
   if (!request.ok()) return RespondError(*stream, request.status());
   auto csr = wire::BytesOf((*request)->csr());
   auto agent_id = SpiffeId::Parse(agent.spiffe_id);
@@ -377,7 +378,7 @@ void AgentApi::RenewAgentSvid(StreamPtr stream, const AttestedAgent& agent) {
 void AgentApi::SyncEntries(StreamPtr stream, const AttestedAgent& agent) {
   const std::string& body = stream->request().body;
   auto request = wire::VerifiedMessage<wire::EntrySyncRequest>(
-      std::span(reinterpret_cast<const uint8_t*>(body.data()), body.size()));
+      AsBytes(body));
   if (!request.ok()) return RespondError(*stream, request.status());
   auto sync = std::make_unique<ParkedSync>();
   sync->stream = stream;
@@ -475,7 +476,7 @@ void AgentApi::OnSyncTimer(uv_timer_t* timer) {
 void AgentApi::SignCsrBatch(StreamPtr stream, const AttestedAgent& agent) {
   const std::string& body = stream->request().body;
   auto request = wire::VerifiedMessage<wire::CsrBatchRequest>(
-      std::span(reinterpret_cast<const uint8_t*>(body.data()), body.size()));
+      AsBytes(body));
   if (!request.ok()) return RespondError(*stream, request.status());
   auto set = Authorized(agent);
   if (!set.ok()) return RespondError(*stream, set.status());
@@ -571,7 +572,7 @@ void AgentApi::SignCsrBatch(StreamPtr stream, const AttestedAgent& agent) {
 void AgentApi::MintJwtSvid(StreamPtr stream, const AttestedAgent& agent) {
   const std::string& body = stream->request().body;
   auto request = wire::VerifiedMessage<wire::JwtSvidRequest>(
-      std::span(reinterpret_cast<const uint8_t*>(body.data()), body.size()));
+      AsBytes(body));
   if (!request.ok()) return RespondError(*stream, request.status());
   auto set = Authorized(agent);
   if (!set.ok()) return RespondError(*stream, set.status());
