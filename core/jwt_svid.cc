@@ -20,11 +20,6 @@ Status Untrusted(std::string message) {
   return UnauthenticatedError("JWT-SVID rejected: " + message);
 }
 
-int64_t UnixSeconds(TimePoint t) {
-  return std::chrono::duration_cast<seconds>(t.time_since_epoch()).count();
-}
-TimePoint FromUnixSeconds(int64_t s) { return TimePoint(seconds(s)); }
-
 Result<Json> DecodeJsonPart(std::string_view part, const char* what) {
   auto bytes = Base64UrlDecode(part);
   if (!bytes.ok()) return Malformed(std::string(what) + " is not base64url: " + bytes.status().message());

@@ -26,6 +26,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -39,6 +40,13 @@
 namespace sigil {
 
 using TimePoint = std::chrono::system_clock::time_point;
+
+// Seconds since the Unix epoch, as certificates, JWTs and the datastore count time.
+inline int64_t UnixSeconds(TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+inline int64_t NowUnixSeconds() { return UnixSeconds(std::chrono::system_clock::now()); }
+inline TimePoint FromUnixSeconds(int64_t s) { return TimePoint(std::chrono::seconds(s)); }
 
 // Subject distinguished name; empty parts are left out.
 struct SubjectName {

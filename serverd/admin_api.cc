@@ -2,6 +2,7 @@
 
 #include "core/log.h"
 #include "core/trust_bundle.h"
+#include "core/x509_ca.h"
 #include "serverd/entry_json.h"
 
 namespace sigil::serverd {
@@ -22,10 +23,6 @@ std::string JoinTokenAgentId(const TrustDomain& trust_domain, const std::string&
 
 namespace {
 
-int64_t NowSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 Result<std::string> RequiredString(const json& body, const char* key) {
   if (!body.is_object() || !body.contains(key) || !body[key].is_string() || body[key].get<std::string>().empty()) {
@@ -115,8 +112,7 @@ AdminApi::AdminApi(EntryService& entries, Datastore& store) : entries_(entries),
   Register("/v1/entry/BatchUpdateEntry", [this](const json& body) -> Result<json> {
     SIGIL_ASSIGN_OR_RETURN(auto entries, EntriesOf(body));
     json results = json::array();
-    for (auto& entry : entries) {
-      auto updated = entries_.Update(std::move(entry));
+    for (auto& updated : entries_.UpdateBatch(std::move(entries))) {
       json item{{"status", StatusToJson(updated.status())}};
       if (updated.ok()) item["entry"] = EntryToJson(*updated);
       results.push_back(std::move(item));
@@ -253,7 +249,7 @@ AdminApi::AdminApi(EntryService& entries, Datastore& store) : entries_(entries),
       }
     }
     const std::string token = NewJoinToken();
-    const int64_t expires_at = NowSeconds() + ttl;
+    const int64_t expires_at = NowUnixSeconds() + ttl;
     std::string alias_entry_id;
     if (!alias.empty()) {
       // The token's agent also answers to `alias`: a node alias entry that selects it.
