@@ -300,11 +300,15 @@ std::chrono::milliseconds Agent::NextBackoff(std::chrono::milliseconds& backoff)
   return wait;
 }
 
-bool Agent::SleepUntil(std::chrono::steady_clock::time_point deadline) {
+bool Agent::SleepUntil(std::chrono::steady_clock::time_point deadline, uint64_t seen) {
   std::unique_lock lock(mutex_);
-  const uint64_t seen = wakeups_;
   wake_.wait_until(lock, deadline, [&] { return stopping_ || wakeups_ != seen; });
   return !stopping_;
+}
+
+uint64_t Agent::Wakeups() {
+  std::lock_guard lock(mutex_);
+  return wakeups_;
 }
 
 void Agent::Wake() {
@@ -331,7 +335,7 @@ void Agent::SyncLoop() {
       } else {
         LogWarn("entry sync failed; serving from cache and retrying", {{"error", answer.status().ToString()}});
       }
-      if (!SleepUntil(std::chrono::steady_clock::now() + NextBackoff(backoff))) return;
+      if (!SleepUntil(std::chrono::steady_clock::now() + NextBackoff(backoff), Wakeups())) return;
       continue;
     }
     backoff = kFirstBackoff;
@@ -359,6 +363,8 @@ void Agent::SyncLoop() {
 void Agent::RotationLoop() {
   auto backoff = kFirstBackoff;
   while (true) {
+    // Read before the cache is: a sync landing while this round signs wakes the next sleep.
+    const uint64_t wakeups_seen = Wakeups();
     const auto now = Clock::now();
     bool failed = false;
 
@@ -411,7 +417,7 @@ void Agent::RotationLoop() {
     } else {
       backoff = kFirstBackoff;
     }
-    if (!SleepUntil(next)) return;
+    if (!SleepUntil(next, wakeups_seen)) return;
   }
 }
 

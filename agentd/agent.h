@@ -72,8 +72,10 @@ class Agent {
   // Signs what `due` lists; returns how many SVIDs were stored.
   size_t SignEntries(const std::vector<RegistrationEntry>& due);
   void HandleUnauthenticated(const Status& why);
-  // Waits until `deadline`, Stop() or Wake(); false when stopping.
-  bool SleepUntil(std::chrono::steady_clock::time_point deadline);
+  // Waits until `deadline`, Stop() or a Wake() after the count `seen` (from Wakeups()) was
+  // read: a wake while the caller was busy is not lost. False when stopping.
+  bool SleepUntil(std::chrono::steady_clock::time_point deadline, uint64_t seen);
+  uint64_t Wakeups();
   void Wake();
   std::chrono::milliseconds NextBackoff(std::chrono::milliseconds& backoff);
   Status StartProbes();
