@@ -26,6 +26,7 @@ namespace sigil::serverd {
 struct EntryFilter {
   std::optional<std::string> spiffe_id;
   std::optional<std::string> parent_id;
+  std::optional<std::vector<std::string>> parent_ids;  // any of these
   std::optional<SelectorSet> selectors;
   SelectorMatch match = SelectorMatch::kSuperset;  // SPIRE's default for `entry show -selector`
 };
@@ -33,7 +34,9 @@ struct EntryFilter {
 struct EntryChanges {
   int64_t revision = 0;  // the store's revision when the changes were read
   std::vector<RegistrationEntry> changed;  // created or updated after the asked revision
-  std::vector<std::string> removed_ids;    // deleted after the asked revision
+  // Deleted, or moved out from under the asked parents, after the asked revision; never an id
+  // that `changed` holds.
+  std::vector<std::string> removed_ids;
 };
 
 struct AttestedAgent {
@@ -88,6 +91,11 @@ class Datastore {
   virtual Result<std::vector<RegistrationEntry>> ListEntries(const EntryFilter& filter) = 0;
   // Replaces every field but id and created_at; NotFound when there is no such entry.
   virtual Result<RegistrationEntry> UpdateEntry(RegistrationEntry entry) = 0;
+  // SPIRE's batch semantics with one write: each entry succeeds or fails alone (one result per
+  // entry, in order), and the batch is one transaction with one revision, so a thousand entries
+  // cost one sync to disk. An error outside the results means nothing was written.
+  virtual Result<std::vector<Result<RegistrationEntry>>> BatchCreateEntries(std::vector<RegistrationEntry> entries) = 0;
+  virtual Result<std::vector<Result<RegistrationEntry>>> BatchUpdateEntries(std::vector<RegistrationEntry> entries) = 0;
   virtual Status DeleteEntry(const std::string& id) = 0;
   virtual Result<int64_t> CountEntries() = 0;
   // What changed after `since_revision`, among entries whose parent is one of `parent_ids`

@@ -7,9 +7,11 @@
 #include <chrono>
 #include <map>
 #include <mutex>
-#include <set>
+#include <unordered_set>
+#include <nlohmann/json.hpp>
 
 #include "core/openssl_util.h"
+#include "core/x509_ca.h"
 
 namespace sigil::serverd {
 
@@ -122,11 +124,6 @@ CREATE TABLE ca_journal (
 );
 )sql";
 
-int64_t NowSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // The uniqueness key of an entry's selectors: sorted, so order in the request does not matter.
 std::string SelectorKey(const std::vector<Selector>& selectors) {
@@ -204,6 +201,10 @@ class Statement {
   sqlite3_stmt* stmt_ = nullptr;
   int rc_;
 };
+
+// A list bound as one parameter and read with json_each: SQLite has no array parameters, and
+// an IN list of N placeholders would need a statement per length.
+std::string JsonArray(const std::vector<std::string>& values) { return nlohmann::json(values).dump(); }
 
 Status Exec(sqlite3* db, const char* sql, std::string_view what) {
   char* error = nullptr;
@@ -316,6 +317,10 @@ class SqliteDatastore final : public Datastore {
       args.push_back(*filter.parent_id);
       where += " AND parent_id = ?" + std::to_string(args.size());
     }
+    if (filter.parent_ids) {
+      args.push_back(JsonArray(*filter.parent_ids));
+      where += " AND parent_id IN (SELECT value FROM json_each(?" + std::to_string(args.size()) + "))";
+    }
     SIGIL_ASSIGN_OR_RETURN(auto entries, LoadEntries(where, args));
     if (filter.selectors) {
       std::erase_if(entries, [&](const RegistrationEntry& e) {
@@ -329,18 +334,18 @@ class SqliteDatastore final : public Datastore {
     std::lock_guard lock(mutex_);
     Transaction tx(db_);
     SIGIL_RETURN_IF_ERROR(tx.Begin());
-    SIGIL_ASSIGN_OR_RETURN(auto existing, LoadEntries("WHERE id = ?1", {entry.id}));
-    if (existing.empty()) return NotFoundError("no entry with id " + entry.id);
-    entry.created_at = existing.front().created_at;
     SIGIL_ASSIGN_OR_RETURN(int64_t revision, NextRevision());
-    SIGIL_RETURN_IF_ERROR(Statement(db_, "DELETE FROM entries WHERE id = ?1").Bind(1, entry.id).Run("replacing entry"));
-    SIGIL_RETURN_IF_ERROR(InsertEntry(entry, revision));
-    if (existing.front().parent_id != entry.parent_id) {
-      // Agents holding the old parent learn of the move as a removal.
-      SIGIL_RETURN_IF_ERROR(Tombstone(entry.id, existing.front().parent_id, revision));
-    }
+    SIGIL_RETURN_IF_ERROR(ReplaceEntry(entry, revision));
     SIGIL_RETURN_IF_ERROR(tx.Commit());
     return entry;
+  }
+
+  Result<std::vector<Result<RegistrationEntry>>> BatchCreateEntries(std::vector<RegistrationEntry> entries) override {
+    return WriteEach(std::move(entries), [this](RegistrationEntry& entry, int64_t revision) { return InsertEntry(entry, revision); });
+  }
+
+  Result<std::vector<Result<RegistrationEntry>>> BatchUpdateEntries(std::vector<RegistrationEntry> entries) override {
+    return WriteEach(std::move(entries), [this](RegistrationEntry& entry, int64_t revision) { return ReplaceEntry(entry, revision); });
   }
 
   Status DeleteEntry(const std::string& id) override {
@@ -376,15 +381,23 @@ class SqliteDatastore final : public Datastore {
     } end_read{db_};
     EntryChanges changes;
     SIGIL_ASSIGN_OR_RETURN(changes.revision, CountLocked("SELECT value FROM revision WHERE id = 1"));
-    const std::set<std::string> parents(parent_ids.begin(), parent_ids.end());
-    SIGIL_ASSIGN_OR_RETURN(auto changed, LoadEntries("WHERE revision > ?1", {std::to_string(since_revision)}, true));
-    for (auto& entry : changed) {
-      if (parents.empty() || parents.count(entry.parent_id) > 0) changes.changed.push_back(std::move(entry));
+    // The parent filter is the query's, so a sync of a few parents reads their rows only.
+    std::string where = "WHERE revision > ?1";
+    std::vector<std::string> args = {std::to_string(since_revision)};
+    if (!parent_ids.empty()) {
+      where += " AND parent_id IN (SELECT value FROM json_each(?2))";
+      args.push_back(JsonArray(parent_ids));
     }
-    Statement removed(db_, "SELECT entry_id, parent_id FROM entry_tombstones WHERE revision > ?1");
-    removed.Bind(1, since_revision);
+    SIGIL_ASSIGN_OR_RETURN(changes.changed, LoadEntries(where, args, true));
+    Statement removed(db_, ("SELECT entry_id FROM entry_tombstones " + where).c_str());
+    for (size_t i = 0; i < args.size(); ++i) removed.Bind(static_cast<int>(i + 1), args[i]);
+    // An entry that moved between two of the parents left a tombstone under the first, but it
+    // is still there under the second.
+    std::unordered_set<std::string> present;
+    for (const auto& entry : changes.changed) present.insert(entry.id);
     while (removed.Next()) {
-      if (parents.empty() || parents.count(removed.Text(1)) > 0) changes.removed_ids.push_back(removed.Text(0));
+      std::string id = removed.Text(0);
+      if (!present.contains(id)) changes.removed_ids.push_back(std::move(id));
     }
     SIGIL_RETURN_IF_ERROR(removed.status("reading removed entries"));
     return changes;
@@ -396,7 +409,7 @@ class SqliteDatastore final : public Datastore {
     std::lock_guard lock(mutex_);
     Transaction tx(db_);
     SIGIL_RETURN_IF_ERROR(tx.Begin());
-    const int64_t now = NowSeconds();
+    const int64_t now = NowUnixSeconds();
     Statement insert(db_, "INSERT INTO agents (spiffe_id, attestation_type, serial, expires_at, banned, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)");
     insert.Bind(1, agent.spiffe_id).Bind(2, agent.attestation_type).Bind(3, agent.serial)
         .Bind(4, agent.expires_at).Bind(5, int64_t{agent.banned}).Bind(6, now);
@@ -434,14 +447,14 @@ class SqliteDatastore final : public Datastore {
   Status UpdateAgentSvid(const std::string& spiffe_id, const std::string& serial, int64_t expires_at) override {
     std::lock_guard lock(mutex_);
     return ChangeAgent(Statement(db_, "UPDATE agents SET serial = ?2, expires_at = ?3, updated_at = ?4 WHERE spiffe_id = ?1")
-                           .Bind(1, spiffe_id).Bind(2, serial).Bind(3, expires_at).Bind(4, NowSeconds()),
+                           .Bind(1, spiffe_id).Bind(2, serial).Bind(3, expires_at).Bind(4, NowUnixSeconds()),
                        spiffe_id);
   }
 
   Status SetAgentBanned(const std::string& spiffe_id, bool banned) override {
     std::lock_guard lock(mutex_);
     return ChangeAgent(Statement(db_, "UPDATE agents SET banned = ?2, updated_at = ?3 WHERE spiffe_id = ?1")
-                           .Bind(1, spiffe_id).Bind(2, int64_t{banned}).Bind(3, NowSeconds()),
+                           .Bind(1, spiffe_id).Bind(2, int64_t{banned}).Bind(3, NowUnixSeconds()),
                        spiffe_id);
   }
 
@@ -495,7 +508,7 @@ class SqliteDatastore final : public Datastore {
     std::lock_guard lock(mutex_);
     return Statement(db_, "INSERT INTO bundles (trust_domain, data, federated, updated_at) VALUES (?1, ?2, ?3, ?4) "
                           "ON CONFLICT (trust_domain) DO UPDATE SET data = ?2, federated = ?3, updated_at = ?4")
-        .Bind(1, bundle.trust_domain).Bind(2, bundle.data).Bind(3, int64_t{bundle.federated}).Bind(4, NowSeconds())
+        .Bind(1, bundle.trust_domain).Bind(2, bundle.data).Bind(3, int64_t{bundle.federated}).Bind(4, NowUnixSeconds())
         .Run("storing bundle");
   }
 
@@ -572,6 +585,48 @@ class SqliteDatastore final : public Datastore {
     return CountLocked("SELECT value FROM revision WHERE id = 1");
   }
 
+  // One transaction and one revision for the batch, each entry inside its own savepoint: an
+  // entry that fails is undone alone and the rest go on, and the batch costs one sync to disk.
+  template <typename Write>
+  Result<std::vector<Result<RegistrationEntry>>> WriteEach(std::vector<RegistrationEntry> entries, Write write) {
+    std::lock_guard lock(mutex_);
+    Transaction tx(db_);
+    SIGIL_RETURN_IF_ERROR(tx.Begin());
+    SIGIL_ASSIGN_OR_RETURN(int64_t revision, NextRevision());
+    std::vector<Result<RegistrationEntry>> results;
+    results.reserve(entries.size());
+    bool any_written = false;
+    for (auto& entry : entries) {
+      SIGIL_RETURN_IF_ERROR(Exec(db_, "SAVEPOINT batch_item", "starting a batch item"));
+      Status written = write(entry, revision);
+      if (written.ok()) {
+        SIGIL_RETURN_IF_ERROR(Exec(db_, "RELEASE batch_item", "finishing a batch item"));
+        results.emplace_back(std::move(entry));
+        any_written = true;
+      } else {
+        SIGIL_RETURN_IF_ERROR(Exec(db_, "ROLLBACK TO batch_item; RELEASE batch_item", "undoing a batch item"));
+        results.emplace_back(std::move(written));
+      }
+    }
+    // Nothing written: the transaction rolls back with the revision it took.
+    if (any_written) SIGIL_RETURN_IF_ERROR(tx.Commit());
+    return results;
+  }
+
+  // Replaces every field of the stored entry with `entry`'s but created_at; inside a transaction.
+  Status ReplaceEntry(RegistrationEntry& entry, int64_t revision) {
+    SIGIL_ASSIGN_OR_RETURN(auto existing, LoadEntries("WHERE id = ?1", {entry.id}));
+    if (existing.empty()) return NotFoundError("no entry with id " + entry.id);
+    entry.created_at = existing.front().created_at;
+    SIGIL_RETURN_IF_ERROR(Statement(db_, "DELETE FROM entries WHERE id = ?1").Bind(1, entry.id).Run("replacing entry"));
+    SIGIL_RETURN_IF_ERROR(InsertEntry(entry, revision));
+    if (existing.front().parent_id != entry.parent_id) {
+      // Agents holding the old parent learn of the move as a removal.
+      SIGIL_RETURN_IF_ERROR(Tombstone(entry.id, existing.front().parent_id, revision));
+    }
+    return Status::Ok();
+  }
+
   Status Tombstone(const std::string& id, const std::string& parent_id, int64_t revision) {
     return Statement(db_, "INSERT INTO entry_tombstones (entry_id, parent_id, revision) VALUES (?1, ?2, ?3) "
                           "ON CONFLICT (entry_id) DO UPDATE SET parent_id = ?2, revision = ?3")
@@ -580,7 +635,7 @@ class SqliteDatastore final : public Datastore {
 
   Status InsertEntry(RegistrationEntry& entry, int64_t revision) {
     if (entry.id.empty()) entry.id = NewEntryId();
-    if (entry.created_at == 0) entry.created_at = NowSeconds();
+    if (entry.created_at == 0) entry.created_at = NowUnixSeconds();
     entry.revision = revision;
     entry.selectors = SelectorSet(entry.selectors).items();
     Statement insert(db_, "INSERT INTO entries (id, spiffe_id, parent_id, selector_key, x509_svid_ttl, jwt_svid_ttl, admin, downstream, expires_at, hint, revision, created_at) "

@@ -100,6 +100,40 @@ TEST_F(DatastoreTest, BatchIsAllOrNothing) {
   EXPECT_EQ(*store_->CountEntries(), 2);
 }
 
+TEST_F(DatastoreTest, BatchWritesEachEntryAloneInOneRevision) {
+  auto created = store_->BatchCreateEntries({SampleEntry("a"), SampleEntry("b"), SampleEntry("a")});
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  ASSERT_EQ(created->size(), 3u);
+  ASSERT_TRUE((*created)[0].ok() && (*created)[1].ok());
+  EXPECT_EQ((*created)[2].status().code(), Code::kAlreadyExists);
+  EXPECT_EQ((*created)[0]->revision, 1);
+  EXPECT_EQ((*created)[1]->revision, 1);
+  EXPECT_EQ(*store_->CountEntries(), 2);
+  EXPECT_EQ(*store_->CurrentRevision(), 1);
+
+  RegistrationEntry a = *(*created)[0];
+  a.x509_svid_ttl = seconds(60);
+  RegistrationEntry missing = a;
+  missing.id = "no-such-id";
+  RegistrationEntry b_as_a = *(*created)[1];  // would duplicate a
+  b_as_a.spiffe_id = a.spiffe_id;
+  auto updated = store_->BatchUpdateEntries({a, missing, b_as_a});
+  ASSERT_TRUE(updated.ok()) << updated.status().ToString();
+  ASSERT_TRUE((*updated)[0].ok()) << (*updated)[0].status().ToString();
+  EXPECT_EQ((*updated)[0]->revision, 2);
+  EXPECT_EQ((*updated)[1].status().code(), Code::kNotFound);
+  EXPECT_EQ((*updated)[2].status().code(), Code::kAlreadyExists);
+  EXPECT_EQ(store_->FetchEntry(a.id)->x509_svid_ttl, seconds(60));
+  EXPECT_EQ(store_->FetchEntry(b_as_a.id)->spiffe_id, "spiffe://example.org/b");
+  EXPECT_EQ(*store_->CurrentRevision(), 2);
+
+  // A batch in which nothing is written takes no revision.
+  auto none = store_->BatchUpdateEntries({missing});
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ((*none)[0].status().code(), Code::kNotFound);
+  EXPECT_EQ(*store_->CurrentRevision(), 2);
+}
+
 TEST_F(DatastoreTest, ListFiltersByIdParentAndSelectors) {
   RegistrationEntry a = SampleEntry("a");
   RegistrationEntry b = SampleEntry("b", "spiffe://example.org/spire/agent/join_token/t2");
@@ -113,6 +147,12 @@ TEST_F(DatastoreTest, ListFiltersByIdParentAndSelectors) {
   EXPECT_EQ(by_id->front().spiffe_id, "spiffe://example.org/b");
   auto by_parent = store_->ListEntries({.parent_id = "spiffe://example.org/spire/agent/join_token/t1"});
   EXPECT_EQ(by_parent->size(), 2u);
+  auto by_parents = store_->ListEntries({.parent_ids = std::vector<std::string>{
+                                             "spiffe://example.org/spire/agent/join_token/t2",
+                                             "spiffe://example.org/nobody"}});
+  ASSERT_EQ(by_parents->size(), 1u);
+  EXPECT_EQ(by_parents->front().spiffe_id, "spiffe://example.org/b");
+  EXPECT_TRUE(store_->ListEntries({.parent_ids = std::vector<std::string>{}})->empty());
 
   const SelectorSet query({{"unix", "uid:1001"}, {"unix", "gid:10"}});
   auto count = [&](SelectorMatch mode) {
@@ -180,6 +220,10 @@ TEST_F(DatastoreTest, ChangesSinceARevisionPerParent) {
   EXPECT_TRUE(for_agent2->changed.empty());
   EXPECT_EQ(for_agent2->removed_ids, std::vector<std::string>{b->id});
   EXPECT_EQ(for_agent2->revision, 4);
+  // Asked for both parents, a move between them is a change, not a removal.
+  auto for_both = store_->EntriesChangedSince(full->revision, {agent1, agent2});
+  ASSERT_EQ(for_both->changed.size(), 1u);
+  EXPECT_EQ(for_both->removed_ids, std::vector<std::string>{a->id});
 }
 
 TEST_F(DatastoreTest, AgentsAreRecordedBannedAndEvicted) {
