@@ -18,10 +18,6 @@ using StreamPtr = std::shared_ptr<Http2ServerStream>;
 
 namespace {
 
-int64_t UnixSeconds(TimePoint t) {
-  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-
 bool IsAgentId(const SpiffeId& id, const TrustDomain& td) {
   return id.MemberOf(td) && id.path().starts_with("/spire/agent/");
 }
@@ -29,10 +25,8 @@ bool IsAgentId(const SpiffeId& id, const TrustDomain& td) {
 }  // namespace
 
 // The entries an agent may issue, read at one store revision.
-struct AgentApi::AuthorizedSet {
-  int64_t revision = 0;
+struct AgentApi::AuthorizedSet : EntryService::Authorization {
   int64_t agent_updated_at = 0;
-  std::unordered_map<std::string, RegistrationEntry> by_id;
 };
 
 // What the last sync answer gave an agent, so the next one can say only what changed.
@@ -224,22 +218,23 @@ Result<AttestedAgent> AgentApi::CallingAgent(const Http2ServerStream& stream) {
 
 Result<std::shared_ptr<const AgentApi::AuthorizedSet>> AgentApi::Authorized(const AttestedAgent& agent) {
   SIGIL_ASSIGN_OR_RETURN(int64_t revision, store_.CurrentRevision());
-  auto it = authorized_.find(agent.spiffe_id);
-  if (it != authorized_.end() && it->second->revision == revision &&
-      it->second->agent_updated_at == agent.updated_at) {
-    return it->second;
+  std::shared_ptr<AuthorizedSet>& cached = authorized_[agent.spiffe_id];
+  if (cached && cached->revision == revision && cached->agent_updated_at == agent.updated_at) return std::shared_ptr<const AuthorizedSet>(cached);
+  const int64_t now = NowUnixSeconds();
+  if (cached && cached->agent_updated_at == agent.updated_at) {
+    // Calls still running hold the old set; they keep it unchanged and this one moves on a copy.
+    auto next = cached.use_count() == 1 ? cached : std::make_shared<AuthorizedSet>(*cached);
+    if (entries_.Advance(agent, now, *next).ok()) {
+      cached = std::move(next);
+      return std::shared_ptr<const AuthorizedSet>(cached);
+    }
   }
-  SIGIL_ASSIGN_OR_RETURN(std::vector<RegistrationEntry> entries, entries_.AuthorizedEntries(agent));
   auto set = std::make_shared<AuthorizedSet>();
-  set->revision = revision;
+  cached.reset();
+  SIGIL_ASSIGN_OR_RETURN(static_cast<EntryService::Authorization&>(*set), entries_.Authorize(agent, now));
   set->agent_updated_at = agent.updated_at;
-  const int64_t now = UnixSeconds(std::chrono::system_clock::now());
-  for (auto& entry : entries) {
-    if (entry.expires_at != 0 && entry.expires_at <= now) continue;  // SPIRE leaves expired entries out
-    set->by_id.emplace(entry.id, std::move(entry));
-  }
-  authorized_[agent.spiffe_id] = set;
-  return std::shared_ptr<const AuthorizedSet>(std::move(set));
+  cached = set;
+  return std::shared_ptr<const AuthorizedSet>(cached);
 }
 
 // ---- node attestation ----

@@ -128,7 +128,7 @@ class AgentApi {
   uint64_t credentials_bundle_sequence_ = 0;
 
   // Loop thread only.
-  std::unordered_map<std::string, std::shared_ptr<const AuthorizedSet>> authorized_;  // by agent ID
+  std::unordered_map<std::string, std::shared_ptr<AuthorizedSet>> authorized_;  // by agent ID
   std::unordered_map<std::string, std::shared_ptr<SentState>> sent_;                 // by agent ID
   std::vector<std::unique_ptr<ParkedSync>> parked_;
   uv_timer_t* sync_timer_ = nullptr;

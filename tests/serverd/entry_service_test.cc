@@ -84,6 +84,87 @@ TEST_F(EntryServiceTest, AgentsGetTheirOwnAliasedAndNestedEntriesOnly) {
             std::vector<std::string>{"spiffe://example.org/theirs"});
 }
 
+TEST_F(EntryServiceTest, UpdateBatchReportsEachEntryAloneInOneRevision) {
+  auto created = service_->CreateBatch({Entry("/a", kAgent), Entry("/b", kAgent)});
+  ASSERT_TRUE(created[0].ok() && created[1].ok());
+  EXPECT_EQ(*store_->CurrentRevision(), 1);  // one batch, one revision
+  RegistrationEntry a = *created[0];
+  a.x509_svid_ttl = std::chrono::seconds(90);
+  RegistrationEntry no_id = Entry("/c", kAgent);
+  RegistrationEntry bad = *created[1];
+  bad.parent_id = "spiffe://other.org/agent";
+  auto updated = service_->UpdateBatch({a, no_id, bad});
+  ASSERT_EQ(updated.size(), 3u);
+  ASSERT_TRUE(updated[0].ok()) << updated[0].status().ToString();
+  EXPECT_EQ(updated[1].status().code(), Code::kInvalidArgument);
+  EXPECT_NE(updated[1].status().message().find("entry id is required"), std::string::npos);
+  EXPECT_EQ(updated[2].status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(store_->FetchEntry(a.id)->x509_svid_ttl, std::chrono::seconds(90));
+  EXPECT_EQ(store_->FetchEntry(bad.id)->parent_id, kAgent);
+  EXPECT_EQ(*store_->CurrentRevision(), 2);
+}
+
+// Advance must end where a fresh Authorize would, whatever changed in between.
+TEST_F(EntryServiceTest, AdvancingMatchesReadingAgain) {
+  const std::string server = ServerSpiffeId(service_->trust_domain()).str();
+  AttestedAgent agent{kAgent, "join_token", "", 0, false, {{"join_token", "rack:7"}}, 0, 0};
+  auto create = [&](const std::string& path, const std::string& parent) {
+    auto created = service_->Create(Entry(path, parent, {{"unix", "uid:" + std::to_string(path.size())}}));
+    EXPECT_TRUE(created.ok()) << created.status().ToString();
+    return created.ok() ? *created : RegistrationEntry{};
+  };
+  const int64_t now = NowUnixSeconds();
+  auto authorization = service_->Authorize(agent, now);
+  ASSERT_TRUE(authorization.ok()) << authorization.status().ToString();
+
+  auto keys = [](const EntryService::Authorization& a) {
+    std::vector<std::string> ids;
+    for (const auto& [id, entry] : a.by_id) ids.push_back(entry.spiffe_id + " " + id);
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  };
+  auto check = [&](const std::string& step) {
+    ASSERT_TRUE(service_->Advance(agent, now, *authorization).ok()) << step;
+    auto fresh = service_->Authorize(agent, now);
+    ASSERT_TRUE(fresh.ok()) << step;
+    EXPECT_EQ(authorization->revision, fresh->revision) << step;
+    EXPECT_EQ(keys(*authorization), keys(*fresh)) << step;
+    for (const auto& [id, entry] : fresh->by_id) EXPECT_EQ(authorization->by_id.at(id), entry) << step;
+  };
+
+  RegistrationEntry own = create("/own", kAgent);
+  create("/theirs", kOtherAgent);
+  check("entries created below the agent and below another");
+  RegistrationEntry nested = create("/nested", "spiffe://example.org/own");
+  create("/deeper", "spiffe://example.org/nested");
+  check("entries nested two levels below the agent's entry");
+  RegistrationEntry rack = create("/rack7", server);
+  create("/rack7-web", "spiffe://example.org/rack7");
+  check("an alias that does not select the agent yet");
+  rack.selectors = {{"join_token", "rack:7"}};
+  ASSERT_TRUE(service_->Update(rack).ok());
+  check("the alias now selects the agent");
+  nested.parent_id = kOtherAgent;
+  ASSERT_TRUE(service_->Update(nested).ok());
+  check("the middle of the chain moved to another agent");
+  nested.parent_id = kAgent;
+  nested.x509_svid_ttl = std::chrono::seconds(120);
+  ASSERT_TRUE(service_->Update(nested).ok());
+  check("and back, changed");
+  RegistrationEntry expired = create("/expired", kAgent);
+  expired.expires_at = now - 1;
+  ASSERT_TRUE(service_->Update(expired).ok());
+  check("an entry past its expiry");
+  own.spiffe_id = "spiffe://example.org/renamed";
+  ASSERT_TRUE(service_->Update(own).ok());
+  check("a renamed entry");
+  ASSERT_TRUE(service_->Delete(nested.id).ok());
+  check("the only holder of a parent deleted");
+  ASSERT_TRUE(service_->Delete(rack.id).ok());
+  check("the alias deleted");
+  EXPECT_EQ(keys(*authorization).size(), 1u);  // /renamed alone
+}
+
 TEST_F(EntryServiceTest, UpdateAndDeleteNeedAnId) {
   EXPECT_EQ(service_->Update(Entry("/a", kAgent)).status().code(), Code::kInvalidArgument);
   EXPECT_EQ(service_->Delete("").code(), Code::kInvalidArgument);
