@@ -26,11 +26,13 @@
 
 namespace sigil::transport {
 
-// SO_PEERCRED of a Unix-socket peer, read when the connection was accepted.
+// SO_PEERCRED and SO_PEERGROUPS of a Unix-socket peer, read when the connection was accepted:
+// the credentials it connected with, which the kernel vouches for.
 struct PeerCredentials {
   pid_t pid = 0;
   uid_t uid = 0;
   gid_t gid = 0;
+  std::optional<std::vector<gid_t>> supplementary_groups;  // nullopt when the kernel would not say
 };
 
 struct PeerInfo {

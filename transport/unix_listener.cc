@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <vector>
 
 namespace sigil::transport {
 namespace {
@@ -45,7 +46,20 @@ Result<PeerCredentials> ReadPeerCredentials(int fd) {
   if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
     return UnavailableError("SO_PEERCRED: " + Errno(errno));
   }
-  return PeerCredentials{.pid = cred.pid, .uid = cred.uid, .gid = cred.gid};
+  PeerCredentials credentials{.pid = cred.pid, .uid = cred.uid, .gid = cred.gid};
+  // Asked with room for a typical list first; ERANGE says how much a longer one needs.
+  std::vector<gid_t> groups(32);
+  len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+  int asked = ::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len);
+  if (asked != 0 && errno == ERANGE) {
+    groups.resize(len / sizeof(gid_t));
+    asked = ::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len);
+  }
+  if (asked == 0) {
+    groups.resize(len / sizeof(gid_t));
+    credentials.supplementary_groups = std::move(groups);
+  }
+  return credentials;
 }
 
 Result<std::unique_ptr<UnixListener>> UnixListener::Listen(EventLoop* loop,

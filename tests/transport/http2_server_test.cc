@@ -29,7 +29,10 @@ void Echo(std::shared_ptr<Http2ServerStream> s) {
   std::string body = r.method + " " + r.path + " " + std::to_string(r.body.size());
   if (s->peer().credentials) {
     body += " pid=" + std::to_string(s->peer().credentials->pid) +
-            " uid=" + std::to_string(s->peer().credentials->uid);
+            " uid=" + std::to_string(s->peer().credentials->uid) + " groups=";
+    for (gid_t group : s->peer().credentials->supplementary_groups.value_or(std::vector<gid_t>{})) {
+      body += std::to_string(group) + ",";
+    }
   }
   s->Respond(200, {{"content-type", "text/plain"}, {"x-sigil", "yes"}});
   s->Write(body);
@@ -127,8 +130,15 @@ TEST_F(Http2ServerTest, CurlWithPriorKnowledgeOverAUnixSocketSeesItsOwnCredentia
   ASSERT_TRUE(curl.ok());
   pid_t pid = curl->pid();
   ASSERT_TRUE(curl->Wait(std::chrono::seconds(20)).has_value());
+  // curl runs with this process's supplementary groups; the kernel keeps them sorted.
+  std::vector<gid_t> groups(static_cast<size_t>(::getgroups(0, nullptr)));
+  ASSERT_EQ(::getgroups(static_cast<int>(groups.size()), groups.data()), static_cast<int>(groups.size()));
+  std::sort(groups.begin(), groups.end());
+  std::string expected_groups;
+  for (gid_t group : groups) expected_groups += std::to_string(group) + ",";
   EXPECT_EQ(curl->stdout_text(), "GET /who 0 pid=" + std::to_string(pid) +
-                                     " uid=" + std::to_string(::getuid()) + "\n200 2")
+                                     " uid=" + std::to_string(::getuid()) + " groups=" + expected_groups +
+                                     "\n200 2")
       << curl->stderr_text();
 }
 
