@@ -5,10 +5,13 @@
 #include <openssl/evp.h>
 #include <pwd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
+#include <cerrno>
+#include <charconv>
+#include <string_view>
+#include <type_traits>
 
 #include "core/log.h"
 #include "core/openssl_util.h"
@@ -19,45 +22,108 @@ namespace {
 
 std::string ProcPath(pid_t pid, const char* leaf) { return "/proc/" + std::to_string(pid) + "/" + leaf; }
 
+// A whole /proc file with plain open and read: this runs on every Workload API call, and a
+// stream's buffers and locale cost more than the read itself.
+std::optional<std::string> ReadProcFile(pid_t pid, const char* leaf) {
+  const int fd = ::open(ProcPath(pid, leaf).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::string content;
+  char buffer[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buffer, sizeof(buffer))) > 0) content.append(buffer, static_cast<size_t>(n));
+  ::close(fd);
+  if (n < 0) return std::nullopt;
+  return content;
+}
+
 // Field 22 of /proc/<pid>/stat: when the process started, in clock ticks since boot. A pid
 // with the same start time is the same process.
 Result<std::string> StartTime(pid_t pid) {
-  std::ifstream in(ProcPath(pid, "stat"));
-  std::string stat;
-  if (!in || !std::getline(in, stat)) return NotFoundError("process " + std::to_string(pid) + " is gone");
-  // The command name (field 2) may hold spaces and ')' — skip past its last ')'.
-  const size_t close = stat.rfind(')');
-  if (close == std::string::npos) return NotFoundError("process " + std::to_string(pid) + " has no readable stat");
-  std::istringstream fields(stat.substr(close + 2));
-  std::string field;
-  for (int i = 3; i <= 22 && fields >> field; ++i) {
+  const auto gone = [pid] { return NotFoundError("process " + std::to_string(pid) + " is gone"); };
+  const auto stat = ReadProcFile(pid, "stat");
+  if (!stat) return gone();
+  // The command name (field 2) may hold spaces and ')' — fields 3 on follow its last ')'.
+  const size_t close = stat->rfind(')');
+  if (close == std::string::npos) return gone();
+  std::string_view rest = std::string_view(*stat).substr(close + 1);
+  for (int field = 3; field <= 22; ++field) {
+    rest.remove_prefix(std::min(rest.find_first_not_of(' '), rest.size()));
+    const size_t end = std::min(rest.find(' '), rest.size());
+    if (field == 22) return std::string(rest.substr(0, end));
+    rest.remove_prefix(end);
   }
-  return field;
+  return gone();
 }
 
-std::vector<gid_t> SupplementaryGroups(pid_t pid) {
-  std::ifstream in(ProcPath(pid, "status"));
-  std::string line;
+// Holds on to the process behind a pid while it is read. A pid names no other process before
+// its own has exited and been reaped, so while a pidfd's process is still there every read
+// of /proc/<pid> was of it. Kernels without pidfd_open (before 5.3): the start time in
+// /proc/<pid>/stat, read before and after, tells the same.
+class ProcessPin {
+ public:
+  explicit ProcessPin(pid_t pid) : pid_(pid), fd_(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))) {
+    if (fd_ < 0 && errno == ENOSYS) start_time_ = StartTime(pid);
+  }
+  ~ProcessPin() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  ProcessPin(const ProcessPin&) = delete;
+  ProcessPin& operator=(const ProcessPin&) = delete;
+
+  Status Pinned() const {
+    if (fd_ >= 0) return Status::Ok();
+    if (start_time_.ok()) return Status::Ok();
+    return NotFoundError("process " + std::to_string(pid_) + " is gone");
+  }
+  bool StillThere() const {
+    if (fd_ >= 0) {
+      // Signal 0 only asks whether the process is there; EPERM (another user's) says it is.
+      return ::syscall(SYS_pidfd_send_signal, fd_, 0, nullptr, 0) == 0 || errno == EPERM;
+    }
+    const auto now = StartTime(pid_);
+    return start_time_.ok() && now.ok() && *now == *start_time_;
+  }
+
+ private:
+  pid_t pid_;
+  int fd_;
+  Result<std::string> start_time_ = NotFoundError("no start time read");
+};
+
+std::vector<gid_t> SupplementaryGroups(const std::string& status) {
   std::vector<gid_t> groups;
-  while (std::getline(in, line)) {
-    if (line.rfind("Groups:", 0) != 0) continue;
-    std::istringstream ids(line.substr(7));
-    long id;
-    while (ids >> id) groups.push_back(static_cast<gid_t>(id));
+  const size_t line = status.find("\nGroups:");
+  if (line == std::string::npos) return groups;
+  const char* at = status.data() + line + 8;
+  const char* end = status.data() + std::min(status.find('\n', line + 1), status.size());
+  while (at < end) {
+    while (at < end && (*at == ' ' || *at == '\t')) ++at;
+    gid_t id = 0;
+    const auto [next, error] = std::from_chars(at, end, id);
+    if (error != std::errc()) break;
+    groups.push_back(id);
+    at = next;
   }
   return groups;
 }
 
-std::string UserName(uid_t uid) {
-  std::vector<char> buffer(4096);
+size_t LookupBufferSize(int name) {
+  const long suggested = ::sysconf(name);
+  return suggested > 0 ? static_cast<size_t>(suggested) : 16384;
+}
+
+static_assert(std::is_same_v<uid_t, unsigned> && std::is_same_v<gid_t, unsigned>, "one name cache type serves both");
+
+std::string LookUpUserName(unsigned uid) {
+  std::vector<char> buffer(LookupBufferSize(_SC_GETPW_R_SIZE_MAX));
   struct passwd pw {};
   struct passwd* found = nullptr;
   if (getpwuid_r(uid, &pw, buffer.data(), buffer.size(), &found) != 0 || found == nullptr) return "";
   return pw.pw_name;
 }
 
-std::string GroupName(gid_t gid) {
-  std::vector<char> buffer(16384);
+std::string LookUpGroupName(unsigned gid) {
+  std::vector<char> buffer(std::max<size_t>(LookupBufferSize(_SC_GETGR_R_SIZE_MAX), 16384));
   struct group gr {};
   struct group* found = nullptr;
   if (getgrgid_r(gid, &gr, buffer.data(), buffer.size(), &found) != 0 || found == nullptr) return "";
@@ -66,15 +132,27 @@ std::string GroupName(gid_t gid) {
 
 }  // namespace
 
-Result<std::vector<Selector>> UnixWorkloadAttestor::Attest(pid_t pid, uid_t uid, gid_t gid) {
-  SIGIL_ASSIGN_OR_RETURN(const std::string started, StartTime(pid));
+Result<std::vector<Selector>> UnixWorkloadAttestor::Attest(pid_t pid, uid_t uid, gid_t gid,
+                                                            const std::optional<std::vector<gid_t>>& supplementary_groups) {
+  return *AttestWith(pid, uid, gid, supplementary_groups, true);
+}
+
+std::optional<Result<std::vector<Selector>>> UnixWorkloadAttestor::AttestIfHashed(
+    pid_t pid, uid_t uid, gid_t gid, const std::optional<std::vector<gid_t>>& supplementary_groups) {
+  return AttestWith(pid, uid, gid, supplementary_groups, false);
+}
+
+std::optional<Result<std::vector<Selector>>> UnixWorkloadAttestor::AttestWith(
+    pid_t pid, uid_t uid, gid_t gid, const std::optional<std::vector<gid_t>>& groups, bool may_hash) {
+  const ProcessPin pin(pid);
+  SIGIL_RETURN_IF_ERROR(pin.Pinned());
   std::vector<Selector> selectors = {{"unix", "uid:" + std::to_string(uid)},
                                      {"unix", "gid:" + std::to_string(gid)}};
-  if (const std::string user = UserName(uid); !user.empty()) selectors.push_back({"unix", "user:" + user});
-  if (const std::string group = GroupName(gid); !group.empty()) selectors.push_back({"unix", "group:" + group});
-  for (gid_t supplementary : SupplementaryGroups(pid)) {
+  if (const std::string user = KnownName(user_names_, uid, LookUpUserName); !user.empty()) selectors.push_back({"unix", "user:" + user});
+  if (const std::string group = KnownName(group_names_, gid, LookUpGroupName); !group.empty()) selectors.push_back({"unix", "group:" + group});
+  for (gid_t supplementary : groups ? *groups : SupplementaryGroups(ReadProcFile(pid, "status").value_or(""))) {
     selectors.push_back({"unix", "supplementary_gid:" + std::to_string(supplementary)});
-    if (const std::string name = GroupName(supplementary); !name.empty()) {
+    if (const std::string name = KnownName(group_names_, supplementary, LookUpGroupName); !name.empty()) {
       selectors.push_back({"unix", "supplementary_group:" + name});
     }
   }
@@ -82,38 +160,49 @@ Result<std::vector<Selector>> UnixWorkloadAttestor::Attest(pid_t pid, uid_t uid,
   const ssize_t length = ::readlink(ProcPath(pid, "exe").c_str(), target, sizeof(target) - 1);
   if (length > 0) {
     selectors.push_back({"unix", "path:" + std::string(target, static_cast<size_t>(length))});
-    auto sha256 = Sha256OfExecutable(pid);
-    if (sha256.ok()) {
-      selectors.push_back({"unix", "sha256:" + *sha256});
+    auto sha256 = Sha256OfExecutable(pid, may_hash);
+    if (!sha256) return std::nullopt;
+    if (sha256->ok()) {
+      selectors.push_back({"unix", "sha256:" + **sha256});
     } else {
-      LogDebug("workload binary not hashed", {{"pid", std::to_string(pid)}, {"error", sha256.status().message()}});
+      LogDebug("workload binary not hashed", {{"pid", std::to_string(pid)}, {"error", sha256->status().message()}});
     }
   } else {
     LogDebug("workload path not readable", {{"pid", std::to_string(pid)}});
   }
-  // Read again: if the pid now names another process, what was read may describe either one.
-  auto after = StartTime(pid);
-  if (!after.ok() || *after != started) {
+  if (!pin.StillThere()) {
     return NotFoundError("process " + std::to_string(pid) + " exited while it was being attested");
   }
   return SelectorSet(std::move(selectors)).items();
 }
 
-Result<std::string> UnixWorkloadAttestor::Sha256OfExecutable(pid_t pid) {
+std::optional<Result<std::string>> UnixWorkloadAttestor::Sha256OfExecutable(pid_t pid, bool may_hash) {
+  const auto key_of = [](const struct stat& st) {
+    return FileKey{st.st_dev, st.st_ino, int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec, st.st_size};
+  };
+  const std::string exe = ProcPath(pid, "exe");
+  if (!may_hash) {
+    // stat follows the link to the file the process runs, without opening it.
+    struct stat st {};
+    if (::stat(exe.c_str(), &st) != 0) return std::nullopt;  // let the full path report why
+    std::lock_guard lock(mutex_);
+    if (auto it = sha256_cache_.find(key_of(st)); it != sha256_cache_.end()) return Result<std::string>(it->second);
+    return std::nullopt;
+  }
   // /proc/<pid>/exe opens the very file the process runs, even when its path was replaced.
-  const int fd = ::open(ProcPath(pid, "exe").c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(exe.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return PermissionDeniedError("cannot open the binary of process " + std::to_string(pid));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     ::close(fd);
     return PermissionDeniedError("cannot stat the binary of process " + std::to_string(pid));
   }
-  const FileKey key{st.st_dev, st.st_ino, int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec, st.st_size};
+  const FileKey key = key_of(st);
   {
     std::lock_guard lock(mutex_);
     if (auto it = sha256_cache_.find(key); it != sha256_cache_.end()) {
       ::close(fd);
-      return it->second;
+      return Result<std::string>(it->second);
     }
   }
   EvpMdCtxPtr ctx(EVP_MD_CTX_new());
@@ -129,7 +218,21 @@ Result<std::string> UnixWorkloadAttestor::Sha256OfExecutable(pid_t pid) {
   const std::string hex = HexEncode({digest, digest_length});
   std::lock_guard lock(mutex_);
   sha256_cache_[key] = hex;
-  return hex;
+  return Result<std::string>(hex);
+}
+
+std::string UnixWorkloadAttestor::KnownName(NameCache& known, unsigned id, std::string (*look_up)(unsigned)) {
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = known.find(id); it != known.end() && now - it->second.looked_up < kNameLifetime) {
+      return it->second.name;
+    }
+  }
+  std::string name = look_up(id);  // outside the lock: NSS may ask a directory server
+  std::lock_guard lock(mutex_);
+  known[id] = {name, now};
+  return name;
 }
 
 size_t UnixWorkloadAttestor::cached_hashes() const {

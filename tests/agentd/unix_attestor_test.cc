@@ -44,6 +44,28 @@ TEST(UnixAttestorTest, AttestsThisProcess) {
   EXPECT_EQ(attestor.cached_hashes(), 1u);  // the same binary is hashed once
 }
 
+TEST(UnixAttestorTest, AttestsWithoutHashingOnlyAKnownBinary) {
+  UnixWorkloadAttestor attestor;
+  EXPECT_FALSE(attestor.AttestIfHashed(::getpid(), ::getuid(), ::getgid()).has_value());
+  EXPECT_EQ(attestor.cached_hashes(), 0u);
+  auto full = attestor.Attest(::getpid(), ::getuid(), ::getgid());
+  ASSERT_TRUE(full.ok()) << full.status().ToString();
+  auto known = attestor.AttestIfHashed(::getpid(), ::getuid(), ::getgid());
+  ASSERT_TRUE(known.has_value());
+  ASSERT_TRUE(known->ok()) << known->status().ToString();
+  EXPECT_EQ(**known, *full);
+
+  sigil::testing::TempDir dir("sigil-attest");
+  auto child = sigil::testing::ChildProcess::Start({"sleep", "30"}, dir.path());
+  ASSERT_TRUE(child.ok()) << child.status().ToString();
+  EXPECT_FALSE(attestor.AttestIfHashed(child->pid(), ::getuid(), ::getgid()).has_value());  // another binary
+  const pid_t pid = child->pid();
+  child->Stop();
+  auto gone = attestor.AttestIfHashed(pid, ::getuid(), ::getgid());
+  ASSERT_TRUE(gone.has_value());
+  EXPECT_EQ(gone->status().code(), Code::kNotFound);
+}
+
 TEST(UnixAttestorTest, AttestsAnotherProgramByItsBinary) {
   sigil::testing::TempDir dir("sigil-attest");
   auto child = sigil::testing::ChildProcess::Start({"sleep", "30"}, dir.path());
@@ -60,7 +82,7 @@ TEST(UnixAttestorTest, AttestsAnotherProgramByItsBinary) {
   EXPECT_EQ(gone.status().code(), Code::kNotFound);
 }
 
-TEST(UnixAttestorTest, SupplementaryGroupsComeFromProc) {
+TEST(UnixAttestorTest, SupplementaryGroupsComeFromTheConnectionOrProc) {
   std::vector<gid_t> groups(::getgroups(0, nullptr));
   ASSERT_EQ(::getgroups(static_cast<int>(groups.size()), groups.data()), static_cast<int>(groups.size()));
   UnixWorkloadAttestor attestor;
@@ -70,6 +92,16 @@ TEST(UnixAttestorTest, SupplementaryGroupsComeFromProc) {
   size_t supplementary = 0;
   for (const auto& s : *selectors) supplementary += s.value.starts_with("supplementary_gid:");
   EXPECT_EQ(supplementary, std::set<gid_t>(groups.begin(), groups.end()).size());
+
+  // The groups a connection carries (SO_PEERGROUPS) are taken as they are.
+  auto from_connection = attestor.Attest(::getpid(), ::getuid(), ::getgid(), std::vector<gid_t>{4242});
+  ASSERT_TRUE(from_connection.ok());
+  EXPECT_TRUE(Has(*from_connection, "supplementary_gid:4242"));
+  for (gid_t gid : groups) {
+    if (gid != 4242) {
+      EXPECT_FALSE(Has(*from_connection, "supplementary_gid:" + std::to_string(gid)));
+    }
+  }
 }
 
 }  // namespace
