@@ -14,6 +14,7 @@
 #include "core/base64url.h"
 #include "core/jwt_svid.h"
 #include "core/log.h"
+#include "core/openssl_util.h"
 #include "health.pb.h"
 #include "workload.pb.h"
 
@@ -285,10 +286,7 @@ void WorkloadApiServer::Authenticate(std::shared_ptr<GrpcServerCall> call,
   }
   const auto& credentials = call->peer().credentials;
   if (!credentials) return next(PermissionDeniedError("the caller's credentials are unknown"));
-  auto* attestation = new Attestation{.attestor = attestor_, .credentials = *credentials};
-  attestation->request.data = attestation;
-  attestation->done = [call, next = std::move(next),
-                       liveness = liveness_](Result<std::vector<Selector>> selectors) {
+  auto done = [call, next = std::move(next), liveness = liveness_](Result<std::vector<Selector>> selectors) {
     if (!liveness->alive || call->cancelled() || call->finished()) return;
     if (!selectors.ok()) {
       return next(
@@ -296,12 +294,21 @@ void WorkloadApiServer::Authenticate(std::shared_ptr<GrpcServerCall> call,
     }
     next(SelectorSet(std::move(*selectors)));
   };
+  // A known binary costs a few reads of /proc: cheaper here than a trip to the thread pool
+  // and back, which only reading and hashing a new binary is worth.
+  if (auto attested = attestor_->AttestIfHashed(credentials->pid, credentials->uid, credentials->gid,
+                                                credentials->supplementary_groups)) {
+    return done(std::move(*attested));
+  }
+  auto* attestation = new Attestation{.attestor = attestor_, .credentials = *credentials};
+  attestation->request.data = attestation;
+  attestation->done = std::move(done);
   const int queued = uv_queue_work(
       loop_->uv(), &attestation->request,
       [](uv_work_t* request) {
         auto* work = static_cast<Attestation*>(request->data);
         work->selectors = work->attestor->Attest(work->credentials.pid, work->credentials.uid,
-                                                 work->credentials.gid);
+                                                 work->credentials.gid, work->credentials.supplementary_groups);
       },
       [](uv_work_t* request, int) {
         std::unique_ptr<Attestation> work(static_cast<Attestation*>(request->data));
@@ -331,29 +338,49 @@ void WorkloadApiServer::OpenStreamFor(StreamKind kind, const std::string& method
   if (!Advance(stream, *cache_->snapshot())) streams_.erase(id);
 }
 
-bool WorkloadApiServer::Advance(OpenStream& stream, const SvidCache::Snapshot& snapshot) {
-  Result<std::optional<std::string>> next = std::optional<std::string>();
-  const char* method = kFetchX509Svid;
-  switch (stream.kind) {
+std::shared_ptr<const WorkloadApiServer::BuiltMessage> WorkloadApiServer::MessageFor(
+    StreamKind kind, const SelectorSet& selectors, const SvidCache::Snapshot& snapshot) {
+  // Versions only grow; a stream advancing on an older snapshot than the cache's builds alone.
+  if (snapshot.version > built_version_) {
+    built_.clear();
+    built_version_ = snapshot.version;
+  }
+  const bool cacheable = snapshot.version == built_version_;
+  auto key = std::make_pair(kind, selectors.items());
+  if (cacheable) {
+    if (auto it = built_.find(key); it != built_.end()) return it->second;
+  }
+  auto built = std::make_shared<BuiltMessage>();
+  switch (kind) {
     case StreamKind::kX509Svid:
-      next = X509SvidMessage(snapshot, stream.selectors);
+      built->message = X509SvidMessage(snapshot, selectors);
       break;
     case StreamKind::kX509Bundles:
-      method = kFetchX509Bundles;
-      next = X509BundlesMessage(snapshot, stream.selectors);
+      built->message = X509BundlesMessage(snapshot, selectors);
       break;
     case StreamKind::kJwtBundles:
-      method = kFetchJwtBundles;
-      next = JwtBundlesMessage(snapshot, stream.selectors);
+      built->message = JwtBundlesMessage(snapshot, selectors);
       break;
   }
-  if (!next.ok()) {
-    Finish(*stream.call, method, next.status());
+  if (built->message.ok() && built->message->has_value()) built->digest = Sha256(AsBytes(**built->message));
+  // Every caller's selectors differ in pid-free ways only (uid, groups, binary), so this stays
+  // as small as the number of distinct workloads; bounded all the same.
+  if (cacheable && built_.size() < 4096) built_.emplace(std::move(key), built);
+  return built;
+}
+
+bool WorkloadApiServer::Advance(OpenStream& stream, const SvidCache::Snapshot& snapshot) {
+  const char* method = stream.kind == StreamKind::kX509Svid      ? kFetchX509Svid
+                       : stream.kind == StreamKind::kX509Bundles ? kFetchX509Bundles
+                                                                 : kFetchJwtBundles;
+  const auto built = MessageFor(stream.kind, stream.selectors, snapshot);
+  if (!built->message.ok()) {
+    Finish(*stream.call, method, built->message.status());
     return false;
   }
-  if (next->has_value() && **next != stream.last_sent) {
-    stream.last_sent = std::move(**next);
-    stream.call->Write(stream.last_sent);
+  if (built->message->has_value() && built->digest != stream.last_sent_digest) {
+    stream.last_sent_digest = built->digest;
+    stream.call->Write(**built->message);
   }
   return true;
 }

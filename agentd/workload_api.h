@@ -80,7 +80,14 @@ class WorkloadApiServer {
     StreamKind kind;
     std::shared_ptr<transport::GrpcServerCall> call;
     SelectorSet selectors;
-    std::string last_sent;  // deterministic serialization, to skip identical pushes
+    // SHA-256 of the last message's deterministic serialization, to skip identical pushes: a
+    // stream of a thousand SVIDs would otherwise hold megabytes to compare against.
+    Bytes last_sent_digest;
+  };
+  // A message as streams send it: nullopt while there is nothing to send yet.
+  struct BuiltMessage {
+    Result<std::optional<std::string>> message = std::optional<std::string>();
+    Bytes digest;  // of *message, when there is one
   };
   // Lives as long as anything posted to the loop on this server's behalf.
   struct Liveness {
@@ -89,13 +96,16 @@ class WorkloadApiServer {
   };
 
   void RegisterMethods();
-  // Checks the security header, then attests the caller on libuv's thread pool (reading /proc
-  // and hashing a binary must not stall every other workload on this loop) and goes on with
-  // its selectors on the loop. `next` does not run once the server is gone or the call ended.
+  // Checks the security header, then attests the caller: on the loop when its binary's hash is
+  // known, else on libuv's thread pool (hashing a binary must not stall every other workload
+  // on this loop); goes on with its selectors on the loop. `next` does not run once the server is gone or the call ended.
   void Authenticate(std::shared_ptr<transport::GrpcServerCall> call,
                     std::function<void(Result<SelectorSet>)> next);
   void OpenStreamFor(StreamKind kind, const std::string& method,
                      std::shared_ptr<transport::GrpcServerCall> call, SelectorSet selectors);
+  // The message `kind` gives `selectors` in `snapshot`, built once per snapshot version.
+  std::shared_ptr<const BuiltMessage> MessageFor(StreamKind kind, const SelectorSet& selectors,
+                                                 const SvidCache::Snapshot& snapshot);
   // Writes, waits or ends one stream after a change; false when the stream ended.
   bool Advance(OpenStream& stream, const SvidCache::Snapshot& snapshot);
   void RefreshStreams();
@@ -118,6 +128,10 @@ class WorkloadApiServer {
   uint64_t subscription_ = 0;
   int stop_hook_ = 0;
   std::map<uint64_t, OpenStream> streams_;
+  // Messages built from the snapshot of version `built_version_`, by kind and selectors: a
+  // workload calling again, or many with the same selectors, costs a lookup, not a build.
+  uint64_t built_version_ = 0;
+  std::map<std::pair<StreamKind, std::vector<Selector>>, std::shared_ptr<const BuiltMessage>> built_;
   uint64_t next_stream_ = 1;
 };
 
