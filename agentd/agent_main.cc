@@ -1,5 +1,6 @@
 #include "agentd/agent_main.h"
 
+#include <malloc.h>
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -12,7 +13,24 @@
 
 namespace sigil::agentd {
 
+namespace {
+
+// glibc's defaults suit a short program, not an agent that lives for months and now and then
+// builds a Workload API message of megabytes: after the first large buffer is freed it raises
+// its mmap threshold to that size, so later ones come from the heap and their pages are kept
+// when freed; and each thread that allocates may get an arena of its own that is never given
+// back. Fixed thresholds return large buffers to the system when freed, and two arenas serve
+// the agent's few threads.
+void KeepTheHeapSmall() {
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 256 * 1024);
+  mallopt(M_ARENA_MAX, 2);
+}
+
+}  // namespace
+
 int RunAgent(std::vector<std::string> args) {
+  KeepTheHeapSmall();
   CLI::App app{"Run the Sigil agent", "agentd run"};
   std::string config_path = "/etc/sigil/agent.yaml";
   AgentFlagOverrides overrides;

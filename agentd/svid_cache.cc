@@ -48,7 +48,7 @@ void SvidCache::ApplyEntries(std::vector<RegistrationEntry> changed, const std::
   if (full) next->entries.clear();
   for (auto& entry : changed) {
     std::string id = entry.id;
-    next->entries[id] = std::move(entry);
+    next->entries[id] = std::make_shared<const RegistrationEntry>(std::move(entry));
   }
   for (const auto& id : removed) next->entries.erase(id);
   // SVIDs only for entries still held; an SVID whose entry changed shape stays until its
@@ -79,7 +79,7 @@ std::vector<std::shared_ptr<const WorkloadX509Svid>> SvidCache::SvidsFor(const S
   std::vector<std::shared_ptr<const WorkloadX509Svid>> out;
   size_t matched = 0;
   for (const auto& [id, entry] : current->entries) {
-    if (!EntryMatchesWorkload(entry.selector_set(), selectors)) continue;
+    if (!EntryMatchesWorkload(entry->selector_set(), selectors)) continue;
     ++matched;
     if (auto it = current->svids.find(id); it != current->svids.end()) out.push_back(it->second);
   }
@@ -125,7 +125,7 @@ std::vector<RegistrationEntry> SvidCache::EntriesFor(const SelectorSet& selector
   auto current = snapshot();
   std::vector<RegistrationEntry> out;
   for (const auto& [id, entry] : current->entries) {
-    if (EntryMatchesWorkload(entry.selector_set(), selectors)) out.push_back(entry);
+    if (EntryMatchesWorkload(entry->selector_set(), selectors)) out.push_back(*entry);
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
     return std::tie(a.spiffe_id, a.id) < std::tie(b.spiffe_id, b.id);
@@ -138,8 +138,8 @@ std::vector<RegistrationEntry> SvidCache::EntriesNeedingSvid(Clock::time_point n
   std::vector<RegistrationEntry> out;
   for (const auto& [id, entry] : current->entries) {
     auto it = current->svids.find(id);
-    if (it == current->svids.end() || now >= it->second->RotateAt() || !SvidFitsEntry(*it->second, entry)) {
-      out.push_back(entry);
+    if (it == current->svids.end() || now >= it->second->RotateAt() || !SvidFitsEntry(*it->second, *entry)) {
+      out.push_back(*entry);
     }
   }
   return out;

@@ -61,7 +61,8 @@ class SvidCache {
   struct Snapshot {
     int64_t revision = 0;
     uint64_t version = 0;  // bumped on every change, entries or SVIDs
-    std::map<std::string, RegistrationEntry> entries;  // by id
+    // By id. Shared between snapshots: a new snapshot copies pointers, not every entry.
+    std::map<std::string, std::shared_ptr<const RegistrationEntry>> entries;
     std::map<std::string, std::shared_ptr<const WorkloadX509Svid>> svids;  // by entry id
     // The agent's own trust domain's bundle; null until the first sync brings it.
     std::shared_ptr<const TrustBundle> bundle;

@@ -33,6 +33,9 @@ constexpr char kHealthCheck[] = "/grpc.health.v1.Health/Check";
 
 Status NoIdentity() { return PermissionDeniedError("no identity issued"); }
 
+constexpr size_t kMaxBuiltMessages = 4096;
+constexpr size_t kMaxBuiltMessageBytes = 64 * 1024;
+
 // Protobuf leaves map order to chance; streams compare what they sent byte for byte.
 std::string SerializeDeterministic(const google::protobuf::Message& message) {
   std::string out;
@@ -67,7 +70,7 @@ struct CallerView {
 CallerView ViewOf(const SvidCache::Snapshot& snapshot, const SelectorSet& selectors) {
   CallerView view;
   for (const auto& [id, entry] : snapshot.entries) {
-    if (EntryMatchesWorkload(entry.selector_set(), selectors)) view.entries.push_back(&entry);
+    if (EntryMatchesWorkload(entry->selector_set(), selectors)) view.entries.push_back(entry.get());
   }
   std::sort(view.entries.begin(), view.entries.end(), [](const auto* a, const auto* b) {
     return std::tie(a->spiffe_id, a->id) < std::tie(b->spiffe_id, b->id);
@@ -363,9 +366,13 @@ std::shared_ptr<const WorkloadApiServer::BuiltMessage> WorkloadApiServer::Messag
       break;
   }
   if (built->message.ok() && built->message->has_value()) built->digest = Sha256(AsBytes(**built->message));
-  // Every caller's selectors differ in pid-free ways only (uid, groups, binary), so this stays
-  // as small as the number of distinct workloads; bounded all the same.
-  if (cacheable && built_.size() < 4096) built_.emplace(std::move(key), built);
+  // Selectors carry no pid, so this stays as small as the number of distinct workloads;
+  // bounded all the same. A message of hundreds of SVIDs is built per call instead: keeping it
+  // would hold a second copy of that workload's whole cache.
+  if (cacheable && built_.size() < kMaxBuiltMessages && built->message.ok() &&
+      (!built->message->has_value() || (*built->message)->size() <= kMaxBuiltMessageBytes)) {
+    built_.emplace(std::move(key), built);
+  }
   return built;
 }
 

@@ -183,6 +183,7 @@ void Http2Client::Flush() {
   }
   in_nghttp2_ = false;
   socket_->Write(out_);
+  ClearWriteBuffer(out_);
   if (!socket_->closing() && !nghttp2_session_want_read(session_) &&
       !nghttp2_session_want_write(session_)) {
     socket_->Close(UnavailableError("HTTP/2 session with " + peer_.address + " ended"), true);

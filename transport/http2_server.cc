@@ -224,6 +224,7 @@ void Http2ServerConnection::Flush() {
   }
   in_nghttp2_ = false;
   socket_->Write(out_);
+  ClearWriteBuffer(out_);
   if (socket_->closing()) return;
   if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) {
     socket_->Close(failure_, true);

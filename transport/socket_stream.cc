@@ -243,6 +243,7 @@ void SocketStream::FlushTls() {
   cipher_out_.clear();
   tls_->TakeOutput(&cipher_out_);
   WriteRaw(cipher_out_);
+  ClearWriteBuffer(cipher_out_);
 }
 
 void SocketStream::WriteRaw(std::vector<uint8_t> bytes) {

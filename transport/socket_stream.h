@@ -35,6 +35,17 @@ struct PeerCredentials {
   std::optional<std::vector<gid_t>> supplementary_groups;  // nullopt when the kernel would not say
 };
 
+// Empties a write buffer, and gives its memory back when a burst made it larger than everyday
+// traffic needs: connections live for months, and one large message should not stay with them.
+inline void ClearWriteBuffer(std::vector<uint8_t>& buffer) {
+  constexpr size_t kEverydayBytes = 64 * 1024;
+  if (buffer.capacity() > kEverydayBytes) {
+    std::vector<uint8_t>().swap(buffer);  // `buffer = {}` would keep the capacity
+  } else {
+    buffer.clear();
+  }
+}
+
 struct PeerInfo {
   std::string address;                           // "127.0.0.1:40112" or "unix:/run/x.sock"
   std::optional<PeerCredentials> credentials;    // Unix sockets only
