@@ -46,6 +46,15 @@ Result<std::vector<X509Ptr>> ParseChain(const std::vector<Bytes>& ders) {
   return chain;
 }
 
+// The validity of the leaf of `chain_der`, read from the certificate itself, for a server that
+// does not state it: OpenSSL 3.0 decodes the public key of every certificate it parses, the
+// dearest step of signing an SVID on the agent.
+Result<std::pair<TimePoint, TimePoint>> LeafValidity(const std::vector<Bytes>& chain_der) {
+  if (chain_der.empty()) return InvalidArgumentError("an SVID without certificates");
+  SIGIL_ASSIGN_OR_RETURN(X509Ptr leaf, CertFromDer(chain_der.front()));
+  return std::make_pair(CertNotBefore(leaf.get()), CertNotAfter(leaf.get()));
+}
+
 Result<std::shared_ptr<const transport::TlsCredentials>> CredentialsOf(const std::vector<Bytes>& chain_der,
                                                                        EVP_PKEY* key) {
   auto credentials = std::make_shared<transport::TlsCredentials>();
@@ -470,11 +479,11 @@ size_t Agent::SignEntries(const std::vector<RegistrationEntry>& due) {
           failures.emplace_back(entry.id, answer.status);
           continue;
         }
-        auto chain = ParseChain(answer.chain_der);
+        auto validity = answer.validity && !answer.chain_der.empty() ? *answer.validity : LeafValidity(answer.chain_der);
         auto key_der = keys[i] ? PrivateKeyToPkcs8Der(keys[i].get()) : Result<Bytes>(InternalError("no key"));
-        if (!chain.ok() || !key_der.ok()) {
+        if (!validity.ok() || !key_der.ok()) {
           std::lock_guard lock(failures_mutex);
-          failures.emplace_back(entry.id, !chain.ok() ? chain.status() : key_der.status());
+          failures.emplace_back(entry.id, !validity.ok() ? validity.status() : key_der.status());
           continue;
         }
         auto svid = std::make_shared<WorkloadX509Svid>();
@@ -484,8 +493,8 @@ size_t Agent::SignEntries(const std::vector<RegistrationEntry>& due) {
         const std::string chain_der = Concatenated(answer.chain_der);
         svid->chain_der.assign(chain_der.begin(), chain_der.end());
         svid->key_pkcs8_der = std::move(*key_der);
-        svid->not_before = CertNotBefore(chain->front().get());
-        svid->not_after = CertNotAfter(chain->front().get());
+        svid->not_before = validity->first;
+        svid->not_after = validity->second;
         svid->dns_names = entry.dns_names;
         svid->x509_svid_ttl = entry.x509_svid_ttl;
         signed_svids.push_back(std::move(svid));

@@ -270,8 +270,12 @@ Result<std::vector<CsrAnswer>> ServerClient::SignCsrBatch(const std::vector<CsrR
   std::vector<CsrAnswer> answers;
   answers.reserve(count);
   for (const auto* result : *results) {
-    answers.push_back(CsrAnswer{wire::StringOf(result->entry_id()), wire::StatusFromOutcome(result->outcome()),
-                                wire::CertificatesFromWire(result->svid_chain())});
+    CsrAnswer& answer = answers.emplace_back(CsrAnswer{wire::StringOf(result->entry_id()),
+                                                       wire::StatusFromOutcome(result->outcome()),
+                                                       wire::CertificatesFromWire(result->svid_chain())});
+    if (result->not_before() != 0 && result->not_after() > result->not_before()) {
+      answer.validity = {FromUnixSeconds(result->not_before()), FromUnixSeconds(result->not_after())};
+    }
   }
   return answers;
 }

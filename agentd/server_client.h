@@ -15,13 +15,16 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
 #include "core/openssl_util.h"
 #include "core/registration_entry.h"
 #include "core/spiffe_id.h"
+#include "core/x509_ca.h"
 #include "core/status.h"
 #include "core/tpm_devid.h"
 #include "core/trust_bundle.h"
@@ -59,6 +62,8 @@ struct CsrAnswer {
   std::string entry_id;
   Status status;
   std::vector<Bytes> chain_der;  // leaf first; empty unless status is OK
+  // The leaf's validity as serverd states it; nullopt from a server that does not.
+  std::optional<std::pair<TimePoint, TimePoint>> validity;
 };
 
 struct JwtAnswer {

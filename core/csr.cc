@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/signer.h"
+#include "core/x509_ca.h"
 
 namespace sigil {
 
@@ -34,8 +35,11 @@ Status CheckCertifiableKey(EVP_PKEY* key) {
 Result<Bytes> MakeCsr(EVP_PKEY* private_key, const std::optional<SpiffeId>& spiffe_id) {
   SIGIL_RETURN_IF_ERROR(CheckCertifiableKey(private_key));
   X509ReqPtr req(X509_REQ_new());
-  if (!req || X509_REQ_set_version(req.get(), X509_REQ_VERSION_1) != 1 ||
-      X509_REQ_set_pubkey(req.get(), private_key) != 1) {
+  if (!req || X509_REQ_set_version(req.get(), X509_REQ_VERSION_1) != 1) {
+    return OpenSSLError(Code::kInternal, "building CSR");
+  }
+  SIGIL_ASSIGN_OR_RETURN(bool filled, FillPublicKeyInfo(X509_REQ_get_X509_PUBKEY(req.get()), private_key));
+  if (!filled && X509_REQ_set_pubkey(req.get(), private_key) != 1) {
     return OpenSSLError(Code::kInternal, "building CSR");
   }
   if (spiffe_id.has_value()) {

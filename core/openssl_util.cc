@@ -91,9 +91,84 @@ Result<EvpPkeyPtr> PublicKeyFromDer(std::span<const uint8_t> der) {
   return key;
 }
 
+void AppendDerLength(Bytes& out, size_t len) {
+  if (len < 0x80) {
+    out.push_back(static_cast<uint8_t>(len));
+    return;
+  }
+  uint8_t buf[sizeof(size_t)];
+  int n = 0;
+  for (size_t v = len; v != 0; v >>= 8) buf[n++] = static_cast<uint8_t>(v & 0xff);
+  out.push_back(static_cast<uint8_t>(0x80 | n));
+  while (n > 0) out.push_back(buf[--n]);
+}
+
+namespace {
+
+using Pkcs8Ptr = std::unique_ptr<PKCS8_PRIV_KEY_INFO, OpenSSLDeleter<PKCS8_PRIV_KEY_INFO_free>>;
+
+// PKCS#8 of a P-256 or P-384 key from its parts, as OpenSSL writes it: an RFC 5915
+// ECPrivateKey with the public key and without the curve, which the outer algorithm names.
+// EVP_PKEY2PKCS8 sets up OpenSSL 3.0's generic encoder for every key, which cost an agent as
+// much as making the key; nullptr for any other key, which takes that path.
+Pkcs8Ptr EcPkcs8(EVP_PKEY* key) {
+  char group[32];
+  if (!EVP_PKEY_is_a(key, "EC") ||
+      EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), nullptr) != 1) {
+    return nullptr;
+  }
+  const std::string_view name(group);
+  const int curve = name == "prime256v1" || name == "P-256" ? NID_X9_62_prime256v1
+                    : name == "secp384r1" || name == "P-384" ? NID_secp384r1
+                                                             : NID_undef;
+  if (curve == NID_undef) return nullptr;
+  const size_t field = curve == NID_secp384r1 ? 48 : 32;
+  BIGNUM* raw_private = nullptr;
+  if (EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_PRIV_KEY, &raw_private) != 1) return nullptr;
+  std::unique_ptr<BIGNUM, OpenSSLDeleter<BN_clear_free>> private_value(raw_private);
+  unsigned char point[1 + 2 * 48];
+  size_t point_length = 0;
+  if (EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point, sizeof(point),
+                                      &point_length) != 1) {
+    return nullptr;
+  }
+  // SEQUENCE { INTEGER 1, OCTET STRING d, [1] { BIT STRING point } }
+  Bytes body = {V_ASN1_INTEGER, 1, 1, V_ASN1_OCTET_STRING, static_cast<uint8_t>(field)};
+  body.resize(body.size() + field);
+  if (BN_bn2binpad(private_value.get(), body.data() + body.size() - field, static_cast<int>(field)) < 0) {
+    OPENSSL_cleanse(body.data(), body.size());
+    return nullptr;
+  }
+  Bytes bits = {V_ASN1_BIT_STRING};
+  AppendDerLength(bits, point_length + 1);
+  bits.push_back(0);  // no unused bits
+  bits.insert(bits.end(), point, point + point_length);
+  body.push_back(V_ASN1_CONTEXT_SPECIFIC | V_ASN1_CONSTRUCTED | 1);
+  AppendDerLength(body, bits.size());
+  body.insert(body.end(), bits.begin(), bits.end());
+  Bytes inner = {V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED};
+  AppendDerLength(inner, body.size());
+  inner.insert(inner.end(), body.begin(), body.end());
+  OPENSSL_cleanse(body.data(), body.size());
+
+  Pkcs8Ptr info(PKCS8_PRIV_KEY_INFO_new());
+  auto* owned = static_cast<unsigned char*>(OPENSSL_memdup(inner.data(), inner.size()));
+  const int length = static_cast<int>(inner.size());
+  OPENSSL_cleanse(inner.data(), inner.size());
+  if (!info || owned == nullptr ||
+      PKCS8_pkey_set0(info.get(), OBJ_nid2obj(NID_X9_62_id_ecPublicKey), 0, V_ASN1_OBJECT, OBJ_nid2obj(curve),
+                      owned, length) != 1) {
+    OPENSSL_clear_free(owned, static_cast<size_t>(length));
+    return nullptr;
+  }
+  return info;
+}
+
+}  // namespace
+
 Result<Bytes> PrivateKeyToPkcs8Der(EVP_PKEY* key) {
-  using Pkcs8Ptr = std::unique_ptr<PKCS8_PRIV_KEY_INFO, OpenSSLDeleter<PKCS8_PRIV_KEY_INFO_free>>;
-  Pkcs8Ptr info(EVP_PKEY2PKCS8(key));
+  Pkcs8Ptr info = EcPkcs8(key);
+  if (!info) info.reset(EVP_PKEY2PKCS8(key));
   if (!info) return OpenSSLError(Code::kInternal, "encoding a private key as PKCS#8");
   unsigned char* out = nullptr;
   const int len = i2d_PKCS8_PRIV_KEY_INFO(info.get(), &out);

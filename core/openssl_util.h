@@ -67,6 +67,9 @@ void ClearOpenSSLErrors();
 Result<Bytes> EcdsaDerToRaw(std::span<const uint8_t> der, size_t field_size);
 Result<Bytes> EcdsaRawToDer(std::span<const uint8_t> raw);
 
+// Appends a DER length (X.690 definite form) for the few structures built by hand here.
+void AppendDerLength(Bytes& out, size_t len);
+
 // Lower-case hex, as SPIFFE selectors and serial numbers are printed.
 std::string HexEncode(std::span<const uint8_t> bytes);
 

@@ -15,18 +15,6 @@ namespace {
 
 using std::chrono::system_clock;
 
-void AppendDerLength(Bytes& out, size_t len) {
-  if (len < 0x80) {
-    out.push_back(static_cast<uint8_t>(len));
-    return;
-  }
-  uint8_t buf[sizeof(size_t)];
-  int n = 0;
-  for (size_t v = len; v != 0; v >>= 8) buf[n++] = static_cast<uint8_t>(v & 0xff);
-  out.push_back(static_cast<uint8_t>(0x80 | n));
-  while (n > 0) out.push_back(buf[--n]);
-}
-
 struct AlgorithmId {
   int nid;
   int param_type;
@@ -215,58 +203,9 @@ Result<Bytes> SignTbs(X509Ptr x, Signer& signer, SignatureScheme scheme) {
   return der;
 }
 
-// The subjectPublicKeyInfo from the key's parts. X509_set_pubkey goes through OpenSSL 3.0's
-// generic encoder, which costs several signatures' worth of time per certificate.
 Status SetPublicKey(X509* x, EVP_PKEY* key) {
-  X509_PUBKEY* spki = X509_get_X509_PUBKEY(x);
-  if (EVP_PKEY_is_a(key, "EC")) {
-    SIGIL_ASSIGN_OR_RETURN(KeyType type, KeyTypeOf(key));
-    unsigned char point[1 + 2 * 48];
-    size_t len = 0;
-    if (EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point,
-                                        sizeof(point), &len) != 1) {
-      return OpenSSLError(Code::kInternal, "reading EC public point");
-    }
-    auto* bits = static_cast<unsigned char*>(OPENSSL_memdup(point, len));
-    const int curve = type == KeyType::kEcP384 ? NID_secp384r1 : NID_X9_62_prime256v1;
-    if (bits == nullptr ||
-        X509_PUBKEY_set0_param(spki, OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
-                               OBJ_nid2obj(curve), bits, static_cast<int>(len)) != 1) {
-      OPENSSL_free(bits);
-      return OpenSSLError(Code::kInternal, "setting EC public key");
-    }
-    return Status::Ok();
-  }
-  if (EVP_PKEY_is_a(key, "RSA")) {
-    BIGNUM* n_raw = nullptr;
-    BIGNUM* e_raw = nullptr;
-    EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &n_raw);
-    EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e_raw);
-    BignumPtr n(n_raw);
-    BignumPtr e(e_raw);
-    Asn1IntegerPtr n_int(n ? BN_to_ASN1_INTEGER(n.get(), nullptr) : nullptr);
-    Asn1IntegerPtr e_int(e ? BN_to_ASN1_INTEGER(e.get(), nullptr) : nullptr);
-    if (!n_int || !e_int) return OpenSSLError(Code::kInternal, "reading RSA public key");
-    // RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }
-    const int n_len = i2d_ASN1_INTEGER(n_int.get(), nullptr);
-    const int e_len = i2d_ASN1_INTEGER(e_int.get(), nullptr);
-    Bytes body(static_cast<size_t>(n_len + e_len));
-    unsigned char* p = body.data();
-    i2d_ASN1_INTEGER(n_int.get(), &p);
-    i2d_ASN1_INTEGER(e_int.get(), &p);
-    Bytes der{V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED};
-    AppendDerLength(der, body.size());
-    der.insert(der.end(), body.begin(), body.end());
-    auto* bits = static_cast<unsigned char*>(OPENSSL_memdup(der.data(), der.size()));
-    if (bits == nullptr ||
-        X509_PUBKEY_set0_param(spki, OBJ_nid2obj(NID_rsaEncryption), V_ASN1_NULL, nullptr, bits,
-                               static_cast<int>(der.size())) != 1) {
-      OPENSSL_free(bits);
-      return OpenSSLError(Code::kInternal, "setting RSA public key");
-    }
-    return Status::Ok();
-  }
-  if (X509_set_pubkey(x, key) != 1) return OpenSSLError(Code::kInternal, "setting public key");
+  SIGIL_ASSIGN_OR_RETURN(bool filled, FillPublicKeyInfo(X509_get_X509_PUBKEY(x), key));
+  if (!filled && X509_set_pubkey(x, key) != 1) return OpenSSLError(Code::kInternal, "setting public key");
   return Status::Ok();
 }
 
@@ -319,6 +258,57 @@ CertTemplate CaTemplate(const TrustDomain& td, EVP_PKEY* key, const CaOptions& o
 }
 
 }  // namespace
+
+Result<bool> FillPublicKeyInfo(X509_PUBKEY* spki, EVP_PKEY* key) {
+  if (EVP_PKEY_is_a(key, "EC")) {
+    SIGIL_ASSIGN_OR_RETURN(KeyType type, KeyTypeOf(key));
+    unsigned char point[1 + 2 * 48];
+    size_t len = 0;
+    if (EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point,
+                                        sizeof(point), &len) != 1) {
+      return OpenSSLError(Code::kInternal, "reading EC public point");
+    }
+    auto* bits = static_cast<unsigned char*>(OPENSSL_memdup(point, len));
+    const int curve = type == KeyType::kEcP384 ? NID_secp384r1 : NID_X9_62_prime256v1;
+    if (bits == nullptr ||
+        X509_PUBKEY_set0_param(spki, OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
+                               OBJ_nid2obj(curve), bits, static_cast<int>(len)) != 1) {
+      OPENSSL_free(bits);
+      return OpenSSLError(Code::kInternal, "setting EC public key");
+    }
+    return true;
+  }
+  if (EVP_PKEY_is_a(key, "RSA")) {
+    BIGNUM* n_raw = nullptr;
+    BIGNUM* e_raw = nullptr;
+    EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &n_raw);
+    EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e_raw);
+    BignumPtr n(n_raw);
+    BignumPtr e(e_raw);
+    Asn1IntegerPtr n_int(n ? BN_to_ASN1_INTEGER(n.get(), nullptr) : nullptr);
+    Asn1IntegerPtr e_int(e ? BN_to_ASN1_INTEGER(e.get(), nullptr) : nullptr);
+    if (!n_int || !e_int) return OpenSSLError(Code::kInternal, "reading RSA public key");
+    // RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }
+    const int n_len = i2d_ASN1_INTEGER(n_int.get(), nullptr);
+    const int e_len = i2d_ASN1_INTEGER(e_int.get(), nullptr);
+    Bytes body(static_cast<size_t>(n_len + e_len));
+    unsigned char* p = body.data();
+    i2d_ASN1_INTEGER(n_int.get(), &p);
+    i2d_ASN1_INTEGER(e_int.get(), &p);
+    Bytes der{V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED};
+    AppendDerLength(der, body.size());
+    der.insert(der.end(), body.begin(), body.end());
+    auto* bits = static_cast<unsigned char*>(OPENSSL_memdup(der.data(), der.size()));
+    if (bits == nullptr ||
+        X509_PUBKEY_set0_param(spki, OBJ_nid2obj(NID_rsaEncryption), V_ASN1_NULL, nullptr, bits,
+                               static_cast<int>(der.size())) != 1) {
+      OPENSSL_free(bits);
+      return OpenSSLError(Code::kInternal, "setting RSA public key");
+    }
+    return true;
+  }
+  return false;
+}
 
 TimePoint CertNotBefore(const X509* cert) { return FromAsn1Time(X509_get0_notBefore(cert)); }
 TimePoint CertNotAfter(const X509* cert) { return FromAsn1Time(X509_get0_notAfter(cert)); }

@@ -137,6 +137,12 @@ class X509Ca {
 };
 
 // A certificate's notBefore / notAfter.
+// Fills a subjectPublicKeyInfo, a certificate's or a CSR's, from an EC or RSA key's parts;
+// false for other key types, which the caller sets through OpenSSL. X509_set_pubkey and
+// X509_REQ_set_pubkey go through OpenSSL 3.0's generic encoder, which costs several
+// signatures' worth of time per certificate.
+Result<bool> FillPublicKeyInfo(X509_PUBKEY* spki, EVP_PKEY* key);
+
 TimePoint CertNotBefore(const X509* cert);
 TimePoint CertNotAfter(const X509* cert);
 

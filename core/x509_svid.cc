@@ -75,7 +75,8 @@ Result<X509SvidDer> MintX509SvidDer(const X509Ca& ca, EVP_PKEY* public_key,
   if (!leaf.ok()) return leaf.status().AddContext("issuing X509-SVID for " + params.spiffe_id.str());
 
   X509SvidDer svid{.spiffe_id = params.spiffe_id};
-  // What IssueDer wrote: the template's notAfter capped by the CA's, in whole seconds.
+  // What IssueDer wrote: the template's validity within the CA's, in whole seconds.
+  svid.not_before = std::chrono::time_point_cast<std::chrono::seconds>(std::max(t.not_before, ca.not_before()));
   svid.expires_at = std::chrono::time_point_cast<std::chrono::seconds>(
       std::min(t.not_after, ca.not_after()));
   svid.chain_der.reserve(1 + ca.intermediates_der().size());

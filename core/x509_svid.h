@@ -39,6 +39,7 @@ struct X509SvidParams {
 struct X509SvidDer {
   SpiffeId spiffe_id;
   std::vector<Bytes> chain_der;  // leaf first, then intermediates; never the root
+  TimePoint not_before;          // the leaf's, as written in it
   TimePoint expires_at;
 
   std::string ChainPem() const;

@@ -504,11 +504,15 @@ void AgentApi::SignCsrBatch(StreamPtr stream, const AttestedAgent& agent) {
       auto entry_id = builder.CreateString(item.entry_id);
       auto outcome = wire::BuildOutcome(builder, status);
       flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::Certificate>>> chain;
+      int64_t not_before = 0;
+      int64_t not_after = 0;
       if (status.ok()) {
         chain = wire::BuildCertificates(builder, item.svid->chain_der);
+        not_before = UnixSeconds(item.svid->not_before);
+        not_after = UnixSeconds(item.svid->expires_at);
         ++issued;
       }
-      results.push_back(wire::CreateCsrResult(builder, entry_id, outcome, chain));
+      results.push_back(wire::CreateCsrResult(builder, entry_id, outcome, chain, not_before, not_after));
     }
     auto vector = builder.CreateVector(results);
     Respond(*batch->stream, wire::FinishMessage(builder, wire::CreateCsrBatchResponse(builder, vector)));

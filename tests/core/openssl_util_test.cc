@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/x509.h>
 
 namespace sigil {
 namespace {
@@ -28,6 +29,33 @@ bool VerifyDer(EVP_PKEY* key, std::string_view msg, const Bytes& sig) {
   EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key);
   return EVP_DigestVerify(ctx.get(), sig.data(), sig.size(),
                           reinterpret_cast<const unsigned char*>(msg.data()), msg.size()) == 1;
+}
+
+// PKCS#8 of EC keys is built from the key's parts; it must be what OpenSSL itself writes.
+TEST(PrivateKeyEncoding, EcPkcs8IsOpenSslsOwnAndRoundTrips) {
+  for (const char* curve : {"P-256", "P-384"}) {
+    for (int i = 0; i < 20; ++i) {  // some private scalars are short: exercise the padding
+      EvpPkeyPtr key = MakeEcKey(curve);
+      ASSERT_TRUE(key);
+      auto der = PrivateKeyToPkcs8Der(key.get());
+      ASSERT_TRUE(der.ok()) << der.status().ToString();
+      std::unique_ptr<PKCS8_PRIV_KEY_INFO, OpenSSLDeleter<PKCS8_PRIV_KEY_INFO_free>> reference(EVP_PKEY2PKCS8(key.get()));
+      ASSERT_TRUE(reference);
+      unsigned char* out = nullptr;
+      const int length = i2d_PKCS8_PRIV_KEY_INFO(reference.get(), &out);
+      ASSERT_GT(length, 0);
+      EXPECT_EQ(*der, Bytes(out, out + length)) << curve;
+      OPENSSL_free(out);
+      auto back = PrivateKeyFromDer(*der);
+      ASSERT_TRUE(back.ok()) << back.status().ToString();
+      EXPECT_EQ(EVP_PKEY_eq(back->get(), key.get()), 1);
+    }
+  }
+  // Other keys take OpenSSL's own path.
+  EvpPkeyPtr rsa(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048}));
+  auto rsa_der = PrivateKeyToPkcs8Der(rsa.get());
+  ASSERT_TRUE(rsa_der.ok());
+  EXPECT_EQ(EVP_PKEY_eq(PrivateKeyFromDer(*rsa_der)->get(), rsa.get()), 1);
 }
 
 TEST(EcdsaSignatureForms, DerToRawAndBackStillVerifies) {
