@@ -212,8 +212,13 @@ TEST_F(AgentApiTest, AnAgentSignsOnlyItsOwnEntriesEachItemAnsweredAlone) {
   EXPECT_EQ(id->str(), "spiffe://example.org/a/web");
   auto leaf = CertFromDer((*results)[0].chain_der.front());
   ASSERT_TRUE(leaf.ok());
+  // The validity serverd states is the leaf's own: the agent rotates by it without parsing.
+  ASSERT_TRUE((*results)[0].validity.has_value());
+  EXPECT_EQ((*results)[0].validity->first, CertNotBefore(leaf->get()));
+  EXPECT_EQ((*results)[0].validity->second, CertNotAfter(leaf->get()));
 
   EXPECT_EQ((*results)[1].status.code(), Code::kPermissionDenied);
+  EXPECT_FALSE((*results)[1].validity.has_value());
   EXPECT_NE((*results)[1].status.message().find("not authorized for agent " + a->id), std::string::npos)
       << (*results)[1].status.ToString();
   EXPECT_TRUE((*results)[1].chain_der.empty());
