@@ -7,6 +7,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <unordered_map>
 #include <unordered_set>
 #include <nlohmann/json.hpp>
 
@@ -140,12 +141,63 @@ std::string HashToken(const std::string& token) {
 class Database;
 
 // A prepared statement; values bound by position from 1, columns read from 0.
+// Prepared statements kept for the next use of the same SQL: preparing (parsing and planning)
+// cost more than running for the datastore's short statements, and a batch of thousands of
+// entries runs the same few statements thousands of times.
+class StatementCache {
+ public:
+  explicit StatementCache(sqlite3* db) : db_(db) {}
+  ~StatementCache() { Clear(); }
+  StatementCache(const StatementCache&) = delete;
+  StatementCache& operator=(const StatementCache&) = delete;
+
+  sqlite3* db() const { return db_; }
+
+  // A statement of `sql` of its own to the caller: a cached one, or a new one.
+  int Take(const char* sql, sqlite3_stmt** stmt) {
+    {
+      std::lock_guard lock(mutex_);
+      if (auto it = idle_.find(sql); it != idle_.end()) {
+        *stmt = it->second;
+        idle_.erase(it);
+        return SQLITE_OK;
+      }
+    }
+    return sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt, nullptr);
+  }
+  // Back for the next caller, reset and unbound; finalized when the cache is full.
+  void Give(sqlite3_stmt* stmt) {
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    std::lock_guard lock(mutex_);
+    if (idle_.size() >= kMaxIdle) {
+      sqlite3_finalize(stmt);
+      return;
+    }
+    idle_.emplace(sqlite3_sql(stmt), stmt);
+  }
+  void Clear() {
+    std::lock_guard lock(mutex_);
+    for (auto& [sql, stmt] : idle_) sqlite3_finalize(stmt);
+    idle_.clear();
+  }
+
+ private:
+  // Filters make a few shapes of SELECT each; the rest of the SQL is fixed.
+  static constexpr size_t kMaxIdle = 128;
+  sqlite3* db_;
+  std::mutex mutex_;
+  std::unordered_multimap<std::string, sqlite3_stmt*> idle_;
+};
+
 class Statement {
  public:
-  Statement(sqlite3* db, const char* sql) : db_(db) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  Statement(StatementCache& cache, const char* sql) : db_(cache.db()), cache_(&cache) {
+    rc_ = cache.Take(sql, &stmt_);
   }
-  ~Statement() { sqlite3_finalize(stmt_); }
+  ~Statement() {
+    if (stmt_ != nullptr) cache_->Give(stmt_);
+  }
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
 
@@ -198,6 +250,7 @@ class Statement {
 
  private:
   sqlite3* db_;
+  StatementCache* cache_;
   sqlite3_stmt* stmt_ = nullptr;
   int rc_;
 };
@@ -242,8 +295,11 @@ class Transaction {
 
 class SqliteDatastore final : public Datastore {
  public:
-  explicit SqliteDatastore(sqlite3* db) : db_(db) {}
-  ~SqliteDatastore() override { sqlite3_close_v2(db_); }
+  explicit SqliteDatastore(sqlite3* db) : db_(db), statements_(db) {}
+  ~SqliteDatastore() override {
+    statements_.Clear();
+    sqlite3_close_v2(db_);
+  }
 
   Status Migrate() {
     SIGIL_RETURN_IF_ERROR(Exec(db_, "PRAGMA journal_mode=WAL", "enabling WAL"));
@@ -252,9 +308,9 @@ class SqliteDatastore final : public Datastore {
     SIGIL_RETURN_IF_ERROR(tx.Begin());
     int64_t version = 0;
     {
-      Statement exists(db_, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='schema_version'");
+      Statement exists(statements_, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='schema_version'");
       if (exists.Next() && exists.Int(0) == 1) {
-        Statement read(db_, "SELECT version FROM schema_version");
+        Statement read(statements_, "SELECT version FROM schema_version");
         if (read.Next()) version = read.Int(0);
         SIGIL_RETURN_IF_ERROR(read.status("reading the schema version"));
       }
@@ -355,7 +411,7 @@ class SqliteDatastore final : public Datastore {
     SIGIL_ASSIGN_OR_RETURN(auto existing, LoadEntries("WHERE id = ?1", {id}));
     if (existing.empty()) return NotFoundError("no entry with id " + id);
     SIGIL_ASSIGN_OR_RETURN(int64_t revision, NextRevision());
-    SIGIL_RETURN_IF_ERROR(Statement(db_, "DELETE FROM entries WHERE id = ?1").Bind(1, id).Run("deleting entry"));
+    SIGIL_RETURN_IF_ERROR(Statement(statements_, "DELETE FROM entries WHERE id = ?1").Bind(1, id).Run("deleting entry"));
     SIGIL_RETURN_IF_ERROR(Tombstone(id, existing.front().parent_id, revision));
     return tx.Commit();
   }
@@ -389,7 +445,7 @@ class SqliteDatastore final : public Datastore {
       args.push_back(JsonArray(parent_ids));
     }
     SIGIL_ASSIGN_OR_RETURN(changes.changed, LoadEntries(where, args, true));
-    Statement removed(db_, ("SELECT entry_id FROM entry_tombstones " + where).c_str());
+    Statement removed(statements_, ("SELECT entry_id FROM entry_tombstones " + where).c_str());
     for (size_t i = 0; i < args.size(); ++i) removed.Bind(static_cast<int>(i + 1), args[i]);
     // An entry that moved between two of the parents left a tombstone under the first, but it
     // is still there under the second.
@@ -410,7 +466,7 @@ class SqliteDatastore final : public Datastore {
     Transaction tx(db_);
     SIGIL_RETURN_IF_ERROR(tx.Begin());
     const int64_t now = NowUnixSeconds();
-    Statement insert(db_, "INSERT INTO agents (spiffe_id, attestation_type, serial, expires_at, banned, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)");
+    Statement insert(statements_, "INSERT INTO agents (spiffe_id, attestation_type, serial, expires_at, banned, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)");
     insert.Bind(1, agent.spiffe_id).Bind(2, agent.attestation_type).Bind(3, agent.serial)
         .Bind(4, agent.expires_at).Bind(5, int64_t{agent.banned}).Bind(6, now);
     Status inserted = insert.Run("recording agent");
@@ -421,7 +477,7 @@ class SqliteDatastore final : public Datastore {
       return inserted;
     }
     for (const Selector& s : agent.selectors) {
-      SIGIL_RETURN_IF_ERROR(Statement(db_, "INSERT OR IGNORE INTO agent_selectors (spiffe_id, type, value) VALUES (?1, ?2, ?3)")
+      SIGIL_RETURN_IF_ERROR(Statement(statements_, "INSERT OR IGNORE INTO agent_selectors (spiffe_id, type, value) VALUES (?1, ?2, ?3)")
                                 .Bind(1, agent.spiffe_id).Bind(2, s.type).Bind(3, s.value).Run("recording agent selector"));
     }
     return tx.Commit();
@@ -446,28 +502,28 @@ class SqliteDatastore final : public Datastore {
 
   Status UpdateAgentSvid(const std::string& spiffe_id, const std::string& serial, int64_t expires_at) override {
     std::lock_guard lock(mutex_);
-    return ChangeAgent(Statement(db_, "UPDATE agents SET serial = ?2, expires_at = ?3, updated_at = ?4 WHERE spiffe_id = ?1")
+    return ChangeAgent(Statement(statements_, "UPDATE agents SET serial = ?2, expires_at = ?3, updated_at = ?4 WHERE spiffe_id = ?1")
                            .Bind(1, spiffe_id).Bind(2, serial).Bind(3, expires_at).Bind(4, NowUnixSeconds()),
                        spiffe_id);
   }
 
   Status SetAgentBanned(const std::string& spiffe_id, bool banned) override {
     std::lock_guard lock(mutex_);
-    return ChangeAgent(Statement(db_, "UPDATE agents SET banned = ?2, updated_at = ?3 WHERE spiffe_id = ?1")
+    return ChangeAgent(Statement(statements_, "UPDATE agents SET banned = ?2, updated_at = ?3 WHERE spiffe_id = ?1")
                            .Bind(1, spiffe_id).Bind(2, int64_t{banned}).Bind(3, NowUnixSeconds()),
                        spiffe_id);
   }
 
   Status DeleteAgent(const std::string& spiffe_id) override {
     std::lock_guard lock(mutex_);
-    return ChangeAgent(Statement(db_, "DELETE FROM agents WHERE spiffe_id = ?1").Bind(1, spiffe_id), spiffe_id);
+    return ChangeAgent(Statement(statements_, "DELETE FROM agents WHERE spiffe_id = ?1").Bind(1, spiffe_id), spiffe_id);
   }
 
   // ---- join tokens ----
 
   Status CreateJoinToken(const std::string& token, const JoinToken& details) override {
     std::lock_guard lock(mutex_);
-    Statement insert(db_, "INSERT INTO join_tokens (token_hash, spiffe_id, expires_at) VALUES (?1, ?2, ?3)");
+    Statement insert(statements_, "INSERT INTO join_tokens (token_hash, spiffe_id, expires_at) VALUES (?1, ?2, ?3)");
     insert.Bind(1, HashToken(token)).Bind(2, details.spiffe_id).Bind(3, details.expires_at);
     Status inserted = insert.Run("recording join token");
     if (!inserted.ok() && insert.extended_code() == SQLITE_CONSTRAINT_PRIMARYKEY) {
@@ -481,14 +537,14 @@ class SqliteDatastore final : public Datastore {
     Transaction tx(db_);
     SIGIL_RETURN_IF_ERROR(tx.Begin());
     const std::string hash = HashToken(token);
-    Statement read(db_, "SELECT spiffe_id, expires_at FROM join_tokens WHERE token_hash = ?1");
+    Statement read(statements_, "SELECT spiffe_id, expires_at FROM join_tokens WHERE token_hash = ?1");
     read.Bind(1, hash);
     if (!read.Next()) {
       SIGIL_RETURN_IF_ERROR(read.status("reading join token"));
       return NotFoundError("join token is unknown or was already used");
     }
     JoinToken found{read.Text(0), read.Int(1)};
-    SIGIL_RETURN_IF_ERROR(Statement(db_, "DELETE FROM join_tokens WHERE token_hash = ?1").Bind(1, hash).Run("using join token"));
+    SIGIL_RETURN_IF_ERROR(Statement(statements_, "DELETE FROM join_tokens WHERE token_hash = ?1").Bind(1, hash).Run("using join token"));
     SIGIL_RETURN_IF_ERROR(tx.Commit());
     if (found.expires_at <= now) {
       return PermissionDeniedError("join token expired " + std::to_string(now - found.expires_at) + "s ago");
@@ -498,7 +554,7 @@ class SqliteDatastore final : public Datastore {
 
   Result<int64_t> PruneJoinTokens(int64_t now) override {
     std::lock_guard lock(mutex_);
-    SIGIL_RETURN_IF_ERROR(Statement(db_, "DELETE FROM join_tokens WHERE expires_at <= ?1").Bind(1, now).Run("pruning join tokens"));
+    SIGIL_RETURN_IF_ERROR(Statement(statements_, "DELETE FROM join_tokens WHERE expires_at <= ?1").Bind(1, now).Run("pruning join tokens"));
     return int64_t{sqlite3_changes(db_)};
   }
 
@@ -506,7 +562,7 @@ class SqliteDatastore final : public Datastore {
 
   Status SetBundle(const StoredBundle& bundle) override {
     std::lock_guard lock(mutex_);
-    return Statement(db_, "INSERT INTO bundles (trust_domain, data, federated, updated_at) VALUES (?1, ?2, ?3, ?4) "
+    return Statement(statements_, "INSERT INTO bundles (trust_domain, data, federated, updated_at) VALUES (?1, ?2, ?3, ?4) "
                           "ON CONFLICT (trust_domain) DO UPDATE SET data = ?2, federated = ?3, updated_at = ?4")
         .Bind(1, bundle.trust_domain).Bind(2, bundle.data).Bind(3, int64_t{bundle.federated}).Bind(4, NowUnixSeconds())
         .Run("storing bundle");
@@ -526,7 +582,7 @@ class SqliteDatastore final : public Datastore {
 
   Status DeleteBundle(const std::string& trust_domain) override {
     std::lock_guard lock(mutex_);
-    SIGIL_RETURN_IF_ERROR(Statement(db_, "DELETE FROM bundles WHERE trust_domain = ?1").Bind(1, trust_domain).Run("deleting bundle"));
+    SIGIL_RETURN_IF_ERROR(Statement(statements_, "DELETE FROM bundles WHERE trust_domain = ?1").Bind(1, trust_domain).Run("deleting bundle"));
     if (sqlite3_changes(db_) == 0) return NotFoundError("no bundle for trust domain " + trust_domain);
     return Status::Ok();
   }
@@ -535,7 +591,7 @@ class SqliteDatastore final : public Datastore {
 
   Result<CaSlot> AddCaSlot(CaSlot slot) override {
     std::lock_guard lock(mutex_);
-    Statement insert(db_, "INSERT INTO ca_journal (key_label, certificate, not_before, not_after, state) VALUES (?1, ?2, ?3, ?4, ?5)");
+    Statement insert(statements_, "INSERT INTO ca_journal (key_label, certificate, not_before, not_after, state) VALUES (?1, ?2, ?3, ?4, ?5)");
     insert.Bind(1, slot.key_label).BindBlob(2, slot.certificate_der).Bind(3, slot.not_before)
         .Bind(4, slot.not_after).Bind(5, std::string(CaSlotStateName(slot.state)));
     SIGIL_RETURN_IF_ERROR(insert.Run("recording CA"));
@@ -545,7 +601,7 @@ class SqliteDatastore final : public Datastore {
 
   Result<std::vector<CaSlot>> ListCaSlots() override {
     std::lock_guard lock(mutex_);
-    Statement read(db_, "SELECT id, key_label, certificate, not_before, not_after, state FROM ca_journal ORDER BY id");
+    Statement read(statements_, "SELECT id, key_label, certificate, not_before, not_after, state FROM ca_journal ORDER BY id");
     std::vector<CaSlot> slots;
     while (read.Next()) {
       CaSlot slot{read.Int(0), read.Text(1), read.Text(2), read.Int(3), read.Int(4), CaSlotState::kPrepared};
@@ -559,7 +615,7 @@ class SqliteDatastore final : public Datastore {
 
   Status SetCaSlotState(int64_t id, CaSlotState state) override {
     std::lock_guard lock(mutex_);
-    SIGIL_RETURN_IF_ERROR(Statement(db_, "UPDATE ca_journal SET state = ?2 WHERE id = ?1")
+    SIGIL_RETURN_IF_ERROR(Statement(statements_, "UPDATE ca_journal SET state = ?2 WHERE id = ?1")
                               .Bind(1, id).Bind(2, std::string(CaSlotStateName(state))).Run("updating the CA journal"));
     if (sqlite3_changes(db_) == 0) return NotFoundError("no CA journal slot " + std::to_string(id));
     return Status::Ok();
@@ -572,7 +628,7 @@ class SqliteDatastore final : public Datastore {
 
  private:
   Result<int64_t> CountLocked(const char* sql) {
-    Statement read(db_, sql);
+    Statement read(statements_, sql);
     if (!read.Next()) {
       SIGIL_RETURN_IF_ERROR(read.status("reading the datastore"));
       return Status(Code::kInternal, "datastore answered no row");
@@ -618,7 +674,7 @@ class SqliteDatastore final : public Datastore {
     SIGIL_ASSIGN_OR_RETURN(auto existing, LoadEntries("WHERE id = ?1", {entry.id}));
     if (existing.empty()) return NotFoundError("no entry with id " + entry.id);
     entry.created_at = existing.front().created_at;
-    SIGIL_RETURN_IF_ERROR(Statement(db_, "DELETE FROM entries WHERE id = ?1").Bind(1, entry.id).Run("replacing entry"));
+    SIGIL_RETURN_IF_ERROR(Statement(statements_, "DELETE FROM entries WHERE id = ?1").Bind(1, entry.id).Run("replacing entry"));
     SIGIL_RETURN_IF_ERROR(InsertEntry(entry, revision));
     if (existing.front().parent_id != entry.parent_id) {
       // Agents holding the old parent learn of the move as a removal.
@@ -628,7 +684,7 @@ class SqliteDatastore final : public Datastore {
   }
 
   Status Tombstone(const std::string& id, const std::string& parent_id, int64_t revision) {
-    return Statement(db_, "INSERT INTO entry_tombstones (entry_id, parent_id, revision) VALUES (?1, ?2, ?3) "
+    return Statement(statements_, "INSERT INTO entry_tombstones (entry_id, parent_id, revision) VALUES (?1, ?2, ?3) "
                           "ON CONFLICT (entry_id) DO UPDATE SET parent_id = ?2, revision = ?3")
         .Bind(1, id).Bind(2, parent_id).Bind(3, revision).Run("recording removal");
   }
@@ -638,7 +694,7 @@ class SqliteDatastore final : public Datastore {
     if (entry.created_at == 0) entry.created_at = NowUnixSeconds();
     entry.revision = revision;
     entry.selectors = SelectorSet(entry.selectors).items();
-    Statement insert(db_, "INSERT INTO entries (id, spiffe_id, parent_id, selector_key, x509_svid_ttl, jwt_svid_ttl, admin, downstream, expires_at, hint, revision, created_at) "
+    Statement insert(statements_, "INSERT INTO entries (id, spiffe_id, parent_id, selector_key, x509_svid_ttl, jwt_svid_ttl, admin, downstream, expires_at, hint, revision, created_at) "
                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
     insert.Bind(1, entry.id).Bind(2, entry.spiffe_id).Bind(3, entry.parent_id).Bind(4, SelectorKey(entry.selectors))
         .Bind(5, int64_t{entry.x509_svid_ttl.count()}).Bind(6, int64_t{entry.jwt_svid_ttl.count()})
@@ -656,19 +712,19 @@ class SqliteDatastore final : public Datastore {
       return inserted;
     }
     for (const Selector& s : entry.selectors) {
-      SIGIL_RETURN_IF_ERROR(Statement(db_, "INSERT INTO entry_selectors (entry_id, type, value) VALUES (?1, ?2, ?3)")
+      SIGIL_RETURN_IF_ERROR(Statement(statements_, "INSERT INTO entry_selectors (entry_id, type, value) VALUES (?1, ?2, ?3)")
                                 .Bind(1, entry.id).Bind(2, s.type).Bind(3, s.value).Run("storing selector"));
     }
     for (size_t i = 0; i < entry.dns_names.size(); ++i) {
-      SIGIL_RETURN_IF_ERROR(Statement(db_, "INSERT INTO entry_dns_names (entry_id, position, name) VALUES (?1, ?2, ?3)")
+      SIGIL_RETURN_IF_ERROR(Statement(statements_, "INSERT INTO entry_dns_names (entry_id, position, name) VALUES (?1, ?2, ?3)")
                                 .Bind(1, entry.id).Bind(2, static_cast<int64_t>(i)).Bind(3, entry.dns_names[i]).Run("storing DNS name"));
     }
     for (size_t i = 0; i < entry.federates_with.size(); ++i) {
-      SIGIL_RETURN_IF_ERROR(Statement(db_, "INSERT INTO entry_federates_with (entry_id, position, trust_domain) VALUES (?1, ?2, ?3)")
+      SIGIL_RETURN_IF_ERROR(Statement(statements_, "INSERT INTO entry_federates_with (entry_id, position, trust_domain) VALUES (?1, ?2, ?3)")
                                 .Bind(1, entry.id).Bind(2, static_cast<int64_t>(i)).Bind(3, entry.federates_with[i]).Run("storing federation"));
     }
     // A re-created id is no longer removed.
-    return Statement(db_, "DELETE FROM entry_tombstones WHERE entry_id = ?1").Bind(1, entry.id).Run("clearing removal");
+    return Statement(statements_, "DELETE FROM entry_tombstones WHERE entry_id = ?1").Bind(1, entry.id).Run("clearing removal");
   }
 
   // Entries matching `where` (bound to `args` as ?1, ?2, ...), with their lists, ordered by id
@@ -677,7 +733,7 @@ class SqliteDatastore final : public Datastore {
                                                      bool by_revision = false) {
     const std::string sql = "SELECT id, spiffe_id, parent_id, x509_svid_ttl, jwt_svid_ttl, admin, downstream, expires_at, hint, revision, created_at FROM entries " +
                             where + (by_revision ? " ORDER BY revision, id" : " ORDER BY id");
-    Statement read(db_, sql.c_str());
+    Statement read(statements_, sql.c_str());
     for (size_t i = 0; i < args.size(); ++i) read.Bind(static_cast<int>(i + 1), args[i]);
     std::vector<RegistrationEntry> entries;
     std::map<std::string, size_t> index;
@@ -704,7 +760,7 @@ class SqliteDatastore final : public Datastore {
     const std::string children = " WHERE entry_id IN (SELECT id FROM entries " + where + ")";
     auto load_children = [&](const std::string& select, auto&& apply) -> Status {
       const std::string child_sql = select + children;
-      Statement rows(db_, child_sql.c_str());
+      Statement rows(statements_, child_sql.c_str());
       for (size_t i = 0; i < args.size(); ++i) rows.Bind(static_cast<int>(i + 1), args[i]);
       while (rows.Next()) {
         if (auto it = index.find(rows.Text(0)); it != index.end()) apply(entries[it->second], rows);
@@ -731,7 +787,7 @@ class SqliteDatastore final : public Datastore {
 
   Result<std::vector<AttestedAgent>> LoadAgents(const std::string& where, const std::string& arg) {
     const std::string sql = "SELECT spiffe_id, attestation_type, serial, expires_at, banned, created_at, updated_at FROM agents " + where + " ORDER BY spiffe_id";
-    Statement read(db_, sql.c_str());
+    Statement read(statements_, sql.c_str());
     if (!where.empty()) read.Bind(1, arg);
     std::vector<AttestedAgent> agents;
     while (read.Next()) {
@@ -739,7 +795,7 @@ class SqliteDatastore final : public Datastore {
     }
     SIGIL_RETURN_IF_ERROR(read.status("reading agents"));
     for (auto& agent : agents) {
-      Statement selectors(db_, "SELECT type, value FROM agent_selectors WHERE spiffe_id = ?1 ORDER BY type, value");
+      Statement selectors(statements_, "SELECT type, value FROM agent_selectors WHERE spiffe_id = ?1 ORDER BY type, value");
       selectors.Bind(1, agent.spiffe_id);
       while (selectors.Next()) agent.selectors.push_back({selectors.Text(0), selectors.Text(1)});
       SIGIL_RETURN_IF_ERROR(selectors.status("reading agent selectors"));
@@ -755,7 +811,7 @@ class SqliteDatastore final : public Datastore {
 
   Result<std::vector<StoredBundle>> LoadBundles(const std::string& where, const std::string& arg) {
     const std::string sql = "SELECT trust_domain, data, federated, updated_at FROM bundles " + where + " ORDER BY trust_domain";
-    Statement read(db_, sql.c_str());
+    Statement read(statements_, sql.c_str());
     if (!where.empty()) read.Bind(1, arg);
     std::vector<StoredBundle> bundles;
     while (read.Next()) bundles.push_back({read.Text(0), read.Text(1), read.Int(2) != 0, read.Int(3)});
@@ -765,6 +821,7 @@ class SqliteDatastore final : public Datastore {
 
   std::mutex mutex_;
   sqlite3* db_;
+  StatementCache statements_;
 };
 
 }  // namespace
