@@ -32,9 +32,6 @@ Status Server::Start() {
   SIGIL_RETURN_IF_ERROR(ca_->Start(std::chrono::system_clock::now()));
   admin_api_ = std::make_unique<AdminApi>(*entries_, *store_);
   RegisterCaMethods();
-  std::set<uint32_t> uids(config_.admin_uids.begin(), config_.admin_uids.end());
-  admin_server_ = std::make_unique<AdminServer>(*admin_api_, uids);
-  SIGIL_RETURN_IF_ERROR(admin_server_->Start(config_.socket_path.string()));
   AgentApiOptions agent_options;
   agent_options.bind_address = config_.bind_address;
   agent_options.bind_port = config_.bind_port;
@@ -54,6 +51,10 @@ Status Server::Start() {
   }
   SIGIL_RETURN_IF_ERROR(agent_api_->Start());
   SIGIL_RETURN_IF_ERROR(StartProbes());
+  // The admin socket last: `serverd healthcheck` answering means every listener is up.
+  std::set<uint32_t> uids(config_.admin_uids.begin(), config_.admin_uids.end());
+  admin_server_ = std::make_unique<AdminServer>(*admin_api_, uids);
+  SIGIL_RETURN_IF_ERROR(admin_server_->Start(config_.socket_path.string()));
   rotation_thread_ = std::thread([this] { RotationLoop(); });
   LogInfo("serverd started", {{"trust_domain", config_.trust_domain.name()},
                               {"key_store", std::string(hw::KeyStoreKindName(config_.key_store.kind))}});
