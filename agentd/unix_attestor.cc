@@ -56,13 +56,16 @@ Result<std::string> StartTime(pid_t pid) {
 }
 
 // Holds on to the process behind a pid while it is read. A pid names no other process before
-// its own has exited and been reaped, so while a pidfd's process is still there every read
-// of /proc/<pid> was of it. Kernels without pidfd_open (before 5.3): the start time in
-// /proc/<pid>/stat, read before and after, tells the same.
+// its own has exited and been reaped, so while the process held is still there every read of
+// /proc/<pid> was of it. The hold is an open /proc/<pid> directory, which pidfd_send_signal
+// takes as a pidfd (Linux 5.1 on); it is opened with open(2) rather than pidfd_open(2), which
+// ThreadSanitizer cannot see, so that it knows whose descriptor this is. Older kernels: the
+// start time in /proc/<pid>/stat, read before and after, tells the same.
 class ProcessPin {
  public:
-  explicit ProcessPin(pid_t pid) : pid_(pid), fd_(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))) {
-    if (fd_ < 0 && errno == ENOSYS) start_time_ = StartTime(pid);
+  explicit ProcessPin(pid_t pid)
+      : pid_(pid), fd_(::open(("/proc/" + std::to_string(pid)).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
+    if (fd_ >= 0 && !SignalsByDescriptor()) start_time_ = StartTime(pid);
   }
   ~ProcessPin() {
     if (fd_ >= 0) ::close(fd_);
@@ -71,12 +74,12 @@ class ProcessPin {
   ProcessPin& operator=(const ProcessPin&) = delete;
 
   Status Pinned() const {
-    if (fd_ >= 0) return Status::Ok();
-    if (start_time_.ok()) return Status::Ok();
+    if (fd_ >= 0 && (SignalsByDescriptor() || start_time_.ok())) return Status::Ok();
     return NotFoundError("process " + std::to_string(pid_) + " is gone");
   }
   bool StillThere() const {
-    if (fd_ >= 0) {
+    if (fd_ < 0) return false;
+    if (SignalsByDescriptor()) {
       // Signal 0 only asks whether the process is there; EPERM (another user's) says it is.
       return ::syscall(SYS_pidfd_send_signal, fd_, 0, nullptr, 0) == 0 || errno == EPERM;
     }
@@ -85,6 +88,17 @@ class ProcessPin {
   }
 
  private:
+  // Whether this kernel has pidfd_send_signal, asked once of this very process.
+  static bool SignalsByDescriptor() {
+    static const bool supported = [] {
+      const int self = ::open("/proc/self", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      const bool ok = self >= 0 && (::syscall(SYS_pidfd_send_signal, self, 0, nullptr, 0) == 0 || errno != ENOSYS);
+      if (self >= 0) ::close(self);
+      return ok;
+    }();
+    return supported;
+  }
+
   pid_t pid_;
   int fd_;
   Result<std::string> start_time_ = NotFoundError("no start time read");
