@@ -20,12 +20,10 @@ namespace sigil::agentd {
 
 namespace {
 
-std::string ProcPath(pid_t pid, const char* leaf) { return "/proc/" + std::to_string(pid) + "/" + leaf; }
-
-// A whole /proc file with plain open and read: this runs on every Workload API call, and a
-// stream's buffers and locale cost more than the read itself.
-std::optional<std::string> ReadProcFile(pid_t pid, const char* leaf) {
-  const int fd = ::open(ProcPath(pid, leaf).c_str(), O_RDONLY | O_CLOEXEC);
+// A whole file under an open /proc/<pid> directory, with plain openat and read: this runs on
+// every Workload API call, and a stream's buffers and locale cost more than the read itself.
+std::optional<std::string> ReadProcFile(int proc_dir, const char* leaf) {
+  const int fd = ::openat(proc_dir, leaf, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return std::nullopt;
   std::string content;
   char buffer[4096];
@@ -38,9 +36,9 @@ std::optional<std::string> ReadProcFile(pid_t pid, const char* leaf) {
 
 // Field 22 of /proc/<pid>/stat: when the process started, in clock ticks since boot. A pid
 // with the same start time is the same process.
-Result<std::string> StartTime(pid_t pid) {
+Result<std::string> StartTime(pid_t pid, int proc_dir) {
   const auto gone = [pid] { return NotFoundError("process " + std::to_string(pid) + " is gone"); };
-  const auto stat = ReadProcFile(pid, "stat");
+  const auto stat = ReadProcFile(proc_dir, "stat");
   if (!stat) return gone();
   // The command name (field 2) may hold spaces and ')' — fields 3 on follow its last ')'.
   const size_t close = stat->rfind(')');
@@ -60,18 +58,21 @@ Result<std::string> StartTime(pid_t pid) {
 // /proc/<pid> was of it. The hold is an open /proc/<pid> directory, which pidfd_send_signal
 // takes as a pidfd (Linux 5.1 on); it is opened with open(2) rather than pidfd_open(2), which
 // ThreadSanitizer cannot see, so that it knows whose descriptor this is. Older kernels: the
-// start time in /proc/<pid>/stat, read before and after, tells the same.
+// start time in /proc/<pid>/stat, read before and after, tells the same. Every read goes
+// through the held directory, never a path built from the pid again.
 class ProcessPin {
  public:
   explicit ProcessPin(pid_t pid)
       : pid_(pid), fd_(::open(("/proc/" + std::to_string(pid)).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
-    if (fd_ >= 0 && !SignalsByDescriptor()) start_time_ = StartTime(pid);
+    if (fd_ >= 0 && !SignalsByDescriptor()) start_time_ = StartTime(pid, fd_);
   }
   ~ProcessPin() {
     if (fd_ >= 0) ::close(fd_);
   }
   ProcessPin(const ProcessPin&) = delete;
   ProcessPin& operator=(const ProcessPin&) = delete;
+
+  int directory() const { return fd_; }
 
   Status Pinned() const {
     if (fd_ >= 0 && (SignalsByDescriptor() || start_time_.ok())) return Status::Ok();
@@ -83,7 +84,7 @@ class ProcessPin {
       // Signal 0 only asks whether the process is there; EPERM (another user's) says it is.
       return ::syscall(SYS_pidfd_send_signal, fd_, 0, nullptr, 0) == 0 || errno == EPERM;
     }
-    const auto now = StartTime(pid_);
+    const auto now = StartTime(pid_, fd_);
     return start_time_.ok() && now.ok() && *now == *start_time_;
   }
 
@@ -164,17 +165,17 @@ std::optional<Result<std::vector<Selector>>> UnixWorkloadAttestor::AttestWith(
                                      {"unix", "gid:" + std::to_string(gid)}};
   if (const std::string user = KnownName(user_names_, uid, LookUpUserName); !user.empty()) selectors.push_back({"unix", "user:" + user});
   if (const std::string group = KnownName(group_names_, gid, LookUpGroupName); !group.empty()) selectors.push_back({"unix", "group:" + group});
-  for (gid_t supplementary : groups ? *groups : SupplementaryGroups(ReadProcFile(pid, "status").value_or(""))) {
+  for (gid_t supplementary : groups ? *groups : SupplementaryGroups(ReadProcFile(pin.directory(), "status").value_or(""))) {
     selectors.push_back({"unix", "supplementary_gid:" + std::to_string(supplementary)});
     if (const std::string name = KnownName(group_names_, supplementary, LookUpGroupName); !name.empty()) {
       selectors.push_back({"unix", "supplementary_group:" + name});
     }
   }
   char target[4096];
-  const ssize_t length = ::readlink(ProcPath(pid, "exe").c_str(), target, sizeof(target) - 1);
+  const ssize_t length = ::readlinkat(pin.directory(), "exe", target, sizeof(target) - 1);
   if (length > 0) {
     selectors.push_back({"unix", "path:" + std::string(target, static_cast<size_t>(length))});
-    auto sha256 = Sha256OfExecutable(pid, may_hash);
+    auto sha256 = Sha256OfExecutable(pid, pin.directory(), may_hash);
     if (!sha256) return std::nullopt;
     if (sha256->ok()) {
       selectors.push_back({"unix", "sha256:" + **sha256});
@@ -190,21 +191,20 @@ std::optional<Result<std::vector<Selector>>> UnixWorkloadAttestor::AttestWith(
   return SelectorSet(std::move(selectors)).items();
 }
 
-std::optional<Result<std::string>> UnixWorkloadAttestor::Sha256OfExecutable(pid_t pid, bool may_hash) {
+std::optional<Result<std::string>> UnixWorkloadAttestor::Sha256OfExecutable(pid_t pid, int proc_dir, bool may_hash) {
   const auto key_of = [](const struct stat& st) {
     return FileKey{st.st_dev, st.st_ino, int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec, st.st_size};
   };
-  const std::string exe = ProcPath(pid, "exe");
   if (!may_hash) {
     // stat follows the link to the file the process runs, without opening it.
     struct stat st {};
-    if (::stat(exe.c_str(), &st) != 0) return std::nullopt;  // let the full path report why
+    if (::fstatat(proc_dir, "exe", &st, 0) != 0) return std::nullopt;  // let the full path report why
     std::lock_guard lock(mutex_);
     if (auto it = sha256_cache_.find(key_of(st)); it != sha256_cache_.end()) return Result<std::string>(it->second);
     return std::nullopt;
   }
   // /proc/<pid>/exe opens the very file the process runs, even when its path was replaced.
-  const int fd = ::open(exe.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::openat(proc_dir, "exe", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return PermissionDeniedError("cannot open the binary of process " + std::to_string(pid));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {

@@ -51,8 +51,8 @@ class UnixWorkloadAttestor {
   std::optional<Result<std::vector<Selector>>> AttestWith(pid_t pid, uid_t uid, gid_t gid,
                                                           const std::optional<std::vector<gid_t>>& groups,
                                                           bool may_hash);
-  // nullopt: not cached and `may_hash` is false.
-  std::optional<Result<std::string>> Sha256OfExecutable(pid_t pid, bool may_hash);
+  // proc_dir: the process's open /proc/<pid> directory. nullopt: not cached and `may_hash` is false.
+  std::optional<Result<std::string>> Sha256OfExecutable(pid_t pid, int proc_dir, bool may_hash);
 
   // Hashing a binary is costly; keyed by what changes when it is replaced.
   using FileKey = std::tuple<dev_t, ino_t, int64_t /*mtime ns*/, off_t /*size*/>;
