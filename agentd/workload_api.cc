@@ -345,13 +345,14 @@ std::shared_ptr<const WorkloadApiServer::BuiltMessage> WorkloadApiServer::Messag
     StreamKind kind, const SelectorSet& selectors, const SvidCache::Snapshot& snapshot) {
   // Versions only grow; a stream advancing on an older snapshot than the cache's builds alone.
   if (snapshot.version > built_version_) {
-    built_.clear();
+    for (auto& of_kind : built_) of_kind.clear();
+    built_count_ = 0;
     built_version_ = snapshot.version;
   }
   const bool cacheable = snapshot.version == built_version_;
-  auto key = std::make_pair(kind, selectors.items());
+  auto& of_kind = built_.at(static_cast<size_t>(kind));
   if (cacheable) {
-    if (auto it = built_.find(key); it != built_.end()) return it->second;
+    if (auto it = of_kind.find(selectors.items()); it != of_kind.end()) return it->second;
   }
   auto built = std::make_shared<BuiltMessage>();
   switch (kind) {
@@ -369,9 +370,10 @@ std::shared_ptr<const WorkloadApiServer::BuiltMessage> WorkloadApiServer::Messag
   // Selectors carry no pid, so this stays as small as the number of distinct workloads;
   // bounded all the same. A message of hundreds of SVIDs is built per call instead: keeping it
   // would hold a second copy of that workload's whole cache.
-  if (cacheable && built_.size() < kMaxBuiltMessages && built->message.ok() &&
+  if (cacheable && built_count_ < kMaxBuiltMessages && built->message.ok() &&
       (!built->message->has_value() || (*built->message)->size() <= kMaxBuiltMessageBytes)) {
-    built_.emplace(std::move(key), built);
+    of_kind.emplace(selectors.items(), built);
+    ++built_count_;
   }
   return built;
 }

@@ -18,6 +18,7 @@
 // streams on its own loop.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -76,6 +77,7 @@ class WorkloadApiServer {
 
  private:
   enum class StreamKind { kX509Svid, kX509Bundles, kJwtBundles };
+  static constexpr size_t kStreamKinds = 3;
   struct OpenStream {
     StreamKind kind;
     std::shared_ptr<transport::GrpcServerCall> call;
@@ -130,8 +132,11 @@ class WorkloadApiServer {
   std::map<uint64_t, OpenStream> streams_;
   // Messages built from the snapshot of version `built_version_`, by kind and selectors: a
   // workload calling again, or many with the same selectors, costs a lookup, not a build.
+  // One map per kind, so a lookup takes the caller's selectors as they are, without a copy.
   uint64_t built_version_ = 0;
-  std::map<std::pair<StreamKind, std::vector<Selector>>, std::shared_ptr<const BuiltMessage>> built_;
+  using BuiltBySelectors = std::map<std::vector<Selector>, std::shared_ptr<const BuiltMessage>>;
+  std::array<BuiltBySelectors, kStreamKinds> built_;
+  size_t built_count_ = 0;
   uint64_t next_stream_ = 1;
 };
 
