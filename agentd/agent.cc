@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <future>
 #include <random>
+#include <span>
 
 #include "core/base64url.h"
 #include "core/csr.h"
@@ -30,9 +31,12 @@ constexpr std::chrono::milliseconds kMaxBackoff{30'000};
 // watchers) by the time the old one reaches it.
 constexpr std::chrono::milliseconds kRotationLead{1'000};
 
-std::string Concatenated(const std::vector<Bytes>& ders) {
-  std::string out;
-  for (const Bytes& der : ders) out.append(der.begin(), der.end());
+Bytes Concatenated(const std::vector<Bytes>& ders) {
+  size_t size = 0;
+  for (const Bytes& der : ders) size += der.size();
+  Bytes out;
+  out.reserve(size);
+  for (const Bytes& der : ders) out.insert(out.end(), der.begin(), der.end());
   return out;
 }
 
@@ -395,10 +399,10 @@ void Agent::RotationLoop() {
     }
 
     if (synced_once_) {
-      std::vector<RegistrationEntry> due = cache_.EntriesNeedingSvid(now + kRotationLead);
+      auto due = cache_.EntriesNeedingSvid(now + kRotationLead);
       const auto steady_now = std::chrono::steady_clock::now();
-      std::erase_if(due, [&](const RegistrationEntry& entry) {
-        auto it = retry_after_.find(entry.id);
+      std::erase_if(due, [&](const auto& entry) {
+        auto it = retry_after_.find(entry->id);
         return it != retry_after_.end() && it->second > steady_now;
       });
       if (!due.empty()) {
@@ -430,12 +434,10 @@ void Agent::RotationLoop() {
   }
 }
 
-size_t Agent::SignEntries(const std::vector<RegistrationEntry>& due) {
-  std::vector<std::vector<const RegistrationEntry*>> batches;
+size_t Agent::SignEntries(const std::vector<std::shared_ptr<const RegistrationEntry>>& due) {
+  std::vector<std::span<const std::shared_ptr<const RegistrationEntry>>> batches;
   for (size_t i = 0; i < due.size(); i += kCsrBatchSize) {
-    std::vector<const RegistrationEntry*> batch;
-    for (size_t j = i; j < std::min(due.size(), i + kCsrBatchSize); ++j) batch.push_back(&due[j]);
-    batches.push_back(std::move(batch));
+    batches.push_back(std::span(due).subspan(i, std::min(kCsrBatchSize, due.size() - i)));
   }
   std::atomic<size_t> next_batch{0};
   std::atomic<size_t> stored{0};
@@ -448,26 +450,32 @@ size_t Agent::SignEntries(const std::vector<RegistrationEntry>& due) {
       const size_t index = next_batch.fetch_add(1);
       if (index >= batches.size()) return;
       const auto& batch = batches[index];
+      // What lives in the cache is allocated afresh once the answers are in, and everything
+      // else a batch holds is freed together at its end, so the batch's short-lived memory is
+      // one run the next batch reuses rather than holes among the cached SVIDs. Each key is
+      // kept as PKCS#8 DER from the moment its CSR is made for the same reason: a key object's
+      // many small allocations are freed before the next key's, and reuse one another's.
       std::vector<CsrRequestItem> items;
-      std::vector<EvpPkeyPtr> keys;
-      for (const RegistrationEntry* entry : batch) {
+      std::vector<Bytes> keys;
+      for (const auto& entry : batch) {
         auto key = hw::GenerateSoftKey(config_.workload_key_type);
         auto csr = key.ok() ? MakeCsr(key->get()) : Result<Bytes>(key.status());
-        if (!csr.ok()) {
+        auto key_der = csr.ok() ? PrivateKeyToPkcs8Der(key->get()) : Result<Bytes>(csr.status());
+        if (!key_der.ok()) {
           std::lock_guard lock(failures_mutex);
-          failures.emplace_back(entry->id, csr.status());
+          failures.emplace_back(entry->id, key_der.status());
           keys.emplace_back();
           items.push_back({entry->id, {}});
           continue;
         }
-        keys.push_back(std::move(*key));
+        keys.push_back(std::move(*key_der));
         items.push_back({entry->id, std::move(*csr)});
       }
       auto answers = client_->SignCsrBatch(items);
       if (!answers.ok()) {
         std::lock_guard lock(failures_mutex);
         batch_failure = answers.status();
-        for (const RegistrationEntry* entry : batch) failures.emplace_back(entry->id, answers.status());
+        for (const auto& entry : batch) failures.emplace_back(entry->id, answers.status());
         continue;
       }
       std::vector<std::shared_ptr<const WorkloadX509Svid>> signed_svids;
@@ -480,23 +488,17 @@ size_t Agent::SignEntries(const std::vector<RegistrationEntry>& due) {
           continue;
         }
         auto validity = answer.validity && !answer.chain_der.empty() ? *answer.validity : LeafValidity(answer.chain_der);
-        auto key_der = keys[i] ? PrivateKeyToPkcs8Der(keys[i].get()) : Result<Bytes>(InternalError("no key"));
-        if (!validity.ok() || !key_der.ok()) {
+        if (!validity.ok() || keys[i].empty()) {
           std::lock_guard lock(failures_mutex);
-          failures.emplace_back(entry.id, !validity.ok() ? validity.status() : key_der.status());
+          failures.emplace_back(entry.id, !validity.ok() ? validity.status() : InternalError("no key"));
           continue;
         }
         auto svid = std::make_shared<WorkloadX509Svid>();
-        svid->entry_id = entry.id;
-        svid->spiffe_id = entry.spiffe_id;
-        svid->hint = entry.hint;
-        const std::string chain_der = Concatenated(answer.chain_der);
-        svid->chain_der.assign(chain_der.begin(), chain_der.end());
-        svid->key_pkcs8_der = std::move(*key_der);
+        svid->issued_for = batch[i];
+        svid->chain_der = Concatenated(answer.chain_der);
+        svid->key_pkcs8_der = keys[i];
         svid->not_before = validity->first;
         svid->not_after = validity->second;
-        svid->dns_names = entry.dns_names;
-        svid->x509_svid_ttl = entry.x509_svid_ttl;
         signed_svids.push_back(std::move(svid));
       }
       stored.fetch_add(signed_svids.size());
@@ -510,7 +512,7 @@ size_t Agent::SignEntries(const std::vector<RegistrationEntry>& due) {
   for (auto& thread : workers) thread.join();
 
   const auto now = std::chrono::steady_clock::now();
-  for (const auto& entry : due) retry_after_.erase(entry.id);
+  for (const auto& entry : due) retry_after_.erase(entry->id);
   for (const auto& [id, status] : failures) {
     // One refused entry waits on its own; the others go on.
     const auto wait = status.code() == Code::kResourceExhausted ? std::chrono::milliseconds(200) : std::chrono::seconds(5);

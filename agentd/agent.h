@@ -70,7 +70,7 @@ class Agent {
   void SyncLoop();
   void RotationLoop();
   // Signs what `due` lists; returns how many SVIDs were stored.
-  size_t SignEntries(const std::vector<RegistrationEntry>& due);
+  size_t SignEntries(const std::vector<std::shared_ptr<const RegistrationEntry>>& due);
   void HandleUnauthenticated(const Status& why);
   // Waits until `deadline`, Stop() or a Wake() after the count `seen` (from Wakeups()) was
   // read: a wake while the caller was busy is not lost. False when stopping.

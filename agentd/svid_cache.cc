@@ -8,8 +8,23 @@ namespace sigil::agentd {
 namespace {
 
 bool SvidFitsEntry(const WorkloadX509Svid& svid, const RegistrationEntry& entry) {
-  return svid.spiffe_id == entry.spiffe_id && svid.dns_names == entry.dns_names &&
-         svid.x509_svid_ttl == entry.x509_svid_ttl;
+  const RegistrationEntry& issued_for = *svid.issued_for;
+  return &issued_for == &entry || (issued_for.spiffe_id == entry.spiffe_id && issued_for.dns_names == entry.dns_names &&
+                                   issued_for.x509_svid_ttl == entry.x509_svid_ttl);
+}
+
+// `id` views the id inside `value`; the key is replaced with the value, since the old key's
+// storage goes with the old value.
+template <typename Value>
+void PutById(std::map<std::string_view, std::shared_ptr<const Value>>& map, std::string_view id,
+             std::shared_ptr<const Value> value) {
+  if (auto node = map.extract(id)) {
+    node.key() = id;
+    node.mapped() = std::move(value);
+    map.insert(std::move(node));
+  } else {
+    map.emplace(id, std::move(value));
+  }
 }
 
 // Bundles compare by what a workload receives: their SPIFFE JWKS documents.
@@ -44,16 +59,24 @@ void SvidCache::Publish(std::shared_ptr<Snapshot> next) {
 void SvidCache::ApplyEntries(std::vector<RegistrationEntry> changed, const std::vector<std::string>& removed,
                              int64_t revision, bool full) {
   std::lock_guard write(write_mutex_);
-  auto next = std::make_shared<Snapshot>(*snapshot());
-  if (full) next->entries.clear();
+  auto current = snapshot();
+  auto next = std::make_shared<Snapshot>(*current);
+  EntryMap entries = full ? EntryMap() : *current->entries;
   for (auto& entry : changed) {
-    std::string id = entry.id;
-    next->entries[id] = std::make_shared<const RegistrationEntry>(std::move(entry));
+    std::shared_ptr<const RegistrationEntry> kept;
+    if (auto held = current->entries->find(entry.id); held != current->entries->end() && *held->second == entry) {
+      kept = held->second;
+    } else {
+      kept = std::make_shared<const RegistrationEntry>(std::move(entry));
+    }
+    const std::string_view id = kept->id;
+    PutById(entries, id, std::move(kept));
   }
-  for (const auto& id : removed) next->entries.erase(id);
+  for (const auto& id : removed) entries.erase(id);
   // SVIDs only for entries still held; an SVID whose entry changed shape stays until its
   // replacement arrives, so workloads are never left without an identity meanwhile.
-  std::erase_if(next->svids, [&](const auto& item) { return next->entries.count(item.first) == 0; });
+  std::erase_if(next->svids, [&](const auto& item) { return entries.count(item.first) == 0; });
+  next->entries = std::make_shared<const EntryMap>(std::move(entries));
   next->revision = revision;
   Publish(std::move(next));
 }
@@ -65,10 +88,11 @@ void SvidCache::StoreSvids(std::vector<std::shared_ptr<const WorkloadX509Svid>> 
   auto current = snapshot();
   std::shared_ptr<Snapshot> next;
   for (auto& svid : svids) {
-    if (current->entries.count(svid->entry_id) == 0) continue;
+    if (current->entries->count(svid->entry_id()) == 0) continue;
     // One copy of the snapshot for the whole batch, and one notice to the subscribers.
     if (!next) next = std::make_shared<Snapshot>(*current);
-    next->svids[svid->entry_id] = std::move(svid);
+    const std::string_view id = svid->entry_id();
+    PutById(next->svids, id, std::move(svid));
   }
   if (next) Publish(std::move(next));
 }
@@ -78,13 +102,13 @@ std::vector<std::shared_ptr<const WorkloadX509Svid>> SvidCache::SvidsFor(const S
   auto current = snapshot();
   std::vector<std::shared_ptr<const WorkloadX509Svid>> out;
   size_t matched = 0;
-  for (const auto& [id, entry] : current->entries) {
+  for (const auto& [id, entry] : *current->entries) {
     if (!EntryMatchesWorkload(entry->selector_set(), selectors)) continue;
     ++matched;
     if (auto it = current->svids.find(id); it != current->svids.end()) out.push_back(it->second);
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
-    return std::tie(a->spiffe_id, a->entry_id) < std::tie(b->spiffe_id, b->entry_id);
+    return std::tie(a->spiffe_id(), a->entry_id()) < std::tie(b->spiffe_id(), b->entry_id());
   });
   if (matched_entries != nullptr) *matched_entries = matched;
   return out;
@@ -124,7 +148,7 @@ bool SvidCache::SetBundle(TrustBundle own) {
 std::vector<RegistrationEntry> SvidCache::EntriesFor(const SelectorSet& selectors) const {
   auto current = snapshot();
   std::vector<RegistrationEntry> out;
-  for (const auto& [id, entry] : current->entries) {
+  for (const auto& [id, entry] : *current->entries) {
     if (EntryMatchesWorkload(entry->selector_set(), selectors)) out.push_back(*entry);
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
@@ -133,13 +157,13 @@ std::vector<RegistrationEntry> SvidCache::EntriesFor(const SelectorSet& selector
   return out;
 }
 
-std::vector<RegistrationEntry> SvidCache::EntriesNeedingSvid(Clock::time_point now) const {
+std::vector<std::shared_ptr<const RegistrationEntry>> SvidCache::EntriesNeedingSvid(Clock::time_point now) const {
   auto current = snapshot();
-  std::vector<RegistrationEntry> out;
-  for (const auto& [id, entry] : current->entries) {
+  std::vector<std::shared_ptr<const RegistrationEntry>> out;
+  for (const auto& [id, entry] : *current->entries) {
     auto it = current->svids.find(id);
     if (it == current->svids.end() || now >= it->second->RotateAt() || !SvidFitsEntry(*it->second, *entry)) {
-      out.push_back(*entry);
+      out.push_back(entry);
     }
   }
   return out;

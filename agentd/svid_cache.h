@@ -19,6 +19,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/openssl_util.h"
@@ -32,17 +33,18 @@ using Clock = std::chrono::system_clock;
 
 // An X509-SVID in the form the Workload API hands out.
 struct WorkloadX509Svid {
-  std::string entry_id;
-  std::string spiffe_id;
-  std::string hint;
+  // The entry as it stood when this SVID was issued: what the SVID was issued for (SPIFFE ID,
+  // DNS names, TTL; a change in any of these needs a new SVID) and its hint. It is the cache's
+  // own entry object, shared, so an SVID costs little beyond its certificates and key.
+  std::shared_ptr<const RegistrationEntry> issued_for;
   Bytes chain_der;      // leaf first, DER certificates concatenated (the API's x509_svid)
   Bytes key_pkcs8_der;  // the private key, PKCS#8 DER (the API's x509_svid_key)
   Clock::time_point not_before;
   Clock::time_point not_after;
-  // What the SVID was issued for; a change in any of these needs a new SVID.
-  std::vector<std::string> dns_names;
-  std::chrono::seconds x509_svid_ttl{0};
 
+  const std::string& entry_id() const { return issued_for->id; }
+  const std::string& spiffe_id() const { return issued_for->spiffe_id; }
+  const std::string& hint() const { return issued_for->hint; }
   // Half of the lifetime, as SPIRE rotates.
   Clock::time_point RotateAt() const { return not_before + (not_after - not_before) / 2; }
 };
@@ -58,12 +60,17 @@ struct WorkloadJwtSvid {
 
 class SvidCache {
  public:
+  // Keyed by a view of the id inside the value itself: a key costs no string of its own, and
+  // a value replaced takes its key's storage with it (PutById keeps the two together).
+  using EntryMap = std::map<std::string_view, std::shared_ptr<const RegistrationEntry>>;
+  using SvidMap = std::map<std::string_view, std::shared_ptr<const WorkloadX509Svid>>;
   struct Snapshot {
     int64_t revision = 0;
     uint64_t version = 0;  // bumped on every change, entries or SVIDs
-    // By id. Shared between snapshots: a new snapshot copies pointers, not every entry.
-    std::map<std::string, std::shared_ptr<const RegistrationEntry>> entries;
-    std::map<std::string, std::shared_ptr<const WorkloadX509Svid>> svids;  // by entry id
+    // By id. Shared between snapshots until the entries change: storing SVIDs, the common
+    // change, copies only the SVID map. Entries themselves are shared between entry maps.
+    std::shared_ptr<const EntryMap> entries = std::make_shared<const EntryMap>();
+    SvidMap svids;  // by entry id
     // The agent's own trust domain's bundle; null until the first sync brings it.
     std::shared_ptr<const TrustBundle> bundle;
     // Bundles of other trust domains, by trust domain name ("example.org").
@@ -73,7 +80,8 @@ class SvidCache {
   std::shared_ptr<const Snapshot> snapshot() const;
 
   // A full sync replaces the entry set; an incremental one adds, changes and removes. SVIDs
-  // of removed entries go with them.
+  // of removed entries go with them. An entry that arrives equal to the one held keeps the
+  // object held, which its SVID shares.
   void ApplyEntries(std::vector<RegistrationEntry> changed, const std::vector<std::string>& removed,
                     int64_t revision, bool full);
 
@@ -100,7 +108,7 @@ class SvidCache {
 
   // Entries with no SVID, an SVID past half-life at `now`, or an SVID issued for an older
   // shape of the entry.
-  std::vector<RegistrationEntry> EntriesNeedingSvid(Clock::time_point now) const;
+  std::vector<std::shared_ptr<const RegistrationEntry>> EntriesNeedingSvid(Clock::time_point now) const;
 
   // When the next SVID reaches half-life; nullopt when there is none.
   std::optional<Clock::time_point> NextRotation() const;

@@ -69,7 +69,7 @@ struct CallerView {
 
 CallerView ViewOf(const SvidCache::Snapshot& snapshot, const SelectorSet& selectors) {
   CallerView view;
-  for (const auto& [id, entry] : snapshot.entries) {
+  for (const auto& [id, entry] : *snapshot.entries) {
     if (EntryMatchesWorkload(entry->selector_set(), selectors)) view.entries.push_back(entry.get());
   }
   std::sort(view.entries.begin(), view.entries.end(), [](const auto* a, const auto* b) {
@@ -97,22 +97,48 @@ Result<std::optional<std::string>> X509SvidMessage(const SvidCache::Snapshot& sn
   // Entries without SVIDs yet (or no bundle yet): the sync is on its way, so wait for it
   // rather than tell a legitimate workload it has no identity.
   if (view.svids.empty() || snapshot.bundle == nullptr) return std::optional<std::string>();
-  X509SVIDResponse response;
+  // The repeated svids field is written one element at a time through a single X509SVID,
+  // rather than as a response holding a copy of every SVID: for a workload of a thousand
+  // SVIDs that copy was thousands of small allocations per change, and the holes they left
+  // among the cache's own kept the agent's memory at twice the cache's size.
   const std::string bundle = ConcatenatedDer(snapshot.bundle->x509);
-  std::set<std::string> hints;
+  size_t estimated_size = 0;
   for (const auto& svid : view.svids) {
-    auto* out = response.add_svids();
-    out->set_spiffe_id(svid->spiffe_id);
-    out->set_x509_svid(AsString(svid->chain_der));
-    out->set_x509_svid_key(AsString(svid->key_pkcs8_der));
-    out->set_bundle(bundle);
-    // The standard wants hints unique within a response; a repeated one is dropped.
-    if (!svid->hint.empty() && hints.insert(svid->hint).second) out->set_hint(svid->hint);
+    estimated_size += svid->spiffe_id().size() + svid->chain_der.size() + svid->key_pkcs8_der.size() +
+                      bundle.size() + svid->hint().size() + 32;
   }
-  for (const auto& [td_id, federated] : view.federated) {
-    (*response.mutable_federated_bundles())[td_id] = ConcatenatedDer(federated->x509);
+  std::string out;
+  out.reserve(estimated_size);
+  {
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    X509SVID element;
+    std::set<std::string> hints;
+    for (const auto& svid : view.svids) {
+      element.set_spiffe_id(svid->spiffe_id());
+      element.mutable_x509_svid()->assign(svid->chain_der.begin(), svid->chain_der.end());
+      element.mutable_x509_svid_key()->assign(svid->key_pkcs8_der.begin(), svid->key_pkcs8_der.end());
+      element.set_bundle(bundle);
+      // The standard wants hints unique within a response; a repeated one is dropped.
+      if (!svid->hint().empty() && hints.insert(svid->hint()).second) {
+        element.set_hint(svid->hint());
+      } else {
+        element.clear_hint();
+      }
+      coded.WriteTag(google::protobuf::internal::WireFormatLite::MakeTag(
+          X509SVIDResponse::kSvidsFieldNumber, google::protobuf::internal::WireFormatLite::WIRETYPE_LENGTH_DELIMITED));
+      coded.WriteVarint32(static_cast<uint32_t>(element.ByteSizeLong()));
+      element.SerializeWithCachedSizes(&coded);
+    }
+    // The fields after svids, in field order as protobuf writes them.
+    X509SVIDResponse rest;
+    for (const auto& [td_id, federated] : view.federated) {
+      (*rest.mutable_federated_bundles())[td_id] = ConcatenatedDer(federated->x509);
+    }
+    rest.SerializeToCodedStream(&coded);
   }
-  return std::optional<std::string>(SerializeDeterministic(response));
+  return std::optional<std::string>(std::move(out));
 }
 
 Result<std::optional<std::string>> X509BundlesMessage(const SvidCache::Snapshot& snapshot,

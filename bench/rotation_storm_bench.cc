@@ -98,7 +98,7 @@ Status Run(bool quick, Report& report) {
   }
   SIGIL_ASSIGN_OR_RETURN(double rotation_seconds,
                          WaitForSvids(agent, entries, rotation_start,
-                                      [&](const agentd::WorkloadX509Svid& svid) { return svid.x509_svid_ttl == new_ttl; }));
+                                      [&](const agentd::WorkloadX509Svid& svid) { return svid.issued_for->x509_svid_ttl == new_ttl; }));
   report.Metric("forced_rotation/seconds", rotation_seconds, "s", false);
   report.Detail("forced_rotation/svids_per_s", static_cast<double>(entries) / rotation_seconds, "1/s");
   report.Detail("forced_rotation/process_cpu_per_svid_us", (CpuSeconds() - cpu_before) * 1e6 / entries, "us");

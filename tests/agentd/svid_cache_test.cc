@@ -25,10 +25,7 @@ RegistrationEntry Entry(const std::string& id, const std::string& path, std::vec
 
 std::shared_ptr<const WorkloadX509Svid> Svid(const RegistrationEntry& entry, Clock::time_point not_before, seconds ttl) {
   auto svid = std::make_shared<WorkloadX509Svid>();
-  svid->entry_id = entry.id;
-  svid->spiffe_id = entry.spiffe_id;
-  svid->dns_names = entry.dns_names;
-  svid->x509_svid_ttl = entry.x509_svid_ttl;
+  svid->issued_for = std::make_shared<const RegistrationEntry>(entry);
   svid->chain_der = {0x30, 0x01};
   svid->not_before = not_before;
   svid->not_after = not_before + ttl;
@@ -50,10 +47,10 @@ TEST(SvidCacheTest, WorkloadsGetTheSvidsOfEveryMatchingEntry) {
   size_t matched = 0;
   auto only_uid = cache.SvidsFor(SelectorSet({kUid1001}), &matched);
   ASSERT_EQ(only_uid.size(), 1u);
-  EXPECT_EQ(only_uid[0]->spiffe_id, "spiffe://example.org/web");
+  EXPECT_EQ(only_uid[0]->spiffe_id(), "spiffe://example.org/web");
   auto both = cache.SvidsFor(SelectorSet({kUid1001, kGid10, {"unix", "user:web"}}));
   ASSERT_EQ(both.size(), 2u);
-  EXPECT_EQ(both[0]->spiffe_id, "spiffe://example.org/admin");  // ordered by SPIFFE ID
+  EXPECT_EQ(both[0]->spiffe_id(), "spiffe://example.org/admin");  // ordered by SPIFFE ID
   EXPECT_TRUE(cache.SvidsFor(SelectorSet(std::vector<Selector>{{"unix", "uid:9"}}), &matched).empty());
   EXPECT_EQ(matched, 0u);
 }
@@ -97,12 +94,56 @@ TEST(SvidCacheTest, RemovedEntriesTakeTheirSvidsAndLateSvidsAreDropped) {
   cache.ApplyEntries({}, {"a"}, 3, false);
   auto svids = cache.SvidsFor(SelectorSet({kUid1001}));
   ASSERT_EQ(svids.size(), 1u);
-  EXPECT_EQ(svids[0]->entry_id, "b");
+  EXPECT_EQ(svids[0]->entry_id(), "b");
   cache.StoreSvid(Svid(a, Clock::now(), seconds(60)));  // signed before the removal arrived
   EXPECT_EQ(cache.snapshot()->svids.count("a"), 0u);
   cache.ApplyEntries({Entry("c", "/c", {kGid10})}, {}, 4, true);  // a full sync replaces
-  EXPECT_EQ(cache.snapshot()->entries.size(), 1u);
+  EXPECT_EQ(cache.snapshot()->entries->size(), 1u);
   EXPECT_EQ(cache.snapshot()->revision, 4);
+}
+
+// Each SVID shares its entry object, and a snapshot shares its entry map with the one before
+// unless the entries changed: an entry resent unchanged must keep the object held, and an entry
+// replaced must take the key that views its id with it (ASan watches the freed one).
+TEST(SvidCacheTest, EntriesAreSharedBySvidsAndSnapshotsAndKeysFollowReplacedEntries) {
+  SvidCache cache;
+  auto a = Entry("entry-with-an-id-longer-than-short-strings-a", "/a", {kUid1001});
+  auto b = Entry("entry-with-an-id-longer-than-short-strings-b", "/b", {kUid1001});
+  cache.ApplyEntries({a, b}, {}, 1, true);
+  const auto held_a = cache.snapshot()->entries->at(a.id);
+  auto svid = std::make_shared<WorkloadX509Svid>();
+  svid->issued_for = held_a;
+  svid->not_before = Clock::now();
+  svid->not_after = svid->not_before + seconds(60);
+  const auto entries_before = cache.snapshot()->entries;
+  cache.StoreSvid(svid);
+  EXPECT_EQ(cache.snapshot()->entries, entries_before);  // storing SVIDs copies no entry map
+  EXPECT_EQ(cache.snapshot()->svids.at(a.id)->issued_for, held_a);
+
+  cache.ApplyEntries({a}, {}, 2, false);  // resent unchanged: the same object stays
+  EXPECT_EQ(cache.snapshot()->entries->at(a.id), held_a);
+  EXPECT_EQ(cache.EntriesNeedingSvid(Clock::now()).size(), 1u);  // only b
+
+  // b replaced twice over by changed entries, nothing else holding the old objects.
+  for (int revision : {3, 4}) {
+    auto changed_b = b;
+    changed_b.hint = "hint-" + std::to_string(revision);
+    changed_b.revision = revision;
+    cache.ApplyEntries({changed_b}, {}, revision, false);
+  }
+  const auto snapshot = cache.snapshot();
+  ASSERT_EQ(snapshot->entries->size(), 2u);
+  EXPECT_EQ(snapshot->entries->at(b.id)->hint, "hint-4");
+  EXPECT_EQ(snapshot->entries->begin()->first, a.id);
+  EXPECT_EQ(std::next(snapshot->entries->begin())->first, b.id);
+  // a's shape changed: its SVID stays until a new one arrives, and is due for one.
+  auto moved_a = a;
+  moved_a.spiffe_id = "spiffe://example.org/a2";
+  cache.ApplyEntries({moved_a}, {}, 5, false);
+  EXPECT_EQ(cache.snapshot()->svids.at(a.id)->spiffe_id(), "spiffe://example.org/a");
+  const auto due = cache.EntriesNeedingSvid(Clock::now());
+  ASSERT_EQ(due.size(), 2u);
+  EXPECT_EQ(due[0]->spiffe_id, "spiffe://example.org/a2");
 }
 
 TEST(SvidCacheTest, JwtsAreReusedUntilHalfLifePerAudienceSet) {
@@ -197,7 +238,7 @@ TEST(SvidCacheTest, ReadersNeverSeeHalfAppliedChanges) {
       while (!stop) {
         auto snapshot = cache.snapshot();
         for (const auto& [id, svid] : snapshot->svids) {
-          if (snapshot->entries.count(id) == 0) ++torn;  // an SVID without its entry
+          if (snapshot->entries->count(id) == 0) ++torn;  // an SVID without its entry
         }
         (void)cache.SvidsFor(SelectorSet({kUid1001}));
       }

@@ -140,15 +140,11 @@ class WorkloadApiFixture : public ::testing::Test {
   std::string IssueSvid(const RegistrationEntry& entry) {
     sigil::testing::TestCert cert = ca_.IssueSvid(entry.spiffe_id);
     auto svid = std::make_shared<WorkloadX509Svid>();
-    svid->entry_id = entry.id;
-    svid->spiffe_id = entry.spiffe_id;
-    svid->hint = entry.hint;
+    svid->issued_for = std::make_shared<const RegistrationEntry>(entry);
     svid->chain_der = *CertToDer(cert.cert.get());
     svid->key_pkcs8_der = Pkcs8Der(cert.key.get());
     svid->not_before = CertNotBefore(cert.cert.get());
     svid->not_after = CertNotAfter(cert.cert.get());
-    svid->dns_names = entry.dns_names;
-    svid->x509_svid_ttl = entry.x509_svid_ttl;
     std::string leaf(svid->chain_der.begin(), svid->chain_der.end());
     cache_.StoreSvid(std::move(svid));
     return leaf;

@@ -1,7 +1,10 @@
 // The Workload API against the stock Python gRPC client (grpcio) on a real Unix socket, with
-// callers told apart by the uid the kernel reports for their connection.
+// callers told apart by the uid the kernel reports for their connection; raw response bytes
+// are read with Sigil's own gRPC client.
 #include "agentd/workload_api.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <gtest/gtest.h>
 #include <openssl/x509.h>
 #include <sys/socket.h>
@@ -9,13 +12,18 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 
+#include "agentd/workload.pb.h"
 #include "core/base64url.h"
+#include "transport/grpc_client.h"
 #include "tests/agentd/python_workload_client.h"
 #include "tests/agentd/workload_api_fixture.h"
 
@@ -150,7 +158,7 @@ TEST_F(WorkloadApiTest, AWorkloadGetsItsX509SvidJwtSvidBundlesAndValidatesTokens
 
 TEST_F(WorkloadApiTest, EveryMethodRefusesACallWithoutTheSecurityHeader) {
   cache_.ApplyEntries({WorkloadEntry("e1", "/web", ::getuid())}, {}, 1, true);
-  IssueSvid(*cache_.snapshot()->entries.at("e1"));
+  IssueSvid(*cache_.snapshot()->entries->at("e1"));
   StartServer(WorkloadApiOptions{.metrics = &metrics_});
   json out = Client({"no-header"});
   ASSERT_EQ(out.size(), 5u) << out.dump();
@@ -274,6 +282,78 @@ TEST_F(WorkloadApiTest, AWatcherIsPushedEveryChangeAndLosesTheStreamWithItsLastE
   EXPECT_EQ(OpenStreams(), 0u);
 }
 
+// The response is written one SVID at a time rather than built as one message; it must be the
+// very bytes protobuf's own deterministic encoding of that message gives.
+TEST_F(WorkloadApiTest, AnX509ResponseOfManySvidsIsProtobufsOwnEncodingWithHintsUnique) {
+  std::vector<RegistrationEntry> entries;
+  for (int i = 0; i < 40; ++i) {
+    auto entry = WorkloadEntry("e" + std::to_string(i), "/svc" + std::to_string(100 + i), ::getuid());
+    entry.hint = i % 3 == 0 ? "" : (i % 3 == 1 ? "shared" : "h" + std::to_string(i));
+    if (i == 7) entry.federates_with = {"partner.test"};
+    entries.push_back(entry);
+  }
+  cache_.ApplyEntries(entries, {}, 1, true);
+  std::vector<std::string> leaves;
+  for (const auto& entry : entries) leaves.push_back(IssueSvid(entry));
+  StartServer();
+
+  std::mutex mu;
+  std::condition_variable arrived;
+  std::optional<std::string> raw;
+  std::unique_ptr<transport::GrpcChannel> channel;
+  std::shared_ptr<transport::GrpcClientCall> call;
+  loop_.loop().Invoke([&] {
+    channel = std::make_unique<transport::GrpcChannel>(&loop_.loop(), transport::Endpoint::Unix(socket_path_));
+    transport::GrpcCallOptions options;
+    options.metadata = {{"workload.spiffe.io", "true"}};
+    call = channel->CallServerStreaming(
+        "/SpiffeWorkloadAPI/FetchX509SVID", "", options,
+        [&](std::string message) {
+          std::lock_guard lock(mu);
+          if (!raw) raw = std::move(message);
+          arrived.notify_all();
+        },
+        [](Status) {});
+  });
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(arrived.wait_for(lock, std::chrono::seconds(10), [&] { return raw.has_value(); }));
+  }
+  loop_.loop().Invoke([&] {
+    call->Cancel();
+    channel.reset();
+  });
+
+  X509SVIDResponse response;
+  ASSERT_TRUE(response.ParseFromString(*raw));
+  ASSERT_EQ(response.svids_size(), 40);
+  std::set<std::string> hints_seen;
+  for (int i = 0; i < 40; ++i) {
+    const auto& svid = response.svids(i);
+    // Ordered by SPIFFE ID, which these paths sort in entry order.
+    EXPECT_EQ(svid.spiffe_id(), entries[i].spiffe_id);
+    EXPECT_EQ(svid.x509_svid(), leaves[i]);
+    EXPECT_EQ(svid.bundle(), CaDer());
+    EXPECT_FALSE(svid.x509_svid_key().empty());
+    const std::string expected_hint = entries[i].hint.empty() || hints_seen.count(entries[i].hint) ? "" : entries[i].hint;
+    if (!entries[i].hint.empty()) hints_seen.insert(entries[i].hint);
+    EXPECT_EQ(svid.hint(), expected_hint) << i;
+  }
+  EXPECT_EQ(response.svids(1).hint(), "shared");
+  EXPECT_EQ(response.svids(4).hint(), "");
+  ASSERT_EQ(response.federated_bundles().size(), 1u);
+  EXPECT_EQ(response.federated_bundles().at("spiffe://partner.test"), PartnerCaDer());
+
+  std::string canonical;
+  {
+    google::protobuf::io::StringOutputStream stream(&canonical);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    response.SerializeToCodedStream(&coded);
+  }
+  EXPECT_EQ(*raw, canonical);
+}
+
 TEST_F(WorkloadApiTest, JwtSvidsComeFromTheCacheWhileTheServerCannotSign) {
   auto web = WorkloadEntry("e1", "/web", ::getuid());
   auto admin = WorkloadEntry("e2", "/admin", ::getuid());
@@ -360,7 +440,7 @@ TEST_F(WorkloadApiTest, BundleStreamsArePushedWhenABundleChanges) {
 
 TEST_F(WorkloadApiTest, StreamsEndWhenTheirClientGoesAway) {
   cache_.ApplyEntries({WorkloadEntry("e1", "/web", ::getuid())}, {}, 1, true);
-  IssueSvid(*cache_.snapshot()->entries.at("e1"));
+  IssueSvid(*cache_.snapshot()->entries->at("e1"));
   StartServer();
   auto watcher = ChildProcess::Start(ClientArgv({"watch"}, std::nullopt), dir_.path());
   ASSERT_TRUE(watcher.ok());
@@ -369,7 +449,7 @@ TEST_F(WorkloadApiTest, StreamsEndWhenTheirClientGoesAway) {
   watcher->Stop(9);
   EXPECT_TRUE(WaitUntil([&] { return OpenStreams() == 0; }));
   // Later changes find no stream to write to.
-  IssueSvid(*cache_.snapshot()->entries.at("e1"));
+  IssueSvid(*cache_.snapshot()->entries->at("e1"));
   EXPECT_EQ(Client({"x509", "1"})["messages"].size(), 1u);
 }
 
