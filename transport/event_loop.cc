@@ -35,6 +35,12 @@ EventLoop::~EventLoop() {
   uv_loop_close(&loop_);
 }
 
+std::span<uint8_t> EventLoop::read_buffer() {
+  constexpr size_t kReadBufferSize = 64 * 1024;
+  if (!read_buffer_) read_buffer_ = std::make_unique_for_overwrite<uint8_t[]>(kReadBufferSize);
+  return {read_buffer_.get(), kReadBufferSize};
+}
+
 bool EventLoop::InLoopThread() const {
   return thread_id_.load(std::memory_order_acquire) == std::this_thread::get_id();
 }

@@ -18,7 +18,9 @@
 #include <functional>
 #include <future>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -52,6 +54,11 @@ class EventLoop {
   int AddStopHook(std::function<void(bool force)> hook);
   void RemoveStopHook(int id);
   bool stopping() const { return stopping_; }
+
+  // One buffer for every socket read on this loop. libuv hands each read to its callback
+  // before it reads again, and readers consume the bytes there and then (nghttp2 and TLS copy
+  // what they keep), so a connection needs no 64 KiB buffer of its own. Loop thread only.
+  std::span<uint8_t> read_buffer();
 
   // Runs `fn` on the loop thread and waits for its result. Must not be called on the loop
   // thread itself (it would wait for itself).
@@ -89,6 +96,7 @@ class EventLoop {
   std::chrono::milliseconds grace_{0};        // guarded by mu_
 
   bool stopping_ = false;  // loop thread
+  std::unique_ptr<uint8_t[]> read_buffer_;  // loop thread
   int next_hook_id_ = 1;
   std::map<int, std::function<void(bool)>> stop_hooks_;
 };

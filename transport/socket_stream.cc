@@ -11,7 +11,6 @@
 namespace sigil::transport {
 namespace {
 
-constexpr size_t kReadBufferSize = 64 * 1024;
 // How long a closing connection may take to hand its last bytes (GOAWAY, alert) to the kernel.
 constexpr uint64_t kFlushOnCloseMs = 1000;
 
@@ -56,7 +55,7 @@ std::string Endpoint::ToString() const {
 }
 
 SocketStream::SocketStream(EventLoop* loop, bool is_pipe, Delegate* delegate)
-    : loop_(loop), is_pipe_(is_pipe), delegate_(delegate), read_buffer_(kReadBufferSize) {
+    : loop_(loop), is_pipe_(is_pipe), delegate_(delegate) {
   if (is_pipe) {
     uv_pipe_init(loop->uv(), &handle_.pipe, 0);
   } else {
@@ -191,9 +190,9 @@ void SocketStream::MarkOpen() {
 }
 
 void SocketStream::OnAlloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
-  auto* s = static_cast<SocketStream*>(handle->data);
-  buf->base = reinterpret_cast<char*>(s->read_buffer_.data());
-  buf->len = s->read_buffer_.size();
+  const std::span<uint8_t> shared = static_cast<SocketStream*>(handle->data)->loop_->read_buffer();
+  buf->base = reinterpret_cast<char*>(shared.data());
+  buf->len = shared.size();
 }
 
 void SocketStream::OnRead(uv_stream_t* handle, ssize_t nread, const uv_buf_t* buf) {

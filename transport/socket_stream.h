@@ -147,7 +147,6 @@ class SocketStream {
   int handles_open_ = 0;
   Status close_reason_;
   size_t write_backlog_ = 0;
-  std::vector<uint8_t> read_buffer_;
   std::vector<uint8_t> plaintext_;  // reused for every read
   std::vector<uint8_t> cipher_out_;
 };

@@ -131,6 +131,43 @@ TEST_F(GrpcClientTest, ManyConcurrentCallsShareOneConnection) {
   client_loop.Stop();
 }
 
+// Every connection on a loop reads into the loop's one read buffer: large messages on many
+// connections at once arrive in many reads, interleaved, and each must keep its own bytes.
+TEST_F(GrpcClientTest, ManyConnectionsReadingAtOnceKeepTheirBytesApart) {
+  constexpr int kConnections = 16;
+  constexpr int kCallsEach = 4;
+  std::atomic<int> ok = 0;
+  std::atomic<int> done = 0;
+  std::vector<std::unique_ptr<GrpcChannel>> channels;
+  std::vector<std::shared_ptr<GrpcClientCall>> calls;
+  LoopThread client_loop;
+  client_loop.Start();
+  client_loop.loop().Invoke([&] {
+    for (int c = 0; c < kConnections; ++c) {
+      channels.push_back(std::make_unique<GrpcChannel>(&client_loop.loop(), endpoint_));
+      for (int k = 0; k < kCallsEach; ++k) {
+        // 200 KB per message, three times the read buffer, a different pattern per call.
+        std::string text(200 * 1000, static_cast<char>('A' + c));
+        for (size_t at = static_cast<size_t>(k); at < text.size(); at += 997) text[at] = static_cast<char>('a' + k);
+        calls.push_back(channels.back()->CallUnary("/sigil.test.Echo/Say", Request(text), {},
+                                                   [&, text](Result<std::string> r) {
+                                                     if (r.ok() && TextOf(*r).starts_with(text + " ")) ok.fetch_add(1);
+                                                     done.fetch_add(1);
+                                                   }));
+      }
+    }
+  });
+  EXPECT_TRUE(sigil::testing::WaitUntil([&] { return done.load() == kConnections * kCallsEach; },
+                                        std::chrono::seconds(30)));
+  EXPECT_EQ(ok.load(), kConnections * kCallsEach);
+  EXPECT_EQ(loop_.loop().Invoke([&] { return server_->stats().accepted; }), static_cast<uint64_t>(kConnections));
+  client_loop.loop().Invoke([&] {
+    calls.clear();
+    channels.clear();
+  });
+  client_loop.Stop();
+}
+
 TEST(GrpcClient, NoServerMeansUnavailable) {
   TempDir dir;
   auto reply = GrpcUnaryBlocking(Endpoint::Unix((dir / "nobody.sock").string()),
