@@ -51,12 +51,11 @@ Result<std::vector<X509Ptr>> ParseChain(const std::vector<Bytes>& ders) {
 }
 
 // The validity of the leaf of `chain_der`, read from the certificate itself, for a server that
-// does not state it: OpenSSL 3.0 decodes the public key of every certificate it parses, the
-// dearest step of signing an SVID on the agent.
+// does not state it.
 Result<std::pair<TimePoint, TimePoint>> LeafValidity(const std::vector<Bytes>& chain_der) {
   if (chain_der.empty()) return InvalidArgumentError("an SVID without certificates");
-  SIGIL_ASSIGN_OR_RETURN(X509Ptr leaf, CertFromDer(chain_der.front()));
-  return std::make_pair(CertNotBefore(leaf.get()), CertNotAfter(leaf.get()));
+  SIGIL_ASSIGN_OR_RETURN(std::vector<CertValidity> validity, CertValiditiesFromDer(chain_der.front()));
+  return std::make_pair(validity.front().not_before, validity.front().not_after);
 }
 
 Result<std::shared_ptr<const transport::TlsCredentials>> CredentialsOf(const std::vector<Bytes>& chain_der,

@@ -313,6 +313,61 @@ Result<bool> FillPublicKeyInfo(X509_PUBKEY* spki, EVP_PKEY* key) {
 TimePoint CertNotBefore(const X509* cert) { return FromAsn1Time(X509_get0_notBefore(cert)); }
 TimePoint CertNotAfter(const X509* cert) { return FromAsn1Time(X509_get0_notAfter(cert)); }
 
+namespace {
+
+// One DER header at `*p`; on success `*p` is at the contents and `*length` their size.
+bool ReadDerHeader(const unsigned char** p, const unsigned char* end, int expected_tag, int expected_class,
+                   long* length) {
+  int tag = 0;
+  int cls = 0;
+  const int flags = ASN1_get_object(p, length, &tag, &cls, end - *p);
+  // 0x80: malformed or longer than what is left; 0x21: indefinite length, which DER forbids.
+  return (flags & 0x80) == 0 && flags != 0x21 && tag == expected_tag && cls == expected_class;
+}
+
+bool SkipDerElement(const unsigned char** p, const unsigned char* end, int expected_tag) {
+  long length = 0;
+  if (!ReadDerHeader(p, end, expected_tag, V_ASN1_UNIVERSAL, &length)) return false;
+  *p += length;
+  return true;
+}
+
+}  // namespace
+
+Result<std::vector<CertValidity>> CertValiditiesFromDer(std::span<const uint8_t> der) {
+  std::vector<CertValidity> out;
+  const unsigned char* p = der.data();
+  const unsigned char* const end = p + der.size();
+  while (p < end) {
+    const std::string which = "certificate #" + std::to_string(out.size() + 1);
+    const auto malformed = [&](const char* part) { return InvalidArgumentError(which + ": malformed " + part); };
+    long length = 0;
+    if (!ReadDerHeader(&p, end, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, &length)) return malformed("Certificate");
+    const unsigned char* const cert_end = p + length;
+    if (!ReadDerHeader(&p, cert_end, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, &length)) return malformed("TBSCertificate");
+    const unsigned char* const tbs_end = p + length;
+    // version [0] EXPLICIT, absent for v1.
+    const unsigned char* after_version = p;
+    if (p < tbs_end && *p == (V_ASN1_CONTEXT_SPECIFIC | V_ASN1_CONSTRUCTED | 0)) {
+      if (!ReadDerHeader(&after_version, tbs_end, 0, V_ASN1_CONTEXT_SPECIFIC, &length)) return malformed("version");
+      after_version += length;
+    }
+    p = after_version;
+    if (!SkipDerElement(&p, tbs_end, V_ASN1_INTEGER)) return malformed("serialNumber");
+    if (!SkipDerElement(&p, tbs_end, V_ASN1_SEQUENCE)) return malformed("signature algorithm");
+    if (!SkipDerElement(&p, tbs_end, V_ASN1_SEQUENCE)) return malformed("issuer");
+    if (!ReadDerHeader(&p, tbs_end, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, &length)) return malformed("validity");
+    const unsigned char* const validity_end = p + length;
+    Asn1TimePtr not_before(d2i_ASN1_TIME(nullptr, &p, validity_end - p));
+    Asn1TimePtr not_after(not_before ? d2i_ASN1_TIME(nullptr, &p, validity_end - p) : nullptr);
+    if (!not_before || !not_after || p != validity_end) return malformed("validity");
+    out.push_back({FromAsn1Time(not_before.get()), FromAsn1Time(not_after.get())});
+    p = cert_end;
+  }
+  if (out.empty()) return InvalidArgumentError("no certificate");
+  return out;
+}
+
 Status X509Ca::Init(X509Ptr cert, std::vector<X509Ptr> above, std::shared_ptr<Signer> key) {
   if (!key) return InvalidArgumentError("CA has no signing key");
   if (X509_check_ca(cert.get()) == 0) {

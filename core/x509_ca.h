@@ -136,14 +136,25 @@ class X509Ca {
   TimePoint not_after_;
 };
 
-// A certificate's notBefore / notAfter.
 // Fills a subjectPublicKeyInfo, a certificate's or a CSR's, from an EC or RSA key's parts;
 // false for other key types, which the caller sets through OpenSSL. X509_set_pubkey and
 // X509_REQ_set_pubkey go through OpenSSL 3.0's generic encoder, which costs several
 // signatures' worth of time per certificate.
 Result<bool> FillPublicKeyInfo(X509_PUBKEY* spki, EVP_PKEY* key);
 
+// A certificate's notBefore / notAfter.
 TimePoint CertNotBefore(const X509* cert);
 TimePoint CertNotAfter(const X509* cert);
+
+struct CertValidity {
+  TimePoint not_before;
+  TimePoint not_after;
+};
+// The validity of each certificate in `der` (DER certificates one after another, as the
+// Workload API carries a chain), read with OpenSSL's ASN.1 primitives from the encoding alone.
+// d2i_X509 in OpenSSL 3.0 also decodes the public key through the generic decoder, whose first
+// use costs a short command such as `agentd api fetch x509` a millisecond or more.
+// InvalidArgument names what is malformed.
+Result<std::vector<CertValidity>> CertValiditiesFromDer(std::span<const uint8_t> der);
 
 }  // namespace sigil

@@ -85,6 +85,50 @@ class X509SvidTest : public ::testing::Test {
   X509Bundle bundle_{td_};
 };
 
+TEST_F(X509SvidTest, ValiditiesReadFromTheDerAreOpenSslsOwn) {
+  auto svid = Mint(*root_, "spiffe://example.org/w");
+  ASSERT_TRUE(svid.ok()) << svid.status().ToString();
+  X509Ptr v1 = CraftLeaf({});
+  X509_set_version(v1.get(), X509_VERSION_1);  // no version field at all
+  X509_time_adj_ex(X509_getm_notAfter(v1.get()), 3, 0, nullptr);
+  ASSERT_GT(X509_sign(v1.get(), root_private_.get(), EVP_sha256()), 0);
+  std::vector<X509*> certs = {svid->leaf(), root_->cert(), v1.get()};
+  Bytes concatenated;
+  for (X509* cert : certs) {
+    const Bytes der = *CertToDer(cert);
+    concatenated.insert(concatenated.end(), der.begin(), der.end());
+  }
+  auto validities = CertValiditiesFromDer(concatenated);
+  ASSERT_TRUE(validities.ok()) << validities.status().ToString();
+  ASSERT_EQ(validities->size(), 3u);
+  for (size_t i = 0; i < certs.size(); ++i) {
+    EXPECT_EQ((*validities)[i].not_before, CertNotBefore(certs[i])) << i;
+    EXPECT_EQ((*validities)[i].not_after, CertNotAfter(certs[i])) << i;
+  }
+  EXPECT_NE((*validities)[2].not_after, (*validities)[0].not_after);
+
+  const Bytes first = *CertToDer(svid->leaf());
+  Bytes truncated(concatenated.begin(), concatenated.begin() + static_cast<long>(first.size()) + 40);
+  auto cut = CertValiditiesFromDer(truncated);
+  EXPECT_EQ(cut.status().code(), Code::kInvalidArgument);
+  EXPECT_TRUE(Contains(cut.status().message(), "certificate #2")) << cut.status().ToString();
+  Bytes junk = first;
+  junk.push_back(0x30);
+  EXPECT_EQ(CertValiditiesFromDer(junk).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(CertValiditiesFromDer(Bytes{0x04, 0x01, 0x00}).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(CertValiditiesFromDer(Bytes{}).status().code(), Code::kInvalidArgument);
+  Bytes no_times = first;
+  // The validity's first time's tag (UTCTime 0x17 or GeneralizedTime 0x18) made an INTEGER.
+  for (size_t i = 0; i + 1 < no_times.size(); ++i) {
+    if ((no_times[i] == 0x17 || no_times[i] == 0x18) && (no_times[i + 1] == 13 || no_times[i + 1] == 15)) {
+      no_times[i] = 0x02;
+      break;
+    }
+  }
+  auto bad_time = CertValiditiesFromDer(no_times);
+  EXPECT_TRUE(Contains(bad_time.status().message(), "malformed validity")) << bad_time.status().ToString();
+}
+
 TEST_F(X509SvidTest, VerifiesAnSvidAndReturnsItsId) {
   auto svid = Mint(*root_, "spiffe://example.org/ns/a");
   ASSERT_TRUE(svid.ok()) << svid.status().ToString();
