@@ -304,9 +304,13 @@ TEST_F(ServerdTest, ShortLivedCaRotatesWhileServing) {
     const std::string bundle = ReadFile(out / "bundle.pem");
     roots_seen.insert(bundle);
     // The SVID minted a moment ago, perhaps by the CA before a rotation, still verifies against
-    // the bundle published now.
+    // the bundle published now — while it is itself still valid: one minted by the old CA just
+    // before it handed over ends with that CA, and a slow round may outlast it.
     for (const auto& svid : {out / "svid.pem", previous}) {
       if (svid.empty()) continue;
+      if (svid == previous && RunProcess({"openssl", "x509", "-checkend", "2", "-noout", "-in", svid.string()})->exit_code != 0) {
+        continue;
+      }
       auto result = RunProcess({"openssl", "verify", "-CAfile", (out / "bundle.pem").string(), svid.string()});
       EXPECT_EQ(result->exit_code, 0) << svid << ": " << result->out << result->err;
       verified += result->exit_code == 0;
