@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "transport/event_loop.h"
@@ -82,6 +83,8 @@ class GrpcChannel {
   std::shared_ptr<const TlsContext> tls_;
   Http2ClientOptions options_;
   std::shared_ptr<Http2Client> client_;
+  // Replaced clients still finishing calls their server accepted before its GOAWAY.
+  std::vector<std::shared_ptr<Http2Client>> draining_;
 };
 
 // One unary call on a private event loop; for CLIs.

@@ -79,6 +79,9 @@ class Http2Client : public std::enable_shared_from_this<Http2Client>,
 
   // False once the connection failed, closed or received GOAWAY: open a new client.
   bool usable() const { return !closed_ && !goaway_; }
+  // True while streams submitted here have not ended; after a GOAWAY the server still answers
+  // those it accepted.
+  bool has_streams() const { return !closed_ && (!streams_.empty() || !pending_.empty()); }
   // The server as authenticated by TLS (its SPIFFE ID), once connected.
   const PeerInfo& peer() const { return peer_; }
   void Close();

@@ -2,6 +2,11 @@
 // will use to call the Workload API.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <thread>
+
 #include "echo.pb.h"
 #include "tests/support/process.h"
 #include "tests/transport/echo_service.h"
@@ -164,6 +169,67 @@ TEST_F(GrpcClientTest, ManyConnectionsReadingAtOnceKeepTheirBytesApart) {
   client_loop.loop().Invoke([&] {
     calls.clear();
     channels.clear();
+  });
+  client_loop.Stop();
+}
+
+// After a GOAWAY the server still serves the streams it accepted; the channel's next call opens
+// a new connection but must not end the calls still running on the old one.
+TEST_F(GrpcClientTest, ACallAcceptedBeforeAGoawayKeepsRunningWhileTheChannelMovesOn) {
+  std::mutex mu;
+  int messages = 0;
+  std::optional<Status> stream_done;
+  std::optional<Status> later_call_done;
+  std::unique_ptr<GrpcChannel> channel;
+  std::shared_ptr<GrpcClientCall> stream;
+  std::shared_ptr<GrpcClientCall> later;
+  LoopThread client_loop;
+  client_loop.Start();
+  client_loop.loop().Invoke([&] {
+    channel = std::make_unique<GrpcChannel>(&client_loop.loop(), endpoint_);
+    stream = channel->CallServerStreaming(
+        "/sigil.test.Echo/Repeat", Request("s", -1), {},
+        [&](std::string) {
+          std::lock_guard lock(mu);
+          ++messages;
+        },
+        [&](Status st) {
+          std::lock_guard lock(mu);
+          stream_done = st;
+        });
+  });
+  const auto seen = [&] {
+    std::lock_guard lock(mu);
+    return messages;
+  };
+  ASSERT_TRUE(sigil::testing::WaitUntil([&] { return seen() >= 3; }));
+  loop_.loop().Invoke([&] { server_->Shutdown(); });  // GOAWAY; the listener goes away
+  ASSERT_TRUE(sigil::testing::WaitUntil([&] { return !std::filesystem::exists(path_); }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the GOAWAY reaches the client
+
+  client_loop.loop().Invoke([&] {
+    later = channel->CallUnary("/sigil.test.Echo/Say", Request("late"), {}, [&](Result<std::string> r) {
+      std::lock_guard lock(mu);
+      later_call_done = r.status();
+    });
+  });
+  ASSERT_TRUE(sigil::testing::WaitUntil([&] {
+    std::lock_guard lock(mu);
+    return later_call_done.has_value();
+  }));
+  EXPECT_EQ(later_call_done->code(), Code::kUnavailable) << later_call_done->ToString();  // no listener now
+  const int before = seen();
+  ASSERT_TRUE(sigil::testing::WaitUntil([&] { return seen() >= before + 5; }))
+      << "the stream accepted before the GOAWAY stopped";
+  {
+    std::lock_guard lock(mu);
+    EXPECT_FALSE(stream_done.has_value()) << stream_done->ToString();
+  }
+  client_loop.loop().Invoke([&] {
+    stream->Cancel();
+    stream.reset();
+    later.reset();
+    channel.reset();
   });
   client_loop.Stop();
 }
