@@ -372,7 +372,6 @@ std::shared_ptr<const WorkloadApiServer::BuiltMessage> WorkloadApiServer::Messag
   // Versions only grow; a stream advancing on an older snapshot than the cache's builds alone.
   if (snapshot.version > built_version_) {
     for (auto& of_kind : built_) of_kind.clear();
-    built_count_ = 0;
     built_version_ = snapshot.version;
   }
   const bool cacheable = snapshot.version == built_version_;
@@ -396,10 +395,11 @@ std::shared_ptr<const WorkloadApiServer::BuiltMessage> WorkloadApiServer::Messag
   // Selectors carry no pid, so this stays as small as the number of distinct workloads;
   // bounded all the same. A message of hundreds of SVIDs is built per call instead: keeping it
   // would hold a second copy of that workload's whole cache.
-  if (cacheable && built_count_ < kMaxBuiltMessages && built->message.ok() &&
+  size_t built_count = 0;
+  for (const auto& kept : built_) built_count += kept.size();
+  if (cacheable && built_count < kMaxBuiltMessages && built->message.ok() &&
       (!built->message->has_value() || (*built->message)->size() <= kMaxBuiltMessageBytes)) {
     of_kind.emplace(selectors.items(), built);
-    ++built_count_;
   }
   return built;
 }

@@ -136,7 +136,6 @@ class WorkloadApiServer {
   uint64_t built_version_ = 0;
   using BuiltBySelectors = std::map<std::vector<Selector>, std::shared_ptr<const BuiltMessage>>;
   std::array<BuiltBySelectors, kStreamKinds> built_;
-  size_t built_count_ = 0;
   uint64_t next_stream_ = 1;
 };
 
