@@ -55,8 +55,8 @@ GrpcChannel::GrpcChannel(EventLoop* loop, Endpoint endpoint, std::shared_ptr<con
       options_(std::move(options)) {}
 
 std::shared_ptr<Http2Client> GrpcChannel::Connection() {
+  std::erase_if(draining_, [](const auto& client) { return !client->has_streams(); });
   if (!client_ || !client_->usable()) {
-    std::erase_if(draining_, [](const auto& client) { return !client->has_streams(); });
     if (client_ && client_->has_streams()) draining_.push_back(std::move(client_));
     client_ = Http2Client::Connect(loop_, endpoint_, tls_, options_);
   }
