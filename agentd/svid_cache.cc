@@ -13,17 +13,16 @@ bool SvidFitsEntry(const WorkloadX509Svid& svid, const RegistrationEntry& entry)
                                    issued_for.x509_svid_ttl == entry.x509_svid_ttl);
 }
 
-// `id` views the id inside `value`; the key is replaced with the value, since the old key's
-// storage goes with the old value.
-template <typename Value>
-void PutById(std::map<std::string_view, std::shared_ptr<const Value>>& map, std::string_view id,
-             std::shared_ptr<const Value> value) {
+// The key views the id inside the entry, so it is replaced with the entry: the old key's
+// storage goes with the old entry.
+void Put(SvidCache::EntryMap& map, SvidCache::CachedEntry cached) {
+  const std::string_view id = cached.entry->id;
   if (auto node = map.extract(id)) {
     node.key() = id;
-    node.mapped() = std::move(value);
+    node.mapped() = std::move(cached);
     map.insert(std::move(node));
   } else {
-    map.emplace(id, std::move(value));
+    map.emplace(id, std::move(cached));
   }
 }
 
@@ -60,22 +59,20 @@ void SvidCache::ApplyEntries(std::vector<RegistrationEntry> changed, const std::
                              int64_t revision, bool full) {
   std::lock_guard write(write_mutex_);
   auto current = snapshot();
-  auto next = std::make_shared<Snapshot>(*current);
-  EntryMap entries = full ? EntryMap() : *current->entries;
+  const EntryMap& held = *current->entries;
+  EntryMap entries = full ? EntryMap() : held;
   for (auto& entry : changed) {
-    std::shared_ptr<const RegistrationEntry> kept;
-    if (auto held = current->entries->find(entry.id); held != current->entries->end() && *held->second == entry) {
-      kept = held->second;
+    const auto found = held.find(entry.id);
+    if (found == held.end()) {
+      Put(entries, {std::make_shared<const RegistrationEntry>(std::move(entry)), nullptr});
+    } else if (*found->second.entry == entry) {
+      if (full) entries.insert(*found);  // the object held stays, and the SVIDs sharing it
     } else {
-      kept = std::make_shared<const RegistrationEntry>(std::move(entry));
+      Put(entries, {std::make_shared<const RegistrationEntry>(std::move(entry)), found->second.svid});
     }
-    const std::string_view id = kept->id;
-    PutById(entries, id, std::move(kept));
   }
   for (const auto& id : removed) entries.erase(id);
-  // SVIDs only for entries still held; an SVID whose entry changed shape stays until its
-  // replacement arrives, so workloads are never left without an identity meanwhile.
-  std::erase_if(next->svids, [&](const auto& item) { return entries.count(item.first) == 0; });
+  auto next = std::make_shared<Snapshot>(*current);
   next->entries = std::make_shared<const EntryMap>(std::move(entries));
   next->revision = revision;
   Publish(std::move(next));
@@ -86,15 +83,17 @@ void SvidCache::StoreSvid(std::shared_ptr<const WorkloadX509Svid> svid) { StoreS
 void SvidCache::StoreSvids(std::vector<std::shared_ptr<const WorkloadX509Svid>> svids) {
   std::lock_guard write(write_mutex_);
   auto current = snapshot();
-  std::shared_ptr<Snapshot> next;
+  std::optional<EntryMap> entries;
   for (auto& svid : svids) {
-    if (current->entries->count(svid->entry_id()) == 0) continue;
-    // One copy of the snapshot for the whole batch, and one notice to the subscribers.
-    if (!next) next = std::make_shared<Snapshot>(*current);
-    const std::string_view id = svid->entry_id();
-    PutById(next->svids, id, std::move(svid));
+    if (!current->entries->contains(svid->entry_id())) continue;  // removed meanwhile
+    // One copy of the map for the whole batch, and one notice to the subscribers.
+    if (!entries) entries = *current->entries;
+    entries->find(svid->entry_id())->second.svid = std::move(svid);
   }
-  if (next) Publish(std::move(next));
+  if (!entries) return;
+  auto next = std::make_shared<Snapshot>(*current);
+  next->entries = std::make_shared<const EntryMap>(std::move(*entries));
+  Publish(std::move(next));
 }
 
 std::vector<std::shared_ptr<const WorkloadX509Svid>> SvidCache::SvidsFor(const SelectorSet& selectors,
@@ -102,10 +101,10 @@ std::vector<std::shared_ptr<const WorkloadX509Svid>> SvidCache::SvidsFor(const S
   auto current = snapshot();
   std::vector<std::shared_ptr<const WorkloadX509Svid>> out;
   size_t matched = 0;
-  for (const auto& [id, entry] : *current->entries) {
-    if (!EntryMatchesWorkload(entry->selector_set(), selectors)) continue;
+  for (const auto& [id, cached] : *current->entries) {
+    if (!EntryMatchesWorkload(cached.entry->selector_set(), selectors)) continue;
     ++matched;
-    if (auto it = current->svids.find(id); it != current->svids.end()) out.push_back(it->second);
+    if (cached.svid) out.push_back(cached.svid);
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
     return std::tie(a->spiffe_id(), a->entry_id()) < std::tie(b->spiffe_id(), b->entry_id());
@@ -148,8 +147,8 @@ bool SvidCache::SetBundle(TrustBundle own) {
 std::vector<RegistrationEntry> SvidCache::EntriesFor(const SelectorSet& selectors) const {
   auto current = snapshot();
   std::vector<RegistrationEntry> out;
-  for (const auto& [id, entry] : *current->entries) {
-    if (EntryMatchesWorkload(entry->selector_set(), selectors)) out.push_back(*entry);
+  for (const auto& [id, cached] : *current->entries) {
+    if (EntryMatchesWorkload(cached.entry->selector_set(), selectors)) out.push_back(*cached.entry);
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
     return std::tie(a.spiffe_id, a.id) < std::tie(b.spiffe_id, b.id);
@@ -160,11 +159,9 @@ std::vector<RegistrationEntry> SvidCache::EntriesFor(const SelectorSet& selector
 std::vector<std::shared_ptr<const RegistrationEntry>> SvidCache::EntriesNeedingSvid(Clock::time_point now) const {
   auto current = snapshot();
   std::vector<std::shared_ptr<const RegistrationEntry>> out;
-  for (const auto& [id, entry] : *current->entries) {
-    auto it = current->svids.find(id);
-    if (it == current->svids.end() || now >= it->second->RotateAt() || !SvidFitsEntry(*it->second, *entry)) {
-      out.push_back(entry);
-    }
+  for (const auto& [id, cached] : *current->entries) {
+    const auto& svid = cached.svid;
+    if (!svid || now >= svid->RotateAt() || !SvidFitsEntry(*svid, *cached.entry)) out.push_back(cached.entry);
   }
   return out;
 }
@@ -172,8 +169,8 @@ std::vector<std::shared_ptr<const RegistrationEntry>> SvidCache::EntriesNeedingS
 std::optional<Clock::time_point> SvidCache::NextRotation() const {
   auto current = snapshot();
   std::optional<Clock::time_point> next;
-  for (const auto& [id, svid] : current->svids) {
-    if (!next || svid->RotateAt() < *next) next = svid->RotateAt();
+  for (const auto& [id, cached] : *current->entries) {
+    if (cached.svid && (!next || cached.svid->RotateAt() < *next)) next = cached.svid->RotateAt();
   }
   return next;
 }

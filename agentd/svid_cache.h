@@ -60,17 +60,23 @@ struct WorkloadJwtSvid {
 
 class SvidCache {
  public:
-  // Keyed by a view of the id inside the value itself: a key costs no string of its own, and
-  // a value replaced takes its key's storage with it (PutById keeps the two together).
-  using EntryMap = std::map<std::string_view, std::shared_ptr<const RegistrationEntry>>;
-  using SvidMap = std::map<std::string_view, std::shared_ptr<const WorkloadX509Svid>>;
+  // An entry and the X509-SVID held for it: null until the first arrives. After the entry
+  // changes shape, the SVID issued for the old shape stays until its replacement arrives, so
+  // workloads are never left without an identity meanwhile.
+  struct CachedEntry {
+    std::shared_ptr<const RegistrationEntry> entry;
+    std::shared_ptr<const WorkloadX509Svid> svid;
+  };
+  // By entry id; one map for both, so an SVID costs no map node of its own. Keyed by a view of
+  // the id inside the entry itself: a key costs no string of its own, and an entry replaced
+  // takes its key's storage with it (the cache replaces key and entry together).
+  using EntryMap = std::map<std::string_view, CachedEntry>;
   struct Snapshot {
     int64_t revision = 0;
     uint64_t version = 0;  // bumped on every change, entries or SVIDs
-    // By id. Shared between snapshots until the entries change: storing SVIDs, the common
-    // change, copies only the SVID map. Entries themselves are shared between entry maps.
+    // A change makes a new map; the entries and SVIDs in it are shared with the map before,
+    // and the map itself with every snapshot until the next change to entries or SVIDs.
     std::shared_ptr<const EntryMap> entries = std::make_shared<const EntryMap>();
-    SvidMap svids;  // by entry id
     // The agent's own trust domain's bundle; null until the first sync brings it.
     std::shared_ptr<const TrustBundle> bundle;
     // Bundles of other trust domains, by trust domain name ("example.org").

@@ -69,16 +69,17 @@ struct CallerView {
 
 CallerView ViewOf(const SvidCache::Snapshot& snapshot, const SelectorSet& selectors) {
   CallerView view;
-  for (const auto& [id, entry] : *snapshot.entries) {
-    if (EntryMatchesWorkload(entry->selector_set(), selectors)) view.entries.push_back(entry.get());
+  std::vector<const SvidCache::CachedEntry*> matched;
+  for (const auto& [id, cached] : *snapshot.entries) {
+    if (EntryMatchesWorkload(cached.entry->selector_set(), selectors)) matched.push_back(&cached);
   }
-  std::sort(view.entries.begin(), view.entries.end(), [](const auto* a, const auto* b) {
-    return std::tie(a->spiffe_id, a->id) < std::tie(b->spiffe_id, b->id);
+  std::sort(matched.begin(), matched.end(), [](const auto* a, const auto* b) {
+    return std::tie(a->entry->spiffe_id, a->entry->id) < std::tie(b->entry->spiffe_id, b->entry->id);
   });
-  for (const auto* entry : view.entries) {
-    if (auto it = snapshot.svids.find(entry->id); it != snapshot.svids.end()) {
-      view.svids.push_back(it->second);
-    }
+  for (const auto* cached : matched) {
+    const RegistrationEntry* entry = cached->entry.get();
+    view.entries.push_back(entry);
+    if (cached->svid) view.svids.push_back(cached->svid);
     for (const auto& federated : entry->federates_with) {
       auto td = TrustDomain::Parse(federated);
       if (!td.ok()) continue;

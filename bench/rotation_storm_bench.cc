@@ -37,7 +37,7 @@ Result<double> WaitForSvids(agentd::Agent& agent, size_t count, Clock::time_poin
   while (Clock::now() - start < std::chrono::minutes(5)) {
     auto snapshot = agent.cache().snapshot();
     size_t ready = 0;
-    for (const auto& [id, svid] : snapshot->svids) ready += done(*svid) ? 1 : 0;
+    for (const auto& [id, cached] : *snapshot->entries) ready += cached.svid && done(*cached.svid) ? 1 : 0;
     if (ready >= count) return std::chrono::duration<double>(Clock::now() - start).count();
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }

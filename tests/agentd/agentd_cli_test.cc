@@ -62,7 +62,7 @@ TEST_F(AgentdCliTest, FetchX509PrintsTheSvidAndWritesFilesOpensslAccepts) {
   auto entry = AddWebEntry();
   IssueSvid(entry);
   StartServer();
-  const auto svid = cache_.snapshot()->svids.at("e1");
+  const auto svid = cache_.snapshot()->entries->at("e1").svid;
 
   auto fetched = Agentd({"api", "fetch", "x509", "-socketPath", socket_path_});
   ASSERT_EQ(fetched.exit_code, 0) << fetched.err;

@@ -96,32 +96,34 @@ TEST(SvidCacheTest, RemovedEntriesTakeTheirSvidsAndLateSvidsAreDropped) {
   ASSERT_EQ(svids.size(), 1u);
   EXPECT_EQ(svids[0]->entry_id(), "b");
   cache.StoreSvid(Svid(a, Clock::now(), seconds(60)));  // signed before the removal arrived
-  EXPECT_EQ(cache.snapshot()->svids.count("a"), 0u);
+  EXPECT_EQ(cache.snapshot()->entries->count("a"), 0u);
   cache.ApplyEntries({Entry("c", "/c", {kGid10})}, {}, 4, true);  // a full sync replaces
   EXPECT_EQ(cache.snapshot()->entries->size(), 1u);
   EXPECT_EQ(cache.snapshot()->revision, 4);
 }
 
-// Each SVID shares its entry object, and a snapshot shares its entry map with the one before
-// unless the entries changed: an entry resent unchanged must keep the object held, and an entry
-// replaced must take the key that views its id with it (ASan watches the freed one).
+// Each SVID shares its entry object, and a new map shares the entries of the one before: an
+// entry resent unchanged must keep the object held, and an entry replaced must take the key that
+// views its id with it (ASan watches the freed one).
 TEST(SvidCacheTest, EntriesAreSharedBySvidsAndSnapshotsAndKeysFollowReplacedEntries) {
   SvidCache cache;
   auto a = Entry("entry-with-an-id-longer-than-short-strings-a", "/a", {kUid1001});
   auto b = Entry("entry-with-an-id-longer-than-short-strings-b", "/b", {kUid1001});
   cache.ApplyEntries({a, b}, {}, 1, true);
-  const auto held_a = cache.snapshot()->entries->at(a.id);
+  const auto held_a = cache.snapshot()->entries->at(a.id).entry;
   auto svid = std::make_shared<WorkloadX509Svid>();
   svid->issued_for = held_a;
   svid->not_before = Clock::now();
   svid->not_after = svid->not_before + seconds(60);
   const auto entries_before = cache.snapshot()->entries;
   cache.StoreSvid(svid);
-  EXPECT_EQ(cache.snapshot()->entries, entries_before);  // storing SVIDs copies no entry map
-  EXPECT_EQ(cache.snapshot()->svids.at(a.id)->issued_for, held_a);
+  EXPECT_NE(cache.snapshot()->entries, entries_before);
+  EXPECT_EQ(cache.snapshot()->entries->at(a.id).entry, held_a);  // shared, not copied
+  EXPECT_EQ(cache.snapshot()->entries->at(a.id).svid->issued_for, held_a);
+  EXPECT_EQ(entries_before->at(a.id).svid, nullptr);  // the snapshot before is as it was
 
   cache.ApplyEntries({a}, {}, 2, false);  // resent unchanged: the same object stays
-  EXPECT_EQ(cache.snapshot()->entries->at(a.id), held_a);
+  EXPECT_EQ(cache.snapshot()->entries->at(a.id).entry, held_a);
   EXPECT_EQ(cache.EntriesNeedingSvid(Clock::now()).size(), 1u);  // only b
 
   // b replaced twice over by changed entries, nothing else holding the old objects.
@@ -133,14 +135,14 @@ TEST(SvidCacheTest, EntriesAreSharedBySvidsAndSnapshotsAndKeysFollowReplacedEntr
   }
   const auto snapshot = cache.snapshot();
   ASSERT_EQ(snapshot->entries->size(), 2u);
-  EXPECT_EQ(snapshot->entries->at(b.id)->hint, "hint-4");
+  EXPECT_EQ(snapshot->entries->at(b.id).entry->hint, "hint-4");
   EXPECT_EQ(snapshot->entries->begin()->first, a.id);
   EXPECT_EQ(std::next(snapshot->entries->begin())->first, b.id);
   // a's shape changed: its SVID stays until a new one arrives, and is due for one.
   auto moved_a = a;
   moved_a.spiffe_id = "spiffe://example.org/a2";
   cache.ApplyEntries({moved_a}, {}, 5, false);
-  EXPECT_EQ(cache.snapshot()->svids.at(a.id)->spiffe_id(), "spiffe://example.org/a");
+  EXPECT_EQ(cache.snapshot()->entries->at(a.id).svid->spiffe_id(), "spiffe://example.org/a");
   const auto due = cache.EntriesNeedingSvid(Clock::now());
   ASSERT_EQ(due.size(), 2u);
   EXPECT_EQ(due[0]->spiffe_id, "spiffe://example.org/a2");
@@ -237,8 +239,8 @@ TEST(SvidCacheTest, ReadersNeverSeeHalfAppliedChanges) {
     readers.emplace_back([&] {
       while (!stop) {
         auto snapshot = cache.snapshot();
-        for (const auto& [id, svid] : snapshot->svids) {
-          if (snapshot->entries->count(id) == 0) ++torn;  // an SVID without its entry
+        for (const auto& [id, cached] : *snapshot->entries) {
+          if (cached.svid && cached.svid->entry_id() != id) ++torn;  // an SVID under another entry
         }
         (void)cache.SvidsFor(SelectorSet({kUid1001}));
       }

@@ -158,7 +158,7 @@ TEST_F(WorkloadApiTest, AWorkloadGetsItsX509SvidJwtSvidBundlesAndValidatesTokens
 
 TEST_F(WorkloadApiTest, EveryMethodRefusesACallWithoutTheSecurityHeader) {
   cache_.ApplyEntries({WorkloadEntry("e1", "/web", ::getuid())}, {}, 1, true);
-  IssueSvid(*cache_.snapshot()->entries->at("e1"));
+  IssueSvid(*cache_.snapshot()->entries->at("e1").entry);
   StartServer(WorkloadApiOptions{.metrics = &metrics_});
   json out = Client({"no-header"});
   ASSERT_EQ(out.size(), 5u) << out.dump();
@@ -440,7 +440,7 @@ TEST_F(WorkloadApiTest, BundleStreamsArePushedWhenABundleChanges) {
 
 TEST_F(WorkloadApiTest, StreamsEndWhenTheirClientGoesAway) {
   cache_.ApplyEntries({WorkloadEntry("e1", "/web", ::getuid())}, {}, 1, true);
-  IssueSvid(*cache_.snapshot()->entries->at("e1"));
+  IssueSvid(*cache_.snapshot()->entries->at("e1").entry);
   StartServer();
   auto watcher = ChildProcess::Start(ClientArgv({"watch"}, std::nullopt), dir_.path());
   ASSERT_TRUE(watcher.ok());
@@ -449,7 +449,7 @@ TEST_F(WorkloadApiTest, StreamsEndWhenTheirClientGoesAway) {
   watcher->Stop(9);
   EXPECT_TRUE(WaitUntil([&] { return OpenStreams() == 0; }));
   // Later changes find no stream to write to.
-  IssueSvid(*cache_.snapshot()->entries->at("e1"));
+  IssueSvid(*cache_.snapshot()->entries->at("e1").entry);
   EXPECT_EQ(Client({"x509", "1"})["messages"].size(), 1u);
 }
 
