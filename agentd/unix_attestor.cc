@@ -53,6 +53,8 @@ Result<std::string> StartTime(pid_t pid, int proc_dir) {
   return gone();
 }
 
+}  // namespace
+
 // Holds on to the process behind a pid while it is read. A pid names no other process before
 // its own has exited and been reaped, so while the process held is still there every read of
 // /proc/<pid> was of it. The hold is an open /proc/<pid> directory, which pidfd_send_signal
@@ -60,7 +62,7 @@ Result<std::string> StartTime(pid_t pid, int proc_dir) {
 // ThreadSanitizer cannot see, so that it knows whose descriptor this is. Older kernels: the
 // start time in /proc/<pid>/stat, read before and after, tells the same. Every read goes
 // through the held directory, never a path built from the pid again.
-class ProcessPin {
+class UnixWorkloadAttestor::ProcessPin {
  public:
   explicit ProcessPin(pid_t pid)
       : pid_(pid), fd_(::open(("/proc/" + std::to_string(pid)).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
@@ -104,6 +106,8 @@ class ProcessPin {
   int fd_;
   Result<std::string> start_time_ = NotFoundError("no start time read");
 };
+
+namespace {
 
 std::vector<gid_t> SupplementaryGroups(const std::string& status) {
   std::vector<gid_t> groups;
@@ -159,7 +163,15 @@ std::optional<Result<std::vector<Selector>>> UnixWorkloadAttestor::AttestIfHashe
 
 std::optional<Result<std::vector<Selector>>> UnixWorkloadAttestor::AttestWith(
     pid_t pid, uid_t uid, gid_t gid, const std::optional<std::vector<gid_t>>& groups, bool may_hash) {
-  const ProcessPin pin(pid);
+  // Groups read from /proc may change under a running process; only a caller whose groups
+  // came with its connection is remembered.
+  std::optional<CallerKey> caller;
+  if (groups) caller = CallerKey{pid, uid, gid, *groups};
+  if (caller) {
+    if (auto selectors = Reuse(*caller)) return Result<std::vector<Selector>>(std::move(*selectors));
+  }
+  const auto held = std::make_shared<const ProcessPin>(pid);
+  const ProcessPin& pin = *held;
   SIGIL_RETURN_IF_ERROR(pin.Pinned());
   std::vector<Selector> selectors = {{"unix", "uid:" + std::to_string(uid)},
                                      {"unix", "gid:" + std::to_string(gid)}};
@@ -171,8 +183,12 @@ std::optional<Result<std::vector<Selector>>> UnixWorkloadAttestor::AttestWith(
       selectors.push_back({"unix", "supplementary_group:" + name});
     }
   }
+  // The binary as stat sees it first, then its path: a rename between the two shows in the
+  // next call's stat.
+  const auto executable = ExecutableOf(pin.directory());
   char target[4096];
   const ssize_t length = ::readlinkat(pin.directory(), "exe", target, sizeof(target) - 1);
+  bool complete = executable.has_value();
   if (length > 0) {
     selectors.push_back({"unix", "path:" + std::string(target, static_cast<size_t>(length))});
     auto sha256 = Sha256OfExecutable(pid, pin.directory(), may_hash);
@@ -180,15 +196,71 @@ std::optional<Result<std::vector<Selector>>> UnixWorkloadAttestor::AttestWith(
     if (sha256->ok()) {
       selectors.push_back({"unix", "sha256:" + **sha256});
     } else {
+      complete = false;
       LogDebug("workload binary not hashed", {{"pid", std::to_string(pid)}, {"error", sha256->status().message()}});
     }
   } else {
+    complete = false;
     LogDebug("workload path not readable", {{"pid", std::to_string(pid)}});
   }
   if (!pin.StillThere()) {
     return NotFoundError("process " + std::to_string(pid) + " exited while it was being attested");
   }
-  return SelectorSet(std::move(selectors)).items();
+  std::vector<Selector> attested = SelectorSet(std::move(selectors)).items();
+  // What could not be read is read again next time rather than remembered.
+  if (caller && complete) {
+    Remember(std::move(*caller), {held, *executable, attested, std::chrono::steady_clock::now()});
+  }
+  return attested;
+}
+
+std::optional<UnixWorkloadAttestor::ExecutableKey> UnixWorkloadAttestor::ExecutableOf(int proc_dir) {
+  struct stat st {};
+  if (::fstatat(proc_dir, "exe", &st, 0) != 0) return std::nullopt;
+  const auto nanoseconds = [](const timespec& t) { return int64_t{t.tv_sec} * 1'000'000'000 + t.tv_nsec; };
+  return ExecutableKey{st.st_dev, st.st_ino, nanoseconds(st.st_mtim), nanoseconds(st.st_ctim), st.st_size};
+}
+
+std::optional<std::vector<Selector>> UnixWorkloadAttestor::Reuse(const CallerKey& caller) {
+  Recent recent;
+  {
+    std::lock_guard lock(mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    ForgetExpired(now);
+    auto it = recent_.find(caller);
+    if (it == recent_.end()) return std::nullopt;
+    if (now - it->second.attested_at >= kNameLifetime) {
+      recent_.erase(it);
+      return std::nullopt;
+    }
+    recent = it->second;
+  }
+  // One stat through the held directory, the only /proc read of a call made again: it fails
+  // once that process has exited, whatever runs under its pid now, and a new binary (exec)
+  // shows in it, as does the same binary renamed or linked elsewhere (its ctime moves).
+  if (ExecutableOf(recent.pin->directory()) != recent.executable) return std::nullopt;
+  return std::move(recent.selectors);
+}
+
+void UnixWorkloadAttestor::Remember(CallerKey caller, Recent recent) {
+  std::lock_guard lock(mutex_);
+  next_forget_ = {};  // a full sweep now, so a full map is full of live callers only
+  ForgetExpired(recent.attested_at);
+  if (recent_.size() >= kMaxRemembered && !recent_.contains(caller)) return;
+  recent_.insert_or_assign(std::move(caller), std::move(recent));
+}
+
+void UnixWorkloadAttestor::ForgetExpired(std::chrono::steady_clock::time_point now) {
+  // Swept on calls, at most once a second: a caller that never calls again lets go of its
+  // process's descriptor within kNameLifetime and a second of the next call of anyone.
+  if (now < next_forget_) return;
+  next_forget_ = now + std::chrono::seconds(1);
+  std::erase_if(recent_, [&](const auto& item) { return now - item.second.attested_at >= kNameLifetime; });
+}
+
+size_t UnixWorkloadAttestor::remembered_processes() const {
+  std::lock_guard lock(mutex_);
+  return recent_.size();
 }
 
 std::optional<Result<std::string>> UnixWorkloadAttestor::Sha256OfExecutable(pid_t pid, int proc_dir, bool may_hash) {

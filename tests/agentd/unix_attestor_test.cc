@@ -5,6 +5,9 @@
 #include <openssl/evp.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
+#include <fstream>
 #include <set>
 
 #include "core/openssl_util.h"
@@ -102,6 +105,65 @@ TEST(UnixAttestorTest, SupplementaryGroupsComeFromTheConnectionOrProc) {
       EXPECT_FALSE(Has(*from_connection, "supplementary_gid:" + std::to_string(gid)));
     }
   }
+}
+
+std::string PathOf(const std::vector<Selector>& selectors) {
+  for (const auto& s : selectors) {
+    if (s.value.starts_with("path:")) return s.value.substr(5);
+  }
+  return "";
+}
+
+// A caller whose groups came with its connection is remembered for its next calls, and only
+// while it is the same process running the same binary with the same credentials.
+TEST(UnixAttestorTest, RemembersACallerOnlyWhileItIsTheSameProcessAndBinary) {
+  sigil::testing::TempDir dir("sigil-attest");
+  const std::string fifo = (dir.path() / "go").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  // The shell waits on the FIFO, then becomes another program under the same pid.
+  auto child = sigil::testing::ChildProcess::Start({"sh", "-c", "read line < " + fifo + "; exec sleep 30"}, dir.path());
+  ASSERT_TRUE(child.ok()) << child.status().ToString();
+  const std::vector<gid_t> groups = {4242};
+  UnixWorkloadAttestor attestor;
+
+  auto as_shell = attestor.Attest(child->pid(), ::getuid(), ::getgid(), groups);
+  ASSERT_TRUE(as_shell.ok()) << as_shell.status().ToString();
+  const std::string shell = PathOf(*as_shell);
+  ASSERT_FALSE(shell.empty());
+  EXPECT_FALSE(shell.ends_with("/sleep")) << shell;
+  EXPECT_EQ(attestor.remembered_processes(), 1u);
+  auto again = attestor.AttestIfHashed(child->pid(), ::getuid(), ::getgid(), groups);
+  ASSERT_TRUE(again.has_value() && again->ok());
+  EXPECT_EQ(**again, *as_shell);
+
+  // Other credentials on the same pid are attested for themselves.
+  auto other_gid = attestor.Attest(child->pid(), ::getuid(), 4343, groups);
+  ASSERT_TRUE(other_gid.ok());
+  EXPECT_TRUE(Has(*other_gid, "gid:4343"));
+  EXPECT_FALSE(Has(*other_gid, "gid:" + std::to_string(::getgid())));
+  EXPECT_EQ(attestor.remembered_processes(), 2u);
+
+  {
+    std::ofstream go(fifo);
+    go << "go\n";
+  }
+  char target[4096] = {};
+  const std::string exe = "/proc/" + std::to_string(child->pid()) + "/exe";
+  ASSERT_TRUE(sigil::testing::WaitUntil([&] {
+    const ssize_t n = ::readlink(exe.c_str(), target, sizeof(target) - 1);
+    return n > 0 && std::string(target, static_cast<size_t>(n)).ends_with("/sleep");
+  }));
+  auto as_sleep = attestor.Attest(child->pid(), ::getuid(), ::getgid(), groups);
+  ASSERT_TRUE(as_sleep.ok()) << as_sleep.status().ToString();
+  EXPECT_TRUE(PathOf(*as_sleep).ends_with("/sleep")) << PathOf(*as_sleep);
+  EXPECT_NE(*as_sleep, *as_shell);
+
+  // Gone, it is not found, however recently it was attested.
+  const pid_t pid = child->pid();
+  child->Stop(9);
+  auto gone = attestor.AttestIfHashed(pid, ::getuid(), ::getgid(), groups);
+  ASSERT_TRUE(gone.has_value());
+  EXPECT_EQ(gone->status().code(), Code::kNotFound);
 }
 
 }  // namespace
