@@ -37,8 +37,9 @@ Result<std::vector<double>> Measure(transport::EventLoop& loop, const transport:
     std::vector<std::unique_ptr<transport::GrpcChannel>> channels;
     std::vector<int> calls_on_channel;
     std::vector<double> latencies;
-    int started = 0;
-    int finished = 0;
+    int started = 0;   // samples
+    int finished = 0;  // samples
+    int in_flight = 0;  // calls, warm-up calls included: the phase ends when none is left
     bool signalled = false;
     Status failure;
     std::promise<void> done;
@@ -77,13 +78,18 @@ Result<std::vector<double>> Measure(transport::EventLoop& loop, const transport:
       state->channels[static_cast<size_t>(slot)] = std::make_unique<transport::GrpcChannel>(&loop, endpoint);
     }
     const auto t0 = Clock::now();
+    ++state->in_flight;
     auto record = [state, t0, warm_up](const Status& status) {
+      --state->in_flight;
       if (!status.ok() && state->failure.ok()) state->failure = status;
-      if (warm_up) return;
-      state->latencies.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
-      ++state->finished;
+      if (!warm_up) {
+        state->latencies.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+        ++state->finished;
+      }
+      // A warm-up call may still be on its way when the last sample is in; the channels go only
+      // after it, or it would end as cancelled.
       const bool over = state->finished == state->config.samples || !state->failure.ok();
-      if (over && state->finished == state->started && !state->signalled) {
+      if (over && state->in_flight == 0 && !state->signalled) {
         state->signalled = true;
         state->done.set_value();
       }
