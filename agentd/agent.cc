@@ -454,8 +454,10 @@ size_t Agent::SignEntries(const std::vector<std::shared_ptr<const RegistrationEn
       // one run the next batch reuses rather than holes among the cached SVIDs. Each key is
       // kept as PKCS#8 DER from the moment its CSR is made for the same reason: a key object's
       // many small allocations are freed before the next key's, and reuse one another's.
+      // Only entries whose key and CSR were made are sent; `asked[i]` is the entry of item i.
       std::vector<CsrRequestItem> items;
       std::vector<Bytes> keys;
+      std::vector<const std::shared_ptr<const RegistrationEntry>*> asked;
       for (const auto& entry : batch) {
         auto key = hw::GenerateSoftKey(config_.workload_key_type);
         auto csr = key.ok() ? MakeCsr(key->get()) : Result<Bytes>(key.status());
@@ -463,37 +465,37 @@ size_t Agent::SignEntries(const std::vector<std::shared_ptr<const RegistrationEn
         if (!key_der.ok()) {
           std::lock_guard lock(failures_mutex);
           failures.emplace_back(entry->id, key_der.status());
-          keys.emplace_back();
-          items.push_back({entry->id, {}});
           continue;
         }
         keys.push_back(std::move(*key_der));
         items.push_back({entry->id, std::move(*csr)});
+        asked.push_back(&entry);
       }
+      if (items.empty()) continue;
       auto answers = client_->SignCsrBatch(items);
       if (!answers.ok()) {
         std::lock_guard lock(failures_mutex);
         batch_failure = answers.status();
-        for (const auto& entry : batch) failures.emplace_back(entry->id, answers.status());
+        for (const auto* entry : asked) failures.emplace_back((*entry)->id, answers.status());
         continue;
       }
       std::vector<std::shared_ptr<const WorkloadX509Svid>> signed_svids;
-      for (size_t i = 0; i < batch.size(); ++i) {
+      for (size_t i = 0; i < asked.size(); ++i) {
         const CsrAnswer& answer = (*answers)[i];
-        const RegistrationEntry& entry = *batch[i];
+        const RegistrationEntry& entry = **asked[i];
         if (!answer.status.ok()) {
           std::lock_guard lock(failures_mutex);
           failures.emplace_back(entry.id, answer.status);
           continue;
         }
         auto validity = answer.validity && !answer.chain_der.empty() ? *answer.validity : LeafValidity(answer.chain_der);
-        if (!validity.ok() || keys[i].empty()) {
+        if (!validity.ok()) {
           std::lock_guard lock(failures_mutex);
-          failures.emplace_back(entry.id, !validity.ok() ? validity.status() : InternalError("no key"));
+          failures.emplace_back(entry.id, validity.status());
           continue;
         }
         auto svid = std::make_shared<WorkloadX509Svid>();
-        svid->issued_for = batch[i];
+        svid->issued_for = *asked[i];
         svid->chain_der = Concatenated(answer.chain_der);
         svid->key_pkcs8_der = keys[i];
         svid->not_before = validity->first;
