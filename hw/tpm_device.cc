@@ -1,7 +1,5 @@
 #include "hw/tpm_device.h"
 
-#include <tss2/tss2_mu.h>
-#include <tss2/tss2_rc.h>
 
 #include <cstring>
 #include <fstream>
@@ -22,7 +20,7 @@ Status TpmError(TSS2_RC rc, const std::string& what) {
       ((tpm_code & 0xbf) == TPM2_RC_AUTH_FAIL || (tpm_code & 0xbf) == TPM2_RC_BAD_AUTH)) {
     code = Code::kPermissionDenied;
   }
-  return Status(code, what + ": " + Tss2_RC_Decode(rc));
+  return Status(code, what + ": " + Tss2().Tss2_RC_Decode(rc));
 }
 
 Result<TPM2B_AUTH> ReadAuthFile(const std::filesystem::path& path, std::string_view what) {
@@ -87,8 +85,8 @@ TPM2B_PUBLIC SigningKeyTemplate(KeyType type, bool has_auth) {
 Bytes MarshalBlob(const KeyBlob& blob) {
   Bytes out(sizeof(TPM2B_PRIVATE) + sizeof(TPM2B_PUBLIC));
   size_t offset = 0;
-  Tss2_MU_TPM2B_PRIVATE_Marshal(&blob.private_part, out.data(), out.size(), &offset);
-  Tss2_MU_TPM2B_PUBLIC_Marshal(&blob.public_part, out.data(), out.size(), &offset);
+  Tss2().Tss2_MU_TPM2B_PRIVATE_Marshal(&blob.private_part, out.data(), out.size(), &offset);
+  Tss2().Tss2_MU_TPM2B_PUBLIC_Marshal(&blob.public_part, out.data(), out.size(), &offset);
   out.resize(offset);
   return out;
 }
@@ -96,9 +94,9 @@ Bytes MarshalBlob(const KeyBlob& blob) {
 Result<KeyBlob> UnmarshalBlob(std::span<const uint8_t> bytes, const std::string& path) {
   KeyBlob blob;
   size_t offset = 0;
-  if (Tss2_MU_TPM2B_PRIVATE_Unmarshal(bytes.data(), bytes.size(), &offset, &blob.private_part) !=
+  if (Tss2().Tss2_MU_TPM2B_PRIVATE_Unmarshal(bytes.data(), bytes.size(), &offset, &blob.private_part) !=
           0 ||
-      Tss2_MU_TPM2B_PUBLIC_Unmarshal(bytes.data(), bytes.size(), &offset, &blob.public_part) != 0 ||
+      Tss2().Tss2_MU_TPM2B_PUBLIC_Unmarshal(bytes.data(), bytes.size(), &offset, &blob.public_part) != 0 ||
       offset != bytes.size()) {
     return Status(Code::kDataLoss, "TPM key file " + path + " is damaged");
   }
@@ -110,15 +108,16 @@ Result<std::shared_ptr<TpmDevice>> TpmDevice::Open(const std::string& tcti_confi
   static std::map<std::string, std::weak_ptr<TpmDevice>> open;
   std::lock_guard lock(mutex);
   if (auto existing = open[tcti_config].lock()) return existing;
+  SIGIL_RETURN_IF_ERROR(LoadTss2().status());
 
   auto device = std::shared_ptr<TpmDevice>(new TpmDevice());
-  TSS2_RC rc = Tss2_TctiLdr_Initialize(tcti_config.c_str(), &device->tcti_);
+  TSS2_RC rc = Tss2().Tss2_TctiLdr_Initialize(tcti_config.c_str(), &device->tcti_);
   if (rc != TSS2_RC_SUCCESS) {
     return TpmError(rc, "cannot reach the TPM through TCTI '" + tcti_config + "'");
   }
-  rc = Esys_Initialize(&device->esys_, device->tcti_, nullptr);
+  rc = Tss2().Esys_Initialize(&device->esys_, device->tcti_, nullptr);
   if (rc != TSS2_RC_SUCCESS) return TpmError(rc, "starting ESAPI on TCTI '" + tcti_config + "'");
-  rc = Esys_Startup(device->esys_, TPM2_SU_CLEAR);
+  rc = Tss2().Esys_Startup(device->esys_, TPM2_SU_CLEAR);
   if (rc != TSS2_RC_SUCCESS && rc != TPM2_RC_INITIALIZE) {
     return TpmError(rc, "starting the TPM on TCTI '" + tcti_config + "'");
   }
@@ -129,11 +128,11 @@ Result<std::shared_ptr<TpmDevice>> TpmDevice::Open(const std::string& tcti_confi
 
 TpmDevice::~TpmDevice() {
   if (esys_ != nullptr) {
-    for (auto& [id, handle] : loaded_) Esys_FlushContext(esys_, handle);
-    if (primary_ != ESYS_TR_NONE) Esys_FlushContext(esys_, primary_);
-    Esys_Finalize(&esys_);
+    for (auto& [id, handle] : loaded_) Tss2().Esys_FlushContext(esys_, handle);
+    if (primary_ != ESYS_TR_NONE) Tss2().Esys_FlushContext(esys_, primary_);
+    Tss2().Esys_Finalize(&esys_);
   }
-  if (tcti_ != nullptr) Tss2_TctiLdr_Finalize(&tcti_);
+  if (tcti_ != nullptr) Tss2().Tss2_TctiLdr_Finalize(&tcti_);
 }
 
 Result<KeyBlob> TpmDevice::CreateKey(KeyType type, const TPM2B_AUTH& auth) {
@@ -150,7 +149,7 @@ Result<KeyBlob> TpmDevice::CreateKey(KeyType type, const TPM2B_AUTH& auth) {
   TPM2B_CREATION_DATA* creation_data = nullptr;
   TPM2B_DIGEST* creation_hash = nullptr;
   TPMT_TK_CREATION* creation_ticket = nullptr;
-  const TSS2_RC rc = Esys_Create(esys_, primary_, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+  const TSS2_RC rc = Tss2().Esys_Create(esys_, primary_, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
                                  &sensitive, &in_public, &outside, &pcrs, &out_private, &out_public,
                                  &creation_data, &creation_hash, &creation_ticket);
   EsysPtr<TPM2B_PRIVATE> p1(out_private);
@@ -171,7 +170,7 @@ Result<TPMT_SIGNATURE> TpmDevice::Sign(uint64_t id, const KeyBlob& blob, const T
   validation.tag = TPM2_ST_HASHCHECK;
   validation.hierarchy = TPM2_RH_NULL;
   TPMT_SIGNATURE* signature = nullptr;
-  const TSS2_RC rc = Esys_Sign(esys_, handle, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &digest,
+  const TSS2_RC rc = Tss2().Esys_Sign(esys_, handle, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &digest,
                                &scheme, &validation, &signature);
   EsysPtr<TPMT_SIGNATURE> owned(signature);
   if (rc != TSS2_RC_SUCCESS) return TpmError(rc, "signing in the TPM");
@@ -186,7 +185,7 @@ Status TpmDevice::CheckLoads(uint64_t id, const KeyBlob& blob, const TPM2B_AUTH&
 void TpmDevice::Unload(uint64_t id) {
   std::lock_guard lock(mutex_);
   if (auto it = loaded_.find(id); it != loaded_.end()) {
-    Esys_FlushContext(esys_, it->second);
+    Tss2().Esys_FlushContext(esys_, it->second);
     loaded_.erase(it);
     lru_.remove(id);
   }
@@ -201,13 +200,13 @@ Status TpmDevice::CreatePrimary() {
   TPM2B_CREATION_DATA* creation_data = nullptr;
   TPM2B_DIGEST* creation_hash = nullptr;
   TPMT_TK_CREATION* creation_ticket = nullptr;
-  const TSS2_RC rc = Esys_CreatePrimary(
+  const TSS2_RC rc = Tss2().Esys_CreatePrimary(
       esys_, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sensitive, &in_public,
       &outside, &pcrs, &primary_, &out_public, &creation_data, &creation_hash, &creation_ticket);
-  Esys_Free(out_public);
-  Esys_Free(creation_data);
-  Esys_Free(creation_hash);
-  Esys_Free(creation_ticket);
+  Tss2().Esys_Free(out_public);
+  Tss2().Esys_Free(creation_data);
+  Tss2().Esys_Free(creation_hash);
+  Tss2().Esys_Free(creation_ticket);
   if (rc != TSS2_RC_SUCCESS) {
     primary_ = ESYS_TR_NONE;
     return TpmError(rc, "creating the storage primary key under the owner hierarchy");
@@ -219,7 +218,7 @@ void TpmDevice::EvictLoadedKeysDownTo(size_t count) {
   while (loaded_.size() > count) {
     const uint64_t oldest = lru_.front();
     lru_.pop_front();
-    Esys_FlushContext(esys_, loaded_[oldest]);
+    Tss2().Esys_FlushContext(esys_, loaded_[oldest]);
     loaded_.erase(oldest);
   }
 }
@@ -232,14 +231,14 @@ Result<ESYS_TR> TpmDevice::LoadedHandle(uint64_t id, const KeyBlob& blob, const 
   }
   EvictLoadedKeysDownTo(kMaxLoadedKeys - 1);
   ESYS_TR handle = ESYS_TR_NONE;
-  TSS2_RC rc = Esys_Load(esys_, primary_, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+  TSS2_RC rc = Tss2().Esys_Load(esys_, primary_, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
                          &blob.private_part, &blob.public_part, &handle);
   if (rc != TSS2_RC_SUCCESS) {
     return TpmError(rc, "loading a key blob into the TPM (was it made by another TPM?)");
   }
-  rc = Esys_TR_SetAuth(esys_, handle, &auth);
+  rc = Tss2().Esys_TR_SetAuth(esys_, handle, &auth);
   if (rc != TSS2_RC_SUCCESS) {
-    Esys_FlushContext(esys_, handle);
+    Tss2().Esys_FlushContext(esys_, handle);
     return TpmError(rc, "setting the key's auth value");
   }
   loaded_[id] = handle;

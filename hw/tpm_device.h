@@ -9,9 +9,6 @@
 // three objects.
 #pragma once
 
-#include <tss2/tss2_esys.h>
-#include <tss2/tss2_tctildr.h>
-
 #include <atomic>
 #include <filesystem>
 #include <functional>
@@ -26,6 +23,7 @@
 #include "core/openssl_util.h"
 #include "core/signer.h"
 #include "core/status.h"
+#include "hw/tss2_library.h"
 
 namespace sigil::hw {
 
@@ -39,7 +37,7 @@ Result<TPM2B_AUTH> ReadAuthFile(const std::filesystem::path& path, std::string_v
 
 template <typename T>
 struct EsysDeleter {
-  void operator()(T* p) const { Esys_Free(p); }
+  void operator()(T* p) const { Tss2().Esys_Free(p); }
 };
 template <typename T>
 using EsysPtr = std::unique_ptr<T, EsysDeleter<T>>;

@@ -1,8 +1,6 @@
 #include "hw/tpm_devid.h"
 
 #include <openssl/rand.h>
-#include <tss2/tss2_esys.h>
-#include <tss2/tss2_mu.h>
 
 #include <cstdio>
 #include <cstring>
@@ -82,7 +80,7 @@ class FlushOnExit {
  public:
   FlushOnExit(ESYS_CONTEXT* esys, ESYS_TR handle) : esys_(esys), handle_(handle) {}
   ~FlushOnExit() {
-    if (handle_ != ESYS_TR_NONE) Esys_FlushContext(esys_, handle_);
+    if (handle_ != ESYS_TR_NONE) Tss2().Esys_FlushContext(esys_, handle_);
   }
   FlushOnExit(const FlushOnExit&) = delete;
   FlushOnExit& operator=(const FlushOnExit&) = delete;
@@ -108,7 +106,7 @@ Result<CreatedPrimary> CreatePrimaryIn(ESYS_CONTEXT* esys, ESYS_TR hierarchy,
   TPM2B_DIGEST* creation_hash = nullptr;
   TPMT_TK_CREATION* creation_ticket = nullptr;
   const TSS2_RC rc =
-      Esys_CreatePrimary(esys, hierarchy, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sensitive,
+      Tss2().Esys_CreatePrimary(esys, hierarchy, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sensitive,
                          &in_public, &outside, &pcrs, &created.handle, &out_public, &creation_data,
                          &creation_hash, &creation_ticket);
   EsysPtr<TPM2B_PUBLIC> p1(out_public);
@@ -126,7 +124,7 @@ Result<ESYS_TR> StartEndorsementPolicySession(ESYS_CONTEXT* esys) {
   TPMT_SYM_DEF symmetric{};
   symmetric.algorithm = TPM2_ALG_NULL;
   ESYS_TR session = ESYS_TR_NONE;
-  TSS2_RC rc = Esys_StartAuthSession(esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+  TSS2_RC rc = Tss2().Esys_StartAuthSession(esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
                                      ESYS_TR_NONE, nullptr, TPM2_SE_POLICY, &symmetric,
                                      TPM2_ALG_SHA256, &session);
   if (rc != TSS2_RC_SUCCESS) return TpmError(rc, "starting the endorsement policy session");
@@ -135,12 +133,12 @@ Result<ESYS_TR> StartEndorsementPolicySession(ESYS_CONTEXT* esys) {
   const TPM2B_NONCE policy_ref{};
   TPM2B_TIMEOUT* timeout = nullptr;
   TPMT_TK_AUTH* ticket = nullptr;
-  rc = Esys_PolicySecret(esys, ESYS_TR_RH_ENDORSEMENT, session, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+  rc = Tss2().Esys_PolicySecret(esys, ESYS_TR_RH_ENDORSEMENT, session, ESYS_TR_PASSWORD, ESYS_TR_NONE,
                          ESYS_TR_NONE, &nonce_tpm, &cp_hash, &policy_ref, 0, &timeout, &ticket);
-  Esys_Free(timeout);
-  Esys_Free(ticket);
+  Tss2().Esys_Free(timeout);
+  Tss2().Esys_Free(ticket);
   if (rc != TSS2_RC_SUCCESS) {
-    Esys_FlushContext(esys, session);
+    Tss2().Esys_FlushContext(esys, session);
     return TpmError(rc, "satisfying the EK policy (PolicySecret of the endorsement hierarchy)");
   }
   return session;
@@ -158,13 +156,13 @@ class EndorsementKey {
  public:
   static Result<std::unique_ptr<EndorsementKey>> Load(ESYS_CONTEXT* esys) {
     auto key = std::unique_ptr<EndorsementKey>(new EndorsementKey(esys));
-    TSS2_RC rc = Esys_TR_FromTPMPublic(esys, kRsaEkPersistentHandle, ESYS_TR_NONE, ESYS_TR_NONE,
+    TSS2_RC rc = Tss2().Esys_TR_FromTPMPublic(esys, kRsaEkPersistentHandle, ESYS_TR_NONE, ESYS_TR_NONE,
                                        ESYS_TR_NONE, &key->handle_);
     if (rc == TSS2_RC_SUCCESS) {
       TPM2B_PUBLIC* out_public = nullptr;
       TPM2B_NAME* name = nullptr;
       TPM2B_NAME* qualified_name = nullptr;
-      rc = Esys_ReadPublic(esys, key->handle_, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+      rc = Tss2().Esys_ReadPublic(esys, key->handle_, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
                            &out_public, &name, &qualified_name);
       EsysPtr<TPM2B_PUBLIC> p1(out_public);
       EsysPtr<TPM2B_NAME> p2(name);
@@ -178,7 +176,7 @@ class EndorsementKey {
         key->public_part_ = *out_public;
         return key;
       }
-      Esys_TR_Close(esys, &key->handle_);
+      Tss2().Esys_TR_Close(esys, &key->handle_);
       key->handle_ = ESYS_TR_NONE;
     } else if (!IsMissingHandle(rc)) {
       return TpmError(rc, "looking up the persistent EK");
@@ -195,9 +193,9 @@ class EndorsementKey {
   ~EndorsementKey() {
     if (handle_ == ESYS_TR_NONE) return;
     if (transient_) {
-      Esys_FlushContext(esys_, handle_);
+      Tss2().Esys_FlushContext(esys_, handle_);
     } else {
-      Esys_TR_Close(esys_, &handle_);
+      Tss2().Esys_TR_Close(esys_, &handle_);
     }
   }
   EndorsementKey(const EndorsementKey&) = delete;
@@ -219,19 +217,19 @@ class EndorsementKey {
 // than the certificate, so the DER is cut to its own length.
 Result<Bytes> ReadEkCertificate(ESYS_CONTEXT* esys) {
   ESYS_TR index = ESYS_TR_NONE;
-  TSS2_RC rc = Esys_TR_FromTPMPublic(esys, kRsaEkCertificateIndex, ESYS_TR_NONE, ESYS_TR_NONE,
+  TSS2_RC rc = Tss2().Esys_TR_FromTPMPublic(esys, kRsaEkCertificateIndex, ESYS_TR_NONE, ESYS_TR_NONE,
                                      ESYS_TR_NONE, &index);
   if (IsMissingHandle(rc)) return Bytes{};
   if (rc != TSS2_RC_SUCCESS) return TpmError(rc, "looking up the EK certificate's NV index");
   struct CloseOnExit {
     ESYS_CONTEXT* esys;
     ESYS_TR* index;
-    ~CloseOnExit() { Esys_TR_Close(esys, index); }
+    ~CloseOnExit() { Tss2().Esys_TR_Close(esys, index); }
   } close{esys, &index};
 
   TPM2B_NV_PUBLIC* nv_public = nullptr;
   TPM2B_NAME* nv_name = nullptr;
-  rc = Esys_NV_ReadPublic(esys, index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &nv_public,
+  rc = Tss2().Esys_NV_ReadPublic(esys, index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &nv_public,
                           &nv_name);
   EsysPtr<TPM2B_NV_PUBLIC> owned_public(nv_public);
   EsysPtr<TPM2B_NAME> owned_name(nv_name);
@@ -247,7 +245,7 @@ Result<Bytes> ReadEkCertificate(ESYS_CONTEXT* esys) {
   for (UINT16 offset = 0; offset < size;) {
     const UINT16 chunk = std::min<UINT16>(kNvReadChunk, size - offset);
     TPM2B_MAX_NV_BUFFER* data = nullptr;
-    rc = Esys_NV_Read(esys, auth, index, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, chunk,
+    rc = Tss2().Esys_NV_Read(esys, auth, index, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, chunk,
                       offset, &data);
     EsysPtr<TPM2B_MAX_NV_BUFFER> owned_data(data);
     if (rc != TSS2_RC_SUCCESS) return TpmError(rc, "reading the EK certificate from NV");
@@ -274,7 +272,7 @@ class DevIdKey {
                                                 const TPM2B_AUTH& auth) {
     auto key = std::unique_ptr<DevIdKey>(new DevIdKey(esys, persistent_handle != 0));
     if (persistent_handle != 0) {
-      const TSS2_RC rc = Esys_TR_FromTPMPublic(esys, persistent_handle, ESYS_TR_NONE, ESYS_TR_NONE,
+      const TSS2_RC rc = Tss2().Esys_TR_FromTPMPublic(esys, persistent_handle, ESYS_TR_NONE, ESYS_TR_NONE,
                                                ESYS_TR_NONE, &key->handle_);
       if (rc != TSS2_RC_SUCCESS) {
         key->handle_ = ESYS_TR_NONE;
@@ -282,14 +280,14 @@ class DevIdKey {
             rc, "finding the DevID key at persistent handle " + HandleText(persistent_handle));
       }
     } else {
-      const TSS2_RC rc = Esys_Load(esys, srk, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+      const TSS2_RC rc = Tss2().Esys_Load(esys, srk, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
                                    &blob.private_part, &blob.public_part, &key->handle_);
       if (rc != TSS2_RC_SUCCESS) {
         key->handle_ = ESYS_TR_NONE;
         return TpmError(rc, "loading the DevID key (was it made by another TPM?)");
       }
     }
-    const TSS2_RC rc = Esys_TR_SetAuth(esys, key->handle_, &auth);
+    const TSS2_RC rc = Tss2().Esys_TR_SetAuth(esys, key->handle_, &auth);
     if (rc != TSS2_RC_SUCCESS) return TpmError(rc, "setting the DevID key's auth value");
     return key;
   }
@@ -297,9 +295,9 @@ class DevIdKey {
   ~DevIdKey() {
     if (handle_ == ESYS_TR_NONE) return;
     if (persistent_) {
-      Esys_TR_Close(esys_, &handle_);
+      Tss2().Esys_TR_Close(esys_, &handle_);
     } else {
-      Esys_FlushContext(esys_, handle_);
+      Tss2().Esys_FlushContext(esys_, handle_);
     }
   }
   DevIdKey(const DevIdKey&) = delete;
@@ -312,7 +310,7 @@ class DevIdKey {
     TPM2B_PUBLIC* out_public = nullptr;
     TPM2B_NAME* name = nullptr;
     TPM2B_NAME* qualified_name = nullptr;
-    const TSS2_RC rc = Esys_ReadPublic(esys_, handle_, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+    const TSS2_RC rc = Tss2().Esys_ReadPublic(esys_, handle_, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
                                        &out_public, &name, &qualified_name);
     EsysPtr<TPM2B_PUBLIC> p1(out_public);
     EsysPtr<TPM2B_NAME> p2(name);
@@ -340,11 +338,11 @@ class HierarchyAuth {
  public:
   HierarchyAuth(ESYS_CONTEXT* esys, ESYS_TR hierarchy, const TPM2B_AUTH& auth)
       : esys_(esys), hierarchy_(hierarchy) {
-    Esys_TR_SetAuth(esys_, hierarchy_, &auth);
+    Tss2().Esys_TR_SetAuth(esys_, hierarchy_, &auth);
   }
   ~HierarchyAuth() {
     const TPM2B_AUTH empty{};
-    Esys_TR_SetAuth(esys_, hierarchy_, &empty);
+    Tss2().Esys_TR_SetAuth(esys_, hierarchy_, &empty);
   }
   HierarchyAuth(const HierarchyAuth&) = delete;
   HierarchyAuth& operator=(const HierarchyAuth&) = delete;
@@ -426,7 +424,7 @@ Result<std::unique_ptr<TpmDevIdAgent>> TpmDevIdAgent::Open(const TpmDevIdConfig&
     SIGIL_ASSIGN_OR_RETURN(impl->devid.public_part,
                            ParseTpm2bPublic(public_bytes, config.devid_public_path.string()));
     size_t offset = 0;
-    if (Tss2_MU_TPM2B_PRIVATE_Unmarshal(private_bytes.data(), private_bytes.size(), &offset,
+    if (Tss2().Tss2_MU_TPM2B_PRIVATE_Unmarshal(private_bytes.data(), private_bytes.size(), &offset,
                                         &impl->devid.private_part) != 0 ||
         offset != private_bytes.size()) {
       return InvalidArgumentError(config.devid_private_path.string() +
@@ -492,7 +490,7 @@ Result<TpmDevIdEvidence> TpmDevIdAgent::MakeEvidence() {
     TPM2B_ATTEST* certify_info = nullptr;
     TPMT_SIGNATURE* signature = nullptr;
     const TSS2_RC rc =
-        Esys_Certify(esys, devid->handle(), ak.handle, ESYS_TR_PASSWORD, ESYS_TR_PASSWORD,
+        Tss2().Esys_Certify(esys, devid->handle(), ak.handle, ESYS_TR_PASSWORD, ESYS_TR_PASSWORD,
                      ESYS_TR_NONE, &qualifying, &scheme, &certify_info, &signature);
     EsysPtr<TPM2B_ATTEST> owned_info(certify_info);
     EsysPtr<TPMT_SIGNATURE> owned_signature(signature);
@@ -500,7 +498,7 @@ Result<TpmDevIdEvidence> TpmDevIdAgent::MakeEvidence() {
       return TpmError(rc, "certifying the DevID key with the attestation key");
     Bytes info(sizeof(TPM2B_ATTEST));
     size_t size = 0;
-    Tss2_MU_TPM2B_ATTEST_Marshal(certify_info, info.data(), info.size(), &size);
+    Tss2().Tss2_MU_TPM2B_ATTEST_Marshal(certify_info, info.data(), info.size(), &size);
     info.resize(size);
     evidence.certify_info = std::move(info);
     evidence.certify_signature = MarshalTpmtSignature(*signature);
@@ -521,7 +519,7 @@ Result<TpmDevIdAnswer> TpmDevIdAgent::AnswerChallenge(const TpmDevIdChallenge& c
   TPM2B_ID_OBJECT credential_blob{};
   TPM2B_ENCRYPTED_SECRET encrypted_secret{};
   size_t offset = 0;
-  if (Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(challenge.credential_blob.data(),
+  if (Tss2().Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(challenge.credential_blob.data(),
                                         challenge.credential_blob.size(), &offset,
                                         &credential_blob) != 0 ||
       offset != challenge.credential_blob.size()) {
@@ -529,7 +527,7 @@ Result<TpmDevIdAnswer> TpmDevIdAgent::AnswerChallenge(const TpmDevIdChallenge& c
         "the challenge's credential_blob is not a marshalled TPM2B_ID_OBJECT");
   }
   offset = 0;
-  if (Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(challenge.encrypted_secret.data(),
+  if (Tss2().Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(challenge.encrypted_secret.data(),
                                                challenge.encrypted_secret.size(), &offset,
                                                &encrypted_secret) != 0 ||
       offset != challenge.encrypted_secret.size()) {
@@ -566,7 +564,7 @@ Result<TpmDevIdAnswer> TpmDevIdAgent::AnswerChallenge(const TpmDevIdChallenge& c
       validation.tag = TPM2_ST_HASHCHECK;
       validation.hierarchy = TPM2_RH_NULL;
       TPMT_SIGNATURE* signature = nullptr;
-      const TSS2_RC rc = Esys_Sign(esys, devid->handle(), ESYS_TR_PASSWORD, ESYS_TR_NONE,
+      const TSS2_RC rc = Tss2().Esys_Sign(esys, devid->handle(), ESYS_TR_PASSWORD, ESYS_TR_NONE,
                                    ESYS_TR_NONE, &digest, &scheme, &validation, &signature);
       EsysPtr<TPMT_SIGNATURE> owned(signature);
       if (rc != TSS2_RC_SUCCESS)
@@ -588,7 +586,7 @@ Result<TpmDevIdAnswer> TpmDevIdAgent::AnswerChallenge(const TpmDevIdChallenge& c
     FlushOnExit flush_session(esys, session);
     TPM2B_DIGEST* secret = nullptr;
     const TSS2_RC rc =
-        Esys_ActivateCredential(esys, ak.handle, ek->handle(), ESYS_TR_PASSWORD, session,
+        Tss2().Esys_ActivateCredential(esys, ak.handle, ek->handle(), ESYS_TR_PASSWORD, session,
                                 ESYS_TR_NONE, &credential_blob, &encrypted_secret, &secret);
     EsysPtr<TPM2B_DIGEST> owned_secret(secret);
     if (rc != TSS2_RC_SUCCESS) {

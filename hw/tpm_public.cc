@@ -1,9 +1,10 @@
 #include "hw/tpm_public.h"
 
 #include <openssl/rsa.h>
-#include <tss2/tss2_mu.h>
 
 #include <cstring>
+
+#include "hw/tss2_library.h"
 
 namespace sigil::hw {
 
@@ -58,7 +59,7 @@ Result<Bytes> TpmObjectName(const TPMT_PUBLIC& area) {
   if (md == nullptr) return InvalidArgumentError("TPM object has an unsupported name algorithm");
   Bytes marshalled(sizeof(TPMT_PUBLIC));
   size_t size = 0;
-  if (Tss2_MU_TPMT_PUBLIC_Marshal(&area, marshalled.data(), marshalled.size(), &size) != 0) {
+  if (Tss2().Tss2_MU_TPMT_PUBLIC_Marshal(&area, marshalled.data(), marshalled.size(), &size) != 0) {
     return InvalidArgumentError("TPM public area cannot be marshalled");
   }
   Bytes name(2 + EVP_MD_get_size(md));
@@ -74,7 +75,7 @@ Result<Bytes> TpmObjectName(const TPMT_PUBLIC& area) {
 Bytes MarshalTpm2bPublic(const TPM2B_PUBLIC& value) {
   Bytes out(sizeof(TPM2B_PUBLIC));
   size_t size = 0;
-  Tss2_MU_TPM2B_PUBLIC_Marshal(&value, out.data(), out.size(), &size);
+  Tss2().Tss2_MU_TPM2B_PUBLIC_Marshal(&value, out.data(), out.size(), &size);
   out.resize(size);
   return out;
 }
@@ -82,7 +83,7 @@ Bytes MarshalTpm2bPublic(const TPM2B_PUBLIC& value) {
 Result<TPM2B_PUBLIC> ParseTpm2bPublic(std::span<const uint8_t> bytes, std::string_view what) {
   TPM2B_PUBLIC value{};
   size_t offset = 0;
-  if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(bytes.data(), bytes.size(), &offset, &value) != 0 ||
+  if (Tss2().Tss2_MU_TPM2B_PUBLIC_Unmarshal(bytes.data(), bytes.size(), &offset, &value) != 0 ||
       offset != bytes.size()) {
     return InvalidArgumentError(std::string(what) + " is not a marshalled TPM2B_PUBLIC");
   }
@@ -92,7 +93,7 @@ Result<TPM2B_PUBLIC> ParseTpm2bPublic(std::span<const uint8_t> bytes, std::strin
 Bytes MarshalTpmtSignature(const TPMT_SIGNATURE& value) {
   Bytes out(sizeof(TPMT_SIGNATURE));
   size_t size = 0;
-  Tss2_MU_TPMT_SIGNATURE_Marshal(&value, out.data(), out.size(), &size);
+  Tss2().Tss2_MU_TPMT_SIGNATURE_Marshal(&value, out.data(), out.size(), &size);
   out.resize(size);
   return out;
 }
@@ -100,7 +101,7 @@ Bytes MarshalTpmtSignature(const TPMT_SIGNATURE& value) {
 Result<TPMT_SIGNATURE> ParseTpmtSignature(std::span<const uint8_t> bytes, std::string_view what) {
   TPMT_SIGNATURE value{};
   size_t offset = 0;
-  if (Tss2_MU_TPMT_SIGNATURE_Unmarshal(bytes.data(), bytes.size(), &offset, &value) != 0 ||
+  if (Tss2().Tss2_MU_TPMT_SIGNATURE_Unmarshal(bytes.data(), bytes.size(), &offset, &value) != 0 ||
       offset != bytes.size()) {
     return InvalidArgumentError(std::string(what) + " is not a marshalled TPMT_SIGNATURE");
   }

@@ -4,13 +4,13 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
-#include <tss2/tss2_mu.h>
 
 #include <cstring>
 #include <fstream>
 
 #include "core/trust_bundle.h"
 #include "hw/tpm_public.h"
+#include "hw/tss2_library.h"
 
 namespace sigil::serverd {
 
@@ -261,11 +261,11 @@ Result<MadeCredential> MakeCredential(const TPMT_PUBLIC& ek, std::span<const uin
   made.credential_blob.resize(sizeof(TPM2B_ID_OBJECT));
   made.encrypted_secret.resize(sizeof(TPM2B_ENCRYPTED_SECRET));
   size_t size = 0;
-  Tss2_MU_TPM2B_ID_OBJECT_Marshal(&id_object, made.credential_blob.data(),
+  hw::Tss2().Tss2_MU_TPM2B_ID_OBJECT_Marshal(&id_object, made.credential_blob.data(),
                                   made.credential_blob.size(), &size);
   made.credential_blob.resize(size);
   size = 0;
-  Tss2_MU_TPM2B_ENCRYPTED_SECRET_Marshal(&encrypted_secret, made.encrypted_secret.data(),
+  hw::Tss2().Tss2_MU_TPM2B_ENCRYPTED_SECRET_Marshal(&encrypted_secret, made.encrypted_secret.data(),
                                          made.encrypted_secret.size(), &size);
   made.encrypted_secret.resize(size);
   return made;
@@ -291,6 +291,8 @@ TpmDevIdAttestor::~TpmDevIdAttestor() = default;
 
 Result<std::unique_ptr<TpmDevIdAttestor>> TpmDevIdAttestor::Create(
     const TpmDevIdAttestorConfig& config) {
+  // Checking a host's TPM evidence reads TPM structures with tpm2-tss.
+  SIGIL_RETURN_IF_ERROR(hw::LoadTss2().status());
   if (config.devid_ca_paths.empty())
     return InvalidArgumentError("tpm_devid: devid_ca_path is required");
   if (config.endorsement_ca_paths.empty() && !config.allow_ek_without_certificate) {
@@ -399,14 +401,14 @@ Result<TpmDevIdChallenge> TpmDevIdAttestor::Begin(const TpmDevIdEvidence& eviden
 
   TPM2B_ATTEST attest_bytes{};
   size_t offset = 0;
-  if (Tss2_MU_TPM2B_ATTEST_Unmarshal(evidence.certify_info.data(), evidence.certify_info.size(),
+  if (hw::Tss2().Tss2_MU_TPM2B_ATTEST_Unmarshal(evidence.certify_info.data(), evidence.certify_info.size(),
                                      &offset, &attest_bytes) != 0 ||
       offset != evidence.certify_info.size()) {
     return InvalidArgumentError("tpm_devid: certify_info is not a marshalled TPM2B_ATTEST");
   }
   TPMS_ATTEST attest{};
   offset = 0;
-  if (Tss2_MU_TPMS_ATTEST_Unmarshal(attest_bytes.attestationData, attest_bytes.size, &offset,
+  if (hw::Tss2().Tss2_MU_TPMS_ATTEST_Unmarshal(attest_bytes.attestationData, attest_bytes.size, &offset,
                                     &attest) != 0 ||
       offset != attest_bytes.size) {
     return InvalidArgumentError("tpm_devid: certify_info does not hold a TPMS_ATTEST");
