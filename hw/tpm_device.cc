@@ -1,6 +1,5 @@
 #include "hw/tpm_device.h"
 
-
 #include <cstring>
 #include <fstream>
 

@@ -393,6 +393,8 @@ Result<std::unique_ptr<TpmDevIdAgent>> TpmDevIdAgent::Open(const TpmDevIdConfig&
                                 DevIdKey::HandleText(persistent) +
                                 " is not a persistent handle (0x81xxxxxx)");
   }
+  // The key files are parsed with tpm2-tss before the TPM is opened.
+  SIGIL_RETURN_IF_ERROR(LoadTss2().status());
   auto impl = std::make_unique<Impl>();
   impl->persistent_handle = persistent;
   SIGIL_ASSIGN_OR_RETURN(impl->devid_auth,

@@ -4,8 +4,8 @@
 // wrappers are written here because tpm2-tss ships none; the types and constants still come
 // from its headers.
 //
-// Code that may be the first TPM use in the process (opening a TPM, serverd's DevID attestor)
-// calls LoadTss2() and returns its error; everything after uses Tss2().
+// Code that may be the first TPM use in the process (opening a TPM, the agent's DevID, serverd's
+// DevID attestor) calls LoadTss2() and returns its error; everything after uses Tss2().
 #pragma once
 
 #include <tss2/tss2_esys.h>
