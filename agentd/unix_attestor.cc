@@ -191,7 +191,7 @@ std::optional<Result<std::vector<Selector>>> UnixWorkloadAttestor::AttestWith(
   bool complete = executable.has_value();
   if (length > 0) {
     selectors.push_back({"unix", "path:" + std::string(target, static_cast<size_t>(length))});
-    auto sha256 = Sha256OfExecutable(pid, pin.directory(), may_hash);
+    auto sha256 = Sha256OfExecutable(pid, pin.directory(), executable, may_hash);
     if (!sha256) return std::nullopt;
     if (sha256->ok()) {
       selectors.push_back({"unix", "sha256:" + **sha256});
@@ -214,11 +214,16 @@ std::optional<Result<std::vector<Selector>>> UnixWorkloadAttestor::AttestWith(
   return attested;
 }
 
-std::optional<UnixWorkloadAttestor::ExecutableKey> UnixWorkloadAttestor::ExecutableOf(int proc_dir) {
-  struct stat st {};
-  if (::fstatat(proc_dir, "exe", &st, 0) != 0) return std::nullopt;
+UnixWorkloadAttestor::ExecutableKey UnixWorkloadAttestor::KeyOf(const struct stat& st) {
   const auto nanoseconds = [](const timespec& t) { return int64_t{t.tv_sec} * 1'000'000'000 + t.tv_nsec; };
   return ExecutableKey{st.st_dev, st.st_ino, nanoseconds(st.st_mtim), nanoseconds(st.st_ctim), st.st_size};
+}
+
+std::optional<UnixWorkloadAttestor::ExecutableKey> UnixWorkloadAttestor::ExecutableOf(int proc_dir) {
+  // stat follows the link to the file the process runs, without opening it.
+  struct stat st {};
+  if (::fstatat(proc_dir, "exe", &st, 0) != 0) return std::nullopt;
+  return KeyOf(st);
 }
 
 std::optional<std::vector<Selector>> UnixWorkloadAttestor::Reuse(const CallerKey& caller) {
@@ -263,16 +268,12 @@ size_t UnixWorkloadAttestor::remembered_processes() const {
   return recent_.size();
 }
 
-std::optional<Result<std::string>> UnixWorkloadAttestor::Sha256OfExecutable(pid_t pid, int proc_dir, bool may_hash) {
-  const auto key_of = [](const struct stat& st) {
-    return FileKey{st.st_dev, st.st_ino, int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec, st.st_size};
-  };
+std::optional<Result<std::string>> UnixWorkloadAttestor::Sha256OfExecutable(
+    pid_t pid, int proc_dir, const std::optional<ExecutableKey>& executable, bool may_hash) {
   if (!may_hash) {
-    // stat follows the link to the file the process runs, without opening it.
-    struct stat st {};
-    if (::fstatat(proc_dir, "exe", &st, 0) != 0) return std::nullopt;  // let the full path report why
+    if (!executable) return std::nullopt;  // let the full path report why
     std::lock_guard lock(mutex_);
-    if (auto it = sha256_cache_.find(key_of(st)); it != sha256_cache_.end()) return Result<std::string>(it->second);
+    if (auto it = sha256_cache_.find(*executable); it != sha256_cache_.end()) return Result<std::string>(it->second);
     return std::nullopt;
   }
   // /proc/<pid>/exe opens the very file the process runs, even when its path was replaced.
@@ -283,7 +284,7 @@ std::optional<Result<std::string>> UnixWorkloadAttestor::Sha256OfExecutable(pid_
     ::close(fd);
     return PermissionDeniedError("cannot stat the binary of process " + std::to_string(pid));
   }
-  const FileKey key = key_of(st);
+  const ExecutableKey key = KeyOf(st);
   {
     std::lock_guard lock(mutex_);
     if (auto it = sha256_cache_.find(key); it != sha256_cache_.end()) {

@@ -26,6 +26,8 @@
 #include "core/selector.h"
 #include "core/status.h"
 
+struct stat;
+
 namespace sigil::agentd {
 
 class UnixWorkloadAttestor {
@@ -60,11 +62,19 @@ class UnixWorkloadAttestor {
   std::optional<Result<std::vector<Selector>>> AttestWith(pid_t pid, uid_t uid, gid_t gid,
                                                           const std::optional<std::vector<gid_t>>& groups,
                                                           bool may_hash);
-  // proc_dir: the process's open /proc/<pid> directory. nullopt: not cached and `may_hash` is false.
-  std::optional<Result<std::string>> Sha256OfExecutable(pid_t pid, int proc_dir, bool may_hash);
+  // The binary as stat sees it through /proc/<pid>/exe: what changes when it is replaced, and
+  // its ctime, which moves when it is renamed or linked. Keys the hashes, and tells a
+  // remembered caller still runs the binary it was attested with.
+  using ExecutableKey = std::tuple<dev_t, ino_t, int64_t /*mtime ns*/, int64_t /*ctime ns*/, off_t /*size*/>;
+  static ExecutableKey KeyOf(const struct stat& st);
+  // What stat says of the binary a process runs, through its open /proc directory.
+  static std::optional<ExecutableKey> ExecutableOf(int proc_dir);
 
-  // Hashing a binary is costly; keyed by what changes when it is replaced.
-  using FileKey = std::tuple<dev_t, ino_t, int64_t /*mtime ns*/, off_t /*size*/>;
+  // proc_dir: the process's open /proc/<pid> directory; `executable`: ExecutableOf it.
+  // nullopt: not cached and `may_hash` is false.
+  std::optional<Result<std::string>> Sha256OfExecutable(pid_t pid, int proc_dir,
+                                                        const std::optional<ExecutableKey>& executable, bool may_hash);
+
   struct Name {
     std::string name;  // empty: there is no such user or group
     std::chrono::steady_clock::time_point looked_up;
@@ -82,16 +92,12 @@ class UnixWorkloadAttestor {
   // connection's, part of the key. After kNameLifetime it is attested anew, so names are as
   // fresh as they would be.
   using CallerKey = std::tuple<pid_t, uid_t, gid_t, std::vector<gid_t>>;
-  // The binary as stat sees it through /proc/<pid>/exe; ctime moves when it is renamed or linked.
-  using ExecutableKey = std::tuple<dev_t, ino_t, int64_t /*mtime ns*/, int64_t /*ctime ns*/, off_t /*size*/>;
   struct Recent {
     std::shared_ptr<const ProcessPin> pin;
     ExecutableKey executable;
     std::vector<Selector> selectors;
     std::chrono::steady_clock::time_point attested_at;
   };
-  // What stat says of the binary a process runs, through its open /proc directory.
-  static std::optional<ExecutableKey> ExecutableOf(int proc_dir);
   std::optional<std::vector<Selector>> Reuse(const CallerKey& caller);
   void Remember(CallerKey caller, Recent recent);
   void ForgetExpired(std::chrono::steady_clock::time_point now);  // with mutex_ held
@@ -99,7 +105,7 @@ class UnixWorkloadAttestor {
   mutable std::mutex mutex_;
   std::map<CallerKey, Recent> recent_;
   std::chrono::steady_clock::time_point next_forget_;
-  std::map<FileKey, std::string> sha256_cache_;
+  std::map<ExecutableKey, std::string> sha256_cache_;  // hashing a binary is costly
   NameCache user_names_;
   NameCache group_names_;
 };
