@@ -26,9 +26,9 @@
 #include <vector>
 
 #include "agentd/agent_config.h"
-#include "agentd/server_client.h"
-#include "agentd/svid_cache.h"
-#include "agentd/workload_api.h"
+#include "agentd/sync/server_client.h"
+#include "agentd/sync/svid_cache.h"
+#include "agentd/workload/workload_api.h"
 #include "core/metrics.h"
 #include "transport/event_loop.h"
 #include "transport/plain_http_server.h"

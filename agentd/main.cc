@@ -1,15 +1,15 @@
 // agentd: the commands that ask a running agent over its Workload API socket (see cli.h).
 //
 // `agentd run`, the agent itself (attestation to serverd, entry sync, SVID rotation and the
-// Workload API server), is in agentd/agent_main.h.
+// Workload API server), is in agentd/cli/run.h.
 #include <signal.h>
 
 #include <iostream>
 #include <string>
 #include <vector>
 
-#include "agentd/agent_main.h"
-#include "agentd/cli.h"
+#include "agentd/cli/run.h"
+#include "agentd/cli/cli.h"
 
 int main(int argc, char** argv) {
   // A workload socket that closes under `api watch` is an error to report, not a signal.

@@ -5,7 +5,7 @@
 #include "core/csr.h"
 #include "core/trust_bundle.h"
 #include "hw/soft_key_store.h"
-#include "serverd/entry_json.h"
+#include "serverd/admin/entry_json.h"
 #include "tests/support/process.h"
 
 namespace sigil::bench {

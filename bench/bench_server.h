@@ -3,7 +3,7 @@
 // go through the admin API on its Unix socket, as `serverd` commands would send them.
 //
 // Thread safety: BenchServer from one thread; a BenchAgent's client from many (see
-// agentd/server_client.h), its set-up from one.
+// agentd/sync/server_client.h), its set-up from one.
 #pragma once
 
 #include <filesystem>
@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "agentd/server_client.h"
+#include "agentd/sync/server_client.h"
 #include "core/status.h"
 #include "hw/key_store.h"
-#include "serverd/admin_server.h"
+#include "serverd/admin/admin_server.h"
 #include "serverd/server.h"
 #include "serverd/server_config.h"
 #include "transport/event_loop.h"

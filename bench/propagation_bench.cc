@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <mutex>
 
-#include "agentd/workload.pb.h"
+#include "agentd/workload/workload.pb.h"
 #include "bench/agentd_env.h"
 #include "bench/bench_report.h"
 #include "transport/event_loop.h"

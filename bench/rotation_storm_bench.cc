@@ -16,7 +16,7 @@
 #include "bench/bench_report.h"
 #include "bench/bench_server.h"
 #include "core/log.h"
-#include "serverd/entry_json.h"
+#include "serverd/admin/entry_json.h"
 #include "tests/support/process.h"
 
 namespace sigil::bench {

@@ -7,8 +7,8 @@
 
 #include "core/cli_args.h"
 #include "core/log.h"
-#include "serverd/admin_server.h"
-#include "serverd/cli.h"
+#include "serverd/admin/admin_server.h"
+#include "serverd/admin/cli.h"
 #include "serverd/server.h"
 
 namespace {

@@ -6,7 +6,7 @@
 #include "core/jwt_svid.h"
 #include "core/log.h"
 #include "core/x509_svid.h"
-#include "serverd/sqlite_datastore.h"
+#include "serverd/datastore/sqlite_datastore.h"
 
 namespace sigil::serverd {
 

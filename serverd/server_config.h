@@ -56,7 +56,7 @@
 #include "core/spiffe_id.h"
 #include "core/status.h"
 #include "hw/key_store.h"
-#include "serverd/tpm_devid_attestor.h"
+#include "serverd/attestor/tpm_devid_attestor.h"
 
 namespace sigil::serverd {
 

@@ -7,7 +7,7 @@
 #include <ctime>
 #include <sstream>
 
-#include "agentd/cli.h"
+#include "agentd/cli/cli.h"
 #include "tests/agentd/workload_api_fixture.h"
 
 namespace sigil::agentd::testing {

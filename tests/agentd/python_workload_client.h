@@ -1,5 +1,5 @@
 // The stock Python gRPC client (Debian's python3-grpcio) driving a Workload API socket through
-// workload_client.py, with stubs generated at test time from agentd/workload.proto. Runs as
+// workload_client.py, with stubs generated at test time from agentd/workload/workload.proto. Runs as
 // the test's own uid or, through setpriv, as another.
 #pragma once
 
@@ -22,7 +22,7 @@ class PythonWorkloadClient {
     std::filesystem::create_directories(stub_dir);
     SIGIL_ASSIGN_OR_RETURN(auto generated,
                            sigil::testing::RunProcess({"/usr/bin/python3", "-m", "grpc_tools.protoc", "-I",
-                                                       SIGIL_AGENTD_SOURCE_DIR, "-I", "/usr/include",
+                                                       SIGIL_WORKLOAD_PROTO_DIR, "-I", "/usr/include",
                                                        "--python_out=" + stub_dir.string(),
                                                        "--grpc_python_out=" + stub_dir.string(), "workload.proto"}));
     if (generated.exit_code != 0) return InternalError("grpc_tools.protoc failed: " + generated.err);

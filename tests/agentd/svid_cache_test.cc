@@ -1,4 +1,4 @@
-#include "agentd/svid_cache.h"
+#include "agentd/sync/svid_cache.h"
 
 #include <gtest/gtest.h>
 

@@ -13,7 +13,7 @@
 #include <set>
 #include <sstream>
 
-#include "agentd/server_client.h"
+#include "agentd/sync/server_client.h"
 #include "core/csr.h"
 #include "core/tpm_devid.h"
 #include "core/trust_bundle.h"

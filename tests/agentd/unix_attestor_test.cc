@@ -1,5 +1,5 @@
 // Unix workload attestation of real processes: this test's own and a child's.
-#include "agentd/unix_attestor.h"
+#include "agentd/attestor/unix_attestor.h"
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>

@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "agentd/svid_cache.h"
-#include "agentd/workload_api.h"
+#include "agentd/sync/svid_cache.h"
+#include "agentd/workload/workload_api.h"
 #include "core/jwt_svid.h"
 #include "core/trust_bundle.h"
 #include "hw/soft_key_store.h"

@@ -1,7 +1,7 @@
 // The Workload API against the stock Python gRPC client (grpcio) on a real Unix socket, with
 // callers told apart by the uid the kernel reports for their connection; raw response bytes
 // are read with Sigil's own gRPC client.
-#include "agentd/workload_api.h"
+#include "agentd/workload/workload_api.h"
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
@@ -21,7 +21,7 @@
 #include <sstream>
 #include <thread>
 
-#include "agentd/workload.pb.h"
+#include "agentd/workload/workload.pb.h"
 #include "core/base64url.h"
 #include "transport/grpc_client.h"
 #include "tests/agentd/python_workload_client.h"

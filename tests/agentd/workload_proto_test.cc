@@ -2,7 +2,7 @@
 // standard's field numbers parse into the generated classes.
 #include <gtest/gtest.h>
 
-#include "agentd/workload.pb.h"
+#include "agentd/workload/workload.pb.h"
 
 namespace {
 

@@ -1,5 +1,5 @@
 // TPM DevID attestation end to end on real swtpm instances: the agent side (hw/tpm_devid.h)
-// against the server side (serverd/tpm_devid_attestor.h) in-process, with DevIDs provisioned by
+// against the server side (serverd/attestor/tpm_devid_attestor.h) in-process, with DevIDs provisioned by
 // tools/provision-devid. Host A holds a DevID from CA1 (trusted); host B holds one from CA2
 // (not trusted) and one from CA1 (and P-384 and RSA ones); host C's TPM has no EK certificate;
 // host D's DevID key and endorsement hierarchy have auth values.
@@ -13,7 +13,7 @@
 #include "core/wire/wire.h"
 #include "hw/key_store.h"
 #include "hw/tpm_devid.h"
-#include "serverd/tpm_devid_attestor.h"
+#include "serverd/attestor/tpm_devid_attestor.h"
 #include "tests/support/process.h"
 #include "tests/support/swtpm.h"
 

@@ -1,8 +1,8 @@
-#include "serverd/admin_api.h"
+#include "serverd/admin/admin_api.h"
 
 #include <gtest/gtest.h>
 
-#include "serverd/sqlite_datastore.h"
+#include "serverd/datastore/sqlite_datastore.h"
 #include "tests/support/process.h"
 
 namespace sigil::serverd {

@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "agentd/server_client.h"
+#include "agentd/sync/server_client.h"
 #include "core/csr.h"
 #include "core/jwt_svid.h"
 #include "core/wire/convert.h"

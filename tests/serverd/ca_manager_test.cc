@@ -1,13 +1,13 @@
 // The CA's life against a real SoftHSM2 token and a real SQLite journal: made once, found again
 // after a restart, rotated at SPIRE's thresholds with both CAs published while they overlap, and
 // SVIDs minted on either side of a rotation verifying against the published bundle.
-#include "serverd/ca_manager.h"
+#include "serverd/ca/ca_manager.h"
 
 #include <gtest/gtest.h>
 
 #include "core/jwt_svid.h"
 #include "core/x509_svid.h"
-#include "serverd/sqlite_datastore.h"
+#include "serverd/datastore/sqlite_datastore.h"
 #include "tests/support/hw_backends.h"
 
 namespace sigil::serverd {

@@ -1,13 +1,13 @@
 // The serverd admin commands against an admin API answering in-process: flags as SPIRE's,
 // output as SPIRE prints it, and one clear error line with a non-zero exit for bad input.
-#include "serverd/cli.h"
+#include "serverd/admin/cli.h"
 
 #include <gtest/gtest.h>
 
 #include <sstream>
 
-#include "serverd/admin_api.h"
-#include "serverd/sqlite_datastore.h"
+#include "serverd/admin/admin_api.h"
+#include "serverd/datastore/sqlite_datastore.h"
 #include "tests/support/process.h"
 
 namespace sigil::serverd {

@@ -1,6 +1,6 @@
 // The SQLite datastore against real database files: every record round trips, uniqueness and
 // single use hold, nothing is written on error, and acknowledged writes survive kill -9.
-#include "serverd/sqlite_datastore.h"
+#include "serverd/datastore/sqlite_datastore.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>

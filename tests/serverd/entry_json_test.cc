@@ -1,4 +1,4 @@
-#include "serverd/entry_json.h"
+#include "serverd/admin/entry_json.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // The signing pipeline under load: every job signed and completed exactly once, completions on
 // their owning thread, batches formed, a full queue refused at once, and Stop draining the rest.
 // Run under TSan by `SIGIL_SANITIZE=thread tools/test`.
-#include "serverd/signing_pipeline.h"
+#include "serverd/ca/signing_pipeline.h"
 
 #include <gtest/gtest.h>
 

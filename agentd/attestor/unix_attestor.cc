@@ -1,0 +1,330 @@
+#include "agentd/attestor/unix_attestor.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <openssl/evp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <string_view>
+#include <type_traits>
+
+#include "core/log.h"
+#include "core/openssl_util.h"
+
+namespace sigil::agentd {
+
+namespace {
+
+// A whole file under an open /proc/<pid> directory, with plain openat and read: this runs on
+// every Workload API call, and a stream's buffers and locale cost more than the read itself.
+std::optional<std::string> ReadProcFile(int proc_dir, const char* leaf) {
+  const int fd = ::openat(proc_dir, leaf, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::string content;
+  char buffer[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buffer, sizeof(buffer))) > 0) content.append(buffer, static_cast<size_t>(n));
+  ::close(fd);
+  if (n < 0) return std::nullopt;
+  return content;
+}
+
+// Field 22 of /proc/<pid>/stat: when the process started, in clock ticks since boot. A pid
+// with the same start time is the same process.
+Result<std::string> StartTime(pid_t pid, int proc_dir) {
+  const auto gone = [pid] { return NotFoundError("process " + std::to_string(pid) + " is gone"); };
+  const auto stat = ReadProcFile(proc_dir, "stat");
+  if (!stat) return gone();
+  // The command name (field 2) may hold spaces and ')' — fields 3 on follow its last ')'.
+  const size_t close = stat->rfind(')');
+  if (close == std::string::npos) return gone();
+  std::string_view rest = std::string_view(*stat).substr(close + 1);
+  for (int field = 3; field <= 22; ++field) {
+    rest.remove_prefix(std::min(rest.find_first_not_of(' '), rest.size()));
+    const size_t end = std::min(rest.find(' '), rest.size());
+    if (field == 22) return std::string(rest.substr(0, end));
+    rest.remove_prefix(end);
+  }
+  return gone();
+}
+
+}  // namespace
+
+// Holds on to the process behind a pid while it is read. A pid names no other process before
+// its own has exited and been reaped, so while the process held is still there every read of
+// /proc/<pid> was of it. The hold is an open /proc/<pid> directory, which pidfd_send_signal
+// takes as a pidfd (Linux 5.1 on); it is opened with open(2) rather than pidfd_open(2), which
+// ThreadSanitizer cannot see, so that it knows whose descriptor this is. Older kernels: the
+// start time in /proc/<pid>/stat, read before and after, tells the same. Every read goes
+// through the held directory, never a path built from the pid again.
+class UnixWorkloadAttestor::ProcessPin {
+ public:
+  explicit ProcessPin(pid_t pid)
+      : pid_(pid), fd_(::open(("/proc/" + std::to_string(pid)).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
+    if (fd_ >= 0 && !SignalsByDescriptor()) start_time_ = StartTime(pid, fd_);
+  }
+  ~ProcessPin() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  ProcessPin(const ProcessPin&) = delete;
+  ProcessPin& operator=(const ProcessPin&) = delete;
+
+  int directory() const { return fd_; }
+
+  Status Pinned() const {
+    if (fd_ >= 0 && (SignalsByDescriptor() || start_time_.ok())) return Status::Ok();
+    return NotFoundError("process " + std::to_string(pid_) + " is gone");
+  }
+  bool StillThere() const {
+    if (fd_ < 0) return false;
+    if (SignalsByDescriptor()) {
+      // Signal 0 only asks whether the process is there; EPERM (another user's) says it is.
+      return ::syscall(SYS_pidfd_send_signal, fd_, 0, nullptr, 0) == 0 || errno == EPERM;
+    }
+    const auto now = StartTime(pid_, fd_);
+    return start_time_.ok() && now.ok() && *now == *start_time_;
+  }
+
+ private:
+  // Whether this kernel has pidfd_send_signal, asked once of this very process.
+  static bool SignalsByDescriptor() {
+    static const bool supported = [] {
+      const int self = ::open("/proc/self", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      const bool ok = self >= 0 && (::syscall(SYS_pidfd_send_signal, self, 0, nullptr, 0) == 0 || errno != ENOSYS);
+      if (self >= 0) ::close(self);
+      return ok;
+    }();
+    return supported;
+  }
+
+  pid_t pid_;
+  int fd_;
+  Result<std::string> start_time_ = NotFoundError("no start time read");
+};
+
+namespace {
+
+std::vector<gid_t> SupplementaryGroups(const std::string& status) {
+  std::vector<gid_t> groups;
+  const size_t line = status.find("\nGroups:");
+  if (line == std::string::npos) return groups;
+  const char* at = status.data() + line + 8;
+  const char* end = status.data() + std::min(status.find('\n', line + 1), status.size());
+  while (at < end) {
+    while (at < end && (*at == ' ' || *at == '\t')) ++at;
+    gid_t id = 0;
+    const auto [next, error] = std::from_chars(at, end, id);
+    if (error != std::errc()) break;
+    groups.push_back(id);
+    at = next;
+  }
+  return groups;
+}
+
+size_t LookupBufferSize(int name) {
+  const long suggested = ::sysconf(name);
+  return suggested > 0 ? static_cast<size_t>(suggested) : 16384;
+}
+
+static_assert(std::is_same_v<uid_t, unsigned> && std::is_same_v<gid_t, unsigned>, "one name cache type serves both");
+
+std::string LookUpUserName(unsigned uid) {
+  std::vector<char> buffer(LookupBufferSize(_SC_GETPW_R_SIZE_MAX));
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  if (getpwuid_r(uid, &pw, buffer.data(), buffer.size(), &found) != 0 || found == nullptr) return "";
+  return pw.pw_name;
+}
+
+std::string LookUpGroupName(unsigned gid) {
+  std::vector<char> buffer(std::max<size_t>(LookupBufferSize(_SC_GETGR_R_SIZE_MAX), 16384));
+  struct group gr {};
+  struct group* found = nullptr;
+  if (getgrgid_r(gid, &gr, buffer.data(), buffer.size(), &found) != 0 || found == nullptr) return "";
+  return gr.gr_name;
+}
+
+}  // namespace
+
+Result<std::vector<Selector>> UnixWorkloadAttestor::Attest(pid_t pid, uid_t uid, gid_t gid,
+                                                            const std::optional<std::vector<gid_t>>& supplementary_groups) {
+  return *AttestWith(pid, uid, gid, supplementary_groups, true);
+}
+
+std::optional<Result<std::vector<Selector>>> UnixWorkloadAttestor::AttestIfHashed(
+    pid_t pid, uid_t uid, gid_t gid, const std::optional<std::vector<gid_t>>& supplementary_groups) {
+  return AttestWith(pid, uid, gid, supplementary_groups, false);
+}
+
+std::optional<Result<std::vector<Selector>>> UnixWorkloadAttestor::AttestWith(
+    pid_t pid, uid_t uid, gid_t gid, const std::optional<std::vector<gid_t>>& groups, bool may_hash) {
+  // Groups read from /proc may change under a running process; only a caller whose groups
+  // came with its connection is remembered.
+  std::optional<CallerKey> caller;
+  if (groups) caller = CallerKey{pid, uid, gid, *groups};
+  if (caller) {
+    if (auto selectors = Reuse(*caller)) return Result<std::vector<Selector>>(std::move(*selectors));
+  }
+  const auto held = std::make_shared<const ProcessPin>(pid);
+  const ProcessPin& pin = *held;
+  SIGIL_RETURN_IF_ERROR(pin.Pinned());
+  std::vector<Selector> selectors = {{"unix", "uid:" + std::to_string(uid)},
+                                     {"unix", "gid:" + std::to_string(gid)}};
+  if (const std::string user = KnownName(user_names_, uid, LookUpUserName); !user.empty()) selectors.push_back({"unix", "user:" + user});
+  if (const std::string group = KnownName(group_names_, gid, LookUpGroupName); !group.empty()) selectors.push_back({"unix", "group:" + group});
+  for (gid_t supplementary : groups ? *groups : SupplementaryGroups(ReadProcFile(pin.directory(), "status").value_or(""))) {
+    selectors.push_back({"unix", "supplementary_gid:" + std::to_string(supplementary)});
+    if (const std::string name = KnownName(group_names_, supplementary, LookUpGroupName); !name.empty()) {
+      selectors.push_back({"unix", "supplementary_group:" + name});
+    }
+  }
+  // The binary as stat sees it first, then its path: a rename between the two shows in the
+  // next call's stat.
+  const auto executable = ExecutableOf(pin.directory());
+  char target[4096];
+  const ssize_t length = ::readlinkat(pin.directory(), "exe", target, sizeof(target) - 1);
+  bool complete = executable.has_value();
+  if (length > 0) {
+    selectors.push_back({"unix", "path:" + std::string(target, static_cast<size_t>(length))});
+    auto sha256 = Sha256OfExecutable(pid, pin.directory(), executable, may_hash);
+    if (!sha256) return std::nullopt;
+    if (sha256->ok()) {
+      selectors.push_back({"unix", "sha256:" + **sha256});
+    } else {
+      complete = false;
+      LogDebug("workload binary not hashed", {{"pid", std::to_string(pid)}, {"error", sha256->status().message()}});
+    }
+  } else {
+    complete = false;
+    LogDebug("workload path not readable", {{"pid", std::to_string(pid)}});
+  }
+  if (!pin.StillThere()) {
+    return NotFoundError("process " + std::to_string(pid) + " exited while it was being attested");
+  }
+  std::vector<Selector> attested = SelectorSet(std::move(selectors)).items();
+  // What could not be read is read again next time rather than remembered.
+  if (caller && complete) {
+    Remember(std::move(*caller), {held, *executable, attested, std::chrono::steady_clock::now()});
+  }
+  return attested;
+}
+
+UnixWorkloadAttestor::ExecutableKey UnixWorkloadAttestor::KeyOf(const struct stat& st) {
+  const auto nanoseconds = [](const timespec& t) { return int64_t{t.tv_sec} * 1'000'000'000 + t.tv_nsec; };
+  return ExecutableKey{st.st_dev, st.st_ino, nanoseconds(st.st_mtim), nanoseconds(st.st_ctim), st.st_size};
+}
+
+std::optional<UnixWorkloadAttestor::ExecutableKey> UnixWorkloadAttestor::ExecutableOf(int proc_dir) {
+  // stat follows the link to the file the process runs, without opening it.
+  struct stat st {};
+  if (::fstatat(proc_dir, "exe", &st, 0) != 0) return std::nullopt;
+  return KeyOf(st);
+}
+
+std::optional<std::vector<Selector>> UnixWorkloadAttestor::Reuse(const CallerKey& caller) {
+  Recent recent;
+  {
+    std::lock_guard lock(mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    ForgetExpired(now);
+    auto it = recent_.find(caller);
+    if (it == recent_.end()) return std::nullopt;
+    if (now - it->second.attested_at >= kNameLifetime) {
+      recent_.erase(it);
+      return std::nullopt;
+    }
+    recent = it->second;
+  }
+  // One stat through the held directory, the only /proc read of a call made again: it fails
+  // once that process has exited, whatever runs under its pid now, and a new binary (exec)
+  // shows in it, as does the same binary renamed or linked elsewhere (its ctime moves).
+  if (ExecutableOf(recent.pin->directory()) != recent.executable) return std::nullopt;
+  return std::move(recent.selectors);
+}
+
+void UnixWorkloadAttestor::Remember(CallerKey caller, Recent recent) {
+  std::lock_guard lock(mutex_);
+  next_forget_ = {};  // a full sweep now, so a full map is full of live callers only
+  ForgetExpired(recent.attested_at);
+  if (recent_.size() >= kMaxRemembered && !recent_.contains(caller)) return;
+  recent_.insert_or_assign(std::move(caller), std::move(recent));
+}
+
+void UnixWorkloadAttestor::ForgetExpired(std::chrono::steady_clock::time_point now) {
+  // Swept on calls, at most once a second: a caller that never calls again lets go of its
+  // process's descriptor within kNameLifetime and a second of the next call of anyone.
+  if (now < next_forget_) return;
+  next_forget_ = now + std::chrono::seconds(1);
+  std::erase_if(recent_, [&](const auto& item) { return now - item.second.attested_at >= kNameLifetime; });
+}
+
+size_t UnixWorkloadAttestor::remembered_processes() const {
+  std::lock_guard lock(mutex_);
+  return recent_.size();
+}
+
+std::optional<Result<std::string>> UnixWorkloadAttestor::Sha256OfExecutable(
+    pid_t pid, int proc_dir, const std::optional<ExecutableKey>& executable, bool may_hash) {
+  if (!may_hash) {
+    if (!executable) return std::nullopt;  // let the full path report why
+    std::lock_guard lock(mutex_);
+    if (auto it = sha256_cache_.find(*executable); it != sha256_cache_.end()) return Result<std::string>(it->second);
+    return std::nullopt;
+  }
+  // /proc/<pid>/exe opens the very file the process runs, even when its path was replaced.
+  const int fd = ::openat(proc_dir, "exe", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return PermissionDeniedError("cannot open the binary of process " + std::to_string(pid));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    return PermissionDeniedError("cannot stat the binary of process " + std::to_string(pid));
+  }
+  const ExecutableKey key = KeyOf(st);
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = sha256_cache_.find(key); it != sha256_cache_.end()) {
+      ::close(fd);
+      return Result<std::string>(it->second);
+    }
+  }
+  EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+  std::vector<char> buffer(1 << 16);
+  ssize_t n;
+  while ((n = ::read(fd, buffer.data(), buffer.size())) > 0) EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<size_t>(n));
+  ::close(fd);
+  if (n < 0) return PermissionDeniedError("cannot read the binary of process " + std::to_string(pid));
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int digest_length = 0;
+  EVP_DigestFinal_ex(ctx.get(), digest, &digest_length);
+  const std::string hex = HexEncode({digest, digest_length});
+  std::lock_guard lock(mutex_);
+  sha256_cache_[key] = hex;
+  return Result<std::string>(hex);
+}
+
+std::string UnixWorkloadAttestor::KnownName(NameCache& known, unsigned id, std::string (*look_up)(unsigned)) {
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = known.find(id); it != known.end() && now - it->second.looked_up < kNameLifetime) {
+      return it->second.name;
+    }
+  }
+  std::string name = look_up(id);  // outside the lock: NSS may ask a directory server
+  std::lock_guard lock(mutex_);
+  known[id] = {name, now};
+  return name;
+}
+
+size_t UnixWorkloadAttestor::cached_hashes() const {
+  std::lock_guard lock(mutex_);
+  return sha256_cache_.size();
+}
+
+}  // namespace sigil::agentd

@@ -1,0 +1,531 @@
+#include "agentd/cli/cli.h"
+
+#include <fcntl.h>
+#include <google/protobuf/util/json_util.h>
+#include <openssl/crypto.h>
+#include <openssl/x509.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <sstream>
+
+#include "agentd/workload/workload_api.h"
+#include "core/base64url.h"
+#include "core/cli_args.h"
+#include "core/trust_bundle.h"
+#include "core/x509_ca.h"
+#include "agentd/workload/health.pb.h"
+#include "hw/secret_file.h"
+#include "transport/grpc_client.h"
+#include "agentd/workload/workload.pb.h"
+
+namespace sigil::agentd {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr char kSpiffeEndpointSocket[] = "SPIFFE_ENDPOINT_SOCKET";
+
+// CLI11 answers an unknown subcommand with "A subcommand is required"; name it instead.
+Status CheckSubcommands(CLI::App& app, const std::vector<std::string>& args) {
+  CLI::App* current = &app;
+  std::string path = "agentd";
+  for (const std::string& arg : args) {
+    if (arg.empty() || arg[0] == '-') break;
+    auto subcommands = current->get_subcommands([](CLI::App*) { return true; });
+    if (subcommands.empty()) break;
+    CLI::App* next = nullptr;
+    std::string names;
+    for (CLI::App* sub : subcommands) {
+      if (sub->get_name() == arg) next = sub;
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (next == nullptr) {
+      return InvalidArgumentError("unknown command '" + path + " " + arg + "': expected " + names);
+    }
+    current = next;
+    path += " " + arg;
+  }
+  return Status::Ok();
+}
+
+// Certificates as a Go program prints a time.Time in UTC.
+std::string GoTime(TimePoint when) {
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(when);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[64];
+  std::strftime(text, sizeof(text), "%Y-%m-%d %H:%M:%S +0000 UTC", &tm);
+  return text;
+}
+
+// The API carries certificates as DER, one after another.
+Result<std::vector<X509Ptr>> CertsFromConcatenatedDer(const std::string& der) {
+  std::vector<X509Ptr> certs;
+  const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+  const auto* end = p + der.size();
+  while (p < end) {
+    X509Ptr cert(d2i_X509(nullptr, &p, end - p));
+    if (!cert) return InvalidArgumentError("the agent sent a certificate that does not parse");
+    certs.push_back(std::move(cert));
+  }
+  return certs;
+}
+
+Result<std::string> PemOf(const std::string& der) {
+  SIGIL_ASSIGN_OR_RETURN(std::vector<X509Ptr> certs, CertsFromConcatenatedDer(der));
+  std::vector<X509*> raw;
+  for (const auto& cert : certs) raw.push_back(cert.get());
+  return CertsToPem(raw);
+}
+
+std::string KeyPem(const std::string& pkcs8_der) {
+  std::string pem = "-----BEGIN PRIVATE KEY-----\n";
+  const std::string body = Base64Encode(AsBytes(pkcs8_der));
+  for (size_t i = 0; i < body.size(); i += 64) pem += body.substr(i, 64) + "\n";
+  return pem + "-----END PRIVATE KEY-----\n";
+}
+
+Status WritePublicFile(const std::filesystem::path& path, const std::string& text) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return hw::ErrnoError(Code::kPermissionDenied, "opening " + path.string());
+  const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  const int saved = errno;
+  ::close(fd);
+  if (!written) {
+    errno = saved;
+    return hw::ErrnoError(Code::kUnavailable, "writing " + path.string());
+  }
+  return Status::Ok();
+}
+
+transport::GrpcCallOptions CallOptions(std::optional<std::chrono::milliseconds> timeout) {
+  transport::GrpcCallOptions options;
+  options.metadata = {{kWorkloadSecurityHeader, "true"}};
+  options.timeout = timeout;
+  return options;
+}
+
+Status PrintX509Response(const X509SVIDResponse& response, Clock::duration waited,
+                         std::ostream& out) {
+  out << "Received " << response.svids_size() << " svid after " << FormatGoDuration(waited)
+      << "\n\n";
+  for (const auto& svid : response.svids()) {
+    // Only the validity is shown, so it is read from the DER rather than through d2i_X509,
+    // whose public-key decoding would be a good part of this command's run time.
+    auto chain = CertValiditiesFromDer(AsBytes(svid.x509_svid()));
+    if (!chain.ok()) return InvalidArgumentError("the agent sent an SVID that does not parse: " + chain.status().message());
+    auto bundle = CertValiditiesFromDer(AsBytes(svid.bundle()));
+    if (!bundle.ok()) return InvalidArgumentError("the agent sent a bundle that does not parse: " + bundle.status().message());
+    out << "SPIFFE ID:\t\t" << svid.spiffe_id() << "\n";
+    if (!svid.hint().empty()) out << "Hint:\t\t\t" << svid.hint() << "\n";
+    out << "SVID Valid After:\t" << GoTime((*chain)[0].not_before) << "\n";
+    out << "SVID Valid Until:\t" << GoTime((*chain)[0].not_after) << "\n";
+    for (size_t i = 1; i < chain->size(); ++i) {
+      out << "Intermediate #" << i << " Valid After:\t" << GoTime((*chain)[i].not_before) << "\n";
+      out << "Intermediate #" << i << " Valid Until:\t" << GoTime((*chain)[i].not_after) << "\n";
+    }
+    for (size_t i = 0; i < bundle->size(); ++i) {
+      out << "CA #" << i + 1 << " Valid After:\t" << GoTime((*bundle)[i].not_before) << "\n";
+      out << "CA #" << i + 1 << " Valid Until:\t" << GoTime((*bundle)[i].not_after) << "\n";
+    }
+    out << "\n";
+  }
+  return Status::Ok();
+}
+
+// svid.N.pem, svid.N.key (owner only), bundle.N.pem and federated_bundle.N.M.pem, as
+// spire-agent names them.
+Status WriteX509Response(const X509SVIDResponse& response, const std::filesystem::path& dir,
+                         std::ostream& out) {
+  std::map<std::string, std::string> federated(response.federated_bundles().begin(),
+                                               response.federated_bundles().end());
+  for (int i = 0; i < response.svids_size(); ++i) {
+    const auto& svid = response.svids(i);
+    const auto svid_path = dir / ("svid." + std::to_string(i) + ".pem");
+    const auto key_path = dir / ("svid." + std::to_string(i) + ".key");
+    const auto bundle_path = dir / ("bundle." + std::to_string(i) + ".pem");
+    SIGIL_ASSIGN_OR_RETURN(std::string chain_pem, PemOf(svid.x509_svid()));
+    SIGIL_ASSIGN_OR_RETURN(std::string bundle_pem, PemOf(svid.bundle()));
+    out << "Writing SVID #" << i << " to file " << svid_path.string() << ".\n";
+    SIGIL_RETURN_IF_ERROR(WritePublicFile(svid_path, chain_pem));
+    out << "Writing key #" << i << " to file " << key_path.string() << ".\n";
+    const std::string key_pem = KeyPem(svid.x509_svid_key());
+    SIGIL_RETURN_IF_ERROR(hw::WriteSecretFile(key_path, AsBytes(key_pem), "SVID key file"));
+    out << "Writing bundle #" << i << " to file " << bundle_path.string() << ".\n";
+    SIGIL_RETURN_IF_ERROR(WritePublicFile(bundle_path, bundle_pem));
+    int j = 0;
+    for (const auto& [td_id, der] : federated) {
+      const auto path =
+          dir / ("federated_bundle." + std::to_string(i) + "." + std::to_string(j) + ".pem");
+      SIGIL_ASSIGN_OR_RETURN(std::string pem, PemOf(der));
+      out << "Writing federated bundle #" << j << " for trust domain " << td_id << " to file "
+          << path.string() << ".\n";
+      SIGIL_RETURN_IF_ERROR(WritePublicFile(path, pem));
+      ++j;
+    }
+  }
+  return Status::Ok();
+}
+
+Status FetchX509(const transport::Endpoint& endpoint, std::chrono::milliseconds timeout,
+                 const std::string& write_dir, bool silent, std::ostream& out) {
+  const auto started = Clock::now();
+  std::optional<X509SVIDResponse> first;
+  Status parse = Status::Ok();
+  Status call = transport::GrpcServerStreamingBlocking(
+      endpoint, "/SpiffeWorkloadAPI/FetchX509SVID", X509SVIDRequest().SerializeAsString(),
+      [&](std::string message) {
+        first.emplace();
+        if (!first->ParseFromString(message))
+          parse = InvalidArgumentError("the agent sent a malformed X509SVIDResponse");
+        return false;
+      },
+      CallOptions(timeout));
+  SIGIL_RETURN_IF_ERROR(call);
+  SIGIL_RETURN_IF_ERROR(parse);
+  if (!first) return UnavailableError("the agent ended the stream without an answer");
+  std::ostringstream discard;
+  std::ostream& text = silent ? discard : out;
+  SIGIL_RETURN_IF_ERROR(PrintX509Response(*first, Clock::now() - started, text));
+  if (!write_dir.empty()) SIGIL_RETURN_IF_ERROR(WriteX509Response(*first, write_dir, text));
+  return Status::Ok();
+}
+
+Status Watch(const transport::Endpoint& endpoint, std::ostream& out) {
+  auto last = Clock::now();
+  Status failure = Status::Ok();
+  Status call = transport::GrpcServerStreamingBlocking(
+      endpoint, "/SpiffeWorkloadAPI/FetchX509SVID", X509SVIDRequest().SerializeAsString(),
+      [&](std::string message) {
+        X509SVIDResponse response;
+        if (!response.ParseFromString(message)) {
+          failure = InvalidArgumentError("the agent sent a malformed X509SVIDResponse");
+          return false;
+        }
+        const auto now = Clock::now();
+        failure = PrintX509Response(response, now - last, out);
+        out.flush();
+        last = now;
+        return failure.ok();
+      },
+      CallOptions(std::nullopt));
+  SIGIL_RETURN_IF_ERROR(call);
+  return failure;
+}
+
+Status FetchJwt(const transport::Endpoint& endpoint, std::chrono::milliseconds timeout,
+                const std::vector<std::string>& audience, const std::string& spiffe_id,
+                std::ostream& out) {
+  JWTSVIDRequest request;
+  for (const auto& a : audience) request.add_audience(a);
+  request.set_spiffe_id(spiffe_id);
+  SIGIL_ASSIGN_OR_RETURN(
+      std::string answer,
+      transport::GrpcUnaryBlocking(endpoint, "/SpiffeWorkloadAPI/FetchJWTSVID",
+                                   request.SerializeAsString(), CallOptions(timeout)));
+  JWTSVIDResponse svids;
+  if (!svids.ParseFromString(answer))
+    return InvalidArgumentError("the agent sent a malformed JWTSVIDResponse");
+
+  std::optional<JWTBundlesResponse> bundles;
+  Status call = transport::GrpcServerStreamingBlocking(
+      endpoint, "/SpiffeWorkloadAPI/FetchJWTBundles", JWTBundlesRequest().SerializeAsString(),
+      [&](std::string message) {
+        bundles.emplace();
+        if (!bundles->ParseFromString(message)) bundles.reset();
+        return false;
+      },
+      CallOptions(timeout));
+  SIGIL_RETURN_IF_ERROR(call);
+  if (!bundles) return UnavailableError("the agent sent no JWT bundles");
+
+  for (const auto& svid : svids.svids())
+    out << "token(" << svid.spiffe_id() << "):\n\t" << svid.svid() << "\n";
+  const std::map<std::string, std::string> sorted(bundles->bundles().begin(),
+                                                  bundles->bundles().end());
+  for (const auto& [td_id, jwks] : sorted) out << "bundle(" << td_id << "):\n\t" << jwks << "\n";
+  return Status::Ok();
+}
+
+// spire-agent's wording: a token the agent rejects is "not valid"; anything else is an error.
+int ValidateJwt(const transport::Endpoint& endpoint, std::chrono::milliseconds timeout,
+                const std::string& audience, const std::string& token, std::ostream& out,
+                std::ostream& err) {
+  ValidateJWTSVIDRequest request;
+  request.set_audience(audience);
+  request.set_svid(token);
+  auto answer = transport::GrpcUnaryBlocking(endpoint, "/SpiffeWorkloadAPI/ValidateJWTSVID",
+                                             request.SerializeAsString(), CallOptions(timeout));
+  if (!answer.ok()) {
+    if (answer.status().code() == Code::kInvalidArgument) {
+      err << "SVID is not valid: " << answer.status().message() << "\n";
+    } else {
+      err << "Error: unable to validate JWT SVID: " << answer.status().ToString() << "\n";
+    }
+    return 1;
+  }
+  ValidateJWTSVIDResponse response;
+  std::string claims;
+  if (!response.ParseFromString(*answer) ||
+      !google::protobuf::util::MessageToJsonString(response.claims(), &claims).ok()) {
+    err << "Error: the agent sent a malformed ValidateJWTSVIDResponse\n";
+    return 1;
+  }
+  out << "SVID is valid.\n";
+  out << "SPIFFE ID : " << response.spiffe_id() << "\n";
+  out << "Claims    : " << claims << "\n";
+  return 0;
+}
+
+// Deep (the default): the agent must say SERVING. Shallow: it need only answer.
+int HealthCheck(const transport::Endpoint& endpoint, bool shallow, bool verbose, std::ostream& out,
+                std::ostream& err) {
+  if (verbose) out << "Checking agent health...\n";
+  transport::GrpcCallOptions options;
+  options.timeout = std::chrono::seconds(5);
+  auto answer = transport::GrpcUnaryBlocking(
+      endpoint, "/grpc.health.v1.Health/Check",
+      grpc::health::v1::HealthCheckRequest().SerializeAsString(), options);
+  if (!answer.ok()) {
+    if (verbose) err << "Failed to check health: " << answer.status().ToString() << "\n";
+    err << "Agent is unhealthy: unable to determine health\n";
+    return 1;
+  }
+  grpc::health::v1::HealthCheckResponse response;
+  if (!response.ParseFromString(*answer)) {
+    err << "Agent is unhealthy: malformed health check response\n";
+    return 1;
+  }
+  if (!shallow && response.status() != grpc::health::v1::HealthCheckResponse::SERVING) {
+    err << "Agent is unhealthy: agent is not serving: "
+        << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status()) << "\n";
+    return 1;
+  }
+  out << "Agent is healthy.\n";
+  return 0;
+}
+
+// A decimal with `digits` fraction digits, trailing zeros dropped: Go's way of printing
+// durations.
+std::string Decimal(uint64_t whole, uint64_t fraction, int digits) {
+  std::string out = std::to_string(whole);
+  if (fraction == 0) return out;
+  std::string frac = std::to_string(fraction);
+  frac.insert(0, static_cast<size_t>(digits) - frac.size(), '0');
+  while (!frac.empty() && frac.back() == '0') frac.pop_back();
+  return out + "." + frac;
+}
+
+}  // namespace
+
+Result<transport::Endpoint> WorkloadEndpoint(const std::string& socket_path,
+                                             const char* endpoint_env) {
+  if (!socket_path.empty()) return transport::Endpoint::Unix(socket_path);
+  if (endpoint_env != nullptr && *endpoint_env != '\0') {
+    std::string_view value = endpoint_env;
+    if (!value.starts_with("unix:")) {
+      return InvalidArgumentError(std::string(kSpiffeEndpointSocket) +
+                                  " must be unix:///path or unix:path, not '" + std::string(value) +
+                                  "'");
+    }
+    auto endpoint = transport::Endpoint::Parse(value);
+    if (!endpoint.ok()) {
+      return InvalidArgumentError(std::string(kSpiffeEndpointSocket) + ": " +
+                                  endpoint.status().message());
+    }
+    return endpoint;
+  }
+  return transport::Endpoint::Unix(kDefaultWorkloadSocket);
+}
+
+Result<std::chrono::milliseconds> ParseGoDuration(std::string_view text) {
+  const std::string original(text);
+  if (text == "0") return std::chrono::milliseconds(0);
+  if (text.empty()) return InvalidArgumentError("invalid duration ''");
+  static const std::vector<std::pair<std::string_view, double>> kUnits = {
+      {"ns", 1e-6}, {"us", 1e-3}, {"µs", 1e-3}, {"ms", 1}, {"s", 1e3}, {"m", 60e3}, {"h", 3600e3}};
+  double total_ms = 0;
+  while (!text.empty()) {
+    size_t digits = 0;
+    while (digits < text.size() &&
+           (std::isdigit(static_cast<unsigned char>(text[digits])) || text[digits] == '.')) {
+      ++digits;
+    }
+    if (digits == 0) return InvalidArgumentError("invalid duration '" + original + "'");
+    double value = 0;
+    try {
+      value = std::stod(std::string(text.substr(0, digits)));
+    } catch (const std::exception&) {
+      return InvalidArgumentError("invalid duration '" + original + "'");
+    }
+    text.remove_prefix(digits);
+    const std::pair<std::string_view, double>* unit = nullptr;
+    for (const auto& candidate : kUnits) {
+      // The longest unit that fits: "ms" before "m".
+      if (text.starts_with(candidate.first) &&
+          (unit == nullptr || candidate.first.size() > unit->first.size())) {
+        unit = &candidate;
+      }
+    }
+    if (unit == nullptr)
+      return InvalidArgumentError("missing or unknown unit in duration '" + original + "'");
+    text.remove_prefix(unit->first.size());
+    total_ms += value * unit->second;
+  }
+  return std::chrono::milliseconds(static_cast<int64_t>(total_ms));
+}
+
+std::string FormatGoDuration(std::chrono::nanoseconds duration) {
+  const int64_t ns = duration.count();
+  if (ns == 0) return "0s";
+  if (ns < 0) return "-" + FormatGoDuration(-duration);
+  const auto u = static_cast<uint64_t>(ns);
+  if (u < 1'000) return std::to_string(u) + "ns";
+  if (u < 1'000'000) return Decimal(u / 1'000, u % 1'000, 3) + "µs";
+  if (u < 1'000'000'000) return Decimal(u / 1'000'000, u % 1'000'000, 6) + "ms";
+  const uint64_t hours = u / 3'600'000'000'000;
+  const uint64_t minutes = u / 60'000'000'000 % 60;
+  const uint64_t rest = u % 60'000'000'000;
+  std::string out;
+  if (hours > 0) out += std::to_string(hours) + "h";
+  if (hours > 0 || minutes > 0) out += std::to_string(minutes) + "m";
+  return out + Decimal(rest / 1'000'000'000, rest % 1'000'000'000, 9) + "s";
+}
+
+int RunWorkloadCommand(const std::vector<std::string>& raw_args, std::ostream& out,
+                       std::ostream& err) {
+  // These commands only parse and print certificates and keys: the system's openssl.cnf
+  // (providers, engines) has nothing for them, and reading it was a quarter of a fetch.
+  OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, nullptr);
+  CLI::App app{"Sigil agent commands", "agentd"};
+  app.require_subcommand(1);
+  std::string socket_path;
+  std::string timeout_text = "5s";
+  std::function<int(const transport::Endpoint&, std::chrono::milliseconds)> action;
+
+  auto add_socket = [&](CLI::App* command) {
+    command->add_option("--socketPath", socket_path,
+                        std::string("Path to the SPIFFE Workload API socket (default ") +
+                            kDefaultWorkloadSocket + ", or $SPIFFE_ENDPOINT_SOCKET)");
+  };
+  auto add_timeout = [&](CLI::App* command) {
+    command->add_option("--timeout", timeout_text, "Time to wait for a response")
+        ->default_str("5s");
+  };
+  // Errors of the API commands end as one line on `err`.
+  auto report = [&err](const Status& status) {
+    if (status.ok()) return 0;
+    err << "Error: " << status.ToString() << "\n";
+    return 1;
+  };
+
+  CLI::App* api =
+      app.add_subcommand("api", "Talk to the agent's Workload API")->require_subcommand(1);
+  CLI::App* fetch = api->add_subcommand("fetch", "Fetch SVIDs")->require_subcommand(1);
+
+  CLI::App* fetch_x509 = fetch->add_subcommand("x509", "Fetch X509-SVIDs and their bundles");
+  std::string write_dir;
+  bool silent = false;
+  fetch_x509->add_option("--write", write_dir,
+                         "Write the SVIDs, keys and bundles into this folder");
+  fetch_x509->add_flag("--silent", silent, "Print nothing to standard output");
+  add_socket(fetch_x509);
+  add_timeout(fetch_x509);
+  fetch_x509->callback([&] {
+    action = [&](const transport::Endpoint& endpoint, std::chrono::milliseconds timeout) {
+      return report(FetchX509(endpoint, timeout, write_dir, silent, out));
+    };
+  });
+
+  CLI::App* fetch_jwt = fetch->add_subcommand("jwt", "Fetch a JWT-SVID");
+  std::vector<std::string> audience;
+  std::string spiffe_id;
+  fetch_jwt->add_option("--audience", audience, "An audience the token is for; repeatable")
+      ->required();
+  fetch_jwt->add_option("--spiffeID", spiffe_id,
+                        "The SPIFFE ID of the token (default: every identity)");
+  add_socket(fetch_jwt);
+  add_timeout(fetch_jwt);
+  fetch_jwt->callback([&] {
+    action = [&](const transport::Endpoint& endpoint, std::chrono::milliseconds timeout) {
+      return report(FetchJwt(endpoint, timeout, audience, spiffe_id, out));
+    };
+  });
+
+  CLI::App* watch = api->add_subcommand("watch", "Print every X509-SVID update until interrupted");
+  add_socket(watch);
+  watch->callback([&] {
+    action = [&](const transport::Endpoint& endpoint, std::chrono::milliseconds) {
+      return report(Watch(endpoint, out));
+    };
+  });
+
+  CLI::App* validate = api->add_subcommand("validate", "Validate SVIDs")->require_subcommand(1);
+  CLI::App* validate_jwt = validate->add_subcommand("jwt", "Validate a JWT-SVID");
+  std::string validate_audience, token;
+  validate_jwt->add_option("--audience", validate_audience, "The audience the token must name")
+      ->required();
+  validate_jwt->add_option("--svid", token, "The token to validate")->required();
+  add_socket(validate_jwt);
+  add_timeout(validate_jwt);
+  validate_jwt->callback([&] {
+    action = [&](const transport::Endpoint& endpoint, std::chrono::milliseconds timeout) {
+      return ValidateJwt(endpoint, timeout, validate_audience, token, out, err);
+    };
+  });
+
+  CLI::App* healthcheck =
+      app.add_subcommand("healthcheck", "Check that the agent is up and serving");
+  bool shallow = false, verbose = false;
+  healthcheck->add_flag("--shallow", shallow, "Only check that the agent answers");
+  healthcheck->add_flag("--verbose", verbose, "Say what was checked");
+  add_socket(healthcheck);
+  healthcheck->callback([&] {
+    action = [&](const transport::Endpoint& endpoint, std::chrono::milliseconds) {
+      return HealthCheck(endpoint, shallow, verbose, out, err);
+    };
+  });
+
+  std::vector<std::string> args = NormalizeGoStyleFlags(raw_args);
+  if (Status known = CheckSubcommands(app, args); !known.ok()) {
+    err << "Error: " << known.message() << "\n";
+    return 1;
+  }
+  std::reverse(args.begin(), args.end());  // CLI11 takes them in reverse
+  try {
+    app.parse(args);
+  } catch (const CLI::CallForHelp&) {
+    out << app.help();
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    // CLI11 reports bad usage by exception; it ends here as one line and an exit code.
+    err << "Error: " << e.what() << "\n";
+    return 1;
+  }
+  if (!action) return 1;
+  auto timeout = ParseGoDuration(timeout_text);
+  if (!timeout.ok()) {
+    err << "Error: -timeout: " << timeout.status().message() << "\n";
+    return 1;
+  }
+  auto endpoint = WorkloadEndpoint(socket_path, std::getenv(kSpiffeEndpointSocket));
+  if (!endpoint.ok()) {
+    err << "Error: " << endpoint.status().message() << "\n";
+    return 1;
+  }
+  return action(*endpoint, *timeout);
+}
+
+}  // namespace sigil::agentd

@@ -1,0 +1,208 @@
+#include "agentd/sync/svid_cache.h"
+
+#include <algorithm>
+#include <set>
+
+namespace sigil::agentd {
+
+namespace {
+
+bool SvidFitsEntry(const WorkloadX509Svid& svid, const RegistrationEntry& entry) {
+  const RegistrationEntry& issued_for = *svid.issued_for;
+  return &issued_for == &entry || (issued_for.spiffe_id == entry.spiffe_id && issued_for.dns_names == entry.dns_names &&
+                                   issued_for.x509_svid_ttl == entry.x509_svid_ttl);
+}
+
+// The key views the id inside the entry, so it is replaced with the entry: the old key's
+// storage goes with the old entry.
+void Put(SvidCache::EntryMap& map, SvidCache::CachedEntry cached) {
+  const std::string_view id = cached.entry->id;
+  if (auto node = map.extract(id)) {
+    node.key() = id;
+    node.mapped() = std::move(cached);
+    map.insert(std::move(node));
+  } else {
+    map.emplace(id, std::move(cached));
+  }
+}
+
+// Bundles compare by what a workload receives: their SPIFFE JWKS documents.
+bool SameBundle(const TrustBundle* held, const TrustBundle& incoming) {
+  if (held == nullptr) return false;
+  auto held_jwks = TrustBundleToJwks(*held);
+  auto incoming_jwks = TrustBundleToJwks(incoming);
+  return held_jwks.ok() && incoming_jwks.ok() && *held_jwks == *incoming_jwks;
+}
+
+}  // namespace
+
+std::shared_ptr<const SvidCache::Snapshot> SvidCache::snapshot() const {
+  std::lock_guard lock(snapshot_mutex_);
+  return snapshot_;
+}
+
+void SvidCache::Publish(std::shared_ptr<Snapshot> next) {
+  ++next->version;
+  {
+    std::lock_guard lock(snapshot_mutex_);
+    snapshot_ = std::move(next);
+  }
+  std::vector<Subscriber> to_notify;
+  {
+    std::lock_guard lock(subscribers_mutex_);
+    for (const auto& [id, subscriber] : subscribers_) to_notify.push_back(subscriber);
+  }
+  for (const auto& notify : to_notify) notify();
+}
+
+void SvidCache::ApplyEntries(std::vector<RegistrationEntry> changed, const std::vector<std::string>& removed,
+                             int64_t revision, bool full) {
+  std::lock_guard write(write_mutex_);
+  auto current = snapshot();
+  const EntryMap& held = *current->entries;
+  EntryMap entries = full ? EntryMap() : held;
+  for (auto& entry : changed) {
+    const auto found = held.find(entry.id);
+    if (found == held.end()) {
+      Put(entries, {std::make_shared<const RegistrationEntry>(std::move(entry)), nullptr});
+    } else if (*found->second.entry == entry) {
+      if (full) entries.insert(*found);  // the object held stays, and the SVIDs sharing it
+    } else {
+      Put(entries, {std::make_shared<const RegistrationEntry>(std::move(entry)), found->second.svid});
+    }
+  }
+  for (const auto& id : removed) entries.erase(id);
+  auto next = std::make_shared<Snapshot>(*current);
+  next->entries = std::make_shared<const EntryMap>(std::move(entries));
+  next->revision = revision;
+  Publish(std::move(next));
+}
+
+void SvidCache::StoreSvid(std::shared_ptr<const WorkloadX509Svid> svid) { StoreSvids({std::move(svid)}); }
+
+void SvidCache::StoreSvids(std::vector<std::shared_ptr<const WorkloadX509Svid>> svids) {
+  std::lock_guard write(write_mutex_);
+  auto current = snapshot();
+  std::optional<EntryMap> entries;
+  for (auto& svid : svids) {
+    if (!current->entries->contains(svid->entry_id())) continue;  // removed meanwhile
+    // One copy of the map for the whole batch, and one notice to the subscribers.
+    if (!entries) entries = *current->entries;
+    entries->find(svid->entry_id())->second.svid = std::move(svid);
+  }
+  if (!entries) return;
+  auto next = std::make_shared<Snapshot>(*current);
+  next->entries = std::make_shared<const EntryMap>(std::move(*entries));
+  Publish(std::move(next));
+}
+
+std::vector<std::shared_ptr<const WorkloadX509Svid>> SvidCache::SvidsFor(const SelectorSet& selectors,
+                                                                 size_t* matched_entries) const {
+  auto current = snapshot();
+  std::vector<std::shared_ptr<const WorkloadX509Svid>> out;
+  size_t matched = 0;
+  for (const auto& [id, cached] : *current->entries) {
+    if (!EntryMatchesWorkload(cached.entry->selector_set(), selectors)) continue;
+    ++matched;
+    if (cached.svid) out.push_back(cached.svid);
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return std::tie(a->spiffe_id(), a->entry_id()) < std::tie(b->spiffe_id(), b->entry_id());
+  });
+  if (matched_entries != nullptr) *matched_entries = matched;
+  return out;
+}
+
+bool SvidCache::SetBundles(TrustBundle own, std::map<std::string, TrustBundle> federated) {
+  std::lock_guard write(write_mutex_);
+  auto current = snapshot();
+  bool changed = !SameBundle(current->bundle.get(), own) ||
+                 current->federated_bundles.size() != federated.size();
+  for (const auto& [name, bundle] : federated) {
+    if (changed) break;
+    auto it = current->federated_bundles.find(name);
+    changed = it == current->federated_bundles.end() || !SameBundle(it->second.get(), bundle);
+  }
+  if (!changed) return false;
+  auto next = std::make_shared<Snapshot>(*current);
+  next->bundle = std::make_shared<const TrustBundle>(std::move(own));
+  next->federated_bundles.clear();
+  for (auto& [name, bundle] : federated) {
+    next->federated_bundles.emplace(name, std::make_shared<const TrustBundle>(std::move(bundle)));
+  }
+  Publish(std::move(next));
+  return true;
+}
+
+bool SvidCache::SetBundle(TrustBundle own) {
+  std::lock_guard write(write_mutex_);
+  auto current = snapshot();
+  if (SameBundle(current->bundle.get(), own)) return false;
+  auto next = std::make_shared<Snapshot>(*current);
+  next->bundle = std::make_shared<const TrustBundle>(std::move(own));
+  Publish(std::move(next));
+  return true;
+}
+
+std::vector<RegistrationEntry> SvidCache::EntriesFor(const SelectorSet& selectors) const {
+  auto current = snapshot();
+  std::vector<RegistrationEntry> out;
+  for (const auto& [id, cached] : *current->entries) {
+    if (EntryMatchesWorkload(cached.entry->selector_set(), selectors)) out.push_back(*cached.entry);
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.spiffe_id, a.id) < std::tie(b.spiffe_id, b.id);
+  });
+  return out;
+}
+
+std::vector<std::shared_ptr<const RegistrationEntry>> SvidCache::EntriesNeedingSvid(Clock::time_point now) const {
+  auto current = snapshot();
+  std::vector<std::shared_ptr<const RegistrationEntry>> out;
+  for (const auto& [id, cached] : *current->entries) {
+    const auto& svid = cached.svid;
+    if (!svid || now >= svid->RotateAt() || !SvidFitsEntry(*svid, *cached.entry)) out.push_back(cached.entry);
+  }
+  return out;
+}
+
+std::optional<Clock::time_point> SvidCache::NextRotation() const {
+  auto current = snapshot();
+  std::optional<Clock::time_point> next;
+  for (const auto& [id, cached] : *current->entries) {
+    if (cached.svid && (!next || cached.svid->RotateAt() < *next)) next = cached.svid->RotateAt();
+  }
+  return next;
+}
+
+std::optional<WorkloadJwtSvid> SvidCache::FindJwt(const std::string& spiffe_id, std::vector<std::string> audience,
+                                          Clock::time_point now) const {
+  std::sort(audience.begin(), audience.end());
+  std::lock_guard lock(jwt_mutex_);
+  auto it = jwts_.find({spiffe_id, audience});
+  if (it == jwts_.end() || now >= it->second.RefreshAt()) return std::nullopt;
+  return it->second;
+}
+
+void SvidCache::StoreJwt(WorkloadJwtSvid svid, std::vector<std::string> audience) {
+  std::sort(audience.begin(), audience.end());
+  std::lock_guard lock(jwt_mutex_);
+  const auto now = Clock::now();
+  std::erase_if(jwts_, [&](const auto& item) { return item.second.expires_at <= now; });
+  std::string spiffe_id = svid.spiffe_id;
+  jwts_[{std::move(spiffe_id), std::move(audience)}] = std::move(svid);
+}
+
+uint64_t SvidCache::Subscribe(Subscriber subscriber) {
+  std::lock_guard lock(subscribers_mutex_);
+  const uint64_t id = next_subscriber_++;
+  subscribers_[id] = std::move(subscriber);
+  return id;
+}
+
+void SvidCache::Unsubscribe(uint64_t id) {
+  std::lock_guard lock(subscribers_mutex_);
+  subscribers_.erase(id);
+}
+
+}  // namespace sigil::agentd

@@ -1,0 +1,62 @@
+// The admin API: what `serverd entry|agent|token|bundle|x509|jwt …` and operators' scripts
+// call on the admin socket. Methods are named as SPIRE's API services name them
+// (/v1/entry/BatchCreateEntry, /v1/agent/ListAgents, …); bodies are JSON in SPIRE's shapes, so
+// `curl --unix-socket … --http2-prior-knowledge -d '{…}' http://localhost/v1/entry/ListEntries`
+// works too. The transport (HTTP/2 on a Unix socket, peer uid checked) is the caller's; this
+// class maps one request body to one response body.
+//
+//   entry:  BatchCreateEntry {"entries": [...]} -> {"results": [{"status", "entry"}]}
+//           ListEntries {"filter": {"by_spiffe_id", "by_parent_id", "by_selectors":
+//                        {"selectors": [...], "match": "MATCH_SUPERSET"}}} -> {"entries"}
+//           GetEntry {"id"}, BatchUpdateEntry {"entries"}, BatchDeleteEntry {"ids"},
+//           CountEntries {} -> {"count"}
+//   agent:  ListAgents, GetAgent {"id"}, DeleteAgent {"id"}, BanAgent {"id"}, CountAgents,
+//           CreateJoinToken {"ttl", "agent_id"} -> {"value", "expires_at"}
+//
+// Per-item results carry {"code", "message"} with gRPC's numbering; a request-level error is
+// the returned Status.
+//
+// Thread safety: Handle may be called from any thread.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+
+#include "core/status.h"
+#include "serverd/datastore/datastore.h"
+#include "serverd/entry/entry_service.h"
+
+namespace sigil::serverd {
+
+class AdminApi {
+ public:
+  using Method = std::function<Result<nlohmann::json>(const nlohmann::json& body)>;
+
+  AdminApi(EntryService& entries, Datastore& store);
+
+  // NotFound for an unknown path; InvalidArgument when the body does not fit the method.
+  Result<nlohmann::json> Handle(std::string_view path, const nlohmann::json& body);
+
+  // Later parts of the server (bundles, minting) add their methods here.
+  void Register(std::string path, Method method);
+
+ private:
+  EntryService& entries_;
+  Datastore& store_;
+  std::map<std::string, Method, std::less<>> methods_;
+};
+
+// {"code": 0, "message": "OK"} for a Status, as SPIRE's per-item results carry it.
+nlohmann::json StatusToJson(const Status& status);
+
+// SPIRE's join tokens are random UUIDs.
+std::string NewJoinToken();
+
+// spiffe://<td>/spire/agent/join_token/<token>
+std::string JoinTokenAgentId(const TrustDomain& trust_domain, const std::string& token);
+
+}  // namespace sigil::serverd

@@ -1,0 +1,220 @@
+#include "serverd/admin/entry_json.h"
+
+#include "core/spiffe_id.h"
+
+namespace sigil::serverd {
+
+using nlohmann::json;
+
+nlohmann::json SpiffeIdToJson(const std::string& id) {
+  auto parsed = SpiffeId::Parse(id);
+  if (!parsed.ok()) return json{{"trust_domain", ""}, {"path", id}};
+  return json{{"trust_domain", parsed->trust_domain().name()}, {"path", parsed->path()}};
+}
+
+namespace {
+
+json SelectorsToJson(const std::vector<Selector>& selectors) {
+  json out = json::array();
+  for (const Selector& s : selectors) out.push_back({{"type", s.type}, {"value", s.value}});
+  return out;
+}
+
+// Reads the fields of one object, collecting problems by field name.
+class FieldReader {
+ public:
+  FieldReader(const json& object, std::string where) : object_(object), where_(std::move(where)) {}
+
+  const json* Find(const char* key) {
+    auto it = object_.find(key);
+    return it == object_.end() || it->is_null() ? nullptr : &*it;
+  }
+
+  void String(const char* key, std::string& out) {
+    const json* value = Find(key);
+    if (value == nullptr) return;
+    if (!value->is_string()) return Problem(key, "expected a string");
+    out = value->get<std::string>();
+  }
+
+  // SPIRE writes int64 fields as strings in JSON (protobuf's mapping); accept both.
+  void Int(const char* key, int64_t& out) {
+    const json* value = Find(key);
+    if (value == nullptr) return;
+    if (value->is_number_integer()) {
+      out = value->get<int64_t>();
+      return;
+    }
+    if (value->is_string()) {
+      const std::string text = value->get<std::string>();
+      char* end = nullptr;
+      const long long parsed = std::strtoll(text.c_str(), &end, 10);
+      if (!text.empty() && *end == '\0') {
+        out = parsed;
+        return;
+      }
+    }
+    Problem(key, "expected a whole number");
+  }
+
+  void Bool(const char* key, bool& out) {
+    const json* value = Find(key);
+    if (value == nullptr) return;
+    if (!value->is_boolean()) return Problem(key, "expected true or false");
+    out = value->get<bool>();
+  }
+
+  void StringList(const char* key, std::vector<std::string>& out) {
+    const json* value = Find(key);
+    if (value == nullptr) return;
+    if (!value->is_array()) return Problem(key, "expected a list of strings");
+    std::vector<std::string> items;
+    for (const auto& item : *value) {
+      if (!item.is_string()) return Problem(key, "expected a list of strings");
+      items.push_back(item.get<std::string>());
+    }
+    out = std::move(items);
+  }
+
+  // "spiffe://td/path" or {"trust_domain": "td", "path": "/path"}.
+  void Id(const char* key, std::string& out) {
+    const json* value = Find(key);
+    if (value == nullptr) return;
+    if (value->is_string()) {
+      out = value->get<std::string>();
+      return;
+    }
+    if (value->is_object() && value->contains("trust_domain") && (*value)["trust_domain"].is_string()) {
+      const std::string path = value->contains("path") && (*value)["path"].is_string()
+                                   ? (*value)["path"].get<std::string>() : "";
+      out = "spiffe://" + (*value)["trust_domain"].get<std::string>() + path;
+      return;
+    }
+    Problem(key, "expected a SPIFFE ID string or {\"trust_domain\", \"path\"}");
+  }
+
+  void Selectors(const char* key, std::vector<Selector>& out) {
+    const json* value = Find(key);
+    if (value == nullptr) return;
+    if (!value->is_array()) return Problem(key, "expected a list of {\"type\", \"value\"}");
+    for (const auto& item : *value) {
+      if (item.is_string()) {
+        auto parsed = Selector::Parse(item.get<std::string>());
+        if (!parsed.ok()) return Problem(key, parsed.status().message());
+        out.push_back(*parsed);
+      } else if (item.is_object() && item.contains("type") && item.contains("value") &&
+                 item["type"].is_string() && item["value"].is_string()) {
+        out.push_back({item["type"].get<std::string>(), item["value"].get<std::string>()});
+      } else {
+        return Problem(key, "expected a list of {\"type\", \"value\"}");
+      }
+    }
+  }
+
+  void Problem(const char* key, const std::string& message) {
+    problems_ += (problems_.empty() ? "" : "; ") + where_ + "." + key + ": " + message;
+  }
+
+  Status Finish() const {
+    if (!object_.is_object()) return InvalidArgumentError(where_ + ": expected an object");
+    return problems_.empty() ? Status::Ok() : InvalidArgumentError(problems_);
+  }
+
+ private:
+  const json& object_;
+  std::string where_;
+  std::string problems_;
+};
+
+}  // namespace
+
+json EntryToJson(const RegistrationEntry& e) {
+  return json{
+      {"id", e.id},
+      {"spiffe_id", SpiffeIdToJson(e.spiffe_id)},
+      {"parent_id", SpiffeIdToJson(e.parent_id)},
+      {"selectors", SelectorsToJson(e.selectors)},
+      {"x509_svid_ttl", e.x509_svid_ttl.count()},
+      {"jwt_svid_ttl", e.jwt_svid_ttl.count()},
+      {"dns_names", e.dns_names},
+      {"federates_with", e.federates_with},
+      {"admin", e.admin},
+      {"downstream", e.downstream},
+      {"expires_at", std::to_string(e.expires_at)},
+      {"hint", e.hint},
+      {"revision_number", std::to_string(e.revision)},
+      {"created_at", std::to_string(e.created_at)},
+  };
+}
+
+Result<RegistrationEntry> EntryFromJson(const json& object, const std::string& where) {
+  RegistrationEntry e;
+  FieldReader r(object, where);
+  if (object.is_object()) {
+    r.String("id", e.id);
+    r.Id("spiffe_id", e.spiffe_id);
+    r.Id("parent_id", e.parent_id);
+    r.Selectors("selectors", e.selectors);
+    int64_t ttl = 0;
+    r.Int("x509_svid_ttl", ttl);
+    e.x509_svid_ttl = std::chrono::seconds(ttl);
+    ttl = 0;
+    r.Int("jwt_svid_ttl", ttl);
+    e.jwt_svid_ttl = std::chrono::seconds(ttl);
+    r.StringList("dns_names", e.dns_names);
+    r.StringList("federates_with", e.federates_with);
+    r.Bool("admin", e.admin);
+    r.Bool("downstream", e.downstream);
+    r.Int("expires_at", e.expires_at);
+    r.String("hint", e.hint);
+    r.Int("revision_number", e.revision);
+    r.Int("created_at", e.created_at);
+  }
+  SIGIL_RETURN_IF_ERROR(r.Finish());
+  return e;
+}
+
+Result<std::vector<RegistrationEntry>> EntriesFromDataFile(std::string_view text, const std::string& source) {
+  const json document = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (document.is_discarded()) return InvalidArgumentError(source + " is not valid JSON");
+  if (!document.is_object() || !document.contains("entries") || !document["entries"].is_array()) {
+    return InvalidArgumentError(source + ": expected {\"entries\": [...]}");
+  }
+  std::vector<RegistrationEntry> entries;
+  const json& items = document["entries"];
+  for (size_t i = 0; i < items.size(); ++i) {
+    SIGIL_ASSIGN_OR_RETURN(RegistrationEntry e, EntryFromJson(items[i], "entries[" + std::to_string(i) + "]"));
+    entries.push_back(std::move(e));
+  }
+  return entries;
+}
+
+json AgentToJson(const AttestedAgent& a) {
+  return json{
+      {"id", SpiffeIdToJson(a.spiffe_id)},
+      {"attestation_type", a.attestation_type},
+      {"x509svid_serial_number", a.serial},
+      {"x509svid_expires_at", std::to_string(a.expires_at)},
+      {"selectors", SelectorsToJson(a.selectors)},
+      {"banned", a.banned},
+      {"created_at", std::to_string(a.created_at)},
+  };
+}
+
+Result<AttestedAgent> AgentFromJson(const json& object) {
+  AttestedAgent a;
+  FieldReader r(object, "agent");
+  if (object.is_object()) {
+    r.Id("id", a.spiffe_id);
+    r.String("attestation_type", a.attestation_type);
+    r.String("x509svid_serial_number", a.serial);
+    r.Int("x509svid_expires_at", a.expires_at);
+    r.Selectors("selectors", a.selectors);
+    r.Bool("banned", a.banned);
+    r.Int("created_at", a.created_at);
+  }
+  SIGIL_RETURN_IF_ERROR(r.Finish());
+  return a;
+}
+
+}  // namespace sigil::serverd

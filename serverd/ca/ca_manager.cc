@@ -1,0 +1,219 @@
+#include "serverd/ca/ca_manager.h"
+
+#include <algorithm>
+
+#include "core/base64url.h"
+#include "core/log.h"
+#include "core/openssl_util.h"
+#include "hw/soft_key_store.h"
+
+namespace sigil::serverd {
+
+namespace {
+
+int64_t ToUnix(TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+TimePoint FromUnix(int64_t s) { return TimePoint(std::chrono::seconds(s)); }
+
+// SPIRE's thresholds: prepare at 1/2 of the active CA's life, activate at 5/6.
+TimePoint PrepareAt(const CaSlot& s) { return FromUnix(s.not_before + (s.not_after - s.not_before) / 2); }
+TimePoint ActivateAt(const CaSlot& s) { return FromUnix(s.not_before + (s.not_after - s.not_before) * 5 / 6); }
+
+std::string JwtLabelFor(const std::string& ca_label) { return "jwt" + ca_label.substr(2); }  // ca-… -> jwt-…
+
+}  // namespace
+
+Result<std::string> JwtKeyId(EVP_PKEY* public_key) {
+  SIGIL_ASSIGN_OR_RETURN(Bytes der, PublicKeyToDer(public_key));
+  const Bytes digest = Sha256(der);
+  return Base64UrlEncode(std::span<const uint8_t>(digest.data(), 24));
+}
+
+CaManager::CaManager(CaManagerOptions options, hw::KeyStore& keys, Datastore& store, MetricsRegistry* metrics)
+    : options_(std::move(options)), keys_(keys), store_(store) {
+  if (metrics != nullptr) rotations_ = &metrics->GetCounter("ca_rotations_total", "CAs activated after the first");
+}
+
+Result<CaManager::Slot> CaManager::LoadSlot(const CaSlot& record) {
+  SIGIL_ASSIGN_OR_RETURN(std::shared_ptr<Signer> key, keys_.FindKey(record.key_label));
+  SIGIL_ASSIGN_OR_RETURN(X509Ptr cert, CertFromDer({reinterpret_cast<const uint8_t*>(record.certificate_der.data()),
+                                                    record.certificate_der.size()}));
+  std::vector<X509Ptr> chain;
+  chain.push_back(std::move(cert));
+  SIGIL_ASSIGN_OR_RETURN(X509Ca ca, X509Ca::FromChain(options_.trust_domain, std::move(chain), key));
+  SIGIL_ASSIGN_OR_RETURN(std::shared_ptr<Signer> jwt_key, keys_.FindKey(JwtLabelFor(record.key_label)));
+  SIGIL_ASSIGN_OR_RETURN(std::string kid, JwtKeyId(jwt_key->public_key()));
+  return Slot{record, std::make_shared<const X509Ca>(std::move(ca)), jwt_key, kid};
+}
+
+Result<CaManager::Slot> CaManager::NewSlot(TimePoint now, CaSlotState state) {
+  // Labels carry the creation time, so a slot's keys are never confused with an earlier one's.
+  std::string label = "ca-" + std::to_string(ToUnix(now));
+  for (int n = 1; keys_.FindKey(label).ok(); ++n) label = "ca-" + std::to_string(ToUnix(now)) + "-" + std::to_string(n);
+  SIGIL_ASSIGN_OR_RETURN(std::shared_ptr<Signer> key, keys_.CreateKey(label, options_.key_type));
+  SIGIL_ASSIGN_OR_RETURN(std::shared_ptr<Signer> jwt_key, keys_.CreateKey(JwtLabelFor(label), options_.key_type));
+  CaOptions ca_options;
+  ca_options.subject = options_.subject;
+  ca_options.ttl = options_.ca_ttl;
+  ca_options.now = now;
+  SIGIL_ASSIGN_OR_RETURN(X509Ca ca, X509Ca::NewRoot(options_.trust_domain, key, ca_options));
+  CaSlot record;
+  record.key_label = label;
+  record.certificate_der.assign(ca.cert_der().begin(), ca.cert_der().end());
+  record.not_before = ToUnix(ca.not_before());
+  record.not_after = ToUnix(ca.not_after());
+  record.state = state;
+  SIGIL_ASSIGN_OR_RETURN(record, store_.AddCaSlot(record));
+  SIGIL_ASSIGN_OR_RETURN(std::string kid, JwtKeyId(jwt_key->public_key()));
+  LogInfo("CA prepared", {{"slot", std::to_string(record.id)}, {"key_label", label},
+                          {"not_after", std::to_string(record.not_after)}});
+  return Slot{record, std::make_shared<const X509Ca>(std::move(ca)), jwt_key, kid};
+}
+
+CaManager::Slot* CaManager::Active() {
+  for (auto& slot : slots_) {
+    if (slot.record.state == CaSlotState::kActive) return &slot;
+  }
+  return nullptr;
+}
+
+CaManager::Slot* CaManager::Prepared() {
+  for (auto& slot : slots_) {
+    if (slot.record.state == CaSlotState::kPrepared) return &slot;
+  }
+  return nullptr;
+}
+
+Status CaManager::Start(TimePoint now) {
+  SIGIL_ASSIGN_OR_RETURN(std::vector<CaSlot> records, store_.ListCaSlots());
+  for (const CaSlot& record : records) {
+    ++sequence_;
+    // Retired CAs stay in the bundle until they expire; expired ones are done with.
+    if (FromUnix(record.not_after) <= now) continue;
+    auto slot = LoadSlot(record);
+    if (!slot.ok()) {
+      return std::move(slot).status().AddContext("loading CA slot " + std::to_string(record.id) + " (key " +
+                                                 record.key_label + ")");
+    }
+    slots_.push_back(std::move(*slot));
+  }
+  // Several active records mean a crash between activating one and retiring the other: the
+  // newest wins.
+  Slot* active = nullptr;
+  for (auto& slot : slots_) {
+    if (slot.record.state == CaSlotState::kActive) {
+      if (active != nullptr) active->record.state = CaSlotState::kPrepared;
+      active = &slot;
+    }
+  }
+  if (active == nullptr) {
+    if (Slot* prepared = Prepared()) {
+      SIGIL_RETURN_IF_ERROR(store_.SetCaSlotState(prepared->record.id, CaSlotState::kActive));
+      prepared->record.state = CaSlotState::kActive;
+    } else {
+      SIGIL_ASSIGN_OR_RETURN(Slot first, NewSlot(now, CaSlotState::kActive));
+      slots_.push_back(std::move(first));
+    }
+    ++sequence_;
+  }
+  if (options_.mode == CaMode::kDelegated) SIGIL_RETURN_IF_ERROR(RenewIntermediate(now));
+  SIGIL_RETURN_IF_ERROR(Publish());
+  LogInfo("CA active", {{"slot", std::to_string(Active()->record.id)},
+                        {"mode", options_.mode == CaMode::kDelegated ? "delegated" : "direct"}});
+  return Status::Ok();
+}
+
+Status CaManager::RenewIntermediate(TimePoint now) {
+  SIGIL_ASSIGN_OR_RETURN(EvpPkeyPtr key, hw::GenerateSoftKey(options_.key_type));
+  SIGIL_ASSIGN_OR_RETURN(std::shared_ptr<Signer> signer, hw::MakeSoftSigner(std::move(key)));
+  CaOptions ca_options;
+  ca_options.subject = options_.subject;
+  ca_options.ttl = options_.delegated_ca_ttl;
+  ca_options.now = now;
+  ca_options.path_len = 0;
+  SIGIL_ASSIGN_OR_RETURN(X509Ca intermediate, Active()->ca->NewIntermediate(signer, ca_options));
+  intermediate_ = std::make_shared<const X509Ca>(std::move(intermediate));
+  return Status::Ok();
+}
+
+Result<bool> CaManager::Tick(TimePoint now) {
+  bool changed = false;
+  Slot* active = Active();
+  if (Prepared() == nullptr && now >= PrepareAt(active->record)) {
+    SIGIL_ASSIGN_OR_RETURN(Slot next, NewSlot(now, CaSlotState::kPrepared));
+    slots_.push_back(std::move(next));
+    ++sequence_;
+    changed = true;
+    active = Active();
+  }
+  if (Slot* prepared = Prepared(); prepared != nullptr && now >= ActivateAt(active->record)) {
+    // Activate the new one first: a crash in between leaves two active slots, which Start
+    // resolves, never none.
+    SIGIL_RETURN_IF_ERROR(store_.SetCaSlotState(prepared->record.id, CaSlotState::kActive));
+    SIGIL_RETURN_IF_ERROR(store_.SetCaSlotState(active->record.id, CaSlotState::kRetired));
+    prepared->record.state = CaSlotState::kActive;
+    // The old CA stays in the bundle until it expires: SVIDs it signed are still out there.
+    active->record.state = CaSlotState::kRetired;
+    if (rotations_ != nullptr) rotations_->Add();
+    LogInfo("CA activated", {{"slot", std::to_string(prepared->record.id)}});
+    if (options_.mode == CaMode::kDelegated) SIGIL_RETURN_IF_ERROR(RenewIntermediate(now));
+    ++sequence_;
+    changed = true;
+  }
+  const size_t before = slots_.size();
+  std::erase_if(slots_, [&](const Slot& s) { return FromUnix(s.record.not_after) <= now; });
+  if (slots_.size() != before) {
+    ++sequence_;
+    changed = true;
+  }
+  if (options_.mode == CaMode::kDelegated && intermediate_ != nullptr &&
+      now >= intermediate_->not_before() + (intermediate_->not_after() - intermediate_->not_before()) / 2) {
+    SIGIL_RETURN_IF_ERROR(RenewIntermediate(now));
+    changed = true;
+  }
+  if (changed) SIGIL_RETURN_IF_ERROR(Publish());
+  return changed;
+}
+
+Status CaManager::Publish() {
+  auto next = std::make_shared<Current>(options_.trust_domain);
+  Slot* active = Active();
+  next->issuer = options_.mode == CaMode::kDelegated ? intermediate_ : active->ca;
+  next->jwt_key = active->jwt_key;
+  next->jwt_key_id = active->jwt_key_id;
+  for (const Slot& slot : slots_) {
+    next->bundle.x509.Add(slot.ca->cert());
+    next->bundle.jwt.authorities[slot.jwt_key_id] =
+        JwtAuthority(UpRef(slot.jwt_key->public_key()), FromUnix(slot.record.not_after));
+  }
+  next->bundle.sequence = sequence_;
+  SIGIL_ASSIGN_OR_RETURN(std::string jwks, TrustBundleToJwks(next->bundle));
+  SIGIL_RETURN_IF_ERROR(store_.SetBundle({options_.trust_domain.name(), jwks, false, 0}));
+  std::lock_guard lock(current_mutex_);
+  current_ = std::move(next);
+  return Status::Ok();
+}
+
+std::shared_ptr<const CaManager::Current> CaManager::current() const {
+  std::lock_guard lock(current_mutex_);
+  return current_;
+}
+
+TimePoint CaManager::NextEvent() const {
+  TimePoint next = TimePoint::max();
+  const bool prepared = std::any_of(slots_.begin(), slots_.end(),
+                                    [](const Slot& s) { return s.record.state == CaSlotState::kPrepared; });
+  for (const Slot& slot : slots_) {
+    if (slot.record.state == CaSlotState::kActive) {
+      next = std::min(next, prepared ? ActivateAt(slot.record) : PrepareAt(slot.record));
+    }
+    next = std::min(next, FromUnix(slot.record.not_after));
+  }
+  if (intermediate_ != nullptr) {
+    next = std::min(next, intermediate_->not_before() + (intermediate_->not_after() - intermediate_->not_before()) / 2);
+  }
+  return next;
+}
+
+}  // namespace sigil::serverd

@@ -1,0 +1,96 @@
+// The CA's life, as SPIRE's CA manager lives it: at start, load the active CA from the journal
+// (its key from the key store, its certificate from the datastore) or make the first one; at
+// half of the active CA's life prepare the next (a new key in the key store and a new root),
+// publish it in the bundle at once, activate it at five sixths, and drop a CA from the bundle
+// when it expires. Each CA slot has an X.509 key and a JWT key, both in the key store.
+//
+// In `delegated` mode the active CA signs a short-lived intermediate whose key lives only in
+// memory; SVIDs are issued by the intermediate, at software speed, and carry it in their chain.
+// It is renewed at half its life and whenever the active CA changes.
+//
+// A crash at any point leaves a journal the next start can use: keys are made before the slot
+// that names them is written, and a slot's state only moves forward.
+//
+// Thread safety: current() may be called from any thread; Start and Tick from one thread.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/metrics.h"
+#include "core/trust_bundle.h"
+#include "core/x509_ca.h"
+#include "hw/key_store.h"
+#include "serverd/datastore/datastore.h"
+#include "serverd/server_config.h"
+
+namespace sigil::serverd {
+
+struct CaManagerOptions {
+  TrustDomain trust_domain;
+  KeyType key_type = KeyType::kEcP256;
+  std::chrono::seconds ca_ttl{86400};
+  SubjectName subject{.country = "US", .organization = "SPIFFE"};
+  CaMode mode = CaMode::kDirect;
+  std::chrono::seconds delegated_ca_ttl{600};
+};
+
+class CaManager {
+ public:
+  // What issuing needs, consistent at one instant.
+  struct Current {
+    std::shared_ptr<const X509Ca> issuer;  // the active CA, or its delegated intermediate
+    std::shared_ptr<Signer> jwt_key;
+    std::string jwt_key_id;
+    TrustBundle bundle;
+    explicit Current(TrustDomain td) : bundle(std::move(td)) {}
+  };
+
+  CaManager(CaManagerOptions options, hw::KeyStore& keys, Datastore& store, MetricsRegistry* metrics = nullptr);
+
+  Status Start(TimePoint now);
+
+  // Prepares, activates and retires as `now` passes the thresholds; renews the delegated
+  // intermediate. Returns true when the bundle or the issuer changed.
+  Result<bool> Tick(TimePoint now);
+
+  std::shared_ptr<const Current> current() const;
+
+  // When Tick next has something to do.
+  TimePoint NextEvent() const;
+
+ private:
+  struct Slot {
+    CaSlot record;
+    std::shared_ptr<const X509Ca> ca;
+    std::shared_ptr<Signer> jwt_key;
+    std::string jwt_key_id;
+  };
+
+  Result<Slot> LoadSlot(const CaSlot& record);
+  Result<Slot> NewSlot(TimePoint now, CaSlotState state);
+  Status RenewIntermediate(TimePoint now);
+  Status Publish();
+  Slot* Active();
+  Slot* Prepared();
+
+  CaManagerOptions options_;
+  hw::KeyStore& keys_;
+  Datastore& store_;
+  std::vector<Slot> slots_;  // not retired, oldest first
+  std::shared_ptr<const X509Ca> intermediate_;
+  uint64_t sequence_ = 0;
+
+  mutable std::mutex current_mutex_;
+  std::shared_ptr<const Current> current_;
+  Counter* rotations_ = nullptr;
+};
+
+// A JWT key's ID: stable for the key (derived from its public half), so tokens minted before a
+// restart still name a key the bundle has.
+Result<std::string> JwtKeyId(EVP_PKEY* public_key);
+
+}  // namespace sigil::serverd

@@ -1,0 +1,847 @@
+#include "serverd/datastore/sqlite_datastore.h"
+
+#include <openssl/rand.h>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+#include <unordered_set>
+#include <nlohmann/json.hpp>
+
+#include "core/openssl_util.h"
+#include "core/x509_ca.h"
+
+namespace sigil::serverd {
+
+std::string_view CaSlotStateName(CaSlotState state) {
+  switch (state) {
+    case CaSlotState::kPrepared: return "prepared";
+    case CaSlotState::kActive: return "active";
+    case CaSlotState::kRetired: return "retired";
+  }
+  return "unknown";
+}
+
+std::string NewEntryId() {
+  uint8_t b[16];
+  RAND_bytes(b, sizeof(b));
+  b[6] = (b[6] & 0x0f) | 0x40;  // version 4
+  b[8] = (b[8] & 0x3f) | 0x80;  // RFC 4122 variant
+  const std::string hex = HexEncode(b);
+  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" + hex.substr(16, 4) + "-" +
+         hex.substr(20);
+}
+
+namespace {
+
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+CREATE TABLE revision (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);
+INSERT INTO revision (id, value) VALUES (1, 0);
+
+CREATE TABLE entries (
+  id TEXT PRIMARY KEY,
+  spiffe_id TEXT NOT NULL,
+  parent_id TEXT NOT NULL,
+  selector_key TEXT NOT NULL,
+  x509_svid_ttl INTEGER NOT NULL,
+  jwt_svid_ttl INTEGER NOT NULL,
+  admin INTEGER NOT NULL,
+  downstream INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  hint TEXT NOT NULL,
+  revision INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  UNIQUE (spiffe_id, parent_id, selector_key)
+);
+CREATE INDEX entries_by_parent ON entries (parent_id);
+CREATE INDEX entries_by_spiffe_id ON entries (spiffe_id);
+CREATE INDEX entries_by_revision ON entries (revision);
+CREATE TABLE entry_selectors (
+  entry_id TEXT NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+  type TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (entry_id, type, value)
+);
+CREATE INDEX entry_selectors_by_selector ON entry_selectors (type, value);
+CREATE TABLE entry_dns_names (
+  entry_id TEXT NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+  position INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  PRIMARY KEY (entry_id, position)
+);
+CREATE TABLE entry_federates_with (
+  entry_id TEXT NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+  position INTEGER NOT NULL,
+  trust_domain TEXT NOT NULL,
+  PRIMARY KEY (entry_id, position)
+);
+CREATE TABLE entry_tombstones (
+  entry_id TEXT PRIMARY KEY,
+  parent_id TEXT NOT NULL,
+  revision INTEGER NOT NULL
+);
+CREATE INDEX entry_tombstones_by_revision ON entry_tombstones (revision);
+
+CREATE TABLE agents (
+  spiffe_id TEXT PRIMARY KEY,
+  attestation_type TEXT NOT NULL,
+  serial TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  banned INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE agent_selectors (
+  spiffe_id TEXT NOT NULL REFERENCES agents (spiffe_id) ON DELETE CASCADE,
+  type TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (spiffe_id, type, value)
+);
+
+CREATE TABLE join_tokens (
+  token_hash TEXT PRIMARY KEY,
+  spiffe_id TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+
+CREATE TABLE bundles (
+  trust_domain TEXT PRIMARY KEY,
+  data TEXT NOT NULL,
+  federated INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+
+CREATE TABLE ca_journal (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  key_label TEXT NOT NULL,
+  certificate BLOB NOT NULL,
+  not_before INTEGER NOT NULL,
+  not_after INTEGER NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('prepared', 'active', 'retired'))
+);
+)sql";
+
+
+// The uniqueness key of an entry's selectors: sorted, so order in the request does not matter.
+std::string SelectorKey(const std::vector<Selector>& selectors) {
+  const SelectorSet sorted(selectors);
+  std::string key;
+  for (const Selector& s : sorted.items()) key += s.str() + "\n";
+  return key;
+}
+
+std::string HashToken(const std::string& token) {
+  return HexEncode(Sha256({reinterpret_cast<const uint8_t*>(token.data()), token.size()}));
+}
+
+class Database;
+
+// A prepared statement; values bound by position from 1, columns read from 0.
+// Prepared statements kept for the next use of the same SQL: preparing (parsing and planning)
+// cost more than running for the datastore's short statements, and a batch of thousands of
+// entries runs the same few statements thousands of times.
+class StatementCache {
+ public:
+  explicit StatementCache(sqlite3* db) : db_(db) {}
+  ~StatementCache() { Clear(); }
+  StatementCache(const StatementCache&) = delete;
+  StatementCache& operator=(const StatementCache&) = delete;
+
+  sqlite3* db() const { return db_; }
+
+  // A statement of `sql` of its own to the caller: a cached one, or a new one.
+  int Take(const char* sql, sqlite3_stmt** stmt) {
+    {
+      std::lock_guard lock(mutex_);
+      if (auto it = idle_.find(sql); it != idle_.end()) {
+        *stmt = it->second;
+        idle_.erase(it);
+        return SQLITE_OK;
+      }
+    }
+    return sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt, nullptr);
+  }
+  // Back for the next caller, reset and unbound; finalized when the cache is full.
+  void Give(sqlite3_stmt* stmt) {
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    std::lock_guard lock(mutex_);
+    if (idle_.size() >= kMaxIdle) {
+      sqlite3_finalize(stmt);
+      return;
+    }
+    idle_.emplace(sqlite3_sql(stmt), stmt);
+  }
+  void Clear() {
+    std::lock_guard lock(mutex_);
+    for (auto& [sql, stmt] : idle_) sqlite3_finalize(stmt);
+    idle_.clear();
+  }
+
+ private:
+  // Filters make a few shapes of SELECT each; the rest of the SQL is fixed.
+  static constexpr size_t kMaxIdle = 128;
+  sqlite3* db_;
+  std::mutex mutex_;
+  std::unordered_multimap<std::string, sqlite3_stmt*> idle_;
+};
+
+class Statement {
+ public:
+  Statement(StatementCache& cache, const char* sql) : db_(cache.db()), cache_(&cache) {
+    rc_ = cache.Take(sql, &stmt_);
+  }
+  ~Statement() {
+    if (stmt_ != nullptr) cache_->Give(stmt_);
+  }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  Statement& Bind(int index, const std::string& value) {
+    if (rc_ == SQLITE_OK) rc_ = sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& Bind(int index, int64_t value) {
+    if (rc_ == SQLITE_OK) rc_ = sqlite3_bind_int64(stmt_, index, value);
+    return *this;
+  }
+  Statement& BindBlob(int index, const std::string& value) {
+    if (rc_ == SQLITE_OK) rc_ = sqlite3_bind_blob(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+
+  // True while a row is available; errors end the loop and show in status().
+  bool Next() {
+    if (rc_ != SQLITE_OK && rc_ != SQLITE_ROW) return false;
+    const int step = sqlite3_step(stmt_);
+    if (step == SQLITE_ROW) {
+      rc_ = SQLITE_ROW;
+      return true;
+    }
+    rc_ = step == SQLITE_DONE ? SQLITE_OK : step;
+    return false;
+  }
+
+  // Runs a statement that returns no rows.
+  Status Run(std::string_view what) {
+    while (Next()) {
+    }
+    return status(what);
+  }
+
+  std::string Text(int column) const {
+    const auto* text = sqlite3_column_blob(stmt_, column);
+    return text == nullptr ? std::string()
+                           : std::string(static_cast<const char*>(text), sqlite3_column_bytes(stmt_, column));
+  }
+  int64_t Int(int column) const { return sqlite3_column_int64(stmt_, column); }
+
+  int extended_code() const { return rc_ == SQLITE_OK || rc_ == SQLITE_ROW ? rc_ : sqlite3_extended_errcode(db_); }
+
+  Status status(std::string_view what) const {
+    if (rc_ == SQLITE_OK || rc_ == SQLITE_ROW) return Status::Ok();
+    const Code code = (rc_ & 0xff) == SQLITE_BUSY ? Code::kUnavailable : Code::kInternal;
+    return Status(code, std::string(what) + ": " + sqlite3_errmsg(db_));
+  }
+
+ private:
+  sqlite3* db_;
+  StatementCache* cache_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_;
+};
+
+// A list bound as one parameter and read with json_each: SQLite has no array parameters, and
+// an IN list of N placeholders would need a statement per length.
+std::string JsonArray(const std::vector<std::string>& values) { return nlohmann::json(values).dump(); }
+
+Status Exec(sqlite3* db, const char* sql, std::string_view what) {
+  char* error = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &error) != SQLITE_OK) {
+    Status status(Code::kInternal, std::string(what) + ": " + (error ? error : "unknown error"));
+    sqlite3_free(error);
+    return status;
+  }
+  return Status::Ok();
+}
+
+// BEGIN IMMEDIATE (the write lock up front, so two writers never deadlock upgrading) and a
+// ROLLBACK unless Commit() succeeded.
+class Transaction {
+ public:
+  explicit Transaction(sqlite3* db) : db_(db) {}
+  ~Transaction() {
+    if (open_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  Status Begin() {
+    SIGIL_RETURN_IF_ERROR(Exec(db_, "BEGIN IMMEDIATE", "starting a transaction"));
+    open_ = true;
+    return Status::Ok();
+  }
+  Status Commit() {
+    SIGIL_RETURN_IF_ERROR(Exec(db_, "COMMIT", "committing"));
+    open_ = false;
+    return Status::Ok();
+  }
+
+ private:
+  sqlite3* db_;
+  bool open_ = false;
+};
+
+class SqliteDatastore final : public Datastore {
+ public:
+  explicit SqliteDatastore(sqlite3* db) : db_(db), statements_(db) {}
+  ~SqliteDatastore() override {
+    statements_.Clear();
+    sqlite3_close_v2(db_);
+  }
+
+  Status Migrate() {
+    SIGIL_RETURN_IF_ERROR(Exec(db_, "PRAGMA journal_mode=WAL", "enabling WAL"));
+    SIGIL_RETURN_IF_ERROR(Exec(db_, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", "setting pragmas"));
+    Transaction tx(db_);
+    SIGIL_RETURN_IF_ERROR(tx.Begin());
+    int64_t version = 0;
+    {
+      Statement exists(statements_, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='schema_version'");
+      if (exists.Next() && exists.Int(0) == 1) {
+        Statement read(statements_, "SELECT version FROM schema_version");
+        if (read.Next()) version = read.Int(0);
+        SIGIL_RETURN_IF_ERROR(read.status("reading the schema version"));
+      }
+      SIGIL_RETURN_IF_ERROR(exists.status("reading the schema"));
+    }
+    if (version > kSqliteSchemaVersion) {
+      return Status(Code::kFailedPrecondition,
+                    "datastore schema version " + std::to_string(version) +
+                        " is newer than this serverd understands (" +
+                        std::to_string(kSqliteSchemaVersion) + "); refusing to touch it");
+    }
+    if (version < 1) {
+      SIGIL_RETURN_IF_ERROR(Exec(db_, kSchemaV1, "creating the datastore schema"));
+      SIGIL_RETURN_IF_ERROR(Exec(db_, "INSERT INTO schema_version (version) VALUES (1)", "recording the schema version"));
+    }
+    return tx.Commit();
+  }
+
+  // ---- entries ----
+
+  Result<RegistrationEntry> CreateEntry(RegistrationEntry entry) override {
+    std::lock_guard lock(mutex_);
+    Transaction tx(db_);
+    SIGIL_RETURN_IF_ERROR(tx.Begin());
+    SIGIL_ASSIGN_OR_RETURN(int64_t revision, NextRevision());
+    SIGIL_RETURN_IF_ERROR(InsertEntry(entry, revision));
+    SIGIL_RETURN_IF_ERROR(tx.Commit());
+    return entry;
+  }
+
+  Result<std::vector<RegistrationEntry>> CreateEntries(std::vector<RegistrationEntry> entries) override {
+    std::lock_guard lock(mutex_);
+    Transaction tx(db_);
+    SIGIL_RETURN_IF_ERROR(tx.Begin());
+    SIGIL_ASSIGN_OR_RETURN(int64_t revision, NextRevision());
+    for (size_t i = 0; i < entries.size(); ++i) {
+      Status inserted = InsertEntry(entries[i], revision);
+      if (!inserted.ok()) return std::move(inserted).AddContext("entry " + std::to_string(i + 1) + " of the batch");
+    }
+    SIGIL_RETURN_IF_ERROR(tx.Commit());
+    return entries;
+  }
+
+  Result<RegistrationEntry> FetchEntry(const std::string& id) override {
+    std::lock_guard lock(mutex_);
+    SIGIL_ASSIGN_OR_RETURN(auto entries, LoadEntries("WHERE id = ?1", {id}));
+    if (entries.empty()) return NotFoundError("no entry with id " + id);
+    return entries.front();
+  }
+
+  Result<std::vector<RegistrationEntry>> ListEntries(const EntryFilter& filter) override {
+    std::lock_guard lock(mutex_);
+    std::string where = "WHERE 1=1";
+    std::vector<std::string> args;
+    if (filter.spiffe_id) {
+      args.push_back(*filter.spiffe_id);
+      where += " AND spiffe_id = ?" + std::to_string(args.size());
+    }
+    if (filter.parent_id) {
+      args.push_back(*filter.parent_id);
+      where += " AND parent_id = ?" + std::to_string(args.size());
+    }
+    if (filter.parent_ids) {
+      args.push_back(JsonArray(*filter.parent_ids));
+      where += " AND parent_id IN (SELECT value FROM json_each(?" + std::to_string(args.size()) + "))";
+    }
+    SIGIL_ASSIGN_OR_RETURN(auto entries, LoadEntries(where, args));
+    if (filter.selectors) {
+      std::erase_if(entries, [&](const RegistrationEntry& e) {
+        return !SelectorsMatch(e.selector_set(), *filter.selectors, filter.match);
+      });
+    }
+    return entries;
+  }
+
+  Result<RegistrationEntry> UpdateEntry(RegistrationEntry entry) override {
+    std::lock_guard lock(mutex_);
+    Transaction tx(db_);
+    SIGIL_RETURN_IF_ERROR(tx.Begin());
+    SIGIL_ASSIGN_OR_RETURN(int64_t revision, NextRevision());
+    SIGIL_RETURN_IF_ERROR(ReplaceEntry(entry, revision));
+    SIGIL_RETURN_IF_ERROR(tx.Commit());
+    return entry;
+  }
+
+  Result<std::vector<Result<RegistrationEntry>>> BatchCreateEntries(std::vector<RegistrationEntry> entries) override {
+    return WriteEach(std::move(entries), [this](RegistrationEntry& entry, int64_t revision) { return InsertEntry(entry, revision); });
+  }
+
+  Result<std::vector<Result<RegistrationEntry>>> BatchUpdateEntries(std::vector<RegistrationEntry> entries) override {
+    return WriteEach(std::move(entries), [this](RegistrationEntry& entry, int64_t revision) { return ReplaceEntry(entry, revision); });
+  }
+
+  Status DeleteEntry(const std::string& id) override {
+    std::lock_guard lock(mutex_);
+    Transaction tx(db_);
+    SIGIL_RETURN_IF_ERROR(tx.Begin());
+    SIGIL_ASSIGN_OR_RETURN(auto existing, LoadEntries("WHERE id = ?1", {id}));
+    if (existing.empty()) return NotFoundError("no entry with id " + id);
+    SIGIL_ASSIGN_OR_RETURN(int64_t revision, NextRevision());
+    SIGIL_RETURN_IF_ERROR(Statement(statements_, "DELETE FROM entries WHERE id = ?1").Bind(1, id).Run("deleting entry"));
+    SIGIL_RETURN_IF_ERROR(Tombstone(id, existing.front().parent_id, revision));
+    return tx.Commit();
+  }
+
+  Result<int64_t> CountEntries() override {
+    std::lock_guard lock(mutex_);
+    return CountLocked("SELECT count(*) FROM entries");
+  }
+
+  Result<int64_t> CurrentRevision() override {
+    std::lock_guard lock(mutex_);
+    return CountLocked("SELECT value FROM revision WHERE id = 1");
+  }
+
+  Result<EntryChanges> EntriesChangedSince(int64_t since_revision,
+                                           const std::vector<std::string>& parent_ids) override {
+    std::lock_guard lock(mutex_);
+    // One read transaction, so the revision matches the rows read with it.
+    SIGIL_RETURN_IF_ERROR(Exec(db_, "BEGIN", "starting a read"));
+    struct EndRead {
+      sqlite3* db;
+      ~EndRead() { sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr); }
+    } end_read{db_};
+    EntryChanges changes;
+    SIGIL_ASSIGN_OR_RETURN(changes.revision, CountLocked("SELECT value FROM revision WHERE id = 1"));
+    // The parent filter is the query's, so a sync of a few parents reads their rows only.
+    std::string where = "WHERE revision > ?1";
+    std::vector<std::string> args = {std::to_string(since_revision)};
+    if (!parent_ids.empty()) {
+      where += " AND parent_id IN (SELECT value FROM json_each(?2))";
+      args.push_back(JsonArray(parent_ids));
+    }
+    SIGIL_ASSIGN_OR_RETURN(changes.changed, LoadEntries(where, args, true));
+    Statement removed(statements_, ("SELECT entry_id FROM entry_tombstones " + where).c_str());
+    for (size_t i = 0; i < args.size(); ++i) removed.Bind(static_cast<int>(i + 1), args[i]);
+    // An entry that moved between two of the parents left a tombstone under the first, but it
+    // is still there under the second.
+    std::unordered_set<std::string> present;
+    for (const auto& entry : changes.changed) present.insert(entry.id);
+    while (removed.Next()) {
+      std::string id = removed.Text(0);
+      if (!present.contains(id)) changes.removed_ids.push_back(std::move(id));
+    }
+    SIGIL_RETURN_IF_ERROR(removed.status("reading removed entries"));
+    return changes;
+  }
+
+  // ---- agents ----
+
+  Status CreateAgent(const AttestedAgent& agent) override {
+    std::lock_guard lock(mutex_);
+    Transaction tx(db_);
+    SIGIL_RETURN_IF_ERROR(tx.Begin());
+    const int64_t now = NowUnixSeconds();
+    Statement insert(statements_, "INSERT INTO agents (spiffe_id, attestation_type, serial, expires_at, banned, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)");
+    insert.Bind(1, agent.spiffe_id).Bind(2, agent.attestation_type).Bind(3, agent.serial)
+        .Bind(4, agent.expires_at).Bind(5, int64_t{agent.banned}).Bind(6, now);
+    Status inserted = insert.Run("recording agent");
+    if (!inserted.ok()) {
+      if (insert.extended_code() == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        return AlreadyExistsError("agent " + agent.spiffe_id + " is already attested");
+      }
+      return inserted;
+    }
+    for (const Selector& s : agent.selectors) {
+      SIGIL_RETURN_IF_ERROR(Statement(statements_, "INSERT OR IGNORE INTO agent_selectors (spiffe_id, type, value) VALUES (?1, ?2, ?3)")
+                                .Bind(1, agent.spiffe_id).Bind(2, s.type).Bind(3, s.value).Run("recording agent selector"));
+    }
+    return tx.Commit();
+  }
+
+  Result<AttestedAgent> FetchAgent(const std::string& spiffe_id) override {
+    std::lock_guard lock(mutex_);
+    SIGIL_ASSIGN_OR_RETURN(auto agents, LoadAgents("WHERE spiffe_id = ?1", spiffe_id));
+    if (agents.empty()) return NotFoundError("no attested agent " + spiffe_id);
+    return agents.front();
+  }
+
+  Result<std::vector<AttestedAgent>> ListAgents() override {
+    std::lock_guard lock(mutex_);
+    return LoadAgents("", "");
+  }
+
+  Result<int64_t> CountAgents() override {
+    std::lock_guard lock(mutex_);
+    return CountLocked("SELECT count(*) FROM agents");
+  }
+
+  Status UpdateAgentSvid(const std::string& spiffe_id, const std::string& serial, int64_t expires_at) override {
+    std::lock_guard lock(mutex_);
+    return ChangeAgent(Statement(statements_, "UPDATE agents SET serial = ?2, expires_at = ?3, updated_at = ?4 WHERE spiffe_id = ?1")
+                           .Bind(1, spiffe_id).Bind(2, serial).Bind(3, expires_at).Bind(4, NowUnixSeconds()),
+                       spiffe_id);
+  }
+
+  Status SetAgentBanned(const std::string& spiffe_id, bool banned) override {
+    std::lock_guard lock(mutex_);
+    return ChangeAgent(Statement(statements_, "UPDATE agents SET banned = ?2, updated_at = ?3 WHERE spiffe_id = ?1")
+                           .Bind(1, spiffe_id).Bind(2, int64_t{banned}).Bind(3, NowUnixSeconds()),
+                       spiffe_id);
+  }
+
+  Status DeleteAgent(const std::string& spiffe_id) override {
+    std::lock_guard lock(mutex_);
+    return ChangeAgent(Statement(statements_, "DELETE FROM agents WHERE spiffe_id = ?1").Bind(1, spiffe_id), spiffe_id);
+  }
+
+  // ---- join tokens ----
+
+  Status CreateJoinToken(const std::string& token, const JoinToken& details) override {
+    std::lock_guard lock(mutex_);
+    Statement insert(statements_, "INSERT INTO join_tokens (token_hash, spiffe_id, expires_at) VALUES (?1, ?2, ?3)");
+    insert.Bind(1, HashToken(token)).Bind(2, details.spiffe_id).Bind(3, details.expires_at);
+    Status inserted = insert.Run("recording join token");
+    if (!inserted.ok() && insert.extended_code() == SQLITE_CONSTRAINT_PRIMARYKEY) {
+      return AlreadyExistsError("join token already exists");
+    }
+    return inserted;
+  }
+
+  Result<JoinToken> ConsumeJoinToken(const std::string& token, int64_t now) override {
+    std::lock_guard lock(mutex_);
+    Transaction tx(db_);
+    SIGIL_RETURN_IF_ERROR(tx.Begin());
+    const std::string hash = HashToken(token);
+    Statement read(statements_, "SELECT spiffe_id, expires_at FROM join_tokens WHERE token_hash = ?1");
+    read.Bind(1, hash);
+    if (!read.Next()) {
+      SIGIL_RETURN_IF_ERROR(read.status("reading join token"));
+      return NotFoundError("join token is unknown or was already used");
+    }
+    JoinToken found{read.Text(0), read.Int(1)};
+    SIGIL_RETURN_IF_ERROR(Statement(statements_, "DELETE FROM join_tokens WHERE token_hash = ?1").Bind(1, hash).Run("using join token"));
+    SIGIL_RETURN_IF_ERROR(tx.Commit());
+    if (found.expires_at <= now) {
+      return PermissionDeniedError("join token expired " + std::to_string(now - found.expires_at) + "s ago");
+    }
+    return found;
+  }
+
+  Result<int64_t> PruneJoinTokens(int64_t now) override {
+    std::lock_guard lock(mutex_);
+    SIGIL_RETURN_IF_ERROR(Statement(statements_, "DELETE FROM join_tokens WHERE expires_at <= ?1").Bind(1, now).Run("pruning join tokens"));
+    return int64_t{sqlite3_changes(db_)};
+  }
+
+  // ---- bundles ----
+
+  Status SetBundle(const StoredBundle& bundle) override {
+    std::lock_guard lock(mutex_);
+    return Statement(statements_, "INSERT INTO bundles (trust_domain, data, federated, updated_at) VALUES (?1, ?2, ?3, ?4) "
+                          "ON CONFLICT (trust_domain) DO UPDATE SET data = ?2, federated = ?3, updated_at = ?4")
+        .Bind(1, bundle.trust_domain).Bind(2, bundle.data).Bind(3, int64_t{bundle.federated}).Bind(4, NowUnixSeconds())
+        .Run("storing bundle");
+  }
+
+  Result<StoredBundle> FetchBundle(const std::string& trust_domain) override {
+    std::lock_guard lock(mutex_);
+    SIGIL_ASSIGN_OR_RETURN(auto bundles, LoadBundles("WHERE trust_domain = ?1", trust_domain));
+    if (bundles.empty()) return NotFoundError("no bundle for trust domain " + trust_domain);
+    return bundles.front();
+  }
+
+  Result<std::vector<StoredBundle>> ListBundles() override {
+    std::lock_guard lock(mutex_);
+    return LoadBundles("", "");
+  }
+
+  Status DeleteBundle(const std::string& trust_domain) override {
+    std::lock_guard lock(mutex_);
+    SIGIL_RETURN_IF_ERROR(Statement(statements_, "DELETE FROM bundles WHERE trust_domain = ?1").Bind(1, trust_domain).Run("deleting bundle"));
+    if (sqlite3_changes(db_) == 0) return NotFoundError("no bundle for trust domain " + trust_domain);
+    return Status::Ok();
+  }
+
+  // ---- CA journal ----
+
+  Result<CaSlot> AddCaSlot(CaSlot slot) override {
+    std::lock_guard lock(mutex_);
+    Statement insert(statements_, "INSERT INTO ca_journal (key_label, certificate, not_before, not_after, state) VALUES (?1, ?2, ?3, ?4, ?5)");
+    insert.Bind(1, slot.key_label).BindBlob(2, slot.certificate_der).Bind(3, slot.not_before)
+        .Bind(4, slot.not_after).Bind(5, std::string(CaSlotStateName(slot.state)));
+    SIGIL_RETURN_IF_ERROR(insert.Run("recording CA"));
+    slot.id = sqlite3_last_insert_rowid(db_);
+    return slot;
+  }
+
+  Result<std::vector<CaSlot>> ListCaSlots() override {
+    std::lock_guard lock(mutex_);
+    Statement read(statements_, "SELECT id, key_label, certificate, not_before, not_after, state FROM ca_journal ORDER BY id");
+    std::vector<CaSlot> slots;
+    while (read.Next()) {
+      CaSlot slot{read.Int(0), read.Text(1), read.Text(2), read.Int(3), read.Int(4), CaSlotState::kPrepared};
+      const std::string state = read.Text(5);
+      slot.state = state == "active" ? CaSlotState::kActive : state == "retired" ? CaSlotState::kRetired : CaSlotState::kPrepared;
+      slots.push_back(std::move(slot));
+    }
+    SIGIL_RETURN_IF_ERROR(read.status("reading the CA journal"));
+    return slots;
+  }
+
+  Status SetCaSlotState(int64_t id, CaSlotState state) override {
+    std::lock_guard lock(mutex_);
+    SIGIL_RETURN_IF_ERROR(Statement(statements_, "UPDATE ca_journal SET state = ?2 WHERE id = ?1")
+                              .Bind(1, id).Bind(2, std::string(CaSlotStateName(state))).Run("updating the CA journal"));
+    if (sqlite3_changes(db_) == 0) return NotFoundError("no CA journal slot " + std::to_string(id));
+    return Status::Ok();
+  }
+
+  Status Ping() override {
+    std::lock_guard lock(mutex_);
+    return CountLocked("SELECT value FROM revision WHERE id = 1").status();
+  }
+
+ private:
+  Result<int64_t> CountLocked(const char* sql) {
+    Statement read(statements_, sql);
+    if (!read.Next()) {
+      SIGIL_RETURN_IF_ERROR(read.status("reading the datastore"));
+      return Status(Code::kInternal, "datastore answered no row");
+    }
+    return read.Int(0);
+  }
+
+  Result<int64_t> NextRevision() {
+    SIGIL_RETURN_IF_ERROR(Exec(db_, "UPDATE revision SET value = value + 1 WHERE id = 1", "advancing the revision"));
+    return CountLocked("SELECT value FROM revision WHERE id = 1");
+  }
+
+  // One transaction and one revision for the batch, each entry inside its own savepoint: an
+  // entry that fails is undone alone and the rest go on, and the batch costs one sync to disk.
+  template <typename Write>
+  Result<std::vector<Result<RegistrationEntry>>> WriteEach(std::vector<RegistrationEntry> entries, Write write) {
+    std::lock_guard lock(mutex_);
+    Transaction tx(db_);
+    SIGIL_RETURN_IF_ERROR(tx.Begin());
+    SIGIL_ASSIGN_OR_RETURN(int64_t revision, NextRevision());
+    std::vector<Result<RegistrationEntry>> results;
+    results.reserve(entries.size());
+    bool any_written = false;
+    for (auto& entry : entries) {
+      SIGIL_RETURN_IF_ERROR(Exec(db_, "SAVEPOINT batch_item", "starting a batch item"));
+      Status written = write(entry, revision);
+      if (written.ok()) {
+        SIGIL_RETURN_IF_ERROR(Exec(db_, "RELEASE batch_item", "finishing a batch item"));
+        results.emplace_back(std::move(entry));
+        any_written = true;
+      } else {
+        SIGIL_RETURN_IF_ERROR(Exec(db_, "ROLLBACK TO batch_item; RELEASE batch_item", "undoing a batch item"));
+        results.emplace_back(std::move(written));
+      }
+    }
+    // Nothing written: the transaction rolls back with the revision it took.
+    if (any_written) SIGIL_RETURN_IF_ERROR(tx.Commit());
+    return results;
+  }
+
+  // Replaces every field of the stored entry with `entry`'s but created_at; inside a transaction.
+  Status ReplaceEntry(RegistrationEntry& entry, int64_t revision) {
+    SIGIL_ASSIGN_OR_RETURN(auto existing, LoadEntries("WHERE id = ?1", {entry.id}));
+    if (existing.empty()) return NotFoundError("no entry with id " + entry.id);
+    entry.created_at = existing.front().created_at;
+    SIGIL_RETURN_IF_ERROR(Statement(statements_, "DELETE FROM entries WHERE id = ?1").Bind(1, entry.id).Run("replacing entry"));
+    SIGIL_RETURN_IF_ERROR(InsertEntry(entry, revision));
+    if (existing.front().parent_id != entry.parent_id) {
+      // Agents holding the old parent learn of the move as a removal.
+      SIGIL_RETURN_IF_ERROR(Tombstone(entry.id, existing.front().parent_id, revision));
+    }
+    return Status::Ok();
+  }
+
+  Status Tombstone(const std::string& id, const std::string& parent_id, int64_t revision) {
+    return Statement(statements_, "INSERT INTO entry_tombstones (entry_id, parent_id, revision) VALUES (?1, ?2, ?3) "
+                          "ON CONFLICT (entry_id) DO UPDATE SET parent_id = ?2, revision = ?3")
+        .Bind(1, id).Bind(2, parent_id).Bind(3, revision).Run("recording removal");
+  }
+
+  Status InsertEntry(RegistrationEntry& entry, int64_t revision) {
+    if (entry.id.empty()) entry.id = NewEntryId();
+    if (entry.created_at == 0) entry.created_at = NowUnixSeconds();
+    entry.revision = revision;
+    entry.selectors = SelectorSet(entry.selectors).items();
+    Statement insert(statements_, "INSERT INTO entries (id, spiffe_id, parent_id, selector_key, x509_svid_ttl, jwt_svid_ttl, admin, downstream, expires_at, hint, revision, created_at) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+    insert.Bind(1, entry.id).Bind(2, entry.spiffe_id).Bind(3, entry.parent_id).Bind(4, SelectorKey(entry.selectors))
+        .Bind(5, int64_t{entry.x509_svid_ttl.count()}).Bind(6, int64_t{entry.jwt_svid_ttl.count()})
+        .Bind(7, int64_t{entry.admin}).Bind(8, int64_t{entry.downstream}).Bind(9, entry.expires_at)
+        .Bind(10, entry.hint).Bind(11, revision).Bind(12, entry.created_at);
+    Status inserted = insert.Run("storing entry");
+    if (!inserted.ok()) {
+      if (insert.extended_code() == SQLITE_CONSTRAINT_UNIQUE) {
+        return AlreadyExistsError("an entry with spiffe_id " + entry.spiffe_id + ", parent_id " +
+                                  entry.parent_id + " and the same selectors already exists");
+      }
+      if (insert.extended_code() == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        return AlreadyExistsError("an entry with id " + entry.id + " already exists");
+      }
+      return inserted;
+    }
+    for (const Selector& s : entry.selectors) {
+      SIGIL_RETURN_IF_ERROR(Statement(statements_, "INSERT INTO entry_selectors (entry_id, type, value) VALUES (?1, ?2, ?3)")
+                                .Bind(1, entry.id).Bind(2, s.type).Bind(3, s.value).Run("storing selector"));
+    }
+    for (size_t i = 0; i < entry.dns_names.size(); ++i) {
+      SIGIL_RETURN_IF_ERROR(Statement(statements_, "INSERT INTO entry_dns_names (entry_id, position, name) VALUES (?1, ?2, ?3)")
+                                .Bind(1, entry.id).Bind(2, static_cast<int64_t>(i)).Bind(3, entry.dns_names[i]).Run("storing DNS name"));
+    }
+    for (size_t i = 0; i < entry.federates_with.size(); ++i) {
+      SIGIL_RETURN_IF_ERROR(Statement(statements_, "INSERT INTO entry_federates_with (entry_id, position, trust_domain) VALUES (?1, ?2, ?3)")
+                                .Bind(1, entry.id).Bind(2, static_cast<int64_t>(i)).Bind(3, entry.federates_with[i]).Run("storing federation"));
+    }
+    // A re-created id is no longer removed.
+    return Statement(statements_, "DELETE FROM entry_tombstones WHERE entry_id = ?1").Bind(1, entry.id).Run("clearing removal");
+  }
+
+  // Entries matching `where` (bound to `args` as ?1, ?2, ...), with their lists, ordered by id
+  // (or by revision when `by_revision`).
+  Result<std::vector<RegistrationEntry>> LoadEntries(const std::string& where, const std::vector<std::string>& args,
+                                                     bool by_revision = false) {
+    const std::string sql = "SELECT id, spiffe_id, parent_id, x509_svid_ttl, jwt_svid_ttl, admin, downstream, expires_at, hint, revision, created_at FROM entries " +
+                            where + (by_revision ? " ORDER BY revision, id" : " ORDER BY id");
+    Statement read(statements_, sql.c_str());
+    for (size_t i = 0; i < args.size(); ++i) read.Bind(static_cast<int>(i + 1), args[i]);
+    std::vector<RegistrationEntry> entries;
+    std::map<std::string, size_t> index;
+    while (read.Next()) {
+      RegistrationEntry e;
+      e.id = read.Text(0);
+      e.spiffe_id = read.Text(1);
+      e.parent_id = read.Text(2);
+      e.x509_svid_ttl = std::chrono::seconds(read.Int(3));
+      e.jwt_svid_ttl = std::chrono::seconds(read.Int(4));
+      e.admin = read.Int(5) != 0;
+      e.downstream = read.Int(6) != 0;
+      e.expires_at = read.Int(7);
+      e.hint = read.Text(8);
+      e.revision = read.Int(9);
+      e.created_at = read.Int(10);
+      index[e.id] = entries.size();
+      entries.push_back(std::move(e));
+    }
+    SIGIL_RETURN_IF_ERROR(read.status("reading entries"));
+    if (entries.empty()) return entries;
+    // The child rows of the selected entries, joined in memory: one query per table rather than
+    // one per entry keeps a full sync of many entries to three scans.
+    const std::string children = " WHERE entry_id IN (SELECT id FROM entries " + where + ")";
+    auto load_children = [&](const std::string& select, auto&& apply) -> Status {
+      const std::string child_sql = select + children;
+      Statement rows(statements_, child_sql.c_str());
+      for (size_t i = 0; i < args.size(); ++i) rows.Bind(static_cast<int>(i + 1), args[i]);
+      while (rows.Next()) {
+        if (auto it = index.find(rows.Text(0)); it != index.end()) apply(entries[it->second], rows);
+      }
+      return rows.status("reading entry details");
+    };
+    SIGIL_RETURN_IF_ERROR(load_children("SELECT entry_id, type, value FROM entry_selectors",
+                                        [](RegistrationEntry& e, Statement& r) { e.selectors.push_back({r.Text(1), r.Text(2)}); }));
+    SIGIL_RETURN_IF_ERROR(load_children("SELECT entry_id, name, position FROM entry_dns_names",
+                                        [](RegistrationEntry& e, Statement& r) {
+                                          const auto position = static_cast<size_t>(r.Int(2));
+                                          if (e.dns_names.size() <= position) e.dns_names.resize(position + 1);
+                                          e.dns_names[position] = r.Text(1);
+                                        }));
+    SIGIL_RETURN_IF_ERROR(load_children("SELECT entry_id, trust_domain, position FROM entry_federates_with",
+                                        [](RegistrationEntry& e, Statement& r) {
+                                          const auto position = static_cast<size_t>(r.Int(2));
+                                          if (e.federates_with.size() <= position) e.federates_with.resize(position + 1);
+                                          e.federates_with[position] = r.Text(1);
+                                        }));
+    for (auto& e : entries) e.selectors = SelectorSet(e.selectors).items();
+    return entries;
+  }
+
+  Result<std::vector<AttestedAgent>> LoadAgents(const std::string& where, const std::string& arg) {
+    const std::string sql = "SELECT spiffe_id, attestation_type, serial, expires_at, banned, created_at, updated_at FROM agents " + where + " ORDER BY spiffe_id";
+    Statement read(statements_, sql.c_str());
+    if (!where.empty()) read.Bind(1, arg);
+    std::vector<AttestedAgent> agents;
+    while (read.Next()) {
+      agents.push_back({read.Text(0), read.Text(1), read.Text(2), read.Int(3), read.Int(4) != 0, {}, read.Int(5), read.Int(6)});
+    }
+    SIGIL_RETURN_IF_ERROR(read.status("reading agents"));
+    for (auto& agent : agents) {
+      Statement selectors(statements_, "SELECT type, value FROM agent_selectors WHERE spiffe_id = ?1 ORDER BY type, value");
+      selectors.Bind(1, agent.spiffe_id);
+      while (selectors.Next()) agent.selectors.push_back({selectors.Text(0), selectors.Text(1)});
+      SIGIL_RETURN_IF_ERROR(selectors.status("reading agent selectors"));
+    }
+    return agents;
+  }
+
+  Status ChangeAgent(Statement& statement, const std::string& spiffe_id) {
+    SIGIL_RETURN_IF_ERROR(statement.Run("updating agent"));
+    if (sqlite3_changes(db_) == 0) return NotFoundError("no attested agent " + spiffe_id);
+    return Status::Ok();
+  }
+
+  Result<std::vector<StoredBundle>> LoadBundles(const std::string& where, const std::string& arg) {
+    const std::string sql = "SELECT trust_domain, data, federated, updated_at FROM bundles " + where + " ORDER BY trust_domain";
+    Statement read(statements_, sql.c_str());
+    if (!where.empty()) read.Bind(1, arg);
+    std::vector<StoredBundle> bundles;
+    while (read.Next()) bundles.push_back({read.Text(0), read.Text(1), read.Int(2) != 0, read.Int(3)});
+    SIGIL_RETURN_IF_ERROR(read.status("reading bundles"));
+    return bundles;
+  }
+
+  std::mutex mutex_;
+  sqlite3* db_;
+  StatementCache statements_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const std::filesystem::path& path) {
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &db,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    Status status(Code::kFailedPrecondition, "cannot open datastore " + path.string() + ": " +
+                                                 (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
+    sqlite3_close_v2(db);
+    return status;
+  }
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_extended_result_codes(db, 1);
+  auto store = std::make_unique<SqliteDatastore>(db);
+  Status migrated = store->Migrate();
+  if (!migrated.ok()) return std::move(migrated).AddContext("opening datastore " + path.string());
+  return std::unique_ptr<Datastore>(std::move(store));
+}
+
+}  // namespace sigil::serverd

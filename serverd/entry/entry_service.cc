@@ -1,0 +1,178 @@
+#include "serverd/entry/entry_service.h"
+
+#include <algorithm>
+
+namespace sigil::serverd {
+
+Result<RegistrationEntry> EntryService::Create(RegistrationEntry entry) {
+  SIGIL_RETURN_IF_ERROR(entry.Validate(trust_domain_));
+  entry.id.clear();  // the server assigns ids
+  return store_.CreateEntry(std::move(entry));
+}
+
+namespace {
+
+// Checks every entry with `check`, writes the ones that pass with one `write` call, and answers
+// one result per entry in the order given.
+template <typename Check, typename Write>
+std::vector<Result<RegistrationEntry>> EachInOneWrite(std::vector<RegistrationEntry> entries, Check check,
+                                                      Write write) {
+  std::vector<Result<RegistrationEntry>> results(entries.size(), Status(Code::kInternal, "not written"));
+  std::vector<RegistrationEntry> valid;
+  std::vector<size_t> positions;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (Status checked = check(entries[i]); !checked.ok()) {
+      results[i] = std::move(checked);
+      continue;
+    }
+    valid.push_back(std::move(entries[i]));
+    positions.push_back(i);
+  }
+  if (valid.empty()) return results;
+  auto written = write(std::move(valid));
+  for (size_t j = 0; j < positions.size(); ++j) {
+    results[positions[j]] = written.ok() ? std::move((*written)[j]) : Result<RegistrationEntry>(written.status());
+  }
+  return results;
+}
+
+}  // namespace
+
+std::vector<Result<RegistrationEntry>> EntryService::CreateBatch(std::vector<RegistrationEntry> entries) {
+  return EachInOneWrite(
+      std::move(entries),
+      [this](RegistrationEntry& entry) {
+        entry.id.clear();  // the server assigns ids
+        return entry.Validate(trust_domain_);
+      },
+      [this](std::vector<RegistrationEntry> valid) { return store_.BatchCreateEntries(std::move(valid)); });
+}
+
+std::vector<Result<RegistrationEntry>> EntryService::UpdateBatch(std::vector<RegistrationEntry> entries) {
+  return EachInOneWrite(
+      std::move(entries),
+      [this](RegistrationEntry& entry) {
+        if (entry.id.empty()) return InvalidArgumentError("entry id is required to update an entry");
+        return entry.Validate(trust_domain_);
+      },
+      [this](std::vector<RegistrationEntry> valid) { return store_.BatchUpdateEntries(std::move(valid)); });
+}
+
+Result<RegistrationEntry> EntryService::Update(RegistrationEntry entry) {
+  if (entry.id.empty()) return InvalidArgumentError("entry id is required to update an entry");
+  SIGIL_RETURN_IF_ERROR(entry.Validate(trust_domain_));
+  return store_.UpdateEntry(std::move(entry));
+}
+
+Status EntryService::Delete(const std::string& id) {
+  if (id.empty()) return InvalidArgumentError("entry id is required to delete an entry");
+  return store_.DeleteEntry(id);
+}
+
+Result<std::vector<RegistrationEntry>> EntryService::List(const EntryFilter& filter) {
+  return store_.ListEntries(filter);
+}
+
+Result<EntryService::Authorization> EntryService::Authorize(const AttestedAgent& agent, int64_t now_unix) {
+  Authorization authorization;
+  SIGIL_ASSIGN_OR_RETURN(authorization.revision, store_.CurrentRevision());
+  authorization.roots.insert(agent.spiffe_id);
+  // Every agent is selected by its own ID too: how a join token's alias entry names its agent.
+  std::vector<Selector> selectors = agent.selectors;
+  selectors.push_back({"spiffe_id", agent.spiffe_id});
+  const SelectorSet agent_selectors(std::move(selectors));
+  SIGIL_ASSIGN_OR_RETURN(auto aliases, store_.ListEntries({.parent_id = ServerSpiffeId(trust_domain_).str()}));
+  for (const auto& alias : aliases) {
+    authorization.alias_ids.insert(alias.id);
+    if (EntryMatchesWorkload(alias.selector_set(), agent_selectors)) authorization.roots.insert(alias.spiffe_id);
+  }
+  for (const auto& root : authorization.roots) authorization.holders[root] = 1;
+  SIGIL_RETURN_IF_ERROR(WalkDown({authorization.roots.begin(), authorization.roots.end()}, now_unix, authorization));
+  return authorization;
+}
+
+Status EntryService::WalkDown(std::vector<std::string> frontier, int64_t now_unix, Authorization& authorization) {
+  while (!frontier.empty()) {
+    SIGIL_ASSIGN_OR_RETURN(auto below, store_.ListEntries({.parent_ids = std::move(frontier)}));
+    frontier.clear();
+    for (auto& entry : below) Admit(std::move(entry), now_unix, authorization, frontier);
+  }
+  return Status::Ok();
+}
+
+void EntryService::Admit(RegistrationEntry entry, int64_t now_unix, Authorization& authorization,
+                         std::vector<std::string>& new_parents) {
+  auto [found, added] = authorization.found.try_emplace(entry.id, Authorization::Found{entry.spiffe_id, entry.parent_id});
+  if (added) {
+    ++authorization.children[entry.parent_id];
+    if (authorization.holders[entry.spiffe_id]++ == 0) new_parents.push_back(entry.spiffe_id);
+  }
+  if (entry.expires_at != 0 && entry.expires_at <= now_unix) {
+    authorization.by_id.erase(entry.id);
+  } else {
+    authorization.by_id.insert_or_assign(entry.id, std::move(entry));
+  }
+}
+
+bool EntryService::Drop(const std::string& entry_id, Authorization& authorization) {
+  authorization.by_id.erase(entry_id);
+  auto found = authorization.found.find(entry_id);
+  if (found == authorization.found.end()) return true;
+  if (auto below = authorization.children.find(found->second.parent_id); --below->second == 0) {
+    authorization.children.erase(below);
+  }
+  bool still_sound = true;
+  if (auto held = authorization.holders.find(found->second.spiffe_id); --held->second == 0) {
+    authorization.holders.erase(held);
+    still_sound = !authorization.children.contains(found->second.spiffe_id);
+  }
+  authorization.found.erase(found);
+  return still_sound;
+}
+
+Status EntryService::Advance(const AttestedAgent& agent, int64_t now_unix, Authorization& authorization) {
+  SIGIL_ASSIGN_OR_RETURN(EntryChanges changes, store_.EntriesChangedSince(authorization.revision, {}));
+  const std::string server_id = ServerSpiffeId(trust_domain_).str();
+  bool read_again = false;
+  std::vector<std::string> new_parents;
+  for (auto& entry : changes.changed) {
+    // An alias may now select this agent or stop selecting it.
+    if (entry.parent_id == server_id || authorization.alias_ids.contains(entry.id)) {
+      read_again = true;
+      break;
+    }
+    auto found = authorization.found.find(entry.id);
+    const bool below_roots = authorization.holders.contains(entry.parent_id);
+    if (found != authorization.found.end() &&
+        (!below_roots || found->second.spiffe_id != entry.spiffe_id || found->second.parent_id != entry.parent_id)) {
+      if (!Drop(entry.id, authorization)) {
+        read_again = true;
+        break;
+      }
+    }
+    if (authorization.holders.contains(entry.parent_id)) Admit(std::move(entry), now_unix, authorization, new_parents);
+  }
+  for (const auto& id : changes.removed_ids) {
+    if (read_again) break;
+    if (authorization.alias_ids.contains(id) || !Drop(id, authorization)) read_again = true;
+  }
+  if (!read_again) {
+    authorization.revision = changes.revision;
+    return WalkDown(std::move(new_parents), now_unix, authorization);
+  }
+  SIGIL_ASSIGN_OR_RETURN(authorization, Authorize(agent, now_unix));
+  return Status::Ok();
+}
+
+Result<std::vector<RegistrationEntry>> EntryService::AuthorizedEntries(const AttestedAgent& agent) {
+  SIGIL_ASSIGN_OR_RETURN(Authorization authorization,
+                         Authorize(agent, NowUnixSeconds()));
+  std::vector<RegistrationEntry> entries;
+  entries.reserve(authorization.by_id.size());
+  for (auto& [id, entry] : authorization.by_id) entries.push_back(std::move(entry));
+  std::sort(entries.begin(), entries.end(),
+            [](const RegistrationEntry& a, const RegistrationEntry& b) { return a.id < b.id; });
+  return entries;
+}
+
+}  // namespace sigil::serverd

@@ -1,0 +1,90 @@
+// The rules around registration entries, between the APIs and the datastore: validation
+// against the server's trust domain, SPIRE's batch semantics, and which entries an agent may
+// issue SVIDs for.
+//
+// Authorisation follows SPIRE: an agent may issue the entries parented to its own SPIFFE ID,
+// the entries parented to a node alias that selects it (an alias is an entry parented to the
+// server, spiffe://<td>/spire/server, whose selectors are all among the agent's), and, going
+// down, the entries parented to any SPIFFE ID already issuable (nested workloads).
+//
+// Thread safety: as the Datastore it wraps; methods may be called from any thread.
+#pragma once
+
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "core/registration_entry.h"
+#include "core/spiffe_id.h"
+#include "core/x509_svid.h"
+#include "serverd/datastore/datastore.h"
+
+namespace sigil::serverd {
+
+class EntryService {
+ public:
+  EntryService(TrustDomain trust_domain, Datastore& store)
+      : trust_domain_(std::move(trust_domain)), store_(store) {}
+
+  // InvalidArgument listing every problem, AlreadyExists for a duplicate; nothing is written
+  // on error.
+  Result<RegistrationEntry> Create(RegistrationEntry entry);
+  // One result per entry, in order, as SPIRE's BatchCreateEntry: a bad entry fails alone.
+  // The good ones are written in one transaction.
+  std::vector<Result<RegistrationEntry>> CreateBatch(std::vector<RegistrationEntry> entries);
+  Result<RegistrationEntry> Update(RegistrationEntry entry);
+  // The same for BatchUpdateEntry.
+  std::vector<Result<RegistrationEntry>> UpdateBatch(std::vector<RegistrationEntry> entries);
+  Status Delete(const std::string& id);
+  Result<std::vector<RegistrationEntry>> List(const EntryFilter& filter);
+
+  // The entries `agent` may issue as of store revision `revision` (or later), the expired ones
+  // left out as SPIRE leaves them out, and the walk that found them.
+  struct Authorization {
+    struct Found {
+      std::string spiffe_id;
+      std::string parent_id;
+    };
+    int64_t revision = 0;
+    std::unordered_map<std::string, RegistrationEntry> by_id;
+    // The agent's own ID and its node aliases' IDs: where the walk starts.
+    std::unordered_set<std::string> roots;
+    // Every node alias in the store, selecting this agent or not, by entry id.
+    std::unordered_set<std::string> alias_ids;
+    // Every entry below the roots, expired or not, by entry id.
+    std::unordered_map<std::string, Found> found;
+    // SPIFFE ID -> how many roots and found entries hold it: the IDs whose children are issuable.
+    std::unordered_map<std::string, size_t> holders;
+    // Parent SPIFFE ID -> how many found entries sit directly below it.
+    std::unordered_map<std::string, size_t> children;
+  };
+
+  // Reads the whole authorisation of `agent` from the store: its aliases, then one query per
+  // level of nesting.
+  Result<Authorization> Authorize(const AttestedAgent& agent, int64_t now_unix);
+  // Brings `authorization` to the store's current revision from only what changed since its
+  // own: changed entries under a known parent replace theirs, removed ones go, and a new SPIFFE
+  // ID brings the entries below it. A change that can take authority away from others (an alias
+  // changed, the only holder of a parent's ID moved or removed) reads everything again. On
+  // error `authorization` is unusable and must be read again with Authorize.
+  Status Advance(const AttestedAgent& agent, int64_t now_unix, Authorization& authorization);
+
+  // The entries `agent` may issue, in id order.
+  Result<std::vector<RegistrationEntry>> AuthorizedEntries(const AttestedAgent& agent);
+
+  const TrustDomain& trust_domain() const { return trust_domain_; }
+
+ private:
+  // Adds to `authorization` every entry below `frontier`, level by level.
+  Status WalkDown(std::vector<std::string> frontier, int64_t now_unix, Authorization& authorization);
+  static void Admit(RegistrationEntry entry, int64_t now_unix, Authorization& authorization,
+                    std::vector<std::string>& new_parents);
+  // Drops a found entry; false when that leaves entries below an ID nobody holds any more.
+  static bool Drop(const std::string& entry_id, Authorization& authorization);
+
+  TrustDomain trust_domain_;
+  Datastore& store_;
+};
+
+}  // namespace sigil::serverd
