@@ -14,36 +14,20 @@
 
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "core/openssl_util.h"
 #include "core/spiffe_id.h"
 #include "core/status.h"
+#include "core/swappable.h"
 #include "core/trust_bundle.h"
 
 namespace sigil::transport {
 
 // The bundle peers' X509-SVIDs are checked against (core's X509Bundle, by core's
 // VerifyX509Svid), swappable at run time.
-class TrustBundleSource {
- public:
-  explicit TrustBundleSource(std::shared_ptr<const X509Bundle> initial) : current_(std::move(initial)) {}
-
-  std::shared_ptr<const X509Bundle> Current() const {
-    std::lock_guard lock(mu_);
-    return current_;
-  }
-  void Set(std::shared_ptr<const X509Bundle> bundle) {
-    std::lock_guard lock(mu_);
-    current_ = std::move(bundle);
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::shared_ptr<const X509Bundle> current_;
-};
+using TrustBundleSource = Swappable<X509Bundle>;
 
 // Decides whether an authenticated peer may proceed; OK or PermissionDenied naming the ID.
 using Authorizer = std::function<Status(const SpiffeId& peer)>;

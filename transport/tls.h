@@ -13,7 +13,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -22,6 +21,7 @@
 #include "core/openssl_util.h"
 #include "core/spiffe_id.h"
 #include "core/status.h"
+#include "core/swappable.h"
 #include "transport/peer_auth.h"
 
 namespace sigil::transport {
@@ -77,23 +77,7 @@ class TlsContext {
 // The context a listener hands to each new connection. Set() swaps it — the server's own
 // SVID rotated — while established connections keep the context they started with.
 // Thread safety: any thread.
-class TlsContextSource {
- public:
-  explicit TlsContextSource(std::shared_ptr<const TlsContext> initial)
-      : current_(std::move(initial)) {}
-  std::shared_ptr<const TlsContext> Current() const {
-    std::lock_guard lock(mu_);
-    return current_;
-  }
-  void Set(std::shared_ptr<const TlsContext> context) {
-    std::lock_guard lock(mu_);
-    current_ = std::move(context);
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::shared_ptr<const TlsContext> current_;
-};
+using TlsContextSource = Swappable<TlsContext>;
 
 class TlsSession {
  public:

@@ -37,16 +37,12 @@ bool SameBundle(const TrustBundle* held, const TrustBundle& incoming) {
 }  // namespace
 
 std::shared_ptr<const SvidCache::Snapshot> SvidCache::snapshot() const {
-  std::lock_guard lock(snapshot_mutex_);
-  return snapshot_;
+  return snapshot_.Current();
 }
 
 void SvidCache::Publish(std::shared_ptr<Snapshot> next) {
   ++next->version;
-  {
-    std::lock_guard lock(snapshot_mutex_);
-    snapshot_ = std::move(next);
-  }
+  snapshot_.Set(std::move(next));
   std::vector<Subscriber> to_notify;
   {
     std::lock_guard lock(subscribers_mutex_);

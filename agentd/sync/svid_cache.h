@@ -25,6 +25,7 @@
 #include "core/openssl_util.h"
 #include "core/registration_entry.h"
 #include "core/selector.h"
+#include "core/swappable.h"
 #include "core/trust_bundle.h"
 
 namespace sigil::agentd {
@@ -131,8 +132,7 @@ class SvidCache {
  private:
   void Publish(std::shared_ptr<Snapshot> next);  // with write_mutex_ held
 
-  mutable std::mutex snapshot_mutex_;  // guards the pointer only
-  std::shared_ptr<const Snapshot> snapshot_ = std::make_shared<Snapshot>();
+  Swappable<Snapshot> snapshot_{std::make_shared<Snapshot>()};
   std::mutex write_mutex_;  // one writer at a time builds the next snapshot
 
   mutable std::mutex jwt_mutex_;

@@ -190,14 +190,12 @@ Status CaManager::Publish() {
   next->bundle.sequence = sequence_;
   SIGIL_ASSIGN_OR_RETURN(std::string jwks, TrustBundleToJwks(next->bundle));
   SIGIL_RETURN_IF_ERROR(store_.SetBundle({options_.trust_domain.name(), jwks, false, 0}));
-  std::lock_guard lock(current_mutex_);
-  current_ = std::move(next);
+  current_.Set(std::move(next));
   return Status::Ok();
 }
 
 std::shared_ptr<const CaManager::Current> CaManager::current() const {
-  std::lock_guard lock(current_mutex_);
-  return current_;
+  return current_.Current();
 }
 
 TimePoint CaManager::NextEvent() const {

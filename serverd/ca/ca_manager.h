@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/metrics.h"
+#include "core/swappable.h"
 #include "core/trust_bundle.h"
 #include "core/x509_ca.h"
 #include "hw/key_store.h"
@@ -84,8 +85,7 @@ class CaManager {
   std::shared_ptr<const X509Ca> intermediate_;
   uint64_t sequence_ = 0;
 
-  mutable std::mutex current_mutex_;
-  std::shared_ptr<const Current> current_;
+  Swappable<Current> current_;
   Counter* rotations_ = nullptr;
 };
 
