@@ -1,7 +1,6 @@
 #include "agentd/agent_config.h"
 
-#include <fstream>
-#include <sstream>
+#include "core/file.h"
 
 namespace sigil::agentd {
 
@@ -82,11 +81,8 @@ Result<AgentConfig> ParseAgentConfig(std::string_view text, const std::string& s
 }
 
 Result<AgentConfig> LoadAgentConfig(const std::filesystem::path& path, const AgentFlagOverrides& overrides) {
-  std::ifstream in(path);
-  if (!in) return InvalidArgumentError("cannot read config file " + path.string());
-  std::stringstream text;
-  text << in.rdbuf();
-  return ParseAgentConfig(text.str(), path.string(), overrides);
+  SIGIL_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path, "config file"));
+  return ParseAgentConfig(text, path.string(), overrides);
 }
 
 }  // namespace sigil::agentd

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/file.h"
 #include "core/status.h"
 
 namespace sigil::hw {
@@ -16,11 +17,9 @@ namespace sigil::hw {
 Status WriteSecretFile(const std::filesystem::path& path, std::span<const uint8_t> contents,
                        std::string_view what);
 
-// A whole file, for the files agentd keeps beside its key (certificates, bundles). NotFound
-// when it does not exist; otherwise errno's text, naming `what` and the path.
-Result<std::string> ReadWholeFile(const std::filesystem::path& path, std::string_view what);
-
-// Both error paths of the key stores say the same: the operation, the path and errno's text.
-Status ErrnoError(Code code, const std::string& what);
+// The readers of what WriteSecretFile wrote, and errors of failed system calls, are core's
+// (core/file.h); agentd spells them hw::ReadWholeFile and hw::ErrnoError.
+using ::sigil::ErrnoError;
+using ::sigil::ReadWholeFile;
 
 }  // namespace sigil::hw

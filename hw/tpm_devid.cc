@@ -4,9 +4,10 @@
 
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <optional>
 
+#include "core/base64url.h"
+#include "core/file.h"
 #include "core/openssl_util.h"
 #include "core/trust_bundle.h"
 #include "hw/tpm_device.h"
@@ -352,12 +353,6 @@ class HierarchyAuth {
   ESYS_TR hierarchy_;
 };
 
-Result<Bytes> ReadFile(const std::filesystem::path& path, const std::string& what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return InvalidArgumentError("cannot read the " + what + " " + path.string());
-  return Bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 }  // namespace
 
 TpmDevIdConfig TpmDevIdConfig::InDir(std::string tcti, const std::filesystem::path& dir) {
@@ -401,10 +396,9 @@ Result<std::unique_ptr<TpmDevIdAgent>> TpmDevIdAgent::Open(const TpmDevIdConfig&
                          ReadAuthFile(config.devid_auth_file, "tpm_devid: devid_auth_file"));
   SIGIL_ASSIGN_OR_RETURN(impl->endorsement_auth, ReadAuthFile(config.endorsement_auth_file,
                                                               "tpm_devid: endorsement_auth_file"));
-  SIGIL_ASSIGN_OR_RETURN(Bytes chain_pem,
-                         ReadFile(config.devid_certificate_path, "DevID certificate"));
-  auto chain = CertsFromPem(
-      std::string_view(reinterpret_cast<const char*>(chain_pem.data()), chain_pem.size()));
+  SIGIL_ASSIGN_OR_RETURN(std::string chain_pem,
+                         ReadWholeFile(config.devid_certificate_path, "DevID certificate"));
+  auto chain = CertsFromPem(chain_pem);
   if (!chain.ok()) {
     return InvalidArgumentError("DevID certificate " + config.devid_certificate_path.string() +
                                 ": " + chain.status().message());
@@ -419,12 +413,13 @@ Result<std::unique_ptr<TpmDevIdAgent>> TpmDevIdAgent::Open(const TpmDevIdConfig&
   std::string key_source = DevIdKey::HandleText(persistent);
   if (persistent == 0) {
     key_source = config.devid_public_path.string();
-    SIGIL_ASSIGN_OR_RETURN(Bytes public_bytes,
-                           ReadFile(config.devid_public_path, "DevID public key"));
-    SIGIL_ASSIGN_OR_RETURN(Bytes private_bytes,
-                           ReadFile(config.devid_private_path, "DevID private key blob"));
+    SIGIL_ASSIGN_OR_RETURN(std::string public_file,
+                           ReadWholeFile(config.devid_public_path, "DevID public key"));
+    SIGIL_ASSIGN_OR_RETURN(std::string private_file,
+                           ReadWholeFile(config.devid_private_path, "DevID private key blob"));
+    const std::span<const uint8_t> private_bytes = AsBytes(private_file);
     SIGIL_ASSIGN_OR_RETURN(impl->devid.public_part,
-                           ParseTpm2bPublic(public_bytes, config.devid_public_path.string()));
+                           ParseTpm2bPublic(AsBytes(public_file), config.devid_public_path.string()));
     size_t offset = 0;
     if (Tss2().Tss2_MU_TPM2B_PRIVATE_Unmarshal(private_bytes.data(), private_bytes.size(), &offset,
                                         &impl->devid.private_part) != 0 ||

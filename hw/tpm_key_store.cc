@@ -11,11 +11,12 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <list>
 #include <map>
 #include <mutex>
 
+#include "core/base64url.h"
+#include "core/file.h"
 #include "core/openssl_util.h"
 #include "hw/secret_file.h"
 #include "hw/tpm_device.h"
@@ -127,13 +128,12 @@ class TpmKeyStore final : public KeyStore {
   Result<std::shared_ptr<Signer>> FindLocked(const std::string& label) {
     if (auto it = signers_.find(label); it != signers_.end()) return std::shared_ptr<Signer>(it->second);
     const std::filesystem::path path = BlobPath(label);
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-      if (errno == ENOENT) return NotFoundError("no TPM key '" + label + "' in " + data_dir_.string());
-      return ErrnoError(Code::kPermissionDenied, "reading TPM key file " + path.string());
+    Result<std::string> bytes = ReadWholeFile(path, "TPM key file");
+    if (!bytes.ok()) {
+      if (bytes.status().code() == Code::kNotFound) return NotFoundError("no TPM key '" + label + "' in " + data_dir_.string());
+      return bytes.status();
     }
-    const Bytes bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    SIGIL_ASSIGN_OR_RETURN(KeyBlob blob, UnmarshalBlob(bytes, path.string()));
+    SIGIL_ASSIGN_OR_RETURN(KeyBlob blob, UnmarshalBlob(AsBytes(*bytes), path.string()));
     return MakeSigner(label, blob);
   }
 

@@ -1,9 +1,7 @@
 #include "serverd/server_config.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "core/config.h"
+#include "core/file.h"
 
 namespace sigil::serverd {
 
@@ -137,11 +135,8 @@ Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string&
 
 Result<ServerConfig> LoadServerConfig(const std::filesystem::path& path,
                                       const ServerFlagOverrides& overrides) {
-  std::ifstream in(path);
-  if (!in) return InvalidArgumentError("cannot read config file " + path.string());
-  std::stringstream text;
-  text << in.rdbuf();
-  return ParseServerConfig(text.str(), path.string(), overrides);
+  SIGIL_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path, "config file"));
+  return ParseServerConfig(text, path.string(), overrides);
 }
 
 }  // namespace sigil::serverd

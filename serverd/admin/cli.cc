@@ -10,12 +10,12 @@
 #include <iostream>
 #include <filesystem>
 #include <tuple>
-#include <fstream>
 #include <sstream>
 
 #include "core/base64url.h"
 #include "core/cli_args.h"
 #include "core/csr.h"
+#include "core/file.h"
 #include "hw/soft_key_store.h"
 #include "core/registration_entry.h"
 #include "core/selector.h"
@@ -172,14 +172,6 @@ Result<RegistrationEntry> EntryFromFlags(const EntryFlags& f, bool update) {
   return e;
 }
 
-Result<std::string> ReadWholeFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return InvalidArgumentError("cannot read " + path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // The per-item results of a batch call: prints each created entry; a single failure is the
 // command's error, several are listed one per line and summed up.
 Status PrintBatch(std::ostream& out, std::ostream& err, const json& response, const Common& common) {
@@ -281,7 +273,7 @@ int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnect
     action = [&](AdminClient& client) -> Status {
       std::vector<json> entries;
       if (!create_flags.data_path.empty()) {
-        SIGIL_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(create_flags.data_path));
+        SIGIL_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(create_flags.data_path, "-data file"));
         SIGIL_ASSIGN_OR_RETURN(auto parsed, EntriesFromDataFile(text, create_flags.data_path));
         for (const auto& e : parsed) entries.push_back(EntryToJson(e));
       } else {
@@ -513,7 +505,7 @@ int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnect
         in << std::cin.rdbuf();
         text = in.str();
       } else {
-        SIGIL_ASSIGN_OR_RETURN(text, ReadWholeFile(bundle_path));
+        SIGIL_ASSIGN_OR_RETURN(text, ReadWholeFile(bundle_path, "-path file"));
       }
       json item{{"trust_domain", bundle_id}, {bundle_format == "spiffe" ? "jwks" : "pem", text}};
       SIGIL_ASSIGN_OR_RETURN(json response, client.Call("/v1/bundle/BatchSetFederatedBundle", {{"bundles", {item}}}));

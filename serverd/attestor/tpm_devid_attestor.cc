@@ -6,8 +6,8 @@
 #include <openssl/rsa.h>
 
 #include <cstring>
-#include <fstream>
 
+#include "core/file.h"
 #include "core/trust_bundle.h"
 #include "hw/tpm_public.h"
 #include "hw/tss2_library.h"
@@ -25,10 +25,9 @@ Result<std::vector<X509Ptr>> LoadCaFiles(const std::vector<std::filesystem::path
                                          const std::string& what) {
   std::vector<X509Ptr> cas;
   for (const std::filesystem::path& path : paths) {
-    std::ifstream in(path);
-    if (!in) return InvalidArgumentError("tpm_devid: cannot read " + what + " " + path.string());
-    const std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    auto certs = CertsFromPem(pem);
+    auto pem = ReadWholeFile(path, what);
+    if (!pem.ok()) return Status(pem.status().code(), "tpm_devid: " + pem.status().message());
+    auto certs = CertsFromPem(*pem);
     if (!certs.ok()) {
       return InvalidArgumentError("tpm_devid: " + what + " " + path.string() + ": " +
                                   certs.status().message());
