@@ -15,6 +15,7 @@
 
 #include "core/mpmc_queue.h"
 #include "core/openssl_util.h"
+#include "hw/locked_key_store.h"
 
 namespace sigil::hw {
 
@@ -348,26 +349,20 @@ std::span<const uint8_t> UnwrapEcPoint(std::span<const uint8_t> value) {
   return value;
 }
 
-class Pkcs11KeyStore final : public KeyStore {
+class Pkcs11KeyStore final : public LockedKeyStore {
  public:
   explicit Pkcs11KeyStore(std::shared_ptr<Token> token) : token_(std::move(token)) {}
 
   KeyStoreKind kind() const override { return KeyStoreKind::kPkcs11; }
 
-  Result<std::shared_ptr<Signer>> FindKey(std::string_view label) override {
-    SIGIL_RETURN_IF_ERROR(ValidateKeyLabel(label));
-    std::lock_guard lock(token_->management_mutex());
-    return FindLocked(std::string(label));
+ protected:
+  std::mutex& management_mutex() override { return token_->management_mutex(); }
+
+  Status LabelTaken(const std::string& label) const override {
+    return AlreadyExistsError("token '" + token_->label() + "' already holds key '" + label + "'");
   }
 
-  Result<std::shared_ptr<Signer>> CreateKey(std::string_view label, KeyType type) override {
-    SIGIL_RETURN_IF_ERROR(ValidateKeyLabel(label));
-    std::lock_guard lock(token_->management_mutex());
-    const std::string name(label);
-    auto existing = FindLocked(name);
-    if (existing.ok()) return AlreadyExistsError("token '" + token_->label() + "' already holds key '" + name + "'");
-    if (existing.status().code() != Code::kNotFound) return existing.status();
-
+  Result<std::shared_ptr<Signer>> CreateLocked(const std::string& name, KeyType type) override {
     CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
     uint8_t id[16];
     if (RAND_bytes(id, sizeof(id)) != 1) return OpenSSLError(Code::kInternal, "drawing a key id");
@@ -408,10 +403,7 @@ class Pkcs11KeyStore final : public KeyStore {
     return FindLocked(name);
   }
 
-  Status DeleteKey(std::string_view label) override {
-    SIGIL_RETURN_IF_ERROR(ValidateKeyLabel(label));
-    std::lock_guard lock(token_->management_mutex());
-    const std::string name(label);
+  Status DeleteLocked(const std::string& name) override {
     bool any = false;
     for (CK_OBJECT_CLASS object_class : {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY}) {
       SIGIL_ASSIGN_OR_RETURN(auto objects, FindObjects(token_->f(), token_->anchor(), object_class, name));
@@ -425,8 +417,7 @@ class Pkcs11KeyStore final : public KeyStore {
     return Status::Ok();
   }
 
- private:
-  Result<std::shared_ptr<Signer>> FindLocked(const std::string& label) {
+  Result<std::shared_ptr<Signer>> FindLocked(const std::string& label) override {
     CK_FUNCTION_LIST* f = token_->f();
     const CK_SESSION_HANDLE session = token_->anchor();
     SIGIL_ASSIGN_OR_RETURN(auto privates, FindObjects(f, session, CKO_PRIVATE_KEY, label));
@@ -465,6 +456,7 @@ class Pkcs11KeyStore final : public KeyStore {
     return std::shared_ptr<Signer>(std::make_shared<Pkcs11Signer>(token_, privates[0], type, std::move(public_key)));
   }
 
+ private:
   std::shared_ptr<Token> token_;
 };
 

@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 
+#include "hw/locked_key_store.h"
 #include "hw/secret_file.h"
 
 namespace sigil::hw {
@@ -55,47 +56,11 @@ class SoftSigner final : public Signer {
   KeyType type_;
 };
 
-class SoftKeyStore final : public KeyStore {
+class SoftKeyStore final : public LockedKeyStore {
  public:
   explicit SoftKeyStore(std::filesystem::path key_dir) : key_dir_(std::move(key_dir)) {}
 
   KeyStoreKind kind() const override { return KeyStoreKind::kSoft; }
-
-  Result<std::shared_ptr<Signer>> FindKey(std::string_view label) override {
-    SIGIL_RETURN_IF_ERROR(ValidateKeyLabel(label));
-    std::lock_guard lock(mutex_);
-    return FindLocked(std::string(label));
-  }
-
-  Result<std::shared_ptr<Signer>> CreateKey(std::string_view label, KeyType type) override {
-    SIGIL_RETURN_IF_ERROR(ValidateKeyLabel(label));
-    std::lock_guard lock(mutex_);
-    const std::string name(label);
-    auto existing = FindLocked(name);
-    if (existing.ok()) return AlreadyExistsError("key '" + name + "' already exists");
-    if (existing.status().code() != Code::kNotFound) return existing.status();
-
-    SIGIL_ASSIGN_OR_RETURN(EvpPkeyPtr key, GenerateSoftKey(type));
-    if (!key_dir_.empty()) SIGIL_RETURN_IF_ERROR(WriteKeyFile(name, key.get()));
-    SIGIL_ASSIGN_OR_RETURN(std::shared_ptr<Signer> signer, MakeSoftSigner(std::move(key)));
-    keys_[name] = signer;
-    return signer;
-  }
-
-  Status DeleteKey(std::string_view label) override {
-    SIGIL_RETURN_IF_ERROR(ValidateKeyLabel(label));
-    std::lock_guard lock(mutex_);
-    const std::string name(label);
-    const bool in_memory = keys_.erase(name) > 0;
-    if (key_dir_.empty()) {
-      return in_memory ? Status::Ok() : NotFoundError("no key labelled '" + name + "'");
-    }
-    if (::unlink(KeyPath(name).c_str()) != 0) {
-      if (errno == ENOENT) return NotFoundError("no key labelled '" + name + "'");
-      return ErrnoError(Code::kInternal, "removing " + KeyPath(name).string());
-    }
-    return Status::Ok();
-  }
 
   Status PrepareDir() {
     if (key_dir_.empty()) return Status::Ok();
@@ -109,10 +74,34 @@ class SoftKeyStore final : public KeyStore {
     return Status::Ok();
   }
 
- private:
-  std::filesystem::path KeyPath(const std::string& label) const { return key_dir_ / (label + ".pem"); }
+ protected:
+  std::mutex& management_mutex() override { return mutex_; }
 
-  Result<std::shared_ptr<Signer>> FindLocked(const std::string& label) {
+  Status LabelTaken(const std::string& label) const override {
+    return AlreadyExistsError("key '" + label + "' already exists");
+  }
+
+  Result<std::shared_ptr<Signer>> CreateLocked(const std::string& label, KeyType type) override {
+    SIGIL_ASSIGN_OR_RETURN(EvpPkeyPtr key, GenerateSoftKey(type));
+    if (!key_dir_.empty()) SIGIL_RETURN_IF_ERROR(WriteKeyFile(label, key.get()));
+    SIGIL_ASSIGN_OR_RETURN(std::shared_ptr<Signer> signer, MakeSoftSigner(std::move(key)));
+    keys_[label] = signer;
+    return signer;
+  }
+
+  Status DeleteLocked(const std::string& label) override {
+    const bool in_memory = keys_.erase(label) > 0;
+    if (key_dir_.empty()) {
+      return in_memory ? Status::Ok() : NotFoundError("no key labelled '" + label + "'");
+    }
+    if (::unlink(KeyPath(label).c_str()) != 0) {
+      if (errno == ENOENT) return NotFoundError("no key labelled '" + label + "'");
+      return ErrnoError(Code::kInternal, "removing " + KeyPath(label).string());
+    }
+    return Status::Ok();
+  }
+
+  Result<std::shared_ptr<Signer>> FindLocked(const std::string& label) override {
     if (auto it = keys_.find(label); it != keys_.end()) return it->second;
     if (key_dir_.empty()) return NotFoundError("no key labelled '" + label + "'");
     const std::filesystem::path path = KeyPath(label);
@@ -128,6 +117,9 @@ class SoftKeyStore final : public KeyStore {
     keys_[label] = signer;
     return signer;
   }
+
+ private:
+  std::filesystem::path KeyPath(const std::string& label) const { return key_dir_ / (label + ".pem"); }
 
   Status WriteKeyFile(const std::string& label, EVP_PKEY* key) {
     BioPtr bio(BIO_new(BIO_s_mem()));

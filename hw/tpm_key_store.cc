@@ -18,6 +18,7 @@
 #include "core/base64url.h"
 #include "core/file.h"
 #include "core/openssl_util.h"
+#include "hw/locked_key_store.h"
 #include "hw/secret_file.h"
 #include "hw/tpm_device.h"
 #include "hw/tpm_public.h"
@@ -78,42 +79,12 @@ class TpmSigner final : public Signer {
   EvpPkeyPtr public_key_;
 };
 
-class TpmKeyStore final : public KeyStore {
+class TpmKeyStore final : public LockedKeyStore {
  public:
   TpmKeyStore(std::shared_ptr<TpmDevice> device, std::filesystem::path data_dir, TPM2B_AUTH auth)
       : device_(std::move(device)), data_dir_(std::move(data_dir)), auth_(auth) {}
 
   KeyStoreKind kind() const override { return KeyStoreKind::kTpm; }
-
-  Result<std::shared_ptr<Signer>> FindKey(std::string_view label) override {
-    SIGIL_RETURN_IF_ERROR(ValidateKeyLabel(label));
-    std::lock_guard lock(mutex_);
-    return FindLocked(std::string(label));
-  }
-
-  Result<std::shared_ptr<Signer>> CreateKey(std::string_view label, KeyType type) override {
-    SIGIL_RETURN_IF_ERROR(ValidateKeyLabel(label));
-    std::lock_guard lock(mutex_);
-    const std::string name(label);
-    auto existing = FindLocked(name);
-    if (existing.ok()) return AlreadyExistsError("TPM key '" + name + "' already exists in " + data_dir_.string());
-    if (existing.status().code() != Code::kNotFound) return existing.status();
-    SIGIL_ASSIGN_OR_RETURN(KeyBlob blob, device_->CreateKey(type, auth_));
-    SIGIL_RETURN_IF_ERROR(WriteBlob(name, MarshalBlob(blob)));
-    return MakeSigner(name, blob);
-  }
-
-  Status DeleteKey(std::string_view label) override {
-    SIGIL_RETURN_IF_ERROR(ValidateKeyLabel(label));
-    std::lock_guard lock(mutex_);
-    const std::string name(label);
-    signers_.erase(name);
-    if (::unlink(BlobPath(name).c_str()) != 0) {
-      if (errno == ENOENT) return NotFoundError("no TPM key '" + name + "' in " + data_dir_.string());
-      return ErrnoError(Code::kInternal, "removing " + BlobPath(name).string());
-    }
-    return Status::Ok();
-  }
 
   Status PrepareDir() {
     if (::mkdir(data_dir_.c_str(), 0700) != 0 && errno != EEXIST) {
@@ -122,10 +93,29 @@ class TpmKeyStore final : public KeyStore {
     return Status::Ok();
   }
 
- private:
-  std::filesystem::path BlobPath(const std::string& label) const { return data_dir_ / (label + ".tpmkey"); }
+ protected:
+  std::mutex& management_mutex() override { return mutex_; }
 
-  Result<std::shared_ptr<Signer>> FindLocked(const std::string& label) {
+  Status LabelTaken(const std::string& label) const override {
+    return AlreadyExistsError("TPM key '" + label + "' already exists in " + data_dir_.string());
+  }
+
+  Result<std::shared_ptr<Signer>> CreateLocked(const std::string& label, KeyType type) override {
+    SIGIL_ASSIGN_OR_RETURN(KeyBlob blob, device_->CreateKey(type, auth_));
+    SIGIL_RETURN_IF_ERROR(WriteBlob(label, MarshalBlob(blob)));
+    return MakeSigner(label, blob);
+  }
+
+  Status DeleteLocked(const std::string& label) override {
+    signers_.erase(label);
+    if (::unlink(BlobPath(label).c_str()) != 0) {
+      if (errno == ENOENT) return NotFoundError("no TPM key '" + label + "' in " + data_dir_.string());
+      return ErrnoError(Code::kInternal, "removing " + BlobPath(label).string());
+    }
+    return Status::Ok();
+  }
+
+  Result<std::shared_ptr<Signer>> FindLocked(const std::string& label) override {
     if (auto it = signers_.find(label); it != signers_.end()) return std::shared_ptr<Signer>(it->second);
     const std::filesystem::path path = BlobPath(label);
     Result<std::string> bytes = ReadWholeFile(path, "TPM key file");
@@ -136,6 +126,9 @@ class TpmKeyStore final : public KeyStore {
     SIGIL_ASSIGN_OR_RETURN(KeyBlob blob, UnmarshalBlob(AsBytes(*bytes), path.string()));
     return MakeSigner(label, blob);
   }
+
+ private:
+  std::filesystem::path BlobPath(const std::string& label) const { return data_dir_ / (label + ".tpmkey"); }
 
   Result<std::shared_ptr<Signer>> MakeSigner(const std::string& label, const KeyBlob& blob) {
     SIGIL_ASSIGN_OR_RETURN(KeyType type, KeyTypeOfTpmPublic(blob.public_part.publicArea));
