@@ -21,6 +21,7 @@
 
 #include "agentd/workload/workload_api.h"
 #include "core/base64url.h"
+#include "core/cli/command_line.h"
 #include "core/cli_args.h"
 #include "core/trust_bundle.h"
 #include "core/x509_ca.h"
@@ -36,29 +37,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr char kSpiffeEndpointSocket[] = "SPIFFE_ENDPOINT_SOCKET";
-
-// CLI11 answers an unknown subcommand with "A subcommand is required"; name it instead.
-Status CheckSubcommands(CLI::App& app, const std::vector<std::string>& args) {
-  CLI::App* current = &app;
-  std::string path = "agentd";
-  for (const std::string& arg : args) {
-    if (arg.empty() || arg[0] == '-') break;
-    auto subcommands = current->get_subcommands([](CLI::App*) { return true; });
-    if (subcommands.empty()) break;
-    CLI::App* next = nullptr;
-    std::string names;
-    for (CLI::App* sub : subcommands) {
-      if (sub->get_name() == arg) next = sub;
-      names += (names.empty() ? "" : ", ") + sub->get_name();
-    }
-    if (next == nullptr) {
-      return InvalidArgumentError("unknown command '" + path + " " + arg + "': expected " + names);
-    }
-    current = next;
-    path += " " + arg;
-  }
-  return Status::Ok();
-}
 
 // Certificates as a Go program prints a time.Time in UTC.
 std::string GoTime(TimePoint when) {

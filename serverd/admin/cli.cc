@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "core/base64url.h"
+#include "core/cli/command_line.h"
 #include "core/cli_args.h"
 #include "core/csr.h"
 #include "core/file.h"
@@ -192,29 +193,6 @@ Status PrintBatch(std::ostream& out, std::ostream& err, const json& response, co
   if (results.size() == 1) return failures.front();
   return Status(failures.front().code(),
                 std::to_string(failures.size()) + " of " + std::to_string(results.size()) + " entries failed");
-}
-
-// CLI11 answers an unknown subcommand with "A subcommand is required"; name it instead.
-Status CheckSubcommands(CLI::App& app, const std::vector<std::string>& args) {
-  CLI::App* current = &app;
-  std::string path = "serverd";
-  for (const std::string& arg : args) {
-    if (arg.empty() || arg[0] == '-') break;
-    auto subcommands = current->get_subcommands([](CLI::App*) { return true; });
-    if (subcommands.empty()) break;
-    CLI::App* next = nullptr;
-    std::string names;
-    for (CLI::App* sub : subcommands) {
-      if (sub->get_name() == arg) next = sub;
-      names += (names.empty() ? "" : ", ") + sub->get_name();
-    }
-    if (next == nullptr) {
-      return InvalidArgumentError("unknown command '" + path + " " + arg + "': expected " + names);
-    }
-    current = next;
-    path += " " + arg;
-  }
-  return Status::Ok();
 }
 
 // As `spire-server x509 mint`: the key is made here and never leaves this process but for
