@@ -1,15 +1,11 @@
 #include "agentd/cli/run.h"
 
 #include <malloc.h>
-#include <signal.h>
 
 #include <CLI/CLI.hpp>
-#include <algorithm>
-#include <iostream>
 
 #include "agentd/agent.h"
-#include "core/cli_args.h"
-#include "core/log.h"
+#include "core/cli/daemon.h"
 
 namespace sigil::agentd {
 
@@ -47,42 +43,8 @@ int RunAgent(std::vector<std::string> args) {
   app.add_option("--socketPath", overrides.socket_path, "Path of the Workload API socket");
   app.add_option("--dataDir", overrides.data_dir, "Folder for the agent's state");
   app.add_option("--logLevel", overrides.log_level, "debug, info, warn or error");
-  args = NormalizeGoStyleFlags(std::move(args));
-  std::reverse(args.begin(), args.end());
-  try {
-    app.parse(args);
-  } catch (const CLI::CallForHelp&) {
-    std::cout << app.help();
-    return 0;
-  } catch (const CLI::ParseError& e) {
-    std::cerr << "Error: " << e.what() << "\n";
-    return 1;
-  }
-  auto config = LoadAgentConfig(config_path, overrides);
-  if (!config.ok()) {
-    std::cerr << "Error: " << config.status().message() << "\n";
-    return 1;
-  }
-  ConfigureLogging(*ParseLogLevel(config->log_level), *ParseLogFormat(config->log_format));
-
-  // Signals are taken by sigwait below; every thread started from here inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
-  Agent agent(std::move(*config));
-  if (Status started = agent.Start(); !started.ok()) {
-    LogError("agentd could not start", {{"error", started.ToString()}});
-    std::cerr << "Error: " << started.ToString() << "\n";
-    return 1;
-  }
-  int signal_number = 0;
-  sigwait(&signals, &signal_number);
-  LogInfo("stopping", {{"signal", std::to_string(signal_number)}});
-  agent.Stop();
-  return 0;
+  return RunDaemon<Agent>("agentd", app, std::move(args),
+                          [&] { return LoadAgentConfig(config_path, overrides); });
 }
 
 }  // namespace sigil::agentd

@@ -1,0 +1,44 @@
+#include "core/cli/daemon.h"
+
+#include "core/log.h"
+
+namespace sigil {
+
+StopSignals::StopSignals() {
+  sigemptyset(&signals_);
+  sigaddset(&signals_, SIGINT);
+  sigaddset(&signals_, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals_, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+}
+
+int StopSignals::Wait() const {
+  int signal_number = 0;
+  sigwait(&signals_, &signal_number);
+  return signal_number;
+}
+
+namespace daemon_frame {
+
+int ConfigFailed(const Status& status) {
+  std::cerr << "Error: " << status.message() << "\n";
+  return 1;
+}
+
+void ConfigureLogging(const std::string& level, const std::string& format) {
+  ::sigil::ConfigureLogging(*ParseLogLevel(level), *ParseLogFormat(format));
+}
+
+int StartFailed(std::string_view name, const Status& status) {
+  LogError(std::string(name) + " could not start", {{"error", status.ToString()}});
+  std::cerr << "Error: " << status.ToString() << "\n";
+  return 1;
+}
+
+void LogStopping(int signal_number) { LogInfo("stopping", {{"signal", std::to_string(signal_number)}}); }
+
+void LogStopped(std::string_view name) { LogInfo(std::string(name) + " stopped"); }
+
+}  // namespace daemon_frame
+
+}  // namespace sigil

@@ -1,0 +1,74 @@
+// The frame of `serverd run` and `agentd run`: flags parsed, config loaded, logging set from
+// it, SIGINT and SIGTERM blocked, the daemon started, and stopped at the first of those signals.
+//
+// Why here: both daemons share it and, by DESIGN.md's table, may share only core, hw and
+// transport; of those only core is about neither keys nor sockets. It is a library of its own
+// beside sigil_core, not part of it, because the domain library does no I/O and has no CLI11,
+// while this parses a command line, writes to stdout and stderr and waits on signals.
+//
+// Thread safety: call RunDaemon from the main thread before any other thread is started, so
+// that every thread inherits the blocked signals and the signal reaches sigwait.
+#pragma once
+
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/cli/command_line.h"
+#include "core/status.h"
+
+namespace sigil {
+
+// SIGINT and SIGTERM blocked in this thread and every thread started after, for Wait; SIGPIPE
+// ignored, so a peer that goes away mid-write is an error on its connection, not the end of the
+// daemon.
+class StopSignals {
+ public:
+  StopSignals();
+  // Blocks until SIGINT or SIGTERM arrives; returns its number.
+  int Wait() const;
+
+ private:
+  sigset_t signals_;
+};
+
+// The steps of RunDaemon that are the same for every daemon type.
+namespace daemon_frame {
+// Prints "Error: <message>" for a config that could not be loaded; returns the exit code.
+int ConfigFailed(const Status& status);
+// Sets the log level and format the config names (the config's loader checked them).
+void ConfigureLogging(const std::string& level, const std::string& format);
+// Logs and prints why `name` could not start; returns the exit code.
+int StartFailed(std::string_view name, const Status& status);
+void LogStopping(int signal_number);
+void LogStopped(std::string_view name);
+}  // namespace daemon_frame
+
+// Runs `Daemon` as a daemon named `name` ("serverd"). `flags` holds the `run` command's
+// options, bound to what `load_config` reads; `args` follow "run". `load_config()` returns a
+// Result<Config> whose Config has log_level and log_format; `Daemon` is made from that Config
+// and has `Status Start()` and `void Stop()`. Returns the process's exit code.
+template <typename Daemon, typename LoadConfig>
+int RunDaemon(std::string_view name, CLI::App& flags, std::vector<std::string> args, const LoadConfig& load_config) {
+  if (std::optional<int> exit_code = ParseCommandLine(flags, std::move(args), std::cout, std::cerr)) {
+    return *exit_code;
+  }
+  auto config = load_config();
+  if (!config.ok()) return daemon_frame::ConfigFailed(config.status());
+  daemon_frame::ConfigureLogging(config->log_level, config->log_format);
+  const StopSignals stop_signals;
+  Daemon daemon(std::move(*config));
+  if (Status started = daemon.Start(); !started.ok()) return daemon_frame::StartFailed(name, started);
+  daemon_frame::LogStopping(stop_signals.Wait());
+  daemon.Stop();
+  daemon_frame::LogStopped(name);
+  return 0;
+}
+
+}  // namespace sigil
