@@ -13,6 +13,7 @@
 #include <mutex>
 #include <sstream>
 
+#include "core/event_loop_check.h"
 #include "core/mpmc_queue.h"
 #include "core/openssl_util.h"
 
@@ -222,6 +223,7 @@ class Pkcs11Signer final : public Signer {
 
     SIGIL_ASSIGN_OR_RETURN(CK_SESSION_HANDLE handle, token_->AcquireSession());
     SessionLease session(*token_, handle);
+    AssertNotOnEventLoop("PKCS#11 Sign");
     CK_RV rv = token_->f()->C_SignInit(session.get(), &mechanism, private_key_);
     if (rv != CKR_OK) return CkError(rv, "starting a signature on token '" + token_->label() + "'");
     Bytes signature(type_ == KeyType::kRsa2048 ? 256 : 2 * EcdsaFieldSize(type_));
@@ -355,12 +357,14 @@ class Pkcs11KeyStore final : public KeyStore {
   KeyStoreKind kind() const override { return KeyStoreKind::kPkcs11; }
 
   Result<std::shared_ptr<Signer>> FindKey(std::string_view label) override {
+    AssertNotOnEventLoop("PKCS#11 FindKey");
     SIGIL_RETURN_IF_ERROR(ValidateKeyLabel(label));
     std::lock_guard lock(token_->management_mutex());
     return FindLocked(std::string(label));
   }
 
   Result<std::shared_ptr<Signer>> CreateKey(std::string_view label, KeyType type) override {
+    AssertNotOnEventLoop("PKCS#11 CreateKey");
     SIGIL_RETURN_IF_ERROR(ValidateKeyLabel(label));
     std::lock_guard lock(token_->management_mutex());
     const std::string name(label);

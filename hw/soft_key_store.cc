@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 
+#include "core/event_loop_check.h"
 #include "hw/secret_file.h"
 
 namespace sigil::hw {
@@ -62,12 +63,14 @@ class SoftKeyStore final : public KeyStore {
   KeyStoreKind kind() const override { return KeyStoreKind::kSoft; }
 
   Result<std::shared_ptr<Signer>> FindKey(std::string_view label) override {
+    AssertNotOnEventLoop("soft key store FindKey");
     SIGIL_RETURN_IF_ERROR(ValidateKeyLabel(label));
     std::lock_guard lock(mutex_);
     return FindLocked(std::string(label));
   }
 
   Result<std::shared_ptr<Signer>> CreateKey(std::string_view label, KeyType type) override {
+    AssertNotOnEventLoop("soft key store CreateKey");
     SIGIL_RETURN_IF_ERROR(ValidateKeyLabel(label));
     std::lock_guard lock(mutex_);
     const std::string name(label);

@@ -16,6 +16,7 @@
 #include <map>
 #include <mutex>
 
+#include "core/event_loop_check.h"
 #include "core/openssl_util.h"
 #include "hw/secret_file.h"
 #include "hw/tpm_device.h"
@@ -52,6 +53,7 @@ class TpmSigner final : public Signer {
       tpm_scheme.scheme = TPM2_ALG_ECDSA;
       tpm_scheme.details.ecdsa.hashAlg = hash;
     }
+    AssertNotOnEventLoop("TPM Sign");
     SIGIL_ASSIGN_OR_RETURN(TPMT_SIGNATURE signature,
                            device_->Sign(id_, blob_, auth_, tpm_digest, tpm_scheme));
     if (type_ == KeyType::kRsa2048) {
@@ -85,12 +87,14 @@ class TpmKeyStore final : public KeyStore {
   KeyStoreKind kind() const override { return KeyStoreKind::kTpm; }
 
   Result<std::shared_ptr<Signer>> FindKey(std::string_view label) override {
+    AssertNotOnEventLoop("TPM FindKey");
     SIGIL_RETURN_IF_ERROR(ValidateKeyLabel(label));
     std::lock_guard lock(mutex_);
     return FindLocked(std::string(label));
   }
 
   Result<std::shared_ptr<Signer>> CreateKey(std::string_view label, KeyType type) override {
+    AssertNotOnEventLoop("TPM CreateKey");
     SIGIL_RETURN_IF_ERROR(ValidateKeyLabel(label));
     std::lock_guard lock(mutex_);
     const std::string name(label);
