@@ -69,7 +69,8 @@ Result<X509SvidParams> X509SvidParamsForEntry(const RegistrationEntry& entry,
 X509SvidParams X509SvidParamsForEntry(const RegistrationEntry& entry, SpiffeId id,
                                       std::chrono::seconds default_ttl, TimePoint now);
 
-// An SVID certifying `public_key`, which must be EC P-256/P-384 or RSA of at least 2048 bits.
+// An SVID certifying `public_key`, which must be EC P-256/P-384 or RSA with a 2048-4096-bit modulus
+// and exponent 65537 (CheckCertifiableKey).
 // InvalidArgument naming the bad ID, DNS name, TTL or key; FailedPrecondition when the CA has
 // expired by `params.now`; the Signer's error when signing fails.
 Result<X509SvidDer> MintX509SvidDer(const X509Ca& ca, EVP_PKEY* public_key,
