@@ -3,6 +3,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <openssl/bn.h>
+
+#include <algorithm>
 #include <string>
 
 #include "core/signer.h"
@@ -10,16 +13,64 @@
 
 namespace sigil {
 
+namespace {
+
+constexpr uint8_t kRsaExponent65537[] = {0x01, 0x00, 0x01};
+
+Status RsaKeyRefused(const std::string& why) {
+  return InvalidArgumentError("RSA key " + why + ": expected a " + std::to_string(kMinCsrRsaBits) + "-" +
+                              std::to_string(kMaxCsrRsaBits) + "-bit modulus and exponent 65537");
+}
+
+// The bits of a positive big-endian integer, leading zero bytes ignored.
+size_t IntegerBits(std::span<const uint8_t> value) {
+  while (!value.empty() && value.front() == 0) value = value.subspan(1);
+  if (value.empty()) return 0;
+  size_t bits = (value.size() - 1) * 8;
+  for (uint8_t top = value.front(); top != 0; top >>= 1) ++bits;
+  return bits;
+}
+
+// Refuses what the server will not certify, from the sizes alone (the parts are DER INTEGER
+// contents, big-endian and signed): a big modulus or exponent
+// makes the signature check cost milliseconds, which an unauthenticated peer must not buy.
+Status CheckRsaParts(std::span<const uint8_t> modulus, std::span<const uint8_t> exponent) {
+  if ((!modulus.empty() && (modulus.front() & 0x80) != 0) || (!exponent.empty() && (exponent.front() & 0x80) != 0)) {
+    return RsaKeyRefused("with a negative modulus or exponent");
+  }
+  const size_t bits = IntegerBits(modulus);
+  if (bits < static_cast<size_t>(kMinCsrRsaBits)) {
+    return RsaKeyRefused("of " + std::to_string(bits) + " bits is too weak");
+  }
+  if (bits > static_cast<size_t>(kMaxCsrRsaBits)) {
+    return RsaKeyRefused("of " + std::to_string(bits) + " bits is too large");
+  }
+  while (!exponent.empty() && exponent.front() == 0) exponent = exponent.subspan(1);
+  if (!std::equal(exponent.begin(), exponent.end(), std::begin(kRsaExponent65537), std::end(kRsaExponent65537))) {
+    return RsaKeyRefused("with a " + std::to_string(IntegerBits(exponent)) + "-bit public exponent other than 65537");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status CheckCertifiableKey(EVP_PKEY* key) {
   if (key == nullptr) return InvalidArgumentError("no public key");
   if (EVP_PKEY_is_a(key, "RSA")) {
-    const int bits = EVP_PKEY_get_bits(key);
-    if (bits < kMinCsrRsaBits) {
-      return InvalidArgumentError("RSA key of " + std::to_string(bits) +
-                                  " bits is too weak: at least " +
-                                  std::to_string(kMinCsrRsaBits) + " bits are required");
+    BIGNUM* n = nullptr;
+    BIGNUM* e = nullptr;
+    const bool got = EVP_PKEY_get_bn_param(key, "n", &n) == 1 && EVP_PKEY_get_bn_param(key, "e", &e) == 1;
+    // As DER INTEGER contents: a leading zero byte keeps them positive.
+    Bytes modulus(got ? 1 + static_cast<size_t>(BN_num_bytes(n)) : 0);
+    Bytes exponent(got ? 1 + static_cast<size_t>(BN_num_bytes(e)) : 0);
+    if (got) {
+      BN_bn2bin(n, modulus.data() + 1);
+      BN_bn2bin(e, exponent.data() + 1);
     }
-    return Status::Ok();
+    BN_free(n);
+    BN_free(e);
+    if (!got) return OpenSSLError(Code::kInvalidArgument, "reading the RSA key");
+    return CheckRsaParts(modulus, exponent);
   }
   if (EVP_PKEY_is_a(key, "EC")) {
     auto type = KeyTypeOf(key);
@@ -176,6 +227,7 @@ Result<EvpPkeyPtr> ReadPublicKey(const Tlv& spki) {
     SIGIL_ASSIGN_OR_RETURN(Tlv n, ReadTlv(parts, V_ASN1_INTEGER, "RSA modulus"));
     SIGIL_ASSIGN_OR_RETURN(Tlv e, ReadTlv(parts, V_ASN1_INTEGER, "RSA exponent"));
     SIGIL_RETURN_IF_ERROR(ExpectEnd(parts, "the RSA exponent"));
+    SIGIL_RETURN_IF_ERROR(CheckRsaParts(n.content, e.content));
     return RsaPublicKeyFromParts(n.content, e.content);
   }
   return InvalidArgumentError("unsupported key algorithm " + ObjectName(nid, obj) +
@@ -228,9 +280,10 @@ Result<EvpPkeyPtr> CheckCsr(std::span<const uint8_t> der) {
   SIGIL_RETURN_IF_ERROR(ExpectEnd(fields, "the attributes"));
   (void)subject;
 
+  // ReadPublicKey takes only the keys CheckCertifiableKey accepts, and refuses the rest from
+  // their encoded sizes, before anything costly (building the key, verifying the signature).
   auto key = ReadPublicKey(spki);
   if (!key.ok()) return key.status().AddContext("checking CSR public key");
-  SIGIL_RETURN_IF_ERROR(CheckCertifiableKey(key->get()).AddContext("checking CSR public key"));
 
   SIGIL_ASSIGN_OR_RETURN(AlgorPtr sig_alg, ReadAlgorithm(sig_alg_tlv, "signature algorithm"));
   const ASN1_OBJECT* sig_obj = nullptr;

@@ -18,18 +18,23 @@
 
 namespace sigil {
 
-// Smallest RSA modulus a CSR may carry; smaller keys are breakable in practice.
+// The RSA moduli a CSR may carry: smaller keys are breakable in practice, larger ones cost a
+// verifier milliseconds that an unauthenticated peer could make the server pay. The public
+// exponent must be 65537, for the same reason.
 inline constexpr int kMinCsrRsaBits = 2048;
+inline constexpr int kMaxCsrRsaBits = 4096;
 
 // A DER CSR signed by `private_key` (EC P-256/P-384 with SHA-256/SHA-384, RSA with SHA-256).
 // With `spiffe_id` it carries that ID as its one URI SAN, as SPIRE agents do; the subject is
 // empty either way.
 Result<Bytes> MakeCsr(EVP_PKEY* private_key, const std::optional<SpiffeId>& spiffe_id = {});
 
-// Parses a DER CSR, checks its self-signature and its key, and returns the public key.
-// InvalidArgument naming the problem: malformed or truncated DER, trailing bytes, a signature
-// that does not verify, a key other than EC P-256, EC P-384 or RSA of at least 2048 bits, a
-// signature algorithm other than ECDSA or RSA PKCS#1 v1.5 with SHA-256/384/512.
+// Parses a DER CSR, checks its key and then its self-signature, and returns the public key.
+// InvalidArgument naming the problem: malformed or truncated DER, trailing bytes, a key other
+// than EC P-256, EC P-384 or RSA with a 2048-4096-bit modulus and exponent 65537 (refused from
+// its encoding, before any signature check), a signature that does not verify, a signature
+// algorithm other than ECDSA or RSA PKCS#1 v1.5 with SHA-256/384/512. The key returned needs no
+// further CheckCertifiableKey.
 Result<EvpPkeyPtr> CheckCsr(std::span<const uint8_t> der);
 
 // The same check on a public key alone: what X509-SVIDs may certify.

@@ -41,7 +41,12 @@ Result<X509SvidParams> X509SvidParamsForEntry(const RegistrationEntry& entry,
                                               std::chrono::seconds default_ttl, TimePoint now) {
   auto id = SpiffeId::Parse(entry.spiffe_id);
   if (!id.ok()) return id.status().AddContext("entry spiffe_id");
-  X509SvidParams params(std::move(*id));
+  return X509SvidParamsForEntry(entry, std::move(*id), default_ttl, now);
+}
+
+X509SvidParams X509SvidParamsForEntry(const RegistrationEntry& entry, SpiffeId id,
+                                      std::chrono::seconds default_ttl, TimePoint now) {
+  X509SvidParams params(std::move(id));
   params.dns_names = entry.dns_names;
   params.ttl = entry.x509_svid_ttl.count() > 0 ? entry.x509_svid_ttl : default_ttl;
   params.now = now;
@@ -51,6 +56,12 @@ Result<X509SvidParams> X509SvidParamsForEntry(const RegistrationEntry& entry,
 Result<X509SvidDer> MintX509SvidDer(const X509Ca& ca, EVP_PKEY* public_key,
                                     const X509SvidParams& params) {
   SIGIL_RETURN_IF_ERROR(CheckCertifiableKey(public_key).AddContext("X509-SVID public key"));
+  return MintX509SvidDerForCsrKey(ca, public_key, params);
+}
+
+Result<X509SvidDer> MintX509SvidDerForCsrKey(const X509Ca& ca, EVP_PKEY* csr_key,
+                                             const X509SvidParams& params) {
+  EVP_PKEY* public_key = csr_key;
   if (!params.spiffe_id.MemberOf(ca.trust_domain())) {
     return InvalidArgumentError("SPIFFE ID " + params.spiffe_id.str() +
                                 " is not in the CA's trust domain " + ca.trust_domain().name());
@@ -88,7 +99,7 @@ Result<X509SvidDer> MintX509SvidDer(const X509Ca& ca, EVP_PKEY* public_key,
 Result<X509SvidDer> MintX509SvidDerFromCsr(const X509Ca& ca, std::span<const uint8_t> csr_der,
                                            const X509SvidParams& params) {
   SIGIL_ASSIGN_OR_RETURN(EvpPkeyPtr key, CheckCsr(csr_der));
-  return MintX509SvidDer(ca, key.get(), params);
+  return MintX509SvidDerForCsrKey(ca, key.get(), params);
 }
 
 namespace {

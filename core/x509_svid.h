@@ -64,12 +64,21 @@ std::string DerChainToPem(std::span<const Bytes> chain_der);
 // entry has none). InvalidArgument when the entry's ID or a DNS name is invalid.
 Result<X509SvidParams> X509SvidParamsForEntry(const RegistrationEntry& entry,
                                               std::chrono::seconds default_ttl, TimePoint now);
+// The same with the entry's ID already parsed: the server parses it once, when it loads the
+// entry, not once per CSR.
+X509SvidParams X509SvidParamsForEntry(const RegistrationEntry& entry, SpiffeId id,
+                                      std::chrono::seconds default_ttl, TimePoint now);
 
-// An SVID certifying `public_key`, which must be EC P-256/P-384 or RSA of at least 2048 bits.
+// An SVID certifying `public_key`, which must be EC P-256/P-384 or RSA with a 2048-4096-bit modulus
+// and exponent 65537 (CheckCertifiableKey).
 // InvalidArgument naming the bad ID, DNS name, TTL or key; FailedPrecondition when the CA has
 // expired by `params.now`; the Signer's error when signing fails.
 Result<X509SvidDer> MintX509SvidDer(const X509Ca& ca, EVP_PKEY* public_key,
                                     const X509SvidParams& params);
+
+// As MintX509SvidDer, for a key CheckCsr returned: it is not checked a second time.
+Result<X509SvidDer> MintX509SvidDerForCsrKey(const X509Ca& ca, EVP_PKEY* csr_key,
+                                             const X509SvidParams& params);
 
 // As MintX509SvidDer, for the public key of a DER CSR whose signature and key CheckCsr accepts.
 // This is the server's hot path.

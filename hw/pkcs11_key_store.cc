@@ -13,6 +13,7 @@
 #include <mutex>
 #include <sstream>
 
+#include "core/event_loop_check.h"
 #include "core/mpmc_queue.h"
 #include "core/openssl_util.h"
 #include "hw/locked_key_store.h"
@@ -223,6 +224,7 @@ class Pkcs11Signer final : public Signer {
 
     SIGIL_ASSIGN_OR_RETURN(CK_SESSION_HANDLE handle, token_->AcquireSession());
     SessionLease session(*token_, handle);
+    AssertNotOnEventLoop("PKCS#11 Sign");
     CK_RV rv = token_->f()->C_SignInit(session.get(), &mechanism, private_key_);
     if (rv != CKR_OK) return CkError(rv, "starting a signature on token '" + token_->label() + "'");
     Bytes signature(type_ == KeyType::kRsa2048 ? 256 : 2 * EcdsaFieldSize(type_));

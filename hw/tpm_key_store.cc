@@ -16,6 +16,7 @@
 #include <mutex>
 
 #include "core/base64url.h"
+#include "core/event_loop_check.h"
 #include "core/file.h"
 #include "core/openssl_util.h"
 #include "hw/locked_key_store.h"
@@ -54,6 +55,7 @@ class TpmSigner final : public Signer {
       tpm_scheme.scheme = TPM2_ALG_ECDSA;
       tpm_scheme.details.ecdsa.hashAlg = hash;
     }
+    AssertNotOnEventLoop("TPM Sign");
     SIGIL_ASSIGN_OR_RETURN(TPMT_SIGNATURE signature,
                            device_->Sign(id_, blob_, auth_, tpm_digest, tpm_scheme));
     if (type_ == KeyType::kRsa2048) {

@@ -43,17 +43,22 @@ Status Server::Start() {
   agent_options.pipeline.max_wait = std::chrono::microseconds(config_.signing_max_wait_us);
   agent_options.pipeline.queue_capacity = static_cast<size_t>(config_.signing_queue_capacity);
   agent_api_ = std::make_unique<AgentApi>(agent_options, config_.trust_domain, *store_, *entries_, *ca_, &metrics_);
+  join_token_attestor_ = std::make_unique<JoinTokenAttestor>(*store_);
+  agent_api_->AddNodeAttestor(join_token_attestor_.get());
   if (config_.tpm_devid) {
     auto devid = TpmDevIdAttestor::Create(*config_.tpm_devid);
     if (!devid.ok()) return std::move(devid).status().AddContext("node_attestors.tpm_devid");
     devid_attestor_ = std::move(*devid);
-    agent_api_->SetTpmDevIdAttestor(devid_attestor_.get());
+    agent_api_->AddNodeAttestor(devid_attestor_.get());
   }
   SIGIL_RETURN_IF_ERROR(agent_api_->Start());
+  RefreshProbeState();
   SIGIL_RETURN_IF_ERROR(StartProbes());
   // The admin socket last: `serverd healthcheck` answering means every listener is up.
   std::set<uint32_t> uids(config_.admin_uids.begin(), config_.admin_uids.end());
   admin_server_ = std::make_unique<AdminServer>(*admin_api_, uids);
+  // What an admin call changed shows in the next scrape, not a second later.
+  admin_server_->SetAfterEachCall([this] { RefreshProbeState(); });
   SIGIL_RETURN_IF_ERROR(admin_server_->Start(config_.socket_path.string()));
   rotation_thread_ = std::thread([this] { RotationLoop(); });
   LogInfo("serverd started", {{"trust_domain", config_.trust_domain.name()},
@@ -90,7 +95,7 @@ Status Server::StartProbes() {
       health_server_ = std::make_unique<transport::PlainHttpServer>(&probe_loop_.loop());
       health_server_->Route(health.live_path, [] { return transport::PlainHttpResponse{200, "application/json", "{}\n"}; });
       health_server_->Route(health.ready_path, [this] {
-        const Status ready = Ready();
+        const Status ready = CachedReadiness();
         return ready.ok() ? transport::PlainHttpResponse{200, "application/json", "{}\n"}
                           : transport::PlainHttpResponse{503, "application/json",
                                                          json{{"error", ready.message()}}.dump() + "\n"};
@@ -101,7 +106,7 @@ Status Server::StartProbes() {
     if (config_.prometheus_port != 0) {
       metrics_server_ = std::make_unique<transport::PlainHttpServer>(&probe_loop_.loop());
       metrics_server_->Route("/metrics", [this] {
-        return transport::PlainHttpResponse{200, "text/plain; version=0.0.4", RenderMetrics()};
+        return transport::PlainHttpResponse{200, "text/plain; version=0.0.4", metrics_.Render()};
       });
       SIGIL_RETURN_IF_ERROR(metrics_server_->Listen(config_.prometheus_host, config_.prometheus_port));
       LogInfo("metrics listening", {{"address", config_.prometheus_host + ":" + std::to_string(config_.prometheus_port)}});
@@ -110,14 +115,28 @@ Status Server::StartProbes() {
   });
 }
 
-std::string Server::RenderMetrics() {
+void Server::RefreshProbeState() {
   if (auto entries = store_->CountEntries(); entries.ok()) {
     metrics_.GetGauge("entries", "Registration entries in the datastore").Set(*entries);
   }
   if (auto agents = store_->CountAgents(); agents.ok()) {
     metrics_.GetGauge("agents", "Attested agents").Set(*agents);
   }
-  return metrics_.Render();
+  Status ready = Ready();
+  std::lock_guard lock(probe_mutex_);
+  readiness_ = std::move(ready);
+  readiness_checked_ = std::chrono::steady_clock::now();
+}
+
+Status Server::CachedReadiness() {
+  std::lock_guard lock(probe_mutex_);
+  const auto age = std::chrono::steady_clock::now() - readiness_checked_;
+  if (age > kReadinessMaxAge) {
+    // The check itself hangs (a token or disk that stopped answering): that is not ready.
+    return Status(Code::kUnavailable, "the readiness check has not finished for " +
+                                          std::to_string(std::chrono::duration_cast<std::chrono::seconds>(age).count()) + "s");
+  }
+  return readiness_;
 }
 
 Status Server::Ready() {
@@ -132,7 +151,8 @@ Status Server::Ready() {
 }
 
 void Server::RotationLoop() {
-  // CA rotation signs with the token's key, so it runs here, never on an event loop.
+  // CA rotation signs with the token's key, so it runs here, never on an event loop; so do the
+  // datastore and key-store reads behind /ready and /metrics, whose handlers run on a loop.
   std::unique_lock lock(rotation_mutex_);
   while (!stopping_) {
     lock.unlock();
@@ -141,6 +161,7 @@ void Server::RotationLoop() {
     if (Status refreshed = agent_api_->RefreshCredentials(std::chrono::system_clock::now()); !refreshed.ok()) {
       LogError("renewing serverd's own SVID failed; will retry", {{"error", refreshed.ToString()}});
     }
+    RefreshProbeState();
     const auto next = std::min(ca_->NextEvent(), std::chrono::system_clock::now() + std::chrono::seconds(1));
     lock.lock();
     rotation_wake_.wait_until(lock, next, [&] { return stopping_; });

@@ -16,6 +16,8 @@
 #include "serverd/admin/admin_api.h"
 #include "serverd/admin/admin_server.h"
 #include "serverd/api/agent_api.h"
+#include "serverd/attestor/join_token_attestor.h"
+#include "serverd/attestor/tpm_devid_attestor.h"
 #include "serverd/ca/ca_manager.h"
 #include "serverd/datastore/datastore.h"
 #include "serverd/entry/entry_service.h"
@@ -34,14 +36,19 @@ class Server {
   Status Start();
   void Stop();
 
-  // OK when the key store and datastore answer.
+  // OK when the key store and datastore answer. Blocks on both: off any event loop.
   Status Ready();
 
  private:
   void RegisterCaMethods();
   void RotationLoop();
   Status StartProbes();
-  std::string RenderMetrics();
+  // Off the loop (start, the rotation thread, after each admin call): the readiness and the
+  // datastore gauges the probe loop serves.
+  void RefreshProbeState();
+  // Loop: the last readiness, Unavailable when it is older than kReadinessMaxAge.
+  Status CachedReadiness();
+  static constexpr std::chrono::seconds kReadinessMaxAge{5};
 
   ServerConfig config_;
   MetricsRegistry metrics_;
@@ -51,12 +58,16 @@ class Server {
   std::unique_ptr<CaManager> ca_;
   std::unique_ptr<AdminApi> admin_api_;
   std::unique_ptr<AdminServer> admin_server_;
+  std::unique_ptr<JoinTokenAttestor> join_token_attestor_;
   std::unique_ptr<TpmDevIdAttestor> devid_attestor_;
   std::unique_ptr<AgentApi> agent_api_;
   transport::LoopThread probe_loop_;  // /live, /ready and /metrics
   std::unique_ptr<transport::PlainHttpServer> health_server_;
   std::unique_ptr<transport::PlainHttpServer> metrics_server_;
   bool probes_started_ = false;
+  std::mutex probe_mutex_;
+  Status readiness_ = Status(Code::kUnavailable, "serverd is starting");  // guarded by probe_mutex_
+  std::chrono::steady_clock::time_point readiness_checked_;               // guarded by probe_mutex_
 
   std::thread rotation_thread_;
   std::mutex rotation_mutex_;

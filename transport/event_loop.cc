@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "core/event_loop_check.h"
+
 namespace sigil::transport {
 
 EventLoop::EventLoop() {
@@ -47,6 +49,7 @@ bool EventLoop::InLoopThread() const {
 
 void EventLoop::Run() {
   thread_id_.store(std::this_thread::get_id(), std::memory_order_release);
+  MarkEventLoopThread(true);
   // The async handle stays referenced until Stop(), so an idle loop keeps waiting for posts.
   uv_run(&loop_, UV_RUN_DEFAULT);
   {
@@ -59,6 +62,7 @@ void EventLoop::Run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
   // Tasks posted by the closing handles' callbacks.
   Drain();
+  MarkEventLoopThread(false);
   thread_id_.store(std::thread::id(), std::memory_order_release);
 }
 

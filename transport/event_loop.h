@@ -6,6 +6,9 @@
 // (stop accepting, send GOAWAY, let in-flight streams finish), and Run() returns once every
 // handle has closed; hooks are called a second time with `force` when the grace period ends.
 //
+// While Run() runs, its thread is marked as an event-loop thread (core/event_loop_check.h), so
+// datastore and key-store calls made from a loop abort in debug builds.
+//
 // Thread safety: Post(), Stop() and InLoopThread() may be called from any thread; everything
 // else from the loop's thread (or before Run() starts). LoopThread runs a loop on a thread of
 // its own.

@@ -50,8 +50,9 @@ AdminServer::~AdminServer() { Stop(); }
 
 Status AdminServer::Start(const std::string& socket_path) {
   loop_target_ = std::make_unique<EventLoopCompletionTarget>(loop_.loop());
-  workers_ = std::make_unique<SigningPipeline>(
-      SigningPipeline::Options{.queue_capacity = 256, .workers = 1, .max_batch = 1, .max_wait = {}}, nullptr);
+  workers_ = std::make_unique<WorkerPool>(
+      WorkerPool::Options{.queue_capacity = 256, .workers = 1, .max_batch = 1, .max_wait = {}, .name = "admin"},
+      nullptr);
   loop_.Start();
   Status listening = loop_.loop().Invoke([&]() -> Status {
     server_ = std::make_unique<transport::Http2Server>(
@@ -102,7 +103,10 @@ void AdminServer::Handle(std::shared_ptr<transport::Http2ServerStream> stream) {
   auto result = std::make_shared<Result<json>>(Status(Code::kInternal, "not run"));
   const std::string path = stream->request().path;
   const Status queued = workers_->Submit(
-      {.sign = [this, result, path, body] { *result = api_.Handle(path, body); },
+      {.run = [this, result, path, body] {
+         *result = api_.Handle(path, body);
+         if (after_each_call_) after_each_call_();
+       },
        .complete = [stream, result] { Answer(stream, *result); },
        .target = loop_target_.get()});
   if (!queued.ok()) Answer(stream, queued);

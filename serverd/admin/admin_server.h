@@ -9,13 +9,14 @@
 // Thread safety: Start and Stop from the owning thread.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
 
 #include "serverd/admin/admin_api.h"
 #include "serverd/admin/admin_client.h"
-#include "serverd/ca/signing_pipeline.h"
+#include "serverd/worker_pool.h"
 #include "transport/event_loop.h"
 #include "transport/http2_client.h"
 #include "transport/http2_server.h"
@@ -26,6 +27,9 @@ class AdminServer {
  public:
   AdminServer(AdminApi& api, std::set<uint32_t> allowed_uids);
   ~AdminServer();
+
+  // Runs `after` on the admin worker after every method call. Before Start.
+  void SetAfterEachCall(std::function<void()> after) { after_each_call_ = std::move(after); }
 
   Status Start(const std::string& socket_path);
   void Stop();
@@ -38,7 +42,8 @@ class AdminServer {
   transport::LoopThread loop_;
   std::unique_ptr<transport::Http2Server> server_;
   std::unique_ptr<CompletionTarget> loop_target_;
-  std::unique_ptr<SigningPipeline> workers_;
+  std::unique_ptr<WorkerPool> workers_;
+  std::function<void()> after_each_call_;
   bool started_ = false;
 };
 

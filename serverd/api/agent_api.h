@@ -10,17 +10,29 @@
 //
 // A request that fails as a whole is answered with an Outcome body (HTTP 200): Unauthenticated
 // when the agent must attest again (evicted, unknown), PermissionDenied when it is banned or
-// asks for what it may not have, ResourceExhausted when the signing queue is full (back off),
+// asks for what it may not have, ResourceExhausted when a work queue is full (back off),
 // InvalidArgument naming what was malformed.
+//
+// One file per service: node_attestation.cc (Attest, RenewAgentSvid), entry_sync.cc
+// (SyncEntries), svid_signing.cc (SignCsrBatch, MintJwtSvid); this header and agent_api.cc
+// are the listener and the router.
+//
+// Threads. The I/O loop only moves bytes: it reads a request, checks that the caller presented
+// an agent SVID where one is needed, verifies the envelope, and posts the typed request to a
+// worker pool; a full pool is answered ResourceExhausted there and then. Attest goes to the
+// attestation workers, apart, so that a flood of anonymous requests queues behind itself and
+// never before an attested agent's; everything else goes to the agent workers. Workers do
+// whatever may block or cost: datastore reads and writes, node attestors, CSR checks,
+// authorisation. SVIDs and JWTs of workloads are signed by the signing pipeline (a third pool,
+// whose signer workers take batches); an agent's own SVID is signed by the worker that records
+// the agent. Answers are posted back to the loop, which writes them. Parked entry syncs live on
+// the loop; the loop's poll timer hands the check for news to a worker.
 //
 // serverd's own certificate is an X509-SVID for spiffe://<td>/spire/server from the active CA,
 // renewed at half-life and whenever the CA changes; agents pin the trust bundle.
 //
-// Signing never runs on the I/O loop: every SVID and JWT goes through the signing pipeline, and
-// results come back to the loop once per batch.
-//
-// Thread safety: Start, Stop and RefreshCredentials from the owning thread; the rest runs on
-// the API's loop.
+// Thread safety: AddNodeAttestor, Start, Stop and RefreshCredentials from the owning thread;
+// the rest runs on the loop and the workers as said above.
 #pragma once
 
 #include <chrono>
@@ -33,11 +45,13 @@
 
 #include "core/metrics.h"
 #include "core/spiffe_id.h"
+#include "core/wire/wire.h"
+#include "core/x509_svid.h"
+#include "serverd/attestor/node_attestor.h"
 #include "serverd/ca/ca_manager.h"
 #include "serverd/datastore/datastore.h"
 #include "serverd/entry/entry_service.h"
-#include "serverd/ca/signing_pipeline.h"
-#include "serverd/attestor/tpm_devid_attestor.h"
+#include "serverd/worker_pool.h"
 #include "transport/event_loop.h"
 #include "transport/http2_server.h"
 #include "transport/tls.h"
@@ -50,7 +64,14 @@ struct AgentApiOptions {
   std::chrono::seconds agent_svid_ttl{3600};
   std::chrono::seconds default_x509_svid_ttl{3600};
   std::chrono::seconds default_jwt_svid_ttl{300};
-  SigningPipeline::Options pipeline;
+  // Signer workers: batches of workload SVIDs and JWTs.
+  WorkerPool::Options pipeline;
+  // Authenticated agents' requests: one request per job.
+  WorkerPool::Options agent_workers{
+      .queue_capacity = 1024, .workers = 2, .max_batch = 1, .max_wait = {}, .name = "agent_api"};
+  // Attest requests, which anyone may send: a small queue, so a flood is refused early.
+  WorkerPool::Options attestation_workers{
+      .queue_capacity = 128, .workers = 1, .max_batch = 1, .max_wait = {}, .name = "attestation"};
   // How often parked entry syncs look for a newer revision or bundle. Changes made through this
   // server are seen at the next tick; so are changes written by another replica to a shared
   // store.
@@ -66,8 +87,9 @@ class AgentApi {
   AgentApi(const AgentApi&) = delete;
   AgentApi& operator=(const AgentApi&) = delete;
 
-  // Enables tpm_devid attestation; `devid` must outlive the API. Before Start.
-  void SetTpmDevIdAttestor(TpmDevIdAttestor* devid) { devid_ = devid; }
+  // Enables the attestor for the attestation data kinds it takes; it must outlive the API.
+  // Before Start.
+  void AddNodeAttestor(NodeAttestor* attestor);
 
   Status Start();
   void Stop();
@@ -78,32 +100,61 @@ class AgentApi {
   Status RefreshCredentials(TimePoint now);
 
  private:
+  using StreamPtr = std::shared_ptr<transport::Http2ServerStream>;
   struct AuthorizedSet;
   struct SentState;
   struct ParkedSync;
-  struct HostIdentity;
 
-  void Handle(std::shared_ptr<transport::Http2ServerStream> stream);
-  void Attest(std::shared_ptr<transport::Http2ServerStream> stream);
-  void RenewAgentSvid(std::shared_ptr<transport::Http2ServerStream> stream, const AttestedAgent& agent);
-  void SyncEntries(std::shared_ptr<transport::Http2ServerStream> stream, const AttestedAgent& agent);
-  void SignCsrBatch(std::shared_ptr<transport::Http2ServerStream> stream, const AttestedAgent& agent);
-  void MintJwtSvid(std::shared_ptr<transport::Http2ServerStream> stream, const AttestedAgent& agent);
+  // ---- listener and router (agent_api.cc); loop thread ----
+  void Handle(StreamPtr stream);
+  // Verifies the body as a Request and runs `method` with it on a worker of `pool`.
+  template <typename Request>
+  void Route(StreamPtr stream, WorkerPool& pool, void (AgentApi::*method)(const StreamPtr&, const Request&));
+  // The same for calls that need an attested agent, looked up on the worker.
+  template <typename Request>
+  void RouteAgent(StreamPtr stream, void (AgentApi::*method)(const StreamPtr&, const Request&, const AttestedAgent&));
+  // Writes `message` as the answer: Respond on the loop, Answer from any thread.
+  void Respond(transport::Http2ServerStream& stream, std::string message);
+  void Answer(StreamPtr stream, std::string message);
+  void AnswerError(StreamPtr stream, const Status& status);
 
-  // The attested agent behind an mTLS request: Unauthenticated when it has no SVID or is no
-  // longer attested, PermissionDenied when banned.
+  // ---- on workers (agent_api.cc) ----
+  // The attested agent behind an mTLS request: Unauthenticated when it is no longer attested,
+  // PermissionDenied when banned.
   Result<AttestedAgent> CallingAgent(const transport::Http2ServerStream& stream);
   Result<std::shared_ptr<const AuthorizedSet>> Authorized(const AttestedAgent& agent);
-  // Mints the agent's SVID from `csr` on a signer worker, records the agent, and answers.
-  void IssueAgentSvid(std::shared_ptr<transport::Http2ServerStream> stream, HostIdentity host, Bytes csr);
-  // Answers a parked or fresh sync when there is something to say (or `force`); false when it
-  // stays parked.
-  bool AnswerSync(ParkedSync& sync, bool force);
-  void ArmSyncTimer();
-  static void OnSyncTimer(uv_timer_t* timer);
 
-  void Respond(transport::Http2ServerStream& stream, const Bytes& message);
-  void RespondError(transport::Http2ServerStream& stream, const Status& status);
+  // ---- node attestation and agent SVIDs (node_attestation.cc); workers ----
+  void Attest(const StreamPtr& stream, const wire::AttestationRequest& request);
+  void RenewAgentSvid(const StreamPtr& stream, const wire::AgentSvidRequest& request, const AttestedAgent& agent);
+  // Signs the agent's SVID for `csr_key`, records the agent (`host` set: a new attestation;
+  // null: a renewal), and answers.
+  void IssueAgentSvid(const StreamPtr& stream, const SpiffeId& agent_id, const AttestedHost* host,
+                      EVP_PKEY* csr_key);
+
+  // ---- entry sync (entry_sync.cc) ----
+  void SyncEntries(const StreamPtr& stream, const wire::EntrySyncRequest& request, const AttestedAgent& agent);
+  // Worker: the answer to a sync when there is something to say (or `force`); nothing when it
+  // stays parked.
+  std::optional<std::string> AnswerSync(ParkedSync& sync, bool force);
+  void Park(std::shared_ptr<ParkedSync> sync);  // loop
+  void ArmSyncTimer();                          // loop
+  static void OnSyncTimer(uv_timer_t* timer);   // loop
+  // Worker: answers the parked syncs that have news or have waited long enough.
+  void CheckParkedSyncs(std::vector<std::shared_ptr<ParkedSync>> parked);
+
+  // ---- workload SVIDs (svid_signing.cc); workers ----
+  void SignCsrBatch(const StreamPtr& stream, const wire::CsrBatchRequest& request, const AttestedAgent& agent);
+  void MintJwtSvid(const StreamPtr& stream, const wire::JwtSvidRequest& request, const AttestedAgent& agent);
+
+  // The finished envelope of `body`, copied once out of the builder into what Write takes.
+  template <typename T>
+  static std::string FinishAnswer(flatbuffers::FlatBufferBuilder& builder, flatbuffers::Offset<T> body) {
+    auto envelope = wire::CreateEnvelope(builder, wire::BodyTraits<T>::enum_value, body.Union());
+    builder.Finish(envelope, wire::EnvelopeIdentifier());
+    return std::string(reinterpret_cast<const char*>(builder.GetBufferPointer()), builder.GetSize());
+  }
+  static std::string ErrorAnswer(const Status& status);
 
   AgentApiOptions options_;
   TrustDomain trust_domain_;
@@ -111,11 +162,14 @@ class AgentApi {
   Datastore& store_;
   EntryService& entries_;
   CaManager& ca_;
-  TpmDevIdAttestor* devid_ = nullptr;
+  // By the attestation data kind they take; set before Start, read-only after.
+  std::map<wire::AttestationData, NodeAttestor*> attestors_;
 
   transport::LoopThread io_;
   std::unique_ptr<EventLoopCompletionTarget> io_target_;
-  std::unique_ptr<SigningPipeline> pipeline_;
+  std::unique_ptr<WorkerPool> pipeline_;
+  std::unique_ptr<WorkerPool> agent_workers_;
+  std::unique_ptr<WorkerPool> attestation_workers_;
   std::unique_ptr<transport::Http2Server> http_;
   std::shared_ptr<transport::TrustBundleSource> peer_bundle_;
   std::shared_ptr<transport::TlsContextSource> tls_;
@@ -127,14 +181,17 @@ class AgentApi {
   std::shared_ptr<const X509Ca> credentials_issuer_;
   uint64_t credentials_bundle_sequence_ = 0;
 
-  // Loop thread only.
+  // Workers.
+  std::mutex authorized_mutex_;  // held while a set is read or advanced
   std::unordered_map<std::string, std::shared_ptr<AuthorizedSet>> authorized_;  // by agent ID
-  std::unordered_map<std::string, std::shared_ptr<SentState>> sent_;                 // by agent ID
-  std::vector<std::unique_ptr<ParkedSync>> parked_;
+  std::mutex sent_mutex_;
+  std::unordered_map<std::string, std::shared_ptr<const SentState>> sent_;  // by agent ID
+
+  // Loop thread only.
+  std::vector<std::shared_ptr<ParkedSync>> parked_;
   uv_timer_t* sync_timer_ = nullptr;
   bool sync_timer_armed_ = false;
-  int64_t last_seen_revision_ = -1;
-  uint64_t last_seen_bundle_sequence_ = 0;
+  bool sync_check_running_ = false;  // one CheckParkedSyncs at a time
 
   MetricsRegistry* metrics_;
   Counter* x509_issued_ = nullptr;

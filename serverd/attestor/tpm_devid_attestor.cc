@@ -1,5 +1,7 @@
 #include "serverd/attestor/tpm_devid_attestor.h"
 
+#include "core/wire/convert.h"
+
 #include <openssl/crypto.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -503,6 +505,20 @@ Result<TpmDevIdIdentity> TpmDevIdAttestor::Finish(const TpmDevIdAnswer& answer, 
         "tpm_devid: the activated credential is wrong (the AK and EK are not in one TPM)");
   }
   return std::move(session.identity);
+}
+
+Result<AttestationStep> TpmDevIdAttestor::Attest(const wire::AttestationRequest& request) {
+  if (request.data_type() == wire::AttestationData::TpmDevIdAttestation) {
+    SIGIL_ASSIGN_OR_RETURN(TpmDevIdChallenge challenge,
+                           Begin(wire::TpmDevIdEvidenceFromWire(*request.data_as_TpmDevIdAttestation())));
+    flatbuffers::FlatBufferBuilder builder(1024);
+    return AttestationStep{.challenge = wire::FinishMessage(builder, wire::TpmDevIdChallengeToWire(builder, challenge))};
+  }
+  SIGIL_ASSIGN_OR_RETURN(TpmDevIdIdentity identity,
+                         Finish(wire::TpmDevIdAnswerFromWire(*request.data_as_TpmDevIdChallengeAnswer())));
+  return AttestationStep{.host = AttestedHost{.agent_path = std::move(identity.agent_path),
+                                              .attestation_type = "tpm_devid",
+                                              .selectors = std::move(identity.selectors)}};
 }
 
 }  // namespace sigil::serverd

@@ -17,8 +17,11 @@
 // Every refusal is PermissionDenied (InvalidArgument for bytes that do not parse) with a message
 // naming the check that failed, fit for the log line.
 //
-// Thread safety: Begin and Finish may be called from any thread at once. They do RSA and ECDSA
-// work (a few hundred microseconds): call them off the event loop when that matters.
+// As a NodeAttestor, Attest runs Begin for TpmDevIdAttestation data (answering with the
+// challenge) and Finish for TpmDevIdChallengeAnswer data (proving the host).
+//
+// Thread safety: Begin, Finish and Attest may be called from any thread at once, never from an
+// event loop: they do RSA and ECDSA work (a few hundred microseconds each).
 #pragma once
 
 #include <chrono>
@@ -34,6 +37,7 @@
 #include "core/status.h"
 #include "core/tpm_devid.h"
 #include "core/x509_ca.h"
+#include "serverd/attestor/node_attestor.h"
 
 namespace sigil::serverd {
 
@@ -59,12 +63,12 @@ struct TpmDevIdIdentity {
   std::vector<Selector> selectors;
 };
 
-class TpmDevIdAttestor {
+class TpmDevIdAttestor final : public NodeAttestor {
  public:
   // Loads the CA files. InvalidArgument naming a file that is missing or holds no certificate,
   // and when no DevID CA is configured, or no endorsement CA while EK certificates are required.
   static Result<std::unique_ptr<TpmDevIdAttestor>> Create(const TpmDevIdAttestorConfig& config);
-  ~TpmDevIdAttestor();
+  ~TpmDevIdAttestor() override;
 
   Result<TpmDevIdChallenge> Begin(const TpmDevIdEvidence& evidence,
                                   TimePoint now = std::chrono::system_clock::now());
@@ -72,6 +76,12 @@ class TpmDevIdAttestor {
                                   TimePoint now = std::chrono::system_clock::now());
 
   size_t pending_sessions() const;
+
+  std::string_view name() const override { return "tpm_devid"; }
+  std::vector<wire::AttestationData> data_types() const override {
+    return {wire::AttestationData::TpmDevIdAttestation, wire::AttestationData::TpmDevIdChallengeAnswer};
+  }
+  Result<AttestationStep> Attest(const wire::AttestationRequest& request) override;
 
  private:
   struct Session;

@@ -11,6 +11,7 @@
 #include <unordered_set>
 #include <nlohmann/json.hpp>
 
+#include "core/event_loop_check.h"
 #include "core/openssl_util.h"
 #include "core/x509_ca.h"
 
@@ -332,7 +333,7 @@ class SqliteDatastore final : public Datastore {
   // ---- entries ----
 
   Result<RegistrationEntry> CreateEntry(RegistrationEntry entry) override {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     Transaction tx(db_);
     SIGIL_RETURN_IF_ERROR(tx.Begin());
     SIGIL_ASSIGN_OR_RETURN(int64_t revision, NextRevision());
@@ -342,7 +343,7 @@ class SqliteDatastore final : public Datastore {
   }
 
   Result<std::vector<RegistrationEntry>> CreateEntries(std::vector<RegistrationEntry> entries) override {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     Transaction tx(db_);
     SIGIL_RETURN_IF_ERROR(tx.Begin());
     SIGIL_ASSIGN_OR_RETURN(int64_t revision, NextRevision());
@@ -355,14 +356,14 @@ class SqliteDatastore final : public Datastore {
   }
 
   Result<RegistrationEntry> FetchEntry(const std::string& id) override {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     SIGIL_ASSIGN_OR_RETURN(auto entries, LoadEntries("WHERE id = ?1", {id}));
     if (entries.empty()) return NotFoundError("no entry with id " + id);
     return entries.front();
   }
 
   Result<std::vector<RegistrationEntry>> ListEntries(const EntryFilter& filter) override {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     std::string where = "WHERE 1=1";
     std::vector<std::string> args;
     if (filter.spiffe_id) {
@@ -387,7 +388,7 @@ class SqliteDatastore final : public Datastore {
   }
 
   Result<RegistrationEntry> UpdateEntry(RegistrationEntry entry) override {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     Transaction tx(db_);
     SIGIL_RETURN_IF_ERROR(tx.Begin());
     SIGIL_ASSIGN_OR_RETURN(int64_t revision, NextRevision());
@@ -405,7 +406,7 @@ class SqliteDatastore final : public Datastore {
   }
 
   Status DeleteEntry(const std::string& id) override {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     Transaction tx(db_);
     SIGIL_RETURN_IF_ERROR(tx.Begin());
     SIGIL_ASSIGN_OR_RETURN(auto existing, LoadEntries("WHERE id = ?1", {id}));
@@ -417,18 +418,18 @@ class SqliteDatastore final : public Datastore {
   }
 
   Result<int64_t> CountEntries() override {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     return CountLocked("SELECT count(*) FROM entries");
   }
 
   Result<int64_t> CurrentRevision() override {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     return CountLocked("SELECT value FROM revision WHERE id = 1");
   }
 
   Result<EntryChanges> EntriesChangedSince(int64_t since_revision,
                                            const std::vector<std::string>& parent_ids) override {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     // One read transaction, so the revision matches the rows read with it.
     SIGIL_RETURN_IF_ERROR(Exec(db_, "BEGIN", "starting a read"));
     struct EndRead {
@@ -462,7 +463,7 @@ class SqliteDatastore final : public Datastore {
   // ---- agents ----
 
   Status CreateAgent(const AttestedAgent& agent) override {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     Transaction tx(db_);
     SIGIL_RETURN_IF_ERROR(tx.Begin());
     const int64_t now = NowUnixSeconds();
@@ -484,45 +485,45 @@ class SqliteDatastore final : public Datastore {
   }
 
   Result<AttestedAgent> FetchAgent(const std::string& spiffe_id) override {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     SIGIL_ASSIGN_OR_RETURN(auto agents, LoadAgents("WHERE spiffe_id = ?1", spiffe_id));
     if (agents.empty()) return NotFoundError("no attested agent " + spiffe_id);
     return agents.front();
   }
 
   Result<std::vector<AttestedAgent>> ListAgents() override {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     return LoadAgents("", "");
   }
 
   Result<int64_t> CountAgents() override {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     return CountLocked("SELECT count(*) FROM agents");
   }
 
   Status UpdateAgentSvid(const std::string& spiffe_id, const std::string& serial, int64_t expires_at) override {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     return ChangeAgent(Statement(statements_, "UPDATE agents SET serial = ?2, expires_at = ?3, updated_at = ?4 WHERE spiffe_id = ?1")
                            .Bind(1, spiffe_id).Bind(2, serial).Bind(3, expires_at).Bind(4, NowUnixSeconds()),
                        spiffe_id);
   }
 
   Status SetAgentBanned(const std::string& spiffe_id, bool banned) override {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     return ChangeAgent(Statement(statements_, "UPDATE agents SET banned = ?2, updated_at = ?3 WHERE spiffe_id = ?1")
                            .Bind(1, spiffe_id).Bind(2, int64_t{banned}).Bind(3, NowUnixSeconds()),
                        spiffe_id);
   }
 
   Status DeleteAgent(const std::string& spiffe_id) override {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     return ChangeAgent(Statement(statements_, "DELETE FROM agents WHERE spiffe_id = ?1").Bind(1, spiffe_id), spiffe_id);
   }
 
   // ---- join tokens ----
 
   Status CreateJoinToken(const std::string& token, const JoinToken& details) override {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     Statement insert(statements_, "INSERT INTO join_tokens (token_hash, spiffe_id, expires_at) VALUES (?1, ?2, ?3)");
     insert.Bind(1, HashToken(token)).Bind(2, details.spiffe_id).Bind(3, details.expires_at);
     Status inserted = insert.Run("recording join token");
@@ -533,7 +534,7 @@ class SqliteDatastore final : public Datastore {
   }
 
   Result<JoinToken> ConsumeJoinToken(const std::string& token, int64_t now) override {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     Transaction tx(db_);
     SIGIL_RETURN_IF_ERROR(tx.Begin());
     const std::string hash = HashToken(token);
@@ -553,7 +554,7 @@ class SqliteDatastore final : public Datastore {
   }
 
   Result<int64_t> PruneJoinTokens(int64_t now) override {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     SIGIL_RETURN_IF_ERROR(Statement(statements_, "DELETE FROM join_tokens WHERE expires_at <= ?1").Bind(1, now).Run("pruning join tokens"));
     return int64_t{sqlite3_changes(db_)};
   }
@@ -561,7 +562,7 @@ class SqliteDatastore final : public Datastore {
   // ---- bundles ----
 
   Status SetBundle(const StoredBundle& bundle) override {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     return Statement(statements_, "INSERT INTO bundles (trust_domain, data, federated, updated_at) VALUES (?1, ?2, ?3, ?4) "
                           "ON CONFLICT (trust_domain) DO UPDATE SET data = ?2, federated = ?3, updated_at = ?4")
         .Bind(1, bundle.trust_domain).Bind(2, bundle.data).Bind(3, int64_t{bundle.federated}).Bind(4, NowUnixSeconds())
@@ -569,19 +570,19 @@ class SqliteDatastore final : public Datastore {
   }
 
   Result<StoredBundle> FetchBundle(const std::string& trust_domain) override {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     SIGIL_ASSIGN_OR_RETURN(auto bundles, LoadBundles("WHERE trust_domain = ?1", trust_domain));
     if (bundles.empty()) return NotFoundError("no bundle for trust domain " + trust_domain);
     return bundles.front();
   }
 
   Result<std::vector<StoredBundle>> ListBundles() override {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     return LoadBundles("", "");
   }
 
   Status DeleteBundle(const std::string& trust_domain) override {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     SIGIL_RETURN_IF_ERROR(Statement(statements_, "DELETE FROM bundles WHERE trust_domain = ?1").Bind(1, trust_domain).Run("deleting bundle"));
     if (sqlite3_changes(db_) == 0) return NotFoundError("no bundle for trust domain " + trust_domain);
     return Status::Ok();
@@ -590,7 +591,7 @@ class SqliteDatastore final : public Datastore {
   // ---- CA journal ----
 
   Result<CaSlot> AddCaSlot(CaSlot slot) override {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     Statement insert(statements_, "INSERT INTO ca_journal (key_label, certificate, not_before, not_after, state) VALUES (?1, ?2, ?3, ?4, ?5)");
     insert.Bind(1, slot.key_label).BindBlob(2, slot.certificate_der).Bind(3, slot.not_before)
         .Bind(4, slot.not_after).Bind(5, std::string(CaSlotStateName(slot.state)));
@@ -600,7 +601,7 @@ class SqliteDatastore final : public Datastore {
   }
 
   Result<std::vector<CaSlot>> ListCaSlots() override {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     Statement read(statements_, "SELECT id, key_label, certificate, not_before, not_after, state FROM ca_journal ORDER BY id");
     std::vector<CaSlot> slots;
     while (read.Next()) {
@@ -614,7 +615,7 @@ class SqliteDatastore final : public Datastore {
   }
 
   Status SetCaSlotState(int64_t id, CaSlotState state) override {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     SIGIL_RETURN_IF_ERROR(Statement(statements_, "UPDATE ca_journal SET state = ?2 WHERE id = ?1")
                               .Bind(1, id).Bind(2, std::string(CaSlotStateName(state))).Run("updating the CA journal"));
     if (sqlite3_changes(db_) == 0) return NotFoundError("no CA journal slot " + std::to_string(id));
@@ -622,7 +623,7 @@ class SqliteDatastore final : public Datastore {
   }
 
   Status Ping() override {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     return CountLocked("SELECT value FROM revision WHERE id = 1").status();
   }
 
@@ -645,7 +646,7 @@ class SqliteDatastore final : public Datastore {
   // entry that fails is undone alone and the rest go on, and the batch costs one sync to disk.
   template <typename Write>
   Result<std::vector<Result<RegistrationEntry>>> WriteEach(std::vector<RegistrationEntry> entries, Write write) {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(LockOffLoop(__func__));
     Transaction tx(db_);
     SIGIL_RETURN_IF_ERROR(tx.Begin());
     SIGIL_ASSIGN_OR_RETURN(int64_t revision, NextRevision());
@@ -817,6 +818,13 @@ class SqliteDatastore final : public Datastore {
     while (read.Next()) bundles.push_back({read.Text(0), read.Text(1), read.Int(2) != 0, read.Int(3)});
     SIGIL_RETURN_IF_ERROR(read.status("reading bundles"));
     return bundles;
+  }
+
+  // Every entry point takes the store's lock through here: SQLite reads wait on the disk and
+  // writes on fsync, so none may run on an event loop.
+  std::mutex& LockOffLoop(const char* method) {
+    AssertNotOnEventLoop(method);
+    return mutex_;
   }
 
   std::mutex mutex_;

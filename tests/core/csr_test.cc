@@ -13,6 +13,8 @@ namespace {
 using testing::Contains;
 using testing::NewKey;
 using testing::OpenSslCsr;
+using testing::CsrWithFillerSignature;
+using testing::RsaPublicKeyOfSizes;
 
 TEST(CsrTest, AcceptsOpenSslCsrsForEverySupportedKey) {
   const std::pair<std::string, const EVP_MD*> kinds[] = {
@@ -170,6 +172,33 @@ TEST(CsrTest, RejectsSignatureAlgorithmsOutsideTheSupportedSet) {
   ASSERT_FALSE(checked.ok()) << "accepted an RSA-PSS CSR";
   EXPECT_TRUE(Contains(checked.status().message(), "RSASSA-PSS is not supported"))
       << checked.status().message();
+}
+
+TEST(CsrTest, ExpensiveKeysAreRefusedBeforeTheSignatureIsChecked) {
+  struct Case {
+    std::string kind;
+    EvpPkeyPtr key;
+    int signature_nid;
+    std::string why;
+  };
+  Case cases[] = {
+      {"RSA-8192", RsaPublicKeyOfSizes(8192, 17), NID_sha256WithRSAEncryption, "8192 bits is too large"},
+      {"RSA-4096 e of 3072 bits", RsaPublicKeyOfSizes(4096, 3072), NID_sha256WithRSAEncryption,
+       "3072-bit public exponent other than 65537"},
+      {"RSA-2048 e=3", RsaPublicKeyOfSizes(2048, 2), NID_sha256WithRSAEncryption,
+       "2-bit public exponent other than 65537"},
+      {"P-521", NewKey("P-521"), NID_ecdsa_with_SHA512, "secp521r1"},
+  };
+  for (auto& [kind, key, signature_nid, why] : cases) {
+    ASSERT_NE(key, nullptr) << kind;
+    auto checked = CheckCsr(CsrWithFillerSignature(key.get(), signature_nid));
+    ASSERT_FALSE(checked.ok()) << kind << " accepted";
+    EXPECT_EQ(checked.status().code(), Code::kInvalidArgument) << kind;
+    EXPECT_TRUE(Contains(checked.status().ToString(), why)) << kind << ": " << checked.status().ToString();
+    // The filler signature would not verify: a refusal naming the key came first.
+    EXPECT_FALSE(Contains(checked.status().ToString(), "signature")) << kind << ": " << checked.status().ToString();
+    EXPECT_EQ(CheckCertifiableKey(key.get()).code(), Code::kInvalidArgument) << kind;
+  }
 }
 
 TEST(CsrTest, MintFromCsrRefusesWhatCheckCsrRefuses) {

@@ -4,7 +4,10 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -106,6 +109,54 @@ inline std::vector<std::string> ExtendedKeyUsages(X509* cert) {
 
 inline bool Contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
+}
+
+// An RSA public key with a random odd modulus and exponent of the given sizes (e = 3 when
+// exponent_bits is 2): a key only its encoding matters for, made in microseconds.
+inline EvpPkeyPtr RsaPublicKeyOfSizes(int modulus_bits, int exponent_bits) {
+  std::unique_ptr<BIGNUM, OpenSSLDeleter<BN_free>> n(BN_new()), e(BN_new());
+  EXPECT_EQ(BN_rand(n.get(), modulus_bits, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ODD), 1);
+  if (exponent_bits == 2) {
+    BN_set_word(e.get(), 3);
+  } else {
+    EXPECT_EQ(BN_rand(e.get(), exponent_bits, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ODD), 1);
+  }
+  OSSL_PARAM_BLD* build = OSSL_PARAM_BLD_new();
+  OSSL_PARAM_BLD_push_BN(build, OSSL_PKEY_PARAM_RSA_N, n.get());
+  OSSL_PARAM_BLD_push_BN(build, OSSL_PKEY_PARAM_RSA_E, e.get());
+  OSSL_PARAM* params = OSSL_PARAM_BLD_to_param(build);
+  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr);
+  EVP_PKEY* key = nullptr;
+  EXPECT_EQ(EVP_PKEY_fromdata_init(ctx), 1);
+  EXPECT_EQ(EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_PUBLIC_KEY, params), 1);
+  EVP_PKEY_CTX_free(ctx);
+  OSSL_PARAM_free(params);
+  OSSL_PARAM_BLD_free(build);
+  return EvpPkeyPtr(key);
+}
+
+// A CSR for `key` whose signature is filler as long as the key's and smaller than an RSA
+// modulus: it never verifies, but a verifier does the whole modular exponentiation first, so
+// the CSR costs what a real one with that key would.
+inline Bytes CsrWithFillerSignature(EVP_PKEY* key, int signature_nid) {
+  X509ReqPtr req(X509_REQ_new());
+  X509_REQ_set_version(req.get(), X509_REQ_VERSION_1);
+  EXPECT_EQ(X509_REQ_set_pubkey(req.get(), key), 1);
+  X509_ALGOR* alg = X509_ALGOR_new();
+  X509_ALGOR_set0(alg, OBJ_nid2obj(signature_nid), V_ASN1_UNDEF, nullptr);
+  EXPECT_EQ(X509_REQ_set1_signature_algo(req.get(), alg), 1);
+  X509_ALGOR_free(alg);
+  ASN1_BIT_STRING* signature = ASN1_BIT_STRING_new();
+  Bytes filler(static_cast<size_t>(EVP_PKEY_get_size(key)), 0x5a);
+  filler[0] = 0x01;
+  ASN1_BIT_STRING_set(signature, filler.data(), static_cast<int>(filler.size()));
+  X509_REQ_set0_signature(req.get(), signature);
+  const int len = i2d_X509_REQ(req.get(), nullptr);
+  EXPECT_GT(len, 0);
+  Bytes der(static_cast<size_t>(len > 0 ? len : 0));
+  unsigned char* p = der.data();
+  i2d_X509_REQ(req.get(), &p);
+  return der;
 }
 
 }  // namespace sigil::testing

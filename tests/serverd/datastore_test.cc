@@ -12,7 +12,9 @@
 #include <set>
 #include <thread>
 
+#include "core/event_loop_check.h"
 #include "tests/support/process.h"
+#include "transport/event_loop.h"
 #include "tests/support/sqlite_check.h"
 
 namespace sigil::serverd {
@@ -381,6 +383,30 @@ TEST_F(DatastoreTest, AcknowledgedWritesSurviveKill9) {
   store_.reset();
 
   EXPECT_EQ(sigil::testing::SqliteIntegrityCheck(path()), "ok");
+}
+
+// The datastore blocks on disk: called from an event-loop thread it aborts, naming the call,
+// in the builds the tests run (see core/event_loop_check.h); off the loop it just works.
+TEST_F(DatastoreTest, ACallFromAnEventLoopThreadAborts) {
+#if SIGIL_EVENT_LOOP_CHECK
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        transport::LoopThread loop;
+        loop.Start();
+        loop.loop().Invoke([&] { (void)store_->CurrentRevision(); });
+      },
+      "CurrentRevision called on an event-loop thread");
+  transport::LoopThread loop;
+  loop.Start();
+  std::atomic<bool> marked{false};
+  loop.loop().Invoke([&] { marked = OnEventLoopThread(); });
+  EXPECT_TRUE(marked.load());
+  EXPECT_FALSE(OnEventLoopThread());
+  EXPECT_TRUE(store_->CurrentRevision().ok());
+#else
+  GTEST_SKIP() << "the event-loop check is off in this build (NDEBUG)";
+#endif
 }
 
 }  // namespace

@@ -1,31 +1,32 @@
-#include "serverd/ca/signing_pipeline.h"
+#include "serverd/worker_pool.h"
 
 #include <map>
 
 namespace sigil::serverd {
 
-SigningPipeline::SigningPipeline(Options options, MetricsRegistry* metrics)
+WorkerPool::WorkerPool(Options options, MetricsRegistry* metrics)
     : options_(options), queue_(options.queue_capacity) {
   if (metrics != nullptr) {
-    queue_depth_gauge_ = &metrics->GetGauge("signing_queue_depth", "Signing jobs waiting for a worker");
-    batch_size_ = &metrics->GetHistogram("signing_batch_size", "Jobs a signer worker took at once",
+    const std::string& name = options_.name;
+    queue_depth_gauge_ = &metrics->GetGauge(name + "_queue_depth", "Jobs waiting for a worker");
+    batch_size_ = &metrics->GetHistogram(name + "_batch_size", "Jobs a worker took at once",
                                          Histogram::ExponentialBounds(1, 1000));
-    latency_ = &metrics->GetHistogram("signing_latency_seconds", "From enqueue to signed, per item",
+    latency_ = &metrics->GetHistogram(name + "_latency_seconds", "From enqueue to done, per job",
                                       Histogram::ExponentialBounds(1e-5, 10));
-    items_ = &metrics->GetCounter("signing_items_total", "Signing jobs completed");
-    rejected_ = &metrics->GetCounter("signing_rejected_total", "Signing jobs refused because the queue was full");
+    items_ = &metrics->GetCounter(name + "_items_total", "Jobs completed");
+    rejected_ = &metrics->GetCounter(name + "_rejected_total", "Jobs refused because the queue was full");
   }
   for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
-SigningPipeline::~SigningPipeline() { Stop(); }
+WorkerPool::~WorkerPool() { Stop(); }
 
-Status SigningPipeline::Submit(SigningJob job) {
+Status WorkerPool::Submit(WorkerJob job) {
   // Sequentially consistent with Stop's store then load: one of the two sees the other.
   in_submit_.fetch_add(1);
   if (stopping_.load()) {
     in_submit_.fetch_sub(1);
-    return ResourceExhaustedError("the signing pipeline is stopping");
+    return ResourceExhaustedError("the " + options_.name + " workers are stopping");
   }
   job.enqueued = std::chrono::steady_clock::now();
   const bool pushed = queue_.TryPush(std::move(job));
@@ -36,14 +37,14 @@ Status SigningPipeline::Submit(SigningJob job) {
   in_submit_.fetch_sub(1);
   if (!pushed) {
     if (rejected_ != nullptr) rejected_->Add();
-    return ResourceExhaustedError("the signing queue is full (" + std::to_string(queue_.capacity()) +
+    return ResourceExhaustedError("the " + options_.name + " queue is full (" + std::to_string(queue_.capacity()) +
                                   " jobs); retry after a back-off");
   }
   if (queue_depth_gauge_ != nullptr) queue_depth_gauge_->Set(static_cast<int64_t>(queue_.ApproxSize()));
   return Status::Ok();
 }
 
-void SigningPipeline::Stop() {
+void WorkerPool::Stop() {
   if (stopping_.exchange(true)) {
     for (auto& worker : workers_) {
       if (worker.joinable()) worker.join();
@@ -57,8 +58,8 @@ void SigningPipeline::Stop() {
   for (auto& worker : workers_) worker.join();
 }
 
-void SigningPipeline::WorkerLoop() {
-  std::vector<SigningJob> batch;
+void WorkerPool::WorkerLoop() {
+  std::vector<WorkerJob> batch;
   batch.reserve(options_.max_batch);
   while (true) {
     const uint64_t seen = signal_.load(std::memory_order_acquire);
@@ -84,12 +85,12 @@ void SigningPipeline::WorkerLoop() {
   }
 }
 
-void SigningPipeline::RunBatch(std::vector<SigningJob>& batch) {
+void WorkerPool::RunBatch(std::vector<WorkerJob>& batch) {
   if (queue_depth_gauge_ != nullptr) queue_depth_gauge_->Set(static_cast<int64_t>(queue_.ApproxSize()));
   if (batch_size_ != nullptr) batch_size_->Observe(static_cast<double>(batch.size()));
   std::map<CompletionTarget*, std::vector<std::function<void()>>> by_target;
-  for (SigningJob& job : batch) {
-    if (job.sign) job.sign();
+  for (WorkerJob& job : batch) {
+    if (job.run) job.run();
     if (latency_ != nullptr) {
       latency_->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - job.enqueued).count());
     }

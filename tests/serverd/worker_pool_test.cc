@@ -1,7 +1,7 @@
-// The signing pipeline under load: every job signed and completed exactly once, completions on
+// The worker pool (and so the signing pipeline) under load: every job signed and completed exactly once, completions on
 // their owning thread, batches formed, a full queue refused at once, and Stop draining the rest.
 // Run under TSan by `SIGIL_SANITIZE=thread tools/test`.
-#include "serverd/ca/signing_pipeline.h"
+#include "serverd/worker_pool.h"
 
 #include <gtest/gtest.h>
 
@@ -67,7 +67,7 @@ constexpr int kJobsPerProducer = 2000;
 constexpr int kJobsPerProducer = 20000;
 #endif
 
-TEST(SigningPipelineTest, EveryJobOnceAndCompletedOnItsLoop) {
+TEST(WorkerPoolTest, EveryJobOnceAndCompletedOnItsLoop) {
   constexpr int kProducers = 4;
   MetricsRegistry metrics;
   LoopThread loops[2];
@@ -76,7 +76,7 @@ TEST(SigningPipelineTest, EveryJobOnceAndCompletedOnItsLoop) {
   std::atomic<int> wrong_thread{0};
   std::atomic<int> rejected{0};
   {
-    SigningPipeline pipeline({.queue_capacity = 1024, .workers = 2, .max_batch = 32,
+    WorkerPool pipeline({.queue_capacity = 1024, .workers = 2, .max_batch = 32,
                               .max_wait = std::chrono::microseconds(50)},
                              &metrics);
     std::vector<std::thread> producers;
@@ -85,8 +85,8 @@ TEST(SigningPipelineTest, EveryJobOnceAndCompletedOnItsLoop) {
         LoopThread& loop = loops[p % 2];
         for (int i = 0; i < kJobsPerProducer; ++i) {
           const int id = p * kJobsPerProducer + i;
-          SigningJob job;
-          job.sign = [&, id] { signed_count[id].fetch_add(1); };
+          WorkerJob job;
+          job.run = [&, id] { signed_count[id].fetch_add(1); };
           job.complete = [&, id] {
             if (std::this_thread::get_id() != loop.id()) wrong_thread.fetch_add(1);
             completed_count[id].fetch_add(1);
@@ -123,20 +123,20 @@ TEST(SigningPipelineTest, EveryJobOnceAndCompletedOnItsLoop) {
   EXPECT_NE(text.find("signing_rejected_total " + std::to_string(rejected.load())), std::string::npos);
 }
 
-TEST(SigningPipelineTest, FullQueueIsRefusedAtOnceAndDrainsLater) {
+TEST(WorkerPoolTest, FullQueueIsRefusedAtOnceAndDrainsLater) {
   std::latch release(1);
   std::atomic<int> done{0};
-  SigningPipeline pipeline({.queue_capacity = 8, .workers = 1, .max_batch = 1,
+  WorkerPool pipeline({.queue_capacity = 8, .workers = 1, .max_batch = 1,
                             .max_wait = std::chrono::microseconds(0)},
                            nullptr);
   // The first job holds the only worker, so the queue fills behind it.
   std::atomic<bool> worker_busy{false};
-  ASSERT_TRUE(pipeline.Submit({.sign = [&] { worker_busy = true; release.wait(); ++done; }}).ok());
+  ASSERT_TRUE(pipeline.Submit({.run = [&] { worker_busy = true; release.wait(); ++done; }}).ok());
   while (!worker_busy) std::this_thread::yield();
   int accepted = 0;
   Status refused;
   for (int i = 0; i < 100; ++i) {
-    Status s = pipeline.Submit({.sign = [&] { ++done; }});
+    Status s = pipeline.Submit({.run = [&] { ++done; }});
     if (!s.ok()) {
       refused = s;
       break;
@@ -149,20 +149,20 @@ TEST(SigningPipelineTest, FullQueueIsRefusedAtOnceAndDrainsLater) {
   release.count_down();
   pipeline.Stop();
   EXPECT_EQ(done.load(), 1 + accepted);
-  EXPECT_EQ(pipeline.Submit({.sign = [] {}}).code(), Code::kResourceExhausted);
+  EXPECT_EQ(pipeline.Submit({.run = [] {}}).code(), Code::kResourceExhausted);
 }
 
-TEST(SigningPipelineTest, QueuedJobsFormBatchesWithOneHandOffPerLoop) {
+TEST(WorkerPoolTest, QueuedJobsFormBatchesWithOneHandOffPerLoop) {
   MetricsRegistry metrics;
   LoopThread loop;
   std::latch release(1);
   std::atomic<bool> worker_busy{false};
   std::atomic<int> completed{0};
   {
-    SigningPipeline pipeline({.queue_capacity = 64, .workers = 1, .max_batch = 16,
+    WorkerPool pipeline({.queue_capacity = 64, .workers = 1, .max_batch = 16,
                               .max_wait = std::chrono::microseconds(0)},
                              &metrics);
-    ASSERT_TRUE(pipeline.Submit({.sign = [&] { worker_busy = true; release.wait(); }}).ok());
+    ASSERT_TRUE(pipeline.Submit({.run = [&] { worker_busy = true; release.wait(); }}).ok());
     while (!worker_busy) std::this_thread::yield();
     for (int i = 0; i < 16; ++i) {
       ASSERT_TRUE(pipeline.Submit({.complete = [&] { ++completed; }, .target = &loop}).ok());

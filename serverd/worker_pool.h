@@ -1,10 +1,12 @@
-// The signing pipeline: I/O loops hand signing jobs to a bounded lock-free queue and never
-// wait on the key store; signer workers take up to max_batch jobs at a time (waiting at most
-// max_wait for a batch to fill), sign, and hand each result back to the loop that owns the
-// request — one hand-off per loop per batch.
+// A worker pool behind a bounded lock-free queue: event loops hand it the work that may block
+// or cost (datastore, attestors, CSR checks, signing with a key store) and never wait on it.
+// Workers take up to max_batch jobs at a time (waiting at most max_wait for a batch to fill),
+// run them, and hand each completion back to the loop that owns the request: one hand-off per
+// loop per batch. serverd's signing pipeline is one such pool (signer workers, batches of up to
+// max_batch); the agent API's request workers and the admin API's are others.
 //
 // A full queue is back-pressure: Submit answers ResourceExhausted at once, and the caller
-// tells the agent to back off. Nothing grows without bound.
+// tells the peer to back off. Nothing grows without bound.
 //
 // Thread safety: Submit may be called from any thread. Stop is called once, by the owner.
 #pragma once
@@ -13,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -45,32 +48,34 @@ class EventLoopCompletionTarget final : public CompletionTarget {
   transport::EventLoop& loop_;
 };
 
-struct SigningJob {
-  std::function<void()> sign;      // on a signer worker: signs and keeps its result
+struct WorkerJob {
+  std::function<void()> run;       // on a worker: does the work and keeps its result
   std::function<void()> complete;  // afterwards on `target` (or the worker when null)
   CompletionTarget* target = nullptr;
   std::chrono::steady_clock::time_point enqueued;  // set by Submit
 };
 
-class SigningPipeline {
+class WorkerPool {
  public:
   struct Options {
     size_t queue_capacity = 8192;
     int workers = 2;
     size_t max_batch = 64;
     std::chrono::microseconds max_wait{100};
+    // Prefix of the metric names, and what a refusal calls the queue ("signing" for the
+    // signing pipeline).
+    std::string name = "signing";
   };
 
-  // `metrics` may be null; otherwise the pipeline registers signing_queue_depth,
-  // signing_batch_size, signing_latency_seconds, signing_items_total and
-  // signing_rejected_total in it.
-  SigningPipeline(Options options, MetricsRegistry* metrics);
-  ~SigningPipeline();
-  SigningPipeline(const SigningPipeline&) = delete;
-  SigningPipeline& operator=(const SigningPipeline&) = delete;
+  // `metrics` may be null; otherwise the pool registers <name>_queue_depth,
+  // <name>_batch_size, <name>_latency_seconds, <name>_items_total and <name>_rejected_total.
+  WorkerPool(Options options, MetricsRegistry* metrics);
+  ~WorkerPool();
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
 
-  // ResourceExhausted when the queue is full or the pipeline is stopping.
-  Status Submit(SigningJob job);
+  // ResourceExhausted when the queue is full or the pool is stopping.
+  Status Submit(WorkerJob job);
 
   // Refuses new jobs, finishes every queued one, and joins the workers.
   void Stop();
@@ -80,10 +85,10 @@ class SigningPipeline {
 
  private:
   void WorkerLoop();
-  void RunBatch(std::vector<SigningJob>& batch);
+  void RunBatch(std::vector<WorkerJob>& batch);
 
   const Options options_;
-  MpmcQueue<SigningJob> queue_;
+  MpmcQueue<WorkerJob> queue_;
   // Bumped on every submit and at stop; idle workers wait for it to change, so a job pushed
   // between a worker's empty pop and its wait is never missed.
   std::atomic<uint64_t> signal_{0};

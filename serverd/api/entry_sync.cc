@@ -1,0 +1,137 @@
+// Entry sync: an agent pulls the entries it may issue and keeps them current by revision. A
+// sync with nothing new is parked (a long poll) until the store's revision or the bundle
+// changes, or its wait ends.
+//
+// The loop keeps the parked syncs and their timer; reading the store (the agent, its
+// authorised set, the current revision) runs on the agent workers.
+#include <algorithm>
+
+#include "core/log.h"
+#include "core/wire/convert.h"
+#include "serverd/api/agent_api.h"
+#include "serverd/api/agent_api_state.h"
+
+namespace sigil::serverd {
+
+void AgentApi::SyncEntries(const StreamPtr& stream, const wire::EntrySyncRequest& request,
+                           const AttestedAgent& agent) {
+  auto sync = std::make_shared<ParkedSync>();
+  sync->stream = stream;
+  sync->agent = agent;
+  sync->since_revision = static_cast<int64_t>(request.since_revision());
+  const auto wait = std::min(std::chrono::milliseconds(request.wait_ms()), options_.max_sync_wait);
+  sync->deadline = std::chrono::steady_clock::now() + wait;
+  if (auto answer = AnswerSync(*sync, wait.count() == 0)) return Answer(stream, std::move(*answer));
+  io_.loop().Post([this, sync = std::move(sync)]() mutable { Park(std::move(sync)); });
+}
+
+std::optional<std::string> AgentApi::AnswerSync(ParkedSync& sync, bool force) {
+  auto set = Authorized(sync.agent);
+  if (!set.ok()) return ErrorAnswer(set.status());
+  auto current = ca_.current();
+  std::shared_ptr<const SentState> sent;
+  {
+    std::lock_guard lock(sent_mutex_);
+    sent = sent_[sync.agent.spiffe_id];
+  }
+  const bool full = sync.since_revision == 0 || !sent || sent->revision != sync.since_revision;
+  std::vector<const RegistrationEntry*> changed;
+  std::vector<std::string> removed;
+  if (full) {
+    for (const auto& [id, entry] : (*set)->by_id) changed.push_back(&entry);
+  } else {
+    for (const auto& [id, entry] : (*set)->by_id) {
+      auto it = sent->entry_revisions.find(id);
+      if (it == sent->entry_revisions.end() || it->second != entry.revision) changed.push_back(&entry);
+    }
+    for (const auto& [id, revision] : sent->entry_revisions) {
+      if (!(*set)->by_id.contains(id)) removed.push_back(id);
+    }
+  }
+  const bool bundle_changed = !sent || sent->bundle_sequence != current->bundle.sequence;
+  if (!full && changed.empty() && removed.empty() && !bundle_changed && !force) {
+    sync.seen_revision = (*set)->revision;
+    sync.seen_bundle_sequence = current->bundle.sequence;
+    return std::nullopt;
+  }
+
+  std::sort(changed.begin(), changed.end(),
+            [](const RegistrationEntry* a, const RegistrationEntry* b) { return a->id < b->id; });
+  flatbuffers::FlatBufferBuilder builder(1024 + changed.size() * 512);
+  std::vector<flatbuffers::Offset<wire::Entry>> entries;
+  entries.reserve(changed.size());
+  for (const RegistrationEntry* entry : changed) entries.push_back(wire::BuildEntry(builder, *entry));
+  auto entry_vector = builder.CreateVector(entries);
+  auto removed_vector = builder.CreateVectorOfStrings(removed);
+  auto bundle = wire::BuildTrustBundle(builder, current->bundle);
+  if (!bundle.ok()) return ErrorAnswer(bundle.status());
+  auto response = wire::CreateEntrySyncResponse(builder, static_cast<uint64_t>((*set)->revision), full,
+                                                 entry_vector, removed_vector, *bundle);
+  std::string answer = FinishAnswer(builder, response);
+
+  auto next = std::make_shared<SentState>();
+  next->revision = (*set)->revision;
+  next->bundle_sequence = current->bundle.sequence;
+  next->entry_revisions.reserve((*set)->by_id.size());
+  for (const auto& [id, entry] : (*set)->by_id) next->entry_revisions.emplace(id, entry.revision);
+  std::lock_guard lock(sent_mutex_);
+  sent_[sync.agent.spiffe_id] = std::move(next);
+  return answer;
+}
+
+void AgentApi::Park(std::shared_ptr<ParkedSync> sync) {
+  if (sync->stream->closed()) return;
+  if (sync_timer_ == nullptr) {  // stopping
+    Respond(*sync->stream, ErrorAnswer(UnavailableError("serverd is stopping")));
+    return;
+  }
+  parked_.push_back(std::move(sync));
+  ArmSyncTimer();
+}
+
+void AgentApi::ArmSyncTimer() {
+  if (sync_timer_armed_ || sync_timer_ == nullptr) return;
+  sync_timer_armed_ = true;
+  const auto interval = static_cast<uint64_t>(options_.sync_poll_interval.count());
+  uv_timer_start(sync_timer_, &AgentApi::OnSyncTimer, interval, interval);
+}
+
+void AgentApi::OnSyncTimer(uv_timer_t* timer) {
+  auto* self = static_cast<AgentApi*>(timer->data);
+  std::erase_if(self->parked_, [](const std::shared_ptr<ParkedSync>& sync) { return sync->stream->closed(); });
+  if (self->parked_.empty()) {
+    uv_timer_stop(timer);
+    self->sync_timer_armed_ = false;
+    return;
+  }
+  if (self->sync_check_running_) return;
+  self->sync_check_running_ = true;
+  // A full queue skips this tick; the next one tries again.
+  Status queued = self->agent_workers_->Submit({.run = [self, parked = self->parked_]() mutable {
+    self->CheckParkedSyncs(std::move(parked));
+  }});
+  if (!queued.ok()) self->sync_check_running_ = false;
+}
+
+void AgentApi::CheckParkedSyncs(std::vector<std::shared_ptr<ParkedSync>> parked) {
+  const auto now = std::chrono::steady_clock::now();
+  auto revision = store_.CurrentRevision();
+  const uint64_t bundle_sequence = ca_.current()->bundle.sequence;
+  std::vector<std::pair<std::shared_ptr<ParkedSync>, std::string>> answers;
+  for (auto& sync : parked) {
+    const bool expired = now >= sync->deadline;
+    const bool news = !revision.ok() || *revision != sync->seen_revision ||
+                      bundle_sequence != sync->seen_bundle_sequence;
+    if (!news && !expired) continue;
+    if (auto answer = AnswerSync(*sync, expired)) answers.emplace_back(std::move(sync), std::move(*answer));
+  }
+  io_.loop().Post([this, answers = std::move(answers)]() mutable {
+    sync_check_running_ = false;
+    for (auto& [sync, answer] : answers) {
+      std::erase(parked_, sync);
+      Respond(*sync->stream, std::move(answer));
+    }
+  });
+}
+
+}  // namespace sigil::serverd

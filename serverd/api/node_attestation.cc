@@ -1,0 +1,93 @@
+// Node attestation and agent SVIDs: Attest proves a host through the node attestor that takes
+// its attestation data, and issues the agent's first SVID; RenewAgentSvid issues the next one
+// over mTLS. Both run on workers: the CSR check, the attestor (datastore, TPM evidence) and the
+// agent's record in the datastore may all take time an event loop must not spend.
+#include "core/csr.h"
+#include "core/log.h"
+#include "core/wire/convert.h"
+#include "serverd/api/agent_api.h"
+#include "serverd/api/agent_api_state.h"
+
+namespace sigil::serverd {
+
+void AgentApi::Attest(const StreamPtr& stream, const wire::AttestationRequest& request) {
+  // Before the attestor: a bad CSR must not burn a good token, and an expensive key is refused
+  // before anything else is spent on the request.
+  auto csr_key = CheckCsr(wire::BytesOf(request.csr()));
+  if (!csr_key.ok()) return AnswerError(stream, std::move(csr_key).status().AddContext("agent CSR"));
+  auto attestor = attestors_.find(request.data_type());
+  if (attestor == attestors_.end()) {
+    return AnswerError(stream, request.data_type() == wire::AttestationData::NONE
+                                   ? InvalidArgumentError("attestation data of an unknown kind")
+                                   : FailedPreconditionError(std::string(wire::EnumNameAttestationData(request.data_type())) +
+                                                             ": no node attestor for it is configured on this server"));
+  }
+  const std::string_view name = attestor->second->name();
+  auto step = attestor->second->Attest(request);
+  if (!step.ok()) {
+    LogWarn(std::string(name) + " attestation refused",
+            {{"peer", stream->peer().address}, {"error", step.status().message()}});
+    return AnswerError(stream, step.status());
+  }
+  if (!step->host) return Answer(stream, std::string(step->challenge.begin(), step->challenge.end()));
+  auto agent_id = AgentSpiffeId(trust_domain_, step->host->agent_path);
+  if (!agent_id.ok()) return AnswerError(stream, agent_id.status());
+  IssueAgentSvid(stream, *agent_id, &*step->host, csr_key->get());
+}
+
+void AgentApi::RenewAgentSvid(const StreamPtr& stream, const wire::AgentSvidRequest& request,
+                              const AttestedAgent& agent) {
+  auto csr_key = CheckCsr(wire::BytesOf(request.csr()));
+  if (!csr_key.ok()) return AnswerError(stream, std::move(csr_key).status().AddContext("agent CSR"));
+  auto agent_id = SpiffeId::Parse(agent.spiffe_id);
+  if (!agent_id.ok()) return AnswerError(stream, agent_id.status());
+  IssueAgentSvid(stream, *agent_id, nullptr, csr_key->get());
+}
+
+void AgentApi::IssueAgentSvid(const StreamPtr& stream, const SpiffeId& agent_id, const AttestedHost* host,
+                              EVP_PKEY* csr_key) {
+  const bool renewal = host == nullptr;
+  auto existing = store_.FetchAgent(agent_id.str());
+  if (existing.ok() && existing->banned) {
+    LogWarn("banned agent refused", {{"agent", agent_id.str()}});
+    return AnswerError(stream, PermissionDeniedError("agent " + agent_id.str() + " is banned"));
+  }
+  auto current = ca_.current();
+  X509SvidParams params(agent_id);
+  params.ttl = options_.agent_svid_ttl;
+  params.now = std::chrono::system_clock::now();
+  auto svid = MintX509SvidDerForCsrKey(*current->issuer, csr_key, params);
+  if (!svid.ok()) return AnswerError(stream, std::move(svid).status().AddContext("agent CSR"));
+  auto leaf = CertFromDer(svid->chain_der.front());
+  if (!leaf.ok()) return AnswerError(stream, leaf.status());
+  const std::string serial = SerialHex(leaf->get());
+  const int64_t expires_at = UnixSeconds(svid->expires_at);
+  Status recorded;
+  if (renewal) {
+    recorded = store_.UpdateAgentSvid(agent_id.str(), serial, expires_at);
+  } else {
+    // Re-attestation of a known host (TPM) replaces what was learnt about it.
+    if (existing.ok()) (void)store_.DeleteAgent(agent_id.str());
+    AttestedAgent agent;
+    agent.spiffe_id = agent_id.str();
+    agent.attestation_type = host->attestation_type;
+    agent.serial = serial;
+    agent.expires_at = expires_at;
+    agent.selectors = host->selectors;
+    recorded = store_.CreateAgent(agent);
+  }
+  if (!recorded.ok()) return AnswerError(stream, recorded.AddContext("recording the agent"));
+  flatbuffers::FlatBufferBuilder builder(4096);
+  auto bundle = wire::BuildTrustBundle(builder, current->bundle);
+  if (!bundle.ok()) return AnswerError(stream, bundle.status());
+  auto chain = wire::BuildCertificates(builder, svid->chain_der);
+  auto id = builder.CreateString(agent_id.str());
+  Answer(stream, FinishAnswer(builder, wire::CreateAgentSvidResponse(builder, id, chain, *bundle)));
+  if (x509_issued_ != nullptr) x509_issued_->Add();
+  if (!renewal) {
+    if (agents_attested_ != nullptr) agents_attested_->Add();
+    LogInfo("agent attested", {{"agent", agent_id.str()}, {"type", host->attestation_type}, {"serial", serial}});
+  }
+}
+
+}  // namespace sigil::serverd

@@ -1,0 +1,28 @@
+#include "serverd/attestor/join_token_attestor.h"
+
+#include "core/openssl_util.h"
+#include "core/spiffe_id.h"
+#include "core/x509_ca.h"
+#include "core/wire/convert.h"
+
+namespace sigil::serverd {
+
+Result<AttestationStep> JoinTokenAttestor::Attest(const wire::AttestationRequest& request) {
+  const std::string token = wire::StringOf(request.data_as_JoinTokenAttestation()->token());
+  if (token.empty()) return InvalidArgumentError("join token is empty");
+  const std::string agent_path = "join_token/" + token;
+  // The token becomes a path segment of the agent's ID: refuse one that cannot be, before
+  // spending anything.
+  SIGIL_RETURN_IF_ERROR(ValidateSpiffeIdPath("/spire/agent/" + agent_path).AddContext("join token"));
+  auto consumed = store_.ConsumeJoinToken(token, UnixSeconds(std::chrono::system_clock::now()));
+  if (!consumed.ok()) {
+    if (consumed.status().code() == Code::kNotFound) {
+      return PermissionDeniedError("join token is unknown or was already used");
+    }
+    if (consumed.status().code() == Code::kPermissionDenied) return PermissionDeniedError("join token has expired");
+    return consumed.status();
+  }
+  return AttestationStep{.host = AttestedHost{.agent_path = agent_path, .attestation_type = "join_token"}};
+}
+
+}  // namespace sigil::serverd

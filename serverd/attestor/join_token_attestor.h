@@ -1,0 +1,28 @@
+// The join_token node attestor (SPIRE's join_token): a single-use token made by
+// `serverd token generate`, with a TTL. The agent becomes
+// spiffe://<td>/spire/agent/join_token/<token>.
+//
+// Thread safety: as NodeAttestor; Attest spends the token in the datastore (an fsync'd write).
+#pragma once
+
+#include "serverd/attestor/node_attestor.h"
+#include "serverd/datastore/datastore.h"
+
+namespace sigil::serverd {
+
+class JoinTokenAttestor final : public NodeAttestor {
+ public:
+  explicit JoinTokenAttestor(Datastore& store) : store_(store) {}
+
+  std::string_view name() const override { return "join_token"; }
+  std::vector<wire::AttestationData> data_types() const override {
+    return {wire::AttestationData::JoinTokenAttestation};
+  }
+  // PermissionDenied when the token is unknown, already used or expired.
+  Result<AttestationStep> Attest(const wire::AttestationRequest& request) override;
+
+ private:
+  Datastore& store_;
+};
+
+}  // namespace sigil::serverd

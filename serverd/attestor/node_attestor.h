@@ -1,0 +1,51 @@
+// Node attestors: how serverd learns which host an agent runs on. Each takes the attestation
+// data of one or more kinds in an AttestationRequest (core/wire/attestation.fbs) and either
+// proves the host or answers with a challenge the agent must answer in a later request.
+//
+// Attestors are built by name from the node_attestors: section of the config
+// (node_attestor_registry.h); the agent API sees only this interface.
+//
+// Thread safety: Attest may be called from several worker threads at once, never from an
+// event loop: it may read and write the datastore and do RSA, ECDSA or TPM work.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/openssl_util.h"
+#include "core/selector.h"
+#include "core/status.h"
+#include "core/wire/messages_generated.h"
+
+namespace sigil::serverd {
+
+// What node attestation proved about a host.
+struct AttestedHost {
+  std::string agent_path;        // below /spire/agent/, e.g. "join_token/<token>"
+  std::string attestation_type;  // the attestor's name, recorded with the agent
+  std::vector<Selector> selectors;
+};
+
+// One step of node attestation: the host is proven, or the agent must answer `challenge` (a
+// finished wire message, sent back as the answer to this request).
+struct AttestationStep {
+  std::optional<AttestedHost> host;
+  Bytes challenge;
+};
+
+class NodeAttestor {
+ public:
+  virtual ~NodeAttestor() = default;
+
+  // The name in config and in the agent's record: "join_token", "tpm_devid".
+  virtual std::string_view name() const = 0;
+  // The kinds of attestation data it takes (a challenge's answer included).
+  virtual std::vector<wire::AttestationData> data_types() const = 0;
+  // PermissionDenied naming the check that failed; InvalidArgument for data that does not
+  // parse. Called after the request's CSR was checked, so a bad CSR never spends a token.
+  virtual Result<AttestationStep> Attest(const wire::AttestationRequest& request) = 0;
+};
+
+}  // namespace sigil::serverd
