@@ -23,15 +23,20 @@ Headers StatusTrailers(const Status& status, const Headers& extra) {
 
 std::string GrpcFrame(std::string_view message) {
   std::string out;
-  out.reserve(5 + message.size());
-  uint32_t n = static_cast<uint32_t>(message.size());
-  out.push_back('\0');
-  out.push_back(static_cast<char>(n >> 24));
-  out.push_back(static_cast<char>(n >> 16));
-  out.push_back(static_cast<char>(n >> 8));
-  out.push_back(static_cast<char>(n));
+  out.reserve(kGrpcFramePrefixBytes + message.size());
+  out.resize(kGrpcFramePrefixBytes);
   out.append(message);
+  GrpcSealFrame(out);
   return out;
+}
+
+void GrpcSealFrame(std::string& frame) {
+  const uint32_t n = static_cast<uint32_t>(frame.size() - kGrpcFramePrefixBytes);
+  frame[0] = '\0';
+  frame[1] = static_cast<char>(n >> 24);
+  frame[2] = static_cast<char>(n >> 16);
+  frame[3] = static_cast<char>(n >> 8);
+  frame[4] = static_cast<char>(n);
 }
 
 Status GrpcTakeMessages(std::string* buffer, std::vector<std::string>* out,
@@ -155,9 +160,13 @@ void GrpcServerCall::SendHeadersIfNeeded() {
 }
 
 void GrpcServerCall::Write(std::string message) {
+  WriteFrame(std::make_shared<const std::string>(GrpcFrame(message)));
+}
+
+void GrpcServerCall::WriteFrame(std::shared_ptr<const std::string> frame) {
   if (!loop()->InLoopThread()) {
-    loop()->Post([self = shared_from_this(), m = std::move(message)]() mutable {
-      self->Write(std::move(m));
+    loop()->Post([self = shared_from_this(), f = std::move(frame)]() mutable {
+      self->WriteFrame(std::move(f));
     });
     return;
   }
@@ -168,7 +177,7 @@ void GrpcServerCall::Write(std::string message) {
   }
   ++messages_written_;
   SendHeadersIfNeeded();
-  stream_->Write(GrpcFrame(message));
+  stream_->Write(std::move(frame));
 }
 
 void GrpcServerCall::Finish(Status status) {

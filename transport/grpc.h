@@ -37,6 +37,12 @@ inline constexpr size_t kGrpcDefaultMaxMessageBytes = 4 << 20;
 // The 5-byte prefix and `message`.
 std::string GrpcFrame(std::string_view message);
 
+// A message can also be framed where it is built: serialize it after kGrpcFramePrefixBytes of
+// room, then GrpcSealFrame writes the prefix there for the bytes after it. The frame is then
+// written to calls as it is (GrpcServerCall::WriteFrame), shared, without a copy.
+inline constexpr size_t kGrpcFramePrefixBytes = 5;
+void GrpcSealFrame(std::string& frame);
+
 // Splits a buffer of length-prefixed messages. Parsed messages are appended to `out`; bytes of
 // an incomplete trailing message are left in `buffer` (streaming readers call again with more).
 Status GrpcTakeMessages(std::string* buffer, std::vector<std::string>* out,
@@ -76,6 +82,9 @@ class GrpcServerCall : public std::enable_shared_from_this<GrpcServerCall> {
 
   // One response message. A unary call takes exactly one before an OK Finish.
   void Write(std::string message);
+  // The same for a message framed already (GrpcFrame, GrpcSealFrame): the frame is queued as
+  // it is, shared with whoever else sends it, until its bytes leave for the socket.
+  void WriteFrame(std::shared_ptr<const std::string> frame);
   // Ends the call with `status` in the trailers.
   void Finish(Status status);
   bool finished() const { return finished_; }

@@ -83,7 +83,12 @@ void Http2ServerStream::Respond(int status, const Headers& headers, bool end_str
 
 void Http2ServerStream::Write(std::string data) {
   if (conn_ == nullptr || !responded_ || end_requested_ || data.empty()) return;
-  queued_bytes_ += data.size();
+  Write(std::make_shared<const std::string>(std::move(data)));
+}
+
+void Http2ServerStream::Write(std::shared_ptr<const std::string> data) {
+  if (conn_ == nullptr || !responded_ || end_requested_ || data == nullptr || data->empty()) return;
+  queued_bytes_ += data->size();
   out_.push_back(std::move(data));
   if (deferred_) {
     deferred_ = false;
@@ -124,7 +129,7 @@ ssize_t Http2ServerStream::ReadBody(nghttp2_session* session, int32_t stream_id,
   auto* st = static_cast<Http2ServerStream*>(source->ptr);
   size_t n = 0;
   while (n < length && !st->out_.empty()) {
-    const std::string& front = st->out_.front();
+    const std::string& front = *st->out_.front();
     size_t take = std::min(length - n, front.size() - st->out_offset_);
     std::memcpy(buf + n, front.data() + st->out_offset_, take);
     n += take;

@@ -67,6 +67,9 @@ class Http2ServerStream : public std::enable_shared_from_this<Http2ServerStream>
   void Respond(int status, const Headers& headers, bool end_stream = false);
   // Queues body bytes (after Respond). Flow control decides when they leave.
   void Write(std::string data);
+  // The same for bytes shared with others (one message sent to many streams): queued as they
+  // are, read from where they lie when nghttp2 fills a DATA frame, never copied here.
+  void Write(std::shared_ptr<const std::string> data);
   // Ends the response after the queued body, with trailers when not empty.
   void End(Headers trailers = {});
   // RST_STREAM with an HTTP/2 error code.
@@ -101,7 +104,7 @@ class Http2ServerStream : public std::enable_shared_from_this<Http2ServerStream>
   bool responded_ = false;
   bool end_requested_ = false;
   bool deferred_ = false;
-  std::deque<std::string> out_;
+  std::deque<std::shared_ptr<const std::string>> out_;
   size_t out_offset_ = 0;  // into out_.front()
   size_t queued_bytes_ = 0;
   Headers trailers_;

@@ -55,6 +55,21 @@ Result<std::string> StartTime(pid_t pid, int proc_dir) {
 
 }  // namespace
 
+WorkloadAttestorPlugin UnixWorkloadAttestor::Plugin() {
+  return {.name = "unix", .create = []() -> Result<std::shared_ptr<WorkloadAttestor>> {
+            return std::shared_ptr<WorkloadAttestor>(std::make_shared<UnixWorkloadAttestor>());
+          }};
+}
+
+Result<std::vector<Selector>> UnixWorkloadAttestor::Attest(const transport::PeerCredentials& caller) {
+  return Attest(caller.pid, caller.uid, caller.gid, caller.supplementary_groups);
+}
+
+std::optional<Result<std::vector<Selector>>> UnixWorkloadAttestor::AttestWithoutBlocking(
+    const transport::PeerCredentials& caller) {
+  return AttestIfHashed(caller.pid, caller.uid, caller.gid, caller.supplementary_groups);
+}
+
 // Holds on to the process behind a pid while it is read. A pid names no other process before
 // its own has exited and been reaped, so while the process held is still there every read of
 // /proc/<pid> was of it. The hold is an open /proc/<pid> directory, which pidfd_send_signal

@@ -8,6 +8,8 @@
 // what cannot be read (a process of another user when agentd is not root) is left out, so an
 // entry that needs it does not match — attestation fails closed.
 //
+// Registered as "unix" (attestor/registrations.cc).
+//
 // Thread safety: Attest may be called from any thread; the caches are shared.
 #pragma once
 
@@ -23,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "agentd/attestor/workload_attestor.h"
 #include "core/selector.h"
 #include "core/status.h"
 
@@ -30,8 +33,15 @@ struct stat;
 
 namespace sigil::agentd {
 
-class UnixWorkloadAttestor {
+class UnixWorkloadAttestor : public WorkloadAttestor {
  public:
+  static WorkloadAttestorPlugin Plugin();
+
+  // WorkloadAttestor: the caller's SO_PEERCRED and SO_PEERGROUPS.
+  Result<std::vector<Selector>> Attest(const transport::PeerCredentials& caller) override;
+  // Answers when the caller's binary has been hashed before (see AttestIfHashed).
+  std::optional<Result<std::vector<Selector>>> AttestWithoutBlocking(const transport::PeerCredentials& caller) override;
+
   // How long a user or group name looked up once is used before it is looked up again: the
   // lookup goes through NSS (reading /etc/passwd, or asking a directory) on every call
   // otherwise, which costs more than the rest of an attestation. A renamed user is seen

@@ -34,6 +34,15 @@ bool SameBundle(const TrustBundle* held, const TrustBundle& incoming) {
   return held_jwks.ok() && incoming_jwks.ok() && *held_jwks == *incoming_jwks;
 }
 
+std::shared_ptr<const std::string> ConcatenatedDer(const X509Bundle& bundle) {
+  auto out = std::make_shared<std::string>();
+  for (const auto& cert : bundle.authorities) {
+    auto der = CertToDer(cert.get());
+    if (der.ok()) out->append(der->begin(), der->end());
+  }
+  return out;
+}
+
 }  // namespace
 
 std::shared_ptr<const SvidCache::Snapshot> SvidCache::snapshot() const {
@@ -121,9 +130,12 @@ bool SvidCache::SetBundles(TrustBundle own, std::map<std::string, TrustBundle> f
   }
   if (!changed) return false;
   auto next = std::make_shared<Snapshot>(*current);
+  next->bundle_der = ConcatenatedDer(own.x509);
   next->bundle = std::make_shared<const TrustBundle>(std::move(own));
   next->federated_bundles.clear();
+  next->federated_bundle_der.clear();
   for (auto& [name, bundle] : federated) {
+    next->federated_bundle_der.emplace(name, ConcatenatedDer(bundle.x509));
     next->federated_bundles.emplace(name, std::make_shared<const TrustBundle>(std::move(bundle)));
   }
   Publish(std::move(next));
@@ -135,6 +147,7 @@ bool SvidCache::SetBundle(TrustBundle own) {
   auto current = snapshot();
   if (SameBundle(current->bundle.get(), own)) return false;
   auto next = std::make_shared<Snapshot>(*current);
+  next->bundle_der = ConcatenatedDer(own.x509);
   next->bundle = std::make_shared<const TrustBundle>(std::move(own));
   Publish(std::move(next));
   return true;

@@ -82,6 +82,11 @@ class SvidCache {
     std::shared_ptr<const TrustBundle> bundle;
     // Bundles of other trust domains, by trust domain name ("example.org").
     std::map<std::string, std::shared_ptr<const TrustBundle>> federated_bundles;
+    // The X.509 authorities of `bundle` and of each federated bundle, DER certificates
+    // concatenated as the Workload API sends them: encoded once when a bundle changes, and
+    // shared by every message and snapshot after, rather than encoded again per message.
+    std::shared_ptr<const std::string> bundle_der;
+    std::map<std::string, std::shared_ptr<const std::string>> federated_bundle_der;
   };
 
   std::shared_ptr<const Snapshot> snapshot() const;

@@ -1,9 +1,6 @@
 #include "agentd/workload/workload_api.h"
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/util/json_util.h>
-#include <google/protobuf/wire_format_lite.h>
 #include <uv.h>
 
 #include <algorithm>
@@ -16,6 +13,7 @@
 #include "core/log.h"
 #include "core/openssl_util.h"
 #include "agentd/workload/health.pb.h"
+#include "agentd/workload/messages.h"
 #include "agentd/workload/workload.pb.h"
 
 namespace sigil::agentd {
@@ -31,152 +29,10 @@ constexpr char kFetchJwtBundles[] = "/SpiffeWorkloadAPI/FetchJWTBundles";
 constexpr char kValidateJwtSvid[] = "/SpiffeWorkloadAPI/ValidateJWTSVID";
 constexpr char kHealthCheck[] = "/grpc.health.v1.Health/Check";
 
-Status NoIdentity() { return PermissionDeniedError("no identity issued"); }
-
 constexpr size_t kMaxBuiltMessages = 4096;
 constexpr size_t kMaxBuiltMessageBytes = 64 * 1024;
 
-// Protobuf leaves map order to chance; streams compare what they sent byte for byte.
-std::string SerializeDeterministic(const google::protobuf::Message& message) {
-  std::string out;
-  {
-    google::protobuf::io::StringOutputStream stream(&out);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    message.SerializeToCodedStream(&coded);
-  }
-  return out;
-}
-
-std::string ConcatenatedDer(const X509Bundle& bundle) {
-  std::string out;
-  for (const auto& cert : bundle.authorities) {
-    auto der = CertToDer(cert.get());
-    if (der.ok()) out.append(der->begin(), der->end());
-  }
-  return out;
-}
-
 std::string AsString(const Bytes& bytes) { return std::string(bytes.begin(), bytes.end()); }
-
-// What one caller may see in one snapshot.
-struct CallerView {
-  std::vector<const RegistrationEntry*> entries;  // ordered by SPIFFE ID, then entry id
-  std::vector<std::shared_ptr<const WorkloadX509Svid>> svids;  // same order
-  // Federated bundles the caller's entries federate with, by trust domain ID.
-  std::map<std::string, std::shared_ptr<const TrustBundle>> federated;
-};
-
-CallerView ViewOf(const SvidCache::Snapshot& snapshot, const SelectorSet& selectors) {
-  CallerView view;
-  std::vector<const SvidCache::CachedEntry*> matched;
-  for (const auto& [id, cached] : *snapshot.entries) {
-    if (EntryMatchesWorkload(cached.entry->selector_set(), selectors)) matched.push_back(&cached);
-  }
-  std::sort(matched.begin(), matched.end(), [](const auto* a, const auto* b) {
-    return std::tie(a->entry->spiffe_id, a->entry->id) < std::tie(b->entry->spiffe_id, b->entry->id);
-  });
-  for (const auto* cached : matched) {
-    const RegistrationEntry* entry = cached->entry.get();
-    view.entries.push_back(entry);
-    if (cached->svid) view.svids.push_back(cached->svid);
-    for (const auto& federated : entry->federates_with) {
-      auto td = TrustDomain::Parse(federated);
-      if (!td.ok()) continue;
-      auto it = snapshot.federated_bundles.find(td->name());
-      if (it != snapshot.federated_bundles.end()) view.federated[td->IdString()] = it->second;
-    }
-  }
-  return view;
-}
-
-// The message a stream should carry now; nullopt while there is nothing to send yet.
-Result<std::optional<std::string>> X509SvidMessage(const SvidCache::Snapshot& snapshot,
-                                                   const SelectorSet& selectors) {
-  CallerView view = ViewOf(snapshot, selectors);
-  if (view.entries.empty()) return NoIdentity();
-  // Entries without SVIDs yet (or no bundle yet): the sync is on its way, so wait for it
-  // rather than tell a legitimate workload it has no identity.
-  if (view.svids.empty() || snapshot.bundle == nullptr) return std::optional<std::string>();
-  // The repeated svids field is written one element at a time through a single X509SVID,
-  // rather than as a response holding a copy of every SVID: for a workload of a thousand
-  // SVIDs that copy was thousands of small allocations per change, and the holes they left
-  // among the cache's own kept the agent's memory at twice the cache's size.
-  const std::string bundle = ConcatenatedDer(snapshot.bundle->x509);
-  size_t estimated_size = 0;
-  for (const auto& svid : view.svids) {
-    estimated_size += svid->spiffe_id().size() + svid->chain_der.size() + svid->key_pkcs8_der.size() +
-                      bundle.size() + svid->hint().size() + 32;
-  }
-  std::string out;
-  out.reserve(estimated_size);
-  {
-    google::protobuf::io::StringOutputStream stream(&out);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    X509SVID element;
-    std::set<std::string> hints;
-    for (const auto& svid : view.svids) {
-      element.set_spiffe_id(svid->spiffe_id());
-      element.mutable_x509_svid()->assign(svid->chain_der.begin(), svid->chain_der.end());
-      element.mutable_x509_svid_key()->assign(svid->key_pkcs8_der.begin(), svid->key_pkcs8_der.end());
-      element.set_bundle(bundle);
-      // The standard wants hints unique within a response; a repeated one is dropped.
-      if (!svid->hint().empty() && hints.insert(svid->hint()).second) {
-        element.set_hint(svid->hint());
-      } else {
-        element.clear_hint();
-      }
-      coded.WriteTag(google::protobuf::internal::WireFormatLite::MakeTag(
-          X509SVIDResponse::kSvidsFieldNumber, google::protobuf::internal::WireFormatLite::WIRETYPE_LENGTH_DELIMITED));
-      coded.WriteVarint32(static_cast<uint32_t>(element.ByteSizeLong()));
-      element.SerializeWithCachedSizes(&coded);
-    }
-    // The fields after svids, in field order as protobuf writes them.
-    X509SVIDResponse rest;
-    for (const auto& [td_id, federated] : view.federated) {
-      (*rest.mutable_federated_bundles())[td_id] = ConcatenatedDer(federated->x509);
-    }
-    rest.SerializeToCodedStream(&coded);
-  }
-  return std::optional<std::string>(std::move(out));
-}
-
-Result<std::optional<std::string>> X509BundlesMessage(const SvidCache::Snapshot& snapshot,
-                                                      const SelectorSet& selectors) {
-  CallerView view = ViewOf(snapshot, selectors);
-  if (view.entries.empty()) return NoIdentity();
-  if (snapshot.bundle == nullptr) return std::optional<std::string>();
-  X509BundlesResponse response;
-  (*response.mutable_bundles())[snapshot.bundle->trust_domain().IdString()] =
-      ConcatenatedDer(snapshot.bundle->x509);
-  for (const auto& [td_id, federated] : view.federated) {
-    (*response.mutable_bundles())[td_id] = ConcatenatedDer(federated->x509);
-  }
-  return std::optional<std::string>(SerializeDeterministic(response));
-}
-
-// The JWT authorities alone: the standard forbids keys of other uses in JWT bundles.
-Result<std::string> JwtJwks(const TrustBundle& bundle) {
-  TrustBundle jwt_only(bundle.trust_domain());
-  jwt_only.jwt = bundle.jwt;
-  return TrustBundleToJwks(jwt_only);
-}
-
-Result<std::optional<std::string>> JwtBundlesMessage(const SvidCache::Snapshot& snapshot,
-                                                     const SelectorSet& selectors) {
-  CallerView view = ViewOf(snapshot, selectors);
-  if (view.entries.empty()) return NoIdentity();
-  if (snapshot.bundle == nullptr) return std::optional<std::string>();
-  JWTBundlesResponse response;
-  SIGIL_ASSIGN_OR_RETURN(std::string own, JwtJwks(*snapshot.bundle));
-  (*response.mutable_bundles())[snapshot.bundle->trust_domain().IdString()] = own;
-  for (const auto& [td_id, federated] : view.federated) {
-    SIGIL_ASSIGN_OR_RETURN(std::string jwks, JwtJwks(*federated));
-    (*response.mutable_bundles())[td_id] = jwks;
-  }
-  return std::optional<std::string>(SerializeDeterministic(response));
-}
 
 // The claims of a token as JSON, without checking anything: only to find the subject's trust
 // domain (and so the bundle) before the real validation.
@@ -201,6 +57,13 @@ WorkloadApiServer::WorkloadApiServer(transport::EventLoop* loop, SvidCache* cach
 WorkloadApiServer::~WorkloadApiServer() { Stop(); }
 
 Status WorkloadApiServer::Start() {
+  attestors_.clear();
+  for (const std::string& name : options_.workload_attestors) {
+    auto attestor = MakeWorkloadAttestor(name);
+    if (!attestor.ok()) return std::move(attestor).status().AddContext("while starting the Workload API");
+    attestors_.push_back(std::move(*attestor));
+  }
+  if (attestors_.empty()) return InvalidArgumentError("the Workload API needs at least one workload attestor");
   server_ =
       std::make_unique<transport::Http2Server>(loop_, options_.http2, router_.AsHttp2Handler());
   Status listening = server_->ListenUnix(
@@ -299,9 +162,28 @@ void WorkloadApiServer::Finish(GrpcServerCall& call, const std::string& method, 
 
 namespace {
 
+using Attestors = std::vector<std::shared_ptr<WorkloadAttestor>>;
+
+// Every attestor's selectors together; the first that cannot attest the caller refuses it.
+// `attest` asks one attestor: nullopt when it cannot answer that way.
+template <typename Ask>
+std::optional<Result<std::vector<Selector>>> AttestWithEach(const Attestors& attestors, Ask attest) {
+  std::vector<Selector> all;
+  for (const auto& attestor : attestors) {
+    std::optional<Result<std::vector<Selector>>> selectors = attest(*attestor);
+    if (!selectors || !selectors->ok()) return selectors;
+    if (all.empty()) {
+      all = std::move(**selectors);
+    } else {
+      all.insert(all.end(), (*selectors)->begin(), (*selectors)->end());
+    }
+  }
+  return Result<std::vector<Selector>>(std::move(all));
+}
+
 struct Attestation {
   uv_work_t request;
-  std::shared_ptr<UnixWorkloadAttestor> attestor;
+  Attestors attestors;
   transport::PeerCredentials credentials;
   Result<std::vector<Selector>> selectors = InternalError("the caller was not attested");
   std::function<void(Result<std::vector<Selector>>)> done;  // on the loop
@@ -324,21 +206,24 @@ void WorkloadApiServer::Authenticate(std::shared_ptr<GrpcServerCall> call,
     }
     next(SelectorSet(std::move(*selectors)));
   };
-  // A known binary costs a few reads of /proc: cheaper here than a trip to the thread pool
-  // and back, which only reading and hashing a new binary is worth.
-  if (auto attested = attestor_->AttestIfHashed(credentials->pid, credentials->uid, credentials->gid,
-                                                credentials->supplementary_groups)) {
+  // A caller the attestors know (the unix attestor: a binary hashed before) costs a few reads
+  // of /proc: cheaper here than a trip to the thread pool and back, which only reading and
+  // hashing a new binary is worth.
+  if (auto attested = AttestWithEach(attestors_, [&](WorkloadAttestor& attestor) {
+        return attestor.AttestWithoutBlocking(*credentials);
+      })) {
     return done(std::move(*attested));
   }
-  auto* attestation = new Attestation{.attestor = attestor_, .credentials = *credentials};
+  auto* attestation = new Attestation{.attestors = attestors_, .credentials = *credentials};
   attestation->request.data = attestation;
   attestation->done = std::move(done);
   const int queued = uv_queue_work(
       loop_->uv(), &attestation->request,
       [](uv_work_t* request) {
         auto* work = static_cast<Attestation*>(request->data);
-        work->selectors = work->attestor->Attest(work->credentials.pid, work->credentials.uid,
-                                                 work->credentials.gid, work->credentials.supplementary_groups);
+        work->selectors = *AttestWithEach(work->attestors, [&](WorkloadAttestor& attestor) {
+          return std::optional(attestor.Attest(work->credentials));
+        });
       },
       [](uv_work_t* request, int) {
         std::unique_ptr<Attestation> work(static_cast<Attestation*>(request->data));
@@ -383,23 +268,23 @@ std::shared_ptr<const WorkloadApiServer::BuiltMessage> WorkloadApiServer::Messag
   auto built = std::make_shared<BuiltMessage>();
   switch (kind) {
     case StreamKind::kX509Svid:
-      built->message = X509SvidMessage(snapshot, selectors);
+      built->message = X509SvidResponseFor(snapshot, selectors);
       break;
     case StreamKind::kX509Bundles:
-      built->message = X509BundlesMessage(snapshot, selectors);
+      built->message = X509BundlesResponseFor(snapshot, selectors);
       break;
     case StreamKind::kJwtBundles:
-      built->message = JwtBundlesMessage(snapshot, selectors);
+      built->message = JwtBundlesResponseFor(snapshot, selectors);
       break;
   }
-  if (built->message.ok() && built->message->has_value()) built->digest = Sha256(AsBytes(**built->message));
+  if (built->message.ok() && built->message->has_value()) built->digest = Sha256(AsBytes((*built->message)->payload()));
   // Selectors carry no pid, so this stays as small as the number of distinct workloads;
   // bounded all the same. A message of hundreds of SVIDs is built per call instead: keeping it
   // would hold a second copy of that workload's whole cache.
   size_t built_count = 0;
   for (const auto& kept : built_) built_count += kept.size();
   if (cacheable && built_count < kMaxBuiltMessages && built->message.ok() &&
-      (!built->message->has_value() || (*built->message)->size() <= kMaxBuiltMessageBytes)) {
+      (!built->message->has_value() || (*built->message)->payload().size() <= kMaxBuiltMessageBytes)) {
     of_kind.emplace(selectors.items(), built);
   }
   return built;
@@ -416,7 +301,7 @@ bool WorkloadApiServer::Advance(OpenStream& stream, const SvidCache::Snapshot& s
   }
   if (built->message->has_value() && built->digest != stream.last_sent_digest) {
     stream.last_sent_digest = built->digest;
-    stream.call->Write(**built->message);
+    stream.call->WriteFrame((*built->message)->frame());
   }
   return true;
 }
@@ -483,16 +368,11 @@ void WorkloadApiServer::FetchJwtSvid(std::shared_ptr<GrpcServerCall> call,
   }
 
   auto respond = [this, call, pending] {
-    JWTSVIDResponse response;
-    std::set<std::string> hints;
+    std::vector<JwtSvidItem> items;
     for (size_t i = 0; i < pending->svids.size(); ++i) {
-      auto* out = response.add_svids();
-      out->set_spiffe_id(pending->svids[i]->spiffe_id);
-      out->set_svid(pending->svids[i]->token);
-      if (!pending->hints[i].empty() && hints.insert(pending->hints[i]).second)
-        out->set_hint(pending->hints[i]);
+      items.push_back({pending->svids[i]->spiffe_id, pending->svids[i]->token, pending->hints[i]});
     }
-    call->Write(response.SerializeAsString());
+    call->Write(JwtSvidResponse(items));
     Finish(*call, kFetchJwtSvid, Status::Ok());
   };
   if (pending->outstanding == 0) return respond();
@@ -577,22 +457,7 @@ void WorkloadApiServer::ValidateJwtSvid(std::shared_ptr<GrpcServerCall> call,
   if (!google::protobuf::util::JsonStringToMessage(claims.dump(), claims_message.get()).ok()) {
     return Finish(*call, kValidateJwtSvid, InternalError("the token's claims do not convert to a Struct"));
   }
-  const std::string spiffe_id = validated->spiffe_id.str();
-  const std::string claims_bytes = claims_message->SerializeAsString();
-  std::string response;
-  {
-    google::protobuf::io::StringOutputStream out(&response);
-    google::protobuf::io::CodedOutputStream coded(&out);
-    coded.WriteTag(google::protobuf::internal::WireFormatLite::MakeTag(
-        1, google::protobuf::internal::WireFormatLite::WIRETYPE_LENGTH_DELIMITED));
-    coded.WriteVarint32(static_cast<uint32_t>(spiffe_id.size()));
-    coded.WriteString(spiffe_id);
-    coded.WriteTag(google::protobuf::internal::WireFormatLite::MakeTag(
-        2, google::protobuf::internal::WireFormatLite::WIRETYPE_LENGTH_DELIMITED));
-    coded.WriteVarint32(static_cast<uint32_t>(claims_bytes.size()));
-    coded.WriteString(claims_bytes);
-  }
-  call->Write(std::move(response));
+  call->Write(ValidateJwtSvidResponse(validated->spiffe_id.str(), claims_message->SerializeAsString()));
   Finish(*call, kValidateJwtSvid, Status::Ok());
 }
 

@@ -4,8 +4,11 @@
 //  - Every SpiffeWorkloadAPI call must carry the metadata `workload.spiffe.io: true`, or it
 //    ends InvalidArgument "security header missing from request".
 //  - The caller is the process at the other end of the socket: its SO_PEERCRED goes through
-//    the unix workload attestor, and the selectors pick the entries. No entry: PermissionDenied
-//    "no identity issued".
+//    the workload attestors the options name (attestor/workload_attestor.h; unix by default),
+//    and the union of their selectors picks the entries. No entry: PermissionDenied "no
+//    identity issued".
+//  - The messages are built by workload/messages.h, once per cache version and set of
+//    selectors, framed for gRPC once and shared by every stream that sends them.
 //  - FetchX509SVID, FetchX509Bundles and FetchJWTBundles stream: the first message at once
 //    (FetchX509SVID waits while the caller's entries have no SVID yet), then a new one
 //    whenever what the caller would receive changes. A stream whose caller lost every entry
@@ -27,8 +30,9 @@
 #include <string>
 #include <vector>
 
+#include "agentd/attestor/workload_attestor.h"
 #include "agentd/sync/svid_cache.h"
-#include "agentd/attestor/unix_attestor.h"
+#include "agentd/workload/messages.h"
 #include "core/metrics.h"
 #include "core/status.h"
 #include "transport/event_loop.h"
@@ -53,6 +57,8 @@ struct WorkloadApiOptions {
   // Health/Check answers SERVING while this returns true; null means always. Called on the
   // loop's thread, so it must not block.
   std::function<bool()> ready;
+  // Workload attestors by registered name; every caller is attested by each.
+  std::vector<std::string> workload_attestors = {"unix"};
   // workload_api_calls_total{method, code} when set.
   MetricsRegistry* metrics = nullptr;
   transport::Http2ServerOptions http2;
@@ -65,8 +71,9 @@ class WorkloadApiServer {
   WorkloadApiServer(const WorkloadApiServer&) = delete;
   WorkloadApiServer& operator=(const WorkloadApiServer&) = delete;
 
-  // Creates the socket's folder (0755) when missing, replaces a stale socket file, and
-  // listens with mode 0777 so that every local process can ask for its identity.
+  // Makes the workload attestors (an unknown name is an error naming it), creates the
+  // socket's folder (0755) when missing, replaces a stale socket file, and listens with mode
+  // 0777 so that every local process can ask for its identity.
   Status Start();
   // Ends the open streams (Unavailable) and closes the socket and every connection.
   void Stop();
@@ -88,8 +95,8 @@ class WorkloadApiServer {
   };
   // A message as streams send it: nullopt while there is nothing to send yet.
   struct BuiltMessage {
-    Result<std::optional<std::string>> message = std::optional<std::string>();
-    Bytes digest;  // of *message, when there is one
+    Result<std::optional<FramedMessage>> message = std::optional<FramedMessage>();
+    Bytes digest;  // of the message's payload, when there is one
   };
   // Lives as long as anything posted to the loop on this server's behalf.
   struct Liveness {
@@ -98,9 +105,10 @@ class WorkloadApiServer {
   };
 
   void RegisterMethods();
-  // Checks the security header, then attests the caller: on the loop when its binary's hash is
-  // known, else on libuv's thread pool (hashing a binary must not stall every other workload
-  // on this loop); goes on with its selectors on the loop. `next` does not run once the server is gone or the call ended.
+  // Checks the security header, then attests the caller: on the loop when every attestor can
+  // answer without blocking, else on libuv's thread pool (hashing a binary must not stall
+  // every other workload on this loop); goes on with its selectors on the loop. `next` does
+  // not run once the server is gone or the call ended.
   void Authenticate(std::shared_ptr<transport::GrpcServerCall> call,
                     std::function<void(Result<SelectorSet>)> next);
   void OpenStreamFor(StreamKind kind, const std::string& method,
@@ -122,8 +130,8 @@ class WorkloadApiServer {
   transport::EventLoop* loop_;
   SvidCache* cache_;
   WorkloadApiOptions options_;
-  // Shared with attestations still running on the thread pool.
-  std::shared_ptr<UnixWorkloadAttestor> attestor_ = std::make_shared<UnixWorkloadAttestor>();
+  // Made by Start; shared with attestations still running on the thread pool.
+  std::vector<std::shared_ptr<WorkloadAttestor>> attestors_;
   transport::GrpcRouter router_;
   std::unique_ptr<transport::Http2Server> server_;
   std::shared_ptr<Liveness> liveness_ = std::make_shared<Liveness>();

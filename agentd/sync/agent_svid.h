@@ -1,0 +1,73 @@
+// The agent's own identity: its X509-SVID and key, with which it talks mTLS to serverd, and the
+// trust bundle it checks serverd against.
+//
+//  - Establish: the SVID saved in data_dir by an earlier run when it is still usable, so a
+//    restart needs no new join token; otherwise node attestation with the attestor config
+//    chooses (attestor/node_attestor.h).
+//  - Renew: a new key and CSR over mTLS, at half of the SVID's lifetime (renew_at).
+//  - Reattest: when serverd no longer knows the agent (evicted), attest again.
+//  - Persistence: the SVID chain (agent_svid.pem), its key (agent_svid.key, 0600) and the
+//    trust bundle (bundle.pem) in data_dir; every read and write of those files is in
+//    ReadSavedSvid, SaveSvid, LoadTrustBundle and SaveTrustBundle.
+//
+// Thread safety: renew_at and id from any thread. Establish before the sync threads start;
+// then Renew and Reattest from those threads (one attestation at a time). Every method blocks
+// on serverd or the disk: never call one on an event loop.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "agentd/agent_config.h"
+#include "agentd/sync/server_client.h"
+#include "agentd/sync/svid_cache.h"
+#include "core/openssl_util.h"
+#include "core/spiffe_id.h"
+
+namespace sigil::agentd {
+
+class AgentSvid {
+ public:
+  AgentSvid(const AgentConfig& config, ServerClient* server) : config_(config), server_(server) {}
+
+  // The bundle saved by an earlier run (newer: it follows rotations), else trust_bundle_path,
+  // handed to the server client. Nothing when neither exists (insecure bootstrap).
+  Status LoadTrustBundle();
+  Status SaveTrustBundle(const TrustBundle& bundle);
+
+  // The saved SVID when usable, else attestation.
+  Status Establish();
+  Status Renew();
+  // Logs why and attests again; a failure is logged, and the SVIDs cached meanwhile are served.
+  void Reattest(const Status& why);
+
+  Clock::time_point renew_at() const;
+  // The agent's SPIFFE ID, for logs.
+  std::string id() const;
+
+ private:
+  struct Held {
+    SpiffeId id;
+    std::vector<Bytes> chain_der;
+    EvpPkeyPtr key;
+    Clock::time_point renew_at;
+    Clock::time_point expires_at;
+  };
+  // From serverd's answer for `key`: renewal at half of the leaf's lifetime.
+  static Result<Held> FromAnswer(AgentSvidAnswer answer, EvpPkeyPtr key);
+
+  Status Attest();
+  Result<Held> ReadSavedSvid() const;
+  Status SaveSvid(const Held& svid) const;
+  // Hands the SVID to the server client for mTLS and keeps it; saved first when `persist`.
+  Status Use(Held svid, bool persist);
+
+  const AgentConfig& config_;
+  ServerClient* server_;
+  mutable std::mutex mutex_;  // guards held_
+  std::unique_ptr<Held> held_;
+  std::mutex attest_mutex_;  // one attestation at a time
+};
+
+}  // namespace sigil::agentd

@@ -1,0 +1,54 @@
+#include "agentd/sync/entry_sync.h"
+
+#include "core/log.h"
+
+namespace sigil::agentd {
+
+namespace {
+
+constexpr std::chrono::milliseconds kSyncWait{30'000};
+
+}  // namespace
+
+void EntrySync::Run() {
+  int64_t revision = 0;
+  Backoff backoff;
+  while (!signal_->stopping()) {
+    auto answer = server_->SyncEntries(revision, revision == 0 ? std::chrono::milliseconds(0) : kSyncWait);
+    if (!answer.ok()) {
+      if (answer.status().code() == Code::kUnauthenticated) {
+        agent_svid_->Reattest(answer.status());
+        revision = 0;
+      } else {
+        LogWarn("entry sync failed; serving from cache and retrying", {{"error", answer.status().ToString()}});
+      }
+      if (!signal_->SleepUntil(std::chrono::steady_clock::now() + backoff.Next(), signal_->Wakeups())) return;
+      continue;
+    }
+    backoff.Reset();
+    revision = Apply(std::move(*answer));
+    synced_once_ = true;
+    signal_->Wake();
+  }
+}
+
+int64_t EntrySync::Apply(EntrySyncAnswer answer) {
+  const size_t changed = answer.entries.size();
+  const size_t removed = answer.removed_entry_ids.size();
+  cache_->ApplyEntries(std::move(answer.entries), answer.removed_entry_ids, answer.revision, answer.full);
+  if (cache_->SetBundle(answer.bundle)) {
+    if (Status set = server_->SetBundle(answer.bundle.x509); !set.ok()) {
+      LogError("serverd sent an unusable trust bundle", {{"error", set.ToString()}});
+    }
+    if (Status saved = agent_svid_->SaveTrustBundle(answer.bundle); !saved.ok()) {
+      LogWarn("could not save the trust bundle", {{"error", saved.ToString()}});
+    }
+  }
+  if (changed > 0 || removed > 0 || answer.full) {
+    LogDebug("entries synced", {{"revision", std::to_string(answer.revision)}, {"changed", std::to_string(changed)},
+                                {"removed", std::to_string(removed)}, {"full", answer.full ? "true" : "false"}});
+  }
+  return answer.revision;
+}
+
+}  // namespace sigil::agentd
