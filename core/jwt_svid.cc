@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/base64url.h"
+#include "core/registration_entry.h"
 
 namespace sigil {
 namespace {
@@ -76,8 +77,9 @@ Result<JwtSvid> MintJwtSvid(Signer& key, std::string_view key_id, const JwtSvidP
   for (const auto& aud : params.audience) {
     if (aud.empty()) return InvalidArgumentError("JWT-SVID audience is empty");
   }
-  if (params.ttl.count() <= 0) {
-    return InvalidArgumentError("JWT-SVID TTL must be positive, got " +
+  if (params.ttl.count() <= 0 || params.ttl > kMaxSvidTtl) {
+    return InvalidArgumentError("JWT-SVID TTL must be positive and at most " +
+                                std::to_string(kMaxSvidTtl.count()) + "s, got " +
                                 std::to_string(params.ttl.count()) + "s");
   }
   const SignatureScheme scheme = DefaultSchemeFor(key.key_type());

@@ -47,7 +47,8 @@ struct JwtSvid {
 };
 
 // Signs a JWT-SVID with `key`, naming it `key_id` in the header. InvalidArgument when there is
-// no audience, an audience is empty, the TTL is not positive or the key ID is empty.
+// no audience, an audience is empty, the TTL is not positive or longer than kMaxSvidTtl, or the
+// key ID is empty.
 Result<JwtSvid> MintJwtSvid(Signer& key, std::string_view key_id, const JwtSvidParams& params);
 
 // Validates `token` against `bundle` for `audience` at `now`, and returns what it says.

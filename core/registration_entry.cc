@@ -78,14 +78,16 @@ std::vector<std::string> RegistrationEntry::Problems(const TrustDomain& trust_do
   if (selectors.empty()) add("selectors", InvalidArgumentError("at least one selector is required"));
   for (const Selector& s : selectors) add("selectors", s.Validate());
 
-  if (x509_svid_ttl.count() < 0) {
-    add("x509_svid_ttl", InvalidArgumentError("must not be negative, got " +
-                                              std::to_string(x509_svid_ttl.count())));
-  }
-  if (jwt_svid_ttl.count() < 0) {
-    add("jwt_svid_ttl", InvalidArgumentError("must not be negative, got " +
-                                             std::to_string(jwt_svid_ttl.count())));
-  }
+  auto check_ttl = [&](std::string_view field, std::chrono::seconds ttl) {
+    if (ttl.count() < 0) {
+      add(field, InvalidArgumentError("must not be negative, got " + std::to_string(ttl.count())));
+    } else if (ttl > kMaxSvidTtl) {
+      add(field, InvalidArgumentError("must be at most " + std::to_string(kMaxSvidTtl.count()) +
+                                      " seconds (a year), got " + std::to_string(ttl.count())));
+    }
+  };
+  check_ttl("x509_svid_ttl", x509_svid_ttl);
+  check_ttl("jwt_svid_ttl", jwt_svid_ttl);
   if (expires_at < 0) add("expires_at", InvalidArgumentError("must not be negative"));
 
   std::set<std::string_view> seen_dns;

@@ -49,4 +49,10 @@ Status ValidateDnsName(std::string_view name);
 
 inline constexpr size_t kMaxHintLength = 1024;
 
+// The longest x509_svid_ttl or jwt_svid_ttl an entry may ask for, and the longest lifetime any
+// SVID is minted with. An SVID never outlives its CA anyway; the bound refuses a typo (or
+// INT64_MAX) with a message instead of letting it reach time arithmetic, where nanosecond clocks
+// overflow after about 292 years.
+inline constexpr std::chrono::seconds kMaxSvidTtl = std::chrono::hours(24 * 365);
+
 }  // namespace sigil

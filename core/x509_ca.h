@@ -46,7 +46,14 @@ inline int64_t UnixSeconds(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
 inline int64_t NowUnixSeconds() { return UnixSeconds(std::chrono::system_clock::now()); }
-inline TimePoint FromUnixSeconds(int64_t s) { return TimePoint(std::chrono::seconds(s)); }
+// Times beyond what the clock holds (its nanoseconds reach the years 1677 to 2262) saturate, so
+// a far-off time a peer sends stays far off rather than wrapping into the past.
+inline TimePoint FromUnixSeconds(int64_t s) {
+  constexpr int64_t kLimit = std::chrono::duration_cast<std::chrono::seconds>(TimePoint::duration::max()).count();
+  if (s >= kLimit) return TimePoint::max();
+  if (s <= -kLimit) return TimePoint::min();
+  return TimePoint(std::chrono::seconds(s));
+}
 
 // Subject distinguished name; empty parts are left out.
 struct SubjectName {

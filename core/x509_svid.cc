@@ -79,7 +79,10 @@ Result<X509SvidDer> MintX509SvidDerForCsrKey(const X509Ca& ca, EVP_PKEY* csr_key
   if (!params.dns_names.empty()) t.subject.common_name = params.dns_names.front();
   t.public_key = public_key;
   t.not_before = params.now - kBackdate;
-  t.not_after = params.now + params.ttl;
+  // The leaf never outlives its CA, as SPIRE caps it; compared in whole seconds so that a TTL
+  // far beyond the CA's life (INT64_MAX) is capped rather than overflowing the clock.
+  const auto ca_left = std::chrono::duration_cast<std::chrono::seconds>(ca.not_after() - params.now);
+  t.not_after = params.ttl < ca_left ? params.now + params.ttl : ca.not_after();
   t.uri_sans = {params.spiffe_id.str()};
   t.dns_sans = params.dns_names;
   auto leaf = ca.IssueDer(t);

@@ -2,8 +2,15 @@
 
 #include "core/config.h"
 #include "core/file.h"
+#include "core/registration_entry.h"
 
 namespace sigil::serverd {
+
+namespace {
+// A CA certificate lives at most this long; a root of ten years is already long by any
+// practice, and the bound keeps its notAfter inside what the clock holds.
+constexpr std::chrono::seconds kMaxCaTtl = std::chrono::hours(24 * 365 * 10);
+}  // namespace
 
 Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string& source,
                                        const ServerFlagOverrides& overrides) {
@@ -67,6 +74,15 @@ Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string&
   server.Read("jwt_issuer", config.jwt_issuer);
   config.agent_ttl = config.default_x509_svid_ttl;
   server.Read("agent_ttl", config.agent_ttl, std::chrono::seconds(1));
+  // Bounds that keep every TTL far from overflowing time arithmetic, and refuse typos.
+  auto at_most = [&](const char* key, std::chrono::seconds value, std::chrono::seconds max, const char* what) {
+    if (value > max) server.Problem(key, FormatDuration(value) + " is longer than " + FormatDuration(max) + " (" + what + ")");
+  };
+  at_most("default_x509_svid_ttl", config.default_x509_svid_ttl, kMaxSvidTtl, "a year, the longest SVID");
+  at_most("default_jwt_svid_ttl", config.default_jwt_svid_ttl, kMaxSvidTtl, "a year, the longest SVID");
+  at_most("agent_ttl", config.agent_ttl, kMaxSvidTtl, "a year, the longest SVID");
+  at_most("ca_ttl", config.ca_ttl, kMaxCaTtl, "ten years");
+  at_most("delegated_ca_ttl", config.delegated_ca_ttl, kMaxCaTtl, "ten years");
   if (config.agent_ttl >= config.ca_ttl) {
     server.Problem("agent_ttl", "must be shorter than ca_ttl");
   }

@@ -76,12 +76,21 @@ Result<std::chrono::nanoseconds> ParseGrpcTimeout(std::string_view value) {
     return InvalidArgumentError("grpc-timeout '" + std::string(value) + "' has a bad number");
   }
   using namespace std::chrono;
+  // Eight digits of hours is 11,000 years, beyond what nanoseconds hold; any timeout longer than
+  // ten years means "no deadline the call will reach" and is clamped there, compared in the
+  // header's own unit so that nothing overflows.
+  constexpr nanoseconds kLongest = hours(24 * 365 * 10);
+  auto clamped = [&](auto unit) -> nanoseconds {
+    using Unit = decltype(unit);
+    if (n > duration_cast<Unit>(kLongest).count()) return kLongest;
+    return duration_cast<nanoseconds>(Unit(n));
+  };
   switch (value.back()) {
-    case 'H': return duration_cast<nanoseconds>(hours(n));
-    case 'M': return duration_cast<nanoseconds>(minutes(n));
-    case 'S': return duration_cast<nanoseconds>(seconds(n));
-    case 'm': return duration_cast<nanoseconds>(milliseconds(n));
-    case 'u': return duration_cast<nanoseconds>(microseconds(n));
+    case 'H': return clamped(hours());
+    case 'M': return clamped(minutes());
+    case 'S': return clamped(seconds());
+    case 'm': return clamped(milliseconds());
+    case 'u': return clamped(microseconds());
     case 'n': return nanoseconds(n);
     default:
       return InvalidArgumentError("grpc-timeout '" + std::string(value) + "' has an unknown unit");

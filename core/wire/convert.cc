@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "core/x509_ca.h"
+
 namespace sigil::wire {
 
 flatbuffers::Offset<Outcome> BuildOutcome(flatbuffers::FlatBufferBuilder& builder, const Status& status) {
@@ -81,7 +83,7 @@ Result<sigil::TrustBundle> TrustBundleFromWire(const TrustBundle* wire_bundle) {
       if (!key.ok()) return std::move(key).status().AddContext("trust bundle JWT authority");
       std::optional<std::chrono::system_clock::time_point> expiry;
       if (authority->expires_at() != 0) {
-        expiry = std::chrono::system_clock::time_point(std::chrono::seconds(authority->expires_at()));
+        expiry = FromUnixSeconds(authority->expires_at());
       }
       bundle.jwt.authorities.emplace(StringOf(authority->key_id()), sigil::JwtAuthority(std::move(*key), expiry));
     }

@@ -1,5 +1,9 @@
 #include "serverd/admin/entry_json.h"
 
+#include <cctype>
+#include <charconv>
+#include <limits>
+
 #include "core/spiffe_id.h"
 
 namespace sigil::serverd {
@@ -37,22 +41,31 @@ class FieldReader {
     out = value->get<std::string>();
   }
 
-  // SPIRE writes int64 fields as strings in JSON (protobuf's mapping); accept both.
+  // SPIRE writes int64 fields as strings in JSON (protobuf's mapping); accept both, but only
+  // values an int64 holds: a wider one is refused rather than wrapped or saturated.
   void Int(const char* key, int64_t& out) {
     const json* value = Find(key);
     if (value == nullptr) return;
-    if (value->is_number_integer()) {
+    if (value->is_number_integer() && !value->is_number_unsigned()) {
       out = value->get<int64_t>();
       return;
     }
+    if (value->is_number_unsigned()) {
+      if (value->get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+        out = static_cast<int64_t>(value->get<uint64_t>());
+        return;
+      }
+      return Problem(key, "is larger than a 64-bit whole number holds");
+    }
     if (value->is_string()) {
-      const std::string text = value->get<std::string>();
-      char* end = nullptr;
-      const long long parsed = std::strtoll(text.c_str(), &end, 10);
-      if (!text.empty() && *end == '\0') {
+      const std::string& text = value->get_ref<const std::string&>();
+      int64_t parsed = 0;
+      const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), parsed);
+      if (!text.empty() && error == std::errc() && end == text.data() + text.size()) {
         out = parsed;
         return;
       }
+      if (error == std::errc::result_out_of_range) return Problem(key, "is larger than a 64-bit whole number holds");
     }
     Problem(key, "expected a whole number");
   }
@@ -174,18 +187,25 @@ Result<RegistrationEntry> EntryFromJson(const json& object, const std::string& w
   return e;
 }
 
+Result<std::vector<RegistrationEntry>> EntriesRequestFromJson(const json& body) {
+  const auto items = body.is_object() ? body.find("entries") : body.end();
+  if (!body.is_object() || items == body.end() || !items->is_array()) {
+    return InvalidArgumentError("expected {\"entries\": [...]}");
+  }
+  std::vector<RegistrationEntry> entries;
+  entries.reserve(items->size());
+  for (size_t i = 0; i < items->size(); ++i) {
+    SIGIL_ASSIGN_OR_RETURN(RegistrationEntry e, EntryFromJson((*items)[i], "entries[" + std::to_string(i) + "]"));
+    entries.push_back(std::move(e));
+  }
+  return entries;
+}
+
 Result<std::vector<RegistrationEntry>> EntriesFromDataFile(std::string_view text, const std::string& source) {
   const json document = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (document.is_discarded()) return InvalidArgumentError(source + " is not valid JSON");
-  if (!document.is_object() || !document.contains("entries") || !document["entries"].is_array()) {
-    return InvalidArgumentError(source + ": expected {\"entries\": [...]}");
-  }
-  std::vector<RegistrationEntry> entries;
-  const json& items = document["entries"];
-  for (size_t i = 0; i < items.size(); ++i) {
-    SIGIL_ASSIGN_OR_RETURN(RegistrationEntry e, EntryFromJson(items[i], "entries[" + std::to_string(i) + "]"));
-    entries.push_back(std::move(e));
-  }
+  auto entries = EntriesRequestFromJson(document);
+  if (!entries.ok()) return InvalidArgumentError(source + ": " + entries.status().message());
   return entries;
 }
 
@@ -215,6 +235,124 @@ Result<AttestedAgent> AgentFromJson(const json& object) {
   }
   SIGIL_RETURN_IF_ERROR(r.Finish());
   return a;
+}
+
+namespace {
+
+Result<SelectorMatch> SelectorMatchFromText(const std::string& name) {
+  // SPIRE's API spells them MATCH_EXACT …; its CLI says exact ….
+  std::string lower;
+  for (char c : name) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower.rfind("match_", 0) == 0) lower = lower.substr(6);
+  return ParseSelectorMatch(lower);
+}
+
+}  // namespace
+
+Result<EntryFilter> EntryFilterFromJson(const json& body) {
+  EntryFilter filter;
+  const auto f = body.find("filter");
+  if (f == body.end() || f->is_null()) return filter;
+  FieldReader by(*f, "filter");
+  auto optional_id = [&](const char* key, std::optional<std::string>& out) {
+    if (by.Find(key) == nullptr) return;
+    std::string id;
+    by.Id(key, id);
+    out = std::move(id);
+  };
+  if (f->is_object()) {
+    optional_id("by_spiffe_id", filter.spiffe_id);
+    optional_id("by_parent_id", filter.parent_id);
+  }
+  SIGIL_RETURN_IF_ERROR(by.Finish());
+  const json* s = by.Find("by_selectors");
+  if (s == nullptr) return filter;
+  FieldReader by_selectors(*s, "filter.by_selectors");
+  std::vector<Selector> selectors;
+  std::string match;
+  if (s->is_object()) {
+    by_selectors.Selectors("selectors", selectors);
+    by_selectors.String("match", match);
+  }
+  SIGIL_RETURN_IF_ERROR(by_selectors.Finish());
+  filter.selectors = SelectorSet(selectors);
+  if (!match.empty()) {
+    auto parsed = SelectorMatchFromText(match);
+    if (!parsed.ok()) return InvalidArgumentError("filter.by_selectors.match: " + parsed.status().message());
+    filter.match = *parsed;
+  }
+  return filter;
+}
+
+Result<std::string> RequiredStringFromJson(const json& body, const char* key) {
+  const auto value = body.find(key);
+  if (value == body.end() || !value->is_string() || value->get_ref<const std::string&>().empty()) {
+    return InvalidArgumentError(std::string("\"") + key + "\" is required");
+  }
+  return value->get<std::string>();
+}
+
+Result<std::vector<std::string>> StringListFromJson(const json& body, const char* key) {
+  const auto list = body.find(key);
+  if (list == body.end() || !list->is_array()) {
+    return InvalidArgumentError(std::string("expected {\"") + key + "\": [...]}");
+  }
+  std::vector<std::string> out;
+  out.reserve(list->size());
+  for (size_t i = 0; i < list->size(); ++i) {
+    if (!(*list)[i].is_string()) {
+      return InvalidArgumentError(std::string(key) + "[" + std::to_string(i) + "]: expected a string");
+    }
+    out.push_back((*list)[i].get<std::string>());
+  }
+  return out;
+}
+
+Result<std::vector<FederatedBundleRequest>> FederatedBundlesFromJson(const json& body) {
+  const auto items = body.find("bundles");
+  if (items == body.end() || !items->is_array()) {
+    return InvalidArgumentError("expected {\"bundles\": [{\"trust_domain\", \"jwks\" or \"pem\"}]}");
+  }
+  std::vector<FederatedBundleRequest> bundles;
+  bundles.reserve(items->size());
+  for (size_t i = 0; i < items->size(); ++i) {
+    const json& item = (*items)[i];
+    FieldReader r(item, "bundles[" + std::to_string(i) + "]");
+    FederatedBundleRequest bundle;
+    if (item.is_object()) {
+      r.String("trust_domain", bundle.trust_domain);
+      std::string text;
+      if (r.Find("jwks") != nullptr) {
+        r.String("jwks", text);
+        bundle.jwks = text;
+      } else if (r.Find("pem") != nullptr) {
+        r.String("pem", text);
+        bundle.pem = text;
+      } else {
+        r.Problem("jwks", "a bundle needs \"jwks\" or \"pem\"");
+      }
+    }
+    SIGIL_RETURN_IF_ERROR(r.Finish());
+    bundles.push_back(std::move(bundle));
+  }
+  return bundles;
+}
+
+Result<JoinTokenRequest> JoinTokenRequestFromJson(const json& body) {
+  JoinTokenRequest request;
+  FieldReader r(body, "token");
+  if (body.is_object()) {
+    int64_t ttl = request.ttl.count();
+    r.Int("ttl", ttl);
+    if (ttl <= 0 || ttl > kMaxJoinTokenTtl.count()) {
+      r.Problem("ttl", "must be a positive number of seconds, at most " + std::to_string(kMaxJoinTokenTtl.count()) +
+                           " (a year), got " + std::to_string(ttl));
+    }
+    request.ttl = std::chrono::seconds(ttl);
+    r.Id("agent_id", request.agent_id);
+  }
+  SIGIL_RETURN_IF_ERROR(r.Finish());
+  return request;
 }
 
 }  // namespace sigil::serverd

@@ -11,11 +11,16 @@
 // Reading also accepts IDs as plain strings ("spiffe_id": "spiffe://example.org/web") and
 // numbers as strings or integers, as SPIRE's older -data files have them.
 //
+// The admin API's request bodies are read here too, one reader per shape. Every reader is
+// total: any JSON value gives a result or InvalidArgument naming the field, never an exception.
+//
 // Thread safety: pure functions.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +39,37 @@ Result<std::vector<RegistrationEntry>> EntriesFromDataFile(std::string_view text
 
 nlohmann::json AgentToJson(const AttestedAgent& agent);
 Result<AttestedAgent> AgentFromJson(const nlohmann::json& json);
+
+// {"entries": [...]} of BatchCreateEntry and BatchUpdateEntry.
+Result<std::vector<RegistrationEntry>> EntriesRequestFromJson(const nlohmann::json& body);
+
+// ListEntries' {"filter": {"by_spiffe_id", "by_parent_id", "by_selectors": {"selectors", "match"}}};
+// no filter lists everything.
+Result<EntryFilter> EntryFilterFromJson(const nlohmann::json& body);
+
+// A non-empty string member of the body: {"id": "..."}.
+Result<std::string> RequiredStringFromJson(const nlohmann::json& body, const char* key);
+
+// A list of strings member of the body: {"ids": [...]}, {"trust_domains": [...]}.
+Result<std::vector<std::string>> StringListFromJson(const nlohmann::json& body, const char* key);
+
+// One item of BatchSetFederatedBundle: a trust domain and its bundle as a SPIFFE JWKS or as PEM
+// (exactly one of the two is set). Whether they parse is for the caller, per item.
+struct FederatedBundleRequest {
+  std::string trust_domain;
+  std::optional<std::string> jwks;
+  std::optional<std::string> pem;
+};
+Result<std::vector<FederatedBundleRequest>> FederatedBundlesFromJson(const nlohmann::json& body);
+
+// CreateJoinToken's {"ttl": seconds, "agent_id": SPIFFE ID}: ttl 600 (SPIRE's default) when
+// absent, refused beyond kMaxJoinTokenTtl; agent_id empty when absent.
+inline constexpr std::chrono::seconds kMaxJoinTokenTtl = std::chrono::hours(24 * 365);
+struct JoinTokenRequest {
+  std::chrono::seconds ttl{600};
+  std::string agent_id;
+};
+Result<JoinTokenRequest> JoinTokenRequestFromJson(const nlohmann::json& body);
 
 // {"trust_domain": "example.org", "path": "/web"} for a SPIFFE ID string.
 nlohmann::json SpiffeIdToJson(const std::string& id);

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <nlohmann/json.hpp>
 
 #include "core/base64url.h"
@@ -120,6 +122,20 @@ TEST_F(JwtSvidTest, MintRefusesBadParameters) {
   JwtSvidParams zero = Params();
   zero.ttl = 0s;
   EXPECT_TRUE(Contains(MintJwtSvid(key, "k", zero).status().message(), "TTL"));
+  JwtSvidParams forever = Params();
+  forever.ttl = std::chrono::seconds(std::numeric_limits<int64_t>::max());
+  auto refused = MintJwtSvid(key, "k", forever);
+  EXPECT_EQ(refused.status().code(), Code::kInvalidArgument);
+  EXPECT_TRUE(Contains(refused.status().message(), "at most 31536000s")) << refused.status().message();
+}
+
+TEST_F(JwtSvidTest, AnExpiryBeyondWhatTheClockHoldsStaysInTheFuture) {
+  // exp in the year 9999 is within the claim's bound but past the clock's nanoseconds (2262).
+  const std::string claims = R"({"sub":"spiffe://example.org/web","aud":"db","exp":253402300799})";
+  auto svid = ValidateJwtSvid(Craft(R"({"alg":"ES256","kid":")" + Kid(KeyType::kEcP256) + R"("})", claims),
+                              bundle_, "db", now_);
+  ASSERT_TRUE(svid.ok()) << svid.status().ToString();
+  EXPECT_EQ(svid->expires_at, TimePoint::max());
 }
 
 TEST_F(JwtSvidTest, RejectsAlgNoneAndEveryOtherAlgorithm) {

@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <limits>
+
 namespace sigil {
 namespace {
 
@@ -50,6 +52,18 @@ TEST(RegistrationEntry, ReportsEveryProblemAtOnceEachNamingItsField) {
   EXPECT_EQ(s.code(), Code::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("entry is invalid: spiffe_id:"));
   EXPECT_THAT(s.message(), HasSubstr("; federates_with:"));
+}
+
+TEST(RegistrationEntry, TtlsBeyondAYearAreProblemsNamingTheField) {
+  RegistrationEntry e = ValidEntry();
+  e.x509_svid_ttl = std::chrono::seconds(std::numeric_limits<int64_t>::max());
+  e.jwt_svid_ttl = kMaxSvidTtl + std::chrono::seconds(1);
+  EXPECT_THAT(e.Problems(kTd),
+              ElementsAre(HasSubstr("x509_svid_ttl: must be at most 31536000 seconds (a year), got 9223372036854775807"),
+                          HasSubstr("jwt_svid_ttl: must be at most 31536000 seconds (a year), got 31536001")));
+  e.x509_svid_ttl = kMaxSvidTtl;
+  e.jwt_svid_ttl = kMaxSvidTtl;
+  EXPECT_THAT(e.Problems(kTd), IsEmpty());
 }
 
 TEST(RegistrationEntry, SpiffeIdMustBeAWorkloadIdInTheServersTrustDomain) {

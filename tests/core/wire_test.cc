@@ -1,9 +1,14 @@
 #include "core/wire/wire.h"
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 
+#include <limits>
 #include <string>
 #include <vector>
+
+#include "core/wire/convert.h"
+#include "core/x509_ca.h"
 
 namespace sigil::wire {
 namespace {
@@ -83,6 +88,29 @@ TEST(WireTest, EntrySyncRoundTripsEveryField) {
   EXPECT_EQ(e->expires_at(), 1700000000);
   EXPECT_EQ(e->revision(), 42u);
   EXPECT_EQ(StringOf((*read)->removed_entry_ids()->Get(0)), "gone");
+}
+
+TEST(WireTest, JwtAuthorityExpiriesAtTheEndsOfInt64DoNotOverflow) {
+  EvpPkeyPtr key(EVP_EC_gen("P-256"));
+  ASSERT_TRUE(key);
+  auto der = PublicKeyToDer(key.get());
+  ASSERT_TRUE(der.ok());
+  flatbuffers::FlatBufferBuilder builder;
+  std::vector<flatbuffers::Offset<JwtAuthority>> authorities{
+      CreateJwtAuthority(builder, builder.CreateString("far"), builder.CreateVector(*der),
+                         std::numeric_limits<int64_t>::max()),
+      CreateJwtAuthority(builder, builder.CreateString("past"), builder.CreateVector(*der),
+                         std::numeric_limits<int64_t>::min())};
+  auto jwt = builder.CreateVector(authorities);
+  auto bundle = CreateTrustBundle(builder, builder.CreateString("example.org"), 0, jwt, 1, 0);
+  builder.Finish(bundle);
+  auto read = TrustBundleFromWire(flatbuffers::GetRoot<TrustBundle>(builder.GetBufferPointer()));
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  // Saturated, not wrapped: the far one still lies ahead and the old one behind.
+  const auto now = std::chrono::system_clock::now();
+  EXPECT_EQ(read->jwt.authorities.at("far").expires_at, TimePoint::max());
+  EXPECT_GT(*read->jwt.authorities.at("far").expires_at, now);
+  EXPECT_LT(*read->jwt.authorities.at("past").expires_at, now);
 }
 
 TEST(WireTest, RefusesEmptyBuffer) {

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <thread>
 
 #include "core/csr.h"
@@ -171,6 +173,19 @@ TEST_F(X509SvidTest, LifetimeIsCappedAtTheCasNotAfter) {
   ASSERT_TRUE(svid.ok()) << svid.status().ToString();
   EXPECT_EQ(CertNotAfter(svid->leaf()), root_->not_after());
   EXPECT_EQ(svid->expires_at, root_->not_after());
+}
+
+TEST_F(X509SvidTest, ATtlBeyondWhatTheClockHoldsIsCappedAtTheCasNotAfter) {
+  // INT64_MAX seconds overflowed `now + ttl` and gave a leaf of a few seconds.
+  X509SvidParams params = Params("spiffe://example.org/forever");
+  params.ttl = std::chrono::seconds(std::numeric_limits<int64_t>::max());
+  EvpPkeyPtr key = NewKey("P-256");
+  auto svid = MintX509SvidDer(*root_, key.get(), params);
+  ASSERT_TRUE(svid.ok()) << svid.status().ToString();
+  EXPECT_EQ(svid->expires_at, root_->not_after());
+  auto leaf = CertFromDer(svid->chain_der.front());
+  ASSERT_TRUE(leaf.ok());
+  EXPECT_EQ(CertNotAfter(leaf->get()), root_->not_after());
 }
 
 TEST_F(X509SvidTest, MintRefusesBadRequestsNamingWhatIsWrong) {

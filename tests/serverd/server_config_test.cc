@@ -131,6 +131,20 @@ health_checks:
   }
 }
 
+TEST(ServerConfigTest, TtlsBeyondWhatTheClockHoldsAreRefusedNamingTheKey) {
+  // 2000000d (5,500 years) is within the duration syntax but overflowed the CA's notAfter.
+  auto config = ParseServerConfig(
+      "server:\n  trust_domain: example.org\n  ca_ttl: 2000000d\n  default_jwt_svid_ttl: 400d\n"
+      "  delegated_ca_ttl: 3651d\n",
+      "server.yaml");
+  ASSERT_FALSE(config.ok());
+  const std::string m = config.status().message();
+  EXPECT_NE(m.find("server.ca_ttl: 2000000d is longer than 3650d (ten years)"), std::string::npos) << m;
+  EXPECT_NE(m.find("server.default_jwt_svid_ttl: 400d is longer than 365d"), std::string::npos) << m;
+  EXPECT_NE(m.find("server.delegated_ca_ttl: 3651d is longer than 3650d"), std::string::npos) << m;
+  EXPECT_TRUE(ParseServerConfig("server:\n  trust_domain: example.org\n  ca_ttl: 3650d\n", "server.yaml").ok());
+}
+
 TEST(ServerConfigTest, MissingTrustDomainAndFileAreNamed) {
   auto config = ParseServerConfig("server: {}\n", "server.yaml");
   ASSERT_FALSE(config.ok());

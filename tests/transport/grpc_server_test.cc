@@ -89,6 +89,16 @@ TEST(GrpcFraming, TimeoutsParseInEveryUnitAndRejectJunk) {
   EXPECT_EQ(*ParseGrpcTimeout(FormatGrpcTimeout(milliseconds(1500))), milliseconds(1500));
 }
 
+TEST(GrpcFraming, TimeoutsLongerThanTenYearsAreClampedWithoutOverflow) {
+  using namespace std::chrono;
+  const nanoseconds ten_years = hours(24 * 365 * 10);
+  EXPECT_EQ(*ParseGrpcTimeout("99999999H"), ten_years);
+  EXPECT_EQ(*ParseGrpcTimeout("99999999M"), ten_years);
+  EXPECT_EQ(*ParseGrpcTimeout("87600H"), ten_years);
+  EXPECT_EQ(*ParseGrpcTimeout("87599H"), hours(87599));
+  EXPECT_EQ(*ParseGrpcTimeout("99999999S"), seconds(99999999));
+}
+
 TEST(GrpcFraming, MessagesSplitAcrossReadsAndLimitsHold) {
   std::string wire = GrpcFrame("hello") + GrpcFrame("") + GrpcFrame("world");
   std::string buffer = wire.substr(0, 7);

@@ -1,0 +1,14 @@
+// agentd's YAML config file, read as `agentd run -config` reads it.
+#include "agentd/agent_config.h"
+#include "tests/fuzz/fuzz_support.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  auto config = sigil::agentd::ParseAgentConfig(sigil::fuzz::AsText(data, size), "agent.yaml");
+  if (!config.ok()) {
+    FUZZ_CHECK(config.status().code() == sigil::Code::kInvalidArgument);
+    return 0;
+  }
+  FUZZ_CHECK(!config->server_address.empty());
+  FUZZ_CHECK(config->socket_path.is_absolute());
+  return 0;
+}
