@@ -4,6 +4,7 @@
 
 #include "core/log.h"
 #include "hw/secret_file.h"
+#include "transport/owned_directory.h"
 
 namespace sigil::agentd {
 
@@ -12,9 +13,11 @@ Agent::Agent(AgentConfig config) : config_(std::move(config)) {}
 Agent::~Agent() { Stop(); }
 
 Status Agent::Start() {
-  if (::mkdir(config_.data_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return hw::ErrnoError(Code::kFailedPrecondition, "creating data_dir " + config_.data_dir.string());
-  }
+  // Both before attesting: a directory another user prepared is refused before a join token
+  // is spent or a key is kept in it (0755 for the socket's: every local user may connect).
+  SIGIL_RETURN_IF_ERROR(transport::EnsureOwnedDirectory(config_.data_dir, 0700, "data_dir"));
+  SIGIL_RETURN_IF_ERROR(transport::EnsureOwnedDirectory(config_.socket_path.parent_path(), 0755,
+                                                        "Workload API socket directory"));
   client_loop_.Start();
   workload_loop_.Start();
   started_ = true;

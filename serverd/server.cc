@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "core/x509_svid.h"
 #include "serverd/datastore/sqlite_datastore.h"
+#include "transport/owned_directory.h"
 
 namespace sigil::serverd {
 
@@ -15,9 +16,11 @@ using nlohmann::json;
 Server::~Server() { Stop(); }
 
 Status Server::Start() {
-  if (::mkdir(config_.data_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return Status(Code::kFailedPrecondition, "cannot create data_dir " + config_.data_dir.string());
-  }
+  // Both before anything else: a directory another user prepared is refused before serverd
+  // opens its key store or keeps anything in it.
+  SIGIL_RETURN_IF_ERROR(transport::EnsureOwnedDirectory(config_.data_dir, 0700, "data_dir"));
+  SIGIL_RETURN_IF_ERROR(
+      transport::EnsureOwnedDirectory(config_.socket_path.parent_path(), 0700, "admin socket directory"));
   SIGIL_ASSIGN_OR_RETURN(keys_, hw::OpenKeyStore(config_.key_store));
   SIGIL_ASSIGN_OR_RETURN(store_, OpenSqliteDatastore(config_.sqlite_path));
   entries_ = std::make_unique<EntryService>(config_.trust_domain, *store_);

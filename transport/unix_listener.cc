@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <vector>
 
+#include "transport/owned_directory.h"
+
 namespace sigil::transport {
 namespace {
 
@@ -19,21 +21,15 @@ void FreePipe(uv_handle_t* handle) { delete reinterpret_cast<uv_pipe_t*>(handle)
 
 Status PrepareDirectory(const UnixListenerOptions& o) {
   std::filesystem::path dir = std::filesystem::path(o.path).parent_path();
-  if (dir.empty()) return Status::Ok();
+  if (dir.empty()) dir = ".";
   std::error_code ec;
-  bool existed = std::filesystem::exists(dir, ec);
-  if (!existed) {
-    std::filesystem::create_directories(dir, ec);
-    if (ec) return UnavailableError("creating socket directory " + dir.string() + ": " + ec.message());
+  const bool existed = std::filesystem::exists(dir, ec);
+  SIGIL_RETURN_IF_ERROR(EnsureOwnedDirectory(dir, o.dir_mode.value_or(0755), "socket directory"));
+  if (o.dir_mode && existed && ::chmod(dir.c_str(), *o.dir_mode) != 0) {
+    return UnavailableError("chmod of socket directory " + dir.string() + ": " + Errno(errno));
   }
-  if (o.dir_mode || !existed) {
-    mode_t mode = o.dir_mode.value_or(0755);
-    if (::chmod(dir.c_str(), mode) != 0) {
-      return UnavailableError("chmod of socket directory " + dir.string() + ": " + Errno(errno));
-    }
-    if (o.group && ::chown(dir.c_str(), static_cast<uid_t>(-1), *o.group) != 0) {
-      return UnavailableError("chgrp of socket directory " + dir.string() + ": " + Errno(errno));
-    }
+  if (o.group && (o.dir_mode || !existed) && ::chown(dir.c_str(), static_cast<uid_t>(-1), *o.group) != 0) {
+    return UnavailableError("chgrp of socket directory " + dir.string() + ": " + Errno(errno));
   }
   return Status::Ok();
 }

@@ -4,7 +4,9 @@
 //
 // The socket file is replaced if stale and removed on Close(). The parent directory is created
 // with `dir_mode` when missing; when it exists its mode is set only if `dir_mode` is given, so
-// a shared directory such as /tmp is never loosened or tightened by accident.
+// a shared directory such as /tmp is never loosened or tightened by accident. The directory and
+// those above it must be trusted (transport/owned_directory.h): one another user made or can
+// write is refused.
 //
 // Thread safety: loop thread only (or before the loop runs).
 #pragma once
