@@ -83,8 +83,9 @@ TEST_F(OwnedDirectoriesTest, AgentdRefusesASquattedSocketDirectoryOrAnOpenDataDi
   EXPECT_FALSE(fs::exists((*agent)->socket_path()));
   ASSERT_TRUE(fs::remove(socket_dir));
 
-  // A data_dir others may write: they could replace the agent's key.
-  ASSERT_EQ(::mkdir((*agent)->data_dir().c_str(), 0700), 0);
+  // A data_dir others may write: they could replace the agent's key. (The refused start above
+  // made data_dir, which it checks first.)
+  ASSERT_TRUE(fs::is_directory((*agent)->data_dir()));
   ASSERT_EQ(::chmod((*agent)->data_dir().c_str(), 0777), 0);
   EXPECT_FALSE((*agent)->Start().ok()) << "agentd kept its key in a directory everyone can write";
   logs = (*agent)->logs();
