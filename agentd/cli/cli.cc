@@ -476,22 +476,7 @@ int RunWorkloadCommand(const std::vector<std::string>& raw_args, std::ostream& o
     };
   });
 
-  std::vector<std::string> args = NormalizeGoStyleFlags(raw_args);
-  if (Status known = CheckSubcommands(app, args); !known.ok()) {
-    err << "Error: " << known.message() << "\n";
-    return 1;
-  }
-  std::reverse(args.begin(), args.end());  // CLI11 takes them in reverse
-  try {
-    app.parse(args);
-  } catch (const CLI::CallForHelp&) {
-    out << app.help();
-    return 0;
-  } catch (const CLI::ParseError& e) {
-    // CLI11 reports bad usage by exception; it ends here as one line and an exit code.
-    err << "Error: " << e.what() << "\n";
-    return 1;
-  }
+  if (std::optional<int> exit_code = ParseCommandLine(app, raw_args, out, err)) return *exit_code;
   if (!action) return 1;
   auto timeout = ParseGoDuration(timeout_text);
   if (!timeout.ok()) {
