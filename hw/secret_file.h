@@ -17,9 +17,6 @@ namespace sigil::hw {
 Status WriteSecretFile(const std::filesystem::path& path, std::span<const uint8_t> contents,
                        std::string_view what);
 
-// The readers of what WriteSecretFile wrote, and errors of failed system calls, are core's
-// (core/file.h); agentd spells them hw::ReadWholeFile and hw::ErrnoError.
-using ::sigil::ErrnoError;
-using ::sigil::ReadWholeFile;
+// What WriteSecretFile wrote is read back with core/file.h's ReadWholeFile.
 
 }  // namespace sigil::hw

@@ -26,6 +26,7 @@
 #include "core/trust_bundle.h"
 #include "core/x509_ca.h"
 #include "agentd/workload/health.pb.h"
+#include "core/file.h"
 #include "hw/secret_file.h"
 #include "transport/grpc_client.h"
 #include "agentd/workload/workload.pb.h"
@@ -77,13 +78,13 @@ std::string KeyPem(const std::string& pkcs8_der) {
 
 Status WritePublicFile(const std::filesystem::path& path, const std::string& text) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return hw::ErrnoError(Code::kPermissionDenied, "opening " + path.string());
+  if (fd < 0) return ErrnoError(Code::kPermissionDenied, "opening " + path.string());
   const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
   const int saved = errno;
   ::close(fd);
   if (!written) {
     errno = saved;
-    return hw::ErrnoError(Code::kUnavailable, "writing " + path.string());
+    return ErrnoError(Code::kUnavailable, "writing " + path.string());
   }
   return Status::Ok();
 }

@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "core/x509_ca.h"
 #include "core/x509_svid.h"
+#include "core/file.h"
 #include "hw/secret_file.h"
 #include "hw/soft_key_store.h"
 
@@ -50,7 +51,7 @@ Status AgentSvid::LoadTrustBundle() {
   for (const auto& [path, what] : {std::pair{config_.data_dir / kBundleFile, "saved trust bundle"},
                                   std::pair{config_.trust_bundle_path, "trust_bundle_path"}}) {
     if (path.empty()) continue;
-    auto pem = hw::ReadWholeFile(path, what);
+    auto pem = ReadWholeFile(path, what);
     if (!pem.ok()) {
       if (pem.status().code() == Code::kNotFound && std::string_view(what) == "saved trust bundle") continue;
       return pem.status();
@@ -147,8 +148,8 @@ std::string AgentSvid::id() const {
 // ---- the SVID's files ----
 
 Result<AgentSvid::Held> AgentSvid::ReadSavedSvid() const {
-  SIGIL_ASSIGN_OR_RETURN(std::string chain_pem, hw::ReadWholeFile(config_.data_dir / kChainFile, "agent SVID"));
-  SIGIL_ASSIGN_OR_RETURN(std::string key_pem, hw::ReadWholeFile(config_.data_dir / kKeyFile, "agent key"));
+  SIGIL_ASSIGN_OR_RETURN(std::string chain_pem, ReadWholeFile(config_.data_dir / kChainFile, "agent SVID"));
+  SIGIL_ASSIGN_OR_RETURN(std::string key_pem, ReadWholeFile(config_.data_dir / kKeyFile, "agent key"));
   SIGIL_ASSIGN_OR_RETURN(std::vector<X509Ptr> chain, CertsFromPem(chain_pem));
   if (chain.empty()) return InvalidArgumentError(std::string(kChainFile) + " holds no certificate");
   SIGIL_ASSIGN_OR_RETURN(EvpPkeyPtr key, PrivateKeyFromPem(key_pem));
