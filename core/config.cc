@@ -169,6 +169,13 @@ ConfigSection ConfigSection::Section(std::string_view key) {
   return ConfigSection(node, PathOf(key), shared_);
 }
 
+std::vector<std::string> ConfigSection::Keys() const {
+  std::vector<std::string> keys;
+  if (!node_.IsMap()) return keys;
+  for (const auto& item : node_) keys.push_back(item.first.Scalar());
+  return keys;
+}
+
 void ConfigSection::RefuseUnknownKeys() {
   if (!node_.IsMap()) return;
   for (const auto& item : node_) {

@@ -43,6 +43,10 @@ class ConfigSection {
   // One of `choices`, compared exactly.
   void ReadChoice(std::string_view key, std::string& value, const std::vector<std::string>& choices);
 
+  // The keys present, in document order, for a section whose keys are names a caller looks up
+  // (plug-ins by name). Marks none of them seen.
+  std::vector<std::string> Keys() const;
+
   // A nested mapping; an empty section when absent.
   ConfigSection Section(std::string_view key);
 

@@ -46,13 +46,11 @@ Status Server::Start() {
   agent_options.pipeline.max_wait = std::chrono::microseconds(config_.signing_max_wait_us);
   agent_options.pipeline.queue_capacity = static_cast<size_t>(config_.signing_queue_capacity);
   agent_api_ = std::make_unique<AgentApi>(agent_options, config_.trust_domain, *store_, *entries_, *ca_, &metrics_);
-  join_token_attestor_ = std::make_unique<JoinTokenAttestor>(*store_);
-  agent_api_->AddNodeAttestor(join_token_attestor_.get());
-  if (config_.tpm_devid) {
-    auto devid = TpmDevIdAttestor::Create(*config_.tpm_devid);
-    if (!devid.ok()) return std::move(devid).status().AddContext("node_attestors.tpm_devid");
-    devid_attestor_ = std::move(*devid);
-    agent_api_->AddNodeAttestor(devid_attestor_.get());
+  for (const ConfiguredNodeAttestor& configured : config_.node_attestors) {
+    auto attestor = configured.make(NodeAttestorDeps{.store = *store_});
+    if (!attestor.ok()) return std::move(attestor).status().AddContext("node_attestors." + configured.name);
+    agent_api_->AddNodeAttestor(attestor->get());
+    node_attestors_.push_back(std::move(*attestor));
   }
   SIGIL_RETURN_IF_ERROR(agent_api_->Start());
   RefreshProbeState();

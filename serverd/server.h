@@ -16,8 +16,7 @@
 #include "serverd/admin/admin_api.h"
 #include "serverd/admin/admin_server.h"
 #include "serverd/api/agent_api.h"
-#include "serverd/attestor/join_token_attestor.h"
-#include "serverd/attestor/tpm_devid_attestor.h"
+#include "serverd/attestor/node_attestor.h"
 #include "serverd/ca/ca_manager.h"
 #include "serverd/datastore/datastore.h"
 #include "serverd/entry/entry_service.h"
@@ -58,8 +57,7 @@ class Server {
   std::unique_ptr<CaManager> ca_;
   std::unique_ptr<AdminApi> admin_api_;
   std::unique_ptr<AdminServer> admin_server_;
-  std::unique_ptr<JoinTokenAttestor> join_token_attestor_;
-  std::unique_ptr<TpmDevIdAttestor> devid_attestor_;
+  std::vector<std::unique_ptr<NodeAttestor>> node_attestors_;
   std::unique_ptr<AgentApi> agent_api_;
   transport::LoopThread probe_loop_;  // /live, /ready and /metrics
   std::unique_ptr<transport::PlainHttpServer> health_server_;

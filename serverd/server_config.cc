@@ -107,24 +107,7 @@ Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string&
   }
 
   ConfigSection attestors = doc.root().Section("node_attestors");
-  if (attestors.Has("tpm_devid")) {
-    ConfigSection devid = attestors.Section("tpm_devid");
-    TpmDevIdAttestorConfig devid_config;
-    std::vector<std::string> paths;
-    devid.Read("devid_ca_path", paths);
-    for (const auto& ca : paths) devid_config.devid_ca_paths.emplace_back(ca);
-    if (paths.empty()) devid.Problem("devid_ca_path", "is required for tpm_devid attestation");
-    paths.clear();
-    devid.Read("endorsement_ca_path", paths);
-    for (const auto& ca : paths) devid_config.endorsement_ca_paths.emplace_back(ca);
-    devid.Read("allow_ek_without_certificate", devid_config.allow_ek_without_certificate);
-    if (paths.empty() && !devid_config.allow_ek_without_certificate) {
-      devid.Problem("endorsement_ca_path", "is required unless allow_ek_without_certificate is true");
-    }
-    devid.RefuseUnknownKeys();
-    config.tpm_devid = std::move(devid_config);
-  }
-  attestors.RefuseUnknownKeys();
+  config.node_attestors = ReadNodeAttestors(attestors);
 
   ConfigSection datastore = doc.root().Section("datastore");
   path.clear();

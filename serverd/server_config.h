@@ -28,7 +28,8 @@
 //   key_store:                       # or `uri: pkcs11:token=...?...`
 //     kind: soft                     # soft | pkcs11 | tpm
 //     key_dir / module_path, token_label, token_serial, pin_file, pin_env / tcti, data_dir, auth_file
-//   node_attestors:                  # join_token is always on
+//   node_attestors:                  # by name; attestor/registrations.cc lists them
+//     join_token: {}                 # on unless `enabled: false`
 //     tpm_devid:                     # SPIRE's tpm_devid; absent: off
 //       devid_ca_path: [ca.pem]      # roots of DevID certificates (one path or a list)
 //       endorsement_ca_path: [ek-ca.pem]   # TPM manufacturers' EK roots
@@ -56,7 +57,7 @@
 #include "core/spiffe_id.h"
 #include "core/status.h"
 #include "hw/key_store.h"
-#include "serverd/attestor/tpm_devid_attestor.h"
+#include "serverd/attestor/node_attestor.h"
 
 namespace sigil::serverd {
 
@@ -92,7 +93,7 @@ struct ServerConfig {
   int signing_max_wait_us = 100;
   int signing_queue_capacity = 8192;
 
-  std::optional<TpmDevIdAttestorConfig> tpm_devid;  // set when the attestor is configured
+  std::vector<ConfiguredNodeAttestor> node_attestors;  // on, in registration order
 
   hw::KeyStoreConfig key_store;
   std::filesystem::path sqlite_path;  // default: <data_dir>/datastore.sqlite3

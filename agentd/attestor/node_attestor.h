@@ -12,8 +12,8 @@
 #include <string>
 
 #include "agentd/agent_config.h"
-#include "agentd/attestor/registry.h"
 #include "agentd/sync/server_client.h"
+#include "core/plugin_registry.h"
 #include "core/status.h"
 
 namespace sigil::agentd {
@@ -35,7 +35,7 @@ struct NodeAttestorPlugin {
   std::function<Result<std::unique_ptr<NodeAttestor>>(const AgentConfig&)> create;
 };
 
-using NodeAttestorRegistry = AttestorRegistry<NodeAttestorPlugin>;
+using NodeAttestorRegistry = PluginRegistry<NodeAttestorPlugin>;
 
 // The attestors this build has (attestor/registrations.cc).
 const NodeAttestorRegistry& NodeAttestors();

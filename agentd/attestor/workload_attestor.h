@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "agentd/attestor/registry.h"
+#include "core/plugin_registry.h"
 #include "core/selector.h"
 #include "core/status.h"
 #include "transport/socket_stream.h"
@@ -38,7 +38,7 @@ struct WorkloadAttestorPlugin {
   std::function<Result<std::shared_ptr<WorkloadAttestor>>()> create;
 };
 
-using WorkloadAttestorRegistry = AttestorRegistry<WorkloadAttestorPlugin>;
+using WorkloadAttestorRegistry = PluginRegistry<WorkloadAttestorPlugin>;
 
 // The attestors this build has (attestor/registrations.cc).
 const WorkloadAttestorRegistry& WorkloadAttestors();

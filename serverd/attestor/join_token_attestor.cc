@@ -7,6 +7,15 @@
 
 namespace sigil::serverd {
 
+NodeAttestorPlugin JoinTokenAttestor::Plugin() {
+  return {.name = "join_token", .on_by_default = true, .configure = [](ConfigSection& section) -> MakeNodeAttestor {
+            section.RefuseUnknownKeys();
+            return [](const NodeAttestorDeps& deps) -> Result<std::unique_ptr<NodeAttestor>> {
+              return std::unique_ptr<NodeAttestor>(std::make_unique<JoinTokenAttestor>(deps.store));
+            };
+          }};
+}
+
 Result<AttestationStep> JoinTokenAttestor::Attest(const wire::AttestationRequest& request) {
   const std::string token = wire::StringOf(request.data_as_JoinTokenAttestation()->token());
   if (token.empty()) return InvalidArgumentError("join token is empty");

@@ -13,6 +13,8 @@ namespace sigil::serverd {
 class JoinTokenAttestor final : public NodeAttestor {
  public:
   explicit JoinTokenAttestor(Datastore& store) : store_(store) {}
+  // On by default; it has no settings.
+  static NodeAttestorPlugin Plugin();
 
   std::string_view name() const override { return "join_token"; }
   std::vector<wire::AttestationData> data_types() const override {

@@ -290,6 +290,33 @@ TpmDevIdAttestor::TpmDevIdAttestor(TpmDevIdAttestorConfig config, std::vector<X5
 
 TpmDevIdAttestor::~TpmDevIdAttestor() = default;
 
+TpmDevIdAttestorConfig ReadTpmDevIdAttestorConfig(ConfigSection& section) {
+  TpmDevIdAttestorConfig config;
+  std::vector<std::string> paths;
+  section.Read("devid_ca_path", paths);
+  for (const auto& ca : paths) config.devid_ca_paths.emplace_back(ca);
+  if (paths.empty()) section.Problem("devid_ca_path", "is required for tpm_devid attestation");
+  paths.clear();
+  section.Read("endorsement_ca_path", paths);
+  for (const auto& ca : paths) config.endorsement_ca_paths.emplace_back(ca);
+  section.Read("allow_ek_without_certificate", config.allow_ek_without_certificate);
+  if (paths.empty() && !config.allow_ek_without_certificate) {
+    section.Problem("endorsement_ca_path", "is required unless allow_ek_without_certificate is true");
+  }
+  section.RefuseUnknownKeys();
+  return config;
+}
+
+NodeAttestorPlugin TpmDevIdAttestor::Plugin() {
+  return {.name = "tpm_devid", .configure = [](ConfigSection& section) -> MakeNodeAttestor {
+            return [config = ReadTpmDevIdAttestorConfig(section)](const NodeAttestorDeps&)
+                       -> Result<std::unique_ptr<NodeAttestor>> {
+              SIGIL_ASSIGN_OR_RETURN(auto attestor, Create(config));
+              return std::unique_ptr<NodeAttestor>(std::move(attestor));
+            };
+          }};
+}
+
 Result<std::unique_ptr<TpmDevIdAttestor>> TpmDevIdAttestor::Create(
     const TpmDevIdAttestorConfig& config) {
   // Checking a host's TPM evidence reads TPM structures with tpm2-tss.

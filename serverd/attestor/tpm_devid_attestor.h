@@ -53,6 +53,11 @@ struct TpmDevIdAttestorConfig {
   size_t max_pending_sessions = 10000;
 };
 
+// node_attestors.tpm_devid: devid_ca_path (one path or a list; required), endorsement_ca_path
+// (required unless allow_ek_without_certificate), allow_ek_without_certificate. Problems are
+// recorded on `section`.
+TpmDevIdAttestorConfig ReadTpmDevIdAttestorConfig(ConfigSection& section);
+
 // What a successful attestation established about the host.
 struct TpmDevIdIdentity {
   std::string fingerprint;  // SHA-1 hex of the DevID certificate's DER, as SPIRE prints it
@@ -68,6 +73,8 @@ class TpmDevIdAttestor final : public NodeAttestor {
   // Loads the CA files. InvalidArgument naming a file that is missing or holds no certificate,
   // and when no DevID CA is configured, or no endorsement CA while EK certificates are required.
   static Result<std::unique_ptr<TpmDevIdAttestor>> Create(const TpmDevIdAttestorConfig& config);
+  // Off unless node_attestors: has a tpm_devid section (ReadTpmDevIdAttestorConfig).
+  static NodeAttestorPlugin Plugin();
   ~TpmDevIdAttestor() override;
 
   Result<TpmDevIdChallenge> Begin(const TpmDevIdEvidence& evidence,

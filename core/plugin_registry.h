@@ -1,6 +1,7 @@
-// Attestors by name: each kind of attestor (node, workload) has one registry, filled by the
-// registration list in attestor/registrations.cc, so a new attestor is its own files plus one
-// line there. Names are what config and logs say ("join_token", "tpm_devid", "unix").
+// Plug-ins by name: each kind of plug-in (serverd's node attestors, agentd's node and workload
+// attestors) has one registry, filled by its daemon's attestor/registrations.cc, so a new
+// attestor is its own files plus one line there. Names are what config and logs say
+// ("join_token", "tpm_devid", "unix").
 //
 // Thread safety: a registry is filled once, before it is read; reading is safe from any thread.
 #pragma once
@@ -13,14 +14,14 @@
 
 #include "core/status.h"
 
-namespace sigil::agentd {
+namespace sigil {
 
 // `Plugin` is a struct with a `std::string name` and whatever the kind needs to make one.
 template <typename Plugin>
-class AttestorRegistry {
+class PluginRegistry {
  public:
   // `kind` names the registry in errors: "node attestor", "workload attestor".
-  explicit AttestorRegistry(std::string kind) : kind_(std::move(kind)) {}
+  explicit PluginRegistry(std::string kind) : kind_(std::move(kind)) {}
 
   // In registration order, which is also the order of preference where a choice is made.
   Status Register(Plugin plugin) {
@@ -52,4 +53,4 @@ class AttestorRegistry {
   std::vector<Plugin> plugins_;
 };
 
-}  // namespace sigil::agentd
+}  // namespace sigil
