@@ -71,12 +71,25 @@ Result<int64_t> IntClaim(const Json& claims, const char* name, bool required) {
 
 }  // namespace
 
+Status CheckJwtAudiences(std::span<const std::string> audience) {
+  if (audience.empty()) return InvalidArgumentError("JWT-SVID needs at least one audience");
+  if (audience.size() > kMaxJwtAudiences) {
+    return InvalidArgumentError("JWT-SVID names " + std::to_string(audience.size()) + " audiences; at most " +
+                                std::to_string(kMaxJwtAudiences) + " are allowed");
+  }
+  for (const auto& aud : audience) {
+    if (aud.empty()) return InvalidArgumentError("JWT-SVID audience is empty");
+    if (aud.size() > kMaxJwtAudienceBytes) {
+      return InvalidArgumentError("JWT-SVID audience of " + std::to_string(aud.size()) + " bytes; at most " +
+                                  std::to_string(kMaxJwtAudienceBytes) + " are allowed");
+    }
+  }
+  return Status::Ok();
+}
+
 Result<JwtSvid> MintJwtSvid(Signer& key, std::string_view key_id, const JwtSvidParams& params) {
   if (key_id.empty()) return InvalidArgumentError("JWT-SVID key ID is empty");
-  if (params.audience.empty()) return InvalidArgumentError("JWT-SVID needs at least one audience");
-  for (const auto& aud : params.audience) {
-    if (aud.empty()) return InvalidArgumentError("JWT-SVID audience is empty");
-  }
+  SIGIL_RETURN_IF_ERROR(CheckJwtAudiences(params.audience));
   if (params.ttl.count() <= 0 || params.ttl > kMaxSvidTtl) {
     return InvalidArgumentError("JWT-SVID TTL must be positive and at most " +
                                 std::to_string(kMaxSvidTtl.count()) + "s, got " +

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <chrono>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,8 +47,18 @@ struct JwtSvid {
   TimePoint issued_at;  // epoch when the token has no iat
 };
 
-// Signs a JWT-SVID with `key`, naming it `key_id` in the header. InvalidArgument when there is
-// no audience, an audience is empty, the TTL is not positive or longer than kMaxSvidTtl, or the
+// A request names at most this many audiences, each at most this long: enough for every
+// real use (SPIRE's examples name one or two), small enough that neither a token nor the
+// agent's cache of them grows with what a caller chooses to send.
+inline constexpr size_t kMaxJwtAudiences = 32;
+inline constexpr size_t kMaxJwtAudienceBytes = 512;
+
+// InvalidArgument when there is no audience, one is empty or longer than kMaxJwtAudienceBytes,
+// or there are more than kMaxJwtAudiences.
+Status CheckJwtAudiences(std::span<const std::string> audience);
+
+// Signs a JWT-SVID with `key`, naming it `key_id` in the header. InvalidArgument when the
+// audiences fail CheckJwtAudiences, the TTL is not positive or longer than kMaxSvidTtl, or the
 // key ID is empty.
 Result<JwtSvid> MintJwtSvid(Signer& key, std::string_view key_id, const JwtSvidParams& params);
 

@@ -2,10 +2,10 @@
 
 #include <sys/stat.h>
 
-#include "core/base64url.h"
 #include "core/jwt_svid.h"
 #include "core/log.h"
 #include "core/x509_svid.h"
+#include "serverd/admin/entry_json.h"
 #include "serverd/datastore/sqlite_datastore.h"
 #include "transport/owned_directory.h"
 
@@ -169,6 +169,15 @@ void Server::RotationLoop() {
   }
 }
 
+Result<SpiffeId> Server::MintableSpiffeId(const std::string& text) const {
+  auto id = SpiffeId::Parse(text);
+  if (!id.ok()) return std::move(id).status().AddContext("spiffe_id");
+  if (!id->MemberOf(config_.trust_domain)) {
+    return InvalidArgumentError("spiffe_id " + id->str() + " is not in trust domain " + config_.trust_domain.name());
+  }
+  return id;
+}
+
 void Server::RegisterCaMethods() {
   admin_api_->Register("/v1/bundle/GetBundle", [this](const json&) -> Result<json> {
     auto current = ca_->current();
@@ -178,26 +187,13 @@ void Server::RegisterCaMethods() {
                 {"sequence_number", current->bundle.sequence}};
   });
   admin_api_->Register("/v1/svid/MintX509SVID", [this](const json& body) -> Result<json> {
-    if (!body.is_object() || !body.contains("csr") || !body["csr"].is_string()) {
-      return InvalidArgumentError("\"csr\" (base64 DER) is required");
-    }
-    auto csr = Base64Decode(body["csr"].get<std::string>());
-    if (!csr.ok()) return std::move(csr).status().AddContext("\"csr\"");
-    SIGIL_ASSIGN_OR_RETURN(SpiffeId id, SpiffeId::Parse(body.value("spiffe_id", "")));
-    if (!id.MemberOf(config_.trust_domain)) {
-      return InvalidArgumentError("spiffe_id " + id.str() + " is not in trust domain " + config_.trust_domain.name());
-    }
+    SIGIL_ASSIGN_OR_RETURN(MintX509SvidRequest request, MintX509SvidRequestFromJson(body));
+    SIGIL_ASSIGN_OR_RETURN(SpiffeId id, MintableSpiffeId(request.spiffe_id));
     X509SvidParams params(id);
-    params.ttl = config_.default_x509_svid_ttl;
-    if (body.contains("ttl") && body["ttl"].is_number_integer() && body["ttl"].get<int64_t>() > 0) {
-      params.ttl = std::chrono::seconds(body["ttl"].get<int64_t>());
-    }
-    if (body.contains("dns") && body["dns"].is_array()) {
-      for (const auto& name : body["dns"]) params.dns_names.push_back(name.get<std::string>());
-    }
+    params.ttl = request.ttl.count() > 0 ? request.ttl : config_.default_x509_svid_ttl;
+    params.dns_names = std::move(request.dns_names);
     auto current = ca_->current();
-    SIGIL_ASSIGN_OR_RETURN(X509SvidDer svid,
-                           MintX509SvidDerFromCsr(*current->issuer, *csr, params));
+    SIGIL_ASSIGN_OR_RETURN(X509SvidDer svid, MintX509SvidDerFromCsr(*current->issuer, request.csr, params));
     const std::string chain_pem = svid.ChainPem();
     SIGIL_ASSIGN_OR_RETURN(std::string bundle_pem, X509BundleToPem(current->bundle.x509));
     LogInfo("x509 SVID minted", {{"spiffe_id", id.str()}});
@@ -205,20 +201,11 @@ void Server::RegisterCaMethods() {
     return json{{"svid_pem", chain_pem}, {"bundle_pem", bundle_pem}};
   });
   admin_api_->Register("/v1/svid/MintJWTSVID", [this](const json& body) -> Result<json> {
-    SIGIL_ASSIGN_OR_RETURN(SpiffeId id, SpiffeId::Parse(body.is_object() ? body.value("spiffe_id", "") : ""));
-    if (!id.MemberOf(config_.trust_domain)) {
-      return InvalidArgumentError("spiffe_id " + id.str() + " is not in trust domain " + config_.trust_domain.name());
-    }
+    SIGIL_ASSIGN_OR_RETURN(MintJwtSvidRequest request, MintJwtSvidRequestFromJson(body));
+    SIGIL_ASSIGN_OR_RETURN(SpiffeId id, MintableSpiffeId(request.spiffe_id));
     JwtSvidParams params(id);
-    params.ttl = config_.default_jwt_svid_ttl;
-    if (body.contains("ttl") && body["ttl"].is_number_integer() && body["ttl"].get<int64_t>() > 0) {
-      params.ttl = std::chrono::seconds(body["ttl"].get<int64_t>());
-    }
-    if (body.contains("audience") && body["audience"].is_array()) {
-      for (const auto& a : body["audience"]) {
-        if (a.is_string()) params.audience.push_back(a.get<std::string>());
-      }
-    }
+    params.ttl = request.ttl.count() > 0 ? request.ttl : config_.default_jwt_svid_ttl;
+    params.audience = std::move(request.audience);
     auto current = ca_->current();
     SIGIL_ASSIGN_OR_RETURN(JwtSvid token, MintJwtSvid(*current->jwt_key, current->jwt_key_id, params));
     metrics_.GetCounter("svid_issued_total", "SVIDs issued", {{"type", "jwt"}}).Add();

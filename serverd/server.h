@@ -40,6 +40,8 @@ class Server {
 
  private:
   void RegisterCaMethods();
+  // The SPIFFE ID a Mint call asked for, if it is one and in serverd's trust domain.
+  Result<SpiffeId> MintableSpiffeId(const std::string& text) const;
   void RotationLoop();
   Status StartProbes();
   // Off the loop (start, the rotation thread, after each admin call): the readiness and the

@@ -6,6 +6,7 @@
 #include <openssl/pem.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <ctime>
 #include <iostream>
 #include <filesystem>
@@ -55,15 +56,23 @@ std::string TtlText(const json& ttl) {
   return seconds == 0 ? "default" : std::to_string(seconds);
 }
 
+// Unix seconds, as SPIRE writes them (a string or a number), as a UTC time; what is not a time
+// a gmtime can hold is printed as it came rather than stopping the listing.
 std::string TimeText(const json& unix_seconds) {
-  const int64_t seconds = unix_seconds.is_string() ? std::stoll(unix_seconds.get<std::string>())
-                                                   : unix_seconds.is_number_integer() ? unix_seconds.get<int64_t>() : 0;
+  int64_t seconds = 0;
+  if (unix_seconds.is_number_integer()) {
+    seconds = unix_seconds.get<int64_t>();
+  } else if (unix_seconds.is_string()) {
+    const std::string& text = unix_seconds.get_ref<const std::string&>();
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), seconds);
+    if (error != std::errc() || end != text.data() + text.size()) return text;
+  }
   if (seconds == 0) return "";
   const std::time_t t = seconds;
   std::tm utc{};
-  gmtime_r(&t, &utc);
-  char buffer[40];
-  std::strftime(buffer, sizeof(buffer), "%Y-%m-%d %H:%M:%S +0000 UTC", &utc);
+  if (gmtime_r(&t, &utc) == nullptr) return std::to_string(seconds);
+  char buffer[64];
+  if (std::strftime(buffer, sizeof(buffer), "%Y-%m-%d %H:%M:%S +0000 UTC", &utc) == 0) return std::to_string(seconds);
   return buffer;
 }
 

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <limits>
 
+#include "core/base64url.h"
 #include "core/spiffe_id.h"
 
 namespace sigil::serverd {
@@ -350,6 +351,55 @@ Result<JoinTokenRequest> JoinTokenRequestFromJson(const json& body) {
     }
     request.ttl = std::chrono::seconds(ttl);
     r.Id("agent_id", request.agent_id);
+  }
+  SIGIL_RETURN_IF_ERROR(r.Finish());
+  return request;
+}
+
+namespace {
+
+// A TTL member: absent or 0 is the server's default; otherwise 1..kMaxSvidTtl seconds.
+void ReadSvidTtl(FieldReader& r, std::chrono::seconds& out) {
+  int64_t ttl = 0;
+  r.Int("ttl", ttl);
+  if (ttl < 0 || ttl > kMaxSvidTtl.count()) {
+    r.Problem("ttl", "must be a positive number of seconds, at most " + std::to_string(kMaxSvidTtl.count()) +
+                         " (a year), got " + std::to_string(ttl));
+    return;
+  }
+  out = std::chrono::seconds(ttl);
+}
+
+}  // namespace
+
+Result<MintX509SvidRequest> MintX509SvidRequestFromJson(const json& body) {
+  MintX509SvidRequest request;
+  FieldReader r(body, "MintX509SVID");
+  if (body.is_object()) {
+    std::string csr;
+    r.String("csr", csr);
+    if (csr.empty()) {
+      r.Problem("csr", "is required (a base64 DER PKCS#10 request)");
+    } else if (auto der = Base64Decode(csr); der.ok()) {
+      request.csr = std::move(*der);
+    } else {
+      r.Problem("csr", der.status().message());
+    }
+    r.Id("spiffe_id", request.spiffe_id);
+    ReadSvidTtl(r, request.ttl);
+    r.StringList("dns", request.dns_names);
+  }
+  SIGIL_RETURN_IF_ERROR(r.Finish());
+  return request;
+}
+
+Result<MintJwtSvidRequest> MintJwtSvidRequestFromJson(const json& body) {
+  MintJwtSvidRequest request;
+  FieldReader r(body, "MintJWTSVID");
+  if (body.is_object()) {
+    r.Id("spiffe_id", request.spiffe_id);
+    ReadSvidTtl(r, request.ttl);
+    r.StringList("audience", request.audience);
   }
   SIGIL_RETURN_IF_ERROR(r.Finish());
   return request;

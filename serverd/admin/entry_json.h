@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "core/openssl_util.h"
 #include "core/registration_entry.h"
 #include "core/status.h"
 #include "serverd/datastore/datastore.h"
@@ -70,6 +71,25 @@ struct JoinTokenRequest {
   std::string agent_id;
 };
 Result<JoinTokenRequest> JoinTokenRequestFromJson(const nlohmann::json& body);
+
+// MintX509SVID's {"csr": base64 DER, "spiffe_id", "ttl": seconds, "dns": [...]} and
+// MintJWTSVID's {"spiffe_id", "ttl", "audience": [...]}. A ttl of 0 (absent) means the server's
+// default; one beyond kMaxSvidTtl is refused. Whether the ID and names are valid is the
+// minting's check.
+struct MintX509SvidRequest {
+  Bytes csr;
+  std::string spiffe_id;
+  std::chrono::seconds ttl{0};
+  std::vector<std::string> dns_names;
+};
+Result<MintX509SvidRequest> MintX509SvidRequestFromJson(const nlohmann::json& body);
+
+struct MintJwtSvidRequest {
+  std::string spiffe_id;
+  std::chrono::seconds ttl{0};
+  std::vector<std::string> audience;
+};
+Result<MintJwtSvidRequest> MintJwtSvidRequestFromJson(const nlohmann::json& body);
 
 // {"trust_domain": "example.org", "path": "/web"} for a SPIFFE ID string.
 nlohmann::json SpiffeIdToJson(const std::string& id);

@@ -88,6 +88,29 @@ TEST_F(AdminJsonTest, BodiesOfTheWrongShapeAreInvalidArgument) {
   // Bodies that methods registered outside the admin folder read (minting) are refused too.
   ExpectRefused("/v1/svid/MintJWTSVID", R"({"spiffe_id":5,"audience":["a"]})", "MintJWTSVID");
   ExpectRefused("/v1/svid/MintX509SVID", R"({"csr":"AA==","spiffe_id":[]})", "MintX509SVID");
+  ExpectRefused("/v1/svid/MintX509SVID", R"({"csr":7})", "MintX509SVID.csr: expected a string");
+  ExpectRefused("/v1/svid/MintX509SVID", R"({"csr":"AA==","spiffe_id":"spiffe://example.org/w","dns":[1]})",
+                "MintX509SVID.dns: expected a list of strings");
+  ExpectRefused("/v1/svid/MintX509SVID", R"({"spiffe_id":"spiffe://example.org/w"})", "MintX509SVID.csr: is required");
+  ExpectRefused("/v1/svid/MintX509SVID", R"({"csr":"AA==","spiffe_id":"spiffe://example.org/w","ttl":"soon"})",
+                "MintX509SVID.ttl: expected a whole number");
+  ExpectRefused("/v1/svid/MintJWTSVID", R"({"spiffe_id":"spiffe://example.org/w","audience":"a"})",
+                "MintJWTSVID.audience: expected a list of strings");
+  ExpectRefused("/v1/svid/MintJWTSVID", R"({"spiffe_id":"spiffe://example.org/w","audience":[{"a":1}]})",
+                "MintJWTSVID.audience: expected a list of strings");
+  ExpectRefused("/v1/svid/MintJWTSVID", "[]", "MintJWTSVID: expected an object");
+}
+
+TEST_F(AdminJsonTest, JwtAudiencesAreBoundedInCountAndLength) {
+  json many = {{"spiffe_id", "spiffe://example.org/w"}, {"audience", json::array()}};
+  for (int i = 0; i < 33; ++i) many["audience"].push_back("aud" + std::to_string(i));
+  ExpectRefused("/v1/svid/MintJWTSVID", many.dump(), "names 33 audiences; at most 32");
+  ExpectRefused("/v1/svid/MintJWTSVID",
+                json{{"spiffe_id", "spiffe://example.org/w"}, {"audience", {std::string(513, 'a')}}}.dump(),
+                "audience of 513 bytes; at most 512");
+  many["audience"].erase(many["audience"].size() - 1);
+  auto minted = Call("/v1/svid/MintJWTSVID", many.dump());
+  ASSERT_TRUE(minted.ok()) << minted.status().ToString();
 }
 
 TEST_F(AdminJsonTest, TtlsBeyondTheirBoundsAreRefusedNamingTheField) {
@@ -110,20 +133,23 @@ TEST_F(AdminJsonTest, TtlsBeyondTheirBoundsAreRefusedNamingTheField) {
   ExpectRefused("/v1/agent/CreateJoinToken", R"({"ttl":9223372036854775807})", "token.ttl: must be a positive number");
   ExpectRefused("/v1/agent/CreateJoinToken", R"({"ttl":31536001})", "at most 31536000");
   ExpectRefused("/v1/svid/MintJWTSVID", R"({"spiffe_id":"spiffe://example.org/w","audience":["a"],"ttl":9223372036854775807})",
-                "JWT-SVID TTL must be positive and at most");
+                "MintJWTSVID.ttl: must be a positive number of seconds, at most 31536000");
+  ExpectRefused("/v1/svid/MintX509SVID", R"({"csr":"AA==","spiffe_id":"spiffe://example.org/w","ttl":-5})",
+                "MintX509SVID.ttl: must be a positive number of seconds");
   auto token = Call("/v1/agent/CreateJoinToken", R"({"ttl":31536000})");
   ASSERT_TRUE(token.ok()) << token.status().ToString();
   EXPECT_GT(std::stoll((*token)["expires_at"].get<std::string>()), NowUnixSeconds() + 31535000);
 }
 
 TEST_F(AdminJsonTest, AnX509SvidNeverOutlivesItsCa) {
+  // A year, the longest TTL asked for; the CA lives a day.
   EvpPkeyPtr key(EVP_EC_gen("P-256"));
   ASSERT_TRUE(key);
   auto csr = MakeCsr(key.get());
   ASSERT_TRUE(csr.ok()) << csr.status().ToString();
   auto minted = Call("/v1/svid/MintX509SVID", json{{"csr", Base64Encode(*csr)},
                                                    {"spiffe_id", "spiffe://example.org/long"},
-                                                   {"ttl", std::numeric_limits<int64_t>::max()}}.dump());
+                                                   {"ttl", 31536000}}.dump());
   ASSERT_TRUE(minted.ok()) << minted.status().ToString();
   auto chain = CertsFromPem((*minted)["svid_pem"].get<std::string>());
   auto roots = CertsFromPem((*minted)["bundle_pem"].get<std::string>());

@@ -98,6 +98,13 @@ TEST_F(ServerCliTest, EntryCreateWithEveryFlagThenShow) {
   EXPECT_NE(by_id.out.find("Found 1 entry\n"), std::string::npos);
 }
 
+TEST_F(ServerCliTest, AnExpiryNoCalendarHoldsIsPrintedAsItsNumber) {
+  auto created = Run({"entry", "create", "-spiffeID", "spiffe://example.org/far", "-parentID",
+                      "spiffe://example.org/host", "-selector", "unix:uid:1001", "-entryExpiry", "9223372036854775807"});
+  ASSERT_EQ(created.code, 0) << created.err;
+  EXPECT_NE(created.out.find("Expiration time  : 9223372036854775807\n"), std::string::npos) << created.out;
+}
+
 TEST_F(ServerCliTest, UpdateDeleteAndCount) {
   ASSERT_EQ(Run({"entry", "create", "-spiffeID", "spiffe://example.org/a", "-parentID", "spiffe://example.org/h",
                  "-selector", "unix:uid:1"}).code, 0);
