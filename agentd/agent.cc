@@ -74,6 +74,7 @@ Status Agent::StartServerClient() {
 Status Agent::StartWorkloadApi() {
   WorkloadApiOptions api;
   api.socket_path = config_.socket_path.string();
+  api.http2 = config_.workload_api_limits;
   api.metrics = &metrics_;
   api.ready = [this] { return Ready(); };
   api.mint_jwt = [this](const RegistrationEntry& entry, std::vector<std::string> audience,

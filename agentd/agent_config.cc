@@ -1,6 +1,7 @@
 #include "agentd/agent_config.h"
 
 #include "core/file.h"
+#include "transport/listener_limits.h"
 
 namespace sigil::agentd {
 
@@ -75,6 +76,8 @@ Result<AgentConfig> ParseAgentConfig(std::string_view text, const std::string& s
     config.tpm_devid = std::move(tpm);
   }
   ReadHealthChecks(doc.root().Section("health_checks"), config.health_checks);
+  ConfigSection limits = doc.root().Section("workload_api_limits");
+  transport::ReadListenerLimits(limits, config.workload_api_limits);
   doc.root().RefuseUnknownKeys();
   SIGIL_RETURN_IF_ERROR(doc.Finish());
   return config;

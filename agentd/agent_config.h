@@ -21,6 +21,7 @@
 //     devid_auth_file: ""                # SPIRE's devid_password, from a file
 //     endorsement_auth_file: ""          # SPIRE's endorsement_hierarchy_password, from a file
 //   health_checks: {listener_enabled, bind_address, bind_port, live_path, ready_path}
+//   workload_api_limits: {max_connections_per_source: 256, ...}   # per uid; transport/listener_limits.h
 #pragma once
 
 #include <filesystem>
@@ -32,6 +33,7 @@
 #include "core/spiffe_id.h"
 #include "core/status.h"
 #include "hw/tpm_devid.h"
+#include "transport/http2_server.h"
 
 namespace sigil::agentd {
 
@@ -49,6 +51,7 @@ struct AgentConfig {
   KeyType workload_key_type = KeyType::kEcP256;
   std::optional<hw::TpmDevIdConfig> tpm_devid;  // set: tpm_devid attestation
   HealthCheckConfig health_checks;
+  transport::Http2ServerOptions workload_api_limits;  // workload_api_limits: (transport/listener_limits.h)
 };
 
 // Flags that override single keys, as SPIRE's `agent run` has them. Empty: not given.

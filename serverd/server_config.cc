@@ -3,6 +3,7 @@
 #include "core/config.h"
 #include "core/file.h"
 #include "core/registration_entry.h"
+#include "transport/listener_limits.h"
 
 namespace sigil::serverd {
 
@@ -119,6 +120,8 @@ Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string&
   datastore.RefuseUnknownKeys();
 
   ReadHealthChecks(doc.root().Section("health_checks"), config.health_checks);
+  ConfigSection limits = doc.root().Section("agent_api_limits");
+  transport::ReadListenerLimits(limits, config.agent_api_limits);
 
   ConfigSection telemetry = doc.root().Section("telemetry");
   ConfigSection prometheus = telemetry.Section("prometheus");

@@ -36,6 +36,8 @@
 //       allow_ek_without_certificate: false
 //   datastore:
 //     sqlite_path: <data_dir>/datastore.sqlite3
+//   agent_api_limits:                # the agent API listener's; see transport/listener_limits.h
+//     max_connections_per_source: 256  # per IP address
 //   health_checks:
 //     listener_enabled: false
 //     bind_address: 127.0.0.1
@@ -58,6 +60,7 @@
 #include "core/status.h"
 #include "hw/key_store.h"
 #include "serverd/attestor/node_attestor.h"
+#include "transport/http2_server.h"
 
 namespace sigil::serverd {
 
@@ -99,6 +102,7 @@ struct ServerConfig {
   std::filesystem::path sqlite_path;  // default: <data_dir>/datastore.sqlite3
 
   HealthCheckConfig health_checks;
+  transport::Http2ServerOptions agent_api_limits;  // agent_api_limits: (transport/listener_limits.h)
 
   std::string prometheus_host = "127.0.0.1";
   int prometheus_port = 0;

@@ -1,6 +1,9 @@
 #include "transport/http2_server.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 namespace sigil::transport {
@@ -18,6 +21,8 @@ class Http2ServerConnection : public SocketStream::Delegate {
   void Kill(Status why) { socket_->Close(std::move(why), false); }
   nghttp2_session* session() { return session_; }
   void Detach() { server_ = nullptr; }
+  void set_source(std::string source) { source_ = std::move(source); }
+  const std::string& source() const { return source_; }
 
   // SocketStream::Delegate
   void OnOpen() override;
@@ -40,6 +45,7 @@ class Http2ServerConnection : public SocketStream::Delegate {
                             void* user);
   void Dispatch(Http2ServerStream* stream);
   void UpdateTimer();
+  void ResetOverdueRequests();
   Http2ServerStream* Find(int32_t id);
   void Fail(Status why);
 
@@ -53,6 +59,9 @@ class Http2ServerConnection : public SocketStream::Delegate {
   bool got_preface_ = false;
   bool draining_ = false;
   Status failure_;
+  size_t request_bytes_ = 0;  // request bodies held by this connection's open streams
+  size_t unsent_bytes_ = 0;   // response bytes its streams queued and the peer has not taken
+  std::string source_;        // what it counts against in max_connections_per_source
 
   friend class Http2ServerStream;
 };
@@ -87,8 +96,18 @@ void Http2ServerStream::Write(std::string data) {
 }
 
 void Http2ServerStream::Write(std::shared_ptr<const std::string> data) {
-  if (conn_ == nullptr || !responded_ || end_requested_ || data == nullptr || data->empty()) return;
+  if (conn_ == nullptr || !responded_ || end_requested_ || reset_ || data == nullptr || data->empty()) return;
+  if (conn_->server_ != nullptr) {
+    const Http2ServerOptions& o = conn_->server_->options_;
+    if (queued_bytes_ + data->size() > o.max_stream_unsent_bytes ||
+        conn_->unsent_bytes_ + data->size() > o.max_connection_unsent_bytes) {
+      conn_->server_->stats_.slow_reader_resets++;
+      Reset(NGHTTP2_ENHANCE_YOUR_CALM);
+      return;
+    }
+  }
   queued_bytes_ += data->size();
+  conn_->unsent_bytes_ += data->size();
   out_.push_back(std::move(data));
   if (deferred_) {
     deferred_ = false;
@@ -109,7 +128,13 @@ void Http2ServerStream::End(Headers trailers) {
 }
 
 void Http2ServerStream::Reset(uint32_t error_code) {
-  if (conn_ == nullptr) return;
+  if (conn_ == nullptr || reset_) return;
+  reset_ = true;
+  // What it queued is never sent now: it no longer counts against the connection.
+  conn_->unsent_bytes_ -= queued_bytes_;
+  queued_bytes_ = 0;
+  out_.clear();
+  out_offset_ = 0;
   nghttp2_submit_rst_stream(conn_->session(), NGHTTP2_FLAG_NONE, id_, error_code);
   conn_->Flush();
 }
@@ -140,6 +165,7 @@ ssize_t Http2ServerStream::ReadBody(nghttp2_session* session, int32_t stream_id,
     }
   }
   st->queued_bytes_ -= n;
+  if (st->conn_ != nullptr) st->conn_->unsent_bytes_ -= n;
   if (st->out_.empty()) {
     if (st->end_requested_) {
       *data_flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -249,11 +275,37 @@ void Http2ServerConnection::Drain() {
 }
 
 void Http2ServerConnection::UpdateTimer() {
-  if (!got_preface_) return;  // the handshake timer is still running
+  if (!got_preface_ || server_ == nullptr) return;  // the handshake timer is still running
   if (streams_.empty()) {
-    socket_->ArmTimer(server_ ? server_->options_.idle_timeout : std::chrono::milliseconds(0));
-  } else {
+    socket_->ArmTimer(server_->options_.idle_timeout);
+    return;
+  }
+  // Open streams keep a connection alive only while their requests keep arriving: the timer
+  // follows the request that has been arriving longest.
+  auto earliest = std::chrono::steady_clock::time_point::max();
+  for (const auto& [id, st] : streams_) {
+    if (!st->dispatched_ && !st->reset_) earliest = std::min(earliest, st->request_started_);
+  }
+  if (earliest == std::chrono::steady_clock::time_point::max()) {
     socket_->CancelTimer();
+    return;
+  }
+  const auto left = earliest + server_->options_.request_timeout - std::chrono::steady_clock::now();
+  socket_->ArmTimer(std::max(std::chrono::milliseconds(0), std::chrono::ceil<std::chrono::milliseconds>(left)));
+}
+
+void Http2ServerConnection::ResetOverdueRequests() {
+  const auto now = std::chrono::steady_clock::now();
+  // Collected first: a reset flushes, and a stream that closes leaves streams_.
+  std::vector<std::shared_ptr<Http2ServerStream>> overdue;
+  for (const auto& [id, st] : streams_) {
+    if (!st->dispatched_ && !st->reset_ && now - st->request_started_ >= server_->options_.request_timeout) {
+      overdue.push_back(st);
+    }
+  }
+  for (const auto& st : overdue) {
+    server_->stats_.request_timeouts++;
+    st->Reset(NGHTTP2_CANCEL);
   }
 }
 
@@ -273,7 +325,11 @@ void Http2ServerConnection::OnTimer() {
     draining_ = true;
     Flush();
     if (!socket_->closing()) socket_->Close(Status::Ok(), true);
+    return;
   }
+  if (server_ == nullptr) return;
+  ResetOverdueRequests();
+  UpdateTimer();
 }
 
 void Http2ServerConnection::OnClosed(const Status& why) {
@@ -297,6 +353,7 @@ int Http2ServerConnection::OnBeginHeaders(nghttp2_session*, const nghttp2_frame*
   auto peer = self->peer_ ? self->peer_ : std::make_shared<const PeerInfo>(self->socket_->peer());
   std::shared_ptr<Http2ServerStream> st(
       new Http2ServerStream(self, self->socket_->loop(), frame->hd.stream_id, std::move(peer)));
+  st->request_started_ = std::chrono::steady_clock::now();
   self->streams_[frame->hd.stream_id] = std::move(st);
   self->UpdateTimer();
   return 0;
@@ -336,14 +393,29 @@ int Http2ServerConnection::OnDataChunk(nghttp2_session*, uint8_t, int32_t stream
   auto* self = static_cast<Http2ServerConnection*>(user);
   Http2ServerStream* st = self->Find(stream_id);
   if (st == nullptr || st->body_too_large_ || st->headers_too_large_) return 0;
-  if (self->server_ &&
-      st->request_.body.size() + len > self->server_->options_.max_request_body_bytes) {
+  if (self->server_ == nullptr) return 0;
+  const Http2ServerOptions& o = self->server_->options_;
+  if (st->request_.body.size() + len > o.max_request_body_bytes) {
     st->body_too_large_ = true;
+    self->request_bytes_ -= st->request_.body.size();
     st->request_.body.clear();
+    st->request_.body.shrink_to_fit();
     st->Respond(413, {{"content-type", "text/plain"}}, true);
     return 0;
   }
+  if (self->request_bytes_ + len > o.max_connection_request_bytes) {
+    // Many streams each half-sending a large body: the one that would pass the connection's
+    // share is refused, and what it held is freed.
+    self->server_->stats_.refused_request_bytes++;
+    st->body_too_large_ = true;
+    self->request_bytes_ -= st->request_.body.size();
+    st->request_.body.clear();
+    st->request_.body.shrink_to_fit();
+    st->Reset(NGHTTP2_REFUSED_STREAM);
+    return 0;
+  }
   st->request_.body.append(reinterpret_cast<const char*>(data), len);
+  self->request_bytes_ += len;
   return 0;
 }
 
@@ -384,6 +456,8 @@ int Http2ServerConnection::OnStreamClose(nghttp2_session*, int32_t stream_id,
   if (it == self->streams_.end()) return 0;
   std::shared_ptr<Http2ServerStream> st = std::move(it->second);
   self->streams_.erase(it);
+  self->request_bytes_ -= st->request_.body.size();
+  self->unsent_bytes_ -= st->queued_bytes_;
   st->MarkClosed(error_code);
   self->UpdateTimer();
   return 0;
@@ -414,8 +488,16 @@ int Http2ServerConnection::OnInvalidFrame(nghttp2_session*, const nghttp2_frame*
 
 // ---- Http2Server ----
 
+size_t OpenFileConnectionBudget() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return SIZE_MAX;
+  const rlim_t reserve = 64 + limit.rlim_cur / 8;
+  return limit.rlim_cur > reserve ? static_cast<size_t>(limit.rlim_cur - reserve) : 1;
+}
+
 Http2Server::Http2Server(EventLoop* loop, Http2ServerOptions options, Http2Handler handler)
     : loop_(loop), options_(std::move(options)), handler_(std::move(handler)) {
+  options_.max_connections = std::min(options_.max_connections, OpenFileConnectionBudget());
   stop_hook_ = loop_->AddStopHook([this](bool force) {
     if (force) {
       CloseAll();
@@ -473,11 +555,34 @@ void Http2Server::Accept(uv_stream_t* server, std::shared_ptr<const TlsContext> 
     NoteError(socket.status());
     return;
   }
+  const std::string source = ConnectionSource((*socket)->peer());
+  size_t& from_source = connections_per_source_[source];
+  if (connections_.size() >= options_.max_connections || from_source >= options_.max_connections_per_source) {
+    // Accepted and closed at once: left in the backlog, it would hold the queue for everyone.
+    stats_.refused_connections++;
+    if (from_source == 0) connections_per_source_.erase(source);
+    (*socket)->Abandon();
+    return;
+  }
+  ++from_source;
   auto* conn = new Http2ServerConnection(this, *socket);
+  conn->set_source(source);
   (*socket)->set_delegate(conn);
   connections_.insert(conn);
   stats_.accepted++;
   conn->Start();
+}
+
+std::string ConnectionSource(const PeerInfo& peer) {
+  if (peer.credentials) return "uid:" + std::to_string(peer.credentials->uid);
+  // "203.0.113.7:40112" or "[2001:db8::1]:40112": the address is what precedes the last colon.
+  const size_t colon = peer.address.rfind(':');
+  return colon == std::string::npos ? peer.address : peer.address.substr(0, colon);
+}
+
+size_t Http2Server::connections_from(const std::string& source) const {
+  auto it = connections_per_source_.find(source);
+  return it == connections_per_source_.end() ? 0 : it->second;
 }
 
 void Http2Server::NoteError(const Status& why) {
@@ -488,7 +593,10 @@ void Http2Server::NoteError(const Status& why) {
 }
 
 void Http2Server::Remove(Http2ServerConnection* conn, const Status& why) {
-  connections_.erase(conn);
+  if (connections_.erase(conn) != 0) {
+    auto it = connections_per_source_.find(conn->source());
+    if (it != connections_per_source_.end() && --it->second == 0) connections_per_source_.erase(it);
+  }
   stats_.closed++;
   if (!why.ok() && why.code() != Code::kUnavailable) {
     // Unavailable is the peer hanging up; everything else is worth a line.

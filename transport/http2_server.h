@@ -1,9 +1,16 @@
 // Http2Server: HTTP/2 (RFC 9113) on nghttp2, over TLS on TCP or in plaintext ("prior
 // knowledge") on Unix sockets, on one event loop.
 //
-// Limits are enforced per connection: SETTINGS_MAX_CONCURRENT_STREAMS (excess streams are
-// refused by nghttp2), flow-control windows, a header-list size (answered 431) and a request
-// body size (answered 413). A connection that has not completed its TLS handshake and HTTP/2
+// Every peer may be hostile, so every resource a peer can make the server hold is bounded
+// (Http2ServerOptions): connections in total and per source (an IP address on TCP, a uid on a
+// Unix socket; one more is accepted and closed at once, so the kernel's backlog never fills
+// with them); SETTINGS_MAX_CONCURRENT_STREAMS (excess streams are refused by nghttp2);
+// flow-control windows; a header-list size (answered 431); a request body size (answered
+// 413) and the request bytes buffered across a connection's streams (the stream that would
+// pass it is refused); the time a request may take to arrive in full (a stream that opened
+// and fell silent is reset); and the response bytes queued but not yet taken by a slow reader,
+// per stream and per connection (the stream is reset: the slow reader loses its stream, not
+// the daemon its memory). A connection that has not completed its TLS handshake and HTTP/2
 // preface within `handshake_timeout` is closed, as is one with no open stream for
 // `idle_timeout` (after a GOAWAY). Protocol errors close only the offending connection.
 //
@@ -22,6 +29,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -52,7 +60,22 @@ struct Http2ServerOptions {
   size_t max_request_body_bytes = 4 << 20;
   std::chrono::milliseconds handshake_timeout{10'000};
   std::chrono::milliseconds idle_timeout{300'000};
+  size_t max_connections = 4096;
+  size_t max_connections_per_source = 256;
+  std::chrono::milliseconds request_timeout{30'000};
+  size_t max_connection_request_bytes = 16 << 20;
+  size_t max_stream_unsent_bytes = 8 << 20;
+  size_t max_connection_unsent_bytes = 32 << 20;
 };
+
+// How many connections the open-file limit leaves room for: the soft RLIMIT_NOFILE less a
+// reserve (64 and an eighth of the limit) that the key store, the datastore, logs and the other
+// listeners can always open. An Http2Server never allows more than this, whatever its options.
+size_t OpenFileConnectionBudget();
+
+// Who a connection counts against for max_connections_per_source: "uid:<n>" on a Unix socket,
+// the IP address (without the port) on TCP.
+std::string ConnectionSource(const PeerInfo& peer);
 
 class Http2ServerConnection;
 
@@ -98,12 +121,14 @@ class Http2ServerStream : public std::enable_shared_from_this<Http2ServerStream>
   std::shared_ptr<const PeerInfo> peer_;
   Http2Request request_;
   size_t header_bytes_ = 0;
+  std::chrono::steady_clock::time_point request_started_;
   bool headers_too_large_ = false;
   bool body_too_large_ = false;
   bool dispatched_ = false;
   bool responded_ = false;
   bool end_requested_ = false;
   bool deferred_ = false;
+  bool reset_ = false;  // RST_STREAM sent: nothing more is queued
   std::deque<std::shared_ptr<const std::string>> out_;
   size_t out_offset_ = 0;  // into out_.front()
   size_t queued_bytes_ = 0;
@@ -123,6 +148,10 @@ class Http2Server {
     uint64_t tls_failures = 0;
     uint64_t protocol_errors = 0;
     uint64_t requests = 0;
+    uint64_t refused_connections = 0;  // over max_connections or max_connections_per_source
+    uint64_t request_timeouts = 0;     // streams reset because their request did not arrive
+    uint64_t refused_request_bytes = 0;  // streams refused over max_connection_request_bytes
+    uint64_t slow_reader_resets = 0;   // streams reset over the unsent-bytes limits
     std::vector<std::string> recent_errors;  // the last few reasons a connection failed
   };
 
@@ -147,10 +176,13 @@ class Http2Server {
   const Http2ServerOptions& options() const { return options_; }
   const Stats& stats() const { return stats_; }
   size_t connection_count() const { return connections_.size(); }
+  // Connections open from `source` (ConnectionSource).
+  size_t connections_from(const std::string& source) const;
   EventLoop* loop() const { return loop_; }
 
  private:
   friend class Http2ServerConnection;
+  friend class Http2ServerStream;
   void Accept(uv_stream_t* server, std::shared_ptr<const TlsContext> tls);
   void Remove(Http2ServerConnection* conn, const Status& why);
   void NoteError(const Status& why);
@@ -161,6 +193,7 @@ class Http2Server {
   std::vector<std::unique_ptr<TcpListener>> tcp_listeners_;
   std::vector<std::unique_ptr<UnixListener>> unix_listeners_;
   std::unordered_set<Http2ServerConnection*> connections_;
+  std::unordered_map<std::string, size_t> connections_per_source_;
   bool shutting_down_ = false;
   std::vector<std::function<void()>> shutdown_done_;
   int stop_hook_ = 0;

@@ -1,5 +1,7 @@
 #include "core/cli/daemon.h"
 
+#include <sys/resource.h>
+
 #include "core/log.h"
 
 namespace sigil {
@@ -27,6 +29,21 @@ int ConfigFailed(const Status& status) {
 
 void ConfigureLogging(const std::string& level, const std::string& format) {
   ::sigil::ConfigureLogging(*ParseLogLevel(level), *ParseLogFormat(format));
+}
+
+void RaiseOpenFileLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    const rlim_t before = limit.rlim_cur;
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+      LogWarn("could not raise the open-file limit", {{"soft", std::to_string(before)},
+                                                       {"hard", std::to_string(limit.rlim_max)}});
+      return;
+    }
+  }
+  LogInfo("open-file limit", {{"soft", std::to_string(limit.rlim_cur)}, {"hard", std::to_string(limit.rlim_max)}});
 }
 
 int StartFailed(std::string_view name, const Status& status) {

@@ -44,6 +44,9 @@ namespace daemon_frame {
 int ConfigFailed(const Status& status);
 // Sets the log level and format the config names (the config's loader checked them).
 void ConfigureLogging(const std::string& level, const std::string& format);
+// Raises the soft limit on open files to the hard limit (systemd's soft default, 1024, is what
+// a connection flood exhausts first) and logs both; a failure to raise is logged, not fatal.
+void RaiseOpenFileLimit();
 // Logs and prints why `name` could not start; returns the exit code.
 int StartFailed(std::string_view name, const Status& status);
 void LogStopping(int signal_number);
@@ -62,6 +65,7 @@ int RunDaemon(std::string_view name, CLI::App& flags, std::vector<std::string> a
   auto config = load_config();
   if (!config.ok()) return daemon_frame::ConfigFailed(config.status());
   daemon_frame::ConfigureLogging(config->log_level, config->log_format);
+  daemon_frame::RaiseOpenFileLimit();
   const StopSignals stop_signals;
   Daemon daemon(std::move(*config));
   if (Status started = daemon.Start(); !started.ok()) return daemon_frame::StartFailed(name, started);

@@ -57,8 +57,7 @@ Status AgentApi::Start() {
   io_target_ = std::make_unique<EventLoopCompletionTarget>(io_.loop());
   Status listening = io_.loop().Invoke([&]() -> Status {
     http_ = std::make_unique<transport::Http2Server>(
-        &io_.loop(), transport::Http2ServerOptions{},
-        [this](StreamPtr stream) { Handle(std::move(stream)); });
+        &io_.loop(), options_.http2, [this](StreamPtr stream) { Handle(std::move(stream)); });
     transport::TcpListenerOptions listen;
     listen.host = options_.bind_address;
     listen.port = options_.bind_port;

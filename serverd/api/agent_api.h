@@ -61,6 +61,8 @@ namespace sigil::serverd {
 struct AgentApiOptions {
   std::string bind_address = "0.0.0.0";
   int bind_port = 8081;  // 0: any free port (tests)
+  // The listener's limits (agent_api_limits:); per source means per IP address.
+  transport::Http2ServerOptions http2;
   std::chrono::seconds agent_svid_ttl{3600};
   std::chrono::seconds default_x509_svid_ttl{3600};
   std::chrono::seconds default_jwt_svid_ttl{300};

@@ -34,6 +34,21 @@ TEST(AgentConfigTest, FlagsOverrideTheFile) {
   EXPECT_TRUE(config->insecure_bootstrap);
 }
 
+TEST(AgentConfigTest, WorkloadApiLimitsAreRead) {
+  auto config = ParseAgentConfig("agent:\n  trust_domain: example.org\n  insecure_bootstrap: true\n"
+                                 "workload_api_limits:\n  max_connections_per_source: 16\n  idle_timeout: 1m\n",
+                                 "agent.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->workload_api_limits.max_connections_per_source, 16u);
+  EXPECT_EQ(config->workload_api_limits.idle_timeout, std::chrono::milliseconds(60'000));
+  auto bad = ParseAgentConfig("agent:\n  trust_domain: example.org\n  insecure_bootstrap: true\n"
+                              "workload_api_limits:\n  max_request_bytes: 10\n",
+                              "agent.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("workload_api_limits.max_request_bytes: 10"), std::string::npos)
+      << bad.status().message();
+}
+
 TEST(AgentConfigTest, EveryBadValueIsNamed) {
   auto config = ParseAgentConfig(R"(
 agent:
