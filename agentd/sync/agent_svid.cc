@@ -38,10 +38,7 @@ Result<std::shared_ptr<const transport::TlsCredentials>> CredentialsOf(const std
   return std::shared_ptr<const transport::TlsCredentials>(std::move(credentials));
 }
 
-Clock::time_point HalfLife(X509* leaf) {
-  const Clock::time_point not_before = CertNotBefore(leaf);
-  return not_before + (CertNotAfter(leaf) - not_before) / 2;
-}
+Clock::time_point HalfLife(X509* leaf) { return Midpoint(CertNotBefore(leaf), CertNotAfter(leaf)); }
 
 }  // namespace
 

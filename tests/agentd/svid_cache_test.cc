@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <limits>
 #include <thread>
 
+#include "core/x509_ca.h"
 #include "tests/support/test_pki.h"
 
 namespace sigil::agentd {
@@ -53,6 +56,32 @@ TEST(SvidCacheTest, WorkloadsGetTheSvidsOfEveryMatchingEntry) {
   EXPECT_EQ(both[0]->spiffe_id(), "spiffe://example.org/admin");  // ordered by SPIFFE ID
   EXPECT_TRUE(cache.SvidsFor(SelectorSet(std::vector<Selector>{{"unix", "uid:9"}}), &matched).empty());
   EXPECT_EQ(matched, 0u);
+}
+
+// serverd may state a validity at both ends of int64 seconds, which FromUnixSeconds saturates
+// to the clock's ends (the fuzz corpus input found-csr-result-validity-at-int64-ends): half of
+// the lifetime must not overflow into "rotate now", which re-signed such an SVID on every round.
+TEST(SvidCacheTest, HalfLifeAtTheClocksEndsIsTheirMidpoint) {
+  const auto nanoseconds_from_epoch = [](Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  };
+  WorkloadX509Svid widest;
+  widest.not_before = FromUnixSeconds(std::numeric_limits<int64_t>::min());
+  widest.not_after = FromUnixSeconds(std::numeric_limits<int64_t>::max());
+  EXPECT_LE(std::abs(nanoseconds_from_epoch(widest.RotateAt())), 1);
+
+  const auto now = Clock::now();
+  WorkloadX509Svid endless;
+  endless.not_before = now;
+  endless.not_after = Clock::time_point::max();
+  EXPECT_GT(endless.RotateAt(), now + std::chrono::hours(24 * 365 * 100));
+
+  WorkloadJwtSvid jwt;
+  jwt.issued_at = now;
+  jwt.expires_at = FromUnixSeconds(std::numeric_limits<int64_t>::min());
+  EXPECT_LT(jwt.RefreshAt(), now);
+  jwt.expires_at = now + seconds(100);
+  EXPECT_EQ(jwt.RefreshAt(), now + seconds(50));
 }
 
 TEST(SvidCacheTest, RotationAtHalfLifeAndOnEntryChange) {
