@@ -130,8 +130,9 @@ class SvidCache {
   // shape of the entry.
   std::vector<std::shared_ptr<const RegistrationEntry>> EntriesNeedingSvid(Clock::time_point now) const;
 
-  // When the next SVID reaches half-life; nullopt when there is none.
-  std::optional<Clock::time_point> NextRotation() const;
+  // When the next SVID reaches half-life after `after`; nullopt when none does. Those at or
+  // before `after` are due already (EntriesNeedingSvid lists them).
+  std::optional<Clock::time_point> NextRotation(Clock::time_point after) const;
 
   // JWT-SVIDs are kept per SPIFFE ID and audience set until half of their life.
   std::optional<WorkloadJwtSvid> FindJwt(const std::string& spiffe_id, std::vector<std::string> audience,

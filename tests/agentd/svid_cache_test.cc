@@ -89,13 +89,16 @@ TEST(SvidCacheTest, RotationAtHalfLifeAndOnEntryChange) {
   auto web = Entry("e1", "/web", {kUid1001});
   cache.ApplyEntries({web}, {}, 1, true);
   EXPECT_EQ(cache.EntriesNeedingSvid(Clock::now()).size(), 1u);  // no SVID yet
-  EXPECT_FALSE(cache.NextRotation().has_value());
+  EXPECT_FALSE(cache.NextRotation(Clock::now()).has_value());
 
   const auto issued = Clock::now();
   cache.StoreSvid(Svid(web, issued, seconds(100)));
   EXPECT_TRUE(cache.EntriesNeedingSvid(issued + seconds(49)).empty());
   EXPECT_EQ(cache.EntriesNeedingSvid(issued + seconds(50)).size(), 1u);
-  EXPECT_EQ(*cache.NextRotation(), issued + seconds(50));
+  EXPECT_EQ(*cache.NextRotation(issued), issued + seconds(50));
+  // Past half-life the SVID is due, not next: a round that could not renew it must not wake
+  // again at once for it.
+  EXPECT_FALSE(cache.NextRotation(issued + seconds(50)).has_value());
 
   // A new DNS name needs a new SVID at once; the old one keeps serving until it comes.
   auto changed = web;
