@@ -25,9 +25,9 @@ Status Agent::Start() {
   SIGIL_RETURN_IF_ERROR(agent_svid_->Establish());
   // Made before the Workload API and the probes, which ask the rotator whether the agent is
   // ready from their loop; started after them.
-  sync_ = std::make_unique<EntrySync>(client_.get(), &cache_, agent_svid_.get(), &signal_);
+  sync_ = std::make_unique<EntrySync>(client_.get(), &cache_, agent_svid_.get(), &signal_, config_.retry);
   rotator_ = std::make_unique<SvidRotator>(client_.get(), &cache_, agent_svid_.get(), sync_.get(), &signal_,
-                                           config_.workload_key_type);
+                                           config_.workload_key_type, config_.retry);
   SIGIL_RETURN_IF_ERROR(StartWorkloadApi());
   SIGIL_RETURN_IF_ERROR(StartProbes());
   sync_thread_ = std::thread([this] { sync_->Run(); });

@@ -15,6 +15,22 @@ void ReadPath(ConfigSection& section, const char* key, std::filesystem::path& pa
   path = value;
 }
 
+// The back-off of every retry towards serverd. Its ceiling bounds how long an agent takes to
+// notice serverd back after an outage, so it stays within an hour.
+void ReadRetry(ConfigSection& section, BackoffPolicy& retry) {
+  auto initial = std::chrono::duration_cast<std::chrono::seconds>(retry.initial);
+  auto ceiling = std::chrono::duration_cast<std::chrono::seconds>(retry.ceiling);
+  section.Read("retry_initial_backoff", initial, std::chrono::seconds(1));
+  section.Read("retry_max_backoff", ceiling, std::chrono::seconds(1));
+  if (ceiling < initial) {
+    section.Problem("retry_max_backoff",
+                    "must not be shorter than retry_initial_backoff (" + FormatDuration(initial) + ")");
+  }
+  if (ceiling > std::chrono::hours(1)) section.Problem("retry_max_backoff", "must be at most 1h");
+  if (initial > std::chrono::hours(1)) section.Problem("retry_initial_backoff", "must be at most 1h");
+  retry = {initial, ceiling};
+}
+
 }  // namespace
 
 Result<AgentConfig> ParseAgentConfig(std::string_view text, const std::string& source,
@@ -51,6 +67,7 @@ Result<AgentConfig> ParseAgentConfig(std::string_view text, const std::string& s
   std::string key_type(KeyTypeName(config.workload_key_type));
   agent.ReadChoice("workload_key_type", key_type, {"ec-p256", "ec-p384", "rsa-2048"});
   config.workload_key_type = *ParseKeyType(key_type);
+  ReadRetry(agent, config.retry);
   if (!config.insecure_bootstrap && config.trust_bundle_path.empty()) {
     agent.Problem("trust_bundle_path", "is required unless insecure_bootstrap is true");
   }

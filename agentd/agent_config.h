@@ -13,6 +13,8 @@
 //     insecure_bootstrap: false         # trust the server's first answer; logged loudly
 //     join_token: ""                    # or -joinToken
 //     workload_key_type: ec-p256        # ec-p256 | ec-p384 | rsa-2048
+//     retry_initial_backoff: 1s         # first wait of every retry towards serverd, then doubled
+//     retry_max_backoff: 60s            # the longest wait; a repeated failure is logged once per this
 //   tpm_devid:                          # attest with the TPM's DevID instead of a join token
 //     tcti: device:/dev/tpmrm0
 //     devid_cert_path: /var/lib/sigil-agent/devid/devid.crt.pem   # as tools/provision-devid writes
@@ -28,6 +30,7 @@
 #include <optional>
 #include <string>
 
+#include "agentd/sync/retry.h"
 #include "core/config.h"
 #include "core/signer.h"
 #include "core/spiffe_id.h"
@@ -49,6 +52,7 @@ struct AgentConfig {
   bool insecure_bootstrap = false;
   std::string join_token;
   KeyType workload_key_type = KeyType::kEcP256;
+  BackoffPolicy retry;  // retry_initial_backoff, retry_max_backoff
   std::optional<hw::TpmDevIdConfig> tpm_devid;  // set: tpm_devid attestation
   HealthCheckConfig health_checks;
   transport::Http2ServerOptions workload_api_limits;  // workload_api_limits: (transport/listener_limits.h)

@@ -83,6 +83,12 @@ Status CheckCertifiableKey(EVP_PKEY* key) {
                               ": expected EC P-256, EC P-384 or RSA");
 }
 
+Result<CertifiableKey> CertifiableKey::Check(EVP_PKEY* key) {
+  SIGIL_RETURN_IF_ERROR(CheckCertifiableKey(key));
+  EVP_PKEY_up_ref(key);
+  return CertifiableKey(EvpPkeyPtr(key));
+}
+
 Result<Bytes> MakeCsr(EVP_PKEY* private_key, const std::optional<SpiffeId>& spiffe_id) {
   SIGIL_RETURN_IF_ERROR(CheckCertifiableKey(private_key));
   X509ReqPtr req(X509_REQ_new());
@@ -252,7 +258,7 @@ const EVP_MD* SignatureDigest(int nid, EVP_PKEY* key) {
 
 // Parsed by hand, element by element (see ReadPublicKey for why). The subject and attributes
 // are checked for DER framing only: the server takes nothing from them.
-Result<EvpPkeyPtr> CheckCsr(std::span<const uint8_t> der) {
+Result<CertifiableKey> CheckCsr(std::span<const uint8_t> der) {
   if (der.empty()) return InvalidArgumentError("CSR is empty");
   std::span<const uint8_t> in = der;
   SIGIL_ASSIGN_OR_RETURN(Tlv csr, ReadTlv(in, V_ASN1_SEQUENCE, "CertificationRequest"));
@@ -313,7 +319,7 @@ Result<EvpPkeyPtr> CheckCsr(std::span<const uint8_t> der) {
   if (!verified) {
     return InvalidArgumentError("CSR signature does not verify against its own public key");
   }
-  return std::move(*key);
+  return CertifiableKey(std::move(*key));
 }
 
 }  // namespace sigil

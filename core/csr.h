@@ -29,15 +29,32 @@ inline constexpr int kMaxCsrRsaBits = 4096;
 // empty either way.
 Result<Bytes> MakeCsr(EVP_PKEY* private_key, const std::optional<SpiffeId>& spiffe_id = {});
 
+class CertifiableKey;
+
 // Parses a DER CSR, checks its key and then its self-signature, and returns the public key.
 // InvalidArgument naming the problem: malformed or truncated DER, trailing bytes, a key other
 // than EC P-256, EC P-384 or RSA with a 2048-4096-bit modulus and exponent 65537 (refused from
 // its encoding, before any signature check), a signature that does not verify, a signature
-// algorithm other than ECDSA or RSA PKCS#1 v1.5 with SHA-256/384/512. The key returned needs no
-// further CheckCertifiableKey.
-Result<EvpPkeyPtr> CheckCsr(std::span<const uint8_t> der);
+// algorithm other than ECDSA or RSA PKCS#1 v1.5 with SHA-256/384/512.
+Result<CertifiableKey> CheckCsr(std::span<const uint8_t> der);
 
 // The same check on a public key alone: what X509-SVIDs may certify.
 Status CheckCertifiableKey(EVP_PKEY* key);
+
+// A public key that passed CheckCertifiableKey, and the proof of it: only CheckCsr and Check
+// make one, so whoever issues a certificate for it need not check it again.
+class CertifiableKey {
+ public:
+  // CheckCertifiableKey's error, or `key` shared (up-referenced, not copied).
+  static Result<CertifiableKey> Check(EVP_PKEY* key);
+
+  EVP_PKEY* get() const { return key_.get(); }
+
+ private:
+  explicit CertifiableKey(EvpPkeyPtr key) : key_(std::move(key)) {}
+  friend Result<CertifiableKey> CheckCsr(std::span<const uint8_t> der);
+
+  EvpPkeyPtr key_;
+};
 
 }  // namespace sigil

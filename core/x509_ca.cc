@@ -217,11 +217,10 @@ TimePoint FromAsn1Time(const ASN1_TIME* t) {
   return system_clock::from_time_t(timegm(&tm));
 }
 
-// Builds and signs a certificate. `issuer` null: self-issued (subject as issuer, own SKI as AKI).
+// Builds and signs a certificate whose key was checked. `issuer` null: self-issued (subject as
+// issuer, own SKI as AKI).
 Result<Bytes> BuildAndSign(const CertTemplate& t, X509* issuer, Signer& signer,
                                 SignatureScheme scheme) {
-  if (t.public_key == nullptr) return InvalidArgumentError("certificate template has no public key");
-  SIGIL_RETURN_IF_ERROR(CheckCertifiableKey(t.public_key).AddContext("certificate public key"));
   if (t.not_after <= t.not_before) {
     return InvalidArgumentError("certificate would expire before it becomes valid");
   }
@@ -414,6 +413,9 @@ Result<X509Ca> X509Ca::NewRoot(const TrustDomain& td, std::shared_ptr<Signer> ke
                                const CaOptions& options) {
   if (!key) return InvalidArgumentError("CA has no signing key");
   const CertTemplate t = CaTemplate(td, key->public_key(), options);
+  if (Status checked = CheckCertifiableKey(t.public_key); !checked.ok()) {
+    return checked.AddContext("certificate public key").AddContext("making root CA for " + td.name());
+  }
   auto der = BuildAndSign(t, nullptr, *key, DefaultSchemeFor(key->key_type()));
   if (!der.ok()) return der.status().AddContext("making root CA for " + td.name());
   SIGIL_ASSIGN_OR_RETURN(X509Ptr cert, CertFromDer(*der));
@@ -456,7 +458,15 @@ Result<IssuedCert> X509Ca::Issue(const CertTemplate& tbs) const {
 }
 
 Result<Bytes> X509Ca::IssueDer(const CertTemplate& tbs) const {
+  if (tbs.public_key == nullptr) return InvalidArgumentError("certificate template has no public key");
+  auto key = CertifiableKey::Check(tbs.public_key);
+  if (!key.ok()) return key.status().AddContext("certificate public key");
+  return IssueDer(tbs, *key);
+}
+
+Result<Bytes> X509Ca::IssueDer(const CertTemplate& tbs, const CertifiableKey& key) const {
   CertTemplate capped = tbs;
+  capped.public_key = key.get();
   capped.not_after = std::min(tbs.not_after, not_after_);
   capped.not_before = std::max(tbs.not_before, not_before_);
   if (capped.not_after <= capped.not_before) {

@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "core/csr.h"
 #include "core/openssl_util.h"
 #include "core/signer.h"
 #include "core/spiffe_id.h"
@@ -106,13 +107,18 @@ class X509Ca {
   // key under an upstream PKI).
   Result<X509Ca> NewIntermediate(std::shared_ptr<Signer> key, const CaOptions& options) const;
 
-  // Signs `tbs` as this CA. InvalidArgument when the template is unusable (no key, a lifetime
-  // that ends before it starts); FailedPrecondition when this CA is not valid for any of it.
+  // Signs `tbs` as this CA. InvalidArgument when the template is unusable (no key, a key
+  // CheckCertifiableKey refuses, a lifetime that ends before it starts); FailedPrecondition
+  // when this CA is not valid for any of it.
   Result<IssuedCert> Issue(const CertTemplate& tbs) const;
 
-  // As Issue, DER only: the issuing hot path. Parsing a certificate back costs OpenSSL 3.0 more
-  // than signing it with a soft key, and a server only sends the DER on.
+  // As Issue, DER only. Parsing a certificate back costs OpenSSL 3.0 more than signing it
+  // with a soft key, and a server only sends the DER on.
   Result<Bytes> IssueDer(const CertTemplate& tbs) const;
+
+  // As IssueDer, certifying `key` (the template's public_key is not read): the issuing hot
+  // path, whose key CheckCsr has already checked.
+  Result<Bytes> IssueDer(const CertTemplate& tbs, const CertifiableKey& key) const;
 
   const TrustDomain& trust_domain() const { return trust_domain_; }
   X509* cert() const { return cert_.get(); }

@@ -55,13 +55,13 @@ X509SvidParams X509SvidParamsForEntry(const RegistrationEntry& entry, SpiffeId i
 
 Result<X509SvidDer> MintX509SvidDer(const X509Ca& ca, EVP_PKEY* public_key,
                                     const X509SvidParams& params) {
-  SIGIL_RETURN_IF_ERROR(CheckCertifiableKey(public_key).AddContext("X509-SVID public key"));
-  return MintX509SvidDerForCsrKey(ca, public_key, params);
+  auto checked = CertifiableKey::Check(public_key);
+  if (!checked.ok()) return checked.status().AddContext("X509-SVID public key");
+  return MintX509SvidDer(ca, *checked, params);
 }
 
-Result<X509SvidDer> MintX509SvidDerForCsrKey(const X509Ca& ca, EVP_PKEY* csr_key,
-                                             const X509SvidParams& params) {
-  EVP_PKEY* public_key = csr_key;
+Result<X509SvidDer> MintX509SvidDer(const X509Ca& ca, const CertifiableKey& public_key,
+                                    const X509SvidParams& params) {
   if (!params.spiffe_id.MemberOf(ca.trust_domain())) {
     return InvalidArgumentError("SPIFFE ID " + params.spiffe_id.str() +
                                 " is not in the CA's trust domain " + ca.trust_domain().name());
@@ -77,7 +77,6 @@ Result<X509SvidDer> MintX509SvidDerForCsrKey(const X509Ca& ca, EVP_PKEY* csr_key
   t.subject.country = params.country;
   t.subject.organization = params.organization;
   if (!params.dns_names.empty()) t.subject.common_name = params.dns_names.front();
-  t.public_key = public_key;
   t.not_before = params.now - kBackdate;
   // The leaf never outlives its CA, as SPIRE caps it; compared in whole seconds so that a TTL
   // far beyond the CA's life (INT64_MAX) is capped rather than overflowing the clock.
@@ -85,7 +84,7 @@ Result<X509SvidDer> MintX509SvidDerForCsrKey(const X509Ca& ca, EVP_PKEY* csr_key
   t.not_after = params.ttl < ca_left ? params.now + params.ttl : ca.not_after();
   t.uri_sans = {params.spiffe_id.str()};
   t.dns_sans = params.dns_names;
-  auto leaf = ca.IssueDer(t);
+  auto leaf = ca.IssueDer(t, public_key);
   if (!leaf.ok()) return leaf.status().AddContext("issuing X509-SVID for " + params.spiffe_id.str());
 
   X509SvidDer svid{.spiffe_id = params.spiffe_id};
@@ -101,8 +100,8 @@ Result<X509SvidDer> MintX509SvidDerForCsrKey(const X509Ca& ca, EVP_PKEY* csr_key
 
 Result<X509SvidDer> MintX509SvidDerFromCsr(const X509Ca& ca, std::span<const uint8_t> csr_der,
                                            const X509SvidParams& params) {
-  SIGIL_ASSIGN_OR_RETURN(EvpPkeyPtr key, CheckCsr(csr_der));
-  return MintX509SvidDerForCsrKey(ca, key.get(), params);
+  SIGIL_ASSIGN_OR_RETURN(CertifiableKey key, CheckCsr(csr_der));
+  return MintX509SvidDer(ca, key, params);
 }
 
 namespace {

@@ -76,9 +76,10 @@ X509SvidParams X509SvidParamsForEntry(const RegistrationEntry& entry, SpiffeId i
 Result<X509SvidDer> MintX509SvidDer(const X509Ca& ca, EVP_PKEY* public_key,
                                     const X509SvidParams& params);
 
-// As MintX509SvidDer, for a key CheckCsr returned: it is not checked a second time.
-Result<X509SvidDer> MintX509SvidDerForCsrKey(const X509Ca& ca, EVP_PKEY* csr_key,
-                                             const X509SvidParams& params);
+// As MintX509SvidDer, for a key already checked (a CSR's, from CheckCsr): it is not checked a
+// second time.
+Result<X509SvidDer> MintX509SvidDer(const X509Ca& ca, const CertifiableKey& public_key,
+                                    const X509SvidParams& params);
 
 // As MintX509SvidDer, for the public key of a DER CSR whose signature and key CheckCsr accepts.
 // This is the server's hot path.

@@ -38,12 +38,16 @@ Result<std::shared_ptr<const transport::TlsCredentials>> CredentialsOf(const std
   return std::shared_ptr<const transport::TlsCredentials>(std::move(credentials));
 }
 
-Clock::time_point HalfLife(X509* leaf) {
-  const Clock::time_point not_before = CertNotBefore(leaf);
-  return not_before + (CertNotAfter(leaf) - not_before) / 2;
-}
+Clock::time_point HalfLife(X509* leaf) { return Midpoint(CertNotBefore(leaf), CertNotAfter(leaf)); }
 
 }  // namespace
+
+AgentSvid::AgentSvid(const AgentConfig& config, ServerClient* server)
+    : config_(config),
+      server_(server),
+      reattest_backoff_(config.retry),
+      reattest_failures_(LogLevel::kError, "re-attestation failed; cached SVIDs are served until they expire",
+                         config.retry.ceiling) {}
 
 // ---- the trust bundle ----
 
@@ -120,10 +124,23 @@ Status AgentSvid::Renew() {
 }
 
 void AgentSvid::Reattest(const Status& why) {
-  LogError("serverd does not know this agent any more (evicted?); attesting again", {{"error", why.ToString()}});
-  if (Status attested = Attest(); !attested.ok()) {
-    LogError("re-attestation failed; cached SVIDs are served until they expire", {{"error", attested.ToString()}});
+  std::unique_lock attempt(reattest_mutex_, std::try_to_lock);
+  if (!attempt.owns_lock()) return;  // the other loop is attesting
+  if (std::chrono::steady_clock::now() < next_reattest_at_) return;
+  if (!reattesting_) {
+    LogError("serverd does not know this agent any more (evicted?); attesting again", {{"error", why.ToString()}});
   }
+  if (Status attested = Attest(); !attested.ok()) {
+    reattesting_ = true;
+    next_reattest_at_ = std::chrono::steady_clock::now() + reattest_backoff_.Next();
+    reattest_failures_.Failed({{"error", attested.ToString()}});
+    return;
+  }
+  reattesting_ = false;
+  reattest_backoff_.Reset();
+  reattest_failures_.Succeeded("re-attested after failures");
+  // The other loop may still hold a refusal made with the old credentials.
+  next_reattest_at_ = std::chrono::steady_clock::now() + config_.retry.initial;
 }
 
 Status AgentSvid::Use(Held svid, bool persist) {

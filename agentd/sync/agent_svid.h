@@ -5,7 +5,8 @@
 //    restart needs no new join token; otherwise node attestation with the attestor config
 //    chooses (attestor/node_attestor.h).
 //  - Renew: a new key and CSR over mTLS, at half of the SVID's lifetime (renew_at).
-//  - Reattest: when serverd no longer knows the agent (evicted), attest again.
+//  - Reattest: when serverd no longer knows the agent (evicted), attest again, backing off
+//    while attestation fails.
 //  - Persistence: the SVID chain (agent_svid.pem), its key (agent_svid.key, 0600) and the
 //    trust bundle (bundle.pem) in data_dir; every read and write of those files is in
 //    ReadSavedSvid, SaveSvid, LoadTrustBundle and SaveTrustBundle.
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "agentd/agent_config.h"
+#include "agentd/sync/retry.h"
 #include "agentd/sync/server_client.h"
 #include "agentd/sync/svid_cache.h"
 #include "core/openssl_util.h"
@@ -29,7 +31,7 @@ namespace sigil::agentd {
 
 class AgentSvid {
  public:
-  AgentSvid(const AgentConfig& config, ServerClient* server) : config_(config), server_(server) {}
+  AgentSvid(const AgentConfig& config, ServerClient* server);
 
   // The bundle saved by an earlier run (newer: it follows rotations), else trust_bundle_path,
   // handed to the server client. Nothing when neither exists (insecure bootstrap).
@@ -40,6 +42,8 @@ class AgentSvid {
   Status Establish();
   Status Renew();
   // Logs why and attests again; a failure is logged, and the SVIDs cached meanwhile are served.
+  // Calls while another is attesting, or before the back-off after a failed one has passed,
+  // return at once: entry sync and rotation both call it when serverd refuses the agent.
   void Reattest(const Status& why);
 
   Clock::time_point renew_at() const;
@@ -68,6 +72,12 @@ class AgentSvid {
   mutable std::mutex mutex_;  // guards held_
   std::unique_ptr<Held> held_;
   std::mutex attest_mutex_;  // one attestation at a time
+
+  std::mutex reattest_mutex_;  // guards what follows; held while re-attesting
+  Backoff reattest_backoff_;
+  std::chrono::steady_clock::time_point next_reattest_at_{};
+  bool reattesting_ = false;  // a failed re-attestation since the last success
+  FailureLog reattest_failures_;
 };
 
 }  // namespace sigil::agentd

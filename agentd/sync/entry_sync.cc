@@ -12,20 +12,21 @@ constexpr std::chrono::milliseconds kSyncWait{30'000};
 
 void EntrySync::Run() {
   int64_t revision = 0;
-  Backoff backoff;
+  Backoff backoff(retry_);
+  FailureLog failures(LogLevel::kWarn, "entry sync failed; serving from cache and retrying", retry_.ceiling);
   while (!signal_->stopping()) {
     auto answer = server_->SyncEntries(revision, revision == 0 ? std::chrono::milliseconds(0) : kSyncWait);
     if (!answer.ok()) {
       if (answer.status().code() == Code::kUnauthenticated) {
         agent_svid_->Reattest(answer.status());
         revision = 0;
-      } else {
-        LogWarn("entry sync failed; serving from cache and retrying", {{"error", answer.status().ToString()}});
       }
+      failures.Failed({{"error", answer.status().ToString()}});
       if (!signal_->SleepUntil(std::chrono::steady_clock::now() + backoff.Next(), signal_->Wakeups())) return;
       continue;
     }
     backoff.Reset();
+    failures.Succeeded("entry sync recovered");
     revision = Apply(std::move(*answer));
     synced_once_ = true;
     signal_->Wake();

@@ -21,8 +21,8 @@ namespace sigil::agentd {
 
 class EntrySync {
  public:
-  EntrySync(ServerClient* server, SvidCache* cache, AgentSvid* agent_svid, WakeSignal* signal)
-      : server_(server), cache_(cache), agent_svid_(agent_svid), signal_(signal) {}
+  EntrySync(ServerClient* server, SvidCache* cache, AgentSvid* agent_svid, WakeSignal* signal, BackoffPolicy retry)
+      : server_(server), cache_(cache), agent_svid_(agent_svid), signal_(signal), retry_(retry) {}
   EntrySync(const EntrySync&) = delete;
   EntrySync& operator=(const EntrySync&) = delete;
 
@@ -40,6 +40,7 @@ class EntrySync {
   SvidCache* cache_;
   AgentSvid* agent_svid_;
   WakeSignal* signal_;
+  const BackoffPolicy retry_;
   std::atomic<bool> synced_once_{false};
 };
 

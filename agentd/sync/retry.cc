@@ -5,12 +5,42 @@
 
 namespace sigil::agentd {
 
-std::chrono::milliseconds Backoff::Next() {
+std::chrono::milliseconds BackoffStep(const BackoffPolicy& policy, int failures) {
+  const auto ceiling = std::max(policy.ceiling, policy.initial);
+  auto step = policy.initial;
+  for (int i = 1; i < failures && step < ceiling; ++i) step *= 2;
+  return std::min(step, ceiling);
+}
+
+double BackoffJitter() {
   thread_local std::mt19937_64 random(std::random_device{}());
-  const auto wait =
-      std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(step_.count() / 2, step_.count())(random));
-  step_ = std::min(step_ * 2, kMaxBackoff);
-  return wait;
+  return std::uniform_real_distribution<double>(0.5, 1.0)(random);
+}
+
+std::chrono::milliseconds Backoff::Next() {
+  if (failures_ < 64) ++failures_;
+  const auto step = BackoffStep(policy_, failures_);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(step * BackoffJitter());
+}
+
+void FailureLog::Failed(LogFields fields) {
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(mutex_);
+  ++unlogged_;
+  ++since_success_;
+  if (since_success_ > 1 && now - last_line_ < interval_) return;
+  fields.emplace_back("failures", std::to_string(unlogged_));
+  Log(level_, message_, fields);
+  unlogged_ = 0;
+  last_line_ = now;
+}
+
+void FailureLog::Succeeded(std::string_view recovered) {
+  std::lock_guard lock(mutex_);
+  if (since_success_ == 0) return;
+  LogInfo(recovered, {{"failures", std::to_string(since_success_)}});
+  since_success_ = 0;
+  unlogged_ = 0;
 }
 
 uint64_t WakeSignal::Wakeups() {

@@ -289,20 +289,20 @@ Bytes JwtSvidRequestMessage(const std::string& entry_id, const std::vector<std::
   return wire::FinishMessage(builder, wire::CreateJwtSvidRequest(builder, id, audience_vector));
 }
 
-Result<JwtAnswer> JwtAnswerFrom(const Bytes& message) {
+}  // namespace
+
+Result<JwtAnswer> JwtAnswerFromMessage(const Bytes& message) {
   SIGIL_ASSIGN_OR_RETURN(const wire::Envelope* envelope, Answer(message, wire::Body::JwtSvidResponse));
   const auto* response = envelope->body_as_JwtSvidResponse();
   SIGIL_RETURN_IF_ERROR(wire::StatusFromOutcome(response->outcome()));
-  return JwtAnswer{wire::StringOf(response->token()),
-                   std::chrono::system_clock::time_point(std::chrono::seconds(response->expires_at()))};
+  // Saturating: seconds near the ends of int64 overflow the clock's nanoseconds.
+  return JwtAnswer{wire::StringOf(response->token()), FromUnixSeconds(response->expires_at())};
 }
-
-}  // namespace
 
 Result<JwtAnswer> ServerClient::MintJwtSvid(const std::string& entry_id, const std::vector<std::string>& audience) {
   SIGIL_ASSIGN_OR_RETURN(Bytes message, Call(wire::kMintJwtSvidPath, JwtSvidRequestMessage(entry_id, audience), true,
                                              options_.timeout));
-  return JwtAnswerFrom(message);
+  return JwtAnswerFromMessage(message);
 }
 
 void ServerClient::MintJwtSvidAsync(const std::string& entry_id, const std::vector<std::string>& audience,
@@ -310,7 +310,7 @@ void ServerClient::MintJwtSvidAsync(const std::string& entry_id, const std::vect
   CallAsync(wire::kMintJwtSvidPath, JwtSvidRequestMessage(entry_id, audience), true, options_.timeout,
             [done = std::move(done)](Result<Bytes> message) {
               if (!message.ok()) return done(message.status());
-              done(JwtAnswerFrom(*message));
+              done(JwtAnswerFromMessage(*message));
             });
 }
 

@@ -71,6 +71,10 @@ struct JwtAnswer {
   std::chrono::system_clock::time_point expires_at;
 };
 
+// serverd's answer to MintJwtSvid, read from its message; exposed to test its reading of
+// serverd's bytes without a server.
+Result<JwtAnswer> JwtAnswerFromMessage(const Bytes& message);
+
 class ServerClient {
  public:
   struct Options {

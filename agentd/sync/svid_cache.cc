@@ -175,11 +175,13 @@ std::vector<std::shared_ptr<const RegistrationEntry>> SvidCache::EntriesNeedingS
   return out;
 }
 
-std::optional<Clock::time_point> SvidCache::NextRotation() const {
+std::optional<Clock::time_point> SvidCache::NextRotation(Clock::time_point after) const {
   auto current = snapshot();
   std::optional<Clock::time_point> next;
   for (const auto& [id, cached] : *current->entries) {
-    if (cached.svid && (!next || cached.svid->RotateAt() < *next)) next = cached.svid->RotateAt();
+    if (!cached.svid) continue;
+    const auto rotate_at = cached.svid->RotateAt();
+    if (rotate_at > after && (!next || rotate_at < *next)) next = rotate_at;
   }
   return next;
 }

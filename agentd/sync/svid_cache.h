@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <numeric>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -31,6 +32,13 @@
 namespace sigil::agentd {
 
 using Clock = std::chrono::system_clock;
+
+// Halfway from `from` to `to`, for any two times: `from + (to - from) / 2` overflows when they
+// lie near the clock's ends, as times a peer sends may (FromUnixSeconds saturates there).
+inline Clock::time_point Midpoint(Clock::time_point from, Clock::time_point to) {
+  const auto half = std::midpoint(from.time_since_epoch().count(), to.time_since_epoch().count());
+  return Clock::time_point(Clock::duration(half));
+}
 
 // An X509-SVID in the form the Workload API hands out.
 struct WorkloadX509Svid {
@@ -47,7 +55,7 @@ struct WorkloadX509Svid {
   const std::string& spiffe_id() const { return issued_for->spiffe_id; }
   const std::string& hint() const { return issued_for->hint; }
   // Half of the lifetime, as SPIRE rotates.
-  Clock::time_point RotateAt() const { return not_before + (not_after - not_before) / 2; }
+  Clock::time_point RotateAt() const { return Midpoint(not_before, not_after); }
 };
 
 struct WorkloadJwtSvid {
@@ -56,7 +64,7 @@ struct WorkloadJwtSvid {
   std::string hint;
   Clock::time_point issued_at;
   Clock::time_point expires_at;
-  Clock::time_point RefreshAt() const { return issued_at + (expires_at - issued_at) / 2; }
+  Clock::time_point RefreshAt() const { return Midpoint(issued_at, expires_at); }
 };
 
 class SvidCache {
@@ -122,8 +130,9 @@ class SvidCache {
   // shape of the entry.
   std::vector<std::shared_ptr<const RegistrationEntry>> EntriesNeedingSvid(Clock::time_point now) const;
 
-  // When the next SVID reaches half-life; nullopt when there is none.
-  std::optional<Clock::time_point> NextRotation() const;
+  // When the next SVID reaches half-life after `after`; nullopt when none does. Those at or
+  // before `after` are due already (EntriesNeedingSvid lists them).
+  std::optional<Clock::time_point> NextRotation(Clock::time_point after) const;
 
   // JWT-SVIDs are kept per SPIFFE ID and audience set until half of their life.
   std::optional<WorkloadJwtSvid> FindJwt(const std::string& spiffe_id, std::vector<std::string> audience,

@@ -19,6 +19,8 @@ constexpr size_t kBatchesInFlight = 4;
 // watchers) by the time the old one reaches it.
 constexpr std::chrono::milliseconds kRotationLead{1'000};
 constexpr std::chrono::seconds kLongestSleep{30};
+// The first wait of an entry refused because serverd's signing queue was full.
+constexpr std::chrono::milliseconds kQueueFullRetry{200};
 
 Bytes Concatenated(const std::vector<Bytes>& ders) {
   size_t size = 0;
@@ -37,63 +39,89 @@ Result<std::pair<TimePoint, TimePoint>> LeafValidity(const std::vector<Bytes>& c
   return std::make_pair(validity.front().not_before, validity.front().not_after);
 }
 
+// `when` on the steady clock, at most kLongestSleep ahead: the difference of two system times
+// overflows when one lies at the clock's ends.
 std::chrono::steady_clock::time_point SteadyAt(Clock::time_point when) {
-  return std::chrono::steady_clock::now() +
-         std::chrono::duration_cast<std::chrono::steady_clock::duration>(when - Clock::now());
+  const auto now = Clock::now();
+  const auto steady_now = std::chrono::steady_clock::now();
+  if (when <= now) return steady_now;
+  if (when >= now + kLongestSleep) return steady_now + kLongestSleep;
+  return steady_now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(when - now);
 }
 
 }  // namespace
 
+SvidRotator::SvidRotator(ServerClient* server, SvidCache* cache, AgentSvid* agent_svid, const EntrySync* sync,
+                         WakeSignal* signal, KeyType workload_key_type, BackoffPolicy retry)
+    : server_(server),
+      cache_(cache),
+      agent_svid_(agent_svid),
+      sync_(sync),
+      signal_(signal),
+      workload_key_type_(workload_key_type),
+      retry_(retry),
+      renew_backoff_(retry),
+      renew_failures_(LogLevel::kWarn, "agent SVID renewal failed; retrying", retry.ceiling),
+      batch_backoff_(retry),
+      batch_failures_(LogLevel::kWarn, "signing SVIDs failed; serving from cache and retrying", retry.ceiling),
+      refusals_(LogLevel::kWarn, "serverd refused an SVID", retry.ceiling) {}
+
 void SvidRotator::Run() {
-  Backoff backoff;
   while (true) {
     // Read before the cache is: a sync landing while this round signs wakes the next sleep.
     const uint64_t wakeups_seen = signal_->Wakeups();
-    const bool ok = RotateDue();
-    auto next = NextRound();
-    if (ok) {
-      backoff.Reset();
-    } else {
-      next = std::min(next, std::chrono::steady_clock::now() + backoff.Next());
-    }
-    if (!signal_->SleepUntil(next, wakeups_seen)) return;
+    RotateDue();
+    if (!signal_->SleepUntil(NextRound(), wakeups_seen)) return;
   }
 }
 
-bool SvidRotator::RotateDue() {
+void SvidRotator::RotateDue() {
   const auto now = Clock::now();
-  bool ok = true;
-  if (now >= agent_svid_->renew_at()) {
-    if (Status renewed = agent_svid_->Renew(); !renewed.ok()) {
-      ok = false;
-      if (renewed.code() == Code::kUnauthenticated) {
-        agent_svid_->Reattest(renewed);
-      } else {
-        LogWarn("agent SVID renewal failed; retrying", {{"error", renewed.ToString()}});
-      }
-    }
-  }
-  if (!sync_->synced_once()) return ok;
-  auto due = cache_->EntriesNeedingSvid(now + kRotationLead);
   const auto steady_now = std::chrono::steady_clock::now();
-  std::erase_if(due, [&](const EntryRef& entry) {
-    auto it = retry_after_.find(entry->id);
-    return it != retry_after_.end() && it->second > steady_now;
-  });
-  if (!due.empty() && SignEntries(due) < due.size()) ok = false;
+  if (now >= agent_svid_->renew_at() && steady_now >= renew_retry_at_) RenewAgentSvid();
+  if (!sync_->synced_once()) return;
+  const auto snapshot = cache_->snapshot();
+  std::erase_if(refused_, [&](const auto& item) { return !snapshot->entries->contains(item.first); });
+  if (steady_now >= batch_retry_at_) {
+    auto due = cache_->EntriesNeedingSvid(now + kRotationLead);
+    std::erase_if(due, [&](const EntryRef& entry) {
+      auto it = refused_.find(entry->id);
+      return it != refused_.end() && it->second.when > steady_now;
+    });
+    if (!due.empty()) SignEntries(due);
+  }
   ready_ = true;
-  return ok;
 }
 
-std::chrono::steady_clock::time_point SvidRotator::NextRound() {
-  auto next = std::chrono::steady_clock::now() + kLongestSleep;
-  if (auto rotation = cache_->NextRotation()) next = std::min(next, SteadyAt(*rotation - kRotationLead));
-  next = std::min(next, SteadyAt(agent_svid_->renew_at()));
-  for (const auto& [id, when] : retry_after_) next = std::min(next, when);
+void SvidRotator::RenewAgentSvid() {
+  Status renewed = agent_svid_->Renew();
+  if (renewed.ok()) {
+    renew_backoff_.Reset();
+    renew_retry_at_ = {};
+    renew_failures_.Succeeded("agent SVID renewed after failures");
+    return;
+  }
+  renew_retry_at_ = std::chrono::steady_clock::now() + renew_backoff_.Next();
+  renew_failures_.Failed({{"error", renewed.ToString()}});
+  if (renewed.code() == Code::kUnauthenticated) agent_svid_->Reattest(renewed);
+}
+
+SvidRotator::SteadyTime SvidRotator::NextRound() {
+  const auto steady_now = std::chrono::steady_clock::now();
+  auto next = steady_now + kLongestSleep;
+  next = std::min(next, std::max(SteadyAt(agent_svid_->renew_at()), renew_retry_at_));
+  if (auto rotation = cache_->NextRotation(Clock::now() + kRotationLead)) {
+    next = std::min(next, std::max(SteadyAt(*rotation - kRotationLead), batch_retry_at_));
+  }
+  // Entries past half-life wait for the batch back-off, refused ones for their own.
+  if (batch_retry_at_ > steady_now) next = std::min(next, batch_retry_at_);
+  for (const auto& [id, retry] : refused_) {
+    if (retry.when > steady_now) next = std::min(next, std::max(retry.when, batch_retry_at_));
+  }
   return next;
 }
 
-size_t SvidRotator::SignEntries(const std::vector<EntryRef>& due) {
+void SvidRotator::SignEntries(const std::vector<EntryRef>& due) {
   std::vector<std::span<const EntryRef>> batches;
   for (size_t i = 0; i < due.size(); i += kCsrBatchSize) {
     batches.push_back(std::span(due).subspan(i, std::min(kCsrBatchSize, due.size() - i)));
@@ -105,7 +133,7 @@ size_t SvidRotator::SignEntries(const std::vector<EntryRef>& due) {
     for (size_t index; (index = next_batch.fetch_add(1)) < batches.size();) {
       BatchOutcome batch = SignBatch(batches[index]);
       std::lock_guard lock(outcome_mutex);
-      outcome.stored += batch.stored;
+      std::move(batch.stored.begin(), batch.stored.end(), std::back_inserter(outcome.stored));
       std::move(batch.refused.begin(), batch.refused.end(), std::back_inserter(outcome.refused));
       if (!batch.batch_failure.ok()) outcome.batch_failure = batch.batch_failure;
     }
@@ -115,9 +143,7 @@ size_t SvidRotator::SignEntries(const std::vector<EntryRef>& due) {
   for (size_t i = 1; i < threads; ++i) workers.emplace_back(worker);
   worker();
   for (auto& thread : workers) thread.join();
-  const size_t stored = outcome.stored;
-  NoteOutcome(due, std::move(outcome));
-  return stored;
+  NoteOutcome(std::move(outcome));
 }
 
 SvidRotator::BatchOutcome SvidRotator::SignBatch(std::span<const EntryRef> batch) {
@@ -147,7 +173,6 @@ SvidRotator::BatchOutcome SvidRotator::SignBatch(std::span<const EntryRef> batch
   auto answers = server_->SignCsrBatch(items);
   if (!answers.ok()) {
     outcome.batch_failure = answers.status();
-    for (const EntryRef* entry : asked) outcome.refused.emplace_back((*entry)->id, answers.status());
     return outcome;
   }
   std::vector<std::shared_ptr<const WorkloadX509Svid>> signed_svids;
@@ -169,31 +194,39 @@ SvidRotator::BatchOutcome SvidRotator::SignBatch(std::span<const EntryRef> batch
     svid->not_after = validity->second;
     signed_svids.push_back(std::move(svid));
   }
-  outcome.stored = signed_svids.size();
+  for (const auto& svid : signed_svids) outcome.stored.push_back(svid->entry_id());
   cache_->StoreSvids(std::move(signed_svids));
   return outcome;
 }
 
-void SvidRotator::NoteOutcome(const std::vector<EntryRef>& due, BatchOutcome outcome) {
+void SvidRotator::NoteOutcome(BatchOutcome outcome) {
   const auto now = std::chrono::steady_clock::now();
-  for (const auto& entry : due) retry_after_.erase(entry->id);
+  for (const auto& id : outcome.stored) refused_.erase(id);
+  // One factor for every entry refused in this round: those refused together come back
+  // together, in one batch.
+  const double jitter = BackoffJitter();
   for (const auto& [id, status] : outcome.refused) {
-    // One refused entry waits on its own; the others go on.
-    const auto wait =
-        status.code() == Code::kResourceExhausted ? std::chrono::milliseconds(200) : std::chrono::seconds(5);
-    retry_after_[id] = now + wait;
+    EntryRetry& retry = refused_[id];
+    ++retry.refusals;
+    // A full signing queue asks to come back soon; anything else may take longer to mend.
+    BackoffPolicy policy = retry_;
+    if (status.code() == Code::kResourceExhausted) policy.initial = std::min(policy.initial, kQueueFullRetry);
+    retry.when = now + std::chrono::duration_cast<std::chrono::milliseconds>(
+                           BackoffStep(policy, retry.refusals) * jitter);
     if (status.code() != Code::kResourceExhausted && status.code() != Code::kUnavailable) {
-      LogWarn("serverd refused an SVID", {{"entry_id", id}, {"error", status.ToString()}});
+      refusals_.Failed({{"entry_id", id}, {"error", status.ToString()}});
     }
   }
-  if (!outcome.batch_failure.ok()) {
-    if (outcome.batch_failure.code() == Code::kUnauthenticated) {
-      agent_svid_->Reattest(outcome.batch_failure);
-    } else {
-      LogWarn("signing SVIDs failed; serving from cache and retrying", {{"error", outcome.batch_failure.ToString()}});
-    }
+  if (outcome.batch_failure.ok()) {
+    batch_backoff_.Reset();
+    batch_failures_.Succeeded("signing SVIDs recovered");
+  } else {
+    // The batch never reached a signer: every entry waits for the same back-off.
+    batch_retry_at_ = now + batch_backoff_.Next();
+    batch_failures_.Failed({{"error", outcome.batch_failure.ToString()}});
+    if (outcome.batch_failure.code() == Code::kUnauthenticated) agent_svid_->Reattest(outcome.batch_failure);
   }
-  if (outcome.stored > 0) LogDebug("SVIDs signed", {{"count", std::to_string(outcome.stored)}});
+  if (!outcome.stored.empty()) LogDebug("SVIDs signed", {{"count", std::to_string(outcome.stored.size())}});
 }
 
 }  // namespace sigil::agentd

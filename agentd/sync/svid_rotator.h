@@ -2,7 +2,10 @@
 // gets an X509-SVID and a new one before its current one reaches half of its lifetime (or as
 // soon as the entry changes shape). One key pair and CSR per entry, sent in batches of up to
 // 64, several batches in flight; an entry serverd refuses waits on its own and the others go
-// on; a round that failed retries with back-off.
+// on. Every failure backs off (retry.h): a failed renewal of the agent's SVID on its own, a
+// batch that never reached a signer (serverd unreachable) for all entries together, and each
+// refused entry by how often it was refused. Nothing is retried before its back-off ends, even
+// when its half-life has passed.
 //
 // Thread safety: Run on a thread of its own, woken by entry sync through `signal` and ended by
 // its Stop. ready from any thread.
@@ -27,9 +30,7 @@ namespace sigil::agentd {
 class SvidRotator {
  public:
   SvidRotator(ServerClient* server, SvidCache* cache, AgentSvid* agent_svid, const EntrySync* sync,
-              WakeSignal* signal, KeyType workload_key_type)
-      : server_(server), cache_(cache), agent_svid_(agent_svid), sync_(sync), signal_(signal),
-        workload_key_type_(workload_key_type) {}
+              WakeSignal* signal, KeyType workload_key_type, BackoffPolicy retry);
   SvidRotator(const SvidRotator&) = delete;
   SvidRotator& operator=(const SvidRotator&) = delete;
 
@@ -42,22 +43,29 @@ class SvidRotator {
 
  private:
   using EntryRef = std::shared_ptr<const RegistrationEntry>;
-  // What signing one batch left: entries refused (entry id, why) and, when the batch as a
-  // whole failed, why.
+  using SteadyTime = std::chrono::steady_clock::time_point;
+  // What signing one batch left: entries serverd refused one by one (entry id, why) and, when
+  // the batch as a whole failed, why.
   struct BatchOutcome {
-    size_t stored = 0;
+    std::vector<std::string> stored;  // entry ids
     std::vector<std::pair<std::string, Status>> refused;
     Status batch_failure;
   };
+  // An entry serverd refused: how often in a row, and when it may be asked for again.
+  struct EntryRetry {
+    int refusals = 0;
+    SteadyTime when;
+  };
 
-  // One round: the agent SVID when due, then the entries due. False when something failed.
-  bool RotateDue();
-  // When the next round is due.
-  std::chrono::steady_clock::time_point NextRound();
-  // Signs what `due` lists; returns how many SVIDs were stored.
-  size_t SignEntries(const std::vector<EntryRef>& due);
+  // One round: the agent SVID when due, then the entries due, each unless backing off.
+  void RotateDue();
+  void RenewAgentSvid();
+  // When the next round is due: never at a time already past, so a failure cannot spin.
+  SteadyTime NextRound();
+  // Signs what `due` lists.
+  void SignEntries(const std::vector<EntryRef>& due);
   BatchOutcome SignBatch(std::span<const EntryRef> batch);
-  void NoteOutcome(const std::vector<EntryRef>& due, BatchOutcome outcome);
+  void NoteOutcome(BatchOutcome outcome);
 
   ServerClient* server_;
   SvidCache* cache_;
@@ -65,8 +73,18 @@ class SvidRotator {
   const EntrySync* sync_;
   WakeSignal* signal_;
   KeyType workload_key_type_;
+  const BackoffPolicy retry_;
   std::atomic<bool> ready_{false};
-  std::map<std::string, std::chrono::steady_clock::time_point> retry_after_;  // rotation thread; entry id -> when
+
+  // The rotation thread's own.
+  Backoff renew_backoff_;
+  SteadyTime renew_retry_at_{};
+  FailureLog renew_failures_;
+  Backoff batch_backoff_;
+  SteadyTime batch_retry_at_{};
+  FailureLog batch_failures_;
+  std::map<std::string, EntryRetry> refused_;  // by entry id
+  FailureLog refusals_;
 };
 
 }  // namespace sigil::agentd

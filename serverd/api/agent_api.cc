@@ -49,7 +49,7 @@ Status AgentApi::Start() {
   peer_bundle_ = std::make_shared<transport::TrustBundleSource>(
       std::make_shared<const X509Bundle>(current->bundle.x509));
   SIGIL_RETURN_IF_ERROR(RefreshCredentials(std::chrono::system_clock::now()));
-  pipeline_ = std::make_unique<WorkerPool>(options_.pipeline, metrics_);
+  signer_ = std::make_unique<SvidSigner>(options_.pipeline, metrics_);
   agent_workers_ = std::make_unique<WorkerPool>(options_.agent_workers, metrics_);
   attestation_workers_ = std::make_unique<WorkerPool>(options_.attestation_workers, metrics_);
   io_.Start();
@@ -93,12 +93,12 @@ void AgentApi::Stop() {
   // workers may still queue signing jobs, so they stop before the signers.
   if (attestation_workers_) attestation_workers_->Stop();
   if (agent_workers_) agent_workers_->Stop();
-  if (pipeline_) pipeline_->Stop();
+  if (signer_) signer_->Stop();
   io_.Stop();
   http_.reset();
   attestation_workers_.reset();
   agent_workers_.reset();
-  pipeline_.reset();
+  signer_.reset();
 }
 
 Status AgentApi::RefreshCredentials(TimePoint now) {

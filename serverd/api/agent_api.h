@@ -23,9 +23,10 @@
 // attestation workers, apart, so that a flood of anonymous requests queues behind itself and
 // never before an attested agent's; everything else goes to the agent workers. Workers do
 // whatever may block or cost: datastore reads and writes, node attestors, CSR checks,
-// authorisation. SVIDs and JWTs of workloads are signed by the signing pipeline (a third pool,
-// whose signer workers take batches); an agent's own SVID is signed by the worker that records
-// the agent. Answers are posted back to the loop, which writes them. Parked entry syncs live on
+// authorisation. Every SVID and JWT is signed by the signing pipeline (serverd/ca/svid_signer.h,
+// whose signer workers take typed jobs in batches): a workload's are handed back to the loop,
+// an agent's to the worker waiting to record the agent. Answers are posted back to the loop,
+// which writes them. Parked entry syncs live on
 // the loop; the loop's poll timer hands the check for news to a worker.
 //
 // serverd's own certificate is an X509-SVID for spiffe://<td>/spire/server from the active CA,
@@ -49,6 +50,7 @@
 #include "core/x509_svid.h"
 #include "serverd/attestor/node_attestor.h"
 #include "serverd/ca/ca_manager.h"
+#include "serverd/ca/svid_signer.h"
 #include "serverd/datastore/datastore.h"
 #include "serverd/entry/entry_service.h"
 #include "serverd/worker_pool.h"
@@ -66,7 +68,7 @@ struct AgentApiOptions {
   std::chrono::seconds agent_svid_ttl{3600};
   std::chrono::seconds default_x509_svid_ttl{3600};
   std::chrono::seconds default_jwt_svid_ttl{300};
-  // Signer workers: batches of workload SVIDs and JWTs.
+  // Signer workers: batches of agent and workload SVIDs and JWTs.
   WorkerPool::Options pipeline;
   // Authenticated agents' requests: one request per job.
   WorkerPool::Options agent_workers{
@@ -106,6 +108,8 @@ class AgentApi {
   struct AuthorizedSet;
   struct SentState;
   struct ParkedSync;
+  struct CsrBatchAnswer;
+  struct JwtSvidAnswer;
 
   // ---- listener and router (agent_api.cc); loop thread ----
   void Handle(StreamPtr stream);
@@ -132,7 +136,10 @@ class AgentApi {
   // Signs the agent's SVID for `csr_key`, records the agent (`host` set: a new attestation;
   // null: a renewal), and answers.
   void IssueAgentSvid(const StreamPtr& stream, const SpiffeId& agent_id, const AttestedHost* host,
-                      EVP_PKEY* csr_key);
+                      CertifiableKey csr_key);
+  // The agent's SVID from the signing pipeline, waited for.
+  Result<X509SvidDer> SignAgentSvid(std::shared_ptr<const CaManager::Current> ca, CertifiableKey key,
+                                    const SpiffeId& agent_id);
 
   // ---- entry sync (entry_sync.cc) ----
   void SyncEntries(const StreamPtr& stream, const wire::EntrySyncRequest& request, const AttestedAgent& agent);
@@ -148,6 +155,7 @@ class AgentApi {
   // ---- workload SVIDs (svid_signing.cc); workers ----
   void SignCsrBatch(const StreamPtr& stream, const wire::CsrBatchRequest& request, const AttestedAgent& agent);
   void MintJwtSvid(const StreamPtr& stream, const wire::JwtSvidRequest& request, const AttestedAgent& agent);
+  void AnswerCsrBatch(const CsrBatchAnswer& batch);  // loop
 
   // The finished envelope of `body`, copied once out of the builder into what Write takes.
   template <typename T>
@@ -169,7 +177,7 @@ class AgentApi {
 
   transport::LoopThread io_;
   std::unique_ptr<EventLoopCompletionTarget> io_target_;
-  std::unique_ptr<WorkerPool> pipeline_;
+  std::unique_ptr<SvidSigner> signer_;
   std::unique_ptr<WorkerPool> agent_workers_;
   std::unique_ptr<WorkerPool> attestation_workers_;
   std::unique_ptr<transport::Http2Server> http_;

@@ -2,6 +2,8 @@
 // its attestation data, and issues the agent's first SVID; RenewAgentSvid issues the next one
 // over mTLS. Both run on workers: the CSR check, the attestor (datastore, TPM evidence) and the
 // agent's record in the datastore may all take time an event loop must not spend.
+#include <future>
+
 #include "core/csr.h"
 #include "core/log.h"
 #include "core/wire/convert.h"
@@ -9,6 +11,33 @@
 #include "serverd/api/agent_api_state.h"
 
 namespace sigil::serverd {
+
+namespace {
+
+// Hands an agent's SVID from the signer worker to the request worker waiting for it.
+class AgentSvidHandOver final : public X509SvidCompletion {
+ public:
+  void OnSigned(size_t, Result<X509SvidDer> svid) override { signed_.set_value(std::move(svid)); }
+  std::future<Result<X509SvidDer>> Signed() { return signed_.get_future(); }
+
+ private:
+  std::promise<Result<X509SvidDer>> signed_;
+};
+
+}  // namespace
+
+// The request worker waits for the signer: recording the agent, which follows, must run off the
+// loop too, and agent SVIDs are few beside workload SVIDs.
+Result<X509SvidDer> AgentApi::SignAgentSvid(std::shared_ptr<const CaManager::Current> ca, CertifiableKey key,
+                                            const SpiffeId& agent_id) {
+  auto hand_over = std::make_shared<AgentSvidHandOver>();
+  auto svid = hand_over->Signed();
+  SIGIL_RETURN_IF_ERROR(signer_->SignAgentX509Svid(
+      std::move(ca), nullptr,
+      {.key = std::move(key), .params = {.agent_id = agent_id, .ttl = options_.agent_svid_ttl},
+       .completion = std::move(hand_over)}));
+  return svid.get();
+}
 
 void AgentApi::Attest(const StreamPtr& stream, const wire::AttestationRequest& request) {
   // Before the attestor: a bad CSR must not burn a good token, and an expensive key is refused
@@ -32,7 +61,7 @@ void AgentApi::Attest(const StreamPtr& stream, const wire::AttestationRequest& r
   if (!step->host) return Answer(stream, std::string(step->challenge.begin(), step->challenge.end()));
   auto agent_id = AgentSpiffeId(trust_domain_, step->host->agent_path);
   if (!agent_id.ok()) return AnswerError(stream, agent_id.status());
-  IssueAgentSvid(stream, *agent_id, &*step->host, csr_key->get());
+  IssueAgentSvid(stream, *agent_id, &*step->host, std::move(*csr_key));
 }
 
 void AgentApi::RenewAgentSvid(const StreamPtr& stream, const wire::AgentSvidRequest& request,
@@ -41,11 +70,11 @@ void AgentApi::RenewAgentSvid(const StreamPtr& stream, const wire::AgentSvidRequ
   if (!csr_key.ok()) return AnswerError(stream, std::move(csr_key).status().AddContext("agent CSR"));
   auto agent_id = SpiffeId::Parse(agent.spiffe_id);
   if (!agent_id.ok()) return AnswerError(stream, agent_id.status());
-  IssueAgentSvid(stream, *agent_id, nullptr, csr_key->get());
+  IssueAgentSvid(stream, *agent_id, nullptr, std::move(*csr_key));
 }
 
 void AgentApi::IssueAgentSvid(const StreamPtr& stream, const SpiffeId& agent_id, const AttestedHost* host,
-                              EVP_PKEY* csr_key) {
+                              CertifiableKey csr_key) {
   const bool renewal = host == nullptr;
   auto existing = store_.FetchAgent(agent_id.str());
   if (existing.ok() && existing->banned) {
@@ -53,11 +82,8 @@ void AgentApi::IssueAgentSvid(const StreamPtr& stream, const SpiffeId& agent_id,
     return AnswerError(stream, PermissionDeniedError("agent " + agent_id.str() + " is banned"));
   }
   auto current = ca_.current();
-  X509SvidParams params(agent_id);
-  params.ttl = options_.agent_svid_ttl;
-  params.now = std::chrono::system_clock::now();
-  auto svid = MintX509SvidDerForCsrKey(*current->issuer, csr_key, params);
-  if (!svid.ok()) return AnswerError(stream, std::move(svid).status().AddContext("agent CSR"));
+  auto svid = SignAgentSvid(current, std::move(csr_key), agent_id);
+  if (!svid.ok()) return AnswerError(stream, std::move(svid).status().AddContext("signing the agent's SVID"));
   auto leaf = CertFromDer(svid->chain_der.front());
   if (!leaf.ok()) return AnswerError(stream, leaf.status());
   const std::string serial = SerialHex(leaf->get());

@@ -1,10 +1,9 @@
 // Workload SVIDs: SignCsrBatch (many X509-SVIDs in one request, each item answered alone) and
 // MintJwtSvid. A request worker authorises each item against the agent's entries and queues
-// signing jobs; the signing pipeline's workers sign them in batches and hand the results back
-// to the loop, which answers once the last item of a request is done.
+// typed signing jobs; the signer workers sign them in batches and hand the results back to the
+// loop, which answers once the last item of a request is done.
 #include <atomic>
 
-#include "core/jwt_svid.h"
 #include "core/log.h"
 #include "core/wire/convert.h"
 #include "serverd/api/agent_api.h"
@@ -12,71 +11,90 @@
 
 namespace sigil::serverd {
 
-namespace {
+// One SignCsrBatch request until it is answered. Its stream keeps the request body, and so the
+// CSRs the signing jobs point into, alive.
+struct AgentApi::CsrBatchAnswer final : X509SvidCompletion {
+  struct Item {
+    std::string entry_id;
+    Status refused;  // set when the item never reached a signer
+    Result<X509SvidDer> svid = Status(Code::kInternal, "not signed");
+  };
 
-struct BatchItem {
-  std::string entry_id;
-  Status refused;  // set when the item never reached a signer
-  Result<X509SvidDer> svid = Status(Code::kInternal, "not signed");
+  CsrBatchAnswer(AgentApi& api, StreamPtr stream, size_t count) : api(api), stream(std::move(stream)), items(count) {}
+
+  // Loop thread; the request worker's writes happened before the job was queued.
+  void OnSigned(size_t item, Result<X509SvidDer> svid) override {
+    if (!svid.ok()) svid = std::move(svid).status().AddContext("entry " + items[item].entry_id + ": CSR");
+    items[item].svid = std::move(svid);
+    OneDone();
+  }
+
+  // Whoever takes the last pending item answers, on the loop.
+  void OneDone() {
+    if (pending.fetch_sub(1) == 1) api.AnswerCsrBatch(*this);
+  }
+
+  AgentApi& api;
+  StreamPtr stream;
+  std::vector<Item> items;
+  std::atomic<size_t> pending{0};  // items not yet done
 };
 
-}  // namespace
+struct AgentApi::JwtSvidAnswer final : JwtSvidCompletion {
+  JwtSvidAnswer(AgentApi& api, StreamPtr stream) : api(api), stream(std::move(stream)) {}
+
+  void OnSigned(Result<JwtSvid> jwt) override {  // loop
+    flatbuffers::FlatBufferBuilder builder(1024);
+    auto outcome = wire::BuildOutcome(builder, jwt.status());
+    auto token = builder.CreateString(jwt.ok() ? jwt->token : std::string());
+    const int64_t expires_at = jwt.ok() ? UnixSeconds(jwt->expires_at) : 0;
+    api.Respond(*stream, FinishAnswer(builder, wire::CreateJwtSvidResponse(builder, outcome, token, expires_at)));
+    if (jwt.ok() && api.jwt_issued_ != nullptr) api.jwt_issued_->Add();
+  }
+
+  AgentApi& api;
+  StreamPtr stream;
+};
+
+void AgentApi::AnswerCsrBatch(const CsrBatchAnswer& batch) {
+  flatbuffers::FlatBufferBuilder builder(1024 + batch.items.size() * 1200);
+  std::vector<flatbuffers::Offset<wire::CsrResult>> results;
+  results.reserve(batch.items.size());
+  uint64_t issued = 0;
+  for (const CsrBatchAnswer::Item& item : batch.items) {
+    const Status status = !item.refused.ok() ? item.refused : item.svid.status();
+    auto entry_id = builder.CreateString(item.entry_id);
+    auto outcome = wire::BuildOutcome(builder, status);
+    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::Certificate>>> chain;
+    int64_t not_before = 0;
+    int64_t not_after = 0;
+    if (status.ok()) {
+      chain = wire::BuildCertificates(builder, item.svid->chain_der);
+      not_before = UnixSeconds(item.svid->not_before);
+      not_after = UnixSeconds(item.svid->expires_at);
+      ++issued;
+    }
+    results.push_back(wire::CreateCsrResult(builder, entry_id, outcome, chain, not_before, not_after));
+  }
+  auto vector = builder.CreateVector(results);
+  Respond(*batch.stream, FinishAnswer(builder, wire::CreateCsrBatchResponse(builder, vector)));
+  if (x509_issued_ != nullptr && issued > 0) x509_issued_->Add(issued);
+}
 
 void AgentApi::SignCsrBatch(const StreamPtr& stream, const wire::CsrBatchRequest& request,
                             const AttestedAgent& agent) {
   auto set = Authorized(agent);
   if (!set.ok()) return AnswerError(stream, set.status());
-
-  // Filled by this worker; each signer writes its own item; the loop reads them all once the
-  // last item is done.
-  struct Batch {
-    StreamPtr stream;
-    std::vector<BatchItem> items;
-    std::atomic<size_t> pending{0};  // jobs not yet done; who takes it to zero answers
-  };
-  auto batch = std::make_shared<Batch>();
-  batch->stream = stream;
   const auto* items = request.items();
   const size_t count = items == nullptr ? 0 : items->size();
-  batch->items.resize(count);
+  auto batch = std::make_shared<CsrBatchAnswer>(*this, stream, count);
   if (batch_items_ != nullptr) batch_items_->Observe(static_cast<double>(count));
-  auto current = ca_.current();
 
-  // Loop thread: the answer, built once all items are done.
-  auto finish = [this, batch] {
-    flatbuffers::FlatBufferBuilder builder(1024 + batch->items.size() * 1200);
-    std::vector<flatbuffers::Offset<wire::CsrResult>> results;
-    results.reserve(batch->items.size());
-    uint64_t issued = 0;
-    for (const BatchItem& item : batch->items) {
-      const Status status = !item.refused.ok() ? item.refused : item.svid.status();
-      auto entry_id = builder.CreateString(item.entry_id);
-      auto outcome = wire::BuildOutcome(builder, status);
-      flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::Certificate>>> chain;
-      int64_t not_before = 0;
-      int64_t not_after = 0;
-      if (status.ok()) {
-        chain = wire::BuildCertificates(builder, item.svid->chain_der);
-        not_before = UnixSeconds(item.svid->not_before);
-        not_after = UnixSeconds(item.svid->expires_at);
-        ++issued;
-      }
-      results.push_back(wire::CreateCsrResult(builder, entry_id, outcome, chain, not_before, not_after));
-    }
-    auto vector = builder.CreateVector(results);
-    Respond(*batch->stream, FinishAnswer(builder, wire::CreateCsrBatchResponse(builder, vector)));
-    if (x509_issued_ != nullptr && issued > 0) x509_issued_->Add(issued);
-  };
-
-  struct ToSign {
-    size_t index;
-    X509SvidParams params;
-  };
-  std::vector<ToSign> to_sign;
-  to_sign.reserve(count);
+  std::vector<WorkloadX509SvidJob> jobs;
+  jobs.reserve(count);
   for (size_t i = 0; i < count; ++i) {
     const auto* wire_item = items->Get(static_cast<flatbuffers::uoffset_t>(i));
-    BatchItem& item = batch->items[i];
+    CsrBatchAnswer::Item& item = batch->items[i];
     item.entry_id = wire::StringOf(wire_item->entry_id());
     if (item.entry_id.empty()) {
       item.refused = InvalidArgumentError("item " + std::to_string(i) + " has no entry_id");
@@ -91,29 +109,23 @@ void AgentApi::SignCsrBatch(const StreamPtr& stream, const wire::CsrBatchRequest
     } else if (wire_item->csr() == nullptr || wire_item->csr()->size() == 0) {
       item.refused = InvalidArgumentError("entry " + item.entry_id + ": the CSR is empty");
     } else {
-      to_sign.push_back({i, X509SvidParamsForEntry(*found->first, *found->second, options_.default_x509_svid_ttl,
-                                                   TimePoint{})});
+      jobs.push_back({.csr_der = wire::BytesOf(wire_item->csr()),
+                      .params = X509SvidParamsForEntry(*found->first, *found->second, options_.default_x509_svid_ttl,
+                                                       TimePoint{}),
+                      .completion = batch,
+                      .item = i});
     }
   }
   // Every job is counted before any is queued, so an early completion cannot finish the batch.
-  batch->pending = to_sign.size();
-  if (to_sign.empty()) return io_.loop().Post(std::move(finish));
-  for (auto& [index, params] : to_sign) {
-    // The CSR stays in the request body, which the batch's stream keeps alive.
-    auto csr = wire::BytesOf(items->Get(static_cast<flatbuffers::uoffset_t>(index))->csr());
-    auto sign = [batch, index = index, current, params = std::move(params), csr]() mutable {
-      params.now = std::chrono::system_clock::now();
-      Result<X509SvidDer> svid = MintX509SvidDerFromCsr(*current->issuer, csr, params);
-      if (!svid.ok()) svid = std::move(svid).status().AddContext("entry " + batch->items[index].entry_id + ": CSR");
-      batch->items[index].svid = std::move(svid);
-    };
-    auto complete = [batch, finish] {
-      if (batch->pending.fetch_sub(1) == 1) finish();
-    };
-    Status queued = pipeline_->Submit({.run = std::move(sign), .complete = std::move(complete), .target = io_target_.get()});
+  batch->pending = jobs.size();
+  if (jobs.empty()) return io_.loop().Post([this, batch] { AnswerCsrBatch(*batch); });
+  auto current = ca_.current();
+  for (WorkloadX509SvidJob& job : jobs) {
+    const size_t index = job.item;
+    Status queued = signer_->SignWorkloadX509Svid(current, io_target_.get(), std::move(job));
     if (!queued.ok()) {
       batch->items[index].refused = queued;
-      if (batch->pending.fetch_sub(1) == 1) io_.loop().Post(finish);
+      if (batch->pending.fetch_sub(1) == 1) io_.loop().Post([this, batch] { AnswerCsrBatch(*batch); });
     }
   }
 }
@@ -131,21 +143,9 @@ void AgentApi::MintJwtSvid(const StreamPtr& stream, const wire::JwtSvidRequest& 
   }
   if (params.audience.empty()) return AnswerError(stream, InvalidArgumentError("a JWT-SVID needs at least one audience"));
   params.ttl = entry.jwt_svid_ttl.count() > 0 ? entry.jwt_svid_ttl : options_.default_jwt_svid_ttl;
-  auto current = ca_.current();
-  auto result = std::make_shared<Result<JwtSvid>>(Status(Code::kInternal, "not signed"));
-  auto sign = [result, current, params]() mutable {
-    params.now = std::chrono::system_clock::now();
-    *result = sigil::MintJwtSvid(*current->jwt_key, current->jwt_key_id, params);
-  };
-  auto complete = [this, result, stream] {
-    flatbuffers::FlatBufferBuilder builder(1024);
-    auto outcome = wire::BuildOutcome(builder, result->status());
-    auto token = builder.CreateString(result->ok() ? (*result)->token : std::string());
-    const int64_t expires_at = result->ok() ? UnixSeconds((*result)->expires_at) : 0;
-    Respond(*stream, FinishAnswer(builder, wire::CreateJwtSvidResponse(builder, outcome, token, expires_at)));
-    if (result->ok() && jwt_issued_ != nullptr) jwt_issued_->Add();
-  };
-  Status queued = pipeline_->Submit({.run = std::move(sign), .complete = std::move(complete), .target = io_target_.get()});
+  Status queued = signer_->SignJwtSvid(ca_.current(), io_target_.get(),
+                                       {.params = std::move(params),
+                                        .completion = std::make_shared<JwtSvidAnswer>(*this, stream)});
   if (!queued.ok()) AnswerError(stream, queued);
 }
 

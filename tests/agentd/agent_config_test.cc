@@ -17,6 +17,33 @@ TEST(AgentConfigTest, DefaultsAreSpires) {
   EXPECT_EQ(config->workload_key_type, KeyType::kEcP256);
   EXPECT_FALSE(config->insecure_bootstrap);
   EXPECT_FALSE(config->health_checks.listener_enabled);
+  EXPECT_EQ(config->retry.initial, std::chrono::seconds(1));
+  EXPECT_EQ(config->retry.ceiling, std::chrono::seconds(60));
+}
+
+TEST(AgentConfigTest, RetryBackOffIsSetInSecondsAndChecked) {
+  auto config = ParseAgentConfig(
+      "agent:\n  trust_domain: example.org\n  insecure_bootstrap: true\n"
+      "  retry_initial_backoff: 2s\n  retry_max_backoff: 5m\n",
+      "agent.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->retry.initial, std::chrono::seconds(2));
+  EXPECT_EQ(config->retry.ceiling, std::chrono::minutes(5));
+
+  auto inverted = ParseAgentConfig(
+      "agent:\n  trust_domain: example.org\n  insecure_bootstrap: true\n"
+      "  retry_initial_backoff: 10s\n  retry_max_backoff: 5s\n",
+      "agent.yaml");
+  EXPECT_NE(inverted.status().message().find("agent.retry_max_backoff: must not be shorter than retry_initial_backoff"),
+            std::string::npos)
+      << inverted.status().ToString();
+  auto too_long = ParseAgentConfig(
+      "agent:\n  trust_domain: example.org\n  insecure_bootstrap: true\n  retry_max_backoff: 2h\n", "agent.yaml");
+  EXPECT_NE(too_long.status().message().find("agent.retry_max_backoff: must be at most 1h"), std::string::npos)
+      << too_long.status().ToString();
+  auto zero = ParseAgentConfig(
+      "agent:\n  trust_domain: example.org\n  insecure_bootstrap: true\n  retry_initial_backoff: 0s\n", "agent.yaml");
+  EXPECT_NE(zero.status().message().find("agent.retry_initial_backoff"), std::string::npos) << zero.status().ToString();
 }
 
 TEST(AgentConfigTest, FlagsOverrideTheFile) {

@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <limits>
 #include <thread>
 
+#include "core/x509_ca.h"
 #include "tests/support/test_pki.h"
 
 namespace sigil::agentd {
@@ -55,18 +58,47 @@ TEST(SvidCacheTest, WorkloadsGetTheSvidsOfEveryMatchingEntry) {
   EXPECT_EQ(matched, 0u);
 }
 
+// serverd may state a validity at both ends of int64 seconds, which FromUnixSeconds saturates
+// to the clock's ends (the fuzz corpus input found-csr-result-validity-at-int64-ends): half of
+// the lifetime must not overflow into "rotate now", which re-signed such an SVID on every round.
+TEST(SvidCacheTest, HalfLifeAtTheClocksEndsIsTheirMidpoint) {
+  const auto nanoseconds_from_epoch = [](Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  };
+  WorkloadX509Svid widest;
+  widest.not_before = FromUnixSeconds(std::numeric_limits<int64_t>::min());
+  widest.not_after = FromUnixSeconds(std::numeric_limits<int64_t>::max());
+  EXPECT_LE(std::abs(nanoseconds_from_epoch(widest.RotateAt())), 1);
+
+  const auto now = Clock::now();
+  WorkloadX509Svid endless;
+  endless.not_before = now;
+  endless.not_after = Clock::time_point::max();
+  EXPECT_GT(endless.RotateAt(), now + std::chrono::hours(24 * 365 * 100));
+
+  WorkloadJwtSvid jwt;
+  jwt.issued_at = now;
+  jwt.expires_at = FromUnixSeconds(std::numeric_limits<int64_t>::min());
+  EXPECT_LT(jwt.RefreshAt(), now);
+  jwt.expires_at = now + seconds(100);
+  EXPECT_EQ(jwt.RefreshAt(), now + seconds(50));
+}
+
 TEST(SvidCacheTest, RotationAtHalfLifeAndOnEntryChange) {
   SvidCache cache;
   auto web = Entry("e1", "/web", {kUid1001});
   cache.ApplyEntries({web}, {}, 1, true);
   EXPECT_EQ(cache.EntriesNeedingSvid(Clock::now()).size(), 1u);  // no SVID yet
-  EXPECT_FALSE(cache.NextRotation().has_value());
+  EXPECT_FALSE(cache.NextRotation(Clock::now()).has_value());
 
   const auto issued = Clock::now();
   cache.StoreSvid(Svid(web, issued, seconds(100)));
   EXPECT_TRUE(cache.EntriesNeedingSvid(issued + seconds(49)).empty());
   EXPECT_EQ(cache.EntriesNeedingSvid(issued + seconds(50)).size(), 1u);
-  EXPECT_EQ(*cache.NextRotation(), issued + seconds(50));
+  EXPECT_EQ(*cache.NextRotation(issued), issued + seconds(50));
+  // Past half-life the SVID is due, not next: a round that could not renew it must not wake
+  // again at once for it.
+  EXPECT_FALSE(cache.NextRotation(issued + seconds(50)).has_value());
 
   // A new DNS name needs a new SVID at once; the old one keeps serving until it comes.
   auto changed = web;
