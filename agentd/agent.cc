@@ -22,7 +22,7 @@ Status Agent::Start() {
   workload_loop_.Start();
   started_ = true;
   SIGIL_RETURN_IF_ERROR(StartServerClient());
-  SIGIL_RETURN_IF_ERROR(agent_svid_->Establish());
+  SIGIL_RETURN_IF_ERROR(agent_svid_->Establish().status());
   // Made before the Workload API and the probes, which ask the rotator whether the agent is
   // ready from their loop; started after them.
   sync_ = std::make_unique<EntrySync>(client_.get(), &cache_, agent_svid_.get(), &signal_, config_.retry);
