@@ -64,7 +64,7 @@ AgentSvid::AgentSvid(const AgentConfig& config, ServerClient* server)
 
 // ---- the trust bundle ----
 
-Status AgentSvid::LoadTrustBundle() {
+Result<std::optional<X509Bundle>> AgentSvid::LoadTrustBundle() {
   for (const auto& [path, what] : {std::pair{config_.data_dir / kBundleFile, "saved trust bundle"},
                                   std::pair{config_.trust_bundle_path, "trust_bundle_path"}}) {
     if (path.empty()) continue;
@@ -75,9 +75,10 @@ Status AgentSvid::LoadTrustBundle() {
     }
     auto bundle = X509BundleFromPem(config_.trust_domain, *pem);
     if (!bundle.ok()) return std::move(bundle).status().AddContext(std::string(what) + " " + path.string());
-    return server_->SetBundle(*bundle).AddContext(std::string(what) + " " + path.string());
+    SIGIL_RETURN_IF_ERROR(server_->SetBundle(*bundle).AddContext(std::string(what) + " " + path.string()));
+    return std::optional<X509Bundle>(std::move(*bundle));
   }
-  return Status::Ok();
+  return std::optional<X509Bundle>();
 }
 
 Status AgentSvid::SaveTrustBundle(const TrustBundle& bundle) {

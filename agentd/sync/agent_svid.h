@@ -23,6 +23,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "agentd/agent_config.h"
@@ -39,8 +40,8 @@ class AgentSvid {
   AgentSvid(const AgentConfig& config, ServerClient* server);
 
   // The bundle saved by an earlier run (newer: it follows rotations), else trust_bundle_path,
-  // handed to the server client. Nothing when neither exists (insecure bootstrap).
-  Status LoadTrustBundle();
+  // handed to the server client and returned. Nothing when neither exists (insecure bootstrap).
+  Result<std::optional<X509Bundle>> LoadTrustBundle();
   Status SaveTrustBundle(const TrustBundle& bundle);
 
   enum class Established { kRestored, kAttested };

@@ -32,6 +32,8 @@ Result<std::unique_ptr<AgentdProcess>> AgentdProcess::Create(AgentdOptions optio
 
 Status AgentdProcess::Start() { return StartWaitingFor({"healthcheck"}); }
 
+Status AgentdProcess::StartUnsynced() { return StartWaitingFor({"healthcheck", "--shallow"}); }
+
 Status AgentdProcess::StartWaitingFor(const std::vector<std::string>& healthcheck) {
   if (process_) previous_logs_ += logs();
   ProcessOptions options;

@@ -33,6 +33,9 @@ class AgentdProcess {
 
   // Starts agentd and waits until `agentd healthcheck` passes (attested and synced).
   Status Start();
+  // The same, waiting only until the Workload API answers (`healthcheck --shallow`): for an
+  // agent that cannot reach serverd.
+  Status StartUnsynced();
   // Environment variables for the next starts (SIGIL_FAULT_POINT), replacing earlier ones.
   void SetEnv(std::map<std::string, std::string> env) { env_ = std::move(env); }
   // Waits up to `timeout` for agentd to exit by itself; its exit code as ProcessOutput's.
