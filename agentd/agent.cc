@@ -22,7 +22,8 @@ Status Agent::Start() {
   workload_loop_.Start();
   started_ = true;
   SIGIL_RETURN_IF_ERROR(StartServerClient());
-  SIGIL_RETURN_IF_ERROR(agent_svid_->Establish());
+  SIGIL_ASSIGN_OR_RETURN(AgentSvid::Established established, agent_svid_->Establish());
+  SIGIL_RETURN_IF_ERROR(RestoreSvids(established));
   // Made before the Workload API and the probes, which ask the rotator whether the agent is
   // ready from their loop; started after them.
   sync_ = std::make_unique<EntrySync>(client_.get(), &cache_, agent_svid_.get(), &signal_, config_.retry);
@@ -30,6 +31,8 @@ Status Agent::Start() {
                                            config_.workload_key_type, config_.retry);
   SIGIL_RETURN_IF_ERROR(StartWorkloadApi());
   SIGIL_RETURN_IF_ERROR(StartProbes());
+  store_subscription_ = cache_.Subscribe([this] { store_signal_.Wake(); });
+  store_thread_ = std::thread([this] { store_->Run(&cache_, &store_signal_, config_.retry); });
   sync_thread_ = std::thread([this] { sync_->Run(); });
   rotation_thread_ = std::thread([this] { rotator_->Run(); });
   LogInfo("agentd started", {{"agent", agent_svid_->id()}, {"socket", config_.socket_path.string()}});
@@ -49,6 +52,9 @@ void Agent::Stop() {
   });
   if (sync_thread_.joinable()) sync_thread_.join();
   if (rotation_thread_.joinable()) rotation_thread_.join();
+  store_signal_.Stop();
+  if (store_thread_.joinable()) store_thread_.join();
+  if (store_subscription_ != 0) cache_.Unsubscribe(store_subscription_);
   client_.reset();
   workload_loop_.Stop();
   client_loop_.Stop();
@@ -63,11 +69,38 @@ Status Agent::StartServerClient() {
   options.insecure_bootstrap = config_.insecure_bootstrap;
   client_ = std::make_unique<ServerClient>(options, &client_loop_.loop());
   agent_svid_ = std::make_unique<AgentSvid>(config_, client_.get());
-  SIGIL_RETURN_IF_ERROR(agent_svid_->LoadTrustBundle());
+  SIGIL_ASSIGN_OR_RETURN(loaded_bundle_, agent_svid_->LoadTrustBundle());
   if (config_.insecure_bootstrap && !client_->has_bundle()) {
     LogWarn("INSECURE BOOTSTRAP: serverd's certificate is not verified until its first answer brings the trust "
             "bundle; anyone on the path to serverd can impersonate it now. Set trust_bundle_path in production.");
   }
+  return Status::Ok();
+}
+
+Status Agent::RestoreSvids(AgentSvid::Established established) {
+  const auto dir = config_.data_dir / "svids";
+  SIGIL_RETURN_IF_ERROR(transport::EnsureOwnedDirectory(dir, 0700, "workload SVID directory"));
+  store_ = std::make_unique<SvidStore>(dir, config_.trust_domain);
+  if (established == AgentSvid::Established::kAttested) {
+    // Kept for an identity the agent no longer holds; serverd, reachable now, sends what this
+    // one may have.
+    if (Status cleared = store_->Clear(); !cleared.ok()) {
+      LogWarn("could not remove the workload SVIDs kept by an earlier run", {{"error", cleared.ToString()}});
+    }
+    return Status::Ok();
+  }
+  SvidStore::Loaded loaded = store_->Load(Clock::now());
+  if (loaded.entries.empty()) return Status::Ok();
+  if (loaded.bundle) {
+    cache_.SetBundle(*loaded.bundle);
+  } else if (loaded_bundle_) {
+    TrustBundle bundle(config_.trust_domain);
+    bundle.x509 = *loaded_bundle_;
+    cache_.SetBundle(std::move(bundle));
+  }
+  const size_t count = loaded.entries.size();
+  cache_.Restore(std::move(loaded.entries));
+  LogInfo("serving the workload SVIDs kept in data_dir until serverd answers", {{"svids", std::to_string(count)}});
   return Status::Ok();
 }
 

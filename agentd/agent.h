@@ -2,12 +2,15 @@
 //
 //  1. The link to serverd (sync/server_client.h) and the trust bundle it checks serverd with.
 //  2. The agent's own SVID (sync/agent_svid.h): restored from data_dir, else node attestation
-//     with the attestor config chooses (attestor/node_attestor.h).
+//     with the attestor config chooses (attestor/node_attestor.h). With a restored SVID, the
+//     workload SVIDs an earlier run kept (sync/svid_store.h) fill the cache until serverd
+//     answers; after a fresh attestation they are dropped.
 //  3. The Workload API on the public socket (workload/workload_api.h), answered from the cache
 //     only; JWT-SVIDs are minted by serverd and cached until half-life. Then the health probes.
 //  4. Entry sync (sync/entry_sync.h) and SVID rotation (sync/svid_rotator.h), each on a thread
 //     of its own: the cache follows serverd's entries, and every SVID, the agent's own
-//     included, is renewed at half of its lifetime.
+//     included, is renewed at half of its lifetime. A third thread keeps the cache's workload
+//     SVIDs in data_dir as they change.
 // While serverd is unreachable the cache keeps answering; every loop retries with exponential
 // back-off and jitter (sync/retry.h).
 //
@@ -15,6 +18,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "agentd/agent_config.h"
@@ -24,6 +28,7 @@
 #include "agentd/sync/server_client.h"
 #include "agentd/sync/svid_cache.h"
 #include "agentd/sync/svid_rotator.h"
+#include "agentd/sync/svid_store.h"
 #include "agentd/workload/workload_api.h"
 #include "core/metrics.h"
 #include "transport/event_loop.h"
@@ -48,6 +53,9 @@ class Agent {
 
  private:
   Status StartServerClient();
+  // The workload SVIDs kept in data_dir: into the cache when the agent SVID was restored too,
+  // else removed.
+  Status RestoreSvids(AgentSvid::Established established);
   Status StartWorkloadApi();
   Status StartProbes();
 
@@ -65,6 +73,11 @@ class Agent {
   std::unique_ptr<SvidRotator> rotator_;
   std::thread sync_thread_;
   std::thread rotation_thread_;
+  std::optional<X509Bundle> loaded_bundle_;  // from data_dir or trust_bundle_path, at start
+  std::unique_ptr<SvidStore> store_;
+  WakeSignal store_signal_;  // woken by every change of the cache
+  uint64_t store_subscription_ = 0;
+  std::thread store_thread_;
   bool started_ = false;
 };
 

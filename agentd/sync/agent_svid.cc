@@ -7,6 +7,7 @@
 #include "core/x509_ca.h"
 #include "core/x509_svid.h"
 #include "core/file.h"
+#include "agentd/sync/durable_file.h"
 #include "hw/secret_file.h"
 #include "hw/soft_key_store.h"
 
@@ -14,8 +15,12 @@ namespace sigil::agentd {
 
 namespace {
 
-constexpr char kChainFile[] = "agent_svid.pem";
-constexpr char kKeyFile[] = "agent_svid.key";
+// The agent's SVID chain, leaf first, and then its key, in one file: replaced whole by one
+// rename, so that no crash pairs a key with another key's certificate.
+constexpr char kSvidFile[] = "agent_identity.pem";
+// Earlier versions kept chain and key in two files, renamed one after the other.
+constexpr char kOldChainFile[] = "agent_svid.pem";
+constexpr char kOldKeyFile[] = "agent_svid.key";
 constexpr char kBundleFile[] = "bundle.pem";
 
 Result<std::vector<X509Ptr>> ParseChain(const std::vector<Bytes>& ders) {
@@ -40,6 +45,14 @@ Result<std::shared_ptr<const transport::TlsCredentials>> CredentialsOf(const std
 
 Clock::time_point HalfLife(X509* leaf) { return Midpoint(CertNotBefore(leaf), CertNotAfter(leaf)); }
 
+// What an operator does about a saved key that does not match its SVID when attesting again
+// failed.
+constexpr char kMismatchFix[] =
+    "This host's identity cannot be restored from data_dir. With join token attestation (a token attests "
+    "once), make a new token with `serverd token generate` and start agentd with -joinToken <token>; with "
+    "tpm_devid, make sure serverd is reachable and trusts the DevID. The mismatched files are replaced once "
+    "the agent has attested.";
+
 }  // namespace
 
 AgentSvid::AgentSvid(const AgentConfig& config, ServerClient* server)
@@ -51,7 +64,7 @@ AgentSvid::AgentSvid(const AgentConfig& config, ServerClient* server)
 
 // ---- the trust bundle ----
 
-Status AgentSvid::LoadTrustBundle() {
+Result<std::optional<X509Bundle>> AgentSvid::LoadTrustBundle() {
   for (const auto& [path, what] : {std::pair{config_.data_dir / kBundleFile, "saved trust bundle"},
                                   std::pair{config_.trust_bundle_path, "trust_bundle_path"}}) {
     if (path.empty()) continue;
@@ -62,9 +75,10 @@ Status AgentSvid::LoadTrustBundle() {
     }
     auto bundle = X509BundleFromPem(config_.trust_domain, *pem);
     if (!bundle.ok()) return std::move(bundle).status().AddContext(std::string(what) + " " + path.string());
-    return server_->SetBundle(*bundle).AddContext(std::string(what) + " " + path.string());
+    SIGIL_RETURN_IF_ERROR(server_->SetBundle(*bundle).AddContext(std::string(what) + " " + path.string()));
+    return std::optional<X509Bundle>(std::move(*bundle));
   }
-  return Status::Ok();
+  return std::optional<X509Bundle>();
 }
 
 Status AgentSvid::SaveTrustBundle(const TrustBundle& bundle) {
@@ -80,18 +94,41 @@ Result<AgentSvid::Held> AgentSvid::FromAnswer(AgentSvidAnswer answer, EvpPkeyPtr
               CertNotAfter(chain.front().get())};
 }
 
-Status AgentSvid::Establish() {
+Result<AgentSvid::Established> AgentSvid::Establish() {
   auto saved = ReadSavedSvid();
+  Status unusable = saved.status();
   if (saved.ok()) {
-    LogInfo("re-using the agent SVID kept in data_dir", {{"agent", saved->id.str()}});
-    Status used = Use(std::move(*saved), false);
-    if (used.ok()) return used;
-    saved = used;
+    LogInfo("re-using the agent SVID kept in data_dir", {{"agent", saved->svid.id.str()}});
+    // The old files stay until the new one is in place, so an upgrade never loses the identity.
+    if (!saved->in_old_layout) {
+      if (Status removed = RemoveOldLayout(); !removed.ok()) {
+        LogWarn("could not remove the agent SVID files of an earlier version", {{"error", removed.ToString()}});
+      }
+    } else if (Status moved = SaveSvid(saved->svid); moved.ok()) {
+      LogInfo("moved the agent SVID and its key into one file",
+              {{"from", std::string(kOldChainFile) + ", " + kOldKeyFile}, {"to", kSvidFile}});
+    } else {
+      LogWarn("could not move the agent SVID and its key into one file; the two files stay",
+              {{"error", moved.ToString()}});
+    }
+    unusable = Use(std::move(saved->svid), false);
+    if (unusable.ok()) return Established::kRestored;
   }
-  if (saved.status().code() != Code::kNotFound) {
-    LogWarn("the saved agent SVID cannot be used; attesting again", {{"error", saved.status().ToString()}});
+  if (unusable.code() == Code::kNotFound) {
+    SIGIL_RETURN_IF_ERROR(Attest());
+    return Established::kAttested;
   }
-  return Attest();
+  if (unusable.code() == Code::kDataLoss) {
+    LogError("the saved agent key does not match the saved agent SVID; attesting again",
+             {{"error", unusable.ToString()}});
+  } else {
+    LogWarn("the saved agent SVID cannot be used; attesting again", {{"error", unusable.ToString()}});
+  }
+  Status attested = Attest();
+  if (attested.ok()) return Established::kAttested;
+  if (unusable.code() != Code::kDataLoss) return attested;
+  return FailedPreconditionError(std::string(unusable.message()) + "; attesting again failed: " +
+                                 attested.ToString() + ". " + kMismatchFix);
 }
 
 Status AgentSvid::Attest() {
@@ -107,10 +144,18 @@ Status AgentSvid::Attest() {
   auto answer = (*attestor)->Attest(*server_, csr);
   if (!answer.ok()) return std::move(answer).status().AddContext(type + " attestation");
   SIGIL_RETURN_IF_ERROR(server_->SetBundle(answer->bundle.x509));
-  SIGIL_RETURN_IF_ERROR(SaveTrustBundle(answer->bundle));
   LogInfo("attested to serverd", {{"agent", answer->agent_id.str()}, {"type", type}});
+  // The attestation is spent (a join token attests once): an SVID that cannot be saved is used
+  // all the same, and saved with its next renewal.
+  if (Status saved = SaveTrustBundle(answer->bundle); !saved.ok()) {
+    LogError("could not save the trust bundle", {{"error", saved.ToString()}});
+  }
   SIGIL_ASSIGN_OR_RETURN(Held svid, FromAnswer(std::move(*answer), std::move(key)));
-  return Use(std::move(svid), true);
+  if (Status saved = SaveSvid(svid); !saved.ok()) {
+    LogError("could not save the agent SVID; a restart before its renewal needs a new attestation",
+             {{"error", saved.ToString()}});
+  }
+  return Use(std::move(svid), false);
 }
 
 Status AgentSvid::Renew() {
@@ -164,13 +209,51 @@ std::string AgentSvid::id() const {
 
 // ---- the SVID's files ----
 
-Result<AgentSvid::Held> AgentSvid::ReadSavedSvid() const {
-  SIGIL_ASSIGN_OR_RETURN(std::string chain_pem, ReadWholeFile(config_.data_dir / kChainFile, "agent SVID"));
-  SIGIL_ASSIGN_OR_RETURN(std::string key_pem, ReadWholeFile(config_.data_dir / kKeyFile, "agent key"));
+Result<AgentSvid::Saved> AgentSvid::ReadSavedSvid() const {
+  const auto path = config_.data_dir / kSvidFile;
+  auto text = ReadWholeFile(path, "agent SVID file");
+  if (text.ok()) {
+    const size_t key_at = text->find("-----BEGIN PRIVATE KEY-----");
+    if (key_at == std::string::npos) return Status(Code::kDataLoss, path.string() + " holds no key");
+    const std::string_view contents(*text);
+    auto svid = ParseSavedSvid(contents.substr(0, key_at), contents.substr(key_at),
+                               "the key in " + path.string() + " does not match the agent SVID in it");
+    OPENSSL_cleanse(text->data(), text->size());
+    if (!svid.ok()) return std::move(svid).status();
+    return Saved{std::move(*svid), false};
+  }
+  if (text.status().code() != Code::kNotFound) return text.status();
+
+  const auto chain_path = config_.data_dir / kOldChainFile;
+  const auto key_path = config_.data_dir / kOldKeyFile;
+  auto chain_pem = ReadWholeFile(chain_path, "agent SVID");
+  auto key_pem = ReadWholeFile(key_path, "agent key");
+  if (!chain_pem.ok() && !key_pem.ok() && chain_pem.status().code() == Code::kNotFound &&
+      key_pem.status().code() == Code::kNotFound) {
+    return NotFoundError("no saved agent SVID in " + config_.data_dir.string());
+  }
+  if (!chain_pem.ok() || !key_pem.ok()) {
+    const Status& missing = chain_pem.ok() ? key_pem.status() : chain_pem.status();
+    if (missing.code() != Code::kNotFound) return missing;
+    return Status(Code::kDataLoss, "of the agent SVID's two files only one is left: " + std::string(missing.message()));
+  }
+  auto svid = ParseSavedSvid(*chain_pem, *key_pem,
+                             "the agent key in " + key_path.string() + " does not match the agent SVID in " +
+                                 chain_path.string() + " (an earlier agentd was stopped between writing the two)");
+  OPENSSL_cleanse(key_pem->data(), key_pem->size());
+  if (!svid.ok()) return std::move(svid).status();
+  return Saved{std::move(*svid), true};
+}
+
+Result<AgentSvid::Held> AgentSvid::ParseSavedSvid(std::string_view chain_pem, std::string_view key_pem,
+                                                  const std::string& mismatch) const {
   SIGIL_ASSIGN_OR_RETURN(std::vector<X509Ptr> chain, CertsFromPem(chain_pem));
-  if (chain.empty()) return InvalidArgumentError(std::string(kChainFile) + " holds no certificate");
   SIGIL_ASSIGN_OR_RETURN(EvpPkeyPtr key, PrivateKeyFromPem(key_pem));
   X509* leaf = chain.front().get();
+  if (X509_check_private_key(leaf, key.get()) != 1) {
+    ClearOpenSSLErrors();
+    return Status(Code::kDataLoss, mismatch);
+  }
   if (CertNotAfter(leaf) <= Clock::now()) return FailedPreconditionError("the saved agent SVID has expired");
   SIGIL_ASSIGN_OR_RETURN(SpiffeId id, X509SvidSpiffeId(leaf));
   if (!id.MemberOf(config_.trust_domain)) {
@@ -189,14 +272,20 @@ Status AgentSvid::SaveSvid(const Held& svid) const {
   SIGIL_ASSIGN_OR_RETURN(std::vector<X509Ptr> chain, ParseChain(svid.chain_der));
   std::vector<X509*> raw;
   for (const auto& cert : chain) raw.push_back(cert.get());
-  SIGIL_ASSIGN_OR_RETURN(std::string chain_pem, CertsToPem(raw));
+  SIGIL_ASSIGN_OR_RETURN(std::string contents, CertsToPem(raw));
   SIGIL_ASSIGN_OR_RETURN(std::string key_pem, PrivateKeyToPkcs8Pem(svid.key.get()));
-  // The key first: a crash between the two leaves a new key and an old SVID, which fails to
-  // load and is replaced by attestation, never an SVID whose key is lost.
-  Status written = hw::WriteSecretFile(config_.data_dir / kKeyFile, AsBytes(key_pem), "agent key file");
+  contents += key_pem;
   OPENSSL_cleanse(key_pem.data(), key_pem.size());
+  Status written = WriteFileDurably(config_.data_dir / kSvidFile, AsBytes(contents), 0600, "agent SVID file",
+                                    "agent-svid");
+  OPENSSL_cleanse(contents.data(), contents.size());
   SIGIL_RETURN_IF_ERROR(written);
-  return hw::WriteSecretFile(config_.data_dir / kChainFile, AsBytes(chain_pem), "agent SVID file");
+  return RemoveOldLayout();
+}
+
+Status AgentSvid::RemoveOldLayout() const {
+  const std::filesystem::path old_files[] = {config_.data_dir / kOldKeyFile, config_.data_dir / kOldChainFile};
+  return RemoveFilesDurably(config_.data_dir, old_files);
 }
 
 }  // namespace sigil::agentd

@@ -7,9 +7,14 @@
 //  - Renew: a new key and CSR over mTLS, at half of the SVID's lifetime (renew_at).
 //  - Reattest: when serverd no longer knows the agent (evicted), attest again, backing off
 //    while attestation fails.
-//  - Persistence: the SVID chain (agent_svid.pem), its key (agent_svid.key, 0600) and the
-//    trust bundle (bundle.pem) in data_dir; every read and write of those files is in
-//    ReadSavedSvid, SaveSvid, LoadTrustBundle and SaveTrustBundle.
+//  - Persistence: the SVID chain and its key in one file (agent_identity.pem, 0600), replaced
+//    whole by one rename (durable_file.h), and the trust bundle (bundle.pem), in data_dir;
+//    every read and write of those files is in ReadSavedSvid, SaveSvid, LoadTrustBundle and
+//    SaveTrustBundle. The two files earlier versions wrote (agent_svid.pem, agent_svid.key) are
+//    read when agent_identity.pem is missing and moved into it.
+//  - A saved key that does not match its certificate (an earlier version stopped between its
+//    two renames) is named in the log; the agent attests again, and when it cannot (a join
+//    token attests once) start-up fails with a message naming the files and the fix.
 //
 // Thread safety: renew_at and id from any thread. Establish before the sync threads start;
 // then Renew and Reattest from those threads (one attestation at a time). Every method blocks
@@ -18,6 +23,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "agentd/agent_config.h"
@@ -34,12 +40,13 @@ class AgentSvid {
   AgentSvid(const AgentConfig& config, ServerClient* server);
 
   // The bundle saved by an earlier run (newer: it follows rotations), else trust_bundle_path,
-  // handed to the server client. Nothing when neither exists (insecure bootstrap).
-  Status LoadTrustBundle();
+  // handed to the server client and returned. Nothing when neither exists (insecure bootstrap).
+  Result<std::optional<X509Bundle>> LoadTrustBundle();
   Status SaveTrustBundle(const TrustBundle& bundle);
 
+  enum class Established { kRestored, kAttested };
   // The saved SVID when usable, else attestation.
-  Status Establish();
+  Result<Established> Establish();
   Status Renew();
   // Logs why and attests again; a failure is logged, and the SVIDs cached meanwhile are served.
   // Calls while another is attesting, or before the back-off after a failed one has passed,
@@ -61,9 +68,18 @@ class AgentSvid {
   // From serverd's answer for `key`: renewal at half of the leaf's lifetime.
   static Result<Held> FromAnswer(AgentSvidAnswer answer, EvpPkeyPtr key);
 
+  struct Saved {
+    Held svid;
+    bool in_old_layout = false;  // agent_svid.pem and agent_svid.key
+  };
+
   Status Attest();
-  Result<Held> ReadSavedSvid() const;
+  Result<Saved> ReadSavedSvid() const;
+  // DataLoss `mismatch` when the key is not the leaf's.
+  Result<Held> ParseSavedSvid(std::string_view chain_pem, std::string_view key_pem, const std::string& mismatch) const;
   Status SaveSvid(const Held& svid) const;
+  // Removes the old layout's files once agent_identity.pem holds the SVID.
+  Status RemoveOldLayout() const;
   // Hands the SVID to the server client for mTLS and keeps it; saved first when `persist`.
   Status Use(Held svid, bool persist);
 

@@ -83,6 +83,17 @@ void SvidCache::ApplyEntries(std::vector<RegistrationEntry> changed, const std::
   Publish(std::move(next));
 }
 
+void SvidCache::Restore(std::vector<CachedEntry> saved) {
+  std::lock_guard write(write_mutex_);
+  auto current = snapshot();
+  EntryMap entries;
+  for (auto& cached : saved) Put(entries, std::move(cached));
+  auto next = std::make_shared<Snapshot>(*current);
+  next->entries = std::make_shared<const EntryMap>(std::move(entries));
+  next->revision = 0;
+  Publish(std::move(next));
+}
+
 void SvidCache::StoreSvid(std::shared_ptr<const WorkloadX509Svid> svid) { StoreSvids({std::move(svid)}); }
 
 void SvidCache::StoreSvids(std::vector<std::shared_ptr<const WorkloadX509Svid>> svids) {

@@ -105,6 +105,10 @@ class SvidCache {
   void ApplyEntries(std::vector<RegistrationEntry> changed, const std::vector<std::string>& removed,
                     int64_t revision, bool full);
 
+  // Before the first sync: the entries and SVIDs an earlier run kept (svid_store.h), at
+  // revision 0, so that the first sync, a full one, replaces them all.
+  void Restore(std::vector<CachedEntry> saved);
+
   // Keeps `svid` for its entry; ignored when the entry is gone meanwhile.
   void StoreSvid(std::shared_ptr<const WorkloadX509Svid> svid);
   // The same for many at once: one new snapshot and one notice for the batch.

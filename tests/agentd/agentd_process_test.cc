@@ -356,7 +356,7 @@ TEST_F(AgentdEndToEndTest, ARestartedAgentKeepsItsIdentityWithoutANewToken) {
   StartAgent();
   WaitForSvids(1);
   struct stat key_stat {};
-  ASSERT_EQ(::stat((agent_->data_dir() / "agent_svid.key").c_str(), &key_stat), 0);
+  ASSERT_EQ(::stat((agent_->data_dir() / "agent_identity.pem").c_str(), &key_stat), 0);
   EXPECT_EQ(key_stat.st_mode & 0777, 0600u);
   agent_->Stop();
   // The token was spent at the first start; the second start must not need it.

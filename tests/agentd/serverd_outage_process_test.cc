@@ -1,11 +1,14 @@
-// agentd while serverd is gone, with real processes: its retries back off instead of spinning,
-// counted where serverd listened, by a socket that takes every connection and closes it.
+// agentd while serverd is gone, with real processes: its retries back off instead of spinning
+// (counted where serverd listened, by a socket that takes every connection and closes it), and
+// an agent restarted during the outage serves the workload SVIDs it kept in data_dir, until
+// serverd answers and a removed entry's SVID goes.
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <thread>
 
 #include "tests/agentd/agent_server_fixture.h"
@@ -13,7 +16,11 @@
 namespace sigil::agentd::testing {
 namespace {
 
+namespace fs = std::filesystem;
 using sigil::testing::ServerdOptions;
+using sigil::testing::WaitUntil;
+
+constexpr uid_t kNobody = 65534;
 
 // Listens on serverd's port in its place and counts the connections agentd makes: every try of
 // every loop opens one, since each is closed at once.
@@ -55,6 +62,13 @@ class ConnectionCounter {
   std::thread thread_;
 };
 
+size_t PemFilesIn(const fs::path& dir) {
+  size_t count = 0;
+  std::error_code error;
+  for (const auto& file : fs::directory_iterator(dir, error)) count += file.path().extension() == ".pem";
+  return count;
+}
+
 class ServerdOutageTest : public AgentServerFixture {};
 
 // The agent SVID lives 6 s: its renewal falls due 3 s into the outage and fails from then on,
@@ -86,6 +100,49 @@ TEST_F(ServerdOutageTest, WithServerdGoneEveryLoopRetriesAtItsBackOffInsteadOfSp
   EXPECT_LE(connections, 6u) << "the agent retries faster than its back-off";
   EXPECT_LE(lines, 1u) << "a repeated failure is logged more than once a minute";
   EXPECT_NE(agent_->logs().find("failures="), std::string::npos);
+}
+
+TEST_F(ServerdOutageTest, RestartedDuringAnOutageTheAgentServesTheSvidsItKeptUntilServerdAnswers) {
+  StartServer();
+  CreateEntry("/web", ::getuid());
+  const std::string removed_entry = CreateEntry("/removed", kNobody);
+  StartAgent();
+  const std::string web_serial = WaitForSvidSerial();
+  const std::string removed_serial = WaitForSvidSerial(kNobody);
+  ASSERT_FALSE(web_serial.empty());
+  ASSERT_FALSE(removed_serial.empty());
+  // Kept on disk as they arrive, each key owner-only: a kill -9 loses none of them.
+  const fs::path kept = agent_->data_dir() / "svids";
+  EXPECT_TRUE(WaitUntil([&] { return PemFilesIn(kept) == 2; }, std::chrono::seconds(10)));
+  std::error_code error;
+  for (const auto& file : fs::directory_iterator(kept, error)) {
+    EXPECT_EQ(static_cast<unsigned>(file.status().permissions() & fs::perms::all), 0600u) << file.path();
+  }
+  agent_->Kill();
+  // Removed while the agent is down: it cannot know until serverd answers.
+  ASSERT_EQ(Cli({"entry", "delete", "-entryID", removed_entry}).exit_code, 0);
+  server_->Stop();
+
+  Status started = agent_->StartUnsynced();
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  nlohmann::json answer;
+  EXPECT_EQ(LeafSerial(FirstSvid(std::nullopt, &answer)), web_serial) << answer.dump();
+  EXPECT_EQ(LeafSerial(FirstSvid(kNobody, &answer)), removed_serial) << answer.dump();
+  auto fetched = agent_->Cli({"api", "fetch", "x509"});
+  ASSERT_TRUE(fetched.ok());
+  EXPECT_EQ(fetched->exit_code, 0) << fetched->err;
+
+  // serverd answers: the removed entry's SVID is served no more, and its file goes.
+  ASSERT_TRUE(server_->Start().ok()) << server_->logs();
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        FirstSvid(kNobody, &answer);
+        return answer.value("code", "") == "PERMISSION_DENIED";
+      },
+      std::chrono::seconds(20)))
+      << answer.dump();
+  EXPECT_EQ(LeafSerial(FirstSvid()), web_serial) << "a restored SVID still valid was signed again";
+  EXPECT_TRUE(WaitUntil([&] { return PemFilesIn(kept) == 1; }, std::chrono::seconds(10)));
 }
 
 }  // namespace

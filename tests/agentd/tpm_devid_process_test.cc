@@ -20,6 +20,7 @@
 #include "core/wire/wire.h"
 #include "hw/soft_key_store.h"
 #include "hw/tpm_devid.h"
+#include "tests/agentd/saved_agent_svid.h"
 #include "tests/support/agentd_process.h"
 #include "tests/support/serverd_process.h"
 #include "tests/support/swtpm.h"
@@ -379,6 +380,33 @@ TEST_F(TpmDevIdProcessTest, HostBWithDevIdFromAnotherCaIsRefused) {
   EXPECT_NE(agent_->logs().find(cause), std::string::npos) << agent_->logs();
   ProcessOutput list = Cli({"agent", "list"});
   EXPECT_EQ(list.out.find(AgentIdOf("devid-b")), std::string::npos) << list.out;
+}
+
+// A saved agent key that is not its SVID's (an earlier version killed between its two renames)
+// is named, and a host with a DevID attests again on its own rather than stopping.
+TEST_F(TpmDevIdProcessTest, HostAWithAMismatchedSavedKeyAttestsAgainWithItsDevId) {
+  const std::string agent_id = AgentIdOf("devid-a");
+  auto agent = AgentdProcess::Create(DevIdAgentOptions(*tpm_a_, "devid-a"));
+  ASSERT_TRUE(agent.ok()) << agent.status().ToString();
+  agent_ = std::move(*agent);
+  ASSERT_TRUE(agent_->Start().ok()) << agent_->logs();
+  agent_->Stop();
+  WriteOldLayout(agent_->data_dir(), /*mismatched=*/true);
+
+  Status started = agent_->Start();
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  const std::string logs = agent_->logs();
+  EXPECT_TRUE(HasLogLine(logs, {"does not match the saved agent SVID; attesting again", "agent_svid.key"})) << logs;
+  size_t attested = 0;
+  for (size_t at = logs.find("attested to serverd"); at != std::string::npos;
+       at = logs.find("attested to serverd", at + 1)) {
+    ++attested;
+  }
+  EXPECT_EQ(attested, 2u) << "one attestation at each start";
+  auto fetched = agent_->Cli({"healthcheck"});
+  ASSERT_TRUE(fetched.ok());
+  EXPECT_EQ(fetched->exit_code, 0) << fetched->err;
+  EXPECT_NE(Cli({"agent", "list"}).out.find(agent_id), std::string::npos);
 }
 
 TEST_F(TpmDevIdProcessTest, DevIdCertificateWithoutItsKeyIsRefused) {

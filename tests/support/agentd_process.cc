@@ -30,12 +30,25 @@ Result<std::unique_ptr<AgentdProcess>> AgentdProcess::Create(AgentdOptions optio
   return agent;
 }
 
-Status AgentdProcess::Start() {
+Status AgentdProcess::Start() { return StartWaitingFor({"healthcheck"}); }
+
+Status AgentdProcess::StartUnsynced() { return StartWaitingFor({"healthcheck", "--shallow"}); }
+
+Status AgentdProcess::StartWaitingFor(const std::vector<std::string>& healthcheck) {
   if (process_) previous_logs_ += logs();
-  return StartDaemon(process_, {Binary(), "run", "-config", (dir() / "agent.yaml").string()}, dir(), "agentd", [&] {
-    auto check = Cli({"healthcheck"});
-    return check.ok() && check->exit_code == 0;
-  });
+  ProcessOptions options;
+  options.env = env_;
+  return StartDaemon(
+      process_, {Binary(), "run", "-config", (dir() / "agent.yaml").string()}, dir(), "agentd",
+      [&] {
+        auto check = Cli(healthcheck);
+        return check.ok() && check->exit_code == 0;
+      },
+      std::chrono::seconds(20), options);
+}
+
+std::optional<int> AgentdProcess::WaitForExit(std::chrono::milliseconds timeout) {
+  return process_ ? process_->Wait(timeout) : std::nullopt;
 }
 
 int AgentdProcess::Stop() { return process_ ? process_->Stop() : -1; }

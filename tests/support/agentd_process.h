@@ -6,6 +6,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,6 +33,13 @@ class AgentdProcess {
 
   // Starts agentd and waits until `agentd healthcheck` passes (attested and synced).
   Status Start();
+  // The same, waiting only until the Workload API answers (`healthcheck --shallow`): for an
+  // agent that cannot reach serverd.
+  Status StartUnsynced();
+  // Environment variables for the next starts (SIGIL_FAULT_POINT), replacing earlier ones.
+  void SetEnv(std::map<std::string, std::string> env) { env_ = std::move(env); }
+  // Waits up to `timeout` for agentd to exit by itself; its exit code as ProcessOutput's.
+  std::optional<int> WaitForExit(std::chrono::milliseconds timeout);
   int Stop();
   void Kill();
 
@@ -52,7 +60,10 @@ class AgentdProcess {
   AgentdProcess() = default;
   std::unique_ptr<TempDir> dir_;
   std::optional<ChildProcess> process_;
+  Status StartWaitingFor(const std::vector<std::string>& healthcheck);
+
   std::string previous_logs_;  // of earlier runs, after a restart
+  std::map<std::string, std::string> env_;
 };
 
 }  // namespace sigil::testing

@@ -305,8 +305,9 @@ void WriteFile(const std::filesystem::path& path, std::string_view contents) {
 
 Status StartDaemon(std::optional<ChildProcess>& process, const std::vector<std::string>& argv,
                    const std::filesystem::path& log_dir, const std::string& name,
-                   const std::function<bool()>& healthy, std::chrono::milliseconds timeout) {
-  SIGIL_ASSIGN_OR_RETURN(ChildProcess child, ChildProcess::Start(argv, log_dir));
+                   const std::function<bool()>& healthy, std::chrono::milliseconds timeout,
+                   const ProcessOptions& options) {
+  SIGIL_ASSIGN_OR_RETURN(ChildProcess child, ChildProcess::Start(argv, log_dir, options));
   process.emplace(std::move(child));
   const bool passed = WaitUntil([&] { return !process->running() || healthy(); }, timeout);
   auto logs = [&] { return process->stderr_text() + process->stdout_text(); };

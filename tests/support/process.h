@@ -90,7 +90,8 @@ class ChildProcess {
 // Internal naming `name` with its logs when it exits first; DeadlineExceeded after `timeout`.
 Status StartDaemon(std::optional<ChildProcess>& process, const std::vector<std::string>& argv,
                    const std::filesystem::path& log_dir, const std::string& name,
-                   const std::function<bool()>& healthy, std::chrono::milliseconds timeout = std::chrono::seconds(20));
+                   const std::function<bool()>& healthy, std::chrono::milliseconds timeout = std::chrono::seconds(20),
+                   const ProcessOptions& options = {});
 
 // Polls `ready` every 20 ms until it returns true or `timeout` passes.
 template <typename Pred>
