@@ -301,12 +301,26 @@ Result<EvpPkeyPtr> EcPublicKeyFromPoint(std::string_view curve, std::span<const 
   const std::string group(curve);
   const EVP_PKEY* curve_template = CurveTemplate(group);
   if (curve_template == nullptr) return EcPublicKeyFromParams(group, point);
+  // Only a whole point, compressed or not: the one-byte encoding of the point at infinity is
+  // refused here, and OpenSSL refuses a point off the curve as it decodes it (setting affine
+  // coordinates checks them), which is all the quick public key check would add.
+  const size_t field = group == "P-256" ? 32 : 48;
+  const bool whole = (point.size() == 1 + 2 * field && point.front() == 0x04) ||
+                     (point.size() == 1 + field && (point.front() == 0x02 || point.front() == 0x03));
+  if (!whole) return InvalidArgumentError(group + " public key is not a valid public key: not an encoded point");
   // EVP_PKEY_dup only reads its argument; OpenSSL 3.0 declares it non-const.
   EvpPkeyPtr key(EVP_PKEY_dup(const_cast<EVP_PKEY*>(curve_template)));
   if (!key || EVP_PKEY_set1_encoded_public_key(key.get(), point.data(), point.size()) != 1) {
-    return OpenSSLError(Code::kInvalidArgument, "building " + group + " public key");
+    return OpenSSLError(Code::kInvalidArgument, group + " public key is not a valid public key");
   }
-  return CheckedPublicKey(std::move(key), group + " public key");
+  // A compressed point sets the key's encoding to compressed; certificates carry it
+  // uncompressed, the form every verifier takes.
+  if (point.front() != 0x04 &&
+      EVP_PKEY_set_utf8_string_param(key.get(), OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                     OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_UNCOMPRESSED) != 1) {
+    return OpenSSLError(Code::kInternal, "encoding a " + group + " public key uncompressed");
+  }
+  return key;
 }
 
 Result<EvpPkeyPtr> RsaPublicKeyFromParts(std::span<const uint8_t> modulus,
