@@ -86,7 +86,7 @@ Status CheckCertifiableKey(EVP_PKEY* key) {
 Result<CertifiableKey> CertifiableKey::Check(EVP_PKEY* key) {
   SIGIL_RETURN_IF_ERROR(CheckCertifiableKey(key));
   EVP_PKEY_up_ref(key);
-  return CertifiableKey(EvpPkeyPtr(key));
+  return CertifiableKey(EvpPkeyPtr(key), Bytes());
 }
 
 Result<Bytes> MakeCsr(EVP_PKEY* private_key, const std::optional<SpiffeId>& spiffe_id) {
@@ -202,7 +202,8 @@ std::string ObjectName(int nid, const ASN1_OBJECT* obj) {
 
 // The public key of a SubjectPublicKeyInfo, built straight from its parts: OpenSSL 3.0's
 // generic decoder costs several times an ECDSA verification, and a server pays it per CSR.
-Result<EvpPkeyPtr> ReadPublicKey(const Tlv& spki) {
+// `ec_point` is set to an EC key's point as encoded in `spki`.
+Result<EvpPkeyPtr> ReadPublicKey(const Tlv& spki, std::span<const uint8_t>* ec_point) {
   std::span<const uint8_t> in = spki.content;
   SIGIL_ASSIGN_OR_RETURN(Tlv alg_tlv, ReadTlv(in, V_ASN1_SEQUENCE, "public key algorithm"));
   SIGIL_ASSIGN_OR_RETURN(Tlv bits_tlv, ReadTlv(in, V_ASN1_BIT_STRING, "public key"));
@@ -220,6 +221,7 @@ Result<EvpPkeyPtr> ReadPublicKey(const Tlv& spki) {
     }
     const auto* curve_obj = static_cast<const ASN1_OBJECT*>(param);
     const int curve = OBJ_obj2nid(curve_obj);
+    *ec_point = bits;
     if (curve == NID_X9_62_prime256v1) return EcPublicKeyFromPoint("P-256", bits);
     if (curve == NID_secp384r1) return EcPublicKeyFromPoint("P-384", bits);
     return InvalidArgumentError("unsupported EC curve " + ObjectName(curve, curve_obj) +
@@ -288,7 +290,8 @@ Result<CertifiableKey> CheckCsr(std::span<const uint8_t> der) {
 
   // ReadPublicKey takes only the keys CheckCertifiableKey accepts, and refuses the rest from
   // their encoded sizes, before anything costly (building the key, verifying the signature).
-  auto key = ReadPublicKey(spki);
+  std::span<const uint8_t> ec_point;
+  auto key = ReadPublicKey(spki, &ec_point);
   if (!key.ok()) return key.status().AddContext("checking CSR public key");
 
   SIGIL_ASSIGN_OR_RETURN(AlgorPtr sig_alg, ReadAlgorithm(sig_alg_tlv, "signature algorithm"));
@@ -319,7 +322,9 @@ Result<CertifiableKey> CheckCsr(std::span<const uint8_t> der) {
   if (!verified) {
     return InvalidArgumentError("CSR signature does not verify against its own public key");
   }
-  return CertifiableKey(std::move(*key));
+  // Kept uncompressed only: that is the form certificates carry.
+  const bool uncompressed = !ec_point.empty() && ec_point.front() == 0x04;
+  return CertifiableKey(std::move(*key), uncompressed ? Bytes(ec_point.begin(), ec_point.end()) : Bytes());
 }
 
 }  // namespace sigil

@@ -49,12 +49,17 @@ class CertifiableKey {
   static Result<CertifiableKey> Check(EVP_PKEY* key);
 
   EVP_PKEY* get() const { return key_.get(); }
+  // An EC key's point, uncompressed, as the CSR carried it; empty when not known. A certificate
+  // takes it as it is, rather than having OpenSSL encode the point again.
+  std::span<const uint8_t> encoded_ec_point() const { return encoded_ec_point_; }
 
  private:
-  explicit CertifiableKey(EvpPkeyPtr key) : key_(std::move(key)) {}
+  CertifiableKey(EvpPkeyPtr key, Bytes encoded_ec_point)
+      : key_(std::move(key)), encoded_ec_point_(std::move(encoded_ec_point)) {}
   friend Result<CertifiableKey> CheckCsr(std::span<const uint8_t> der);
 
   EvpPkeyPtr key_;
+  Bytes encoded_ec_point_;
 };
 
 }  // namespace sigil

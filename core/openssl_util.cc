@@ -237,6 +237,18 @@ namespace {
 using ParamBldPtr = std::unique_ptr<OSSL_PARAM_BLD, OpenSSLDeleter<OSSL_PARAM_BLD_free>>;
 using ParamsPtr = std::unique_ptr<OSSL_PARAM, OpenSSLDeleter<OSSL_PARAM_free>>;
 
+// fromdata accepts points off the curve; a public key check refuses them. The quick check (on
+// the curve, not infinity) suffices: P-256 and P-384 have cofactor 1, so every point on the
+// curve is in the prime-order group, and the full check's scalar multiplication would cost as
+// much as verifying a signature, on every CSR the server reads.
+Result<EvpPkeyPtr> CheckedPublicKey(EvpPkeyPtr key, std::string_view what) {
+  EvpPkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
+  if (!check || EVP_PKEY_public_check_quick(check.get()) != 1) {
+    return OpenSSLError(Code::kInvalidArgument, std::string(what) + " is not a valid public key");
+  }
+  return key;
+}
+
 Result<EvpPkeyPtr> PublicKeyFromParams(const char* type, OSSL_PARAM_BLD* builder,
                                        std::string_view what) {
   ParamsPtr params(OSSL_PARAM_BLD_to_param(builder));
@@ -246,23 +258,11 @@ Result<EvpPkeyPtr> PublicKeyFromParams(const char* type, OSSL_PARAM_BLD* builder
       EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
     return OpenSSLError(Code::kInvalidArgument, std::string("building ") + std::string(what));
   }
-  EvpPkeyPtr owned(key);
-  // fromdata accepts points off the curve; a public key check refuses them. The quick check
-  // (on the curve, not infinity) suffices: P-256 and P-384 have cofactor 1, so every point on
-  // the curve is in the prime-order group, and the full check's scalar multiplication would
-  // cost as much as verifying a signature, on every CSR the server reads.
-  EvpPkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, owned.get(), nullptr));
-  if (!check || EVP_PKEY_public_check_quick(check.get()) != 1) {
-    return OpenSSLError(Code::kInvalidArgument, std::string(what) + " is not a valid public key");
-  }
-  return owned;
+  return CheckedPublicKey(EvpPkeyPtr(key), what);
 }
 
-}  // namespace
-
-Result<EvpPkeyPtr> EcPublicKeyFromPoint(std::string_view curve, std::span<const uint8_t> point) {
+Result<EvpPkeyPtr> EcPublicKeyFromParams(const std::string& group, std::span<const uint8_t> point) {
   ParamBldPtr builder(OSSL_PARAM_BLD_new());
-  const std::string group(curve);
   if (!builder ||
       OSSL_PARAM_BLD_push_utf8_string(builder.get(), OSSL_PKEY_PARAM_GROUP_NAME, group.c_str(), 0) != 1 ||
       OSSL_PARAM_BLD_push_octet_string(builder.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
@@ -270,6 +270,57 @@ Result<EvpPkeyPtr> EcPublicKeyFromPoint(std::string_view curve, std::span<const 
     return OpenSSLError(Code::kInternal, "preparing EC public key parameters");
   }
   return PublicKeyFromParams("EC", builder.get(), group + " public key");
+}
+
+// A public key on `curve` that the others are copied from. A key built from its parameters gets
+// the curve's group built afresh (its Montgomery contexts and tables), which costs a server
+// reading CSRs a fifth of each CSR's check; a copy shares them. Made once, at first use, and
+// only read after, for the life of the process.
+const EVP_PKEY* CurveTemplate(const std::string& curve) {
+  auto make = [](const char* name) -> EVP_PKEY* {
+    EvpPkeyPtr pair(EVP_EC_gen(name));
+    unsigned char point[1 + 2 * 48];
+    size_t length = 0;
+    if (!pair || EVP_PKEY_get_octet_string_param(pair.get(), OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point,
+                                                 sizeof(point), &length) != 1) {
+      return nullptr;
+    }
+    auto key = EcPublicKeyFromParams(name, std::span<const uint8_t>(point, length));
+    return key.ok() ? key->release() : nullptr;
+  };
+  static const EVP_PKEY* const p256 = make("P-256");
+  static const EVP_PKEY* const p384 = make("P-384");
+  if (curve == "P-256") return p256;
+  if (curve == "P-384") return p384;
+  return nullptr;
+}
+
+}  // namespace
+
+Result<EvpPkeyPtr> EcPublicKeyFromPoint(std::string_view curve, std::span<const uint8_t> point) {
+  const std::string group(curve);
+  const EVP_PKEY* curve_template = CurveTemplate(group);
+  if (curve_template == nullptr) return EcPublicKeyFromParams(group, point);
+  // Only a whole point, compressed or not: the one-byte encoding of the point at infinity is
+  // refused here, and OpenSSL refuses a point off the curve as it decodes it (setting affine
+  // coordinates checks them), which is all the quick public key check would add.
+  const size_t field = group == "P-256" ? 32 : 48;
+  const bool whole = (point.size() == 1 + 2 * field && point.front() == 0x04) ||
+                     (point.size() == 1 + field && (point.front() == 0x02 || point.front() == 0x03));
+  if (!whole) return InvalidArgumentError(group + " public key is not a valid public key: not an encoded point");
+  // EVP_PKEY_dup only reads its argument; OpenSSL 3.0 declares it non-const.
+  EvpPkeyPtr key(EVP_PKEY_dup(const_cast<EVP_PKEY*>(curve_template)));
+  if (!key || EVP_PKEY_set1_encoded_public_key(key.get(), point.data(), point.size()) != 1) {
+    return OpenSSLError(Code::kInvalidArgument, group + " public key is not a valid public key");
+  }
+  // A compressed point sets the key's encoding to compressed; certificates carry it
+  // uncompressed, the form every verifier takes.
+  if (point.front() != 0x04 &&
+      EVP_PKEY_set_utf8_string_param(key.get(), OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                     OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_UNCOMPRESSED) != 1) {
+    return OpenSSLError(Code::kInternal, "encoding a " + group + " public key uncompressed");
+  }
+  return key;
 }
 
 Result<EvpPkeyPtr> RsaPublicKeyFromParts(std::span<const uint8_t> modulus,

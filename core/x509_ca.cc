@@ -47,9 +47,12 @@ Status SetSubject(X509* x, const SubjectName& subject) {
   X509_NAME* name = X509_get_subject_name(x);
   const std::pair<const char*, const std::string*> parts[] = {
       {"C", &subject.country}, {"O", &subject.organization}, {"CN", &subject.common_name}};
-  for (const auto& [field, value] : parts) {
+  // By NID: by text, OpenSSL looks the short name up among all it knows, on every certificate.
+  constexpr int kNids[] = {NID_countryName, NID_organizationName, NID_commonName};
+  for (size_t i = 0; i < std::size(parts); ++i) {
+    const auto& [field, value] = parts[i];
     if (value->empty()) continue;
-    if (X509_NAME_add_entry_by_txt(name, field, MBSTRING_UTF8,
+    if (X509_NAME_add_entry_by_NID(name, kNids[i], MBSTRING_UTF8,
                                    reinterpret_cast<const unsigned char*>(value->data()),
                                    static_cast<int>(value->size()), -1, 0) != 1) {
       return OpenSSLError(Code::kInvalidArgument,
@@ -203,8 +206,8 @@ Result<Bytes> SignTbs(X509Ptr x, Signer& signer, SignatureScheme scheme) {
   return der;
 }
 
-Status SetPublicKey(X509* x, EVP_PKEY* key) {
-  SIGIL_ASSIGN_OR_RETURN(bool filled, FillPublicKeyInfo(X509_get_X509_PUBKEY(x), key));
+Status SetPublicKey(X509* x, EVP_PKEY* key, std::span<const uint8_t> ec_point) {
+  SIGIL_ASSIGN_OR_RETURN(bool filled, FillPublicKeyInfo(X509_get_X509_PUBKEY(x), key, ec_point));
   if (!filled && X509_set_pubkey(x, key) != 1) return OpenSSLError(Code::kInternal, "setting public key");
   return Status::Ok();
 }
@@ -218,9 +221,9 @@ TimePoint FromAsn1Time(const ASN1_TIME* t) {
 }
 
 // Builds and signs a certificate whose key was checked. `issuer` null: self-issued (subject as
-// issuer, own SKI as AKI).
-Result<Bytes> BuildAndSign(const CertTemplate& t, X509* issuer, Signer& signer,
-                                SignatureScheme scheme) {
+// issuer, own SKI as AKI). `ec_point`: as FillPublicKeyInfo's.
+Result<Bytes> BuildAndSign(const CertTemplate& t, X509* issuer, Signer& signer, SignatureScheme scheme,
+                           std::span<const uint8_t> ec_point = {}) {
   if (t.not_after <= t.not_before) {
     return InvalidArgumentError("certificate would expire before it becomes valid");
   }
@@ -228,7 +231,7 @@ Result<Bytes> BuildAndSign(const CertTemplate& t, X509* issuer, Signer& signer,
   if (!x || X509_set_version(x.get(), X509_VERSION_3) != 1) {
     return OpenSSLError(Code::kInternal, "allocating certificate");
   }
-  SIGIL_RETURN_IF_ERROR(SetPublicKey(x.get(), t.public_key));
+  SIGIL_RETURN_IF_ERROR(SetPublicKey(x.get(), t.public_key, ec_point));
   SIGIL_RETURN_IF_ERROR(SetSerial(x.get()));
   SIGIL_RETURN_IF_ERROR(SetSubject(x.get(), t.subject));
   X509_NAME* issuer_name = issuer != nullptr ? X509_get_subject_name(issuer)
@@ -258,14 +261,17 @@ CertTemplate CaTemplate(const TrustDomain& td, EVP_PKEY* key, const CaOptions& o
 
 }  // namespace
 
-Result<bool> FillPublicKeyInfo(X509_PUBKEY* spki, EVP_PKEY* key) {
+Result<bool> FillPublicKeyInfo(X509_PUBKEY* spki, EVP_PKEY* key, std::span<const uint8_t> ec_point) {
   if (EVP_PKEY_is_a(key, "EC")) {
     SIGIL_ASSIGN_OR_RETURN(KeyType type, KeyTypeOf(key));
     unsigned char point[1 + 2 * 48];
-    size_t len = 0;
-    if (EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point,
-                                        sizeof(point), &len) != 1) {
-      return OpenSSLError(Code::kInternal, "reading EC public point");
+    size_t len = ec_point.size();
+    if (ec_point.empty() || ec_point.size() > sizeof(point)) {
+      if (EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point, sizeof(point), &len) != 1) {
+        return OpenSSLError(Code::kInternal, "reading EC public point");
+      }
+    } else {
+      std::copy(ec_point.begin(), ec_point.end(), point);
     }
     auto* bits = static_cast<unsigned char*>(OPENSSL_memdup(point, len));
     const int curve = type == KeyType::kEcP384 ? NID_secp384r1 : NID_X9_62_prime256v1;
@@ -472,7 +478,7 @@ Result<Bytes> X509Ca::IssueDer(const CertTemplate& tbs, const CertifiableKey& ke
   if (capped.not_after <= capped.not_before) {
     return FailedPreconditionError("CA certificate is not valid for the requested lifetime");
   }
-  return BuildAndSign(capped, cert_.get(), *signer_, scheme_);
+  return BuildAndSign(capped, cert_.get(), *signer_, scheme_, key.encoded_ec_point());
 }
 
 }  // namespace sigil

@@ -152,8 +152,9 @@ class X509Ca {
 // Fills a subjectPublicKeyInfo, a certificate's or a CSR's, from an EC or RSA key's parts;
 // false for other key types, which the caller sets through OpenSSL. X509_set_pubkey and
 // X509_REQ_set_pubkey go through OpenSSL 3.0's generic encoder, which costs several
-// signatures' worth of time per certificate.
-Result<bool> FillPublicKeyInfo(X509_PUBKEY* spki, EVP_PKEY* key);
+// signatures' worth of time per certificate. `ec_point`, when not empty, is the EC key's point
+// already encoded uncompressed, taken as it is.
+Result<bool> FillPublicKeyInfo(X509_PUBKEY* spki, EVP_PKEY* key, std::span<const uint8_t> ec_point = {});
 
 // A certificate's notBefore / notAfter.
 TimePoint CertNotBefore(const X509* cert);

@@ -184,6 +184,7 @@ void SocketStream::MarkOpen() {
   open_ = true;
   if (tls_) {
     peer_.spiffe_id = tls_->peer_id();
+    peer_.serial = tls_->peer_serial();
     peer_.tls_version = tls_->version();
   }
   if (delegate_) delegate_->OnOpen();

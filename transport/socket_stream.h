@@ -50,6 +50,7 @@ struct PeerInfo {
   std::string address;                           // "127.0.0.1:40112" or "unix:/run/x.sock"
   std::optional<PeerCredentials> credentials;    // Unix sockets only
   std::optional<SpiffeId> spiffe_id;             // mutual TLS only
+  std::string serial;                            // mutual TLS only: the leaf's, as SerialHex writes it
   std::string tls_version;                       // empty when plaintext
 };
 

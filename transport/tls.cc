@@ -142,7 +142,10 @@ int TlsContext::VerifyPeer(X509_STORE_CTX* store_ctx, void* arg) {
   auto id = VerifyX509Svid(chain, *bundle);
   if (!id.ok()) return fail(Status(Code::kUnauthenticated, id.status().message()));
   if (Status allowed = self->options_.authorize(*id); !allowed.ok()) return fail(allowed);
-  if (session) session->peer_id_ = *id;
+  if (session) {
+    session->peer_id_ = *id;
+    session->peer_serial_ = SerialHex(leaf);
+  }
   return 1;
 }
 

@@ -100,6 +100,8 @@ class TlsSession {
   std::string alpn() const;
   // The peer's SPIFFE ID when it presented a verified X509-SVID.
   const std::optional<SpiffeId>& peer_id() const { return peer_id_; }
+  // That X509-SVID's serial number, hex as SerialHex writes it; empty without one.
+  const std::string& peer_serial() const { return peer_serial_; }
   std::string version() const;
 
  private:
@@ -114,6 +116,7 @@ class TlsSession {
   bool handshake_complete_ = false;
   std::vector<uint8_t> held_;  // plaintext sent before the handshake completed
   std::optional<SpiffeId> peer_id_;  // set by TlsContext's verify hook
+  std::string peer_serial_;          // set with peer_id_
   Status verify_error_;              // why the verify hook refused the peer
   friend class TlsContext;
 };

@@ -227,6 +227,13 @@ Result<AttestedAgent> AgentApi::CallingAgent(const Http2ServerStream& stream) {
     return agent.status();
   }
   if (agent->banned) return PermissionDeniedError("agent " + agent_id + " is banned");
+  const std::string& presented = stream.peer().serial;
+  const bool previous = !agent->previous_serial.empty() && presented == agent->previous_serial &&
+                        NowUnixSeconds() < agent->previous_serial_valid_until;
+  if (presented != agent->serial && !previous) {
+    return UnauthenticatedError("agent " + agent_id + " presented an SVID (serial " + presented +
+                                ") that is no longer its current one; it must attest again");
+  }
   return agent;
 }
 

@@ -9,7 +9,8 @@
 //   MintJwtSvid     JwtSvidRequest     -> JwtSvidResponse          mTLS
 //
 // A request that fails as a whole is answered with an Outcome body (HTTP 200): Unauthenticated
-// when the agent must attest again (evicted, unknown), PermissionDenied when it is banned or
+// when the agent must attest again (evicted, unknown, or calling with an SVID older than its
+// current one, beyond a short overlap after a renewal), PermissionDenied when it is banned or
 // asks for what it may not have, ResourceExhausted when a work queue is full (back off),
 // InvalidArgument naming what was malformed.
 //
@@ -68,6 +69,9 @@ struct AgentApiOptions {
   std::chrono::seconds agent_svid_ttl{3600};
   std::chrono::seconds default_x509_svid_ttl{3600};
   std::chrono::seconds default_jwt_svid_ttl{300};
+  // How long an agent's SVID stays accepted after the agent renewed it: calls it made while
+  // the renewal was answered. Older SVIDs are refused (attest again).
+  std::chrono::seconds previous_agent_svid_overlap{300};
   // Signer workers: batches of agent and workload SVIDs and JWTs.
   WorkerPool::Options pipeline;
   // Authenticated agents' requests: one request per job.
@@ -125,8 +129,8 @@ class AgentApi {
   void AnswerError(StreamPtr stream, const Status& status);
 
   // ---- on workers (agent_api.cc) ----
-  // The attested agent behind an mTLS request: Unauthenticated when it is no longer attested,
-  // PermissionDenied when banned.
+  // The attested agent behind an mTLS request: Unauthenticated when it is no longer attested or
+  // presented an SVID it has renewed since (beyond the overlap), PermissionDenied when banned.
   Result<AttestedAgent> CallingAgent(const transport::Http2ServerStream& stream);
   Result<std::shared_ptr<const AuthorizedSet>> Authorized(const AttestedAgent& agent);
 

@@ -87,28 +87,32 @@ void AgentApi::IssueAgentSvid(const StreamPtr& stream, const SpiffeId& agent_id,
   auto leaf = CertFromDer(svid->chain_der.front());
   if (!leaf.ok()) return AnswerError(stream, leaf.status());
   const std::string serial = SerialHex(leaf->get());
-  const int64_t expires_at = UnixSeconds(svid->expires_at);
-  Status recorded;
-  if (renewal) {
-    recorded = store_.UpdateAgentSvid(agent_id.str(), serial, expires_at);
-  } else {
-    // Re-attestation of a known host (TPM) replaces what was learnt about it.
-    if (existing.ok()) (void)store_.DeleteAgent(agent_id.str());
-    AttestedAgent agent;
-    agent.spiffe_id = agent_id.str();
-    agent.attestation_type = host->attestation_type;
-    agent.serial = serial;
-    agent.expires_at = expires_at;
-    agent.selectors = host->selectors;
-    recorded = store_.CreateAgent(agent);
-  }
-  if (!recorded.ok()) return AnswerError(stream, recorded.AddContext("recording the agent"));
   flatbuffers::FlatBufferBuilder builder(4096);
   auto bundle = wire::BuildTrustBundle(builder, current->bundle);
   if (!bundle.ok()) return AnswerError(stream, bundle.status());
   auto chain = wire::BuildCertificates(builder, svid->chain_der);
   auto id = builder.CreateString(agent_id.str());
-  Answer(stream, FinishAnswer(builder, wire::CreateAgentSvidResponse(builder, id, chain, *bundle)));
+  std::string answer = FinishAnswer(builder, wire::CreateAgentSvidResponse(builder, id, chain, *bundle));
+
+  // The last step that can fail: a join token is spent here, with the record, or not at all.
+  const int64_t now = NowUnixSeconds();
+  Status recorded;
+  if (renewal) {
+    recorded = store_.UpdateAgentSvid(agent_id.str(), serial, UnixSeconds(svid->expires_at), stream->peer().serial,
+                                      now + options_.previous_agent_svid_overlap.count());
+  } else {
+    AttestedAgent agent;
+    agent.spiffe_id = agent_id.str();
+    agent.attestation_type = host->attestation_type;
+    agent.serial = serial;
+    agent.expires_at = UnixSeconds(svid->expires_at);
+    agent.selectors = host->selectors;
+    recorded = store_.RecordAttestedAgent(agent, host->join_token, now);
+    // Another Attest spent the token since the attestor read it.
+    if (recorded.code() == Code::kNotFound) recorded = PermissionDeniedError("join token is unknown or was already used");
+  }
+  if (!recorded.ok()) return AnswerError(stream, recorded.AddContext("recording the agent"));
+  Answer(stream, std::move(answer));
   if (x509_issued_ != nullptr) x509_issued_->Add();
   if (!renewal) {
     if (agents_attested_ != nullptr) agents_attested_->Add();

@@ -21,17 +21,18 @@ Result<AttestationStep> JoinTokenAttestor::Attest(const wire::AttestationRequest
   if (token.empty()) return InvalidArgumentError("join token is empty");
   const std::string agent_path = "join_token/" + token;
   // The token becomes a path segment of the agent's ID: refuse one that cannot be, before
-  // spending anything.
+  // reading the store.
   SIGIL_RETURN_IF_ERROR(ValidateSpiffeIdPath("/spire/agent/" + agent_path).AddContext("join token"));
-  auto consumed = store_.ConsumeJoinToken(token, UnixSeconds(std::chrono::system_clock::now()));
-  if (!consumed.ok()) {
-    if (consumed.status().code() == Code::kNotFound) {
-      return PermissionDeniedError("join token is unknown or was already used");
-    }
-    if (consumed.status().code() == Code::kPermissionDenied) return PermissionDeniedError("join token has expired");
-    return consumed.status();
+  auto found = store_.FetchJoinToken(token);
+  if (!found.ok()) {
+    if (found.status().code() == Code::kNotFound) return PermissionDeniedError("join token is unknown or was already used");
+    return found.status();
   }
-  return AttestationStep{.host = AttestedHost{.agent_path = agent_path, .attestation_type = "join_token"}};
+  if (found->expires_at <= UnixSeconds(std::chrono::system_clock::now())) {
+    return PermissionDeniedError("join token has expired");
+  }
+  return AttestationStep{
+      .host = AttestedHost{.agent_path = agent_path, .attestation_type = "join_token", .join_token = token}};
 }
 
 }  // namespace sigil::serverd

@@ -2,7 +2,9 @@
 // `serverd token generate`, with a TTL. The agent becomes
 // spiffe://<td>/spire/agent/join_token/<token>.
 //
-// Thread safety: as NodeAttestor; Attest spends the token in the datastore (an fsync'd write).
+// Thread safety: as NodeAttestor; Attest reads the token from the datastore. The token is spent
+// when the agent is recorded, in the same transaction (Datastore::RecordAttestedAgent), so a
+// failure before that leaves it usable.
 #pragma once
 
 #include "serverd/attestor/node_attestor.h"

@@ -33,6 +33,9 @@ struct AttestedHost {
   std::string agent_path;        // below /spire/agent/, e.g. "join_token/<token>"
   std::string attestation_type;  // the attestor's name, recorded with the agent
   std::vector<Selector> selectors;
+  // A join token to spend in the transaction that records the agent, once its SVID is signed;
+  // empty when the proof spends nothing.
+  std::string join_token;
 };
 
 // One step of node attestation: the host is proven, or the agent must answer `challenge` (a
@@ -51,7 +54,8 @@ class NodeAttestor {
   // The kinds of attestation data it takes (a challenge's answer included).
   virtual std::vector<wire::AttestationData> data_types() const = 0;
   // PermissionDenied naming the check that failed; InvalidArgument for data that does not
-  // parse. Called after the request's CSR was checked, so a bad CSR never spends a token.
+  // parse. Called after the request's CSR was checked. Spends nothing that a failure after it
+  // (signing, recording the agent) would waste: see AttestedHost::join_token.
   virtual Result<AttestationStep> Attest(const wire::AttestationRequest& request) = 0;
 };
 

@@ -48,6 +48,10 @@ struct AttestedAgent {
   std::vector<Selector> selectors;  // what node attestation learnt about the host
   int64_t created_at = 0;
   int64_t updated_at = 0;
+  // The SVID the last renewal was asked with, still accepted until previous_serial_valid_until
+  // (Unix seconds) so that calls made while the renewal was answered go through; empty when none.
+  std::string previous_serial;
+  int64_t previous_serial_valid_until = 0;
 
   friend bool operator==(const AttestedAgent&, const AttestedAgent&) = default;
 };
@@ -109,16 +113,24 @@ class Datastore {
   virtual Result<AttestedAgent> FetchAgent(const std::string& spiffe_id) = 0;
   virtual Result<std::vector<AttestedAgent>> ListAgents() = 0;
   virtual Result<int64_t> CountAgents() = 0;
-  virtual Status UpdateAgentSvid(const std::string& spiffe_id, const std::string& serial,
-                                 int64_t expires_at) = 0;
+  // Records a newly attested agent, in one transaction: replaces any earlier record of the same
+  // ID (a host that attests again) and, when `join_token` is not empty, spends that token:
+  // NotFound when it is unknown or used, PermissionDenied when expired by `now`, and then
+  // nothing is recorded or spent.
+  virtual Status RecordAttestedAgent(const AttestedAgent& agent, const std::string& join_token, int64_t now) = 0;
+  // A renewed SVID: `serial` becomes the current one, and `previous_serial` (the SVID the
+  // renewal was asked with) stays accepted until `previous_valid_until`.
+  virtual Status UpdateAgentSvid(const std::string& spiffe_id, const std::string& serial, int64_t expires_at,
+                                 const std::string& previous_serial, int64_t previous_valid_until) = 0;
   virtual Status SetAgentBanned(const std::string& spiffe_id, bool banned) = 0;
   // Eviction: the agent must attest again.
   virtual Status DeleteAgent(const std::string& spiffe_id) = 0;
 
-  // Join tokens, kept only as SHA-256 hashes. Consume removes the token whatever the outcome,
-  // so a token works at most once: NotFound when unknown or used, PermissionDenied when expired.
+  // Join tokens, kept only as SHA-256 hashes. A token is spent by the RecordAttestedAgent that
+  // records its agent, so it works at most once. FetchJoinToken reads one without spending it:
+  // NotFound when unknown or used.
   virtual Status CreateJoinToken(const std::string& token, const JoinToken& details) = 0;
-  virtual Result<JoinToken> ConsumeJoinToken(const std::string& token, int64_t now) = 0;
+  virtual Result<JoinToken> FetchJoinToken(const std::string& token) = 0;
   virtual Result<int64_t> PruneJoinTokens(int64_t now) = 0;
 
   // Bundles, own and federated, by trust domain name.

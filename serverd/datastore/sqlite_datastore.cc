@@ -126,6 +126,11 @@ CREATE TABLE ca_journal (
 );
 )sql";
 
+// Version 2: an agent's previous SVID, accepted for a short overlap after a renewal.
+constexpr const char* kSchemaV2 = R"sql(
+ALTER TABLE agents ADD COLUMN previous_serial TEXT NOT NULL DEFAULT '';
+ALTER TABLE agents ADD COLUMN previous_serial_valid_until INTEGER NOT NULL DEFAULT 0;
+)sql";
 
 // The uniqueness key of an entry's selectors: sorted, so order in the request does not matter.
 std::string SelectorKey(const std::vector<Selector>& selectors) {
@@ -327,6 +332,10 @@ class SqliteDatastore final : public Datastore {
       SIGIL_RETURN_IF_ERROR(Exec(db_, kSchemaV1, "creating the datastore schema"));
       SIGIL_RETURN_IF_ERROR(Exec(db_, "INSERT INTO schema_version (version) VALUES (1)", "recording the schema version"));
     }
+    if (version < 2) {
+      SIGIL_RETURN_IF_ERROR(Exec(db_, kSchemaV2, "migrating the datastore schema to version 2"));
+      SIGIL_RETURN_IF_ERROR(Exec(db_, "UPDATE schema_version SET version = 2", "recording the schema version"));
+    }
     return tx.Commit();
   }
 
@@ -466,21 +475,18 @@ class SqliteDatastore final : public Datastore {
     std::lock_guard lock(LockOffLoop(__func__));
     Transaction tx(db_);
     SIGIL_RETURN_IF_ERROR(tx.Begin());
-    const int64_t now = NowUnixSeconds();
-    Statement insert(statements_, "INSERT INTO agents (spiffe_id, attestation_type, serial, expires_at, banned, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)");
-    insert.Bind(1, agent.spiffe_id).Bind(2, agent.attestation_type).Bind(3, agent.serial)
-        .Bind(4, agent.expires_at).Bind(5, int64_t{agent.banned}).Bind(6, now);
-    Status inserted = insert.Run("recording agent");
-    if (!inserted.ok()) {
-      if (insert.extended_code() == SQLITE_CONSTRAINT_PRIMARYKEY) {
-        return AlreadyExistsError("agent " + agent.spiffe_id + " is already attested");
-      }
-      return inserted;
-    }
-    for (const Selector& s : agent.selectors) {
-      SIGIL_RETURN_IF_ERROR(Statement(statements_, "INSERT OR IGNORE INTO agent_selectors (spiffe_id, type, value) VALUES (?1, ?2, ?3)")
-                                .Bind(1, agent.spiffe_id).Bind(2, s.type).Bind(3, s.value).Run("recording agent selector"));
-    }
+    SIGIL_RETURN_IF_ERROR(InsertAgent(agent));
+    return tx.Commit();
+  }
+
+  Status RecordAttestedAgent(const AttestedAgent& agent, const std::string& join_token, int64_t now) override {
+    std::lock_guard lock(LockOffLoop(__func__));
+    Transaction tx(db_);
+    SIGIL_RETURN_IF_ERROR(tx.Begin());
+    if (!join_token.empty()) SIGIL_RETURN_IF_ERROR(SpendJoinToken(join_token, now));
+    SIGIL_RETURN_IF_ERROR(Statement(statements_, "DELETE FROM agents WHERE spiffe_id = ?1")
+                              .Bind(1, agent.spiffe_id).Run("replacing the agent's earlier record"));
+    SIGIL_RETURN_IF_ERROR(InsertAgent(agent));
     return tx.Commit();
   }
 
@@ -501,10 +507,13 @@ class SqliteDatastore final : public Datastore {
     return CountLocked("SELECT count(*) FROM agents");
   }
 
-  Status UpdateAgentSvid(const std::string& spiffe_id, const std::string& serial, int64_t expires_at) override {
+  Status UpdateAgentSvid(const std::string& spiffe_id, const std::string& serial, int64_t expires_at,
+                         const std::string& previous_serial, int64_t previous_valid_until) override {
     std::lock_guard lock(LockOffLoop(__func__));
-    return ChangeAgent(Statement(statements_, "UPDATE agents SET serial = ?2, expires_at = ?3, updated_at = ?4 WHERE spiffe_id = ?1")
-                           .Bind(1, spiffe_id).Bind(2, serial).Bind(3, expires_at).Bind(4, NowUnixSeconds()),
+    return ChangeAgent(Statement(statements_, "UPDATE agents SET serial = ?2, expires_at = ?3, updated_at = ?4, "
+                                              "previous_serial = ?5, previous_serial_valid_until = ?6 WHERE spiffe_id = ?1")
+                           .Bind(1, spiffe_id).Bind(2, serial).Bind(3, expires_at).Bind(4, NowUnixSeconds())
+                           .Bind(5, previous_serial).Bind(6, previous_valid_until),
                        spiffe_id);
   }
 
@@ -533,24 +542,9 @@ class SqliteDatastore final : public Datastore {
     return inserted;
   }
 
-  Result<JoinToken> ConsumeJoinToken(const std::string& token, int64_t now) override {
+  Result<JoinToken> FetchJoinToken(const std::string& token) override {
     std::lock_guard lock(LockOffLoop(__func__));
-    Transaction tx(db_);
-    SIGIL_RETURN_IF_ERROR(tx.Begin());
-    const std::string hash = HashToken(token);
-    Statement read(statements_, "SELECT spiffe_id, expires_at FROM join_tokens WHERE token_hash = ?1");
-    read.Bind(1, hash);
-    if (!read.Next()) {
-      SIGIL_RETURN_IF_ERROR(read.status("reading join token"));
-      return NotFoundError("join token is unknown or was already used");
-    }
-    JoinToken found{read.Text(0), read.Int(1)};
-    SIGIL_RETURN_IF_ERROR(Statement(statements_, "DELETE FROM join_tokens WHERE token_hash = ?1").Bind(1, hash).Run("using join token"));
-    SIGIL_RETURN_IF_ERROR(tx.Commit());
-    if (found.expires_at <= now) {
-      return PermissionDeniedError("join token expired " + std::to_string(now - found.expires_at) + "s ago");
-    }
-    return found;
+    return ReadJoinToken(HashToken(token));
   }
 
   Result<int64_t> PruneJoinTokens(int64_t now) override {
@@ -786,13 +780,56 @@ class SqliteDatastore final : public Datastore {
     return entries;
   }
 
+  // Inside a transaction.
+  Status InsertAgent(const AttestedAgent& agent) {
+    Statement insert(statements_, "INSERT INTO agents (spiffe_id, attestation_type, serial, expires_at, banned, created_at, updated_at, "
+                                  "previous_serial, previous_serial_valid_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)");
+    insert.Bind(1, agent.spiffe_id).Bind(2, agent.attestation_type).Bind(3, agent.serial)
+        .Bind(4, agent.expires_at).Bind(5, int64_t{agent.banned}).Bind(6, NowUnixSeconds())
+        .Bind(7, agent.previous_serial).Bind(8, agent.previous_serial_valid_until);
+    Status inserted = insert.Run("recording agent");
+    if (!inserted.ok()) {
+      if (insert.extended_code() == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        return AlreadyExistsError("agent " + agent.spiffe_id + " is already attested");
+      }
+      return inserted;
+    }
+    for (const Selector& s : agent.selectors) {
+      SIGIL_RETURN_IF_ERROR(Statement(statements_, "INSERT OR IGNORE INTO agent_selectors (spiffe_id, type, value) VALUES (?1, ?2, ?3)")
+                                .Bind(1, agent.spiffe_id).Bind(2, s.type).Bind(3, s.value).Run("recording agent selector"));
+    }
+    return Status::Ok();
+  }
+
+  Result<JoinToken> ReadJoinToken(const std::string& hash) {
+    Statement read(statements_, "SELECT spiffe_id, expires_at FROM join_tokens WHERE token_hash = ?1");
+    read.Bind(1, hash);
+    if (!read.Next()) {
+      SIGIL_RETURN_IF_ERROR(read.status("reading join token"));
+      return NotFoundError("join token is unknown or was already used");
+    }
+    return JoinToken{read.Text(0), read.Int(1)};
+  }
+
+  // Inside a transaction: deletes the token, or says why it cannot be spent.
+  Status SpendJoinToken(const std::string& token, int64_t now) {
+    const std::string hash = HashToken(token);
+    SIGIL_ASSIGN_OR_RETURN(JoinToken found, ReadJoinToken(hash));
+    if (found.expires_at <= now) {
+      return PermissionDeniedError("join token expired " + std::to_string(now - found.expires_at) + "s ago");
+    }
+    return Statement(statements_, "DELETE FROM join_tokens WHERE token_hash = ?1").Bind(1, hash).Run("using join token");
+  }
+
   Result<std::vector<AttestedAgent>> LoadAgents(const std::string& where, const std::string& arg) {
-    const std::string sql = "SELECT spiffe_id, attestation_type, serial, expires_at, banned, created_at, updated_at FROM agents " + where + " ORDER BY spiffe_id";
+    const std::string sql = "SELECT spiffe_id, attestation_type, serial, expires_at, banned, created_at, updated_at, "
+                            "previous_serial, previous_serial_valid_until FROM agents " + where + " ORDER BY spiffe_id";
     Statement read(statements_, sql.c_str());
     if (!where.empty()) read.Bind(1, arg);
     std::vector<AttestedAgent> agents;
     while (read.Next()) {
-      agents.push_back({read.Text(0), read.Text(1), read.Text(2), read.Int(3), read.Int(4) != 0, {}, read.Int(5), read.Int(6)});
+      agents.push_back({read.Text(0), read.Text(1), read.Text(2), read.Int(3), read.Int(4) != 0, {}, read.Int(5), read.Int(6),
+                        read.Text(7), read.Int(8)});
     }
     SIGIL_RETURN_IF_ERROR(read.status("reading agents"));
     for (auto& agent : agents) {

@@ -11,7 +11,7 @@
 
 namespace sigil::serverd {
 
-inline constexpr int kSqliteSchemaVersion = 1;
+inline constexpr int kSqliteSchemaVersion = 2;
 
 Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const std::filesystem::path& path);
 

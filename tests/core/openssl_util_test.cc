@@ -119,6 +119,46 @@ TEST(OpenSSLUtilTest, EcPublicKeyFromPointMatchesTheKey) {
   EXPECT_FALSE(EcPublicKeyFromPoint("P-256", std::span<const uint8_t>(point, length)).ok());
 }
 
+// Keys are copied from one key per curve: each copy holds its own point and nothing private,
+// and what is not a point on the curve is refused as before.
+TEST(OpenSSLUtilTest, EcPublicKeysFromPointsAreTheirOwnAndPublicOnly) {
+  for (const char* curve : {"P-256", "P-384"}) {
+    EvpPkeyPtr first(EVP_EC_gen(curve));
+    EvpPkeyPtr second(EVP_EC_gen(curve));
+    unsigned char point[200];
+    size_t length = 0;
+    ASSERT_EQ(EVP_PKEY_get_octet_string_param(first.get(), OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point), &length), 1);
+    auto a = EcPublicKeyFromPoint(curve, std::span<const uint8_t>(point, length));
+    ASSERT_EQ(EVP_PKEY_get_octet_string_param(second.get(), OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point), &length), 1);
+    auto b = EcPublicKeyFromPoint(curve, std::span<const uint8_t>(point, length));
+    ASSERT_TRUE(a.ok() && b.ok()) << curve;
+    EXPECT_EQ(EVP_PKEY_eq(first.get(), a->get()), 1) << curve;
+    EXPECT_EQ(EVP_PKEY_eq(second.get(), b->get()), 1) << curve;
+    BIGNUM* private_part = nullptr;
+    EXPECT_EQ(EVP_PKEY_get_bn_param(a->get(), OSSL_PKEY_PARAM_PRIV_KEY, &private_part), 0) << curve;
+    BN_free(private_part);
+
+    const uint8_t infinity[] = {0x00};
+    EXPECT_FALSE(EcPublicKeyFromPoint(curve, infinity).ok()) << curve;
+    point[0] = 0x02;  // x of a valid point, compressed; an x with no point on the curve follows
+    const size_t field = (length - 1) / 2;
+    auto compressed = EcPublicKeyFromPoint(curve, std::span<const uint8_t>(point, 1 + field));
+    ASSERT_TRUE(compressed.ok()) << curve << ": " << compressed.status().ToString();
+    unsigned char encoded[200];
+    size_t encoded_length = 0;
+    ASSERT_EQ(EVP_PKEY_get_octet_string_param(compressed->get(), OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, encoded,
+                                              sizeof(encoded), &encoded_length), 1);
+    EXPECT_EQ(encoded_length, length) << curve << ": certificates carry the point uncompressed";
+    EXPECT_EQ(encoded[0], 0x04) << curve;
+    bool refused_some_x = false;
+    for (int tries = 0; tries < 16 && !refused_some_x; ++tries) {
+      point[field] ^= static_cast<uint8_t>(tries + 1);
+      refused_some_x = !EcPublicKeyFromPoint(curve, std::span<const uint8_t>(point, 1 + field)).ok();
+    }
+    EXPECT_TRUE(refused_some_x) << curve;
+  }
+}
+
 TEST(OpenSSLUtilTest, RsaPublicKeyFromPartsMatchesTheKey) {
   EvpPkeyPtr key(EVP_RSA_gen(2048));
   BIGNUM* n = nullptr;

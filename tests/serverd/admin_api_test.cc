@@ -79,9 +79,10 @@ TEST_F(AdminApiTest, JoinTokensWithAnAliasEntry) {
   json token = Call("/v1/agent/CreateJoinToken", {{"ttl", 60}, {"agent_id", "spiffe://example.org/host/rack7"}});
   const std::string value = token["value"];
   EXPECT_EQ(value.size(), 36u);
-  auto used = store_->ConsumeJoinToken(value, std::stoll(token["expires_at"].get<std::string>()) - 1);
-  ASSERT_TRUE(used.ok()) << used.status().ToString();
-  EXPECT_EQ(used->spiffe_id, "spiffe://example.org/host/rack7");
+  auto stored = store_->FetchJoinToken(value);
+  ASSERT_TRUE(stored.ok()) << stored.status().ToString();
+  EXPECT_EQ(stored->expires_at, std::stoll(token["expires_at"].get<std::string>()));
+  EXPECT_EQ(stored->spiffe_id, "spiffe://example.org/host/rack7");
   auto aliases = store_->ListEntries({.spiffe_id = "spiffe://example.org/host/rack7"});
   ASSERT_EQ(aliases->size(), 1u);
   EXPECT_EQ(aliases->front().parent_id, "spiffe://example.org/spire/server");

@@ -11,6 +11,7 @@
 #include "core/jwt_svid.h"
 #include "core/wire/convert.h"
 #include "core/x509_svid.h"
+#include "core/trust_bundle.h"
 #include "hw/soft_key_store.h"
 #include "tests/support/serverd_process.h"
 #include "transport/http2_client.h"
@@ -317,6 +318,37 @@ TEST_F(AgentApiTest, RenewalOverMutualTlsThenBanAndEviction) {
   EXPECT_NE(evicted.status().message().find("attest again"), std::string::npos) << evicted.status().ToString();
 }
 
+// A copied agent SVID lives only until the agent renews twice: the one before the current stays
+// accepted for a short overlap, so calls made while a renewal is answered still go through.
+TEST_F(AgentApiTest, AfterTwoRenewalsTheFirstAgentSvidIsRefused) {
+  auto agent = AttestedAgent();
+  // Other clients holding the agent's SVIDs as they were, as whoever copied them would.
+  auto HoldingCurrentSvid = [&] {
+    auto holder = NewAgent();
+    holder->key = UpRef(agent->key.get());
+    EXPECT_TRUE(holder->UseSvid(agent->chain).ok());
+    return holder;
+  };
+  auto first = HoldingCurrentSvid();
+  ASSERT_TRUE(first->client->SyncEntries(0, std::chrono::milliseconds(0)).ok());
+  std::unique_ptr<TestAgent> second;
+  for (int renewal = 0; renewal < 2; ++renewal) {
+    auto renewed = agent->client->RenewAgentSvid(NewCsr(&agent->key));
+    ASSERT_TRUE(renewed.ok()) << renewed.status().ToString();
+    ASSERT_TRUE(agent->UseSvid(renewed->chain_der).ok());
+    if (renewal == 0) second = HoldingCurrentSvid();
+  }
+
+  auto stale = first->client->SyncEntries(0, std::chrono::milliseconds(0));
+  ASSERT_FALSE(stale.ok());
+  EXPECT_EQ(stale.status().code(), Code::kUnauthenticated) << stale.status().ToString();
+  EXPECT_NE(stale.status().message().find("attest again"), std::string::npos) << stale.status().ToString();
+  auto previous = second->client->SyncEntries(0, std::chrono::milliseconds(0));
+  EXPECT_TRUE(previous.ok()) << previous.status().ToString();
+  auto current = agent->client->SyncEntries(0, std::chrono::milliseconds(0));
+  EXPECT_TRUE(current.ok()) << current.status().ToString();
+}
+
 TEST_F(AgentApiTest, EntryChangesReachASyncingAgentByRevision) {
   auto agent = AttestedAgent();
   const std::string first = CreateEntry("spiffe://example.org/sync/one", agent->id);
@@ -451,6 +483,50 @@ TEST(AgentApiBackPressureTest, AFullQueueAnswersResourceExhaustedPerItem) {
   EXPECT_GE(signed_count, 16);
   EXPECT_GT(backed_off, 0);
   EXPECT_EQ(signed_count + backed_off, 256);
+  (*server)->Stop();
+}
+
+// A join token is spent only with the agent's record, after its SVID was signed: when the CA
+// key refuses to sign (here forbidden to in its token, as an operator could), the token stays
+// good for the agent's next try.
+TEST(AgentApiJoinTokenTest, ASigningFailureLeavesTheJoinTokenUsable) {
+  auto hsm = SoftHsm::Create();
+  ASSERT_TRUE(hsm.ok()) << hsm.status().ToString();
+  const std::string token_label = "token-kept";
+  auto server = ServerdProcess::Create(**hsm, token_label);  // direct: the token's key signs each SVID
+  ASSERT_TRUE(server.ok());
+  ASSERT_TRUE((*server)->Start().ok()) << (*server)->logs();
+  auto token = (*server)->Cli({"token", "generate"});
+  ASSERT_TRUE(token.ok());
+  const std::string value = token->out.substr(7, token->out.size() - 8);
+  auto pem = (*server)->Cli({"bundle", "show"});
+  auto bundle = X509BundleFromPem(kTd, pem->out);
+  ASSERT_TRUE(bundle.ok());
+  auto NewClient = [&] {
+    auto agent = std::make_unique<TestAgent>();
+    agent->loop.Start();
+    agent->client = std::make_unique<ServerClient>(
+        ServerClient::Options{.endpoint = {.host = "127.0.0.1", .port = (*server)->agent_port()}, .trust_domain = kTd},
+        &agent->loop.loop());
+    EXPECT_TRUE(agent->client->SetBundle(*bundle).ok());
+    return agent;
+  };
+
+  auto agent = NewClient();
+  ASSERT_TRUE((*hsm)->SetSigningAllowed(token_label, "1234", "ca-", false).ok());
+  auto refused = agent->client->AttestWithJoinToken(value, NewCsr(&agent->key));
+  ASSERT_TRUE((*hsm)->SetSigningAllowed(token_label, "1234", "ca-", true).ok());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("sign"), std::string::npos) << refused.status().ToString();
+
+  auto attested = agent->client->AttestWithJoinToken(value, NewCsr(&agent->key));
+  ASSERT_TRUE(attested.ok()) << attested.status().ToString();
+  EXPECT_EQ(attested->agent_id.str(), "spiffe://example.org/spire/agent/join_token/" + value);
+  ASSERT_TRUE(agent->UseSvid(attested->chain_der).ok());
+  EXPECT_TRUE(agent->client->SyncEntries(0, std::chrono::milliseconds(0)).ok());
+  auto again = NewClient()->client->AttestWithJoinToken(value, NewCsr());
+  ASSERT_FALSE(again.ok());
+  EXPECT_NE(again.status().message().find("already used"), std::string::npos) << again.status().ToString();
   (*server)->Stop();
 }
 

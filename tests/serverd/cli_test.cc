@@ -181,7 +181,7 @@ TEST_F(ServerCliTest, TokensAndAgents) {
   ASSERT_EQ(token.code, 0) << token.err;
   ASSERT_EQ(token.out.rfind("Token: ", 0), 0u);
   const std::string value = token.out.substr(7, 36);
-  EXPECT_TRUE(store_->ConsumeJoinToken(value, 0).ok());
+  EXPECT_TRUE(store_->FetchJoinToken(value).ok());
 
   EXPECT_EQ(Run({"agent", "list"}).out, "No attested agents found\n");
   const std::string agent = JoinTokenAgentId(entries_->trust_domain(), value);

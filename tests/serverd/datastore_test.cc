@@ -237,11 +237,13 @@ TEST_F(DatastoreTest, AgentsAreRecordedBannedAndEvicted) {
   ASSERT_TRUE(fetched.ok());
   EXPECT_EQ(fetched->serial, "0a1b");
   EXPECT_EQ(fetched->selectors, agent.selectors);
-  ASSERT_TRUE(store_->UpdateAgentSvid(agent.spiffe_id, "ffee", 1900000100).ok());
+  ASSERT_TRUE(store_->UpdateAgentSvid(agent.spiffe_id, "ffee", 1900000100, "0a1b", 1800000300).ok());
   ASSERT_TRUE(store_->SetAgentBanned(agent.spiffe_id, true).ok());
   fetched = store_->FetchAgent(agent.spiffe_id);
   EXPECT_EQ(fetched->serial, "ffee");
   EXPECT_EQ(fetched->expires_at, 1900000100);
+  EXPECT_EQ(fetched->previous_serial, "0a1b");
+  EXPECT_EQ(fetched->previous_serial_valid_until, 1800000300);
   EXPECT_TRUE(fetched->banned);
   EXPECT_EQ(store_->ListAgents()->size(), 1u);
   EXPECT_EQ(*store_->CountAgents(), 1);
@@ -255,15 +257,19 @@ TEST_F(DatastoreTest, JoinTokensWorkOnceBeforeExpiryAndAreStoredHashed) {
   ASSERT_TRUE(store_->CreateJoinToken(token, {"", 2000}).ok());
   ASSERT_TRUE(store_->CreateJoinToken("expired-token", {"", 1000}).ok());
 
-  auto used = store_->ConsumeJoinToken(token, 1500);
-  ASSERT_TRUE(used.ok()) << used.status().ToString();
-  EXPECT_EQ(used->expires_at, 2000);
-  EXPECT_EQ(store_->ConsumeJoinToken(token, 1500).status().code(), Code::kNotFound);
+  auto found = store_->FetchJoinToken(token);
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  EXPECT_EQ(found->expires_at, 2000);
+  AttestedAgent agent{"spiffe://example.org/spire/agent/join_token/t1", "join_token", "0a", 1900000000};
+  ASSERT_TRUE(store_->RecordAttestedAgent(agent, token, 1500).ok());
+  EXPECT_EQ(store_->FetchJoinToken(token).status().code(), Code::kNotFound);
+  EXPECT_EQ(store_->RecordAttestedAgent(agent, token, 1500).code(), Code::kNotFound);
 
-  auto expired = store_->ConsumeJoinToken("expired-token", 1500);
-  EXPECT_EQ(expired.status().code(), Code::kPermissionDenied);
-  EXPECT_NE(expired.status().message().find("expired"), std::string::npos);
-  EXPECT_EQ(store_->ConsumeJoinToken("expired-token", 1500).status().code(), Code::kNotFound);
+  AttestedAgent late{"spiffe://example.org/spire/agent/join_token/expired-token", "join_token", "0b", 1900000000};
+  Status expired = store_->RecordAttestedAgent(late, "expired-token", 1500);
+  EXPECT_EQ(expired.code(), Code::kPermissionDenied);
+  EXPECT_NE(expired.message().find("expired"), std::string::npos);
+  EXPECT_EQ(store_->FetchAgent(late.spiffe_id).status().code(), Code::kNotFound);
 
   ASSERT_TRUE(store_->CreateJoinToken("old", {"", 10}).ok());
   EXPECT_EQ(*store_->PruneJoinTokens(100), 1);
@@ -273,6 +279,54 @@ TEST_F(DatastoreTest, JoinTokensWorkOnceBeforeExpiryAndAreStoredHashed) {
                            (std::filesystem::exists(path().string() + "-wal")
                                 ? sigil::testing::ReadFile(path().string() + "-wal") : "");
   EXPECT_EQ(file.find("secret-token-value"), std::string::npos) << "the raw token reached the disk";
+}
+
+// The token and the agent's record are one write: either both happen or neither does.
+TEST_F(DatastoreTest, AnAgentIsRecordedWithItsJoinTokenSpentOrNotAtAll) {
+  ASSERT_TRUE(store_->CreateJoinToken("kept", {"", 2000}).ok());
+  AttestedAgent agent{"spiffe://example.org/spire/agent/join_token/kept", "join_token", "0a", 1900000000};
+  ASSERT_TRUE(store_->CreateAgent(agent).ok());
+  ASSERT_TRUE(store_->UpdateAgentSvid(agent.spiffe_id, "0b", 1900000000, "0a", 1800000000).ok());
+
+  // Unknown token: the existing record stays as it was.
+  EXPECT_EQ(store_->RecordAttestedAgent({agent.spiffe_id, "join_token", "0c", 1}, "unknown", 1500).code(),
+            Code::kNotFound);
+  EXPECT_EQ(store_->FetchAgent(agent.spiffe_id)->serial, "0b");
+  EXPECT_TRUE(store_->FetchJoinToken("kept").ok());
+
+  // A host that attests again replaces its record, previous serial included.
+  AttestedAgent again{agent.spiffe_id, "join_token", "0d", 1900000500, false, {{"join_token", "kept"}}};
+  ASSERT_TRUE(store_->RecordAttestedAgent(again, "kept", 1500).ok());
+  auto fetched = store_->FetchAgent(agent.spiffe_id);
+  ASSERT_TRUE(fetched.ok());
+  EXPECT_EQ(fetched->serial, "0d");
+  EXPECT_EQ(fetched->previous_serial, "");
+  EXPECT_EQ(fetched->selectors, again.selectors);
+  EXPECT_EQ(store_->FetchJoinToken("kept").status().code(), Code::kNotFound);
+}
+
+// A store written by the version-1 schema opens with its agents kept and no previous SVID.
+TEST_F(DatastoreTest, AVersionOneStoreIsMigrated) {
+  ASSERT_TRUE(store_->CreateAgent({"spiffe://example.org/spire/agent/x", "join_token", "0a", 1900000000}).ok());
+  store_.reset();
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path().c_str(), &db), SQLITE_OK);
+    const char* to_v1 =
+        "ALTER TABLE agents DROP COLUMN previous_serial;"
+        "ALTER TABLE agents DROP COLUMN previous_serial_valid_until;"
+        "UPDATE schema_version SET version = 1;";
+    EXPECT_EQ(sqlite3_exec(db, to_v1, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  store_ = Open();
+  ASSERT_NE(store_, nullptr);
+  auto agent = store_->FetchAgent("spiffe://example.org/spire/agent/x");
+  ASSERT_TRUE(agent.ok()) << agent.status().ToString();
+  EXPECT_EQ(agent->serial, "0a");
+  EXPECT_EQ(agent->previous_serial, "");
+  ASSERT_TRUE(store_->UpdateAgentSvid(agent->spiffe_id, "0b", 1900000000, "0a", 1800000000).ok());
+  EXPECT_EQ(store_->FetchAgent(agent->spiffe_id)->previous_serial, "0a");
 }
 
 TEST_F(DatastoreTest, BundlesAndCaJournal) {

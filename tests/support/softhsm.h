@@ -37,6 +37,13 @@ class SoftHsm {
 
   const std::filesystem::path& conf_path() const { return conf_path_; }
 
+  // Allows or forbids signing (CKA_SIGN) with the private keys of token `label` whose label
+  // starts with `key_label_prefix`, as an operator could with the token's own tools. A process
+  // already using them sees it at its next signature: SoftHSM reads its objects again on each.
+  // NotFound when no key matches.
+  Status SetSigningAllowed(const std::string& label, const std::string& pin,
+                           const std::string& key_label_prefix, bool allowed);
+
  private:
   SoftHsm() = default;
   std::unique_ptr<TempDir> dir_;
