@@ -8,7 +8,7 @@
 
 namespace sigil::agentd {
 
-Agent::Agent(AgentConfig config) : config_(std::move(config)) {}
+Agent::Agent(AgentConfig config) : config_(std::move(config)), cache_(config_.jwt_svid_cache_max_size) {}
 
 Agent::~Agent() { Stop(); }
 

@@ -68,6 +68,10 @@ Result<AgentConfig> ParseAgentConfig(std::string_view text, const std::string& s
   agent.ReadChoice("workload_key_type", key_type, {"ec-p256", "ec-p384", "rsa-2048"});
   config.workload_key_type = *ParseKeyType(key_type);
   ReadRetry(agent, config.retry);
+  // A million JWT-SVIDs is already gigabytes; a bound past it is no bound.
+  int64_t jwt_cache_size = static_cast<int64_t>(config.jwt_svid_cache_max_size);
+  agent.Read("jwt_svid_cache_max_size", jwt_cache_size, 1, 1'000'000);
+  config.jwt_svid_cache_max_size = static_cast<size_t>(jwt_cache_size);
   if (!config.insecure_bootstrap && config.trust_bundle_path.empty()) {
     agent.Problem("trust_bundle_path", "is required unless insecure_bootstrap is true");
   }

@@ -15,6 +15,7 @@
 //     workload_key_type: ec-p256        # ec-p256 | ec-p384 | rsa-2048
 //     retry_initial_backoff: 1s         # first wait of every retry towards serverd, then doubled
 //     retry_max_backoff: 60s            # the longest wait; a repeated failure is logged once per this
+//     jwt_svid_cache_max_size: 1000     # JWT-SVIDs kept for reuse, least recently used dropped first
 //   tpm_devid:                          # attest with the TPM's DevID instead of a join token
 //     tcti: device:/dev/tpmrm0
 //     devid_cert_path: /var/lib/sigil-agent/devid/devid.crt.pem   # as tools/provision-devid writes
@@ -31,6 +32,7 @@
 #include <string>
 
 #include "agentd/sync/retry.h"
+#include "agentd/sync/svid_cache.h"
 #include "core/config.h"
 #include "core/signer.h"
 #include "core/spiffe_id.h"
@@ -53,6 +55,7 @@ struct AgentConfig {
   std::string join_token;
   KeyType workload_key_type = KeyType::kEcP256;
   BackoffPolicy retry;  // retry_initial_backoff, retry_max_backoff
+  size_t jwt_svid_cache_max_size = kDefaultJwtSvidCacheMaxSize;
   std::optional<hw::TpmDevIdConfig> tpm_devid;  // set: tpm_devid attestation
   HealthCheckConfig health_checks;
   transport::Http2ServerOptions workload_api_limits;  // workload_api_limits: (transport/listener_limits.h)

@@ -1,6 +1,7 @@
 #include "agentd/sync/svid_cache.h"
 
 #include <algorithm>
+#include <iterator>
 #include <set>
 
 namespace sigil::agentd {
@@ -44,6 +45,8 @@ std::shared_ptr<const std::string> ConcatenatedDer(const X509Bundle& bundle) {
 }
 
 }  // namespace
+
+SvidCache::SvidCache(size_t jwt_svid_cache_max_size) : jwt_max_size_(std::max<size_t>(jwt_svid_cache_max_size, 1)) {}
 
 std::shared_ptr<const SvidCache::Snapshot> SvidCache::snapshot() const {
   return snapshot_.Current();
@@ -198,21 +201,44 @@ std::optional<Clock::time_point> SvidCache::NextRotation(Clock::time_point after
 }
 
 std::optional<WorkloadJwtSvid> SvidCache::FindJwt(const std::string& spiffe_id, std::vector<std::string> audience,
-                                          Clock::time_point now) const {
+                                                  Clock::time_point now) {
   std::sort(audience.begin(), audience.end());
   std::lock_guard lock(jwt_mutex_);
-  auto it = jwts_.find({spiffe_id, audience});
-  if (it == jwts_.end() || now >= it->second.RefreshAt()) return std::nullopt;
-  return it->second;
+  auto found = jwt_index_.find(std::make_pair(spiffe_id, std::move(audience)));
+  if (found == jwt_index_.end() || now >= (*found)->svid.RefreshAt()) return std::nullopt;
+  jwts_.splice(jwts_.begin(), jwts_, *found);
+  return (*found)->svid;
 }
 
 void SvidCache::StoreJwt(WorkloadJwtSvid svid, std::vector<std::string> audience) {
   std::sort(audience.begin(), audience.end());
   std::lock_guard lock(jwt_mutex_);
   const auto now = Clock::now();
-  std::erase_if(jwts_, [&](const auto& item) { return item.second.expires_at <= now; });
-  std::string spiffe_id = svid.spiffe_id;
-  jwts_[{std::move(spiffe_id), std::move(audience)}] = std::move(svid);
+  for (auto it = jwts_.begin(); it != jwts_.end();) {
+    if (it->svid.expires_at > now) {
+      ++it;
+      continue;
+    }
+    jwt_index_.erase(it);
+    it = jwts_.erase(it);
+  }
+  auto key = std::make_pair(svid.spiffe_id, std::move(audience));
+  if (auto held = jwt_index_.find(key); held != jwt_index_.end()) {
+    (*held)->svid = std::move(svid);
+    jwts_.splice(jwts_.begin(), jwts_, *held);
+    return;
+  }
+  while (jwts_.size() >= jwt_max_size_) {
+    jwt_index_.erase(std::prev(jwts_.end()));
+    jwts_.pop_back();
+  }
+  jwts_.push_front({std::move(key), std::move(svid)});
+  jwt_index_.insert(jwts_.begin());
+}
+
+size_t SvidCache::jwt_count() const {
+  std::lock_guard lock(jwt_mutex_);
+  return jwts_.size();
 }
 
 uint64_t SvidCache::Subscribe(Subscriber subscriber) {

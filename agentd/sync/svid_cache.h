@@ -14,11 +14,13 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <numeric>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -67,8 +69,14 @@ struct WorkloadJwtSvid {
   Clock::time_point RefreshAt() const { return Midpoint(issued_at, expires_at); }
 };
 
+// SPIRE's jwt_svid_cache_max_size: enough for every audience set a host's workloads really use.
+inline constexpr size_t kDefaultJwtSvidCacheMaxSize = 1000;
+
 class SvidCache {
  public:
+  // At most `jwt_svid_cache_max_size` JWT-SVIDs are kept (at least one).
+  explicit SvidCache(size_t jwt_svid_cache_max_size = kDefaultJwtSvidCacheMaxSize);
+
   // An entry and the X509-SVID held for it: null until the first arrives. After the entry
   // changes shape, the SVID issued for the old shape stays until its replacement arrives, so
   // workloads are never left without an identity meanwhile.
@@ -138,10 +146,14 @@ class SvidCache {
   // before `after` are due already (EntriesNeedingSvid lists them).
   std::optional<Clock::time_point> NextRotation(Clock::time_point after) const;
 
-  // JWT-SVIDs are kept per SPIFFE ID and audience set until half of their life.
+  // JWT-SVIDs are kept per SPIFFE ID and audience set until half of their life, and at most
+  // the size given at construction: the audiences are the caller's choice, so a workload asking
+  // for ever new ones would otherwise grow the agent without end. Beyond the bound, the one
+  // found or stored longest ago goes first; a workload calling again keeps its own.
   std::optional<WorkloadJwtSvid> FindJwt(const std::string& spiffe_id, std::vector<std::string> audience,
-                                 Clock::time_point now) const;
+                                         Clock::time_point now);
   void StoreJwt(WorkloadJwtSvid svid, std::vector<std::string> audience);
+  size_t jwt_count() const;
 
   using Subscriber = std::function<void()>;
   uint64_t Subscribe(Subscriber subscriber);
@@ -153,8 +165,24 @@ class SvidCache {
   Swappable<Snapshot> snapshot_{std::make_shared<Snapshot>()};
   std::mutex write_mutex_;  // one writer at a time builds the next snapshot
 
+  // The JWT-SVIDs, most recently found or stored first, each with its key: SPIFFE ID and
+  // sorted audiences. The index finds a node by its key without holding the key twice.
+  struct CachedJwt {
+    std::pair<std::string, std::vector<std::string>> key;
+    WorkloadJwtSvid svid;
+  };
+  using JwtList = std::list<CachedJwt>;
+  struct ByJwtKey {
+    using is_transparent = void;
+    using Key = std::pair<std::string, std::vector<std::string>>;
+    bool operator()(JwtList::iterator a, JwtList::iterator b) const { return a->key < b->key; }
+    bool operator()(JwtList::iterator a, const Key& b) const { return a->key < b; }
+    bool operator()(const Key& a, JwtList::iterator b) const { return a < b->key; }
+  };
+  const size_t jwt_max_size_;
   mutable std::mutex jwt_mutex_;
-  std::map<std::pair<std::string, std::vector<std::string>>, WorkloadJwtSvid> jwts_;
+  JwtList jwts_;
+  std::set<JwtList::iterator, ByJwtKey> jwt_index_;
 
   std::mutex subscribers_mutex_;
   std::map<uint64_t, Subscriber> subscribers_;

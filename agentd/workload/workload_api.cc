@@ -336,6 +336,9 @@ void WorkloadApiServer::FetchJwtSvid(std::shared_ptr<GrpcServerCall> call,
   std::erase(audience, std::string());
   if (audience.empty())
     return Finish(*call, kFetchJwtSvid, InvalidArgumentError("audience must be specified"));
+  // Before the cache or serverd sees them: what a caller may name must not decide how much
+  // the agent holds or asks to have signed.
+  if (Status bounded = CheckJwtAudiences(audience); !bounded.ok()) return Finish(*call, kFetchJwtSvid, bounded);
   if (!request.spiffe_id().empty()) {
     if (auto id = SpiffeId::Parse(request.spiffe_id()); !id.ok()) {
       return Finish(*call, kFetchJwtSvid,

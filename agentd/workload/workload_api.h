@@ -14,7 +14,9 @@
 //    whenever what the caller would receive changes. A stream whose caller lost every entry
 //    ends PermissionDenied, as the standard says a redaction of every SVID does.
 //  - FetchJWTSVID answers from the cache's JWT-SVIDs while they are before half-life, and asks
-//    the minter for the rest; ValidateJWTSVID checks a token against the caller's bundles.
+//    the minter for the rest; more audiences than kMaxJwtAudiences, or one longer than
+//    kMaxJwtAudienceBytes (core/jwt_svid.h), is InvalidArgument before either is asked.
+//    ValidateJWTSVID checks a token against the caller's bundles.
 //
 // Thread safety: construct, Start, Stop and destroy on the loop's thread (or before it runs).
 // The cache may change from any thread; the server hears of it and re-evaluates its open

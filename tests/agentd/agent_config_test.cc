@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/config_check.h"
+
 namespace sigil::agentd {
 namespace {
 
@@ -44,6 +46,21 @@ TEST(AgentConfigTest, RetryBackOffIsSetInSecondsAndChecked) {
   auto zero = ParseAgentConfig(
       "agent:\n  trust_domain: example.org\n  insecure_bootstrap: true\n  retry_initial_backoff: 0s\n", "agent.yaml");
   EXPECT_NE(zero.status().message().find("agent.retry_initial_backoff"), std::string::npos) << zero.status().ToString();
+}
+
+TEST(AgentConfigTest, JwtSvidCacheMaxSizeIsReadAndBounded) {
+  auto defaults = ParseAgentConfig("agent:\n  trust_domain: example.org\n  insecure_bootstrap: true\n", "agent.yaml");
+  ASSERT_TRUE(defaults.ok()) << defaults.status().ToString();
+  EXPECT_EQ(defaults->jwt_svid_cache_max_size, 1000u);
+  auto set = ParseAgentConfig(
+      "agent:\n  trust_domain: example.org\n  insecure_bootstrap: true\n  jwt_svid_cache_max_size: 50\n",
+      "agent.yaml");
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(set->jwt_svid_cache_max_size, 50u);
+  sigil::testing::ExpectEachValueRefusedNamingKey(
+      [](const std::string& yaml) { return ParseAgentConfig(yaml, "agent.yaml").status(); },
+      "agent:\n  trust_domain: example.org\n  insecure_bootstrap: true\n  jwt_svid_cache_max_size: ",
+      {"0", "1000001", "-1", "many"}, "agent.jwt_svid_cache_max_size");
 }
 
 TEST(AgentConfigTest, FlagsOverrideTheFile) {

@@ -191,6 +191,60 @@ TEST(SvidCacheTest, JwtsAreReusedUntilHalfLifePerAudienceSet) {
   EXPECT_FALSE(cache.FindJwt("spiffe://example.org/web", {"a", "b"}, now + seconds(150)).has_value());
 }
 
+TEST(SvidCacheTest, JwtsBeyondTheBoundDropTheLeastRecentlyUsed) {
+  SvidCache cache(3);
+  const auto now = Clock::now();
+  const std::string web = "spiffe://example.org/web";
+  auto store = [&](const std::string& audience) {
+    cache.StoreJwt({web, "token-" + audience, "", now, now + seconds(300)}, {audience});
+  };
+  auto held = [&](const std::string& audience) { return cache.FindJwt(web, {audience}, now).has_value(); };
+  store("a");
+  store("b");
+  store("c");
+  ASSERT_TRUE(held("a"));  // now the most recent: b is the least
+  store("d");
+  EXPECT_EQ(cache.jwt_count(), 3u);
+  EXPECT_FALSE(held("b"));
+  EXPECT_TRUE(held("a"));
+  EXPECT_TRUE(held("c"));
+  EXPECT_TRUE(held("d"));
+
+  // The same audiences again replace their token in place; nothing else goes.
+  cache.StoreJwt({web, "token-a2", "", now, now + seconds(300)}, {"a"});
+  EXPECT_EQ(cache.jwt_count(), 3u);
+  EXPECT_EQ(cache.FindJwt(web, {"a"}, now)->token, "token-a2");
+  EXPECT_TRUE(held("c"));
+  EXPECT_TRUE(held("d"));
+
+  // As a workload asking for ever new audiences would: the cache never grows past its bound,
+  // and the last ones asked for are the ones kept.
+  for (int i = 0; i < 3000; ++i) store("aud-" + std::to_string(i));
+  EXPECT_EQ(cache.jwt_count(), 3u);
+  for (int i = 2997; i < 3000; ++i) EXPECT_TRUE(held("aud-" + std::to_string(i))) << i;
+  EXPECT_FALSE(held("aud-2996"));
+  EXPECT_FALSE(held("a"));
+}
+
+TEST(SvidCacheTest, ExpiredJwtsLeaveOnTheNextStore) {
+  SvidCache cache(10);
+  const auto now = Clock::now();
+  cache.StoreJwt({"spiffe://example.org/web", "old", "", now - seconds(20), now - seconds(10)}, {"a"});
+  cache.StoreJwt({"spiffe://example.org/web", "new", "", now, now + seconds(300)}, {"b"});
+  EXPECT_EQ(cache.jwt_count(), 1u);
+  EXPECT_TRUE(cache.FindJwt("spiffe://example.org/web", {"b"}, now).has_value());
+}
+
+TEST(SvidCacheTest, DefaultJwtBoundIsSpires) {
+  SvidCache cache;
+  const auto now = Clock::now();
+  for (int i = 0; i < 1500; ++i) {
+    cache.StoreJwt({"spiffe://example.org/web", "t", "", now, now + seconds(300)}, {"aud-" + std::to_string(i)});
+  }
+  EXPECT_EQ(cache.jwt_count(), kDefaultJwtSvidCacheMaxSize);
+  EXPECT_EQ(kDefaultJwtSvidCacheMaxSize, 1000u);
+}
+
 TEST(SvidCacheTest, SubscribersHearEveryChange) {
   SvidCache cache;
   std::atomic<int> heard{0};

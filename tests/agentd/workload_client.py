@@ -5,6 +5,9 @@ Usage: workload_client.py STUB_DIR unix:///path/to.sock COMMAND [ARGS...]
   x509-bundles           the first FetchX509Bundles message
   jwt-bundles            the first FetchJWTBundles message
   jwt SPIFFE_ID AUD...   FetchJWTSVID (SPIFFE_ID "" for every identity)
+  jwt-each SPIFFE_ID PREFIX FIRST END
+                         FetchJWTSVID once per audience PREFIX<i>, FIRST <= i < END, on one
+                         channel: {"tokens": {i: token}}, or the first failure and its "at"
   validate AUD TOKEN     ValidateJWTSVID
   no-header              every method without the workload.spiffe.io header
   watch [KIND]           one line per message of FetchX509SVID (KIND x509, the default),
@@ -82,6 +85,18 @@ def main():
                                  for s in response.svids]}
             except grpc.RpcError as e:
                 out = error(e)
+        elif command == "jwt-each":
+            prefix, tokens = args[1], {}
+            out = {"tokens": tokens}
+            for i in range(int(args[2]), int(args[3])):
+                try:
+                    response = stub.FetchJWTSVID(pb.JWTSVIDRequest(spiffe_id=args[0], audience=[prefix + str(i)]),
+                                                 metadata=HEADER, timeout=TIMEOUT)
+                    tokens[str(i)] = response.svids[0].svid
+                except grpc.RpcError as e:
+                    out.update(error(e))
+                    out["at"] = i
+                    break
         elif command == "validate":
             try:
                 response = stub.ValidateJWTSVID(pb.ValidateJWTSVIDRequest(audience=args[0], svid=args[1]),
