@@ -23,26 +23,6 @@ std::chrono::milliseconds Backoff::Next() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(step * BackoffJitter());
 }
 
-void FailureLog::Failed(LogFields fields) {
-  const auto now = std::chrono::steady_clock::now();
-  std::lock_guard lock(mutex_);
-  ++unlogged_;
-  ++since_success_;
-  if (since_success_ > 1 && now - last_line_ < interval_) return;
-  fields.emplace_back("failures", std::to_string(unlogged_));
-  Log(level_, message_, fields);
-  unlogged_ = 0;
-  last_line_ = now;
-}
-
-void FailureLog::Succeeded(std::string_view recovered) {
-  std::lock_guard lock(mutex_);
-  if (since_success_ == 0) return;
-  LogInfo(recovered, {{"failures", std::to_string(since_success_)}});
-  since_success_ = 0;
-  unlogged_ = 0;
-}
-
 uint64_t WakeSignal::Wakeups() {
   std::lock_guard lock(mutex_);
   return wakeups_;

@@ -18,6 +18,12 @@ bool IsAgentId(const SpiffeId& id, const TrustDomain& td) {
   return id.MemberOf(td) && id.path().starts_with("/spire/agent/");
 }
 
+// "127.0.0.1:40112" without its port: a peer reconnecting is still the same peer.
+std::string_view SourceAddress(std::string_view address) {
+  const size_t colon = address.rfind(':');
+  return colon == std::string_view::npos ? address : address.substr(0, colon);
+}
+
 }  // namespace
 
 AgentApi::AgentApi(AgentApiOptions options, const TrustDomain& trust_domain, Datastore& store,
@@ -28,6 +34,7 @@ AgentApi::AgentApi(AgentApiOptions options, const TrustDomain& trust_domain, Dat
       store_(store),
       entries_(entries),
       ca_(ca),
+      refusals_(LogLevel::kWarn, "agent API call refused", options_.refusal_log_interval),
       metrics_(metrics) {
   if (metrics_ != nullptr) {
     x509_issued_ = &metrics_->GetCounter("svid_issued_total", "SVIDs issued", {{"type", "x509"}});
@@ -99,6 +106,7 @@ void AgentApi::Stop() {
   attestation_workers_.reset();
   agent_workers_.reset();
   signer_.reset();
+  refusals_.Flush();
 }
 
 Status AgentApi::RefreshCredentials(TimePoint now) {
@@ -179,8 +187,7 @@ void AgentApi::RouteAgent(StreamPtr stream,
     refused = PermissionDeniedError(peer_id->str() + " is not an agent of " + trust_domain_.name());
   }
   if (!refused.ok()) {
-    LogWarn("agent API call refused", {{"path", stream->request().path}, {"peer", stream->peer().address},
-                                       {"error", refused.ToString()}});
+    LogRefusal(*stream, refused);
     return Respond(*stream, ErrorAnswer(refused));
   }
   auto request = wire::VerifiedMessage<Request>(AsBytes(stream->request().body));
@@ -189,8 +196,7 @@ void AgentApi::RouteAgent(StreamPtr stream,
   Status queued = agent_workers_->Submit({.run = [this, stream, method, typed] {
     auto agent = CallingAgent(*stream);
     if (!agent.ok()) {
-      LogWarn("agent API call refused", {{"path", stream->request().path}, {"peer", stream->peer().address},
-                                         {"error", agent.status().ToString()}});
+      LogRefusal(*stream, agent.status());
       return AnswerError(stream, agent.status());
     }
     (this->*method)(stream, *typed, *agent);
@@ -215,6 +221,14 @@ void AgentApi::Handle(StreamPtr stream) {
   stream->Respond(404, {{"content-type", "text/plain"}});
   stream->Write("no agent API method " + path + "\n");
   stream->End();
+}
+
+void AgentApi::LogRefusal(const Http2ServerStream& stream, const Status& refused) {
+  const transport::PeerInfo& peer = stream.peer();
+  std::string key = peer.spiffe_id ? peer.spiffe_id->str() : std::string(SourceAddress(peer.address));
+  key += ' ';
+  key += CodeName(refused.code());
+  refusals_.Failed(key, {{"path", stream.request().path}, {"peer", peer.address}, {"error", refused.ToString()}});
 }
 
 Result<AttestedAgent> AgentApi::CallingAgent(const Http2ServerStream& stream) {

@@ -12,7 +12,8 @@
 // when the agent must attest again (evicted, unknown, or calling with an SVID older than its
 // current one, beyond a short overlap after a renewal), PermissionDenied when it is banned or
 // asks for what it may not have, ResourceExhausted when a work queue is full (back off),
-// InvalidArgument naming what was malformed.
+// InvalidArgument naming what was malformed. Refusals of a request as a whole are logged once
+// per interval per peer with a count, not once each.
 //
 // One file per service: node_attestation.cc (Attest, RenewAgentSvid), entry_sync.cc
 // (SyncEntries), svid_signing.cc (SignCsrBatch, MintJwtSvid); this header and agent_api.cc
@@ -45,6 +46,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/failure_log.h"
 #include "core/metrics.h"
 #include "core/spiffe_id.h"
 #include "core/wire/wire.h"
@@ -85,6 +87,9 @@ struct AgentApiOptions {
   // store.
   std::chrono::milliseconds sync_poll_interval{50};
   std::chrono::milliseconds max_sync_wait{60'000};
+  // A refusal that a peer repeats (an evicted agent retries every second, forever) is logged
+  // once per this per peer and kind, with a count; the counts left are logged at Stop.
+  std::chrono::milliseconds refusal_log_interval{60'000};
 };
 
 class AgentApi {
@@ -133,6 +138,9 @@ class AgentApi {
   // presented an SVID it has renewed since (beyond the overlap), PermissionDenied when banned.
   Result<AttestedAgent> CallingAgent(const transport::Http2ServerStream& stream);
   Result<std::shared_ptr<const AuthorizedSet>> Authorized(const AttestedAgent& agent);
+  // Logs a request refused as a whole through refusals_, keyed by the peer (its agent ID, or
+  // its IP address before mutual TLS) and the refusal's code. Any thread.
+  void LogRefusal(const transport::Http2ServerStream& stream, const Status& refused);
 
   // ---- node attestation and agent SVIDs (node_attestation.cc); workers ----
   void Attest(const StreamPtr& stream, const wire::AttestationRequest& request);
@@ -206,6 +214,8 @@ class AgentApi {
   uv_timer_t* sync_timer_ = nullptr;
   bool sync_timer_armed_ = false;
   bool sync_check_running_ = false;  // one CheckParkedSyncs at a time
+
+  FailureLogByKey refusals_;
 
   MetricsRegistry* metrics_;
   Counter* x509_issued_ = nullptr;

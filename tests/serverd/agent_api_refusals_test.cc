@@ -1,0 +1,127 @@
+// Refusals a peer can repeat without end, against a real `serverd run` (CA key in a SoftHSM2
+// token): a refusal a peer repeats is one log line per interval with a count, not one per request.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "agentd/sync/server_client.h"
+#include "core/csr.h"
+#include "core/wire/convert.h"
+#include "hw/soft_key_store.h"
+#include "tests/support/serverd_process.h"
+#include "transport/http2_client.h"
+
+namespace sigil::testing {
+namespace {
+
+using agentd::ServerClient;
+using nlohmann::json;
+
+const TrustDomain kTd = *TrustDomain::Parse("example.org");
+constexpr char kRefusalLine[] = "agent API call refused";
+
+size_t LinesWith(const std::string& logs, const std::string& text) {
+  size_t count = 0;
+  for (size_t at = logs.find(text); at != std::string::npos; at = logs.find(text, at + text.size())) ++count;
+  return count;
+}
+
+// The one log line holding `text`; empty unless there is exactly one.
+std::string OnlyLineWith(const std::string& logs, const std::string& text) {
+  if (LinesWith(logs, text) != 1) return "";
+  const size_t at = logs.find(text);
+  const size_t newline_before = logs.rfind('\n', at);
+  const size_t begin = newline_before == std::string::npos ? 0 : newline_before + 1;
+  const size_t end = logs.find('\n', at);
+  return logs.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+}
+
+class AgentApiRefusalsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto hsm = SoftHsm::Create();
+    ASSERT_TRUE(hsm.ok()) << hsm.status().ToString();
+    hsm_ = std::move(*hsm);
+    auto server = ServerdProcess::Create(*hsm_, "refusals");
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    server_ = std::move(*server);
+    ASSERT_TRUE(server_->Start().ok()) << server_->logs();
+    auto pem = Cli({"bundle", "show"});
+    auto bundle = X509BundleFromPem(kTd, pem.out);
+    ASSERT_TRUE(bundle.ok()) << bundle.status().ToString();
+    bundle_ = std::move(*bundle);
+
+    auto token = Cli({"token", "generate"});
+    ASSERT_EQ(token.exit_code, 0) << token.err;
+    const std::string value = token.out.substr(7, token.out.size() - 8);
+    loop_.Start();
+    client_ = std::make_unique<ServerClient>(
+        ServerClient::Options{.endpoint = {.host = "127.0.0.1", .port = server_->agent_port()}, .trust_domain = kTd},
+        &loop_.loop());
+    ASSERT_TRUE(client_->SetBundle(bundle_).ok());
+    auto key = hw::GenerateSoftKey(KeyType::kEcP256);
+    ASSERT_TRUE(key.ok());
+    auto svid = client_->AttestWithJoinToken(value, *MakeCsr(key->get()));
+    ASSERT_TRUE(svid.ok()) << svid.status().ToString();
+    agent_id_ = svid->agent_id.str();
+    credentials_ = std::make_shared<transport::TlsCredentials>();
+    for (const Bytes& der : svid->chain_der) {
+      auto cert = CertFromDer(der);
+      ASSERT_TRUE(cert.ok()) << cert.status().ToString();
+      if (!credentials_->leaf) {
+        credentials_->leaf = std::move(*cert);
+      } else {
+        credentials_->intermediates.push_back(std::move(*cert));
+      }
+    }
+    credentials_->key = std::move(*key);
+    ASSERT_TRUE(client_->SetAgentCredentials(credentials_).ok());
+  }
+
+  void TearDown() override {
+    if (server_) server_->Stop();
+    if (HasFailure() && server_) std::cerr << "serverd logs:\n" << server_->logs().substr(0, 20'000);
+  }
+
+  ProcessOutput Cli(std::vector<std::string> args) {
+    auto out = server_->Cli(std::move(args));
+    EXPECT_TRUE(out.ok()) << out.status().ToString();
+    return out.ok() ? *out : ProcessOutput{};
+  }
+
+  std::string CreateEntry(const std::string& path, const std::string& parent_id) {
+    auto out = Cli({"entry", "create", "-spiffeID", "spiffe://example.org" + path, "-parentID", parent_id,
+                    "-selector", "unix:uid:1000", "-output", "json"});
+    EXPECT_EQ(out.exit_code, 0) << out.err;
+    return json::parse(out.out, nullptr, false)["results"][0]["entry"].value("id", "");
+  }
+
+  std::unique_ptr<SoftHsm> hsm_;
+  std::unique_ptr<ServerdProcess> server_;
+  X509Bundle bundle_{kTd};
+  transport::LoopThread loop_;
+  std::unique_ptr<ServerClient> client_;
+  std::shared_ptr<transport::TlsCredentials> credentials_;
+  std::string agent_id_;
+};
+
+TEST_F(AgentApiRefusalsTest, AnEvictedAgentRetryingIsOneLineAndItsCountNotALineEach) {
+  ASSERT_EQ(Cli({"agent", "evict", "-spiffeID", agent_id_}).exit_code, 0);
+  for (int i = 0; i < 50; ++i) {
+    auto refused = client_->SyncEntries(0, std::chrono::milliseconds(0));
+    ASSERT_FALSE(refused.ok());
+    ASSERT_EQ(refused.status().code(), Code::kUnauthenticated) << refused.status().ToString();
+  }
+  const std::string line = OnlyLineWith(server_->logs(), kRefusalLine);
+  EXPECT_NE(line.find(agent_id_), std::string::npos) << "want one line for 50 refusals:\n" << server_->logs();
+  EXPECT_NE(line.find("failures=1"), std::string::npos) << line;
+
+  // The 49 within the interval are counted, and the count is logged at the latest on the way down.
+  server_->Stop();
+  const std::string logs = server_->logs();
+  EXPECT_EQ(LinesWith(logs, kRefusalLine), 2u) << logs;
+  EXPECT_EQ(LinesWith(logs, "failures=49"), 1u) << logs;
+}
+
+}  // namespace
+}  // namespace sigil::testing
