@@ -121,6 +121,11 @@ Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string&
 
   ReadHealthChecks(doc.root().Section("health_checks"), config.health_checks);
   ConfigSection limits = doc.root().Section("agent_api_limits");
+  // Read before the listener's keys, which refuse any key not read by then. A legitimate item
+  // carries a CSR of a few hundred bytes, so a 4 MiB body holds at most some ten thousand.
+  int64_t batch_items = static_cast<int64_t>(config.max_csr_batch_items);
+  limits.Read("max_csr_batch_items", batch_items, 1, 100'000);
+  config.max_csr_batch_items = static_cast<size_t>(batch_items);
   transport::ReadListenerLimits(limits, config.agent_api_limits);
 
   ConfigSection telemetry = doc.root().Section("telemetry");

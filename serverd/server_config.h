@@ -38,6 +38,7 @@
 //     sqlite_path: <data_dir>/datastore.sqlite3
 //   agent_api_limits:                # the agent API listener's; see transport/listener_limits.h
 //     max_connections_per_source: 256  # per IP address
+//     max_csr_batch_items: 1000      # CSRs in one SignCsrBatch, aliased items counted each time
 //   health_checks:
 //     listener_enabled: false
 //     bind_address: 127.0.0.1
@@ -103,6 +104,7 @@ struct ServerConfig {
 
   HealthCheckConfig health_checks;
   transport::Http2ServerOptions agent_api_limits;  // agent_api_limits: (transport/listener_limits.h)
+  size_t max_csr_batch_items = 1000;               // agent_api_limits.max_csr_batch_items
 
   std::string prometheus_host = "127.0.0.1";
   int prometheus_port = 0;

@@ -12,8 +12,9 @@
 // when the agent must attest again (evicted, unknown, or calling with an SVID older than its
 // current one, beyond a short overlap after a renewal), PermissionDenied when it is banned or
 // asks for what it may not have, ResourceExhausted when a work queue is full (back off),
-// InvalidArgument naming what was malformed. Refusals of a request as a whole are logged once
-// per interval per peer with a count, not once each.
+// InvalidArgument naming what was malformed (a SignCsrBatch over max_csr_batch_items is refused
+// whole). Refusals of a request as a whole are logged once per interval per peer with a count,
+// not once each.
 //
 // One file per service: node_attestation.cc (Attest, RenewAgentSvid), entry_sync.cc
 // (SyncEntries), svid_signing.cc (SignCsrBatch, MintJwtSvid); this header and agent_api.cc
@@ -87,6 +88,9 @@ struct AgentApiOptions {
   // store.
   std::chrono::milliseconds sync_poll_interval{50};
   std::chrono::milliseconds max_sync_wait{60'000};
+  // Items one SignCsrBatch may carry (agent_api_limits.max_csr_batch_items); an item named
+  // many times counts each time. agentd sends 64 at a time, SPIRE's agent at most 500.
+  size_t max_csr_batch_items = 1000;
   // A refusal that a peer repeats (an evicted agent retries every second, forever) is logged
   // once per this per peer and kind, with a count; the counts left are logged at Stop.
   std::chrono::milliseconds refusal_log_interval{60'000};

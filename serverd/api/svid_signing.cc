@@ -1,5 +1,5 @@
-// Workload SVIDs: SignCsrBatch (many X509-SVIDs in one request, each item answered alone) and
-// MintJwtSvid. A request worker authorises each item against the agent's entries and queues
+// Workload SVIDs: SignCsrBatch (many X509-SVIDs in one request, each item answered alone, up to
+// max_csr_batch_items) and MintJwtSvid. A request worker authorises each item against the agent's entries and queues
 // typed signing jobs; the signer workers sign them in batches and hand the results back to the
 // loop, which answers once the last item of a request is done.
 #include <atomic>
@@ -83,10 +83,19 @@ void AgentApi::AnswerCsrBatch(const CsrBatchAnswer& batch) {
 
 void AgentApi::SignCsrBatch(const StreamPtr& stream, const wire::CsrBatchRequest& request,
                             const AttestedAgent& agent) {
-  auto set = Authorized(agent);
-  if (!set.ok()) return AnswerError(stream, set.status());
   const auto* items = request.items();
   const size_t count = items == nullptr ? 0 : items->size();
+  // The vector's length counts every reference to an item, so a small body naming one item a
+  // million times is refused here, whole, before any per-item work or log line.
+  if (count > options_.max_csr_batch_items) {
+    Status refused = InvalidArgumentError("SignCsrBatch carries " + std::to_string(count) + " items; at most " +
+                                          std::to_string(options_.max_csr_batch_items) +
+                                          " are allowed (agent_api_limits.max_csr_batch_items)");
+    LogRefusal(*stream, refused);
+    return AnswerError(stream, refused);
+  }
+  auto set = Authorized(agent);
+  if (!set.ok()) return AnswerError(stream, set.status());
   auto batch = std::make_shared<CsrBatchAnswer>(*this, stream, count);
   if (batch_items_ != nullptr) batch_items_->Observe(static_cast<double>(count));
 

@@ -1,5 +1,6 @@
 // Refusals a peer can repeat without end, against a real `serverd run` (CA key in a SoftHSM2
-// token): a refusal a peer repeats is one log line per interval with a count, not one per request.
+// token): a SignCsrBatch naming one item many times is refused whole, before any per-item work,
+// and a refusal a peer repeats is one log line per interval with a count, not one per request.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -34,6 +35,16 @@ std::string OnlyLineWith(const std::string& logs, const std::string& text) {
   const size_t begin = newline_before == std::string::npos ? 0 : newline_before + 1;
   const size_t end = logs.find('\n', at);
   return logs.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+}
+
+// A SignCsrBatch body whose item vector references one CsrItem `times` times, as flatbuffers
+// allows: a few bytes per item however many there are.
+std::string AliasedBatch(const std::string& entry_id, const Bytes& csr, size_t times) {
+  flatbuffers::FlatBufferBuilder builder(times * sizeof(flatbuffers::uoffset_t) + csr.size() + 1024);
+  auto item = wire::CreateCsrItem(builder, builder.CreateString(entry_id), builder.CreateVector(csr));
+  std::vector<flatbuffers::Offset<wire::CsrItem>> items(times, item);
+  const Bytes message = wire::FinishMessage(builder, wire::CreateCsrBatchRequest(builder, builder.CreateVector(items)));
+  return std::string(message.begin(), message.end());
 }
 
 class AgentApiRefusalsTest : public ::testing::Test {
@@ -96,6 +107,25 @@ class AgentApiRefusalsTest : public ::testing::Test {
     return json::parse(out.out, nullptr, false)["results"][0]["entry"].value("id", "");
   }
 
+  // `body` sent to SignCsrBatch over mutual TLS with the agent's SVID, as the agent would.
+  Result<std::string> SignCsrBatchRaw(std::string body) {
+    transport::TlsOptions tls;
+    tls.credentials = credentials_;
+    tls.insecure_skip_verify = true;
+    SIGIL_ASSIGN_OR_RETURN(auto context, transport::TlsContext::CreateClient(tls));
+    SIGIL_ASSIGN_OR_RETURN(auto response,
+                           transport::Http2RequestBlocking({.host = "127.0.0.1", .port = server_->agent_port()}, "POST",
+                                                           wire::kSignCsrBatchPath,
+                                                           {{"content-type", wire::kContentType}}, std::move(body),
+                                                           context, std::chrono::seconds(60)));
+    if (response.status != 200) return InternalError("HTTP " + std::to_string(response.status));
+    return std::move(response.body);
+  }
+
+  static std::span<const uint8_t> Span(const std::string& bytes) {
+    return {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()};
+  }
+
   std::unique_ptr<SoftHsm> hsm_;
   std::unique_ptr<ServerdProcess> server_;
   X509Bundle bundle_{kTd};
@@ -104,6 +134,42 @@ class AgentApiRefusalsTest : public ::testing::Test {
   std::shared_ptr<transport::TlsCredentials> credentials_;
   std::string agent_id_;
 };
+
+TEST_F(AgentApiRefusalsTest, AnAliasedBatchOverTheCapIsRefusedWholeWithOneLogLine) {
+  // Not the agent's: every item the server looked at would be refused, and logged, alone.
+  const std::string theirs = CreateEntry("/someone-else", "spiffe://example.org/spire/agent/join_token/other");
+  auto key = hw::GenerateSoftKey(KeyType::kEcP256);
+  ASSERT_TRUE(key.ok());
+  const Bytes csr = *MakeCsr(key->get());
+
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto answer = SignCsrBatchRaw(AliasedBatch(theirs, csr, 100'000));
+    ASSERT_TRUE(answer.ok()) << answer.status().ToString();
+    auto outcome = wire::VerifiedMessage<wire::Outcome>(Span(*answer));
+    ASSERT_TRUE(outcome.ok()) << "answered item by item, not refused whole: " << outcome.status().ToString();
+    const Status refused = wire::StatusFromOutcome(*outcome);
+    EXPECT_EQ(refused.code(), Code::kInvalidArgument) << refused.ToString();
+    EXPECT_NE(refused.message().find("100000 items; at most 1000"), std::string::npos) << refused.ToString();
+    EXPECT_NE(refused.message().find("max_csr_batch_items"), std::string::npos) << refused.ToString();
+  }
+  const std::string logs = server_->logs();
+  EXPECT_EQ(LinesWith(logs, "CSR refused"), 0u);
+  const std::string line = OnlyLineWith(logs, kRefusalLine);
+  EXPECT_NE(line.find("100000 items"), std::string::npos) << "want one refusal line for three requests:\n" << logs;
+  EXPECT_NE(line.find("failures=1"), std::string::npos) << line;
+
+  // At the cap, aliases are items like any other: each is answered, and signed.
+  const std::string mine = CreateEntry("/mine", agent_id_);
+  auto answer = SignCsrBatchRaw(AliasedBatch(mine, csr, 1000));
+  ASSERT_TRUE(answer.ok()) << answer.status().ToString();
+  auto response = wire::VerifiedMessage<wire::CsrBatchResponse>(Span(*answer));
+  ASSERT_TRUE(response.ok()) << response.status().ToString();
+  ASSERT_NE((*response)->results(), nullptr);
+  ASSERT_EQ((*response)->results()->size(), 1000u);
+  for (const auto* result : *(*response)->results()) {
+    ASSERT_TRUE(wire::StatusFromOutcome(result->outcome()).ok()) << wire::StatusFromOutcome(result->outcome()).ToString();
+  }
+}
 
 TEST_F(AgentApiRefusalsTest, AnEvictedAgentRetryingIsOneLineAndItsCountNotALineEach) {
   ASSERT_EQ(Cli({"agent", "evict", "-spiffeID", agent_id_}).exit_code, 0);

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/config_check.h"
+
 namespace sigil::serverd {
 namespace {
 
@@ -167,6 +169,22 @@ TEST(ServerConfigTest, AgentApiLimitsAreReadAndBounded) {
   EXPECT_NE(m.find("agent_api_limits.max_connections: 0"), std::string::npos) << m;
   EXPECT_NE(m.find("agent_api_limits.request_timeout: must be at most 24h"), std::string::npos) << m;
   EXPECT_NE(m.find("agent_api_limits.max_conections: unknown key"), std::string::npos) << m;
+}
+
+TEST(ServerConfigTest, MaxCsrBatchItemsIsReadBesideTheListenerLimitsAndBounded) {
+  auto defaults = ParseServerConfig("server:\n  trust_domain: example.org\n", "server.yaml");
+  ASSERT_TRUE(defaults.ok()) << defaults.status().ToString();
+  EXPECT_EQ(defaults->max_csr_batch_items, 1000u);
+  auto set = ParseServerConfig(
+      "server:\n  trust_domain: example.org\nagent_api_limits:\n  max_csr_batch_items: 500\n  max_connections: 10\n",
+      "server.yaml");
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(set->max_csr_batch_items, 500u);
+  EXPECT_EQ(set->agent_api_limits.max_connections, 10u);
+  sigil::testing::ExpectEachValueRefusedNamingKey(
+      [](const std::string& yaml) { return ParseServerConfig(yaml, "server.yaml").status(); },
+      "server:\n  trust_domain: example.org\nagent_api_limits:\n  max_csr_batch_items: ", {"0", "100001", "lots"},
+      "agent_api_limits.max_csr_batch_items");
 }
 
 TEST(ServerConfigTest, MissingTrustDomainAndFileAreNamed) {
