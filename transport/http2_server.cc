@@ -537,6 +537,8 @@ Status Http2Server::ListenTcp(TcpListenerOptions options, std::shared_ptr<TlsCon
 }
 
 Status Http2Server::ListenUnix(UnixListenerOptions options) {
+  // A held peer process is a second descriptor per connection.
+  if (options.vouch_for_peers) options_.max_connections = std::min(options_.max_connections, OpenFileConnectionBudget() / 2);
   SIGIL_ASSIGN_OR_RETURN(auto listener,
                          UnixListener::Listen(loop_, std::move(options),
                                               [this](uv_stream_t* s) { Accept(s, nullptr); }));

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <charconv>
 #include <cstring>
@@ -88,7 +89,17 @@ Result<SocketStream*> SocketStream::Accept(EventLoop* loop, uv_stream_t* server,
     uv_os_fd_t fd;
     uv_fileno(reinterpret_cast<uv_handle_t*>(&s->handle_), &fd);
     auto creds = ReadPeerCredentials(fd);
-    if (creds.ok()) s->peer_.credentials = *creds;
+    if (creds.ok()) {
+      s->peer_.credentials = *creds;
+      // The listener asked the kernel to stamp each write with its writer (SO_PASSCRED,
+      // inherited by every connection it accepts).
+      int passcred = 0;
+      socklen_t length = sizeof(passcred);
+      if (::getsockopt(fd, SOL_SOCKET, SO_PASSCRED, &passcred, &length) == 0 && passcred != 0) {
+        s->peer_.credentials->process = PeerProcess::Hold(creds->pid);
+        s->vouch_for_writers_ = true;
+      }
+    }
     char path[512];
     size_t len = sizeof(path);
     s->peer_.address = "unix:";
@@ -191,14 +202,49 @@ void SocketStream::MarkOpen() {
 }
 
 void SocketStream::OnAlloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
-  const std::span<uint8_t> shared = static_cast<SocketStream*>(handle->data)->loop_->read_buffer();
+  auto* s = static_cast<SocketStream*>(handle->data);
+  if (s->vouch_for_writers_ && !s->PeekWriter()) {
+    // Nothing to read yet, and a write landing before libuv's own read would be read unseen:
+    // an empty buffer ends this round (OnRead hears UV_ENOBUFS) until the socket is readable.
+    *buf = uv_buf_init(nullptr, 0);
+    return;
+  }
+  const std::span<uint8_t> shared = s->loop_->read_buffer();
   buf->base = reinterpret_cast<char*>(shared.data());
   buf->len = shared.size();
+}
+
+// With SO_PASSCRED on, a read of a Unix stream socket never joins bytes of two writers, so the
+// writer of the first byte waiting (SCM_CREDENTIALS, which the kernel fills in and a writer
+// cannot forge without CAP_SYS_ADMIN) is the writer of every byte the next read returns.
+bool SocketStream::PeekWriter() {
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&handle_), &fd) != 0) return true;
+  char byte;
+  iovec iov{.iov_base = &byte, .iov_len = 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
+  msghdr message{};
+  message.msg_iov = &iov;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof(control);
+  const ssize_t peeked = ::recvmsg(fd, &message, MSG_PEEK | MSG_DONTWAIT);
+  if (peeked < 0) return errno != EAGAIN && errno != EWOULDBLOCK;  // let the read report it
+  if (peeked == 0) return true;                                    // the peer closed: read says so
+  ucred writer{};  // no stamp (pid 0) is nobody the connection vouches for
+  for (cmsghdr* c = CMSG_FIRSTHDR(&message); c != nullptr; c = CMSG_NXTHDR(&message, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len >= CMSG_LEN(sizeof(ucred))) {
+      std::memcpy(&writer, CMSG_DATA(c), sizeof(writer));
+    }
+  }
+  peer_.credentials->process->NoteWriter(writer.pid, writer.uid);
+  return true;
 }
 
 void SocketStream::OnRead(uv_stream_t* handle, ssize_t nread, const uv_buf_t* buf) {
   auto* s = static_cast<SocketStream*>(handle->data);
   if (nread == 0 || s->closing_) return;
+  if (nread == UV_ENOBUFS && s->vouch_for_writers_) return;  // see OnAlloc
   if (nread < 0) {
     s->Close(nread == UV_EOF ? UnavailableError("peer closed the connection")
                              : UnavailableError("read: " + UvError(static_cast<int>(nread))),

@@ -22,6 +22,7 @@
 #include "core/spiffe_id.h"
 #include "core/status.h"
 #include "transport/event_loop.h"
+#include "transport/peer_process.h"
 #include "transport/tls.h"
 
 namespace sigil::transport {
@@ -33,6 +34,8 @@ struct PeerCredentials {
   uid_t uid = 0;
   gid_t gid = 0;
   std::optional<std::vector<gid_t>> supplementary_groups;  // nullopt when the kernel would not say
+  // Held from the accept on, on listeners that vouch for their peers (UnixListenerOptions).
+  std::shared_ptr<PeerProcess> process;
 };
 
 // Empties a write buffer, and gives its memory back when a burst made it larger than everyday
@@ -119,6 +122,9 @@ class SocketStream {
   Status SetUpTls(std::shared_ptr<const TlsContext> tls, std::string server_name);
   void StartReading();
   void MarkOpen();
+  // Before each read on a connection that vouches for its writers: which process wrote the
+  // bytes the read will return. False when there is nothing to read yet.
+  bool PeekWriter();
   void WriteRaw(std::vector<uint8_t> bytes);
   void FlushTls();
   void FinishClose();
@@ -132,6 +138,7 @@ class SocketStream {
 
   EventLoop* loop_;
   bool is_pipe_;
+  bool vouch_for_writers_ = false;
   Delegate* delegate_;
   union {
     uv_tcp_t tcp;

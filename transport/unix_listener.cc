@@ -85,6 +85,14 @@ Result<std::unique_ptr<UnixListener>> UnixListener::Listen(EventLoop* loop,
   mode_t old_umask = ::umask(0777 & ~self->options_.file_mode);
   int rc = uv_pipe_bind(self->handle_, path.c_str());
   ::umask(old_umask);
+  if (rc == 0 && self->options_.vouch_for_peers) {
+    // Set before listen(): every connection accepted inherits it, and bytes written before
+    // the accept carry their writer too.
+    uv_os_fd_t fd;
+    const int on = 1;
+    rc = uv_fileno(reinterpret_cast<uv_handle_t*>(self->handle_), &fd);
+    if (rc == 0 && ::setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) != 0) rc = -errno;
+  }
   if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(self->handle_),
                               self->options_.backlog, &UnixListener::OnConnection);
   if (rc != 0) {

@@ -31,6 +31,10 @@ struct UnixListenerOptions {
   std::optional<mode_t> dir_mode;       // e.g. 0700 for a server's private admin socket
   std::optional<gid_t> group;           // chgrp of the socket file (and a created directory)
   int backlog = 512;
+  // Hold each peer's process from the accept on and learn the writer of every byte it sends
+  // (PeerCredentials::process; see peer_process.h): for a socket whose callers are told apart
+  // by what process they are. Costs a descriptor per connection and a peek per read.
+  bool vouch_for_peers = false;
 };
 
 // Called once per pending connection; it accepts with SocketStream::Accept(loop, server, …).

@@ -18,42 +18,7 @@
 
 namespace sigil::agentd {
 
-namespace {
-
-// A whole file under an open /proc/<pid> directory, with plain openat and read: this runs on
-// every Workload API call, and a stream's buffers and locale cost more than the read itself.
-std::optional<std::string> ReadProcFile(int proc_dir, const char* leaf) {
-  const int fd = ::openat(proc_dir, leaf, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  std::string content;
-  char buffer[4096];
-  ssize_t n;
-  while ((n = ::read(fd, buffer, sizeof(buffer))) > 0) content.append(buffer, static_cast<size_t>(n));
-  ::close(fd);
-  if (n < 0) return std::nullopt;
-  return content;
-}
-
-// Field 22 of /proc/<pid>/stat: when the process started, in clock ticks since boot. A pid
-// with the same start time is the same process.
-Result<std::string> StartTime(pid_t pid, int proc_dir) {
-  const auto gone = [pid] { return NotFoundError("process " + std::to_string(pid) + " is gone"); };
-  const auto stat = ReadProcFile(proc_dir, "stat");
-  if (!stat) return gone();
-  // The command name (field 2) may hold spaces and ')' — fields 3 on follow its last ')'.
-  const size_t close = stat->rfind(')');
-  if (close == std::string::npos) return gone();
-  std::string_view rest = std::string_view(*stat).substr(close + 1);
-  for (int field = 3; field <= 22; ++field) {
-    rest.remove_prefix(std::min(rest.find_first_not_of(' '), rest.size()));
-    const size_t end = std::min(rest.find(' '), rest.size());
-    if (field == 22) return std::string(rest.substr(0, end));
-    rest.remove_prefix(end);
-  }
-  return gone();
-}
-
-}  // namespace
+using transport::PeerProcess;
 
 WorkloadAttestorPlugin UnixWorkloadAttestor::Plugin() {
   return {.name = "unix", .create = []() -> Result<std::shared_ptr<WorkloadAttestor>> {
@@ -62,65 +27,13 @@ WorkloadAttestorPlugin UnixWorkloadAttestor::Plugin() {
 }
 
 Result<std::vector<Selector>> UnixWorkloadAttestor::Attest(const transport::PeerCredentials& caller) {
-  return Attest(caller.pid, caller.uid, caller.gid, caller.supplementary_groups);
+  return *AttestWith(caller.pid, caller.uid, caller.gid, caller.supplementary_groups, caller.process, true);
 }
 
 std::optional<Result<std::vector<Selector>>> UnixWorkloadAttestor::AttestWithoutBlocking(
     const transport::PeerCredentials& caller) {
-  return AttestIfHashed(caller.pid, caller.uid, caller.gid, caller.supplementary_groups);
+  return AttestWith(caller.pid, caller.uid, caller.gid, caller.supplementary_groups, caller.process, false);
 }
-
-// Holds on to the process behind a pid while it is read. A pid names no other process before
-// its own has exited and been reaped, so while the process held is still there every read of
-// /proc/<pid> was of it. The hold is an open /proc/<pid> directory, which pidfd_send_signal
-// takes as a pidfd (Linux 5.1 on); it is opened with open(2) rather than pidfd_open(2), which
-// ThreadSanitizer cannot see, so that it knows whose descriptor this is. Older kernels: the
-// start time in /proc/<pid>/stat, read before and after, tells the same. Every read goes
-// through the held directory, never a path built from the pid again.
-class UnixWorkloadAttestor::ProcessPin {
- public:
-  explicit ProcessPin(pid_t pid)
-      : pid_(pid), fd_(::open(("/proc/" + std::to_string(pid)).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
-    if (fd_ >= 0 && !SignalsByDescriptor()) start_time_ = StartTime(pid, fd_);
-  }
-  ~ProcessPin() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  ProcessPin(const ProcessPin&) = delete;
-  ProcessPin& operator=(const ProcessPin&) = delete;
-
-  int directory() const { return fd_; }
-
-  Status Pinned() const {
-    if (fd_ >= 0 && (SignalsByDescriptor() || start_time_.ok())) return Status::Ok();
-    return NotFoundError("process " + std::to_string(pid_) + " is gone");
-  }
-  bool StillThere() const {
-    if (fd_ < 0) return false;
-    if (SignalsByDescriptor()) {
-      // Signal 0 only asks whether the process is there; EPERM (another user's) says it is.
-      return ::syscall(SYS_pidfd_send_signal, fd_, 0, nullptr, 0) == 0 || errno == EPERM;
-    }
-    const auto now = StartTime(pid_, fd_);
-    return start_time_.ok() && now.ok() && *now == *start_time_;
-  }
-
- private:
-  // Whether this kernel has pidfd_send_signal, asked once of this very process.
-  static bool SignalsByDescriptor() {
-    static const bool supported = [] {
-      const int self = ::open("/proc/self", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      const bool ok = self >= 0 && (::syscall(SYS_pidfd_send_signal, self, 0, nullptr, 0) == 0 || errno != ENOSYS);
-      if (self >= 0) ::close(self);
-      return ok;
-    }();
-    return supported;
-  }
-
-  pid_t pid_;
-  int fd_;
-  Result<std::string> start_time_ = NotFoundError("no start time read");
-};
 
 namespace {
 
@@ -168,45 +81,55 @@ std::string LookUpGroupName(unsigned gid) {
 
 Result<std::vector<Selector>> UnixWorkloadAttestor::Attest(pid_t pid, uid_t uid, gid_t gid,
                                                             const std::optional<std::vector<gid_t>>& supplementary_groups) {
-  return *AttestWith(pid, uid, gid, supplementary_groups, true);
+  return *AttestWith(pid, uid, gid, supplementary_groups, nullptr, true);
 }
 
 std::optional<Result<std::vector<Selector>>> UnixWorkloadAttestor::AttestIfHashed(
     pid_t pid, uid_t uid, gid_t gid, const std::optional<std::vector<gid_t>>& supplementary_groups) {
-  return AttestWith(pid, uid, gid, supplementary_groups, false);
+  return AttestWith(pid, uid, gid, supplementary_groups, nullptr, false);
 }
 
 std::optional<Result<std::vector<Selector>>> UnixWorkloadAttestor::AttestWith(
-    pid_t pid, uid_t uid, gid_t gid, const std::optional<std::vector<gid_t>>& groups, bool may_hash) {
+    pid_t pid, uid_t uid, gid_t gid, const std::optional<std::vector<gid_t>>& groups,
+    const std::shared_ptr<const PeerProcess>& connected, bool may_hash) {
+  const auto exec_since_connect = [pid] {
+    return PermissionDeniedError("process " + std::to_string(pid) +
+                                 " runs another binary than when it opened the connection (exec)");
+  };
   // Groups read from /proc may change under a running process; only a caller whose groups
   // came with its connection is remembered.
   std::optional<CallerKey> caller;
   if (groups) caller = CallerKey{pid, uid, gid, *groups};
   if (caller) {
-    if (auto selectors = Reuse(*caller)) return Result<std::vector<Selector>>(std::move(*selectors));
+    if (auto selectors = Reuse(*caller, connected.get())) return Result<std::vector<Selector>>(std::move(*selectors));
   }
-  const auto held = std::make_shared<const ProcessPin>(pid);
-  const ProcessPin& pin = *held;
-  SIGIL_RETURN_IF_ERROR(pin.Pinned());
+  // The process held since its connection was accepted, else held from now on.
+  const std::shared_ptr<const PeerProcess> held = connected ? connected : PeerProcess::Hold(pid);
+  SIGIL_RETURN_IF_ERROR(held->Pinned());
+  const int directory = held->directory();
+  // The binary as stat sees it first, then its path and hash: an exec or a rename in between
+  // shows when it is stat'ed again at the end.
+  const auto executable = PeerProcess::ExecutableOf(directory);
+  if (connected && connected->executable_when_held() &&
+      !PeerProcess::SameFile(executable, *connected->executable_when_held())) {
+    return Result<std::vector<Selector>>(exec_since_connect());
+  }
   std::vector<Selector> selectors = {{"unix", "uid:" + std::to_string(uid)},
                                      {"unix", "gid:" + std::to_string(gid)}};
   if (const std::string user = KnownName(user_names_, uid, LookUpUserName); !user.empty()) selectors.push_back({"unix", "user:" + user});
   if (const std::string group = KnownName(group_names_, gid, LookUpGroupName); !group.empty()) selectors.push_back({"unix", "group:" + group});
-  for (gid_t supplementary : groups ? *groups : SupplementaryGroups(ReadProcFile(pin.directory(), "status").value_or(""))) {
+  for (gid_t supplementary : groups ? *groups : SupplementaryGroups(transport::ReadProcFile(directory, "status").value_or(""))) {
     selectors.push_back({"unix", "supplementary_gid:" + std::to_string(supplementary)});
     if (const std::string name = KnownName(group_names_, supplementary, LookUpGroupName); !name.empty()) {
       selectors.push_back({"unix", "supplementary_group:" + name});
     }
   }
-  // The binary as stat sees it first, then its path: a rename between the two shows in the
-  // next call's stat.
-  const auto executable = ExecutableOf(pin.directory());
   char target[4096];
-  const ssize_t length = ::readlinkat(pin.directory(), "exe", target, sizeof(target) - 1);
+  const ssize_t length = ::readlinkat(directory, "exe", target, sizeof(target) - 1);
   bool complete = executable.has_value();
   if (length > 0) {
     selectors.push_back({"unix", "path:" + std::string(target, static_cast<size_t>(length))});
-    auto sha256 = Sha256OfExecutable(pid, pin.directory(), executable, may_hash);
+    auto sha256 = Sha256OfExecutable(pid, directory, executable, may_hash);
     if (!sha256) return std::nullopt;
     if (sha256->ok()) {
       selectors.push_back({"unix", "sha256:" + **sha256});
@@ -218,8 +141,11 @@ std::optional<Result<std::vector<Selector>>> UnixWorkloadAttestor::AttestWith(
     complete = false;
     LogDebug("workload path not readable", {{"pid", std::to_string(pid)}});
   }
-  if (!pin.StillThere()) {
+  if (!held->StillThere()) {
     return NotFoundError("process " + std::to_string(pid) + " exited while it was being attested");
+  }
+  if (executable && !PeerProcess::SameFile(PeerProcess::ExecutableOf(directory), *executable)) {
+    return PermissionDeniedError("process " + std::to_string(pid) + " changed its binary while it was being attested");
   }
   std::vector<Selector> attested = SelectorSet(std::move(selectors)).items();
   // What could not be read is read again next time rather than remembered.
@@ -229,19 +155,7 @@ std::optional<Result<std::vector<Selector>>> UnixWorkloadAttestor::AttestWith(
   return attested;
 }
 
-UnixWorkloadAttestor::ExecutableKey UnixWorkloadAttestor::KeyOf(const struct stat& st) {
-  const auto nanoseconds = [](const timespec& t) { return int64_t{t.tv_sec} * 1'000'000'000 + t.tv_nsec; };
-  return ExecutableKey{st.st_dev, st.st_ino, nanoseconds(st.st_mtim), nanoseconds(st.st_ctim), st.st_size};
-}
-
-std::optional<UnixWorkloadAttestor::ExecutableKey> UnixWorkloadAttestor::ExecutableOf(int proc_dir) {
-  // stat follows the link to the file the process runs, without opening it.
-  struct stat st {};
-  if (::fstatat(proc_dir, "exe", &st, 0) != 0) return std::nullopt;
-  return KeyOf(st);
-}
-
-std::optional<std::vector<Selector>> UnixWorkloadAttestor::Reuse(const CallerKey& caller) {
+std::optional<std::vector<Selector>> UnixWorkloadAttestor::Reuse(const CallerKey& caller, const PeerProcess* connected) {
   Recent recent;
   {
     std::lock_guard lock(mutex_);
@@ -258,7 +172,12 @@ std::optional<std::vector<Selector>> UnixWorkloadAttestor::Reuse(const CallerKey
   // One stat through the held directory, the only /proc read of a call made again: it fails
   // once that process has exited, whatever runs under its pid now, and a new binary (exec)
   // shows in it, as does the same binary renamed or linked elsewhere (its ctime moves).
-  if (ExecutableOf(recent.pin->directory()) != recent.executable) return std::nullopt;
+  if (PeerProcess::ExecutableOf(recent.pin->directory()) != recent.executable) return std::nullopt;
+  // A connection held since its accept answers for the process that ran this binary then.
+  if (connected != nullptr && connected->executable_when_held() &&
+      !PeerProcess::SameFile(recent.executable, *connected->executable_when_held())) {
+    return std::nullopt;
+  }
   return std::move(recent.selectors);
 }
 
@@ -299,7 +218,7 @@ std::optional<Result<std::string>> UnixWorkloadAttestor::Sha256OfExecutable(
     ::close(fd);
     return PermissionDeniedError("cannot stat the binary of process " + std::to_string(pid));
   }
-  const ExecutableKey key = KeyOf(st);
+  const ExecutableKey key = PeerProcess::KeyOf(st);
   {
     std::lock_guard lock(mutex_);
     if (auto it = sha256_cache_.find(key); it != sha256_cache_.end()) {

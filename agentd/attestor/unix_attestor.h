@@ -4,7 +4,8 @@
 //   unix:supplementary_gid:<n> unix:supplementary_group:<name>
 //   unix:path:<binary> unix:sha256:<hex of the binary>
 // uid, gid and the supplementary groups come from the kernel with the connection; the rest is
-// read from /proc (a pidfd makes sure it was all one process's), and
+// read from /proc through the process held since its connection was accepted
+// (transport/peer_process.h: a caller that exec'd since then is refused), and
 // what cannot be read (a process of another user when agentd is not root) is left out, so an
 // entry that needs it does not match — attestation fails closed.
 //
@@ -28,8 +29,7 @@
 #include "agentd/attestor/workload_attestor.h"
 #include "core/selector.h"
 #include "core/status.h"
-
-struct stat;
+#include "transport/peer_process.h"
 
 namespace sigil::agentd {
 
@@ -67,18 +67,14 @@ class UnixWorkloadAttestor : public WorkloadAttestor {
   static constexpr size_t kMaxRemembered = 128;
 
  private:
-  class ProcessPin;
-
+  // `connected`: the process held since the caller's connection was accepted, when the
+  // listener holds them; else the pid is held from now on.
   std::optional<Result<std::vector<Selector>>> AttestWith(pid_t pid, uid_t uid, gid_t gid,
                                                           const std::optional<std::vector<gid_t>>& groups,
+                                                          const std::shared_ptr<const transport::PeerProcess>& connected,
                                                           bool may_hash);
-  // The binary as stat sees it through /proc/<pid>/exe: what changes when it is replaced, and
-  // its ctime, which moves when it is renamed or linked. Keys the hashes, and tells a
-  // remembered caller still runs the binary it was attested with.
-  using ExecutableKey = std::tuple<dev_t, ino_t, int64_t /*mtime ns*/, int64_t /*ctime ns*/, off_t /*size*/>;
-  static ExecutableKey KeyOf(const struct stat& st);
-  // What stat says of the binary a process runs, through its open /proc directory.
-  static std::optional<ExecutableKey> ExecutableOf(int proc_dir);
+  // Keys the hashes, and tells a remembered caller still runs the binary it was attested with.
+  using ExecutableKey = transport::PeerProcess::ExecutableKey;
 
   // proc_dir: the process's open /proc/<pid> directory; `executable`: ExecutableOf it.
   // nullopt: not cached and `may_hash` is false.
@@ -103,12 +99,12 @@ class UnixWorkloadAttestor : public WorkloadAttestor {
   // fresh as they would be.
   using CallerKey = std::tuple<pid_t, uid_t, gid_t, std::vector<gid_t>>;
   struct Recent {
-    std::shared_ptr<const ProcessPin> pin;
+    std::shared_ptr<const transport::PeerProcess> pin;
     ExecutableKey executable;
     std::vector<Selector> selectors;
     std::chrono::steady_clock::time_point attested_at;
   };
-  std::optional<std::vector<Selector>> Reuse(const CallerKey& caller);
+  std::optional<std::vector<Selector>> Reuse(const CallerKey& caller, const transport::PeerProcess* connected);
   void Remember(CallerKey caller, Recent recent);
   void ForgetExpired(std::chrono::steady_clock::time_point now);  // with mutex_ held
 

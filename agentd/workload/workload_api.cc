@@ -67,7 +67,7 @@ Status WorkloadApiServer::Start() {
   server_ =
       std::make_unique<transport::Http2Server>(loop_, options_.http2, router_.AsHttp2Handler());
   Status listening = server_->ListenUnix(
-      transport::UnixListenerOptions{.path = options_.socket_path, .file_mode = 0777});
+      transport::UnixListenerOptions{.path = options_.socket_path, .file_mode = 0777, .vouch_for_peers = true});
   if (!listening.ok()) {
     server_.reset();
     return listening.AddContext("while opening the Workload API socket");
@@ -198,6 +198,16 @@ void WorkloadApiServer::Authenticate(std::shared_ptr<GrpcServerCall> call,
   }
   const auto& credentials = call->peer().credentials;
   if (!credentials) return next(PermissionDeniedError("the caller's credentials are unknown"));
+  // The process that connected, still running what it ran then, and the only writer: else
+  // the call is another process's, relayed (transport/peer_process.h).
+  if (credentials->process) {
+    if (Status caller = credentials->process->StillTheCaller(); !caller.ok()) {
+      LogWarn("Workload API call refused", {{"pid", std::to_string(credentials->pid)},
+                                               {"uid", std::to_string(credentials->uid)},
+                                               {"why", caller.message()}});
+      return next(std::move(caller));
+    }
+  }
   auto done = [call, next = std::move(next), liveness = liveness_](Result<std::vector<Selector>> selectors) {
     if (!liveness->alive || call->cancelled() || call->finished()) return;
     if (!selectors.ok()) {

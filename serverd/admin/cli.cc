@@ -242,6 +242,25 @@ Status MintX509(AdminClient& client, const std::string& spiffe_id, int64_t ttl, 
   return Status::Ok();
 }
 
+// SPIFFE's own advice calls an entry that selects a binary (unix:path, unix:sha256) and no
+// user weak: any local user who can run that binary — or exec it from a process they started,
+// in the window Linux leaves between connect and accept — receives its identity.
+void WarnOfBinaryWithoutUser(std::ostream& err, const RegistrationEntry& entry) {
+  bool names_binary = false;
+  bool names_user = false;
+  for (const Selector& selector : entry.selectors) {
+    if (selector.type != "unix") continue;
+    names_binary = names_binary || selector.value.starts_with("path:") || selector.value.starts_with("sha256:");
+    names_user = names_user || selector.value.starts_with("uid:") || selector.value.starts_with("gid:") ||
+                 selector.value.starts_with("user:") || selector.value.starts_with("group:");
+  }
+  if (names_binary && !names_user) {
+    err << "Warning: entry for " << entry.spiffe_id
+        << " selects a binary (unix:path or unix:sha256) without unix:uid or unix:gid; any local user who can run "
+           "that binary receives its identity. Add unix:uid or unix:gid.\n";
+  }
+}
+
 }  // namespace
 
 int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnector& connect, std::ostream& out,
@@ -262,9 +281,13 @@ int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnect
       if (!create_flags.data_path.empty()) {
         SIGIL_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(create_flags.data_path, "-data file"));
         SIGIL_ASSIGN_OR_RETURN(auto parsed, EntriesFromDataFile(text, create_flags.data_path));
-        for (const auto& e : parsed) entries.push_back(EntryToJson(e));
+        for (const auto& e : parsed) {
+          WarnOfBinaryWithoutUser(err, e);
+          entries.push_back(EntryToJson(e));
+        }
       } else {
         SIGIL_ASSIGN_OR_RETURN(RegistrationEntry e, EntryFromFlags(create_flags, false));
+        WarnOfBinaryWithoutUser(err, e);
         entries.push_back(EntryToJson(e));
       }
       SIGIL_ASSIGN_OR_RETURN(json response, client.Call("/v1/entry/BatchCreateEntry", {{"entries", entries}}));
@@ -279,6 +302,7 @@ int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnect
   update->callback([&] {
     action = [&](AdminClient& client) -> Status {
       SIGIL_ASSIGN_OR_RETURN(RegistrationEntry e, EntryFromFlags(update_flags, true));
+      WarnOfBinaryWithoutUser(err, e);
       SIGIL_ASSIGN_OR_RETURN(json response, client.Call("/v1/entry/BatchUpdateEntry", {{"entries", {EntryToJson(e)}}}));
       return PrintBatch(out, err, response, common);
     };
