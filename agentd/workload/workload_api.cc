@@ -101,6 +101,7 @@ void WorkloadApiServer::Stop() {
   }
   EndStreams(UnavailableError("agent is stopping"));
   server_.reset();
+  refused_callers_.Flush();
 }
 
 void WorkloadApiServer::RegisterMethods() {
@@ -202,9 +203,10 @@ void WorkloadApiServer::Authenticate(std::shared_ptr<GrpcServerCall> call,
   // the call is another process's, relayed (transport/peer_process.h).
   if (credentials->process) {
     if (Status caller = credentials->process->StillTheCaller(); !caller.ok()) {
-      LogWarn("Workload API call refused", {{"pid", std::to_string(credentials->pid)},
-                                               {"uid", std::to_string(credentials->uid)},
-                                               {"why", caller.message()}});
+      refused_callers_.Failed("uid:" + std::to_string(credentials->uid),
+                              {{"pid", std::to_string(credentials->pid)},
+                               {"uid", std::to_string(credentials->uid)},
+                               {"why", caller.message()}});
       return next(std::move(caller));
     }
   }

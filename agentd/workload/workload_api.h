@@ -35,6 +35,7 @@
 #include "agentd/attestor/workload_attestor.h"
 #include "agentd/sync/svid_cache.h"
 #include "agentd/workload/messages.h"
+#include "core/failure_log.h"
 #include "core/metrics.h"
 #include "core/status.h"
 #include "transport/event_loop.h"
@@ -137,6 +138,9 @@ class WorkloadApiServer {
   transport::GrpcRouter router_;
   std::unique_ptr<transport::Http2Server> server_;
   std::shared_ptr<Liveness> liveness_ = std::make_shared<Liveness>();
+  // Calls of a process that is no longer the one that connected (peer_process.h), per uid: a
+  // relaying process calls as often as it likes, and the log takes a line a minute.
+  FailureLogByKey refused_callers_{LogLevel::kWarn, "Workload API call refused", std::chrono::minutes(1)};
   uint64_t subscription_ = 0;
   int stop_hook_ = 0;
   std::map<uint64_t, OpenStream> streams_;
