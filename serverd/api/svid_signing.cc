@@ -4,6 +4,7 @@
 // loop, which answers once the last item of a request is done.
 #include <atomic>
 
+#include "core/jwt_svid.h"
 #include "core/log.h"
 #include "core/wire/convert.h"
 #include "serverd/api/agent_api.h"
@@ -147,10 +148,17 @@ void AgentApi::MintJwtSvid(const StreamPtr& stream, const wire::JwtSvidRequest& 
   if (!found.ok()) return AnswerError(stream, found.status());
   const RegistrationEntry& entry = *found->first;
   JwtSvidParams params(*found->second);
+  // Counted before a string is copied: flatbuffers lets one audience be named a million times.
+  if (request.audience() != nullptr && request.audience()->size() > kMaxJwtAudiences) {
+    return AnswerError(stream, InvalidArgumentError("a JWT-SVID request names " +
+                                                    std::to_string(request.audience()->size()) +
+                                                    " audiences; at most " + std::to_string(kMaxJwtAudiences)));
+  }
   if (request.audience() != nullptr) {
     for (const auto* audience : *request.audience()) params.audience.push_back(audience->str());
   }
   if (params.audience.empty()) return AnswerError(stream, InvalidArgumentError("a JWT-SVID needs at least one audience"));
+  if (Status bounded = CheckJwtAudiences(params.audience); !bounded.ok()) return AnswerError(stream, bounded);
   params.ttl = entry.jwt_svid_ttl.count() > 0 ? entry.jwt_svid_ttl : options_.default_jwt_svid_ttl;
   Status queued = signer_->SignJwtSvid(ca_.current(), io_target_.get(),
                                        {.params = std::move(params),

@@ -108,14 +108,17 @@ class AgentApiRefusalsTest : public ::testing::Test {
   }
 
   // `body` sent to SignCsrBatch over mutual TLS with the agent's SVID, as the agent would.
-  Result<std::string> SignCsrBatchRaw(std::string body) {
+  Result<std::string> SignCsrBatchRaw(std::string body) { return PostAsAgent(wire::kSignCsrBatchPath, std::move(body)); }
+
+  // `body` sent to the agent API method at `path` over mutual TLS with the agent's SVID.
+  Result<std::string> PostAsAgent(const char* path, std::string body) {
     transport::TlsOptions tls;
     tls.credentials = credentials_;
     tls.insecure_skip_verify = true;
     SIGIL_ASSIGN_OR_RETURN(auto context, transport::TlsContext::CreateClient(tls));
     SIGIL_ASSIGN_OR_RETURN(auto response,
                            transport::Http2RequestBlocking({.host = "127.0.0.1", .port = server_->agent_port()}, "POST",
-                                                           wire::kSignCsrBatchPath,
+                                                           path,
                                                            {{"content-type", wire::kContentType}}, std::move(body),
                                                            context, std::chrono::seconds(60)));
     if (response.status != 200) return InternalError("HTTP " + std::to_string(response.status));
@@ -169,6 +172,42 @@ TEST_F(AgentApiRefusalsTest, AnAliasedBatchOverTheCapIsRefusedWholeWithOneLogLin
   for (const auto* result : *(*response)->results()) {
     ASSERT_TRUE(wire::StatusFromOutcome(result->outcome()).ok()) << wire::StatusFromOutcome(result->outcome()).ToString();
   }
+}
+
+// A MintJwtSvid body naming `audience` `times` times, one string aliased.
+std::string AliasedJwtRequest(const std::string& entry_id, const std::string& audience, size_t times) {
+  flatbuffers::FlatBufferBuilder builder(times * sizeof(flatbuffers::uoffset_t) + audience.size() + 1024);
+  auto one = builder.CreateString(audience);
+  std::vector<flatbuffers::Offset<flatbuffers::String>> audiences(times, one);
+  const Bytes message = wire::FinishMessage(
+      builder, wire::CreateJwtSvidRequest(builder, builder.CreateString(entry_id), builder.CreateVector(audiences)));
+  return std::string(message.begin(), message.end());
+}
+
+TEST_F(AgentApiRefusalsTest, AJwtRequestOverTheAudienceBoundsIsRefusedBeforeAnyIsCopiedOrSigned) {
+  const std::string mine = CreateEntry("/mine", agent_id_);
+  const auto refusal = [&](const std::string& body) {
+    auto answer = PostAsAgent(wire::kMintJwtSvidPath, body);
+    if (!answer.ok()) return answer.status();
+    auto outcome = wire::VerifiedMessage<wire::Outcome>(Span(*answer));
+    return outcome.ok() ? wire::StatusFromOutcome(*outcome) : InternalError("not refused whole");
+  };
+  // Refused by the request reader, which counts before copying: the signer would refuse too,
+  // but only after 100,000 strings were copied and a job was queued.
+  const Status aliased = refusal(AliasedJwtRequest(mine, "payments", 100'000));
+  EXPECT_EQ(aliased.code(), Code::kInvalidArgument) << aliased.ToString();
+  EXPECT_NE(aliased.message().find("request names 100000 audiences; at most 32"), std::string::npos) << aliased.ToString();
+  const Status long_one = refusal(AliasedJwtRequest(mine, std::string(513, 'a'), 1));
+  EXPECT_EQ(long_one.code(), Code::kInvalidArgument) << long_one.ToString();
+
+  // Within the bounds, the same entry is signed a token.
+  auto answer = PostAsAgent(wire::kMintJwtSvidPath, AliasedJwtRequest(mine, "payments", 32));
+  ASSERT_TRUE(answer.ok()) << answer.status().ToString();
+  auto response = wire::VerifiedMessage<wire::JwtSvidResponse>(Span(*answer));
+  ASSERT_TRUE(response.ok()) << response.status().ToString();
+  EXPECT_TRUE(wire::StatusFromOutcome((*response)->outcome()).ok()) << wire::StatusFromOutcome((*response)->outcome()).ToString();
+  ASSERT_NE((*response)->token(), nullptr);
+  EXPECT_FALSE((*response)->token()->str().empty());
 }
 
 TEST_F(AgentApiRefusalsTest, AnEvictedAgentRetryingIsOneLineAndItsCountNotALineEach) {
