@@ -200,6 +200,33 @@ std::optional<Clock::time_point> SvidCache::NextRotation(Clock::time_point after
   return next;
 }
 
+size_t SvidCache::DropExpiredSvids(Clock::time_point now) {
+  std::lock_guard write(write_mutex_);
+  auto current = snapshot();
+  std::optional<EntryMap> entries;
+  size_t dropped = 0;
+  for (const auto& [id, cached] : *current->entries) {
+    if (!cached.svid || cached.svid->not_after > now) continue;
+    if (!entries) entries = *current->entries;
+    entries->find(id)->second.svid = nullptr;
+    ++dropped;
+  }
+  if (!entries) return 0;
+  auto next = std::make_shared<Snapshot>(*current);
+  next->entries = std::make_shared<const EntryMap>(std::move(*entries));
+  Publish(std::move(next));
+  return dropped;
+}
+
+std::optional<Clock::time_point> SvidCache::NextExpiry() const {
+  auto current = snapshot();
+  std::optional<Clock::time_point> next;
+  for (const auto& [id, cached] : *current->entries) {
+    if (cached.svid && (!next || cached.svid->not_after < *next)) next = cached.svid->not_after;
+  }
+  return next;
+}
+
 std::optional<WorkloadJwtSvid> SvidCache::FindJwt(const std::string& spiffe_id, std::vector<std::string> audience,
                                                   Clock::time_point now) {
   std::sort(audience.begin(), audience.end());

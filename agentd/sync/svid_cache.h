@@ -146,6 +146,13 @@ class SvidCache {
   // before `after` are due already (EntriesNeedingSvid lists them).
   std::optional<Clock::time_point> NextRotation(Clock::time_point after) const;
 
+  // Drops every X509-SVID whose notAfter is at or before `now`: while serverd cannot renew
+  // them, a workload is told nothing rather than handed a certificate no peer accepts. Their
+  // entries stay and get an SVID when serverd answers. Returns how many were dropped.
+  size_t DropExpiredSvids(Clock::time_point now);
+  // The earliest notAfter of the X509-SVIDs held; nullopt when none is held.
+  std::optional<Clock::time_point> NextExpiry() const;
+
   // JWT-SVIDs are kept per SPIFFE ID and audience set until half of their life, and at most
   // the size given at construction: the audiences are the caller's choice, so a workload asking
   // for ever new ones would otherwise grow the agent without end. Beyond the bound, the one

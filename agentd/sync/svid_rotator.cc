@@ -79,6 +79,11 @@ void SvidRotator::RotateDue() {
   const auto now = Clock::now();
   const auto steady_now = std::chrono::steady_clock::now();
   if (now >= agent_svid_->renew_at() && steady_now >= renew_retry_at_) RenewAgentSvid();
+  // Also before the first sync: a restarted agent serves the SVIDs it kept only while valid.
+  if (const size_t dropped = cache_->DropExpiredSvids(now); dropped > 0) {
+    LogWarn("X509-SVIDs expired before serverd could renew them; no longer served",
+            {{"svids", std::to_string(dropped)}});
+  }
   if (!sync_->synced_once()) return;
   const auto snapshot = cache_->snapshot();
   std::erase_if(refused_, [&](const auto& item) { return !snapshot->entries->contains(item.first); });
@@ -113,6 +118,7 @@ SvidRotator::SteadyTime SvidRotator::NextRound() {
   if (auto rotation = cache_->NextRotation(Clock::now() + kRotationLead)) {
     next = std::min(next, std::max(SteadyAt(*rotation - kRotationLead), batch_retry_at_));
   }
+  if (auto expiry = cache_->NextExpiry()) next = std::min(next, SteadyAt(*expiry));
   // Entries past half-life wait for the batch back-off, refused ones for their own.
   if (batch_retry_at_ > steady_now) next = std::min(next, batch_retry_at_);
   for (const auto& [id, retry] : refused_) {

@@ -145,5 +145,28 @@ TEST_F(ServerdOutageTest, RestartedDuringAnOutageTheAgentServesTheSvidsItKeptUnt
   EXPECT_TRUE(WaitUntil([&] { return PemFilesIn(kept) == 1; }, std::chrono::seconds(10)));
 }
 
+TEST_F(ServerdOutageTest, AnSvidThatExpiresDuringAnOutageIsNoLongerServed) {
+  StartServer();
+  auto created = Cli({"entry", "create", "-spiffeID", "spiffe://example.org/brief", "-parentID", agent_id_,
+                      "-selector", "unix:uid:" + std::to_string(::getuid()), "-x509SVIDTTL", "12"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  StartAgent();
+  ASSERT_FALSE(WaitForSvidSerial().empty());
+  server_->Stop();
+
+  // Served while valid, then nothing: the stock client waits for an SVID until its deadline
+  // rather than receiving one no peer would accept.
+  nlohmann::json answer;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        FirstSvid(std::nullopt, &answer);
+        return answer.value("code", "") == "DEADLINE_EXCEEDED";
+      },
+      std::chrono::seconds(40)))
+      << answer.dump();
+  EXPECT_TRUE(answer.value("messages", nlohmann::json::array()).empty()) << answer.dump();
+  EXPECT_NE(agent_->logs().find("no longer served"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace sigil::agentd::testing

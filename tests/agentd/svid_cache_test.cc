@@ -134,6 +134,36 @@ TEST(SvidCacheTest, RemovedEntriesTakeTheirSvidsAndLateSvidsAreDropped) {
   EXPECT_EQ(cache.snapshot()->revision, 4);
 }
 
+TEST(SvidCacheTest, ExpiredSvidsAreDroppedAndTheirEntriesWaitForNewOnes) {
+  SvidCache cache;
+  auto short_lived = Entry("short", "/short", {kUid1001});
+  auto long_lived = Entry("long", "/long", {kUid1001});
+  cache.ApplyEntries({short_lived, long_lived}, {}, 2, true);
+  const auto now = Clock::now();
+  cache.StoreSvid(Svid(short_lived, now - seconds(30), seconds(40)));  // expires in 10 s
+  cache.StoreSvid(Svid(long_lived, now - seconds(30), seconds(3600)));
+  EXPECT_EQ(cache.NextExpiry(), now + seconds(10));
+
+  const uint64_t version = cache.snapshot()->version;
+  EXPECT_EQ(cache.DropExpiredSvids(now), 0u);
+  EXPECT_EQ(cache.snapshot()->version, version) << "nothing expired, nothing published";
+  EXPECT_EQ(cache.SvidsFor(SelectorSet({kUid1001})).size(), 2u);
+
+  EXPECT_EQ(cache.DropExpiredSvids(now + seconds(10)), 1u);
+  EXPECT_GT(cache.snapshot()->version, version);
+  auto served = cache.SvidsFor(SelectorSet({kUid1001}));
+  ASSERT_EQ(served.size(), 1u);
+  EXPECT_EQ(served[0]->entry_id(), "long");
+  EXPECT_EQ(cache.NextExpiry(), now + seconds(3570));
+  // The entry stays, waiting for an SVID.
+  size_t matched = 0;
+  cache.SvidsFor(SelectorSet({kUid1001}), &matched);
+  EXPECT_EQ(matched, 2u);
+  const auto due = cache.EntriesNeedingSvid(now + seconds(10));
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0]->id, "short");
+}
+
 // Each SVID shares its entry object, and a new map shares the entries of the one before: an
 // entry resent unchanged must keep the object held, and an entry replaced must take the key that
 // views its id with it (ASan watches the freed one).
