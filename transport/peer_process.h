@@ -99,6 +99,9 @@ class PeerProcess {
 // started, in clock ticks since boot. A pid with the same start time is the same process.
 Result<std::string> ProcessStartTime(pid_t pid, int proc_dir);
 
+// Opens `leaf` under an open /proc/<pid> directory, read-only; -1 and errno as open(2).
+int OpenProcFile(int proc_dir, const char* leaf);
+
 // A whole file under an open /proc/<pid> directory, with plain openat and read: this runs on
 // every Workload API call, and a stream's buffers and locale cost more than the read itself.
 std::optional<std::string> ReadProcFile(int proc_dir, const char* leaf);

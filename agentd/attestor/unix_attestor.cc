@@ -211,7 +211,7 @@ std::optional<Result<std::string>> UnixWorkloadAttestor::Sha256OfExecutable(
     return std::nullopt;
   }
   // /proc/<pid>/exe opens the very file the process runs, even when its path was replaced.
-  const int fd = ::openat(proc_dir, "exe", O_RDONLY | O_CLOEXEC);
+  const int fd = transport::OpenProcFile(proc_dir, "exe");
   if (fd < 0) return PermissionDeniedError("cannot open the binary of process " + std::to_string(pid));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
