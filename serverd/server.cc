@@ -150,6 +150,16 @@ Status Server::Ready() {
   if (!probe.ok() && probe.status().code() != Code::kNotFound) {
     return Status(Code::kUnavailable, "key store: " + probe.status().message());
   }
+  // A token that answers lookups may still have lost the handles of the keys the CA signs
+  // with, so the keys sign a throwaway message, as SPIRE's CA health check signs. When nothing
+  // else signs, this is also what heals them.
+  auto current = ca_->current();
+  for (Signer* key : {&current->issuer->signer(), current->jwt_key.get()}) {
+    static constexpr std::string_view kProbe = "serverd readiness probe";
+    auto signature = key->SignMessage(DefaultSchemeFor(key->key_type()),
+                                      {reinterpret_cast<const uint8_t*>(kProbe.data()), kProbe.size()});
+    if (!signature.ok()) return Status(Code::kUnavailable, "the CA cannot sign: " + signature.status().message());
+  }
   return Status::Ok();
 }
 

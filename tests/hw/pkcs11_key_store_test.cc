@@ -34,6 +34,7 @@ class RawToken {
       CK_TOKEN_INFO info{};
       f_->C_GetTokenInfo(slots[i], &info);
       if (std::string(reinterpret_cast<char*>(info.label), 32).rfind(Backends()->ca_token.label + " ", 0) == 0) {
+        slot_ = slots[i];
         EXPECT_EQ(f_->C_OpenSession(slots[i], CKF_SERIAL_SESSION, nullptr, nullptr, &session_), CKR_OK);
       }
     }
@@ -42,7 +43,7 @@ class RawToken {
     EXPECT_TRUE(login == CKR_OK || login == CKR_USER_ALREADY_LOGGED_IN);
   }
   ~RawToken() {
-    f_->C_CloseSession(session_);
+    if (session_ != CK_INVALID_HANDLE) f_->C_CloseSession(session_);
     if (finalize_) f_->C_Finalize(nullptr);
     ::dlclose(handle_);
   }
@@ -62,9 +63,17 @@ class RawToken {
   CK_FUNCTION_LIST* f() { return f_; }
   CK_SESSION_HANDLE session() { return session_; }
 
+  // Closes every session this process has on the token, the key store's too, which logs the
+  // process out: what a token reset does to a running serverd.
+  void CloseAllSessions() {
+    EXPECT_EQ(f_->C_CloseAllSessions(slot_), CKR_OK);
+    session_ = CK_INVALID_HANDLE;
+  }
+
  private:
   void* handle_ = nullptr;
   CK_FUNCTION_LIST* f_ = nullptr;
+  CK_SLOT_ID slot_ = 0;
   CK_SESSION_HANDLE session_ = CK_INVALID_HANDLE;
   bool finalize_ = false;
 };
@@ -94,6 +103,57 @@ TEST(Pkcs11KeyStoreTest, PrivateKeyCannotBeReadOut) {
   EXPECT_EQ(on_token, CK_TRUE);
 
   EXPECT_TRUE((*store)->DeleteKey("sealed").ok());
+}
+
+bool SignsAndVerifies(Signer& signer) {
+  auto signature = signer.SignMessage(SignatureScheme::kES256, AsBytes("heal"));
+  if (!signature.ok()) {
+    ADD_FAILURE() << signature.status().ToString();
+    return false;
+  }
+  return Verify(signer.public_key(), SignatureScheme::kES256, AsBytes("heal"), *signature);
+}
+
+TEST(Pkcs11KeyStoreTest, SignerHealsWhenTheTokenForgetsItsSessionsAndLogin) {
+  auto store = OpenKeyStore(Backends()->ca_token.uri());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto signer = (*store)->CreateKey("heals", KeyType::kEcP256);
+  ASSERT_TRUE(signer.ok()) << signer.status().ToString();
+  ASSERT_TRUE(SignsAndVerifies(**signer));
+
+  RawToken token;
+  token.CloseAllSessions();
+  EXPECT_TRUE(SignsAndVerifies(**signer)) << "the signer did not reopen its session and log in again";
+  EXPECT_TRUE(SignsAndVerifies(**signer));
+  // Key management runs on the reopened anchor session.
+  auto found = (*store)->FindKey("heals");
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  EXPECT_TRUE(SignsAndVerifies(**found));
+  EXPECT_TRUE((*store)->DeleteKey("heals").ok());
+}
+
+TEST(Pkcs11KeyStoreTest, HealingRefusesAnotherKeyUnderTheSameLabel) {
+  auto store = OpenKeyStore(Backends()->ca_token.uri());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto signer = (*store)->CreateKey("swapped", KeyType::kEcP256);
+  ASSERT_TRUE(signer.ok()) << signer.status().ToString();
+  ASSERT_TRUE(SignsAndVerifies(**signer));
+
+  auto other_store = OpenKeyStore(Backends()->ca_token.uri());
+  ASSERT_TRUE(other_store.ok());
+  ASSERT_TRUE((*other_store)->DeleteKey("swapped").ok());
+  ASSERT_TRUE((*other_store)->CreateKey("swapped", KeyType::kEcP256).ok());
+
+  auto signature = (*signer)->SignMessage(SignatureScheme::kES256, AsBytes("heal"));
+  ASSERT_FALSE(signature.ok()) << "signed with a key that replaced the signer's";
+  EXPECT_EQ(signature.status().code(), Code::kUnavailable);
+  EXPECT_NE(signature.status().message().find("no longer the key it was"), std::string::npos)
+      << signature.status().ToString();
+  // Within the back-off the token is not asked again.
+  auto again = (*signer)->SignMessage(SignatureScheme::kES256, AsBytes("heal"));
+  ASSERT_FALSE(again.ok());
+  EXPECT_NE(again.status().message().find("next attempt in"), std::string::npos) << again.status().ToString();
+  EXPECT_TRUE((*other_store)->DeleteKey("swapped").ok());
 }
 
 TEST(Pkcs11KeyStoreTest, WrongPinIsRefusedByName) {

@@ -39,6 +39,8 @@ class ServerdProcess {
   // Runs `serverd <args> -socketPath <socket>`.
   Result<ProcessOutput> Cli(std::vector<std::string> args) const;
 
+  // The running serverd's process id; -1 when it is not running.
+  pid_t pid() const { return process_ ? process_->pid() : -1; }
   const std::filesystem::path& dir() const { return dir_->path(); }
   // The agent API's loopback port.
   int agent_port() const { return agent_port_; }
