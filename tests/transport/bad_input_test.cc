@@ -4,17 +4,12 @@
 // bodies half-sent on many streams, a reader that never reads). Each is closed or reset with
 // the reason counted, and a well-behaved client is served while they are being dealt with.
 #include <gtest/gtest.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include <cstring>
 
 #include "tests/support/process.h"
+#include "tests/support/raw_http2.h"
 #include "tests/support/test_pki.h"
 #include "transport/event_loop.h"
 #include "transport/http2_server.h"
@@ -28,96 +23,16 @@ using sigil::testing::RunProcess;
 using sigil::testing::TempDir;
 using sigil::testing::TestCa;
 using sigil::testing::WaitUntil;
-
-constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-// A raw socket, closed on destruction.
-class RawClient {
- public:
-  static RawClient Unix(const std::string& path) {
-    RawClient c(::socket(AF_UNIX, SOCK_STREAM, 0));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-    EXPECT_EQ(::connect(c.fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    return c;
-  }
-  // `from` another loopback address (127.0.0.2) makes the connection come from another source.
-  static RawClient Tcp(int port, const char* from = nullptr) {
-    RawClient c(::socket(AF_INET, SOCK_STREAM, 0));
-    if (from != nullptr) {
-      sockaddr_in local{};
-      local.sin_family = AF_INET;
-      EXPECT_EQ(::inet_pton(AF_INET, from, &local.sin_addr), 1);
-      EXPECT_EQ(::bind(c.fd_, reinterpret_cast<sockaddr*>(&local), sizeof(local)), 0);
-    }
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::connect(c.fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    return c;
-  }
-  RawClient(RawClient&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  ~RawClient() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-
-  void Send(std::string_view bytes) {
-    ASSERT_EQ(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL),
-              static_cast<ssize_t>(bytes.size()));
-  }
-
-  // Reads until the server closes; false if it is still open after `timeout`.
-  bool WaitForClose(std::chrono::milliseconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 20) <= 0) continue;
-      char buf[4096];
-      ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-      if (n <= 0) return true;
-      received_.append(buf, static_cast<size_t>(n));
-    }
-    return false;
-  }
-  const std::string& received() const { return received_; }
-
-  // Reads for `timeout` (or until the server closes) and says whether a frame of `type` for
-  // `stream_id` arrived; `error_code`, when given, receives a RST_STREAM's code.
-  bool WaitForFrame(uint8_t type, uint32_t stream_id, std::chrono::milliseconds timeout,
-                    uint32_t* error_code = nullptr) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (true) {
-      // The server preface and frames, skipping nothing but whole frames.
-      for (size_t at = 0; at + 9 <= received_.size();) {
-        const auto* h = reinterpret_cast<const uint8_t*>(received_.data() + at);
-        const size_t length = (size_t{h[0]} << 16) | (size_t{h[1]} << 8) | h[2];
-        const uint32_t id = ((uint32_t{h[5]} & 0x7f) << 24) | (uint32_t{h[6]} << 16) | (uint32_t{h[7]} << 8) | h[8];
-        if (at + 9 + length > received_.size()) break;
-        if (h[3] == type && id == stream_id) {
-          if (error_code != nullptr && length >= 4) {
-            error_code[0] = (uint32_t{h[9]} << 24) | (uint32_t{h[10]} << 16) | (uint32_t{h[11]} << 8) | h[12];
-          }
-          return true;
-        }
-        at += 9 + length;
-      }
-      if (std::chrono::steady_clock::now() >= deadline) return false;
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 20) <= 0) continue;
-      char buf[16384];
-      ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-      if (n <= 0) return false;
-      received_.append(buf, static_cast<size_t>(n));
-    }
-  }
-
- private:
-  explicit RawClient(int fd) : fd_(fd) {}
-  int fd_;
-  std::string received_;
-};
+using sigil::testing::Http2ClientPreface;
+using sigil::testing::Http2Frame;
+using sigil::testing::Http2OpenRequest;
+using sigil::testing::kFlagEndHeaders;
+using sigil::testing::kFlagEndStream;
+using sigil::testing::kFrameData;
+using sigil::testing::kFrameHeaders;
+using sigil::testing::kFrameRstStream;
+using sigil::testing::kHttp2Preface;
+using sigil::testing::RawClient;
 
 class BadInputTest : public ::testing::Test {
  protected:
@@ -185,7 +100,7 @@ TEST_F(BadInputTest, GarbageInsteadOfThePrefaceIsAProtocolError) {
 
 TEST_F(BadInputTest, GarbageAfterThePrefaceIsAProtocolError) {
   RawClient bad = RawClient::Unix(path_);
-  bad.Send(std::string(kPreface) + std::string(64, '\xff'));
+  bad.Send(std::string(kHttp2Preface) + std::string(64, '\xff'));
   ASSERT_TRUE(bad.WaitForClose(5s));
   EXPECT_EQ(GoodRequest(), "fine");
   EXPECT_EQ(Stats().protocol_errors, 1u);
@@ -194,7 +109,7 @@ TEST_F(BadInputTest, GarbageAfterThePrefaceIsAProtocolError) {
 
 TEST_F(BadInputTest, ATruncatedPrefaceTimesOutWhileOthersAreServed) {
   RawClient bad = RawClient::Unix(path_);
-  bad.Send(kPreface.substr(0, 10));
+  bad.Send(kHttp2Preface.substr(0, 10));
   EXPECT_EQ(GoodRequest(), "fine");  // served while the truncated one waits
   ASSERT_TRUE(bad.WaitForClose(5s));
   EXPECT_EQ(Stats().handshake_timeouts, 1u);
@@ -214,7 +129,7 @@ TEST_F(BadInputTest, ATlsClientThatNeverFinishesItsHandshakeIsClosed) {
 
 TEST_F(BadInputTest, PlaintextOnTheTlsPortFailsTheHandshake) {
   RawClient bad = RawClient::Tcp(port_);
-  bad.Send(std::string(kPreface));
+  bad.Send(std::string(kHttp2Preface));
   ASSERT_TRUE(bad.WaitForClose(5s));
   EXPECT_EQ(GoodRequest(), "fine");
   EXPECT_EQ(Stats().tls_failures, 1u);
@@ -223,7 +138,7 @@ TEST_F(BadInputTest, PlaintextOnTheTlsPortFailsTheHandshake) {
 
 TEST_F(BadInputTest, AnIdleConnectionGetsGoawayAndIsClosed) {
   RawClient idle = RawClient::Unix(path_);
-  idle.Send(std::string(kPreface) + std::string("\0\0\0\x04\0\0\0\0\0", 9));  // empty SETTINGS
+  idle.Send(std::string(kHttp2Preface) + std::string("\0\0\0\x04\0\0\0\0\0", 9));  // empty SETTINGS
   ASSERT_TRUE(idle.WaitForClose(5s));
   EXPECT_EQ(Stats().idle_timeouts, 1u);
   // The last frame the server sent is GOAWAY (type 7) with NO_ERROR.
@@ -236,28 +151,6 @@ TEST_F(BadInputTest, AnIdleConnectionGetsGoawayAndIsClosed) {
 
 
 // ---- Limits ----
-
-// One HTTP/2 frame: 9-byte header, then the payload.
-std::string Frame(uint8_t type, uint8_t flags, uint32_t stream_id, std::string_view payload) {
-  std::string f;
-  f.push_back(static_cast<char>((payload.size() >> 16) & 0xff));
-  f.push_back(static_cast<char>((payload.size() >> 8) & 0xff));
-  f.push_back(static_cast<char>(payload.size() & 0xff));
-  f.push_back(static_cast<char>(type));
-  f.push_back(static_cast<char>(flags));
-  for (int shift : {24, 16, 8, 0}) f.push_back(static_cast<char>((stream_id >> shift) & 0xff));
-  f.append(payload);
-  return f;
-}
-
-constexpr uint8_t kData = 0, kHeaders = 1, kRstStream = 3, kSettings = 4;
-constexpr uint8_t kEndStream = 0x1, kEndHeaders = 0x4;
-// POST, http, / from HPACK's static table, and :authority localhost as a literal.
-constexpr std::string_view kPostRoot = "\x83\x86\x84\x01\x09localhost";
-
-std::string ClientPreface() { return std::string(kPreface) + Frame(kSettings, 0, 0, ""); }
-// A request whose body is still to come (no END_STREAM).
-std::string OpenRequest(uint32_t stream_id) { return Frame(kHeaders, kEndHeaders, stream_id, kPostRoot); }
 
 class ListenerLimitsTest : public ::testing::Test {
  protected:
@@ -357,9 +250,9 @@ TEST_F(ListenerLimitsTest, TheOpenFileLimitCapsConnectionsLeavingAReserve) {
 TEST_F(ListenerLimitsTest, ARequestThatNeverFinishesArrivingIsReset) {
   Start(Http2ServerOptions{.idle_timeout = 60s, .request_timeout = 300ms});
   RawClient silent = RawClient::Unix(path_);
-  silent.Send(ClientPreface() + OpenRequest(1));
+  silent.Send(Http2ClientPreface() + Http2OpenRequest(1));
   uint32_t code = 0;
-  ASSERT_TRUE(silent.WaitForFrame(kRstStream, 1, 5s, &code));
+  ASSERT_TRUE(silent.WaitForFrame(kFrameRstStream, 1, 5s, &code));
   EXPECT_EQ(code, 0x8u);  // CANCEL
   EXPECT_EQ(Stats().request_timeouts, 1u);
   EXPECT_TRUE(GoodRequest());
@@ -368,20 +261,20 @@ TEST_F(ListenerLimitsTest, ARequestThatNeverFinishesArrivingIsReset) {
 TEST_F(ListenerLimitsTest, HalfSentBodiesOnManyStreamsAreBoundedPerConnection) {
   Start(Http2ServerOptions{.max_connection_request_bytes = 64 * 1024});
   RawClient client = RawClient::Unix(path_);
-  std::string bytes = ClientPreface();
+  std::string bytes = Http2ClientPreface();
   const std::string fifteen_k(15 * 1024, 'b');
   for (uint32_t stream : {1u, 3u, 5u}) {
-    bytes += OpenRequest(stream) + Frame(kData, 0, stream, fifteen_k) + Frame(kData, 0, stream, fifteen_k);
+    bytes += Http2OpenRequest(stream) + Http2Frame(kFrameData, 0, stream, fifteen_k) + Http2Frame(kFrameData, 0, stream, fifteen_k);
   }
   client.Send(bytes);
   // 60 KiB fit; the stream that takes the connection past 64 KiB is refused.
   uint32_t code = 0;
-  ASSERT_TRUE(client.WaitForFrame(kRstStream, 5, 5s, &code));
+  ASSERT_TRUE(client.WaitForFrame(kFrameRstStream, 5, 5s, &code));
   EXPECT_EQ(code, 0x7u);  // REFUSED_STREAM
   EXPECT_EQ(Stats().refused_request_bytes, 1u);
   // The streams within the bound are still served.
-  client.Send(Frame(kData, kEndStream, 1, "end"));
-  EXPECT_TRUE(client.WaitForFrame(kHeaders, 1, 5s));
+  client.Send(Http2Frame(kFrameData, kFlagEndStream, 1, "end"));
+  EXPECT_TRUE(client.WaitForFrame(kFrameHeaders, 1, 5s));
 }
 
 TEST_F(ListenerLimitsTest, AReaderThatNeverReadsLosesItsStreamNotTheServersMemory) {
@@ -390,10 +283,10 @@ TEST_F(ListenerLimitsTest, AReaderThatNeverReadsLosesItsStreamNotTheServersMemor
   Start(Http2ServerOptions{.max_stream_unsent_bytes = 1 << 20});
   RawClient reader = RawClient::Unix(path_);
   // GET (2), http, :path /big as a literal, :authority localhost.
-  reader.Send(ClientPreface() +
-              Frame(kHeaders, kEndHeaders | kEndStream, 1, std::string_view("\x82\x86\x04\x04/big\x01\x09localhost")));
+  reader.Send(Http2ClientPreface() +
+              Http2Frame(kFrameHeaders, kFlagEndHeaders | kFlagEndStream, 1, std::string_view("\x82\x86\x04\x04/big\x01\x09localhost")));
   uint32_t code = 0;
-  ASSERT_TRUE(reader.WaitForFrame(kRstStream, 1, 5s, &code));
+  ASSERT_TRUE(reader.WaitForFrame(kFrameRstStream, 1, 5s, &code));
   EXPECT_EQ(code, 0xbu);  // ENHANCE_YOUR_CALM
   EXPECT_EQ(Stats().slow_reader_resets, 1u);
   EXPECT_TRUE(GoodRequest());

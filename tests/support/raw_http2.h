@@ -1,0 +1,72 @@
+// A hostile peer's tools: raw connections (Unix, TCP from a chosen loopback address, TLS) that
+// send hand-made HTTP/2 frames and read what comes back, with no HTTP/2 library to keep them
+// polite. Used by the bad-input and hostile-peer tests.
+//
+// Thread safety: each RawClient is used by one thread at a time.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace sigil::testing {
+
+inline constexpr std::string_view kHttp2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+inline constexpr uint8_t kFrameData = 0, kFrameHeaders = 1, kFrameRstStream = 3, kFrameSettings = 4,
+                         kFrameGoaway = 7, kFrameWindowUpdate = 8;
+inline constexpr uint8_t kFlagEndStream = 0x1, kFlagEndHeaders = 0x4;
+// POST, http, / from HPACK's static table, and :authority localhost as a literal.
+inline constexpr std::string_view kHpackPostRoot = "\x83\x86\x84\x01\x09localhost";
+
+// One HTTP/2 frame: 9-byte header, then the payload.
+std::string Http2Frame(uint8_t type, uint8_t flags, uint32_t stream_id, std::string_view payload);
+// The client preface and an empty SETTINGS frame.
+std::string Http2ClientPreface();
+// A POST whose body is still to come (no END_STREAM).
+std::string Http2OpenRequest(uint32_t stream_id);
+
+// A raw connection, closed on destruction. Connecting failures are recorded as test failures.
+class RawClient {
+ public:
+  static RawClient Unix(const std::string& path);
+  // `from` another loopback address (127.0.0.2) makes the connection come from another source.
+  static RawClient Tcp(int port, const char* from = nullptr);
+  // TCP, then a TLS handshake that trusts any server certificate and offers h2 by ALPN; no
+  // client certificate, as an unauthenticated peer. connected() is false when the server
+  // closed or refused it.
+  static RawClient Tls(int port, const char* from = nullptr);
+
+  RawClient(RawClient&& other) noexcept;
+  RawClient& operator=(RawClient&&) = delete;
+  ~RawClient();
+
+  bool connected() const { return fd_ >= 0; }
+
+  // Sends all of `bytes`; a test failure when the server closed the connection.
+  void Send(std::string_view bytes);
+  // As Send, false instead of a failure when the server closed the connection or did not
+  // take the bytes within `timeout`.
+  bool TrySend(std::string_view bytes, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+  // Reads until the server closes; false if it is still open after `timeout`.
+  bool WaitForClose(std::chrono::milliseconds timeout);
+  // Reads for `timeout` (or until the server closes) and says whether a frame of `type` for
+  // `stream_id` arrived; `error_code`, when given, receives a RST_STREAM's code.
+  bool WaitForFrame(uint8_t type, uint32_t stream_id, std::chrono::milliseconds timeout, uint32_t* error_code = nullptr);
+  const std::string& received() const { return received_; }
+
+ private:
+  explicit RawClient(int fd) : fd_(fd) {}
+  // Appends what arrives within `wait` to received_; false once the server closed.
+  bool ReadSome(std::chrono::milliseconds wait);
+
+  int fd_ = -1;
+  SSL_CTX* ssl_context_ = nullptr;
+  SSL* ssl_ = nullptr;
+  std::string received_;
+};
+
+}  // namespace sigil::testing
