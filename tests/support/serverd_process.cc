@@ -16,6 +16,7 @@ Result<std::unique_ptr<ServerdProcess>> ServerdProcess::Create(SoftHsm& hsm, con
   SIGIL_ASSIGN_OR_RETURN(SoftHsmTokenInfo token, hsm.InitToken(token_label));
   const auto& dir = server->dir_->path();
   server->agent_port_ = FreeLoopbackPort();
+  server->open_file_limit_ = options.open_file_limit;
   WriteFile(dir / "server.yaml",
             "server:\n"
             "  trust_domain: " + options.trust_domain + "\n"
@@ -35,7 +36,12 @@ Result<std::unique_ptr<ServerdProcess>> ServerdProcess::Create(SoftHsm& hsm, con
 }
 
 Status ServerdProcess::Start() {
-  return StartDaemon(process_, {Binary(), "run", "-config", (dir() / "server.yaml").string()}, dir(), "serverd", [&] {
+  std::vector<std::string> argv = {Binary(), "run", "-config", (dir() / "server.yaml").string()};
+  if (open_file_limit_ > 0) {
+    const std::string limit = std::to_string(open_file_limit_);
+    argv.insert(argv.begin(), {"prlimit", "--nofile=" + limit + ":" + limit, "--"});
+  }
+  return StartDaemon(process_, argv, dir(), "serverd", [&] {
     auto check = Cli({"healthcheck"});
     return check.ok() && check->exit_code == 0;
   });

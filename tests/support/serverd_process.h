@@ -22,6 +22,8 @@ struct ServerdOptions {
   std::string ca_mode = "direct";
   std::string extra_yaml;      // appended under `server:`
   std::string top_level_yaml;  // appended at the end (health_checks:, telemetry:)
+  // When set, serverd starts with this open-file limit, soft and hard, so it cannot raise it.
+  int open_file_limit = 0;
 };
 
 class ServerdProcess {
@@ -53,6 +55,7 @@ class ServerdProcess {
  private:
   ServerdProcess() = default;
   std::unique_ptr<TempDir> dir_;
+  int open_file_limit_ = 0;
   std::optional<ChildProcess> process_;
   int agent_port_ = 0;
 };
