@@ -11,6 +11,15 @@ namespace {
 // A CA certificate lives at most this long; a root of ten years is already long by any
 // practice, and the bound keeps its notAfter inside what the clock holds.
 constexpr std::chrono::seconds kMaxCaTtl = std::chrono::hours(24 * 365 * 10);
+
+// Whole numbers from 1 to a million: a rate or burst of 0 would refuse every call.
+void ReadRateLimit(ConfigSection& section, std::string_view rate_key, std::string_view burst_key, RateLimit& limit) {
+  int64_t per_second = static_cast<int64_t>(limit.per_second);
+  int64_t burst = static_cast<int64_t>(limit.burst);
+  section.Read(rate_key, per_second, 1, 1'000'000);
+  section.Read(burst_key, burst, 1, 1'000'000);
+  limit = {.per_second = static_cast<double>(per_second), .burst = static_cast<double>(burst)};
+}
 }  // namespace
 
 Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string& source,
@@ -126,6 +135,13 @@ Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string&
   int64_t batch_items = static_cast<int64_t>(config.max_csr_batch_items);
   limits.Read("max_csr_batch_items", batch_items, 1, 100'000);
   config.max_csr_batch_items = static_cast<size_t>(batch_items);
+  ReadRateLimit(limits, "attestations_per_second_per_ip", "attestation_burst_per_ip", config.attestations_per_ip);
+  ReadRateLimit(limits, "svids_per_second_per_agent", "svid_burst_per_agent", config.svids_per_agent);
+  if (config.svids_per_agent.burst < static_cast<double>(config.max_csr_batch_items)) {
+    limits.Problem("svid_burst_per_agent",
+                   "must be at least max_csr_batch_items (" + std::to_string(config.max_csr_batch_items) +
+                       "), or a full batch could never be signed");
+  }
   transport::ReadListenerLimits(limits, config.agent_api_limits);
 
   ConfigSection telemetry = doc.root().Section("telemetry");

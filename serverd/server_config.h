@@ -39,6 +39,10 @@
 //   agent_api_limits:                # the agent API listener's; see transport/listener_limits.h
 //     max_connections_per_source: 256  # per IP address
 //     max_csr_batch_items: 1000      # CSRs in one SignCsrBatch, aliased items counted each time
+//     attestations_per_second_per_ip: 20   # Attest calls one IP address may make, on average
+//     attestation_burst_per_ip: 100        # and at once
+//     svids_per_second_per_agent: 500      # SVIDs (X.509 and JWT) one agent may have signed
+//     svid_burst_per_agent: 5000           # and at once; at least max_csr_batch_items
 //   health_checks:
 //     listener_enabled: false
 //     bind_address: 127.0.0.1
@@ -56,6 +60,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/rate_limiter.h"
 #include "core/signer.h"
 #include "core/spiffe_id.h"
 #include "core/status.h"
@@ -105,6 +110,14 @@ struct ServerConfig {
   HealthCheckConfig health_checks;
   transport::Http2ServerOptions agent_api_limits;  // agent_api_limits: (transport/listener_limits.h)
   size_t max_csr_batch_items = 1000;               // agent_api_limits.max_csr_batch_items
+  // A real agent attests once when it starts, and again only when it lost its SVID; the burst
+  // lets a rack's worth of agents behind one NAT address start together. SPIRE allows one per
+  // second per address.
+  RateLimit attestations_per_ip{.per_second = 20, .burst = 100};
+  // A real agent has each of its entries signed once per half TTL, and all of them when it
+  // starts: the burst covers an agent with 5000 entries starting at once, the rate one renewing
+  // 5000 entries every 10 seconds. SPIRE allows 500 X.509 SVIDs per second per address.
+  RateLimit svids_per_agent{.per_second = 500, .burst = 5000};
 
   std::string prometheus_host = "127.0.0.1";
   int prometheus_port = 0;

@@ -35,6 +35,8 @@ AgentApi::AgentApi(AgentApiOptions options, const TrustDomain& trust_domain, Dat
       entries_(entries),
       ca_(ca),
       refusals_(LogLevel::kWarn, "agent API call refused", options_.refusal_log_interval),
+      attestations_(options_.attestations_per_ip),
+      signatures_(options_.svids_per_agent),
       metrics_(metrics) {
   if (metrics_ != nullptr) {
     x509_issued_ = &metrics_->GetCounter("svid_issued_total", "SVIDs issued", {{"type", "x509"}});
@@ -213,7 +215,17 @@ void AgentApi::Handle(StreamPtr stream) {
     return;
   }
   const std::string& path = request.path;
-  if (path == wire::kAttestPath) return Route(std::move(stream), *attestation_workers_, &AgentApi::Attest);
+  if (path == wire::kAttestPath) {
+    const std::string source(SourceAddress(stream->peer().address));
+    if (!attestations_.TrySpend(source, 1)) {
+      const Status refused = ResourceExhaustedError(
+          "attestations from " + source + " exceed " + std::to_string(static_cast<int64_t>(attestations_.limit().per_second)) +
+          " per second (agent_api_limits.attestations_per_second_per_ip); retry later");
+      LogRefusal(*stream, refused);
+      return Respond(*stream, ErrorAnswer(refused));
+    }
+    return Route(std::move(stream), *attestation_workers_, &AgentApi::Attest);
+  }
   if (path == wire::kRenewAgentSvidPath) return RouteAgent(std::move(stream), &AgentApi::RenewAgentSvid);
   if (path == wire::kSyncEntriesPath) return RouteAgent(std::move(stream), &AgentApi::SyncEntries);
   if (path == wire::kSignCsrBatchPath) return RouteAgent(std::move(stream), &AgentApi::SignCsrBatch);
@@ -229,6 +241,16 @@ void AgentApi::LogRefusal(const Http2ServerStream& stream, const Status& refused
   key += ' ';
   key += CodeName(refused.code());
   refusals_.Failed(key, {{"path", stream.request().path}, {"peer", peer.address}, {"error", refused.ToString()}});
+}
+
+Status AgentApi::SpendSignatures(const Http2ServerStream& stream, const AttestedAgent& agent, size_t count) {
+  if (signatures_.TrySpend(agent.spiffe_id, static_cast<double>(count))) return Status::Ok();
+  const Status refused = ResourceExhaustedError(
+      "agent " + agent.spiffe_id + " asked for " + std::to_string(count) + " SVIDs, over its " +
+      std::to_string(static_cast<int64_t>(signatures_.limit().per_second)) +
+      " per second (agent_api_limits.svids_per_second_per_agent); retry later");
+  LogRefusal(stream, refused);
+  return refused;
 }
 
 Result<AttestedAgent> AgentApi::CallingAgent(const Http2ServerStream& stream) {

@@ -11,7 +11,8 @@
 // A request that fails as a whole is answered with an Outcome body (HTTP 200): Unauthenticated
 // when the agent must attest again (evicted, unknown, or calling with an SVID older than its
 // current one, beyond a short overlap after a renewal), PermissionDenied when it is banned or
-// asks for what it may not have, ResourceExhausted when a work queue is full (back off),
+// asks for what it may not have, ResourceExhausted when a work queue is full or the caller
+// is over its rate (attestations per IP address, SVIDs per agent; back off),
 // InvalidArgument naming what was malformed (a SignCsrBatch over max_csr_batch_items is refused
 // whole). Refusals of a request as a whole are logged once per interval per peer with a count,
 // not once each.
@@ -49,6 +50,7 @@
 
 #include "core/failure_log.h"
 #include "core/metrics.h"
+#include "core/rate_limiter.h"
 #include "core/spiffe_id.h"
 #include "core/wire/wire.h"
 #include "core/x509_svid.h"
@@ -91,6 +93,11 @@ struct AgentApiOptions {
   // Items one SignCsrBatch may carry (agent_api_limits.max_csr_batch_items); an item named
   // many times counts each time. agentd sends 64 at a time, SPIRE's agent at most 500.
   size_t max_csr_batch_items = 1000;
+  // Attest calls per IP address, counted on the loop before a worker is asked; and SVIDs per
+  // agent (each CSR of a batch, each JWT), counted when the agent is known. Defaults and why:
+  // serverd/server_config.h.
+  RateLimit attestations_per_ip{.per_second = 20, .burst = 100};
+  RateLimit svids_per_agent{.per_second = 500, .burst = 5000};
   // A refusal that a peer repeats (an evicted agent retries every second, forever) is logged
   // once per this per peer and kind, with a count; the counts left are logged at Stop.
   std::chrono::milliseconds refusal_log_interval{60'000};
@@ -145,6 +152,8 @@ class AgentApi {
   // Logs a request refused as a whole through refusals_, keyed by the peer (its agent ID, or
   // its IP address before mutual TLS) and the refusal's code. Any thread.
   void LogRefusal(const transport::Http2ServerStream& stream, const Status& refused);
+  // Spends `count` of the agent's SVID budget; ResourceExhausted, logged, when it is over.
+  Status SpendSignatures(const transport::Http2ServerStream& stream, const AttestedAgent& agent, size_t count);
 
   // ---- node attestation and agent SVIDs (node_attestation.cc); workers ----
   void Attest(const StreamPtr& stream, const wire::AttestationRequest& request);
@@ -220,6 +229,8 @@ class AgentApi {
   bool sync_check_running_ = false;  // one CheckParkedSyncs at a time
 
   FailureLogByKey refusals_;
+  RateLimiterByKey attestations_;  // by IP address
+  RateLimiterByKey signatures_;    // by agent ID
 
   MetricsRegistry* metrics_;
   Counter* x509_issued_ = nullptr;

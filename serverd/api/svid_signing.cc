@@ -95,6 +95,7 @@ void AgentApi::SignCsrBatch(const StreamPtr& stream, const wire::CsrBatchRequest
     LogRefusal(*stream, refused);
     return AnswerError(stream, refused);
   }
+  if (Status within = SpendSignatures(*stream, agent, count); !within.ok()) return AnswerError(stream, within);
   auto set = Authorized(agent);
   if (!set.ok()) return AnswerError(stream, set.status());
   auto batch = std::make_shared<CsrBatchAnswer>(*this, stream, count);
@@ -114,7 +115,9 @@ void AgentApi::SignCsrBatch(const StreamPtr& stream, const wire::CsrBatchRequest
     if (!found.ok()) {
       item.refused = found.status();
       if (found.status().code() == Code::kPermissionDenied) {
-        LogWarn("CSR refused: entry not authorized", {{"agent", agent.spiffe_id}, {"entry_id", item.entry_id}});
+        // An agent asks again at every retry; one line per interval with a count says as much.
+        refusals_.Failed(agent.spiffe_id + " CSR for an entry not authorized",
+                         {{"agent", agent.spiffe_id}, {"entry_id", item.entry_id}, {"error", found.status().ToString()}});
       }
     } else if (wire_item->csr() == nullptr || wire_item->csr()->size() == 0) {
       item.refused = InvalidArgumentError("entry " + item.entry_id + ": the CSR is empty");
@@ -160,6 +163,7 @@ void AgentApi::MintJwtSvid(const StreamPtr& stream, const wire::JwtSvidRequest& 
   if (params.audience.empty()) return AnswerError(stream, InvalidArgumentError("a JWT-SVID needs at least one audience"));
   if (Status bounded = CheckJwtAudiences(params.audience); !bounded.ok()) return AnswerError(stream, bounded);
   params.ttl = entry.jwt_svid_ttl.count() > 0 ? entry.jwt_svid_ttl : options_.default_jwt_svid_ttl;
+  if (Status within = SpendSignatures(*stream, agent, 1); !within.ok()) return AnswerError(stream, within);
   Status queued = signer_->SignJwtSvid(ca_.current(), io_target_.get(),
                                        {.params = std::move(params),
                                         .completion = std::make_shared<JwtSvidAnswer>(*this, stream)});

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "agentd/sync/server_client.h"
 #include "core/csr.h"
@@ -53,7 +54,7 @@ class AgentApiRefusalsTest : public ::testing::Test {
     auto hsm = SoftHsm::Create();
     ASSERT_TRUE(hsm.ok()) << hsm.status().ToString();
     hsm_ = std::move(*hsm);
-    auto server = ServerdProcess::Create(*hsm_, "refusals");
+    auto server = ServerdProcess::Create(*hsm_, "refusals", Options());
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     server_ = std::move(*server);
     ASSERT_TRUE(server_->Start().ok()) << server_->logs();
@@ -88,6 +89,8 @@ class AgentApiRefusalsTest : public ::testing::Test {
     credentials_->key = std::move(*key);
     ASSERT_TRUE(client_->SetAgentCredentials(credentials_).ok());
   }
+
+  virtual ServerdOptions Options() { return {}; }
 
   void TearDown() override {
     if (server_) server_->Stop();
@@ -127,6 +130,23 @@ class AgentApiRefusalsTest : public ::testing::Test {
 
   static std::span<const uint8_t> Span(const std::string& bytes) {
     return {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()};
+  }
+
+  // A fresh join token's attestation, as a new agent would make it.
+  Result<agentd::AgentSvidAnswer> AttestNewAgent(const std::string& join_token) {
+    SIGIL_ASSIGN_OR_RETURN(EvpPkeyPtr key, hw::GenerateSoftKey(KeyType::kEcP256));
+    SIGIL_ASSIGN_OR_RETURN(Bytes csr, MakeCsr(key.get()));
+    ServerClient client(
+        ServerClient::Options{.endpoint = {.host = "127.0.0.1", .port = server_->agent_port()}, .trust_domain = kTd},
+        &loop_.loop());
+    SIGIL_RETURN_IF_ERROR(client.SetBundle(bundle_));
+    return client.AttestWithJoinToken(join_token, csr);
+  }
+
+  std::string NewJoinToken() {
+    const ProcessOutput token = Cli({"token", "generate"});
+    EXPECT_EQ(token.exit_code, 0) << token.err;
+    return token.out.size() > 8 ? token.out.substr(7, token.out.size() - 8) : "";
   }
 
   std::unique_ptr<SoftHsm> hsm_;
@@ -226,6 +246,70 @@ TEST_F(AgentApiRefusalsTest, AnEvictedAgentRetryingIsOneLineAndItsCountNotALineE
   const std::string logs = server_->logs();
   EXPECT_EQ(LinesWith(logs, kRefusalLine), 2u) << logs;
   EXPECT_EQ(LinesWith(logs, "failures=49"), 1u) << logs;
+}
+
+// The same agent API with rates low enough to reach: one attestation per second per address
+// (three at once), one SVID per second per agent (1000 at once, the batch cap).
+class AgentApiRateLimitTest : public AgentApiRefusalsTest {
+ protected:
+  ServerdOptions Options() override {
+    return {.top_level_yaml = "agent_api_limits:\n"
+                              "  attestations_per_second_per_ip: 1\n"
+                              "  attestation_burst_per_ip: 3\n"
+                              "  svids_per_second_per_agent: 1\n"
+                              "  svid_burst_per_agent: 1000\n"};
+  }
+};
+
+TEST_F(AgentApiRateLimitTest, AttestationsFromOneAddressBeyondTheBurstWaitForTheRate) {
+  // SetUp attested once; the rest of the burst goes, then the address is told to back off.
+  const auto start = std::chrono::steady_clock::now();
+  Status refused;
+  std::string refused_token;
+  int attested = 1;
+  for (int i = 0; i < 20 && refused.ok(); ++i) {
+    refused_token = NewJoinToken();
+    auto svid = AttestNewAgent(refused_token);
+    if (svid.ok()) {
+      ++attested;
+    } else {
+      refused = svid.status();
+    }
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_FALSE(refused.ok()) << attested << " attestations in " << seconds << " s, none refused";
+  EXPECT_LE(attested, 3 + static_cast<int>(seconds) + 2) << "in " << seconds << " s";
+  EXPECT_EQ(refused.code(), Code::kResourceExhausted) << refused.ToString();
+  EXPECT_NE(refused.message().find("attestations from 127.0.0.1 exceed 1 per second"), std::string::npos)
+      << refused.ToString();
+  // Refused before any work: the join token is still good once the rate allows.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  auto later = AttestNewAgent(refused_token);
+  EXPECT_TRUE(later.ok()) << later.status().ToString();
+}
+
+TEST_F(AgentApiRateLimitTest, AnAgentOverItsSvidRateIsRefusedWholeAndLoggedOnce) {
+  const std::string mine = CreateEntry("/mine", agent_id_);
+  auto key = hw::GenerateSoftKey(KeyType::kEcP256);
+  ASSERT_TRUE(key.ok());
+  const Bytes csr = *MakeCsr(key->get());
+  auto answer = SignCsrBatchRaw(AliasedBatch(mine, csr, 1000));
+  ASSERT_TRUE(answer.ok()) << answer.status().ToString();
+  ASSERT_TRUE(wire::VerifiedMessage<wire::CsrBatchResponse>(Span(*answer)).ok()) << "the burst was not signed";
+
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto over = SignCsrBatchRaw(AliasedBatch(mine, csr, 10));
+    ASSERT_TRUE(over.ok()) << over.status().ToString();
+    auto outcome = wire::VerifiedMessage<wire::Outcome>(Span(*over));
+    ASSERT_TRUE(outcome.ok()) << "signed beyond the agent's rate";
+    const Status refused = wire::StatusFromOutcome(*outcome);
+    EXPECT_EQ(refused.code(), Code::kResourceExhausted) << refused.ToString();
+    EXPECT_NE(refused.message().find("asked for 10 SVIDs, over its 1 per second"), std::string::npos)
+        << refused.ToString();
+  }
+  const std::string line = OnlyLineWith(server_->logs(), kRefusalLine);
+  EXPECT_NE(line.find("svids_per_second_per_agent"), std::string::npos) << "want one line for three refusals:\n"
+                                                                          << server_->logs();
 }
 
 }  // namespace

@@ -187,6 +187,37 @@ TEST(ServerConfigTest, MaxCsrBatchItemsIsReadBesideTheListenerLimitsAndBounded) 
       "agent_api_limits.max_csr_batch_items");
 }
 
+TEST(ServerConfigTest, RateLimitsHaveDefaultsAndBounds) {
+  auto defaults = ParseServerConfig("server:\n  trust_domain: example.org\n", "server.yaml");
+  ASSERT_TRUE(defaults.ok()) << defaults.status().ToString();
+  EXPECT_EQ(defaults->attestations_per_ip.per_second, 20);
+  EXPECT_EQ(defaults->attestations_per_ip.burst, 100);
+  EXPECT_EQ(defaults->svids_per_agent.per_second, 500);
+  EXPECT_EQ(defaults->svids_per_agent.burst, 5000);
+  auto set = ParseServerConfig(
+      "server:\n  trust_domain: example.org\nagent_api_limits:\n  attestations_per_second_per_ip: 1\n"
+      "  attestation_burst_per_ip: 3\n  svids_per_second_per_agent: 50\n  svid_burst_per_agent: 2000\n",
+      "server.yaml");
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(set->attestations_per_ip.per_second, 1);
+  EXPECT_EQ(set->attestations_per_ip.burst, 3);
+  EXPECT_EQ(set->svids_per_agent.per_second, 50);
+  EXPECT_EQ(set->svids_per_agent.burst, 2000);
+  for (const char* key : {"attestations_per_second_per_ip", "attestation_burst_per_ip", "svids_per_second_per_agent"}) {
+    sigil::testing::ExpectEachValueRefusedNamingKey(
+        [](const std::string& yaml) { return ParseServerConfig(yaml, "server.yaml").status(); },
+        std::string("server:\n  trust_domain: example.org\nagent_api_limits:\n  ") + key + ": ",
+        {"0", "1000001", "-1", "often"}, std::string("agent_api_limits.") + key);
+  }
+  // A burst under the batch cap would refuse every full batch, for ever.
+  auto small = ParseServerConfig(
+      "server:\n  trust_domain: example.org\nagent_api_limits:\n  svid_burst_per_agent: 999\n", "server.yaml");
+  ASSERT_FALSE(small.ok());
+  EXPECT_NE(small.status().message().find("agent_api_limits.svid_burst_per_agent: must be at least max_csr_batch_items (1000)"),
+            std::string::npos)
+      << small.status().ToString();
+}
+
 TEST(ServerConfigTest, MissingTrustDomainAndFileAreNamed) {
   auto config = ParseServerConfig("server: {}\n", "server.yaml");
   ASSERT_FALSE(config.ok());
