@@ -19,9 +19,9 @@
 #include <sstream>
 
 #include "core/event_loop_check.h"
-#include "core/log.h"
 #include "core/mpmc_queue.h"
 #include "core/openssl_util.h"
+#include "hw/heal_backoff.h"
 #include "hw/locked_key_store.h"
 
 namespace sigil::hw {
@@ -292,12 +292,6 @@ std::span<const uint8_t> UnwrapEcPoint(std::span<const uint8_t> value) {
 
 constexpr size_t kMaxPooledSessions = 64;
 
-// After a failed attempt to heal a token, it is left alone this long, doubling up to the
-// maximum: a token that is gone for good costs one attempt per half minute, not one per
-// signature, and callers meanwhile get Unavailable at once.
-constexpr std::chrono::milliseconds kFirstHealBackoff{100};
-constexpr std::chrono::milliseconds kMaxHealBackoff{30'000};
-
 // One token: its slot, the login, and a pool of sessions so each signing thread has its own.
 // One session (the anchor) is held open because closing a token's last session logs the
 // application out. The PIN is kept to log in again after the token was healed.
@@ -377,12 +371,7 @@ class Token {
   // caller's key again. Within the back-off after a failed attempt it returns Unavailable
   // without touching the module.
   Status HealLocked(std::optional<uint64_t> lost_in_epoch, const Status& cause, const std::function<Status()>& rebind) {
-    const auto now = std::chrono::steady_clock::now();
-    if (now < next_heal_) {
-      const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_heal_ - now);
-      return UnavailableError(cause.message() + "; token '" + label_ + "' could not be recovered (" +
-                              last_heal_error_ + "), next attempt in " + std::to_string(wait.count()) + " ms");
-    }
+    SIGIL_RETURN_IF_ERROR(backoff_.MayTry(cause));
     Status healed = Status::Ok();
     if ((lost_in_epoch && *lost_in_epoch == module_->epoch()) || !module_->initialized()) {
       std::unique_lock alone(module_->calls());
@@ -393,21 +382,7 @@ class Token {
       if (!current()) healed = OpenAnchorLocked();
       if (healed.ok()) healed = rebind();
     }
-    if (!healed.ok()) {
-      heal_backoff_ = heal_backoff_.count() == 0 ? kFirstHealBackoff : std::min(2 * heal_backoff_, kMaxHealBackoff);
-      next_heal_ = now + heal_backoff_;
-      last_heal_error_ = healed.message();
-      LogWarn("PKCS#11 token could not be recovered; will retry",
-              {{"token", label_}, {"cause", cause.message()}, {"error", healed.message()},
-               {"retry_in_ms", std::to_string(heal_backoff_.count())}});
-      return UnavailableError(cause.message() + "; token '" + label_ + "' could not be recovered: " +
-                              healed.message());
-    }
-    const bool was_backing_off = heal_backoff_.count() != 0;
-    heal_backoff_ = std::chrono::milliseconds(0);
-    next_heal_ = {};
-    if (lost_in_epoch || was_backing_off) LogInfo("PKCS#11 token recovered", {{"token", label_}, {"cause", cause.message()}});
-    return Status::Ok();
+    return backoff_.Attempted(cause, healed);
   }
 
  private:
@@ -455,9 +430,7 @@ class Token {
   std::atomic<uint64_t> epoch_{0};  // the module epoch of the anchor and the pooled sessions
   // Guarded by management_mutex_.
   CK_SESSION_HANDLE anchor_ = CK_INVALID_HANDLE;
-  std::chrono::milliseconds heal_backoff_{0};
-  std::chrono::steady_clock::time_point next_heal_{};
-  std::string last_heal_error_;
+  HealBackoff backoff_{"PKCS#11 token '" + label_ + "'"};
 };
 
 // A key pair found on the token by label: the private key's handle and the public half.
@@ -625,10 +598,6 @@ class Pkcs11KeyStore final : public LockedKeyStore {
   }
 
  private:
-  static Status StatusOf(const Status& status) { return status; }
-  template <typename T>
-  static Status StatusOf(const Result<T>& result) { return result.status(); }
-
   // Runs `step` on the anchor session with the module's calls held shared. Heals the token
   // first when its sessions predate a reinitialisation, and once more when the step finds the
   // session lost (CkError says Unavailable for MeansLostState values).

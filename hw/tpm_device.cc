@@ -12,6 +12,12 @@ Status TpmError(TSS2_RC rc, const std::string& what) {
       base == TSS2_BASE_RC_NO_CONNECTION) {
     code = Code::kUnavailable;
   }
+  // A TPM that was reset (not started yet), or that no longer holds an object this process
+  // loaded (it restarted under a resource manager): the connection needs making again.
+  if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER &&
+      ((rc & 0xfff) == TPM2_RC_INITIALIZE || ((rc & 0xfff) >= TPM2_RC_REFERENCE_H0 && (rc & 0xfff) <= TPM2_RC_REFERENCE_H6))) {
+    code = Code::kUnavailable;
+  }
   // Format-one response codes carry the failing handle or session in bits 8-11; 0xbf keeps
   // the error itself.
   const TSS2_RC tpm_code = rc & 0xfff;
@@ -108,21 +114,68 @@ Result<std::shared_ptr<TpmDevice>> TpmDevice::Open(const std::string& tcti_confi
   std::lock_guard lock(mutex);
   if (auto existing = open[tcti_config].lock()) return existing;
   SIGIL_RETURN_IF_ERROR(LoadTss2().status());
-
-  auto device = std::shared_ptr<TpmDevice>(new TpmDevice());
-  TSS2_RC rc = Tss2().Tss2_TctiLdr_Initialize(tcti_config.c_str(), &device->tcti_);
-  if (rc != TSS2_RC_SUCCESS) {
-    return TpmError(rc, "cannot reach the TPM through TCTI '" + tcti_config + "'");
+  auto device = std::shared_ptr<TpmDevice>(new TpmDevice(tcti_config));
+  {
+    std::lock_guard device_lock(device->mutex_);
+    SIGIL_RETURN_IF_ERROR(device->ConnectLocked());
   }
-  rc = Tss2().Esys_Initialize(&device->esys_, device->tcti_, nullptr);
-  if (rc != TSS2_RC_SUCCESS) return TpmError(rc, "starting ESAPI on TCTI '" + tcti_config + "'");
-  rc = Tss2().Esys_Startup(device->esys_, TPM2_SU_CLEAR);
-  if (rc != TSS2_RC_SUCCESS && rc != TPM2_RC_INITIALIZE) {
-    return TpmError(rc, "starting the TPM on TCTI '" + tcti_config + "'");
-  }
-  SIGIL_RETURN_IF_ERROR(device->CreatePrimary());
   open[tcti_config] = device;
   return device;
+}
+
+Status TpmDevice::ConnectLocked() {
+  Status connected = [&]() -> Status {
+    TSS2_RC rc = Tss2().Tss2_TctiLdr_Initialize(tcti_config_.c_str(), &tcti_);
+    if (rc != TSS2_RC_SUCCESS) return TpmError(rc, "cannot reach the TPM through TCTI '" + tcti_config_ + "'");
+    rc = Tss2().Esys_Initialize(&esys_, tcti_, nullptr);
+    if (rc != TSS2_RC_SUCCESS) return TpmError(rc, "starting ESAPI on TCTI '" + tcti_config_ + "'");
+    rc = Tss2().Esys_Startup(esys_, TPM2_SU_CLEAR);
+    if (rc != TSS2_RC_SUCCESS && rc != TPM2_RC_INITIALIZE) {
+      return TpmError(rc, "starting the TPM on TCTI '" + tcti_config_ + "'");
+    }
+    return CreatePrimary();
+  }();
+  if (!connected.ok()) {
+    if (esys_ != nullptr) Tss2().Esys_Finalize(&esys_);
+    if (tcti_ != nullptr) Tss2().Tss2_TctiLdr_Finalize(&tcti_);
+    esys_ = nullptr;
+    tcti_ = nullptr;
+  }
+  return connected;
+}
+
+Status TpmDevice::ReconnectLocked(const Status& lost) {
+  SIGIL_RETURN_IF_ERROR(backoff_.MayTry(lost));
+  if (esys_ != nullptr) {
+    // A TPM that is still there keeps what the old connection loaded unless a resource manager
+    // flushes it; this frees the slots when it can, and fails at once when the TPM is gone.
+    for (auto& [id, handle] : loaded_) Tss2().Esys_FlushContext(esys_, handle);
+    if (primary_ != ESYS_TR_NONE) Tss2().Esys_FlushContext(esys_, primary_);
+    Tss2().Esys_Finalize(&esys_);
+  }
+  if (tcti_ != nullptr) Tss2().Tss2_TctiLdr_Finalize(&tcti_);
+  esys_ = nullptr;
+  tcti_ = nullptr;
+  primary_ = ESYS_TR_NONE;
+  loaded_.clear();
+  lru_.clear();
+  return backoff_.Attempted(lost, ConnectLocked());
+}
+
+template <typename Command>
+auto TpmDevice::WithTpmLocked(Command command) -> decltype(command()) {
+  for (bool reconnected = false;; reconnected = true) {
+    Status lost;
+    if (esys_ == nullptr) {
+      lost = UnavailableError("not connected to the TPM on TCTI '" + tcti_config_ + "'");
+    } else {
+      auto result = command();
+      if (StatusOf(result).code() != Code::kUnavailable || reconnected) return result;
+      lost = StatusOf(result);
+    }
+    if (reconnected) return lost;
+    SIGIL_RETURN_IF_ERROR(ReconnectLocked(lost));
+  }
 }
 
 TpmDevice::~TpmDevice() {
@@ -136,6 +189,10 @@ TpmDevice::~TpmDevice() {
 
 Result<KeyBlob> TpmDevice::CreateKey(KeyType type, const TPM2B_AUTH& auth) {
   std::lock_guard lock(mutex_);
+  return WithTpmLocked([&] { return CreateKeyLocked(type, auth); });
+}
+
+Result<KeyBlob> TpmDevice::CreateKeyLocked(KeyType type, const TPM2B_AUTH& auth) {
   // TPM2_Create needs a free object slot of its own while it works.
   EvictLoadedKeysDownTo(kMaxLoadedKeys - 1);
   TPM2B_SENSITIVE_CREATE sensitive{};
@@ -164,7 +221,14 @@ Result<KeyBlob> TpmDevice::CreateKey(KeyType type, const TPM2B_AUTH& auth) {
 Result<TPMT_SIGNATURE> TpmDevice::Sign(uint64_t id, const KeyBlob& blob, const TPM2B_AUTH& auth,
                                        const TPM2B_DIGEST& digest, const TPMT_SIG_SCHEME& scheme) {
   std::lock_guard lock(mutex_);
-  SIGIL_ASSIGN_OR_RETURN(ESYS_TR handle, LoadedHandle(id, blob, auth));
+  return WithTpmLocked([&]() -> Result<TPMT_SIGNATURE> {
+    SIGIL_ASSIGN_OR_RETURN(ESYS_TR handle, LoadedHandle(id, blob, auth));
+    return SignLocked(handle, digest, scheme);
+  });
+}
+
+Result<TPMT_SIGNATURE> TpmDevice::SignLocked(ESYS_TR handle, const TPM2B_DIGEST& digest,
+                                             const TPMT_SIG_SCHEME& scheme) {
   TPMT_TK_HASHCHECK validation{};
   validation.tag = TPM2_ST_HASHCHECK;
   validation.hierarchy = TPM2_RH_NULL;
@@ -178,13 +242,13 @@ Result<TPMT_SIGNATURE> TpmDevice::Sign(uint64_t id, const KeyBlob& blob, const T
 
 Status TpmDevice::CheckLoads(uint64_t id, const KeyBlob& blob, const TPM2B_AUTH& auth) {
   std::lock_guard lock(mutex_);
-  return LoadedHandle(id, blob, auth).status();
+  return WithTpmLocked([&] { return LoadedHandle(id, blob, auth).status(); });
 }
 
 void TpmDevice::Unload(uint64_t id) {
   std::lock_guard lock(mutex_);
   if (auto it = loaded_.find(id); it != loaded_.end()) {
-    Tss2().Esys_FlushContext(esys_, it->second);
+    if (esys_ != nullptr) Tss2().Esys_FlushContext(esys_, it->second);
     loaded_.erase(it);
     lru_.remove(id);
   }
@@ -247,8 +311,10 @@ Result<ESYS_TR> TpmDevice::LoadedHandle(uint64_t id, const KeyBlob& blob, const 
 
 Status TpmDevice::RunExclusive(const std::function<Status(ESYS_CONTEXT* esys, ESYS_TR srk)>& work) {
   std::lock_guard lock(mutex_);
-  EvictLoadedKeysDownTo(0);
-  return work(esys_, primary_);
+  return WithTpmLocked([&] {
+    EvictLoadedKeysDownTo(0);
+    return work(esys_, primary_);
+  });
 }
 
 }  // namespace sigil::hw

@@ -23,6 +23,7 @@
 #include "core/openssl_util.h"
 #include "core/signer.h"
 #include "core/status.h"
+#include "hw/heal_backoff.h"
 #include "hw/tss2_library.h"
 
 namespace sigil::hw {
@@ -76,12 +77,25 @@ class TpmDevice {
   Status RunExclusive(const std::function<Status(ESYS_CONTEXT* esys, ESYS_TR srk)>& work);
 
  private:
-  TpmDevice() = default;
+  explicit TpmDevice(std::string tcti_config) : tcti_config_(tcti_config), backoff_("TPM on TCTI '" + tcti_config + "'") {}
+  // Connects (TCTI and ESAPI), starts the TPM when it was reset, and creates the storage primary.
+  Status ConnectLocked();
+  // After `lost` (Unavailable: the connection broke, or the TPM restarted and forgot its
+  // objects), drops the connection and what was loaded through it and connects again, within
+  // the back-off. Key blobs load again when next used.
+  Status ReconnectLocked(const Status& lost);
+  // Runs `command` (which needs the ESAPI context), reconnecting once if it finds the TPM lost.
+  template <typename Command>
+  auto WithTpmLocked(Command command) -> decltype(command());
+  Result<KeyBlob> CreateKeyLocked(KeyType type, const TPM2B_AUTH& auth);
+  Result<TPMT_SIGNATURE> SignLocked(ESYS_TR handle, const TPM2B_DIGEST& digest, const TPMT_SIG_SCHEME& scheme);
   Status CreatePrimary();
   void EvictLoadedKeysDownTo(size_t count);
   Result<ESYS_TR> LoadedHandle(uint64_t id, const KeyBlob& blob, const TPM2B_AUTH& auth);
 
+  const std::string tcti_config_;
   std::mutex mutex_;
+  HealBackoff backoff_;  // guarded by mutex_
   TSS2_TCTI_CONTEXT* tcti_ = nullptr;
   ESYS_CONTEXT* esys_ = nullptr;
   ESYS_TR primary_ = ESYS_TR_NONE;

@@ -40,6 +40,24 @@ TEST(TpmKeyStoreTest, KeySurvivesTpmRestartAndStoreReopen) {
   EXPECT_TRUE(Verify(public_key.get(), SignatureScheme::kES256, AsBytes("after restart"), *signature));
 }
 
+// The store stays open while the TPM restarts: its connection breaks and the TPM forgets what
+// was loaded, and the same signer reconnects, loads its blob again and signs.
+TEST(TpmKeyStoreTest, ASignerReconnectsAfterTheTpmRestartsUnderIt) {
+  TempDir dir("sigil-tpm-store");
+  auto store = OpenKeyStore(TpmUri(Backends()->tpm->tcti(), dir / "keys"));
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto signer = (*store)->CreateKey("heals", KeyType::kEcP256);
+  ASSERT_TRUE(signer.ok()) << signer.status().ToString();
+  ASSERT_TRUE((*signer)->SignMessage(SignatureScheme::kES256, AsBytes("before")).ok());
+
+  ASSERT_TRUE(Backends()->tpm->Restart().ok());
+  auto signature = (*signer)->SignMessage(SignatureScheme::kES256, AsBytes("after restart"));
+  ASSERT_TRUE(signature.ok()) << signature.status().ToString();
+  EXPECT_TRUE(Verify((*signer)->public_key(), SignatureScheme::kES256, AsBytes("after restart"), *signature));
+  // Key management goes on over the new connection too.
+  EXPECT_TRUE((*store)->CreateKey("after-restart", KeyType::kEcP256).ok());
+}
+
 TEST(TpmKeyStoreTest, ManyKeysShareTheTpmsFewObjectSlots) {
   TempDir dir("sigil-tpm-store");
   auto store = OpenKeyStore(TpmUri(Backends()->tpm->tcti(), dir / "keys"));

@@ -152,7 +152,7 @@ TEST_F(CaHealingTest, SignsAgainWithoutARestartAfterTheKeyStoreRanOutOfDescripto
   EXPECT_TRUE(attested.ok()) << "the join token was spent or the CA still cannot sign: " << attested.status().ToString();
   const ProcessOutput minted = Cli({"x509", "mint", "-spiffeID", "spiffe://example.org/after"});
   EXPECT_EQ(minted.exit_code, 0) << minted.err;
-  EXPECT_NE(server_->logs().find("PKCS#11 token recovered"), std::string::npos);
+  EXPECT_NE(server_->logs().find("key store recovered"), std::string::npos);
 }
 
 }  // namespace
