@@ -63,9 +63,8 @@ class AgentApiRefusalsTest : public ::testing::Test {
     ASSERT_TRUE(bundle.ok()) << bundle.status().ToString();
     bundle_ = std::move(*bundle);
 
-    auto token = Cli({"token", "generate"});
-    ASSERT_EQ(token.exit_code, 0) << token.err;
-    const std::string value = token.out.substr(7, token.out.size() - 8);
+    const std::string value = NewJoinToken();
+    ASSERT_FALSE(value.empty());
     loop_.Start();
     client_ = std::make_unique<ServerClient>(
         ServerClient::Options{.endpoint = {.host = "127.0.0.1", .port = server_->agent_port()}, .trust_domain = kTd},
@@ -97,11 +96,7 @@ class AgentApiRefusalsTest : public ::testing::Test {
     if (HasFailure() && server_) std::cerr << "serverd logs:\n" << server_->logs().substr(0, 20'000);
   }
 
-  ProcessOutput Cli(std::vector<std::string> args) {
-    auto out = server_->Cli(std::move(args));
-    EXPECT_TRUE(out.ok()) << out.status().ToString();
-    return out.ok() ? *out : ProcessOutput{};
-  }
+  ProcessOutput Cli(std::vector<std::string> args) { return server_->MustCli(std::move(args)); }
 
   std::string CreateEntry(const std::string& path, const std::string& parent_id) {
     auto out = Cli({"entry", "create", "-spiffeID", "spiffe://example.org" + path, "-parentID", parent_id,
@@ -143,11 +138,7 @@ class AgentApiRefusalsTest : public ::testing::Test {
     return client.AttestWithJoinToken(join_token, csr);
   }
 
-  std::string NewJoinToken() {
-    const ProcessOutput token = Cli({"token", "generate"});
-    EXPECT_EQ(token.exit_code, 0) << token.err;
-    return token.out.size() > 8 ? token.out.substr(7, token.out.size() - 8) : "";
-  }
+  std::string NewJoinToken() { return server_->NewJoinToken(); }
 
   std::unique_ptr<SoftHsm> hsm_;
   std::unique_ptr<ServerdProcess> server_;

@@ -49,17 +49,9 @@ class CaHealingTest : public ::testing::Test {
     if (HasFailure() && server_) std::cerr << "serverd logs:\n" << server_->logs().substr(0, 20'000);
   }
 
-  ProcessOutput Cli(std::vector<std::string> args) {
-    auto out = server_->Cli(std::move(args));
-    EXPECT_TRUE(out.ok()) << out.status().ToString();
-    return out.ok() ? *out : ProcessOutput{};
-  }
+  ProcessOutput Cli(std::vector<std::string> args) { return server_->MustCli(std::move(args)); }
 
-  std::string NewJoinToken() {
-    const ProcessOutput token = Cli({"token", "generate"});
-    EXPECT_EQ(token.exit_code, 0) << token.err;
-    return token.out.size() > 8 ? token.out.substr(7, token.out.size() - 8) : "";
-  }
+  std::string NewJoinToken() { return server_->NewJoinToken(); }
 
   Result<agentd::AgentSvidAnswer> Attest(const std::string& join_token) {
     SIGIL_ASSIGN_OR_RETURN(EvpPkeyPtr key, hw::GenerateSoftKey(KeyType::kEcP256));

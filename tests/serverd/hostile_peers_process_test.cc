@@ -119,17 +119,9 @@ class HostilePeersTest : public ::testing::Test {
     return client;
   }
 
-  ProcessOutput Cli(std::vector<std::string> args) {
-    auto out = server_->Cli(std::move(args));
-    EXPECT_TRUE(out.ok()) << out.status().ToString();
-    return out.ok() ? *out : ProcessOutput{};
-  }
+  ProcessOutput Cli(std::vector<std::string> args) { return server_->MustCli(std::move(args)); }
 
-  std::string NewJoinToken() {
-    const ProcessOutput token = Cli({"token", "generate"});
-    EXPECT_EQ(token.exit_code, 0) << token.err;
-    return token.out.size() > 8 ? token.out.substr(7, token.out.size() - 8) : "";
-  }
+  std::string NewJoinToken() { return server_->NewJoinToken(); }
 
   // One sync and one signature by the agent attested before the attack.
   bool AgentSyncsAndSigns() {

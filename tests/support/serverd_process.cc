@@ -1,5 +1,7 @@
 #include "tests/support/serverd_process.h"
 
+#include <gtest/gtest.h>
+
 #include <cstdlib>
 
 namespace sigil::testing {
@@ -63,6 +65,19 @@ Result<ProcessOutput> ServerdProcess::Cli(std::vector<std::string> args) const {
   argv.push_back("-socketPath");
   argv.push_back(socket_path().string());
   return RunProcess(argv, {}, std::chrono::seconds(30));
+}
+
+ProcessOutput ServerdProcess::MustCli(std::vector<std::string> args) const {
+  auto out = Cli(std::move(args));
+  EXPECT_TRUE(out.ok()) << out.status().ToString();
+  return out.ok() ? *out : ProcessOutput{};
+}
+
+std::string ServerdProcess::NewJoinToken() const {
+  // "Token: <value>\n"
+  const ProcessOutput token = MustCli({"token", "generate"});
+  EXPECT_EQ(token.exit_code, 0) << token.err;
+  return token.out.size() > 8 ? token.out.substr(7, token.out.size() - 8) : "";
 }
 
 std::string ServerdProcess::logs() const {

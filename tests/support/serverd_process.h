@@ -40,6 +40,10 @@ class ServerdProcess {
 
   // Runs `serverd <args> -socketPath <socket>`.
   Result<ProcessOutput> Cli(std::vector<std::string> args) const;
+  // The same, recording a test failure (and returning no output) when serverd could not be run.
+  ProcessOutput MustCli(std::vector<std::string> args) const;
+  // A join token from `serverd token generate`; a test failure and "" when there is none.
+  std::string NewJoinToken() const;
 
   // The running serverd's process id; -1 when it is not running.
   pid_t pid() const { return process_ ? process_->pid() : -1; }
