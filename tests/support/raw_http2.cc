@@ -31,6 +31,40 @@ std::string Http2OpenRequest(uint32_t stream_id) {
   return Http2Frame(kFrameHeaders, kFlagEndHeaders, stream_id, kHpackPostRoot);
 }
 
+std::string Http2Headers(std::initializer_list<std::pair<std::string_view, std::string_view>> fields) {
+  std::string block;
+  for (const auto& [name, value] : fields) {
+    EXPECT_LT(name.size(), 127u);
+    EXPECT_LT(value.size(), 127u);
+    block.push_back('\0');  // literal without indexing, new name
+    block.push_back(static_cast<char>(name.size()));
+    block.append(name);
+    block.push_back(static_cast<char>(value.size()));
+    block.append(value);
+  }
+  return block;
+}
+
+std::string Http2Setting(uint16_t id, uint32_t value) {
+  std::string entry;
+  for (int shift : {8, 0}) entry.push_back(static_cast<char>((id >> shift) & 0xff));
+  for (int shift : {24, 16, 8, 0}) entry.push_back(static_cast<char>((value >> shift) & 0xff));
+  return entry;
+}
+
+std::vector<Http2ReceivedFrame> Http2Frames(std::string_view bytes) {
+  std::vector<Http2ReceivedFrame> frames;
+  for (size_t at = 0; at + 9 <= bytes.size();) {
+    const auto* h = reinterpret_cast<const uint8_t*>(bytes.data() + at);
+    const size_t length = (size_t{h[0]} << 16) | (size_t{h[1]} << 8) | h[2];
+    if (at + 9 + length > bytes.size()) break;
+    const uint32_t id = ((uint32_t{h[5]} & 0x7f) << 24) | (uint32_t{h[6]} << 16) | (uint32_t{h[7]} << 8) | h[8];
+    frames.push_back({h[3], h[4], id, bytes.substr(at + 9, length)});
+    at += 9 + length;
+  }
+  return frames;
+}
+
 RawClient RawClient::Unix(const std::string& path) {
   RawClient client(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_un addr{};
@@ -131,23 +165,25 @@ bool RawClient::WaitForClose(std::chrono::milliseconds timeout) {
 bool RawClient::WaitForFrame(uint8_t type, uint32_t stream_id, std::chrono::milliseconds timeout, uint32_t* error_code) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
-    // The server preface and frames, skipping nothing but whole frames.
-    for (size_t at = 0; at + 9 <= received_.size();) {
-      const auto* h = reinterpret_cast<const uint8_t*>(received_.data() + at);
-      const size_t length = (size_t{h[0]} << 16) | (size_t{h[1]} << 8) | h[2];
-      const uint32_t id = ((uint32_t{h[5]} & 0x7f) << 24) | (uint32_t{h[6]} << 16) | (uint32_t{h[7]} << 8) | h[8];
-      if (at + 9 + length > received_.size()) break;
-      if (h[3] == type && id == stream_id) {
-        if (error_code != nullptr && length >= 4) {
-          *error_code = (uint32_t{h[9]} << 24) | (uint32_t{h[10]} << 16) | (uint32_t{h[11]} << 8) | h[12];
-        }
-        return true;
+    for (const Http2ReceivedFrame& frame : Http2Frames(received_)) {
+      if (frame.type != type || frame.stream_id != stream_id) continue;
+      if (error_code != nullptr && frame.payload.size() >= 4) {
+        const auto* p = reinterpret_cast<const uint8_t*>(frame.payload.data());
+        *error_code = (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
       }
-      at += 9 + length;
+      return true;
     }
     if (std::chrono::steady_clock::now() >= deadline) return false;
     if (!ReadSome(std::chrono::milliseconds(20))) return false;
   }
+}
+
+bool RawClient::ReadFor(std::chrono::milliseconds wait) {
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  do {
+    if (!ReadSome(std::chrono::milliseconds(10))) return false;
+  } while (std::chrono::steady_clock::now() < deadline);
+  return true;
 }
 
 }  // namespace sigil::testing

@@ -9,15 +9,19 @@
 
 #include <chrono>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace sigil::testing {
 
 inline constexpr std::string_view kHttp2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 inline constexpr uint8_t kFrameData = 0, kFrameHeaders = 1, kFrameRstStream = 3, kFrameSettings = 4,
-                         kFrameGoaway = 7, kFrameWindowUpdate = 8;
-inline constexpr uint8_t kFlagEndStream = 0x1, kFlagEndHeaders = 0x4;
+                         kFramePing = 6, kFrameGoaway = 7, kFrameWindowUpdate = 8;
+inline constexpr uint8_t kFlagEndStream = 0x1, kFlagAck = 0x1, kFlagEndHeaders = 0x4;
+inline constexpr uint16_t kSettingsInitialWindowSize = 0x4;
 // POST, http, / from HPACK's static table, and :authority localhost as a literal.
 inline constexpr std::string_view kHpackPostRoot = "\x83\x86\x84\x01\x09localhost";
 
@@ -27,6 +31,23 @@ std::string Http2Frame(uint8_t type, uint8_t flags, uint32_t stream_id, std::str
 std::string Http2ClientPreface();
 // A POST whose body is still to come (no END_STREAM).
 std::string Http2OpenRequest(uint32_t stream_id);
+// A header block of the fields in the order given, each a literal without indexing and without
+// Huffman coding (pseudo-headers too): any request a peer likes, with no HPACK state to keep.
+// Names and values must be shorter than 127 bytes.
+std::string Http2Headers(std::initializer_list<std::pair<std::string_view, std::string_view>> fields);
+// One entry of a SETTINGS frame's payload.
+std::string Http2Setting(uint16_t id, uint32_t value);
+
+// A whole frame as received; `payload` points into the bytes it was parsed from.
+struct Http2ReceivedFrame {
+  uint8_t type;
+  uint8_t flags;
+  uint32_t stream_id;
+  std::string_view payload;
+};
+// The whole frames `bytes` begins with (a server sends no preface string), up to the first
+// incomplete one.
+std::vector<Http2ReceivedFrame> Http2Frames(std::string_view bytes);
 
 // A raw connection, closed on destruction. Connecting failures are recorded as test failures.
 class RawClient {
@@ -56,6 +77,8 @@ class RawClient {
   // Reads for `timeout` (or until the server closes) and says whether a frame of `type` for
   // `stream_id` arrived; `error_code`, when given, receives a RST_STREAM's code.
   bool WaitForFrame(uint8_t type, uint32_t stream_id, std::chrono::milliseconds timeout, uint32_t* error_code = nullptr);
+  // Reads what arrives for `wait` into received(); false once the server closed.
+  bool ReadFor(std::chrono::milliseconds wait);
   const std::string& received() const { return received_; }
 
  private:
