@@ -353,6 +353,10 @@ void SocketStream::Close(Status why, bool flush) {
 
 void SocketStream::Abandon() {
   delegate_ = nullptr;
+  // Nobody has seen this connection, so the process it holds is let go now rather than when
+  // libuv calls back: a burst of refused connections would otherwise hold a descriptor each
+  // until the accept loop ends, and could run the daemon out of them.
+  if (peer_.credentials) peer_.credentials->process.reset();
   Close(CancelledError("abandoned by its owner"), false);
 }
 
