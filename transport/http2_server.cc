@@ -59,10 +59,18 @@ class Http2ServerConnection : public SocketStream::Delegate {
   bool got_preface_ = false;
   bool draining_ = false;
   Status failure_;
-  size_t request_bytes_ = 0;  // request bodies held by this connection's open streams
-  size_t unsent_bytes_ = 0;   // response bytes its streams queued and the peer has not taken
-  std::string source_;        // what it counts against in max_connections_per_source
+  // Request bodies held by this connection's open streams, and response bytes its streams
+  // queued that the peer has not taken; each change is counted for its source too.
+  void AddRequestBytes(size_t n);
+  void SubtractRequestBytes(size_t n);
+  void AddUnsentBytes(size_t n);
+  void SubtractUnsentBytes(size_t n);
+  size_t request_bytes_ = 0;
+  size_t unsent_bytes_ = 0;
+  std::string source_;  // what it counts against in the per-source limits
+  Http2Server::SourceUsage* usage_ = nullptr;  // the source's; null once removed from the server
 
+  friend class Http2Server;
   friend class Http2ServerStream;
 };
 
@@ -100,14 +108,15 @@ void Http2ServerStream::Write(std::shared_ptr<const std::string> data) {
   if (conn_->server_ != nullptr) {
     const Http2ServerOptions& o = conn_->server_->options_;
     if (queued_bytes_ + data->size() > o.max_stream_unsent_bytes ||
-        conn_->unsent_bytes_ + data->size() > o.max_connection_unsent_bytes) {
+        conn_->unsent_bytes_ + data->size() > o.max_connection_unsent_bytes ||
+        (conn_->usage_ != nullptr && conn_->usage_->unsent_bytes + data->size() > o.max_source_unsent_bytes)) {
       conn_->server_->stats_.slow_reader_resets++;
       Reset(NGHTTP2_ENHANCE_YOUR_CALM);
       return;
     }
   }
   queued_bytes_ += data->size();
-  conn_->unsent_bytes_ += data->size();
+  conn_->AddUnsentBytes(data->size());
   out_.push_back(std::move(data));
   if (deferred_) {
     deferred_ = false;
@@ -131,7 +140,7 @@ void Http2ServerStream::Reset(uint32_t error_code) {
   if (conn_ == nullptr || reset_) return;
   reset_ = true;
   // What it queued is never sent now: it no longer counts against the connection.
-  conn_->unsent_bytes_ -= queued_bytes_;
+  conn_->SubtractUnsentBytes(queued_bytes_);
   queued_bytes_ = 0;
   out_.clear();
   out_offset_ = 0;
@@ -165,7 +174,7 @@ ssize_t Http2ServerStream::ReadBody(nghttp2_session* session, int32_t stream_id,
     }
   }
   st->queued_bytes_ -= n;
-  if (st->conn_ != nullptr) st->conn_->unsent_bytes_ -= n;
+  if (st->conn_ != nullptr) st->conn_->SubtractUnsentBytes(n);
   if (st->out_.empty()) {
     if (st->end_requested_) {
       *data_flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -397,26 +406,47 @@ int Http2ServerConnection::OnDataChunk(nghttp2_session*, uint8_t, int32_t stream
   const Http2ServerOptions& o = self->server_->options_;
   if (st->request_.body.size() + len > o.max_request_body_bytes) {
     st->body_too_large_ = true;
-    self->request_bytes_ -= st->request_.body.size();
+    self->SubtractRequestBytes(st->request_.body.size());
     st->request_.body.clear();
     st->request_.body.shrink_to_fit();
     st->Respond(413, {{"content-type", "text/plain"}}, true);
     return 0;
   }
-  if (self->request_bytes_ + len > o.max_connection_request_bytes) {
-    // Many streams each half-sending a large body: the one that would pass the connection's
-    // share is refused, and what it held is freed.
+  if (self->request_bytes_ + len > o.max_connection_request_bytes ||
+      (self->usage_ != nullptr && self->usage_->request_bytes + len > o.max_source_request_bytes)) {
+    // Many streams each half-sending a large body, on one connection or on many: the one that
+    // would pass the connection's or the source's share is refused, and what it held is freed.
     self->server_->stats_.refused_request_bytes++;
     st->body_too_large_ = true;
-    self->request_bytes_ -= st->request_.body.size();
+    self->SubtractRequestBytes(st->request_.body.size());
     st->request_.body.clear();
     st->request_.body.shrink_to_fit();
     st->Reset(NGHTTP2_REFUSED_STREAM);
     return 0;
   }
   st->request_.body.append(reinterpret_cast<const char*>(data), len);
-  self->request_bytes_ += len;
+  self->AddRequestBytes(len);
   return 0;
+}
+
+void Http2ServerConnection::AddRequestBytes(size_t n) {
+  request_bytes_ += n;
+  if (usage_ != nullptr) usage_->request_bytes += n;
+}
+
+void Http2ServerConnection::SubtractRequestBytes(size_t n) {
+  request_bytes_ -= n;
+  if (usage_ != nullptr) usage_->request_bytes -= n;
+}
+
+void Http2ServerConnection::AddUnsentBytes(size_t n) {
+  unsent_bytes_ += n;
+  if (usage_ != nullptr) usage_->unsent_bytes += n;
+}
+
+void Http2ServerConnection::SubtractUnsentBytes(size_t n) {
+  unsent_bytes_ -= n;
+  if (usage_ != nullptr) usage_->unsent_bytes -= n;
 }
 
 int Http2ServerConnection::OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
@@ -456,8 +486,8 @@ int Http2ServerConnection::OnStreamClose(nghttp2_session*, int32_t stream_id,
   if (it == self->streams_.end()) return 0;
   std::shared_ptr<Http2ServerStream> st = std::move(it->second);
   self->streams_.erase(it);
-  self->request_bytes_ -= st->request_.body.size();
-  self->unsent_bytes_ -= st->queued_bytes_;
+  self->SubtractRequestBytes(st->request_.body.size());
+  self->SubtractUnsentBytes(st->queued_bytes_);
   st->MarkClosed(error_code);
   self->UpdateTimer();
   return 0;
@@ -558,17 +588,18 @@ void Http2Server::Accept(uv_stream_t* server, std::shared_ptr<const TlsContext> 
     return;
   }
   const std::string source = ConnectionSource((*socket)->peer());
-  size_t& from_source = connections_per_source_[source];
-  if (connections_.size() >= options_.max_connections || from_source >= options_.max_connections_per_source) {
+  SourceUsage& usage = sources_[source];
+  if (connections_.size() >= options_.max_connections || usage.connections >= options_.max_connections_per_source) {
     // Accepted and closed at once: left in the backlog, it would hold the queue for everyone.
     stats_.refused_connections++;
-    if (from_source == 0) connections_per_source_.erase(source);
+    if (usage.connections == 0) sources_.erase(source);
     (*socket)->Abandon();
     return;
   }
-  ++from_source;
+  ++usage.connections;
   auto* conn = new Http2ServerConnection(this, *socket);
   conn->set_source(source);
+  conn->usage_ = &usage;  // unordered_map nodes stay where they are until erased
   (*socket)->set_delegate(conn);
   connections_.insert(conn);
   stats_.accepted++;
@@ -583,8 +614,8 @@ std::string ConnectionSource(const PeerInfo& peer) {
 }
 
 size_t Http2Server::connections_from(const std::string& source) const {
-  auto it = connections_per_source_.find(source);
-  return it == connections_per_source_.end() ? 0 : it->second;
+  auto it = sources_.find(source);
+  return it == sources_.end() ? 0 : it->second.connections;
 }
 
 void Http2Server::NoteError(const Status& why) {
@@ -596,8 +627,14 @@ void Http2Server::NoteError(const Status& why) {
 
 void Http2Server::Remove(Http2ServerConnection* conn, const Status& why) {
   if (connections_.erase(conn) != 0) {
-    auto it = connections_per_source_.find(conn->source());
-    if (it != connections_per_source_.end() && --it->second == 0) connections_per_source_.erase(it);
+    auto it = sources_.find(conn->source());
+    if (it != sources_.end()) {
+      // What its streams still hold stops counting for the source with it.
+      it->second.request_bytes -= conn->request_bytes_;
+      it->second.unsent_bytes -= conn->unsent_bytes_;
+      if (--it->second.connections == 0) sources_.erase(it);
+    }
+    conn->usage_ = nullptr;
   }
   stats_.closed++;
   if (!why.ok() && why.code() != Code::kUnavailable) {

@@ -66,6 +66,10 @@ struct Http2ServerOptions {
   size_t max_connection_request_bytes = 16 << 20;
   size_t max_stream_unsent_bytes = 8 << 20;
   size_t max_connection_unsent_bytes = 32 << 20;
+  // The same two, over every connection of one source (an IP address, a uid): one peer holding
+  // many connections gets twice one connection's share, not one per connection.
+  size_t max_source_request_bytes = 32 << 20;
+  size_t max_source_unsent_bytes = 64 << 20;
 };
 
 // How many connections the open-file limit leaves room for: the soft RLIMIT_NOFILE less a
@@ -193,7 +197,13 @@ class Http2Server {
   std::vector<std::unique_ptr<TcpListener>> tcp_listeners_;
   std::vector<std::unique_ptr<UnixListener>> unix_listeners_;
   std::unordered_set<Http2ServerConnection*> connections_;
-  std::unordered_map<std::string, size_t> connections_per_source_;
+  // What each source's connections hold together, for the per-source bounds.
+  struct SourceUsage {
+    size_t connections = 0;
+    size_t request_bytes = 0;
+    size_t unsent_bytes = 0;
+  };
+  std::unordered_map<std::string, SourceUsage> sources_;
   bool shutting_down_ = false;
   std::vector<std::function<void()>> shutdown_done_;
   int stop_hook_ = 0;

@@ -36,6 +36,8 @@ void ReadListenerLimits(ConfigSection& section, Http2ServerOptions& options) {
   ReadSize(section, "max_connection_request_bytes", options.max_connection_request_bytes, 1024, int64_t{1} << 32);
   ReadSize(section, "max_stream_unsent_bytes", options.max_stream_unsent_bytes, 64 * 1024, int64_t{1} << 32);
   ReadSize(section, "max_connection_unsent_bytes", options.max_connection_unsent_bytes, 64 * 1024, int64_t{1} << 34);
+  ReadSize(section, "max_source_request_bytes", options.max_source_request_bytes, 1024, int64_t{1} << 34);
+  ReadSize(section, "max_source_unsent_bytes", options.max_source_unsent_bytes, 64 * 1024, int64_t{1} << 36);
   ReadTimeout(section, "handshake_timeout", options.handshake_timeout);
   ReadTimeout(section, "request_timeout", options.request_timeout);
   ReadTimeout(section, "idle_timeout", options.idle_timeout);

@@ -9,6 +9,8 @@
 //   max_connection_request_bytes: 16777216   # request bodies one connection holds at once
 //   max_stream_unsent_bytes: 8388608          # a slow reader's backlog, per stream
 //   max_connection_unsent_bytes: 33554432     # and per connection
+//   max_source_request_bytes: 33554432        # request bodies all of one source's connections hold
+//   max_source_unsent_bytes: 67108864         # a source's slow-reader backlog over its connections
 //   handshake_timeout: 10s           # TLS handshake and HTTP/2 preface
 //   request_timeout: 30s             # from a request's HEADERS to its last byte
 //   idle_timeout: 5m                 # with no stream open

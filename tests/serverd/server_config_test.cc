@@ -150,9 +150,12 @@ TEST(ServerConfigTest, TtlsBeyondWhatTheClockHoldsAreRefusedNamingTheKey) {
 TEST(ServerConfigTest, AgentApiLimitsAreReadAndBounded) {
   auto config = ParseServerConfig(
       "server:\n  trust_domain: example.org\nagent_api_limits:\n  max_connections: 2000\n"
-      "  max_connections_per_source: 50\n  request_timeout: 5s\n  max_stream_unsent_bytes: 1048576\n",
+      "  max_connections_per_source: 50\n  request_timeout: 5s\n  max_stream_unsent_bytes: 1048576\n"
+      "  max_source_request_bytes: 2097152\n  max_source_unsent_bytes: 4194304\n",
       "server.yaml");
   ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->agent_api_limits.max_source_request_bytes, 2u << 20);
+  EXPECT_EQ(config->agent_api_limits.max_source_unsent_bytes, 4u << 20);
   EXPECT_EQ(config->agent_api_limits.max_connections, 2000u);
   EXPECT_EQ(config->agent_api_limits.max_connections_per_source, 50u);
   EXPECT_EQ(config->agent_api_limits.request_timeout, std::chrono::milliseconds(5000));
@@ -162,13 +165,14 @@ TEST(ServerConfigTest, AgentApiLimitsAreReadAndBounded) {
 
   auto bad = ParseServerConfig(
       "server:\n  trust_domain: example.org\nagent_api_limits:\n  max_connections: 0\n"
-      "  request_timeout: 2d\n  max_conections: 5\n",
+      "  request_timeout: 2d\n  max_conections: 5\n  max_source_unsent_bytes: 1\n",
       "server.yaml");
   ASSERT_FALSE(bad.ok());
   const std::string m = bad.status().message();
   EXPECT_NE(m.find("agent_api_limits.max_connections: 0"), std::string::npos) << m;
   EXPECT_NE(m.find("agent_api_limits.request_timeout: must be at most 24h"), std::string::npos) << m;
   EXPECT_NE(m.find("agent_api_limits.max_conections: unknown key"), std::string::npos) << m;
+  EXPECT_NE(m.find("agent_api_limits.max_source_unsent_bytes: 1"), std::string::npos) << m;
 }
 
 TEST(ServerConfigTest, MaxCsrBatchItemsIsReadBesideTheListenerLimitsAndBounded) {

@@ -277,6 +277,37 @@ TEST_F(ListenerLimitsTest, HalfSentBodiesOnManyStreamsAreBoundedPerConnection) {
   EXPECT_TRUE(client.WaitForFrame(kFrameHeaders, 1, 5s));
 }
 
+TEST_F(ListenerLimitsTest, HalfSentBodiesOnManyConnectionsAreBoundedPerSource) {
+  Start(Http2ServerOptions{.max_connection_request_bytes = 64 * 1024, .max_source_request_bytes = 96 * 1024});
+  // 30 KiB of body in two frames (a frame is at most 16 KiB).
+  const std::string fifteen_k(15 * 1024, 'b');
+  const auto thirty_k_on = [&](uint32_t stream) {
+    return Http2Frame(kFrameData, 0, stream, fifteen_k) + Http2Frame(kFrameData, 0, stream, fifteen_k);
+  };
+  RawClient first = RawClient::Unix(path_);
+  // The PING's answer says the server has read everything sent before it.
+  const std::string ping = Http2Frame(sigil::testing::kFramePing, 0, 0, std::string(8, '\0'));
+  first.Send(Http2ClientPreface() + Http2OpenRequest(1) + thirty_k_on(1) + Http2OpenRequest(3) +
+             thirty_k_on(3) + ping);
+  ASSERT_TRUE(first.WaitForFrame(sigil::testing::kFramePing, 0, 5s));
+  // Within its connection's 64 KiB, but the source's 96 KiB is passed by the second stream.
+  RawClient second = RawClient::Unix(path_);
+  second.Send(Http2ClientPreface() + Http2OpenRequest(1) + thirty_k_on(1) + Http2OpenRequest(3) +
+              thirty_k_on(3));
+  uint32_t code = 0;
+  ASSERT_TRUE(second.WaitForFrame(kFrameRstStream, 3, 5s, &code));
+  EXPECT_EQ(code, 0x7u);  // REFUSED_STREAM
+  EXPECT_EQ(Stats().refused_request_bytes, 1u);
+  // Once the first connection goes, what it held no longer counts against the source.
+  { RawClient gone = std::move(first); }
+  ASSERT_TRUE(WaitUntil([&] { return Connections() == 1; }, 5s));
+  RawClient third = RawClient::Unix(path_);
+  third.Send(Http2ClientPreface() + Http2OpenRequest(1) + thirty_k_on(1) +
+             Http2Frame(kFrameData, kFlagEndStream, 1, "end"));
+  EXPECT_TRUE(third.WaitForFrame(kFrameHeaders, 1, 5s));
+  EXPECT_EQ(Stats().refused_request_bytes, 1u);
+}
+
 TEST_F(ListenerLimitsTest, AReaderThatNeverReadsLosesItsStreamNotTheServersMemory) {
   // Four 512 KiB writes against a 1 MiB bound per stream; the peer's 64 KiB window lets
   // almost nothing leave, so the third write finds the stream over its bound.
