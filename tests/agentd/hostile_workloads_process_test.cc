@@ -9,7 +9,6 @@
 
 #include <atomic>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -18,6 +17,7 @@
 #include <vector>
 
 #include "tests/agentd/agent_server_fixture.h"
+#include "tests/support/process_usage.h"
 #include "tests/support/raw_http2.h"
 #include "transport/http2_server.h"
 
@@ -27,6 +27,9 @@ namespace {
 using nlohmann::json;
 using sigil::testing::Http2Frame;
 using sigil::testing::Http2Frames;
+using sigil::testing::kSanitizerMemoryFactor;
+using sigil::testing::OpenDescriptors;
+using sigil::testing::PeakResidentBytes;
 using sigil::testing::RawClient;
 using sigil::testing::WaitUntil;
 
@@ -36,27 +39,6 @@ constexpr size_t kMiB = 1 << 20;
 
 // What agentd runs with when nobody set workload_api_limits:, as the attacks meet it.
 const transport::Http2ServerOptions kLimits{};
-
-// agentd's peak resident set (VmHWM) since it started, in bytes.
-size_t PeakRssBytes(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
-  }
-  ADD_FAILURE() << "no VmHWM for process " << pid;
-  return 0;
-}
-
-size_t OpenDescriptors(pid_t pid) {
-  std::error_code error;
-  size_t count = 0;
-  for (std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", error), end;
-       !error && it != end; it.increment(error)) {
-    ++count;
-  }
-  EXPECT_FALSE(error) << error.message();
-  return count;
-}
 
 // The most descriptors a process held, sampled every 20 ms from construction to destruction: the
 // peak of an attack, not only the moments between a test's own calls.
@@ -212,7 +194,7 @@ TEST_F(HostileWorkloadsTest,
   CreateEntry("/bystander", kBystander);
   ASSERT_NO_FATAL_FAILURE(StartAgent());
   ASSERT_FALSE(WaitForSvidSerial(kBystander).empty()) << "the workload never received its identity";
-  const size_t peak_before = PeakRssBytes(agent_->pid());
+  const size_t peak_before = PeakResidentBytes(agent_->pid());
 
   RawClient attacker = RawClient::Unix(agent_->socket_path().string());
   ASSERT_NO_FATAL_FAILURE(OpenSession(attacker));
@@ -238,13 +220,13 @@ TEST_F(HostileWorkloadsTest,
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
   ExpectServed(kBystander, "while the bodies were held");
-  const size_t growth = PeakRssBytes(agent_->pid()) - peak_before;
+  const size_t growth = PeakResidentBytes(agent_->pid()) - peak_before;
   const size_t refused = ResetStreams(attacker, 7 /* REFUSED_STREAM */).size();
   std::cerr << "sent " << kStreams * kBodyBytes / kMiB << " MiB in " << seconds
             << " s; agentd peak RSS " << peak_before / kMiB << " MiB before, grew " << growth / kMiB
             << " MiB; " << refused << " streams refused\n";
   // The bodies held, a string's spare capacity as each grew, and what malloc keeps.
-  EXPECT_LT(growth, 3 * kLimits.max_connection_request_bytes)
+  EXPECT_LT(growth, 3 * kLimits.max_connection_request_bytes * kSanitizerMemoryFactor)
       << "agentd peak RSS grew " << growth / kMiB << " MiB";
   // 128 bodies of 4 MiB do not fit in 16 MiB: all but a few streams were refused.
   EXPECT_GE(refused, kStreams - kLimits.max_connection_request_bytes / kBodyBytes);
@@ -274,7 +256,7 @@ TEST_F(HostileWorkloadsTest,
       std::chrono::seconds(30)))
       << "the agent never held every SVID of the attacker's uid: "
       << attacker_answer.dump().substr(0, 500);
-  const size_t peak_before = PeakRssBytes(agent_->pid());
+  const size_t peak_before = PeakResidentBytes(agent_->pid());
 
   // 4 connections of max_concurrent_streams (128) streams each: the 512 of the measurement.
   constexpr int kConnections = 4;
@@ -331,7 +313,7 @@ TEST_F(HostileWorkloadsTest,
   ASSERT_TRUE(all_answered) << "agentd did not answer every stream";
 
   ExpectServed(kBystander, "while 512 streams held their answers unread");
-  const size_t growth = PeakRssBytes(agent_->pid()) - peak_before;
+  const size_t growth = PeakResidentBytes(agent_->pid()) - peak_before;
   size_t reset = 0;
   for (const auto& client : attackers)
     reset += ResetStreams(client, 11 /* ENHANCE_YOUR_CALM */).size();
@@ -340,7 +322,7 @@ TEST_F(HostileWorkloadsTest,
             << " MiB; " << reset << " streams reset\n";
   // What one uid's connections may queue together, and room for the answers being built as the
   // streams arrive. (Each connection bounded alone, the four grew agentd by 129 MiB.)
-  EXPECT_LT(growth, kLimits.max_source_unsent_bytes + 24 * kMiB)
+  EXPECT_LT(growth, (kLimits.max_source_unsent_bytes + 24 * kMiB) * kSanitizerMemoryFactor)
       << "agentd peak RSS grew " << growth / kMiB << " MiB";
   EXPECT_GT(reset, 0u)
       << "no stream was reset: the answers never filled a connection's unsent bytes";

@@ -5,13 +5,13 @@
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
-#include <filesystem>
 #include <thread>
 
 #include "agentd/sync/server_client.h"
 #include "core/csr.h"
 #include "hw/key_store.h"
 #include "hw/soft_key_store.h"
+#include "tests/support/process_usage.h"
 #include "tests/support/serverd_process.h"
 #include "transport/event_loop.h"
 
@@ -101,14 +101,6 @@ TEST_F(CaHealingTest, HealthcheckAndReadyReportACaThatCannotSign) {
   EXPECT_TRUE(WaitUntil([&] { return Ready().find("200") != std::string::npos; }, std::chrono::seconds(10))) << Ready();
   auto attested = Attest(NewJoinToken());
   EXPECT_TRUE(attested.ok()) << attested.status().ToString();
-}
-
-size_t OpenDescriptors(pid_t pid) {
-  size_t count = 0;
-  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
-    ++count;
-  }
-  return count;
 }
 
 // What a flood of connections did to serverd before listeners were bounded: its descriptors

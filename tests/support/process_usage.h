@@ -1,0 +1,47 @@
+// What a daemon under test holds, read from /proc: its open descriptors and its peak resident
+// memory, for the tests that bound them under an attack.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <sys/types.h>
+
+#include <cstddef>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <system_error>
+
+namespace sigil::testing {
+
+// Sanitizer runtimes add shadow memory and hold freed blocks back (ASan's quarantine, TSan's
+// deferred frees), so a daemon built with one holds several times what it would. Memory bounds
+// are stated for the build users run and multiplied by this in sanitizer builds, where the
+// suite looks for races and undefined behaviour, not for bytes.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr size_t kSanitizerMemoryFactor = 8;
+#else
+inline constexpr size_t kSanitizerMemoryFactor = 1;
+#endif
+
+inline size_t OpenDescriptors(pid_t pid) {
+  std::error_code error;
+  size_t count = 0;
+  for (std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", error), end;
+       !error && it != end; it.increment(error)) {
+    ++count;
+  }
+  EXPECT_FALSE(error) << error.message();
+  return count;
+}
+
+// The process's peak resident memory since it started (VmHWM), in bytes.
+inline size_t PeakResidentBytes(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  }
+  ADD_FAILURE() << "no VmHWM for process " << pid;
+  return 0;
+}
+
+}  // namespace sigil::testing
