@@ -22,10 +22,11 @@ void RateLimiterByKey::MakeRoom(Clock::time_point now) {
 
 bool RateLimiterByKey::TrySpend(std::string_view key, double cost, Clock::time_point now) {
   std::lock_guard lock(mutex_);
-  auto found = buckets_.find(std::string(key));
+  std::string owned(key);
+  auto found = buckets_.find(owned);
   if (found == buckets_.end()) {
     if (buckets_.size() >= max_keys_) MakeRoom(now);
-    found = buckets_.emplace(std::string(key), Bucket{limit_.burst, now}).first;
+    found = buckets_.emplace(std::move(owned), Bucket{limit_.burst, now}).first;
   }
   Bucket& bucket = found->second;
   Refill(bucket, now);

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include "core/base64url.h"
 #include "core/jwt_svid.h"
 #include "core/log.h"
 #include "core/x509_svid.h"
@@ -157,9 +158,7 @@ Status Server::Ready() {
   // else signs, this is also what heals them.
   auto current = ca_->current();
   for (Signer* key : {&current->issuer->signer(), current->jwt_key.get()}) {
-    static constexpr std::string_view kProbe = "serverd readiness probe";
-    auto signature = key->SignMessage(DefaultSchemeFor(key->key_type()),
-                                      {reinterpret_cast<const uint8_t*>(kProbe.data()), kProbe.size()});
+    auto signature = key->SignMessage(DefaultSchemeFor(key->key_type()), AsBytes("serverd readiness probe"));
     if (!signature.ok()) return Status(Code::kUnavailable, "the CA cannot sign: " + signature.status().message());
   }
   return Status::Ok();

@@ -33,16 +33,6 @@ Result<std::vector<X509Ptr>> ParseChain(const std::vector<Bytes>& ders) {
   return chain;
 }
 
-Result<std::shared_ptr<const transport::TlsCredentials>> CredentialsOf(const std::vector<Bytes>& chain_der,
-                                                                       EVP_PKEY* key) {
-  auto credentials = std::make_shared<transport::TlsCredentials>();
-  SIGIL_ASSIGN_OR_RETURN(std::vector<X509Ptr> chain, ParseChain(chain_der));
-  credentials->leaf = std::move(chain.front());
-  for (size_t i = 1; i < chain.size(); ++i) credentials->intermediates.push_back(std::move(chain[i]));
-  credentials->key = UpRef(key);
-  return std::shared_ptr<const transport::TlsCredentials>(std::move(credentials));
-}
-
 Clock::time_point HalfLife(X509* leaf) { return Midpoint(CertNotBefore(leaf), CertNotAfter(leaf)); }
 
 // What an operator does about a saved key that does not match its SVID when attesting again
@@ -54,6 +44,16 @@ constexpr char kMismatchFix[] =
     "the agent has attested.";
 
 }  // namespace
+
+Result<std::shared_ptr<const transport::TlsCredentials>> CredentialsOf(const std::vector<Bytes>& chain_der,
+                                                                       EVP_PKEY* key) {
+  auto credentials = std::make_shared<transport::TlsCredentials>();
+  SIGIL_ASSIGN_OR_RETURN(std::vector<X509Ptr> chain, ParseChain(chain_der));
+  credentials->leaf = std::move(chain.front());
+  for (size_t i = 1; i < chain.size(); ++i) credentials->intermediates.push_back(std::move(chain[i]));
+  credentials->key = UpRef(key);
+  return std::shared_ptr<const transport::TlsCredentials>(std::move(credentials));
+}
 
 AgentSvid::AgentSvid(const AgentConfig& config, ServerClient* server)
     : config_(config),

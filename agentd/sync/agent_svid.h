@@ -35,6 +35,10 @@
 
 namespace sigil::agentd {
 
+// The mutual-TLS credentials of an agent SVID: its chain (leaf first, DER) and its key.
+Result<std::shared_ptr<const transport::TlsCredentials>> CredentialsOf(const std::vector<Bytes>& chain_der,
+                                                                       EVP_PKEY* key);
+
 class AgentSvid {
  public:
   AgentSvid(const AgentConfig& config, ServerClient* server);

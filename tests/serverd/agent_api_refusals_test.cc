@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "agentd/sync/agent_svid.h"
 #include "agentd/sync/server_client.h"
 #include "core/csr.h"
 #include "core/wire/convert.h"
@@ -75,17 +76,9 @@ class AgentApiRefusalsTest : public ::testing::Test {
     auto svid = client_->AttestWithJoinToken(value, *MakeCsr(key->get()));
     ASSERT_TRUE(svid.ok()) << svid.status().ToString();
     agent_id_ = svid->agent_id.str();
-    credentials_ = std::make_shared<transport::TlsCredentials>();
-    for (const Bytes& der : svid->chain_der) {
-      auto cert = CertFromDer(der);
-      ASSERT_TRUE(cert.ok()) << cert.status().ToString();
-      if (!credentials_->leaf) {
-        credentials_->leaf = std::move(*cert);
-      } else {
-        credentials_->intermediates.push_back(std::move(*cert));
-      }
-    }
-    credentials_->key = std::move(*key);
+    auto credentials = agentd::CredentialsOf(svid->chain_der, key->get());
+    ASSERT_TRUE(credentials.ok()) << credentials.status().ToString();
+    credentials_ = std::move(*credentials);
     ASSERT_TRUE(client_->SetAgentCredentials(credentials_).ok());
   }
 
@@ -145,7 +138,7 @@ class AgentApiRefusalsTest : public ::testing::Test {
   X509Bundle bundle_{kTd};
   transport::LoopThread loop_;
   std::unique_ptr<ServerClient> client_;
-  std::shared_ptr<transport::TlsCredentials> credentials_;
+  std::shared_ptr<const transport::TlsCredentials> credentials_;
   std::string agent_id_;
 };
 

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agentd/sync/agent_svid.h"
 #include "agentd/sync/server_client.h"
 #include "core/csr.h"
 #include "hw/soft_key_store.h"
@@ -65,18 +66,9 @@ class HostilePeersTest : public ::testing::Test {
     ASSERT_TRUE(key.ok());
     auto svid = agent_->AttestWithJoinToken(NewJoinToken(), *MakeCsr(key->get()));
     ASSERT_TRUE(svid.ok()) << svid.status().ToString();
-    auto credentials = std::make_shared<transport::TlsCredentials>();
-    for (const Bytes& der : svid->chain_der) {
-      auto cert = CertFromDer(der);
-      ASSERT_TRUE(cert.ok());
-      if (!credentials->leaf) {
-        credentials->leaf = std::move(*cert);
-      } else {
-        credentials->intermediates.push_back(std::move(*cert));
-      }
-    }
-    credentials->key = std::move(*key);
-    ASSERT_TRUE(agent_->SetAgentCredentials(credentials).ok());
+    auto credentials = agentd::CredentialsOf(svid->chain_der, key->get());
+    ASSERT_TRUE(credentials.ok()) << credentials.status().ToString();
+    ASSERT_TRUE(agent_->SetAgentCredentials(*credentials).ok());
     const ProcessOutput entry = Cli({"entry", "create", "-spiffeID", "spiffe://example.org/workload", "-parentID",
                                      svid->agent_id.str(), "-selector", "unix:uid:1000", "-output", "json"});
     ASSERT_EQ(entry.exit_code, 0) << entry.err;
