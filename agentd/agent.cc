@@ -3,7 +3,6 @@
 #include <sys/stat.h>
 
 #include "core/log.h"
-#include "hw/secret_file.h"
 #include "transport/owned_directory.h"
 
 namespace sigil::agentd {

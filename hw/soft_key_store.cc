@@ -11,8 +11,9 @@
 #include <map>
 #include <mutex>
 
+#include "core/file.h"
+#include "hw/durable_file.h"
 #include "hw/locked_key_store.h"
-#include "hw/secret_file.h"
 
 namespace sigil::hw {
 
@@ -128,8 +129,8 @@ class SoftKeyStore final : public LockedKeyStore {
     }
     char* data = nullptr;
     const long length = BIO_get_mem_data(bio.get(), &data);
-    const Status written = WriteSecretFile(
-        KeyPath(label), {reinterpret_cast<const uint8_t*>(data), static_cast<size_t>(length)}, "key file");
+    const Status written = WriteFileDurably(
+        KeyPath(label), {reinterpret_cast<const uint8_t*>(data), static_cast<size_t>(length)}, 0600, "key file");
     OPENSSL_cleanse(data, static_cast<size_t>(length));
     return written;
   }

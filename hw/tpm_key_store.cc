@@ -19,8 +19,8 @@
 #include "core/event_loop_check.h"
 #include "core/file.h"
 #include "core/openssl_util.h"
+#include "hw/durable_file.h"
 #include "hw/locked_key_store.h"
-#include "hw/secret_file.h"
 #include "hw/tpm_device.h"
 #include "hw/tpm_public.h"
 
@@ -143,7 +143,7 @@ class TpmKeyStore final : public LockedKeyStore {
   }
 
   Status WriteBlob(const std::string& label, const Bytes& bytes) {
-    return WriteSecretFile(BlobPath(label), bytes, "TPM key file");
+    return WriteFileDurably(BlobPath(label), bytes, 0600, "TPM key file");
   }
 
   std::shared_ptr<TpmDevice> device_;

@@ -27,7 +27,7 @@
 #include "core/x509_ca.h"
 #include "agentd/workload/health.pb.h"
 #include "core/file.h"
-#include "hw/secret_file.h"
+#include "hw/durable_file.h"
 #include "transport/grpc_client.h"
 #include "agentd/workload/workload.pb.h"
 
@@ -141,7 +141,7 @@ Status WriteX509Response(const X509SVIDResponse& response, const std::filesystem
     SIGIL_RETURN_IF_ERROR(WritePublicFile(svid_path, chain_pem));
     out << "Writing key #" << i << " to file " << key_path.string() << ".\n";
     const std::string key_pem = KeyPem(svid.x509_svid_key());
-    SIGIL_RETURN_IF_ERROR(hw::WriteSecretFile(key_path, AsBytes(key_pem), "SVID key file"));
+    SIGIL_RETURN_IF_ERROR(hw::WriteFileDurably(key_path, AsBytes(key_pem), 0600, "SVID key file"));
     out << "Writing bundle #" << i << " to file " << bundle_path.string() << ".\n";
     SIGIL_RETURN_IF_ERROR(WritePublicFile(bundle_path, bundle_pem));
     int j = 0;

@@ -7,8 +7,7 @@
 #include "core/x509_ca.h"
 #include "core/x509_svid.h"
 #include "core/file.h"
-#include "agentd/sync/durable_file.h"
-#include "hw/secret_file.h"
+#include "hw/durable_file.h"
 #include "hw/soft_key_store.h"
 
 namespace sigil::agentd {
@@ -83,7 +82,7 @@ Result<std::optional<X509Bundle>> AgentSvid::LoadTrustBundle() {
 
 Status AgentSvid::SaveTrustBundle(const TrustBundle& bundle) {
   SIGIL_ASSIGN_OR_RETURN(std::string pem, X509BundleToPem(bundle.x509));
-  return hw::WriteSecretFile(config_.data_dir / kBundleFile, AsBytes(pem), "trust bundle file");
+  return hw::WriteFileDurably(config_.data_dir / kBundleFile, AsBytes(pem), 0600, "trust bundle file");
 }
 
 // ---- the SVID ----
@@ -276,7 +275,7 @@ Status AgentSvid::SaveSvid(const Held& svid) const {
   SIGIL_ASSIGN_OR_RETURN(std::string key_pem, PrivateKeyToPkcs8Pem(svid.key.get()));
   contents += key_pem;
   OPENSSL_cleanse(key_pem.data(), key_pem.size());
-  Status written = WriteFileDurably(config_.data_dir / kSvidFile, AsBytes(contents), 0600, "agent SVID file",
+  Status written = hw::WriteFileDurably(config_.data_dir / kSvidFile, AsBytes(contents), 0600, "agent SVID file",
                                     "agent-svid");
   OPENSSL_cleanse(contents.data(), contents.size());
   SIGIL_RETURN_IF_ERROR(written);
@@ -285,7 +284,7 @@ Status AgentSvid::SaveSvid(const Held& svid) const {
 
 Status AgentSvid::RemoveOldLayout() const {
   const std::filesystem::path old_files[] = {config_.data_dir / kOldKeyFile, config_.data_dir / kOldChainFile};
-  return RemoveFilesDurably(config_.data_dir, old_files);
+  return hw::RemoveFilesDurably(config_.data_dir, old_files);
 }
 
 }  // namespace sigil::agentd

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <set>
 
-#include "agentd/sync/durable_file.h"
+#include "hw/durable_file.h"
 #include "core/base64url.h"
 #include "core/file.h"
 #include "core/log.h"
@@ -106,7 +106,7 @@ SvidStore::Loaded SvidStore::Load(Clock::time_point now) {
     loaded.entries.push_back(std::move(*cached));
   }
   if (error) LogWarn("could not read the kept workload SVIDs", {{"dir", dir_.string()}, {"error", error.message()}});
-  if (Status removed = RemoveFilesDurably(dir_, unusable); !removed.ok()) {
+  if (Status removed = hw::RemoveFilesDurably(dir_, unusable); !removed.ok()) {
     LogWarn("could not remove unusable workload SVID files", {{"error", removed.ToString()}});
   }
   if (auto jwks = ReadWholeFile(dir_ / kBundleFile, "kept trust bundle"); jwks.ok()) {
@@ -180,7 +180,7 @@ Status SvidStore::Write(const SvidCache::CachedEntry& cached) const {
     rest = rest.subspan(length);
   }
   SIGIL_RETURN_IF_ERROR(AppendPem(text, kKeyBlock, svid.key_pkcs8_der));
-  Status written = WriteFileDurably(FileOf(cached.entry->id), AsBytes(text), 0600, "workload SVID file", "");
+  Status written = hw::WriteFileDurably(FileOf(cached.entry->id), AsBytes(text), 0600, "workload SVID file");
   OPENSSL_cleanse(text.data(), text.size());
   return written;
 }
@@ -188,7 +188,7 @@ Status SvidStore::Write(const SvidCache::CachedEntry& cached) const {
 Status SvidStore::SaveBundle(const std::shared_ptr<const TrustBundle>& bundle) {
   if (!bundle || bundle == written_bundle_) return Status::Ok();
   SIGIL_ASSIGN_OR_RETURN(std::string jwks, TrustBundleToJwks(*bundle));
-  SIGIL_RETURN_IF_ERROR(WriteFileDurably(dir_ / kBundleFile, AsBytes(jwks), 0600, "kept trust bundle", ""));
+  SIGIL_RETURN_IF_ERROR(hw::WriteFileDurably(dir_ / kBundleFile, AsBytes(jwks), 0600, "kept trust bundle"));
   written_bundle_ = bundle;
   return Status::Ok();
 }
@@ -204,7 +204,7 @@ Status SvidStore::Save(const SvidCache::Snapshot& snapshot, WakeSignal* stop) {
       gone_ids.emplace_back(id);
     }
   }
-  SIGIL_RETURN_IF_ERROR(RemoveFilesDurably(dir_, gone));
+  SIGIL_RETURN_IF_ERROR(hw::RemoveFilesDurably(dir_, gone));
   for (const auto& id : gone_ids) written_.erase(id);
   SIGIL_RETURN_IF_ERROR(SaveBundle(snapshot.bundle));
   for (const auto& [id, cached] : entries) {
@@ -227,7 +227,7 @@ Status SvidStore::Clear() {
   if (error) return Status(Code::kInternal, "listing " + dir_.string() + ": " + error.message());
   written_.clear();
   written_bundle_.reset();
-  return RemoveFilesDurably(dir_, files);
+  return hw::RemoveFilesDurably(dir_, files);
 }
 
 void SvidStore::Run(SvidCache* cache, WakeSignal* changed, BackoffPolicy retry) {

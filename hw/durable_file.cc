@@ -1,4 +1,4 @@
-#include "agentd/sync/durable_file.h"
+#include "hw/durable_file.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -11,7 +11,7 @@
 #include "core/file.h"
 #include "core/log.h"
 
-namespace sigil::agentd {
+namespace sigil::hw {
 
 namespace {
 
@@ -23,7 +23,7 @@ bool FaultPointChosen(std::string_view fault, std::string_view point) {
 
 void CrashAtFaultPoint(std::string_view fault, std::string_view point) {
   if (!FaultPointChosen(fault, point)) return;
-  LogError("fault injected: killing agentd", {{"fault_point", std::string(fault) + std::string(point)}});
+  LogError("fault injected: killing the process", {{"fault_point", std::string(fault) + std::string(point)}});
   ::kill(::getpid(), SIGKILL);
 }
 
@@ -84,4 +84,4 @@ Status RemoveFilesDurably(const std::filesystem::path& dir, std::span<const std:
   return removed ? SyncDirectory(dir) : Status::Ok();
 }
 
-}  // namespace sigil::agentd
+}  // namespace sigil::hw

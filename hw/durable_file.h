@@ -1,5 +1,6 @@
-// Files in the agent's data_dir that a crash must never leave half written: the agent's own
-// SVID and key, and the workload SVIDs it keeps for a restart while serverd is unreachable.
+// Files a crash must never leave half written nor lose once written: key material (the soft
+// and TPM key stores' keys, mode 0600), and in agentd's data_dir its own SVID and key, its trust
+// bundle and the workload SVIDs it keeps for a restart while serverd is unreachable.
 //
 // WriteFileDurably writes a temporary file beside the target (owner-only from its first byte
 // when `mode` is 0600), fsyncs it, renames it over the target and fsyncs the directory: killed
@@ -20,14 +21,16 @@
 #include <filesystem>
 #include <span>
 #include <string_view>
+#include <sys/types.h>
 
 #include "core/status.h"
 
-namespace sigil::agentd {
+namespace sigil::hw {
 
-// `what` names the file in errors ("agent SVID file").
+// `what` names the file in errors ("agent SVID file", "TPM key file"); `fault` its fault points.
+// Key material is written with mode 0600.
 Status WriteFileDurably(const std::filesystem::path& path, std::span<const uint8_t> contents, mode_t mode,
-                        std::string_view what, std::string_view fault);
+                        std::string_view what, std::string_view fault = {});
 
 // Removes `paths` that exist, then fsyncs their directory once when any was removed.
 Status RemoveFilesDurably(const std::filesystem::path& dir, std::span<const std::filesystem::path> paths);
@@ -35,4 +38,4 @@ Status RemoveFilesDurably(const std::filesystem::path& dir, std::span<const std:
 // Makes the renames and removals in `dir` survive a power cut.
 Status SyncDirectory(const std::filesystem::path& dir);
 
-}  // namespace sigil::agentd
+}  // namespace sigil::hw
