@@ -5,17 +5,28 @@
 
 namespace sigil {
 
-void RateLimiterByKey::Refill(Bucket& bucket, Clock::time_point now) const {
-  if (now <= bucket.refilled_at) return;
-  const double elapsed = std::chrono::duration<double>(now - bucket.refilled_at).count();
-  bucket.tokens = std::min(limit_.burst, bucket.tokens + elapsed * limit_.per_second);
-  bucket.refilled_at = now;
+void TokenBucket::Refill(Clock::time_point now) {
+  if (now <= refilled_at_) return;
+  const double elapsed = std::chrono::duration<double>(now - refilled_at_).count();
+  tokens_ = std::min(limit_.burst, tokens_ + elapsed * limit_.per_second);
+  refilled_at_ = now;
+}
+
+bool TokenBucket::TrySpend(double cost, Clock::time_point now) {
+  Refill(now);
+  if (tokens_ < cost) return false;
+  tokens_ -= cost;
+  return true;
+}
+
+bool TokenBucket::Full(Clock::time_point now) {
+  Refill(now);
+  return tokens_ >= limit_.burst;
 }
 
 void RateLimiterByKey::MakeRoom(Clock::time_point now) {
   for (auto it = buckets_.begin(); it != buckets_.end();) {
-    Refill(it->second, now);
-    it = it->second.tokens >= limit_.burst ? buckets_.erase(it) : std::next(it);
+    it = it->second.Full(now) ? buckets_.erase(it) : std::next(it);
   }
   if (buckets_.size() >= max_keys_) buckets_.clear();
 }
@@ -26,13 +37,9 @@ bool RateLimiterByKey::TrySpend(std::string_view key, double cost, Clock::time_p
   auto found = buckets_.find(owned);
   if (found == buckets_.end()) {
     if (buckets_.size() >= max_keys_) MakeRoom(now);
-    found = buckets_.emplace(std::move(owned), Bucket{limit_.burst, now}).first;
+    found = buckets_.emplace(std::move(owned), TokenBucket(limit_, now)).first;
   }
-  Bucket& bucket = found->second;
-  Refill(bucket, now);
-  if (bucket.tokens < cost) return false;
-  bucket.tokens -= cost;
-  return true;
+  return found->second.TrySpend(cost, now);
 }
 
 }  // namespace sigil

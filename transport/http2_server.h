@@ -12,7 +12,9 @@
 // per stream and per connection (the stream is reset: the slow reader loses its stream, not
 // the daemon its memory). A connection that has not completed its TLS handshake and HTTP/2
 // preface within `handshake_timeout` is closed, as is one with no open stream for
-// `idle_timeout` (after a GOAWAY). Protocol errors close only the offending connection.
+// `idle_timeout` (after a GOAWAY), and one whose peer keeps resetting streams before they are
+// answered (a token bucket, `premature_resets_per_second` and `premature_reset_burst`; GOAWAY
+// ENHANCE_YOUR_CALM). Protocol errors close only the offending connection.
 //
 // A request reaches the handler once it is complete (END_STREAM), as an Http2ServerStream the
 // handler answers at once or later. Shutdown() is graceful: listeners close, every connection
@@ -33,6 +35,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "core/failure_log.h"
 #include "core/status.h"
 #include "transport/event_loop.h"
 #include "transport/http2.h"
@@ -70,6 +73,14 @@ struct Http2ServerOptions {
   // many connections gets twice one connection's share, not one per connection.
   size_t max_source_request_bytes = 32 << 20;
   size_t max_source_unsent_bytes = 64 << 20;
+  // Streams a peer resets before the head of their answer was sent ("rapid reset",
+  // CVE-2023-44487: the reset frees the stream's slot at once, so MAX_CONCURRENT_STREAMS no
+  // longer bounds the requests it starts, and a request answered at once but reset in the same
+  // read costs a whole request for no reader). Real clients cancel after an answer began (a
+  // watch read once) and seldom before one (a deadline), so only those resets count; past the
+  // bucket the connection ends. Resets after an answer began are paced by the answers.
+  double premature_resets_per_second = 10;
+  double premature_reset_burst = 100;
 };
 
 // How many connections the open-file limit leaves room for: the soft RLIMIT_NOFILE less a
@@ -130,6 +141,7 @@ class Http2ServerStream : public std::enable_shared_from_this<Http2ServerStream>
   bool body_too_large_ = false;
   bool dispatched_ = false;
   bool responded_ = false;
+  bool head_sent_ = false;  // the response's HEADERS went out: a reset after it is no longer premature
   bool end_requested_ = false;
   bool deferred_ = false;
   bool reset_ = false;  // RST_STREAM sent: nothing more is queued
@@ -156,6 +168,7 @@ class Http2Server {
     uint64_t request_timeouts = 0;     // streams reset because their request did not arrive
     uint64_t refused_request_bytes = 0;  // streams refused over max_connection_request_bytes
     uint64_t slow_reader_resets = 0;   // streams reset over the unsent-bytes limits
+    uint64_t reset_floods = 0;  // connections ended for resetting streams before their answers
     std::vector<std::string> recent_errors;  // the last few reasons a connection failed
   };
 
@@ -204,6 +217,8 @@ class Http2Server {
     size_t unsent_bytes = 0;
   };
   std::unordered_map<std::string, SourceUsage> sources_;
+  // Connections a limit ended (a reset flood), logged per source once a minute with a count.
+  FailureLogByKey ended_by_limit_;
   bool shutting_down_ = false;
   std::vector<std::function<void()>> shutdown_done_;
   int stop_hook_ = 0;

@@ -13,6 +13,13 @@ void ReadSize(ConfigSection& section, const char* key, size_t& value, int64_t mi
   value = static_cast<size_t>(read);
 }
 
+// Whole numbers: a rate of 0 would end every connection at its first cancelled request.
+void ReadRate(ConfigSection& section, const char* key, double& value) {
+  int64_t read = static_cast<int64_t>(value);
+  section.Read(key, read, 1, 1'000'000);
+  value = static_cast<double>(read);
+}
+
 void ReadTimeout(ConfigSection& section, const char* key, std::chrono::milliseconds& value) {
   auto seconds = std::chrono::duration_cast<std::chrono::seconds>(value);
   section.Read(key, seconds, std::chrono::seconds(1));
@@ -38,6 +45,8 @@ void ReadListenerLimits(ConfigSection& section, Http2ServerOptions& options) {
   ReadSize(section, "max_connection_unsent_bytes", options.max_connection_unsent_bytes, 64 * 1024, int64_t{1} << 34);
   ReadSize(section, "max_source_request_bytes", options.max_source_request_bytes, 1024, int64_t{1} << 34);
   ReadSize(section, "max_source_unsent_bytes", options.max_source_unsent_bytes, 64 * 1024, int64_t{1} << 36);
+  ReadRate(section, "premature_resets_per_second", options.premature_resets_per_second);
+  ReadRate(section, "premature_reset_burst", options.premature_reset_burst);
   ReadTimeout(section, "handshake_timeout", options.handshake_timeout);
   ReadTimeout(section, "request_timeout", options.request_timeout);
   ReadTimeout(section, "idle_timeout", options.idle_timeout);

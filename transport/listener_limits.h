@@ -11,6 +11,8 @@
 //   max_connection_unsent_bytes: 33554432     # and per connection
 //   max_source_request_bytes: 33554432        # request bodies all of one source's connections hold
 //   max_source_unsent_bytes: 67108864         # a source's slow-reader backlog over its connections
+//   premature_resets_per_second: 10  # streams a connection's peer resets before their answer,
+//   premature_reset_burst: 100       #   on average and at once; past them the connection ends
 //   handshake_timeout: 10s           # TLS handshake and HTTP/2 preface
 //   request_timeout: 30s             # from a request's HEADERS to its last byte
 //   idle_timeout: 5m                 # with no stream open

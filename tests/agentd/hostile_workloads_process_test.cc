@@ -73,18 +73,11 @@ bool CaughtUp(RawClient& client, std::chrono::milliseconds timeout) {
   return client.WaitForFrame(sigil::testing::kFramePing, 0, timeout);
 }
 
-uint32_t ErrorCode(const sigil::testing::Http2ReceivedFrame& frame) {
-  const auto* p = reinterpret_cast<const uint8_t*>(frame.payload.data());
-  return frame.payload.size() < 4
-             ? 0
-             : (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
-}
-
 // The streams `client` saw reset with `error_code`.
 std::set<uint32_t> ResetStreams(const RawClient& client, uint32_t error_code) {
   std::set<uint32_t> reset;
   for (const auto& frame : Http2Frames(client.received())) {
-    if (frame.type == sigil::testing::kFrameRstStream && ErrorCode(frame) == error_code)
+    if (frame.type == sigil::testing::kFrameRstStream && sigil::testing::Http2ErrorCode(frame) == error_code)
       reset.insert(frame.stream_id);
   }
   return reset;
@@ -316,7 +309,7 @@ TEST_F(HostileWorkloadsTest,
   const size_t growth = PeakResidentBytes(agent_->pid()) - peak_before;
   size_t reset = 0;
   for (const auto& client : attackers)
-    reset += ResetStreams(client, 11 /* ENHANCE_YOUR_CALM */).size();
+    reset += ResetStreams(client, sigil::testing::kErrorEnhanceYourCalm).size();
   std::cerr << "answer of " << kAttackerEntries << " SVIDs; 512 streams answered in " << seconds
             << " s; agentd peak RSS " << peak_before / kMiB << " MiB before, grew " << growth / kMiB
             << " MiB; " << reset << " streams reset\n";

@@ -9,6 +9,10 @@ Usage: workload_client.py STUB_DIR unix:///path/to.sock COMMAND [ARGS...]
                          FetchJWTSVID once per audience PREFIX<i>, FIRST <= i < END, on one
                          channel: {"tokens": {i: token}}, or the first failure and its "at"
   validate AUD TOKEN     ValidateJWTSVID
+  calls N THREADS AUD    N calls on one channel from THREADS threads, as a busy workload makes
+                         them: in turn FetchX509SVID and FetchX509Bundles (the first message
+                         read, then the stream cancelled) and FetchJWTSVID for AUD.
+                         {"calls": N, "failed": k, "first_failure": ..., "calls_per_second": r}
   no-header              every method without the workload.spiffe.io header
   watch [KIND]           one line per message of FetchX509SVID (KIND x509, the default),
                          FetchX509Bundles (x509-bundles) or FetchJWTBundles (jwt-bundles),
@@ -18,6 +22,8 @@ Bytes are base64. A failed call prints {"code": ..., "details": ...}.
 import base64
 import json
 import sys
+import threading
+import time
 
 sys.path.insert(0, sys.argv[1])
 
@@ -54,6 +60,59 @@ def first(stream):
         return message
     except grpc.RpcError as e:
         return error(e)
+
+
+def many_calls(stub, calls, threads, audience):
+    lock = threading.Lock()
+    state = {"next": 0, "failed": 0, "first_failure": None}
+
+    def fail(why):
+        with lock:
+            state["failed"] += 1
+            if state["first_failure"] is None:
+                state["first_failure"] = why
+
+    def fetch_first_and_cancel(stream, what):
+        try:
+            message = next(stream)
+            stream.cancel()
+            if not message.ListFields():
+                fail(what + ": an empty first message")
+        except grpc.RpcError as e:
+            fail(what + ": " + json.dumps(error(e)))
+        except StopIteration:
+            fail(what + ": the stream ended without a message")
+
+    def work():
+        while True:
+            with lock:
+                i = state["next"]
+                if i >= calls:
+                    return
+                state["next"] += 1
+            if i % 3 == 0:
+                fetch_first_and_cancel(stub.FetchX509SVID(pb.X509SVIDRequest(), metadata=HEADER, timeout=TIMEOUT),
+                                       "FetchX509SVID")
+            elif i % 3 == 1:
+                fetch_first_and_cancel(stub.FetchX509Bundles(pb.X509BundlesRequest(), metadata=HEADER,
+                                                             timeout=TIMEOUT), "FetchX509Bundles")
+            else:
+                try:
+                    response = stub.FetchJWTSVID(pb.JWTSVIDRequest(audience=[audience]), metadata=HEADER,
+                                                 timeout=TIMEOUT)
+                    if not response.svids:
+                        fail("FetchJWTSVID: no SVID")
+                except grpc.RpcError as e:
+                    fail("FetchJWTSVID: " + json.dumps(error(e)))
+
+    started = time.monotonic()
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return {"calls": calls, "failed": state["failed"], "first_failure": state["first_failure"],
+            "calls_per_second": round(calls / (time.monotonic() - started))}
 
 
 def main():
@@ -97,6 +156,8 @@ def main():
                     out.update(error(e))
                     out["at"] = i
                     break
+        elif command == "calls":
+            out = many_calls(stub, int(args[0]), int(args[1]), args[2])
         elif command == "validate":
             try:
                 response = stub.ValidateJWTSVID(pb.ValidateJWTSVIDRequest(audience=args[0], svid=args[1]),

@@ -175,6 +175,22 @@ TEST(ServerConfigTest, AgentApiLimitsAreReadAndBounded) {
   EXPECT_NE(m.find("agent_api_limits.max_source_unsent_bytes: 1"), std::string::npos) << m;
 }
 
+TEST(ServerConfigTest, PrematureResetLimitsAreReadAndBounded) {
+  auto set = ParseServerConfig(
+      "server:\n  trust_domain: example.org\nagent_api_limits:\n  premature_resets_per_second: 5\n"
+      "  premature_reset_burst: 40\n",
+      "server.yaml");
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(set->agent_api_limits.premature_resets_per_second, 5);
+  EXPECT_EQ(set->agent_api_limits.premature_reset_burst, 40);
+  for (const char* key : {"premature_resets_per_second", "premature_reset_burst"}) {
+    sigil::testing::ExpectEachValueRefusedNamingKey(
+        [](const std::string& yaml) { return ParseServerConfig(yaml, "server.yaml").status(); },
+        std::string("server:\n  trust_domain: example.org\nagent_api_limits:\n  ") + key + ": ",
+        {"0", "1000001", "-1", "often"}, std::string("agent_api_limits.") + key);
+  }
+}
+
 TEST(ServerConfigTest, MaxCsrBatchItemsIsReadBesideTheListenerLimitsAndBounded) {
   auto defaults = ParseServerConfig("server:\n  trust_domain: example.org\n", "server.yaml");
   ASSERT_TRUE(defaults.ok()) << defaults.status().ToString();

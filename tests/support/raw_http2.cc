@@ -52,6 +52,26 @@ std::string Http2Setting(uint16_t id, uint32_t value) {
   return entry;
 }
 
+std::string Http2RstStream(uint32_t stream_id, uint32_t error_code) {
+  std::string code;
+  for (int shift : {24, 16, 8, 0}) code.push_back(static_cast<char>((error_code >> shift) & 0xff));
+  return Http2Frame(kFrameRstStream, 0, stream_id, code);
+}
+
+namespace {
+uint32_t Be32At(std::string_view payload, size_t at) {
+  if (payload.size() < at + 4) return 0;
+  const auto* p = reinterpret_cast<const uint8_t*>(payload.data() + at);
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+}
+}  // namespace
+
+uint32_t Http2ErrorCode(const Http2ReceivedFrame& frame) {
+  return Be32At(frame.payload, frame.type == kFrameGoaway ? 4 : 0);
+}
+
+uint32_t Http2GoawayLastStream(const Http2ReceivedFrame& frame) { return Be32At(frame.payload, 0) & 0x7fffffff; }
+
 std::vector<Http2ReceivedFrame> Http2Frames(std::string_view bytes) {
   std::vector<Http2ReceivedFrame> frames;
   for (size_t at = 0; at + 9 <= bytes.size();) {

@@ -37,6 +37,9 @@ std::string Http2OpenRequest(uint32_t stream_id);
 std::string Http2Headers(std::initializer_list<std::pair<std::string_view, std::string_view>> fields);
 // One entry of a SETTINGS frame's payload.
 std::string Http2Setting(uint16_t id, uint32_t value);
+// A RST_STREAM frame.
+std::string Http2RstStream(uint32_t stream_id, uint32_t error_code);
+inline constexpr uint32_t kErrorCancel = 0x8, kErrorEnhanceYourCalm = 0xb;
 
 // A whole frame as received; `payload` points into the bytes it was parsed from.
 struct Http2ReceivedFrame {
@@ -48,6 +51,10 @@ struct Http2ReceivedFrame {
 // The whole frames `bytes` begins with (a server sends no preface string), up to the first
 // incomplete one.
 std::vector<Http2ReceivedFrame> Http2Frames(std::string_view bytes);
+// The error code of a RST_STREAM or GOAWAY frame; 0 for a short payload.
+uint32_t Http2ErrorCode(const Http2ReceivedFrame& frame);
+// The last stream a GOAWAY says the server processed; 0 for a short payload.
+uint32_t Http2GoawayLastStream(const Http2ReceivedFrame& frame);
 
 // A raw connection, closed on destruction. Connecting failures are recorded as test failures.
 class RawClient {

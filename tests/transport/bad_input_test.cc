@@ -34,6 +34,14 @@ using sigil::testing::kFrameRstStream;
 using sigil::testing::kHttp2Preface;
 using sigil::testing::RawClient;
 
+// Whether a connection failure the server remembers names `what`.
+bool RecentErrorsMention(const Http2Server::Stats& stats, std::string_view what) {
+  for (const auto& e : stats.recent_errors) {
+    if (e.find(what) != std::string::npos) return true;
+  }
+  return false;
+}
+
 class BadInputTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -71,12 +79,7 @@ class BadInputTest : public ::testing::Test {
   Http2Server::Stats Stats() {
     return loop_.loop().Invoke([&] { return server_->stats(); });
   }
-  bool ErrorMentions(std::string_view what) {
-    for (const auto& e : Stats().recent_errors) {
-      if (e.find(what) != std::string::npos) return true;
-    }
-    return false;
-  }
+  bool ErrorMentions(std::string_view what) { return RecentErrorsMention(Stats(), what); }
 
   TempDir dir_;
   std::string path_ = (dir_ / "h2.sock").string();
@@ -159,8 +162,8 @@ class ListenerLimitsTest : public ::testing::Test {
     loop_.Stop();
   }
 
-  // Plaintext HTTP/2 on a Unix socket and on loopback TCP, answering "xxxx", or /big with
-  // four writes of 512 KiB.
+  // Plaintext HTTP/2 on a Unix socket and on loopback TCP, answering "xxxx", /big with four
+  // writes of 512 KiB, or /watch with one write and no end.
   void Start(Http2ServerOptions options) {
     loop_.Start();
     loop_.loop().Invoke([&] {
@@ -168,6 +171,9 @@ class ListenerLimitsTest : public ::testing::Test {
         s->Respond(200, {});
         if (s->request().path == "/big") {
           for (int i = 0; i < 4; ++i) s->Write(std::string(512 * 1024, 'x'));
+        } else if (s->request().path == "/watch") {
+          s->Write("first");  // and the stream stays open, as a watch does
+          return;
         } else {
           s->Write("xxxx");
         }
@@ -187,6 +193,7 @@ class ListenerLimitsTest : public ::testing::Test {
   Http2Server::Stats Stats() {
     return loop_.loop().Invoke([&] { return server_->stats(); });
   }
+  bool ErrorMentions(std::string_view what) { return RecentErrorsMention(Stats(), what); }
   size_t From(const std::string& source) {
     return loop_.loop().Invoke([&] { return server_->connections_from(source); });
   }
@@ -321,6 +328,53 @@ TEST_F(ListenerLimitsTest, AReaderThatNeverReadsLosesItsStreamNotTheServersMemor
   EXPECT_EQ(code, 0xbu);  // ENHANCE_YOUR_CALM
   EXPECT_EQ(Stats().slow_reader_resets, 1u);
   EXPECT_TRUE(GoodRequest());
+}
+
+// GET `path` (a literal, shorter than 127 bytes), http, :authority localhost, whole.
+std::string Get(uint32_t stream_id, std::string_view path) {
+  std::string block = "\x82\x86\x04";
+  block += static_cast<char>(path.size());
+  block += path;
+  block += std::string_view("\x01\x09localhost");
+  return Http2Frame(kFrameHeaders, kFlagEndHeaders | kFlagEndStream, stream_id, block);
+}
+
+std::string Cancel(uint32_t stream_id) { return sigil::testing::Http2RstStream(stream_id, sigil::testing::kErrorCancel); }
+
+TEST_F(ListenerLimitsTest, StreamsResetBeforeTheirAnswerBeyondTheBucketEndTheConnection) {
+  Start(Http2ServerOptions{.premature_resets_per_second = 1, .premature_reset_burst = 10});
+  RawClient flood = RawClient::Unix(path_);
+  // Each request is answered as soon as it is read, but its reset arrives in the same read,
+  // before the answer could leave: nobody reads what the server did.
+  std::string requests = Http2ClientPreface();
+  for (uint32_t i = 0; i < 40; ++i) requests += Get(2 * i + 1, "/") + Cancel(2 * i + 1);
+  flood.Send(requests);
+  uint32_t code = 0;
+  ASSERT_TRUE(flood.WaitForFrame(sigil::testing::kFrameGoaway, 0, 5s));
+  for (const auto& frame : sigil::testing::Http2Frames(flood.received())) {
+    if (frame.type == sigil::testing::kFrameGoaway) code = sigil::testing::Http2ErrorCode(frame);
+  }
+  EXPECT_EQ(code, sigil::testing::kErrorEnhanceYourCalm);
+  EXPECT_TRUE(flood.WaitForClose(5s));
+  EXPECT_EQ(Stats().reset_floods, 1u);
+  EXPECT_TRUE(ErrorMentions("premature_resets_per_second"));
+  EXPECT_TRUE(GoodRequest());
+}
+
+TEST_F(ListenerLimitsTest, StreamsResetAfterTheirAnswerBeganNeverEndTheConnection) {
+  Start(Http2ServerOptions{.premature_resets_per_second = 1, .premature_reset_burst = 10});
+  RawClient watcher = RawClient::Unix(path_);
+  watcher.Send(Http2ClientPreface());
+  // A watch read once and cancelled, as a client fetching its SVID does, five times the bucket.
+  for (uint32_t i = 0; i < 50; ++i) {
+    const uint32_t id = 2 * i + 1;
+    watcher.Send(Get(id, "/watch"));
+    ASSERT_TRUE(watcher.WaitForFrame(kFrameData, id, 5s)) << "stream " << id << " was not answered";
+    watcher.Send(Cancel(id));
+  }
+  watcher.Send(Http2Frame(sigil::testing::kFramePing, 0, 0, std::string(8, 'p')));
+  EXPECT_TRUE(watcher.WaitForFrame(sigil::testing::kFramePing, 0, 5s)) << "the connection was ended";
+  EXPECT_EQ(Stats().reset_floods, 0u);
 }
 
 }  // namespace
