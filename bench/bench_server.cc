@@ -19,16 +19,17 @@ Result<std::unique_ptr<BenchServer>> BenchServer::Start(const BenchServerOptions
   server->agent_port_ = testing::FreeLoopbackPort();
   std::filesystem::create_directories(dir / "admin");
 
-  serverd::ServerConfig config;
-  config.trust_domain = server->trust_domain_;
+  // Parsed as an operator's file is, so that every default the parser fills in (the node
+  // attestors on, agent_ttl from default_x509_svid_ttl) holds here too; then what the bench varies.
+  SIGIL_ASSIGN_OR_RETURN(serverd::ServerConfig config,
+                         serverd::ParseServerConfig("server:\n  trust_domain: " + std::string(kBenchTrustDomain) +
+                                                        "\n  log_level: warn\n",
+                                                    "the bench's serverd config"));
   config.bind_address = "127.0.0.1";
   config.bind_port = server->agent_port_;
   config.socket_path = dir / "admin" / "api.sock";
   config.data_dir = dir / "data";
   config.sqlite_path = config.data_dir / "datastore.sqlite3";
-  config.log_level = "warn";
-  // ParseServerConfig fills this from default_x509_svid_ttl; a config built in code must too.
-  config.agent_ttl = config.default_x509_svid_ttl;
   config.ca_mode = options.ca_mode;
   config.signing_workers = options.signing_workers;
   config.key_store = options.key_store;
