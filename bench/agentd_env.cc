@@ -6,7 +6,7 @@
 
 namespace sigil::bench {
 
-Result<std::unique_ptr<AgentdEnv>> AgentdEnv::Start(const std::string& extra_yaml) {
+Result<std::unique_ptr<AgentdEnv>> AgentdEnv::Start(const std::string& extra_yaml, const std::string& top_level_yaml) {
   auto env = std::unique_ptr<AgentdEnv>(new AgentdEnv());
   // The agent runs as its own process; it finds the binary as the tests do.
   ::setenv("SIGIL_AGENTD", SIGIL_AGENTD_BINARY, 0);
@@ -24,6 +24,7 @@ Result<std::unique_ptr<AgentdEnv>> AgentdEnv::Start(const std::string& extra_yam
   options.trust_bundle_path = env->dir_.path() / "bundle.pem";
   options.log_level = "warn";
   options.extra_yaml = extra_yaml;
+  options.top_level_yaml = top_level_yaml;
   SIGIL_ASSIGN_OR_RETURN(env->agent_, testing::AgentdProcess::Create(options));
   SIGIL_RETURN_IF_ERROR(env->agent_->Start());
   return env;

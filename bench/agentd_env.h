@@ -18,7 +18,9 @@ namespace sigil::bench {
 class AgentdEnv {
  public:
   // `extra_yaml` goes under the agent's `agent:` section.
-  static Result<std::unique_ptr<AgentdEnv>> Start(const std::string& extra_yaml = "");
+  // `extra_yaml` goes under `agent:`, `top_level_yaml` at the end (workload_api_limits:, ...).
+  static Result<std::unique_ptr<AgentdEnv>> Start(const std::string& extra_yaml = "",
+                                                  const std::string& top_level_yaml = "");
   ~AgentdEnv();
 
   BenchServer& server() { return *server_; }
