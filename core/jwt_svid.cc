@@ -104,6 +104,7 @@ Result<JwtSvid> MintJwtSvid(Signer& key, std::string_view key_id, const JwtSvidP
   const int64_t exp = iat + params.ttl.count();
   Json claims;
   claims["sub"] = params.spiffe_id.str();
+  if (!params.issuer.empty()) claims["iss"] = params.issuer;
   if (params.audience.size() == 1) {
     claims["aud"] = params.audience.front();
   } else {

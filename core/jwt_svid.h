@@ -37,6 +37,7 @@ struct JwtSvidParams {
   std::vector<std::string> audience;  // at least one; a single one is emitted as a string
   std::chrono::seconds ttl{std::chrono::minutes(5)};
   TimePoint now = std::chrono::system_clock::now();
+  std::string issuer;  // the "iss" claim (serverd's jwt_issuer); none when empty
 };
 
 struct JwtSvid {

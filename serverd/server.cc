@@ -34,7 +34,9 @@ Status Server::Start() {
   ca_options.delegated_ca_ttl = config_.delegated_ca_ttl;
   ca_ = std::make_unique<CaManager>(ca_options, *keys_, *store_, &metrics_);
   SIGIL_RETURN_IF_ERROR(ca_->Start(std::chrono::system_clock::now()));
-  admin_api_ = std::make_unique<AdminApi>(*entries_, *store_);
+  federated_ = std::make_unique<FederatedBundles>(*store_);
+  SIGIL_RETURN_IF_ERROR(federated_->Reload().AddContext("reading the federated bundles"));
+  admin_api_ = std::make_unique<AdminApi>(*entries_, *store_, *federated_);
   RegisterCaMethods();
   AgentApiOptions agent_options;
   agent_options.bind_address = config_.bind_address;
@@ -46,11 +48,13 @@ Status Server::Start() {
   agent_options.agent_svid_ttl = config_.agent_ttl;
   agent_options.default_x509_svid_ttl = config_.default_x509_svid_ttl;
   agent_options.default_jwt_svid_ttl = config_.default_jwt_svid_ttl;
+  agent_options.jwt_issuer = config_.jwt_issuer;
   agent_options.pipeline.workers = config_.signing_workers;
   agent_options.pipeline.max_batch = static_cast<size_t>(config_.signing_max_batch);
   agent_options.pipeline.max_wait = std::chrono::microseconds(config_.signing_max_wait_us);
   agent_options.pipeline.queue_capacity = static_cast<size_t>(config_.signing_queue_capacity);
-  agent_api_ = std::make_unique<AgentApi>(agent_options, config_.trust_domain, *store_, *entries_, *ca_, &metrics_);
+  agent_api_ = std::make_unique<AgentApi>(agent_options, config_.trust_domain, *store_, *entries_, *ca_, *federated_,
+                                          &metrics_);
   for (const ConfiguredNodeAttestor& configured : config_.node_attestors) {
     auto attestor = configured.make(NodeAttestorDeps{.store = *store_});
     if (!attestor.ok()) return std::move(attestor).status().AddContext("node_attestors." + configured.name);
@@ -175,6 +179,12 @@ void Server::RotationLoop() {
     if (Status refreshed = agent_api_->RefreshCredentials(std::chrono::system_clock::now()); !refreshed.ok()) {
       LogError("renewing serverd's own SVID failed; will retry", {{"error", refreshed.ToString()}});
     }
+    // Also picks up a bundle another replica's admin API changed in a shared datastore.
+    if (Status reloaded = federated_->Reload(); !reloaded.ok()) {
+      federated_failures_.Failed({{"error", reloaded.ToString()}});
+    } else {
+      federated_failures_.Succeeded("federated bundles read again");
+    }
     RefreshProbeState();
     const auto next = std::min(ca_->NextEvent(), std::chrono::system_clock::now() + std::chrono::seconds(1));
     lock.lock();
@@ -218,6 +228,7 @@ void Server::RegisterCaMethods() {
     SIGIL_ASSIGN_OR_RETURN(SpiffeId id, MintableSpiffeId(request.spiffe_id));
     JwtSvidParams params(id);
     params.ttl = request.ttl.count() > 0 ? request.ttl : config_.default_jwt_svid_ttl;
+    params.issuer = config_.jwt_issuer;
     params.audience = std::move(request.audience);
     auto current = ca_->current();
     SIGIL_ASSIGN_OR_RETURN(JwtSvid token, MintJwtSvid(*current->jwt_key, current->jwt_key_id, params));

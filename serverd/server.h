@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/failure_log.h"
 #include "core/metrics.h"
 #include "hw/key_store.h"
 #include "serverd/admin/admin_api.h"
@@ -20,6 +21,7 @@
 #include "serverd/ca/ca_manager.h"
 #include "serverd/datastore/datastore.h"
 #include "serverd/entry/entry_service.h"
+#include "serverd/federation/federated_bundles.h"
 #include "serverd/server_config.h"
 #include "transport/event_loop.h"
 #include "transport/plain_http_server.h"
@@ -57,6 +59,9 @@ class Server {
   std::unique_ptr<Datastore> store_;
   std::unique_ptr<EntryService> entries_;
   std::unique_ptr<CaManager> ca_;
+  std::unique_ptr<FederatedBundles> federated_;
+  FailureLog federated_failures_{LogLevel::kError, "reading the federated bundles failed; will retry",
+                                 std::chrono::minutes(1)};
   std::unique_ptr<AdminApi> admin_api_;
   std::unique_ptr<AdminServer> admin_server_;
   std::vector<std::unique_ptr<NodeAttestor>> node_attestors_;

@@ -18,7 +18,7 @@
 //     ca_subject: {country: US, organization: SPIFFE, common_name: ""}
 //     ca_mode: direct                # direct | delegated
 //     delegated_ca_ttl: 10m
-//     jwt_issuer: ""
+//     jwt_issuer: ""                 # the "iss" of every JWT-SVID, an http(s) URL; none when empty
 //     agent_ttl: <default_x509_svid_ttl>   # agents' own X509-SVIDs
 //   signing:                         # the signing pipeline behind the agent API
 //     workers: 2                     # signer threads, each with its own key-store session

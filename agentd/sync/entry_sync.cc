@@ -37,6 +37,11 @@ int64_t EntrySync::Apply(EntrySyncAnswer answer) {
   const size_t changed = answer.entries.size();
   const size_t removed = answer.removed_entry_ids.size();
   cache_->ApplyEntries(std::move(answer.entries), answer.removed_entry_ids, answer.revision, answer.full);
+  std::string federated_names;
+  for (const auto& [name, bundle] : answer.federated_bundles) federated_names += (federated_names.empty() ? "" : ",") + name;
+  if (cache_->SetFederatedBundles(std::move(answer.federated_bundles))) {
+    LogInfo("federated bundles updated", {{"trust_domains", federated_names}});
+  }
   if (cache_->SetBundle(answer.bundle)) {
     if (Status set = server_->SetBundle(answer.bundle.x509); !set.ok()) {
       LogError("serverd sent an unusable trust bundle", {{"error", set.ToString()}});

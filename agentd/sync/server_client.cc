@@ -244,6 +244,16 @@ Result<EntrySyncAnswer> ServerClient::SyncEntries(int64_t since_revision, std::c
   if (response->removed_entry_ids() != nullptr) {
     for (const auto* id : *response->removed_entry_ids()) answer.removed_entry_ids.push_back(id->str());
   }
+  if (response->federated_bundles() != nullptr) {
+    for (const auto* federated : *response->federated_bundles()) {
+      SIGIL_ASSIGN_OR_RETURN(TrustBundle parsed, wire::TrustBundleFromWire(federated));
+      if (parsed.trust_domain() == answer.bundle.trust_domain()) {
+        return Status(Code::kInternal, "serverd sent its own trust domain as a federated bundle");
+      }
+      std::string name = parsed.trust_domain().name();
+      answer.federated_bundles.insert_or_assign(std::move(name), std::move(parsed));
+    }
+  }
   return answer;
 }
 

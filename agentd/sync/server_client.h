@@ -51,6 +51,8 @@ struct EntrySyncAnswer {
   std::vector<RegistrationEntry> entries;
   std::vector<std::string> removed_entry_ids;
   TrustBundle bundle;
+  // Whole: the bundles of the trust domains the agent's entries federate with, by name.
+  std::map<std::string, TrustBundle> federated_bundles;
 };
 
 struct CsrRequestItem {

@@ -133,36 +133,41 @@ std::vector<std::shared_ptr<const WorkloadX509Svid>> SvidCache::SvidsFor(const S
 }
 
 bool SvidCache::SetBundles(TrustBundle own, std::map<std::string, TrustBundle> federated) {
-  std::lock_guard write(write_mutex_);
-  auto current = snapshot();
-  bool changed = !SameBundle(current->bundle.get(), own) ||
-                 current->federated_bundles.size() != federated.size();
-  for (const auto& [name, bundle] : federated) {
-    if (changed) break;
-    auto it = current->federated_bundles.find(name);
-    changed = it == current->federated_bundles.end() || !SameBundle(it->second.get(), bundle);
-  }
-  if (!changed) return false;
-  auto next = std::make_shared<Snapshot>(*current);
-  next->bundle_der = ConcatenatedDer(own.x509);
-  next->bundle = std::make_shared<const TrustBundle>(std::move(own));
-  next->federated_bundles.clear();
-  next->federated_bundle_der.clear();
-  for (auto& [name, bundle] : federated) {
-    next->federated_bundle_der.emplace(name, ConcatenatedDer(bundle.x509));
-    next->federated_bundles.emplace(name, std::make_shared<const TrustBundle>(std::move(bundle)));
-  }
-  Publish(std::move(next));
-  return true;
+  return ReplaceBundles(&own, &federated);
 }
 
-bool SvidCache::SetBundle(TrustBundle own) {
+bool SvidCache::SetFederatedBundles(std::map<std::string, TrustBundle> federated) {
+  return ReplaceBundles(nullptr, &federated);
+}
+
+bool SvidCache::SetBundle(TrustBundle own) { return ReplaceBundles(&own, nullptr); }
+
+bool SvidCache::ReplaceBundles(TrustBundle* own, std::map<std::string, TrustBundle>* federated) {
   std::lock_guard write(write_mutex_);
   auto current = snapshot();
-  if (SameBundle(current->bundle.get(), own)) return false;
+  const bool own_changed = own != nullptr && !SameBundle(current->bundle.get(), *own);
+  bool federated_changed = federated != nullptr && current->federated_bundles.size() != federated->size();
+  if (federated != nullptr) {
+    for (const auto& [name, bundle] : *federated) {
+      if (federated_changed) break;
+      auto it = current->federated_bundles.find(name);
+      federated_changed = it == current->federated_bundles.end() || !SameBundle(it->second.get(), bundle);
+    }
+  }
+  if (!own_changed && !federated_changed) return false;
   auto next = std::make_shared<Snapshot>(*current);
-  next->bundle_der = ConcatenatedDer(own.x509);
-  next->bundle = std::make_shared<const TrustBundle>(std::move(own));
+  if (own_changed) {
+    next->bundle_der = ConcatenatedDer(own->x509);
+    next->bundle = std::make_shared<const TrustBundle>(std::move(*own));
+  }
+  if (federated_changed) {
+    next->federated_bundles.clear();
+    next->federated_bundle_der.clear();
+    for (auto& [name, bundle] : *federated) {
+      next->federated_bundle_der.emplace(name, ConcatenatedDer(bundle.x509));
+      next->federated_bundles.emplace(name, std::make_shared<const TrustBundle>(std::move(bundle)));
+    }
+  }
   Publish(std::move(next));
   return true;
 }

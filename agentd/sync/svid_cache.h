@@ -134,6 +134,8 @@ class SvidCache {
   bool SetBundles(TrustBundle own, std::map<std::string, TrustBundle> federated);
   // Replaces the own trust domain's bundle and keeps the federated ones.
   bool SetBundle(TrustBundle own);
+  // Replaces the federated bundles, by trust domain name, and keeps the own one.
+  bool SetFederatedBundles(std::map<std::string, TrustBundle> federated);
 
   // The entries a workload with `selectors` matches, SVID or not, ordered as SvidsFor orders.
   std::vector<RegistrationEntry> EntriesFor(const SelectorSet& selectors) const;
@@ -167,6 +169,9 @@ class SvidCache {
   void Unsubscribe(uint64_t id);
 
  private:
+  // One new snapshot (and one notice to subscribers) for whichever of the two changed; a null
+  // argument keeps what is held. Moves from the arguments it uses.
+  bool ReplaceBundles(TrustBundle* own, std::map<std::string, TrustBundle>* federated);
   void Publish(std::shared_ptr<Snapshot> next);  // with write_mutex_ held
 
   Swappable<Snapshot> snapshot_{std::make_shared<Snapshot>()};

@@ -31,7 +31,8 @@ json EntriesJson(const std::vector<RegistrationEntry>& entries) {
 
 }  // namespace
 
-AdminApi::AdminApi(EntryService& entries, Datastore& store) : entries_(entries), store_(store) {
+AdminApi::AdminApi(EntryService& entries, Datastore& store, FederatedBundles& federated)
+    : entries_(entries), store_(store), federated_(federated) {
   Register("/v1/entry/BatchCreateEntry", [this](const json& body) -> Result<json> {
     SIGIL_ASSIGN_OR_RETURN(auto entries, EntriesRequestFromJson(body));
     json results = json::array();
@@ -146,19 +147,24 @@ AdminApi::AdminApi(EntryService& entries, Datastore& store) : entries_(entries),
       }();
       results.push_back(json{{"status", StatusToJson(stored)}, {"trust_domain", item.trust_domain}});
     }
+    ReloadFederatedBundles();
     return json{{"results", results}};
   });
   Register("/v1/bundle/BatchDeleteFederatedBundle", [this](const json& body) -> Result<json> {
     SIGIL_ASSIGN_OR_RETURN(std::vector<std::string> names, StringListFromJson(body, "trust_domains"));
+    SIGIL_ASSIGN_OR_RETURN(EntryService::BundleDeleteMode mode, BundleDeleteModeFromJson(body));
     json results = json::array();
     for (const std::string& name : names) {
       const Status deleted = [&]() -> Status {
         SIGIL_ASSIGN_OR_RETURN(TrustDomain td, TrustDomain::Parse(name));
         if (td == entries_.trust_domain()) return InvalidArgumentError("the server's own bundle cannot be deleted");
-        return store_.DeleteBundle(td.name());
+        SIGIL_RETURN_IF_ERROR(entries_.DeleteFederatedBundle(td, mode));
+        LogInfo("federated bundle deleted", {{"trust_domain", td.name()}});
+        return Status::Ok();
       }();
       results.push_back(json{{"status", StatusToJson(deleted)}, {"trust_domain", name}});
     }
+    ReloadFederatedBundles();
     return json{{"results", results}};
   });
 
@@ -191,6 +197,12 @@ AdminApi::AdminApi(EntryService& entries, Datastore& store) : entries_(entries),
     LogInfo("join token created", {{"expires_at", std::to_string(expires_at)}});
     return json{{"value", token}, {"expires_at", std::to_string(expires_at)}};
   });
+}
+
+void AdminApi::ReloadFederatedBundles() {
+  if (Status reloaded = federated_.Reload(); !reloaded.ok()) {
+    LogWarn("reading the federated bundles after a change failed", {{"error", reloaded.ToString()}});
+  }
 }
 
 void AdminApi::Register(std::string path, Method method) { methods_[std::move(path)] = std::move(method); }

@@ -12,6 +12,9 @@
 //           CountEntries {} -> {"count"}
 //   agent:  ListAgents, GetAgent {"id"}, DeleteAgent {"id"}, BanAgent {"id"}, CountAgents,
 //           CreateJoinToken {"ttl", "agent_id"} -> {"value", "expires_at"}
+//   bundle: ListFederatedBundles, BatchSetFederatedBundle {"bundles"},
+//           BatchDeleteFederatedBundle {"trust_domains", "mode": "RESTRICT" | "DISSOCIATE" |
+//           "DELETE"} (EntryService::BundleDeleteMode; RESTRICT when absent)
 //
 // Per-item results carry {"code", "message"} with gRPC's numbering; a request-level error is
 // the returned Status.
@@ -29,6 +32,7 @@
 #include "core/status.h"
 #include "serverd/datastore/datastore.h"
 #include "serverd/entry/entry_service.h"
+#include "serverd/federation/federated_bundles.h"
 
 namespace sigil::serverd {
 
@@ -36,7 +40,8 @@ class AdminApi {
  public:
   using Method = std::function<Result<nlohmann::json>(const nlohmann::json& body)>;
 
-  AdminApi(EntryService& entries, Datastore& store);
+  // `federated` is reloaded after every change to a federated bundle.
+  AdminApi(EntryService& entries, Datastore& store, FederatedBundles& federated);
 
   // NotFound for an unknown path; InvalidArgument when the body does not fit the method.
   Result<nlohmann::json> Handle(std::string_view path, const nlohmann::json& body);
@@ -45,8 +50,13 @@ class AdminApi {
   void Register(std::string path, Method method);
 
  private:
+  // Agents see a bundle change at their next sync tick; when this read fails, serverd's next
+  // periodic one (within a second) still brings it.
+  void ReloadFederatedBundles();
+
   EntryService& entries_;
   Datastore& store_;
+  FederatedBundles& federated_;
   std::map<std::string, Method, std::less<>> methods_;
 };
 

@@ -6,6 +6,8 @@
 #include <openssl/pem.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <ctime>
 #include <iostream>
@@ -528,10 +530,19 @@ int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnect
   });
   CLI::App* bundle_delete = bundle->add_subcommand("delete", "Delete a federated bundle");
   bundle_delete->add_option("--id", bundle_id, "The trust domain of the bundle")->required();
+  std::string delete_mode = "restrict";
+  bundle_delete
+      ->add_option("--mode", delete_mode,
+                   "What happens to the entries that federate with it: restrict (refuse while there are any), "
+                   "dissociate (they stop federating with it) or delete (they are deleted)")
+      ->check(CLI::IsMember({"restrict", "dissociate", "delete"}));
   AddCommon(bundle_delete, common, false);
   bundle_delete->callback([&] {
     action = [&](AdminClient& client) -> Status {
-      SIGIL_ASSIGN_OR_RETURN(json response, client.Call("/v1/bundle/BatchDeleteFederatedBundle", {{"trust_domains", {bundle_id}}}));
+      std::string mode = delete_mode;
+      std::transform(mode.begin(), mode.end(), mode.begin(), [](unsigned char c) { return std::toupper(c); });
+      SIGIL_ASSIGN_OR_RETURN(json response, client.Call("/v1/bundle/BatchDeleteFederatedBundle",
+                                                         {{"trust_domains", {bundle_id}}, {"mode", mode}}));
       const json& status = response["results"][0]["status"];
       if (status.value("code", 2) != 0) return Status(static_cast<Code>(status.value("code", 2)), status.value("message", ""));
       out << "bundle deleted.\n";

@@ -309,6 +309,16 @@ Result<std::vector<std::string>> StringListFromJson(const json& body, const char
   return out;
 }
 
+Result<EntryService::BundleDeleteMode> BundleDeleteModeFromJson(const json& body) {
+  const auto mode = body.find("mode");
+  if (mode == body.end()) return EntryService::BundleDeleteMode::kRestrict;
+  const std::string name = mode->is_string() ? mode->get<std::string>() : "";
+  if (name == "RESTRICT") return EntryService::BundleDeleteMode::kRestrict;
+  if (name == "DISSOCIATE") return EntryService::BundleDeleteMode::kDissociate;
+  if (name == "DELETE") return EntryService::BundleDeleteMode::kDelete;
+  return InvalidArgumentError("mode: expected \"RESTRICT\", \"DISSOCIATE\" or \"DELETE\", got " + mode->dump());
+}
+
 Result<std::vector<FederatedBundleRequest>> FederatedBundlesFromJson(const json& body) {
   const auto items = body.find("bundles");
   if (items == body.end() || !items->is_array()) {

@@ -28,6 +28,7 @@
 #include "core/registration_entry.h"
 #include "core/status.h"
 #include "serverd/datastore/datastore.h"
+#include "serverd/entry/entry_service.h"
 
 namespace sigil::serverd {
 
@@ -62,6 +63,8 @@ struct FederatedBundleRequest {
   std::optional<std::string> pem;
 };
 Result<std::vector<FederatedBundleRequest>> FederatedBundlesFromJson(const nlohmann::json& body);
+// BatchDeleteFederatedBundle's "mode": "RESTRICT" (also when absent), "DISSOCIATE" or "DELETE".
+Result<EntryService::BundleDeleteMode> BundleDeleteModeFromJson(const nlohmann::json& body);
 
 // CreateJoinToken's {"ttl": seconds, "agent_id": SPIFFE ID}: ttl 600 (SPIRE's default) when
 // absent, refused beyond kMaxJoinTokenTtl; agent_id empty when absent.

@@ -27,13 +27,15 @@ std::string_view SourceAddress(std::string_view address) {
 }  // namespace
 
 AgentApi::AgentApi(AgentApiOptions options, const TrustDomain& trust_domain, Datastore& store,
-                   EntryService& entries, CaManager& ca, MetricsRegistry* metrics)
+                   EntryService& entries, CaManager& ca, const FederatedBundles& federated,
+                   MetricsRegistry* metrics)
     : options_(std::move(options)),
       trust_domain_(trust_domain),
       server_id_(ServerSpiffeId(trust_domain)),
       store_(store),
       entries_(entries),
       ca_(ca),
+      federated_(federated),
       refusals_(LogLevel::kWarn, "agent API call refused", options_.refusal_log_interval),
       attestations_(options_.attestations_per_ip),
       signatures_(options_.svids_per_agent),

@@ -59,6 +59,7 @@
 #include "serverd/ca/svid_signer.h"
 #include "serverd/datastore/datastore.h"
 #include "serverd/entry/entry_service.h"
+#include "serverd/federation/federated_bundles.h"
 #include "serverd/worker_pool.h"
 #include "transport/event_loop.h"
 #include "transport/http2_server.h"
@@ -74,6 +75,7 @@ struct AgentApiOptions {
   std::chrono::seconds agent_svid_ttl{3600};
   std::chrono::seconds default_x509_svid_ttl{3600};
   std::chrono::seconds default_jwt_svid_ttl{300};
+  std::string jwt_issuer;  // the "iss" claim of every JWT-SVID; none when empty
   // How long an agent's SVID stays accepted after the agent renewed it: calls it made while
   // the renewal was answered. Older SVIDs are refused (attest again).
   std::chrono::seconds previous_agent_svid_overlap{300};
@@ -106,7 +108,8 @@ struct AgentApiOptions {
 class AgentApi {
  public:
   AgentApi(AgentApiOptions options, const TrustDomain& trust_domain, Datastore& store,
-           EntryService& entries, CaManager& ca, MetricsRegistry* metrics);
+           EntryService& entries, CaManager& ca, const FederatedBundles& federated,
+           MetricsRegistry* metrics);
   ~AgentApi();
   AgentApi(const AgentApi&) = delete;
   AgentApi& operator=(const AgentApi&) = delete;
@@ -197,6 +200,7 @@ class AgentApi {
   Datastore& store_;
   EntryService& entries_;
   CaManager& ca_;
+  const FederatedBundles& federated_;
   // By the attestation data kind they take; set before Start, read-only after.
   std::map<wire::AttestationData, NodeAttestor*> attestors_;
 

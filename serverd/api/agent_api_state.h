@@ -50,6 +50,7 @@ struct AgentApi::AuthorizedSet : EntryService::Authorization {
 struct AgentApi::SentState {
   int64_t revision = 0;
   uint64_t bundle_sequence = 0;
+  uint64_t federated_version = 0;  // FederatedBundles' version
   std::unordered_map<std::string, int64_t> entry_revisions;  // by entry ID
 };
 
@@ -62,6 +63,7 @@ struct AgentApi::ParkedSync {
   std::chrono::steady_clock::time_point deadline;
   int64_t seen_revision = -1;        // the store revision of the last look
   uint64_t seen_bundle_sequence = 0;  // and the bundle's
+  uint64_t seen_federated_version = 0;  // and the federated bundles'
 };
 
 }  // namespace sigil::serverd

@@ -2,9 +2,14 @@
 // sync with nothing new is parked (a long poll) until the store's revision or the bundle
 // changes, or its wait ends.
 //
+// Every answer carries the server's own bundle and, whole, the federated bundles that the
+// agent's entries name, so a federated bundle set, rotated or deleted reaches the agent at its
+// next sync tick, as the own bundle does.
+//
 // The loop keeps the parked syncs and their timer; reading the store (the agent, its
 // authorised set, the current revision) runs on the agent workers.
 #include <algorithm>
+#include <set>
 
 #include "core/log.h"
 #include "core/wire/convert.h"
@@ -12,6 +17,30 @@
 #include "serverd/api/agent_api_state.h"
 
 namespace sigil::serverd {
+
+namespace {
+
+// The federated bundles the entries of `set` name, each once, in trust domain order. A trust
+// domain without a bundle here is left out: the entry still works, its workloads just get no
+// bundle for that domain until one is set.
+Result<flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::TrustBundle>>>> BuildFederatedBundles(
+    flatbuffers::FlatBufferBuilder& builder, const EntryService::Authorization& set,
+    const FederatedBundles::Snapshot& federated) {
+  std::set<std::string, std::less<>> named;
+  for (const auto& [id, entry] : set.by_id) named.insert(entry.federates_with.begin(), entry.federates_with.end());
+  std::vector<flatbuffers::Offset<wire::TrustBundle>> bundles;
+  for (const std::string& name : named) {
+    auto td = TrustDomain::Parse(name);
+    if (!td.ok()) continue;
+    auto it = federated.by_trust_domain.find(td->name());
+    if (it == federated.by_trust_domain.end()) continue;
+    SIGIL_ASSIGN_OR_RETURN(auto bundle, wire::BuildTrustBundle(builder, *it->second));
+    bundles.push_back(bundle);
+  }
+  return builder.CreateVector(bundles);
+}
+
+}  // namespace
 
 void AgentApi::SyncEntries(const StreamPtr& stream, const wire::EntrySyncRequest& request,
                            const AttestedAgent& agent) {
@@ -29,6 +58,7 @@ std::optional<std::string> AgentApi::AnswerSync(ParkedSync& sync, bool force) {
   auto set = Authorized(sync.agent);
   if (!set.ok()) return ErrorAnswer(set.status());
   auto current = ca_.current();
+  auto federated = federated_.Current();
   std::shared_ptr<const SentState> sent;
   {
     std::lock_guard lock(sent_mutex_);
@@ -48,10 +78,12 @@ std::optional<std::string> AgentApi::AnswerSync(ParkedSync& sync, bool force) {
       if (!(*set)->by_id.contains(id)) removed.push_back(id);
     }
   }
-  const bool bundle_changed = !sent || sent->bundle_sequence != current->bundle.sequence;
+  const bool bundle_changed = !sent || sent->bundle_sequence != current->bundle.sequence ||
+                              sent->federated_version != federated->version;
   if (!full && changed.empty() && removed.empty() && !bundle_changed && !force) {
     sync.seen_revision = (*set)->revision;
     sync.seen_bundle_sequence = current->bundle.sequence;
+    sync.seen_federated_version = federated->version;
     return std::nullopt;
   }
 
@@ -65,13 +97,16 @@ std::optional<std::string> AgentApi::AnswerSync(ParkedSync& sync, bool force) {
   auto removed_vector = builder.CreateVectorOfStrings(removed);
   auto bundle = wire::BuildTrustBundle(builder, current->bundle);
   if (!bundle.ok()) return ErrorAnswer(bundle.status());
+  auto federated_bundles = BuildFederatedBundles(builder, **set, *federated);
+  if (!federated_bundles.ok()) return ErrorAnswer(federated_bundles.status());
   auto response = wire::CreateEntrySyncResponse(builder, static_cast<uint64_t>((*set)->revision), full,
-                                                 entry_vector, removed_vector, *bundle);
+                                                 entry_vector, removed_vector, *bundle, *federated_bundles);
   std::string answer = FinishAnswer(builder, response);
 
   auto next = std::make_shared<SentState>();
   next->revision = (*set)->revision;
   next->bundle_sequence = current->bundle.sequence;
+  next->federated_version = federated->version;
   next->entry_revisions.reserve((*set)->by_id.size());
   for (const auto& [id, entry] : (*set)->by_id) next->entry_revisions.emplace(id, entry.revision);
   std::lock_guard lock(sent_mutex_);
@@ -117,11 +152,13 @@ void AgentApi::CheckParkedSyncs(std::vector<std::shared_ptr<ParkedSync>> parked)
   const auto now = std::chrono::steady_clock::now();
   auto revision = store_.CurrentRevision();
   const uint64_t bundle_sequence = ca_.current()->bundle.sequence;
+  const uint64_t federated_version = federated_.Current()->version;
   std::vector<std::pair<std::shared_ptr<ParkedSync>, std::string>> answers;
   for (auto& sync : parked) {
     const bool expired = now >= sync->deadline;
     const bool news = !revision.ok() || *revision != sync->seen_revision ||
-                      bundle_sequence != sync->seen_bundle_sequence;
+                      bundle_sequence != sync->seen_bundle_sequence ||
+                      federated_version != sync->seen_federated_version;
     if (!news && !expired) continue;
     if (auto answer = AnswerSync(*sync, expired)) answers.emplace_back(std::move(sync), std::move(*answer));
   }

@@ -151,6 +151,7 @@ void AgentApi::MintJwtSvid(const StreamPtr& stream, const wire::JwtSvidRequest& 
   if (!found.ok()) return AnswerError(stream, found.status());
   const RegistrationEntry& entry = *found->first;
   JwtSvidParams params(*found->second);
+  params.issuer = options_.jwt_issuer;
   // Counted before a string is copied: flatbuffers lets one audience be named a million times.
   if (request.audience() != nullptr && request.audience()->size() > kMaxJwtAudiences) {
     return AnswerError(stream, InvalidArgumentError("a JWT-SVID request names " +

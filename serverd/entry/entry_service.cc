@@ -4,8 +4,21 @@
 
 namespace sigil::serverd {
 
+Status EntryService::CheckFederatedBundles(const RegistrationEntry& entry) {
+  for (const std::string& name : entry.federates_with) {
+    SIGIL_ASSIGN_OR_RETURN(TrustDomain td, TrustDomain::Parse(name));
+    auto bundle = store_.FetchBundle(td.name());
+    if (bundle.ok() && bundle->federated) continue;
+    if (!bundle.ok() && bundle.status().code() != Code::kNotFound) return bundle.status();
+    return InvalidArgumentError("entry is invalid: federates_with: unable to find federated bundle \"" +
+                                td.IdString() + "\"; set it with `serverd bundle set` or a federation relationship first");
+  }
+  return Status::Ok();
+}
+
 Result<RegistrationEntry> EntryService::Create(RegistrationEntry entry) {
   SIGIL_RETURN_IF_ERROR(entry.Validate(trust_domain_));
+  SIGIL_RETURN_IF_ERROR(CheckFederatedBundles(entry));
   entry.id.clear();  // the server assigns ids
   return store_.CreateEntry(std::move(entry));
 }
@@ -43,7 +56,8 @@ std::vector<Result<RegistrationEntry>> EntryService::CreateBatch(std::vector<Reg
       std::move(entries),
       [this](RegistrationEntry& entry) {
         entry.id.clear();  // the server assigns ids
-        return entry.Validate(trust_domain_);
+        SIGIL_RETURN_IF_ERROR(entry.Validate(trust_domain_));
+        return CheckFederatedBundles(entry);
       },
       [this](std::vector<RegistrationEntry> valid) { return store_.BatchCreateEntries(std::move(valid)); });
 }
@@ -53,7 +67,8 @@ std::vector<Result<RegistrationEntry>> EntryService::UpdateBatch(std::vector<Reg
       std::move(entries),
       [this](RegistrationEntry& entry) {
         if (entry.id.empty()) return InvalidArgumentError("entry id is required to update an entry");
-        return entry.Validate(trust_domain_);
+        SIGIL_RETURN_IF_ERROR(entry.Validate(trust_domain_));
+        return CheckFederatedBundles(entry);
       },
       [this](std::vector<RegistrationEntry> valid) { return store_.BatchUpdateEntries(std::move(valid)); });
 }
@@ -61,12 +76,47 @@ std::vector<Result<RegistrationEntry>> EntryService::UpdateBatch(std::vector<Reg
 Result<RegistrationEntry> EntryService::Update(RegistrationEntry entry) {
   if (entry.id.empty()) return InvalidArgumentError("entry id is required to update an entry");
   SIGIL_RETURN_IF_ERROR(entry.Validate(trust_domain_));
+  SIGIL_RETURN_IF_ERROR(CheckFederatedBundles(entry));
   return store_.UpdateEntry(std::move(entry));
 }
 
 Status EntryService::Delete(const std::string& id) {
   if (id.empty()) return InvalidArgumentError("entry id is required to delete an entry");
   return store_.DeleteEntry(id);
+}
+
+Status EntryService::DeleteFederatedBundle(const TrustDomain& td, BundleDeleteMode mode) {
+  SIGIL_ASSIGN_OR_RETURN(StoredBundle bundle, store_.FetchBundle(td.name()));
+  if (!bundle.federated) return InvalidArgumentError("the server's own bundle cannot be deleted");
+  SIGIL_ASSIGN_OR_RETURN(std::vector<RegistrationEntry> all, store_.ListEntries({}));
+  std::vector<RegistrationEntry> federating;
+  for (RegistrationEntry& entry : all) {
+    const size_t before = entry.federates_with.size();
+    std::erase_if(entry.federates_with, [&](const std::string& name) {
+      auto parsed = TrustDomain::Parse(name);
+      return parsed.ok() && *parsed == td;
+    });
+    if (entry.federates_with.size() != before) federating.push_back(std::move(entry));
+  }
+  if (!federating.empty()) {
+    switch (mode) {
+      case BundleDeleteMode::kRestrict:
+        return Status(Code::kFailedPrecondition,
+                      "registration entries federate with " + td.IdString() + " (" + std::to_string(federating.size()) +
+                          ", entry " + federating.front().id +
+                          " among them); delete with -mode dissociate or -mode delete");
+      case BundleDeleteMode::kDissociate:
+      {
+        SIGIL_ASSIGN_OR_RETURN(auto updated, store_.BatchUpdateEntries(std::move(federating)));
+        for (const auto& result : updated) SIGIL_RETURN_IF_ERROR(result.status());
+        break;
+      }
+      case BundleDeleteMode::kDelete:
+        for (const RegistrationEntry& entry : federating) SIGIL_RETURN_IF_ERROR(store_.DeleteEntry(entry.id));
+        break;
+    }
+  }
+  return store_.DeleteBundle(td.name());
 }
 
 Result<std::vector<RegistrationEntry>> EntryService::List(const EntryFilter& filter) {

@@ -28,7 +28,8 @@ class EntryService {
       : trust_domain_(std::move(trust_domain)), store_(store) {}
 
   // InvalidArgument listing every problem, AlreadyExists for a duplicate; nothing is written
-  // on error.
+  // on error. An entry may federate only with trust domains whose bundle the server holds
+  // (set by hand or fetched from a federation relationship), as SPIRE requires.
   Result<RegistrationEntry> Create(RegistrationEntry entry);
   // One result per entry, in order, as SPIRE's BatchCreateEntry: a bad entry fails alone.
   // The good ones are written in one transaction.
@@ -75,7 +76,21 @@ class EntryService {
 
   const TrustDomain& trust_domain() const { return trust_domain_; }
 
+  // What deleting the federated bundle of a trust domain does to the entries that federate
+  // with it (SPIRE's BatchDeleteFederatedBundle modes).
+  enum class BundleDeleteMode {
+    kRestrict,    // refuse (FailedPrecondition naming an entry) while any entry federates with it
+    kDissociate,  // remove the trust domain from those entries' federates_with
+    kDelete,      // delete those entries
+  };
+  // Deletes the federated bundle of `td`, doing to its entries what `mode` says first.
+  // NotFound when there is no such bundle.
+  Status DeleteFederatedBundle(const TrustDomain& td, BundleDeleteMode mode);
+
  private:
+  // InvalidArgument naming the first trust domain of entry.federates_with without a bundle.
+  Status CheckFederatedBundles(const RegistrationEntry& entry);
+
   // Adds to `authorization` every entry below `frontier`, level by level.
   Status WalkDown(std::vector<std::string> frontier, int64_t now_unix, Authorization& authorization);
   static void Admit(RegistrationEntry entry, int64_t now_unix, Authorization& authorization,

@@ -38,6 +38,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)RequiredStringFromJson(body, "id");
   (void)StringListFromJson(body, "ids");
   (void)FederatedBundlesFromJson(body);
+  (void)BundleDeleteModeFromJson(body);
   if (auto token = JoinTokenRequestFromJson(body); token.ok()) {
     FUZZ_CHECK(token->ttl.count() > 0 && token->ttl <= kMaxJoinTokenTtl);
   }

@@ -198,6 +198,17 @@ int main(int argc, char** argv) {
   }
   {
     flatbuffers::FlatBufferBuilder b;
+    TrustBundle partner = bundle;
+    partner.x509.trust_domain = partner.jwt.trust_domain = *TrustDomain::Parse("other.org");
+    auto own = Must(wire::BuildTrustBundle(b, bundle), "bundle");
+    std::vector<flatbuffers::Offset<wire::TrustBundle>> federated{Must(wire::BuildTrustBundle(b, partner), "bundle")};
+    auto response = wire::CreateEntrySyncResponse(b, 5, true, b.CreateVector(std::vector<flatbuffers::Offset<wire::Entry>>{}),
+                                                   b.CreateVectorOfStrings(std::vector<std::string>{}), own,
+                                                   b.CreateVector(federated));
+    Write("wire", "seed-entry-sync-federated", wire::FinishMessage(b, response));
+  }
+  {
+    flatbuffers::FlatBufferBuilder b;
     auto token = wire::CreateJoinTokenAttestation(b, b.CreateString("tok-123"));
     auto request = wire::CreateAttestationRequest(b, wire::AttestationData::JoinTokenAttestation, token.Union(),
                                                   b.CreateVector(csrs.front()));

@@ -143,6 +143,9 @@ void ReadBody(const Envelope* envelope) {
       ReadEntries(response->entries());
       TouchStrings(response->removed_entry_ids());
       ReadBundle(response->bundle());
+      if (response->federated_bundles() != nullptr) {
+        for (const auto* federated : *response->federated_bundles()) ReadBundle(federated);
+      }
       break;
     }
     case Body::NONE:

@@ -17,7 +17,8 @@ class AdminApiTest : public ::testing::Test {
     ASSERT_TRUE(store.ok());
     store_ = std::move(*store);
     entries_ = std::make_unique<EntryService>(*TrustDomain::Parse("example.org"), *store_);
-    api_ = std::make_unique<AdminApi>(*entries_, *store_);
+    federated_ = std::make_unique<FederatedBundles>(*store_);
+    api_ = std::make_unique<AdminApi>(*entries_, *store_, *federated_);
   }
   json Call(const std::string& path, const json& body) {
     auto result = api_->Handle(path, body);
@@ -28,6 +29,7 @@ class AdminApiTest : public ::testing::Test {
   sigil::testing::TempDir dir_{"sigil-admin"};
   std::unique_ptr<Datastore> store_;
   std::unique_ptr<EntryService> entries_;
+  std::unique_ptr<FederatedBundles> federated_;
   std::unique_ptr<AdminApi> api_;
 };
 

@@ -9,6 +9,7 @@
 #include "serverd/admin/admin_api.h"
 #include "serverd/datastore/sqlite_datastore.h"
 #include "tests/support/process.h"
+#include "tests/support/test_pki.h"
 
 namespace sigil::serverd {
 namespace {
@@ -35,7 +36,8 @@ class ServerCliTest : public ::testing::Test {
     ASSERT_TRUE(store.ok());
     store_ = std::move(*store);
     entries_ = std::make_unique<EntryService>(*TrustDomain::Parse("example.org"), *store_);
-    api_ = std::make_unique<AdminApi>(*entries_, *store_);
+    federated_ = std::make_unique<FederatedBundles>(*store_);
+    api_ = std::make_unique<AdminApi>(*entries_, *store_, *federated_);
   }
 
   struct Outcome {
@@ -59,11 +61,16 @@ class ServerCliTest : public ::testing::Test {
   sigil::testing::TempDir dir_{"sigil-cli"};
   std::unique_ptr<Datastore> store_;
   std::unique_ptr<EntryService> entries_;
+  std::unique_ptr<FederatedBundles> federated_;
   std::unique_ptr<AdminApi> api_;
   std::string last_socket_;
 };
 
 TEST_F(ServerCliTest, EntryCreateWithEveryFlagThenShow) {
+  sigil::testing::TempDir files{"sigil-cli-bundle"};
+  sigil::testing::TestCa other("other.org");
+  sigil::testing::WriteFile(files.path() / "other.pem", other.CertPem());
+  ASSERT_EQ(Run({"bundle", "set", "-id", "spiffe://other.org", "-path", (files.path() / "other.pem").string()}).code, 0);
   auto created = Run({"entry", "create", "-spiffeID", "spiffe://example.org/web", "-parentID",
                       "spiffe://example.org/host", "-selector", "unix:uid:1001", "-selector", "unix:gid:10",
                       "-x509SVIDTTL", "600", "-jwtSVIDTTL", "120", "-dns", "web.example.org", "-dns",

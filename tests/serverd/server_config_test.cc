@@ -250,5 +250,24 @@ TEST(ServerConfigTest, MissingTrustDomainAndFileAreNamed) {
   EXPECT_NE(missing.status().message().find("/nonexistent/server.yaml"), std::string::npos);
 }
 
+TEST(ServerConfigTest, JwtIssuerMustBeAnHttpUrlWithAHost) {
+  const auto issuer = [](const std::string& value) {
+    return ParseServerConfig("server:\n  trust_domain: example.org\n  jwt_issuer: \"" + value + "\"\n", "server.yaml");
+  };
+  auto set = issuer("https://oidc.example.org");
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(set->jwt_issuer, "https://oidc.example.org");
+  EXPECT_TRUE(issuer("http://127.0.0.1:8443/issuer").ok());
+  EXPECT_EQ(ParseServerConfig("server:\n  trust_domain: example.org\n", "server.yaml")->jwt_issuer, "");
+  for (const char* bad : {"oidc.example.org", "ftp://oidc.example.org", "https://", "https:///path",
+                          "https://oidc.example.org/?x=1", "https://oidc.example.org/#f"}) {
+    auto refused = issuer(bad);
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_NE(refused.status().message().find("server.jwt_issuer: '" + std::string(bad) + "' is not an http(s) URL"),
+              std::string::npos)
+        << refused.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace sigil::serverd

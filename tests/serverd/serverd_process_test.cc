@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/base64url.h"
 #include "core/jwt_svid.h"
 #include "core/trust_bundle.h"
 #include "tests/support/serverd_process.h"
@@ -64,11 +65,24 @@ class ServerdTest : public ::testing::Test {
 
 TEST_F(ServerdTest, EntriesThroughTheCommandLine) {
   StartServer();
-  auto created = Cli({"entry", "create", "-spiffeID", "spiffe://example.org/web", "-parentID",
-                      "spiffe://example.org/spire/agent/join_token/abc", "-selector", "unix:uid:1001", "-selector",
-                      "unix:gid:10", "-x509SVIDTTL", "600", "-jwtSVIDTTL", "60", "-dns", "web.example.org",
-                      "-federatesWith", "spiffe://other.org", "-admin", "-downstream", "-entryExpiry", "1900000000",
-                      "-hint", "internal"});
+  const std::vector<std::string> create = {
+      "entry", "create", "-spiffeID", "spiffe://example.org/web", "-parentID",
+      "spiffe://example.org/spire/agent/join_token/abc", "-selector", "unix:uid:1001", "-selector",
+      "unix:gid:10", "-x509SVIDTTL", "600", "-jwtSVIDTTL", "60", "-dns", "web.example.org",
+      "-federatesWith", "spiffe://other.org", "-admin", "-downstream", "-entryExpiry", "1900000000",
+      "-hint", "internal"};
+  // Federating with a trust domain whose bundle the server does not hold is refused, as SPIRE
+  // refuses it, and creates nothing.
+  auto unbundled = Cli(create);
+  EXPECT_EQ(unbundled.exit_code, 1);
+  EXPECT_NE(unbundled.err.find("unable to find federated bundle \"spiffe://other.org\""), std::string::npos)
+      << unbundled.err;
+  EXPECT_NE(Cli({"entry", "count"}).out.find("0 registration entries"), std::string::npos);
+  TestCa other("other.org");
+  WriteFile(server_->dir() / "other.pem", other.CertPem());
+  ASSERT_EQ(Cli({"bundle", "set", "-id", "spiffe://other.org", "-path", (server_->dir() / "other.pem").string()}).exit_code, 0);
+
+  auto created = Cli(create);
   ASSERT_EQ(created.exit_code, 0) << created.err << server_->logs();
   EXPECT_NE(created.out.find("SPIFFE ID        : spiffe://example.org/web"), std::string::npos) << created.out;
 
@@ -172,6 +186,18 @@ TEST_F(ServerdTest, MintedSvidsVerifyWithOpensslAndJwtsWithTheBundle) {
   EXPECT_FALSE(ValidateJwtSvid(token, bundle->jwt, "billing").ok());
 }
 
+TEST_F(ServerdTest, JwtMintCarriesTheConfiguredIssuer) {
+  StartServer({.extra_yaml = "  jwt_issuer: https://oidc.example.org\n"});
+  auto jwt = Cli({"jwt", "mint", "-spiffeID", "spiffe://example.org/db", "-audience", "payments"});
+  ASSERT_EQ(jwt.exit_code, 0) << jwt.err;
+  const std::string token = jwt.out.substr(0, jwt.out.find('\n'));
+  const size_t first_dot = token.find('.');
+  auto payload = Base64UrlDecode(token.substr(first_dot + 1, token.find('.', first_dot + 1) - first_dot - 1));
+  ASSERT_TRUE(payload.ok()) << token;
+  json claims = json::parse(std::string(payload->begin(), payload->end()), nullptr, false);
+  EXPECT_EQ(claims.value("iss", ""), "https://oidc.example.org") << claims.dump();
+}
+
 TEST_F(ServerdTest, TokensAndAgents) {
   StartServer();
   auto token = Cli({"token", "generate", "-spiffeID", "spiffe://example.org/host/rack7", "-ttl", "60"});
@@ -229,6 +255,47 @@ TEST_F(ServerdTest, FederatedBundlesAreSetListedAndDeleted) {
   EXPECT_EQ(Cli({"bundle", "delete", "-id", "spiffe://other.org"}).out, "bundle deleted.\n");
   EXPECT_EQ(Cli({"bundle", "list", "-output", "json"}).out, "{\"bundles\":[]}\n");
   EXPECT_EQ(Cli({"bundle", "delete", "-id", "spiffe://other.org"}).exit_code, 1);
+}
+
+// `bundle delete -mode` as SPIRE's: restrict refuses while an entry federates with the bundle,
+// dissociate takes the trust domain off those entries, delete deletes them.
+TEST_F(ServerdTest, DeletingAFederatedBundleDoesWhatItsModeSays) {
+  StartServer();
+  TestCa other("other.org");
+  WriteFile(server_->dir() / "other.pem", other.CertPem());
+  const auto set_bundle = [&] {
+    return Cli({"bundle", "set", "-id", "spiffe://other.org", "-path", (server_->dir() / "other.pem").string()}).exit_code;
+  };
+  const auto create = [&](const std::string& path) {
+    auto out = Cli({"entry", "create", "-spiffeID", "spiffe://example.org" + path, "-parentID",
+                    "spiffe://example.org/host", "-selector", "unix:uid:1001", "-federatesWith", "spiffe://other.org",
+                    "-output", "json"});
+    EXPECT_EQ(out.exit_code, 0) << out.err;
+    return json::parse(out.out)["results"][0]["entry"].value("id", "");
+  };
+  ASSERT_EQ(set_bundle(), 0);
+  const std::string id = create("/a");
+
+  auto restricted = Cli({"bundle", "delete", "-id", "spiffe://other.org"});
+  EXPECT_EQ(restricted.exit_code, 1);
+  EXPECT_NE(restricted.err.find("registration entries federate with spiffe://other.org (1, entry " + id),
+            std::string::npos) << restricted.err;
+  EXPECT_EQ(json::parse(Cli({"bundle", "list", "-output", "json"}).out)["bundles"].size(), 1u);
+  EXPECT_EQ(Cli({"bundle", "delete", "-id", "spiffe://other.org", "-mode", "sideways"}).exit_code, 1);
+
+  auto dissociated = Cli({"bundle", "delete", "-id", "spiffe://other.org", "-mode", "dissociate"});
+  ASSERT_EQ(dissociated.exit_code, 0) << dissociated.err;
+  auto entry = json::parse(Cli({"entry", "show", "-entryID", id, "-output", "json"}).out)["entries"][0];
+  EXPECT_TRUE(entry["federates_with"].empty()) << entry.dump();
+  EXPECT_EQ(json::parse(Cli({"bundle", "list", "-output", "json"}).out)["bundles"].size(), 0u);
+
+  ASSERT_EQ(set_bundle(), 0);
+  create("/b");
+  auto deleted = Cli({"bundle", "delete", "-id", "spiffe://other.org", "-mode", "delete"});
+  ASSERT_EQ(deleted.exit_code, 0) << deleted.err;
+  // The dissociated entry stays; the one still federating went with the bundle.
+  EXPECT_EQ(Cli({"entry", "count"}).out, "1 registration entry\n");
+  EXPECT_NE(Cli({"entry", "show", "-entryID", id}).out.find("Found 1 entry"), std::string::npos);
 }
 
 TEST_F(ServerdTest, HealthAndMetricsOverPlainHttp) {
