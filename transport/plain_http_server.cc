@@ -1,5 +1,6 @@
 #include "transport/plain_http_server.h"
 
+#include "transport/http2_server.h"
 #include "transport/socket_stream.h"
 
 namespace sigil::transport {
@@ -25,10 +26,16 @@ const char* Reason(int status) {
 
 class PlainHttpServer::Connection final : public SocketStream::Delegate {
  public:
-  Connection(PlainHttpServer* server) : server_(server) {}
+  Connection(PlainHttpServer* server, std::string source) : server_(server), source_(std::move(source)) {}
   SocketStream* stream = nullptr;
 
   void OnOpen() override {}
+  void OnTimer() override {
+    if (answered_) return;
+    server_->timeouts_++;
+    answered_ = true;
+    stream->Close(DeadlineExceededError("no complete request within the request timeout"), /*flush=*/false);
+  }
   void OnBytes(std::span<const uint8_t> bytes) override {
     if (answered_) return;
     request_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
@@ -59,7 +66,10 @@ class PlainHttpServer::Connection final : public SocketStream::Delegate {
     }
     Answer(route->second(), method == "HEAD");
   }
-  void OnClosed(const Status&) override { delete this; }
+  void OnClosed(const Status&) override {
+    server_->Release(source_);
+    delete this;
+  }
 
  private:
   void Answer(const PlainHttpResponse& response, bool head_only) {
@@ -73,6 +83,7 @@ class PlainHttpServer::Connection final : public SocketStream::Delegate {
   }
 
   PlainHttpServer* server_;
+  std::string source_;
   std::string request_;
   bool answered_ = false;
 };
@@ -80,17 +91,36 @@ class PlainHttpServer::Connection final : public SocketStream::Delegate {
 PlainHttpServer::~PlainHttpServer() { Close(); }
 
 Status PlainHttpServer::Listen(const std::string& host, int port) {
-  SIGIL_ASSIGN_OR_RETURN(listener_, TcpListener::Listen(loop_, {.host = host, .port = port}, [this](uv_stream_t* server) {
-                           auto* connection = new Connection(this);
-                           auto stream = SocketStream::Accept(loop_, server, nullptr, connection);
-                           if (!stream.ok()) {
-                             delete connection;
-                             return;
-                           }
-                           connection->stream = *stream;
-                           (*stream)->Start();
-                         }));
+  SIGIL_ASSIGN_OR_RETURN(listener_, TcpListener::Listen(loop_, {.host = host, .port = port},
+                                                        [this](uv_stream_t* server) { Accept(server); }));
   return Status::Ok();
+}
+
+void PlainHttpServer::Accept(uv_stream_t* server) {
+  auto stream = SocketStream::Accept(loop_, server, nullptr, nullptr);
+  if (!stream.ok()) return;
+  std::string source = ConnectionSource((*stream)->peer());
+  size_t& from_source = by_source_[source];
+  if (connections_ >= options_.max_connections || from_source >= options_.max_connections_per_source) {
+    // Accepted and closed at once: left in the backlog, it would hold the queue for everyone.
+    refused_++;
+    if (from_source == 0) by_source_.erase(source);
+    (*stream)->Abandon();
+    return;
+  }
+  ++from_source;
+  ++connections_;
+  auto* connection = new Connection(this, std::move(source));
+  connection->stream = *stream;
+  (*stream)->set_delegate(connection);
+  (*stream)->Start();
+  (*stream)->ArmTimer(options_.request_timeout);
+}
+
+void PlainHttpServer::Release(const std::string& source) {
+  --connections_;
+  auto it = by_source_.find(source);
+  if (it != by_source_.end() && --it->second == 0) by_source_.erase(it);
 }
 
 void PlainHttpServer::Close() {

@@ -3,10 +3,17 @@
 // speaks only HTTP/2, so this small responder is written here: one request per connection,
 // GET or HEAD only, headers up to 8 KiB, answered and closed.
 //
+// Like every listener it is bounded (PlainHttpServerOptions): a connection over the total or
+// per-address count is accepted and closed at once, and one whose request is not complete
+// within request_timeout is closed, so idle or trickling peers cannot hold the descriptors the
+// key store and the datastore need.
+//
 // Thread safety: loop thread only (or before the loop runs); handlers run on the loop and must
 // answer quickly (they read state, they do not sign).
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -18,6 +25,13 @@
 
 namespace sigil::transport {
 
+struct PlainHttpServerOptions {
+  size_t max_connections = 64;
+  size_t max_connections_per_source = 16;  // per peer address
+  // From the accept to the request's blank line: a probe sends a hundred bytes at once.
+  std::chrono::milliseconds request_timeout{5'000};
+};
+
 struct PlainHttpResponse {
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";
@@ -28,7 +42,8 @@ class PlainHttpServer {
  public:
   using Handler = std::function<PlainHttpResponse()>;
 
-  explicit PlainHttpServer(EventLoop* loop) : loop_(loop) {}
+  explicit PlainHttpServer(EventLoop* loop, PlainHttpServerOptions options = {})
+      : loop_(loop), options_(options) {}
   ~PlainHttpServer();
 
   void Route(std::string path, Handler handler) { routes_[std::move(path)] = std::move(handler); }
@@ -36,9 +51,22 @@ class PlainHttpServer {
   int port() const { return listener_ ? listener_->port() : 0; }
   void Close();
 
+  // Loop thread only.
+  size_t connections() const { return connections_; }
+  uint64_t refused_connections() const { return refused_; }
+  uint64_t request_timeouts() const { return timeouts_; }
+
  private:
   class Connection;
+  void Accept(uv_stream_t* server);
+  void Release(const std::string& source);
+
   EventLoop* loop_;
+  PlainHttpServerOptions options_;
+  size_t connections_ = 0;
+  std::map<std::string, size_t, std::less<>> by_source_;
+  uint64_t refused_ = 0;
+  uint64_t timeouts_ = 0;
   std::map<std::string, Handler> routes_;
   std::unique_ptr<TcpListener> listener_;
 };

@@ -48,9 +48,11 @@ class HostilePeersTest : public ::testing::Test {
     auto hsm = SoftHsm::Create();
     ASSERT_TRUE(hsm.ok()) << hsm.status().ToString();
     hsm_ = std::move(*hsm);
+    health_port_ = FreeLoopbackPort();
     auto server = ServerdProcess::Create(
         *hsm_, "hostile",
-        {.top_level_yaml = "agent_api_limits:\n  max_connections_per_source: " + std::to_string(kPerSourceCap) + "\n",
+        {.top_level_yaml = "agent_api_limits:\n  max_connections_per_source: " + std::to_string(kPerSourceCap) +
+                           "\nhealth_checks:\n  listener_enabled: true\n  bind_port: " + std::to_string(health_port_) + "\n",
          .open_file_limit = kOpenFileLimit});
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     server_ = std::move(*server);
@@ -117,6 +119,16 @@ class HostilePeersTest : public ::testing::Test {
     EXPECT_TRUE(svid.ok()) << svid.status().ToString();
   }
 
+  // The HTTP status of GET <path> on the health listener, from `from`; 0 when refused.
+  int HealthStatus(const std::string& path, const char* from) {
+    RawClient client = RawClient::Tcp(health_port_, from);
+    if (!client.connected() || !client.TrySend("GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n", 2s)) return 0;
+    client.WaitForClose(5s);
+    const std::string& got = client.received();
+    return got.rfind("HTTP/1.1 ", 0) == 0 ? std::atoi(got.c_str() + 9) : 0;
+  }
+
+  int health_port_ = 0;
   std::unique_ptr<SoftHsm> hsm_;
   std::unique_ptr<ServerdProcess> server_;
   X509Bundle bundle_{kTd};
@@ -193,6 +205,34 @@ TEST_F(HostilePeersTest, HalfSentBodiesOnManyStreamsStayWithinTheConnectionsBoun
   EXPECT_LT(growth, kPeakGrowthBudget) << "after " << sent_mib << " MiB sent";
   std::cout << "half-sent bodies: " << sent_mib << " MiB sent, peak RSS +" << growth / (1024 * 1024) << " MiB\n";
   ANewAgentAttests();
+}
+
+// The health listener is bounded too: idle connections from many sources take at most its
+// 64 connections (16 per address), and each is closed when no request came within 5 s. Before,
+// each was held for as long as the peer liked, and a few hundred took serverd's descriptors.
+TEST_F(HostilePeersTest, IdleConnectionsToTheHealthListenerAreCappedAndTimedOut) {
+  const pid_t pid = server_->pid();
+  const size_t descriptors_before = OpenDescriptors(pid);
+  std::vector<RawClient> idle;
+  for (int i = 0; i < 300; ++i) {
+    const std::string from = "127.0.0." + std::to_string(2 + i % 10);
+    RawClient peer = RawClient::Tcp(health_port_, from.c_str());
+    if (peer.connected()) idle.push_back(std::move(peer));
+  }
+  size_t held = 0;
+  for (RawClient& peer : idle) held += peer.WaitForClose(20ms) ? 0 : 1;
+  EXPECT_LE(held, 64u);
+  const size_t descriptors = OpenDescriptors(pid);
+  EXPECT_LE(descriptors, descriptors_before + 64 + 8) << "the health listener held more than its cap";
+  EXPECT_TRUE(AgentSyncsAndSigns()) << "the agent API was not served while the health listener was full";
+
+  // Within the request timeout, every idle connection is closed and a probe is answered.
+  size_t closed = 0;
+  for (RawClient& peer : idle) closed += peer.WaitForClose(8s) ? 1 : 0;
+  EXPECT_EQ(closed, idle.size());
+  EXPECT_EQ(HealthStatus("/ready", "127.0.0.20"), 200);
+  std::cout << "health listener: " << held << " of " << idle.size() << " idle connections held, " << descriptors
+            << " descriptors (" << descriptors_before << " before)\n";
 }
 
 }  // namespace
