@@ -11,6 +11,9 @@ template <typename... Visitors>
 struct Overloaded : Visitors... {
   using Visitors::operator()...;
 };
+// clang 14 (the fuzz build's) does not deduce an aggregate's template arguments by itself.
+template <typename... Visitors>
+Overloaded(Visitors...) -> Overloaded<Visitors...>;
 
 // A finished job on its way to its completion.
 struct SignedX509 {
