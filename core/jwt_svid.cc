@@ -124,6 +124,14 @@ Result<JwtSvid> MintJwtSvid(Signer& key, std::string_view key_id, const JwtSvidP
                  .issued_at = FromUnixSeconds(iat)};
 }
 
+Result<std::string> UnverifiedJwtClaims(std::string_view token) {
+  const size_t first = token.find('.');
+  const size_t second = first == std::string_view::npos ? first : token.find('.', first + 1);
+  if (second == std::string_view::npos) return InvalidArgumentError("token is not a JWS compact serialization");
+  SIGIL_ASSIGN_OR_RETURN(Bytes payload, Base64UrlDecode(token.substr(first + 1, second - first - 1)));
+  return std::string(payload.begin(), payload.end());
+}
+
 Result<JwtSvid> ValidateJwtSvid(std::string_view token, const JwtBundle& bundle,
                                 std::string_view audience, TimePoint now) {
   if (token.size() > kMaxJwtSvidLength) {

@@ -63,6 +63,10 @@ Status CheckJwtAudiences(std::span<const std::string> audience);
 // key ID is empty.
 Result<JwtSvid> MintJwtSvid(Signer& key, std::string_view key_id, const JwtSvidParams& params);
 
+// The claims (payload JSON) of a compact JWS, checking nothing: for choosing the bundle a token
+// is then validated against, and for reading a token one has just been given.
+Result<std::string> UnverifiedJwtClaims(std::string_view token);
+
 // Validates `token` against `bundle` for `audience` at `now`, and returns what it says.
 Result<JwtSvid> ValidateJwtSvid(std::string_view token, const JwtBundle& bundle,
                                 std::string_view audience,

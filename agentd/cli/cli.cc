@@ -431,7 +431,9 @@ int RunWorkloadCommand(const std::vector<std::string>& raw_args, std::ostream& o
   CLI::App* fetch_jwt = fetch->add_subcommand("jwt", "Fetch a JWT-SVID");
   std::vector<std::string> audience;
   std::string spiffe_id;
-  fetch_jwt->add_option("--audience", audience, "An audience the token is for; repeatable")
+  // As SPIRE's agent: a comma-separated list ("a,b" asks for a token naming both).
+  fetch_jwt->add_option("--audience", audience, "Audiences the token is for, comma-separated; repeatable")
+      ->delimiter(',')
       ->required();
   fetch_jwt->add_option("--spiffeID", spiffe_id,
                         "The SPIFFE ID of the token (default: every identity)");

@@ -32,20 +32,6 @@ constexpr char kHealthCheck[] = "/grpc.health.v1.Health/Check";
 constexpr size_t kMaxBuiltMessages = 4096;
 constexpr size_t kMaxBuiltMessageBytes = 64 * 1024;
 
-std::string AsString(const Bytes& bytes) { return std::string(bytes.begin(), bytes.end()); }
-
-// The claims of a token as JSON, without checking anything: only to find the subject's trust
-// domain (and so the bundle) before the real validation.
-Result<std::string> UnverifiedClaimsJson(std::string_view token) {
-  const size_t first = token.find('.');
-  const size_t second = first == std::string_view::npos ? first : token.find('.', first + 1);
-  if (second == std::string_view::npos)
-    return InvalidArgumentError("token is not a JWS compact serialization");
-  SIGIL_ASSIGN_OR_RETURN(Bytes payload,
-                         Base64UrlDecode(token.substr(first + 1, second - first - 1)));
-  return AsString(payload);
-}
-
 }  // namespace
 
 WorkloadApiServer::WorkloadApiServer(transport::EventLoop* loop, SvidCache* cache,
@@ -443,7 +429,8 @@ void WorkloadApiServer::ValidateJwtSvid(std::shared_ptr<GrpcServerCall> call,
   // prebuilt library under ThreadSanitizer, and the library's own code path works everywhere.
   nlohmann::json claims = nlohmann::json::object();
   if (request.svid().size() <= kMaxJwtSvidLength) {
-    auto json = UnverifiedClaimsJson(request.svid());
+    // Unverified: only to find the subject's trust domain (and so the bundle) before validating.
+    auto json = UnverifiedJwtClaims(request.svid());
     auto parsed = json.ok() ? nlohmann::json::parse(*json, nullptr, false) : nlohmann::json();
     if (parsed.is_object()) {
       claims = std::move(parsed);

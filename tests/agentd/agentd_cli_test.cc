@@ -8,6 +8,9 @@
 #include <sstream>
 
 #include "agentd/cli/cli.h"
+#include <nlohmann/json.hpp>
+
+#include "core/jwt_svid.h"
 #include "tests/agentd/workload_api_fixture.h"
 
 namespace sigil::agentd::testing {
@@ -153,6 +156,16 @@ TEST_F(AgentdCliTest, FetchJwtThenValidateItAndATamperedCopy) {
               token, "-socketPath", socket_path_});
   EXPECT_EQ(other_audience.exit_code, 1);
   EXPECT_NE(other_audience.err.find("audience"), std::string::npos) << other_audience.err;
+
+  // A comma-separated -audience names several audiences, as SPIRE's agent reads it.
+  auto two = Agentd({"api", "fetch", "jwt", "-audience", "https://a.example.org,https://b.example.org",
+                     "-socketPath", socket_path_});
+  ASSERT_EQ(two.exit_code, 0) << two.err;
+  const std::string two_token = two.out.substr(prefix.size(), two.out.find('\n', prefix.size()) - prefix.size());
+  auto claims_json = UnverifiedJwtClaims(two_token);
+  ASSERT_TRUE(claims_json.ok()) << two_token;
+  auto claims = nlohmann::json::parse(*claims_json, nullptr, false);
+  EXPECT_EQ(claims["aud"], nlohmann::json({"https://a.example.org", "https://b.example.org"})) << claims.dump();
 }
 
 TEST_F(AgentdCliTest, HealthcheckFollowsTheReadyPredicate) {
