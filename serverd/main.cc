@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "core/cli/command_line.h"
 #include "core/cli/daemon.h"
 #include "serverd/admin/admin_server.h"
 #include "serverd/admin/cli.h"
@@ -32,6 +33,7 @@ int Run(std::vector<std::string> args) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (PrintedVersion(args, std::cout)) return 0;
   if (!args.empty() && args[0] == "run") return Run({args.begin() + 1, args.end()});
   return RunAdminCommand(
       args,

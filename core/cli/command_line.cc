@@ -2,9 +2,18 @@
 
 #include <algorithm>
 
+#include "core/cli/version.h"
 #include "core/cli_args.h"
 
 namespace sigil {
+
+std::string_view SigilVersion() { return SIGIL_VERSION; }
+
+bool PrintedVersion(const std::vector<std::string>& args, std::ostream& out) {
+  if (args.size() != 1 || (args[0] != "--version" && args[0] != "-version")) return false;
+  out << SigilVersion() << "\n";
+  return true;
+}
 
 Status CheckSubcommands(CLI::App& app, const std::vector<std::string>& args) {
   CLI::App* current = &app;

@@ -9,6 +9,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -19,6 +20,13 @@ namespace sigil {
 // for the first word of `args` that is no subcommand where `app` expects one. The command
 // path starts with `app`'s name.
 Status CheckSubcommands(CLI::App& app, const std::vector<std::string>& args);
+
+// Sigil's release, as `serverd --version` and `agentd --version` print it.
+std::string_view SigilVersion();
+
+// True once `args` is exactly `--version` (or `-version`) and the release was printed to `out`,
+// as SPIRE's binaries answer it.
+bool PrintedVersion(const std::vector<std::string>& args, std::ostream& out);
 
 // Parses `args` (without the program's name) into `app`. nullopt when the command is to run;
 // otherwise the process's exit code: 0 once help is printed to `out`, 1 once the usage error

@@ -7,8 +7,10 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/cli/command_line.h"
 #include "core/jwt_svid.h"
 #include "core/trust_bundle.h"
+#include "tests/support/agentd_process.h"
 #include "tests/support/serverd_process.h"
 #include "tests/support/sqlite_check.h"
 #include "tests/support/test_pki.h"
@@ -194,6 +196,18 @@ TEST_F(ServerdTest, JwtMintCarriesTheConfiguredIssuer) {
   ASSERT_TRUE(claims_json.ok()) << token;
   json claims = json::parse(*claims_json, nullptr, false);
   EXPECT_EQ(claims.value("iss", ""), "https://oidc.example.org") << claims.dump();
+}
+
+// Both binaries answer --version with the release, as SPIRE's do.
+TEST(SigilBinariesTest, VersionIsTheRelease) {
+  for (const std::string& binary : {ServerdProcess::Binary(), AgentdProcess::Binary()}) {
+    for (const char* flag : {"--version", "-version"}) {
+      auto out = RunProcess({binary, flag});
+      ASSERT_TRUE(out.ok()) << out.status().ToString();
+      EXPECT_EQ(out->exit_code, 0) << binary << " " << flag << ": " << out->err;
+      EXPECT_EQ(out->out, std::string(SigilVersion()) + "\n") << binary << " " << flag;
+    }
+  }
 }
 
 TEST_F(ServerdTest, TokensAndAgents) {
