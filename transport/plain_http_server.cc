@@ -32,12 +32,11 @@ class PlainHttpServer::Connection final : public SocketStream::Delegate {
   void OnOpen() override {}
   void OnTimer() override {
     if (answered_) return;
-    server_->timeouts_++;
     answered_ = true;
     stream->Close(DeadlineExceededError("no complete request within the request timeout"), /*flush=*/false);
   }
   void OnBytes(std::span<const uint8_t> bytes) override {
-    if (answered_) return;
+    if (answered_ || server_ == nullptr) return;
     request_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     const size_t end = request_.find("\r\n\r\n");
     if (end == std::string::npos) {
@@ -67,9 +66,16 @@ class PlainHttpServer::Connection final : public SocketStream::Delegate {
     Answer(route->second(), method == "HEAD");
   }
   void OnClosed(const Status&) override {
-    server_->Release(source_);
+    if (server_ != nullptr) server_->Release(this);
     delete this;
   }
+  // The server is going: close without answering, and never call it again.
+  void Orphan() {
+    server_ = nullptr;
+    answered_ = true;
+    stream->Close(UnavailableError("the server is closing"), /*flush=*/false);
+  }
+  const std::string& source() const { return source_; }
 
  private:
   void Answer(const PlainHttpResponse& response, bool head_only) {
@@ -88,7 +94,10 @@ class PlainHttpServer::Connection final : public SocketStream::Delegate {
   bool answered_ = false;
 };
 
-PlainHttpServer::~PlainHttpServer() { Close(); }
+PlainHttpServer::~PlainHttpServer() {
+  Close();
+  for (Connection* connection : open_) connection->Orphan();
+}
 
 Status PlainHttpServer::Listen(const std::string& host, int port) {
   SIGIL_ASSIGN_OR_RETURN(listener_, TcpListener::Listen(loop_, {.host = host, .port = port},
@@ -101,25 +110,24 @@ void PlainHttpServer::Accept(uv_stream_t* server) {
   if (!stream.ok()) return;
   std::string source = ConnectionSource((*stream)->peer());
   size_t& from_source = by_source_[source];
-  if (connections_ >= options_.max_connections || from_source >= options_.max_connections_per_source) {
+  if (open_.size() >= options_.max_connections || from_source >= options_.max_connections_per_source) {
     // Accepted and closed at once: left in the backlog, it would hold the queue for everyone.
-    refused_++;
     if (from_source == 0) by_source_.erase(source);
     (*stream)->Abandon();
     return;
   }
   ++from_source;
-  ++connections_;
   auto* connection = new Connection(this, std::move(source));
+  open_.insert(connection);
   connection->stream = *stream;
   (*stream)->set_delegate(connection);
   (*stream)->Start();
   (*stream)->ArmTimer(options_.request_timeout);
 }
 
-void PlainHttpServer::Release(const std::string& source) {
-  --connections_;
-  auto it = by_source_.find(source);
+void PlainHttpServer::Release(Connection* connection) {
+  open_.erase(connection);
+  auto it = by_source_.find(connection->source());
   if (it != by_source_.end() && --it->second == 0) by_source_.erase(it);
 }
 

@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_set>
 
 #include "core/status.h"
 #include "transport/event_loop.h"
@@ -51,22 +52,16 @@ class PlainHttpServer {
   int port() const { return listener_ ? listener_->port() : 0; }
   void Close();
 
-  // Loop thread only.
-  size_t connections() const { return connections_; }
-  uint64_t refused_connections() const { return refused_; }
-  uint64_t request_timeouts() const { return timeouts_; }
-
  private:
   class Connection;
   void Accept(uv_stream_t* server);
-  void Release(const std::string& source);
+  void Release(Connection* connection);
 
   EventLoop* loop_;
   PlainHttpServerOptions options_;
-  size_t connections_ = 0;
+  // Open connections, told when the server goes before them so none calls back into it.
+  std::unordered_set<Connection*> open_;
   std::map<std::string, size_t, std::less<>> by_source_;
-  uint64_t refused_ = 0;
-  uint64_t timeouts_ = 0;
   std::map<std::string, Handler> routes_;
   std::unique_ptr<TcpListener> listener_;
 };
