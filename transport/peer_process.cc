@@ -106,21 +106,31 @@ bool PeerProcess::StillThere() const {
   return start_time_.ok() && now.ok() && *now == *start_time_;
 }
 
-Status PeerProcess::StillTheCaller() const {
+Status PeerProcess::StillTheCaller(std::optional<ExecutableKey>* binary_now) const {
   const std::string process = "process " + std::to_string(pid_);
   if (auto writer = foreign_writer()) {
     return PermissionDeniedError("the connection of " + process + " was written to by process " +
                                  std::to_string(writer->pid) + " (uid " + std::to_string(writer->uid) +
                                  "); a connection is answered only for the process that opened it");
   }
-  if (!Pinned().ok() || !StillThere()) {
-    return PermissionDeniedError(process + ", which opened the connection, has exited");
-  }
+  const auto exited = [&] { return PermissionDeniedError(process + ", which opened the connection, has exited"); };
+  if (!Pinned().ok()) return exited();
   // A process whose binary could not be stat'ed when held is left to the attestors, which
   // cannot read it either and so give it no selector that names a binary.
-  if (executable_ && !SameFile(ExecutableOf(fd_), *executable_)) {
+  if (!executable_) {
+    if (binary_now) binary_now->reset();
+    return StillThere() ? Status::Ok() : exited();
+  }
+  // This runs on every Workload API call: one stat answers both questions. A stat through the
+  // held directory succeeds only while that very process runs (the directory stays bound to
+  // it; once it has exited, even as a zombie, or its pid names another, "exe" resolves to
+  // nothing), so no signal needs asking whether it is there.
+  std::optional<ExecutableKey> now = ExecutableOf(fd_);
+  if (!SameFile(now, *executable_)) {
+    if (!now && !StillThere()) return exited();
     return PermissionDeniedError(process + " runs another binary than when it opened the connection (exec)");
   }
+  if (binary_now) *binary_now = now;
   return Status::Ok();
 }
 

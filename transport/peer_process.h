@@ -71,7 +71,9 @@ class PeerProcess {
 
   // Ok while this is still the process that connected, running the binary it ran then, and
   // nobody else wrote to its connection; PermissionDenied saying which of these failed.
-  Status StillTheCaller() const;
+  // `binary_now`, when given, gets what stat said of the binary in this check (nullopt when it
+  // was not stat'ed), for the checks of the same call that need it again.
+  Status StillTheCaller(std::optional<ExecutableKey>* binary_now = nullptr) const;
 
   // A write to the connection came from process `writer` (the kernel's SCM_CREDENTIALS).
   void NoteWriter(pid_t writer, uid_t uid);

@@ -27,12 +27,12 @@ WorkloadAttestorPlugin UnixWorkloadAttestor::Plugin() {
 }
 
 Result<std::vector<Selector>> UnixWorkloadAttestor::Attest(const transport::PeerCredentials& caller) {
-  return *AttestWith(caller.pid, caller.uid, caller.gid, caller.supplementary_groups, caller.process, true);
+  return *AttestWith(caller.pid, caller.uid, caller.gid, caller.supplementary_groups, caller.process, std::nullopt, true);
 }
 
 std::optional<Result<std::vector<Selector>>> UnixWorkloadAttestor::AttestWithoutBlocking(
-    const transport::PeerCredentials& caller) {
-  return AttestWith(caller.pid, caller.uid, caller.gid, caller.supplementary_groups, caller.process, false);
+    const transport::PeerCredentials& caller, const std::optional<PeerProcess::ExecutableKey>& binary_now) {
+  return AttestWith(caller.pid, caller.uid, caller.gid, caller.supplementary_groups, caller.process, binary_now, false);
 }
 
 namespace {
@@ -81,17 +81,17 @@ std::string LookUpGroupName(unsigned gid) {
 
 Result<std::vector<Selector>> UnixWorkloadAttestor::Attest(pid_t pid, uid_t uid, gid_t gid,
                                                             const std::optional<std::vector<gid_t>>& supplementary_groups) {
-  return *AttestWith(pid, uid, gid, supplementary_groups, nullptr, true);
+  return *AttestWith(pid, uid, gid, supplementary_groups, nullptr, std::nullopt, true);
 }
 
 std::optional<Result<std::vector<Selector>>> UnixWorkloadAttestor::AttestIfHashed(
     pid_t pid, uid_t uid, gid_t gid, const std::optional<std::vector<gid_t>>& supplementary_groups) {
-  return AttestWith(pid, uid, gid, supplementary_groups, nullptr, false);
+  return AttestWith(pid, uid, gid, supplementary_groups, nullptr, std::nullopt, false);
 }
 
 std::optional<Result<std::vector<Selector>>> UnixWorkloadAttestor::AttestWith(
     pid_t pid, uid_t uid, gid_t gid, const std::optional<std::vector<gid_t>>& groups,
-    const std::shared_ptr<const PeerProcess>& connected, bool may_hash) {
+    const std::shared_ptr<const PeerProcess>& connected, const std::optional<ExecutableKey>& binary_now, bool may_hash) {
   const auto exec_since_connect = [pid] {
     return PermissionDeniedError("process " + std::to_string(pid) +
                                  " runs another binary than when it opened the connection (exec)");
@@ -101,7 +101,7 @@ std::optional<Result<std::vector<Selector>>> UnixWorkloadAttestor::AttestWith(
   std::optional<CallerKey> caller;
   if (groups) caller = CallerKey{pid, uid, gid, *groups};
   if (caller) {
-    if (auto selectors = Reuse(*caller, connected.get())) return Result<std::vector<Selector>>(std::move(*selectors));
+    if (auto selectors = Reuse(*caller, connected.get(), binary_now)) return Result<std::vector<Selector>>(std::move(*selectors));
   }
   // The process held since its connection was accepted, else held from now on.
   const std::shared_ptr<const PeerProcess> held = connected ? connected : PeerProcess::Hold(pid);
@@ -155,7 +155,8 @@ std::optional<Result<std::vector<Selector>>> UnixWorkloadAttestor::AttestWith(
   return attested;
 }
 
-std::optional<std::vector<Selector>> UnixWorkloadAttestor::Reuse(const CallerKey& caller, const PeerProcess* connected) {
+std::optional<std::vector<Selector>> UnixWorkloadAttestor::Reuse(const CallerKey& caller, const PeerProcess* connected,
+                                                                 const std::optional<ExecutableKey>& binary_now) {
   Recent recent;
   {
     std::lock_guard lock(mutex_);
@@ -172,7 +173,15 @@ std::optional<std::vector<Selector>> UnixWorkloadAttestor::Reuse(const CallerKey
   // One stat through the held directory, the only /proc read of a call made again: it fails
   // once that process has exited, whatever runs under its pid now, and a new binary (exec)
   // shows in it, as does the same binary renamed or linked elsewhere (its ctime moves).
-  if (PeerProcess::ExecutableOf(recent.pin->directory()) != recent.executable) return std::nullopt;
+  // The stat this call's caller check took through its connection's hold is that stat when
+  // the hold is the remembered one, or holds the same process: two holds of one pid that are
+  // both there at once (a process never comes back) hold one process. Asking whether a hold
+  // is there costs a third of a stat of "exe"; a workload with many connections pays it.
+  const bool same_process = binary_now && connected != nullptr && connected->pid() == recent.pin->pid() &&
+                            (connected == recent.pin.get() || recent.pin->StillThere());
+  if ((same_process ? binary_now : PeerProcess::ExecutableOf(recent.pin->directory())) != recent.executable) {
+    return std::nullopt;
+  }
   // A connection held since its accept answers for the process that ran this binary then.
   if (connected != nullptr && connected->executable_when_held() &&
       !PeerProcess::SameFile(recent.executable, *connected->executable_when_held())) {

@@ -40,7 +40,8 @@ class UnixWorkloadAttestor : public WorkloadAttestor {
   // WorkloadAttestor: the caller's SO_PEERCRED and SO_PEERGROUPS.
   Result<std::vector<Selector>> Attest(const transport::PeerCredentials& caller) override;
   // Answers when the caller's binary has been hashed before (see AttestIfHashed).
-  std::optional<Result<std::vector<Selector>>> AttestWithoutBlocking(const transport::PeerCredentials& caller) override;
+  std::optional<Result<std::vector<Selector>>> AttestWithoutBlocking(
+      const transport::PeerCredentials& caller, const std::optional<transport::PeerProcess::ExecutableKey>& binary_now) override;
 
   // How long a user or group name looked up once is used before it is looked up again: the
   // lookup goes through NSS (reading /etc/passwd, or asking a directory) on every call
@@ -68,10 +69,12 @@ class UnixWorkloadAttestor : public WorkloadAttestor {
 
  private:
   // `connected`: the process held since the caller's connection was accepted, when the
-  // listener holds them; else the pid is held from now on.
+  // listener holds them; else the pid is held from now on. `binary_now`: its binary as stat'ed
+  // through it in this call, when it was (PeerProcess::StillTheCaller).
   std::optional<Result<std::vector<Selector>>> AttestWith(pid_t pid, uid_t uid, gid_t gid,
                                                           const std::optional<std::vector<gid_t>>& groups,
                                                           const std::shared_ptr<const transport::PeerProcess>& connected,
+                                                          const std::optional<transport::PeerProcess::ExecutableKey>& binary_now,
                                                           bool may_hash);
   // Keys the hashes, and tells a remembered caller still runs the binary it was attested with.
   using ExecutableKey = transport::PeerProcess::ExecutableKey;
@@ -104,7 +107,8 @@ class UnixWorkloadAttestor : public WorkloadAttestor {
     std::vector<Selector> selectors;
     std::chrono::steady_clock::time_point attested_at;
   };
-  std::optional<std::vector<Selector>> Reuse(const CallerKey& caller, const transport::PeerProcess* connected);
+  std::optional<std::vector<Selector>> Reuse(const CallerKey& caller, const transport::PeerProcess* connected,
+                                             const std::optional<ExecutableKey>& binary_now);
   void Remember(CallerKey caller, Recent recent);
   void ForgetExpired(std::chrono::steady_clock::time_point now);  // with mutex_ held
 

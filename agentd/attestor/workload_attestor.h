@@ -16,6 +16,7 @@
 #include "core/plugin_registry.h"
 #include "core/selector.h"
 #include "core/status.h"
+#include "transport/peer_process.h"
 #include "transport/socket_stream.h"
 
 namespace sigil::agentd {
@@ -27,8 +28,11 @@ class WorkloadAttestor {
   // caller cannot be attested (e.g. it is gone): the call is then refused.
   virtual Result<std::vector<Selector>> Attest(const transport::PeerCredentials& caller) = 0;
   // The same when it can be answered without blocking work (from what the attestor remembers);
-  // nullopt when only Attest can answer.
-  virtual std::optional<Result<std::vector<Selector>>> AttestWithoutBlocking(const transport::PeerCredentials&) {
+  // nullopt when only Attest can answer. `binary_now`: the caller's binary as the Workload API
+  // stat'ed it through the held process at the start of this call (nullopt when it did not),
+  // so that a remembered caller costs no second stat of /proc.
+  virtual std::optional<Result<std::vector<Selector>>> AttestWithoutBlocking(
+      const transport::PeerCredentials&, const std::optional<transport::PeerProcess::ExecutableKey>& /*binary_now*/) {
     return std::nullopt;
   }
 };

@@ -187,8 +187,9 @@ void WorkloadApiServer::Authenticate(std::shared_ptr<GrpcServerCall> call,
   if (!credentials) return next(PermissionDeniedError("the caller's credentials are unknown"));
   // The process that connected, still running what it ran then, and the only writer: else
   // the call is another process's, relayed (transport/peer_process.h).
+  std::optional<transport::PeerProcess::ExecutableKey> binary_now;
   if (credentials->process) {
-    if (Status caller = credentials->process->StillTheCaller(); !caller.ok()) {
+    if (Status caller = credentials->process->StillTheCaller(&binary_now); !caller.ok()) {
       refused_callers_.Failed("uid:" + std::to_string(credentials->uid),
                               {{"pid", std::to_string(credentials->pid)},
                                {"uid", std::to_string(credentials->uid)},
@@ -208,7 +209,7 @@ void WorkloadApiServer::Authenticate(std::shared_ptr<GrpcServerCall> call,
   // of /proc: cheaper here than a trip to the thread pool and back, which only reading and
   // hashing a new binary is worth.
   if (auto attested = AttestWithEach(attestors_, [&](WorkloadAttestor& attestor) {
-        return attestor.AttestWithoutBlocking(*credentials);
+        return attestor.AttestWithoutBlocking(*credentials, binary_now);
       })) {
     return done(std::move(*attested));
   }

@@ -98,7 +98,7 @@ TEST(AttestorRegistryTest, TheUnixWorkloadAttestorAttestsThisProcess) {
   const Selector uid{"unix", "uid:" + std::to_string(::getuid())};
   EXPECT_NE(std::find(selectors->begin(), selectors->end(), uid), selectors->end());
   // Attested once, its binary is hashed: the next answer needs no blocking work.
-  auto again = (*unix_attestor)->AttestWithoutBlocking(me);
+  auto again = (*unix_attestor)->AttestWithoutBlocking(me, std::nullopt);
   ASSERT_TRUE(again.has_value());
   ASSERT_TRUE(again->ok());
   EXPECT_EQ(**again, *selectors);
