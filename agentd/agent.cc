@@ -132,11 +132,11 @@ Status Agent::StartProbes() {
   const HealthCheckConfig& health = config_.health_checks;
   if (!health.listener_enabled) return Status::Ok();
   return workload_loop_.loop().Invoke([&]() -> Status {
-    health_server_ = std::make_unique<transport::PlainHttpServer>(&workload_loop_.loop());
-    health_server_->Route(health.live_path, [] { return transport::PlainHttpResponse{200, "application/json", "{}\n"}; });
+    health_server_ = std::make_unique<transport::HttpGetServer>(&workload_loop_.loop());
+    health_server_->Route(health.live_path, [] { return transport::HttpGetResponse{200, "application/json", "{}\n"}; });
     health_server_->Route(health.ready_path, [this] {
-      return Ready() ? transport::PlainHttpResponse{200, "application/json", "{}\n"}
-                     : transport::PlainHttpResponse{503, "application/json", "{\"error\":\"not synced with serverd yet\"}\n"};
+      return Ready() ? transport::HttpGetResponse{200, "application/json", "{}\n"}
+                     : transport::HttpGetResponse{503, "application/json", "{\"error\":\"not synced with serverd yet\"}\n"};
     });
     SIGIL_RETURN_IF_ERROR(health_server_->Listen(health.bind_address, health.bind_port));
     LogInfo("health checks listening", {{"address", health.bind_address + ":" + std::to_string(health_server_->port())}});

@@ -32,7 +32,7 @@
 #include "agentd/workload/workload_api.h"
 #include "core/metrics.h"
 #include "transport/event_loop.h"
-#include "transport/plain_http_server.h"
+#include "transport/http_get_server.h"
 
 namespace sigil::agentd {
 
@@ -68,7 +68,7 @@ class Agent {
   std::unique_ptr<ServerClient> client_;
   std::unique_ptr<AgentSvid> agent_svid_;
   std::unique_ptr<WorkloadApiServer> workload_api_;
-  std::unique_ptr<transport::PlainHttpServer> health_server_;
+  std::unique_ptr<transport::HttpGetServer> health_server_;
   std::unique_ptr<EntrySync> sync_;
   std::unique_ptr<SvidRotator> rotator_;
   std::thread sync_thread_;

@@ -267,6 +267,26 @@ Result<std::string> TrustBundleToJwks(const TrustBundle& bundle) {
   return doc.dump(2);
 }
 
+Result<std::string> JwtAuthoritiesToOidcJwks(const JwtBundle& bundle, bool set_key_use) {
+  Json keys = Json::array();
+  for (const auto& [kid, authority] : bundle.authorities) {
+    auto jwk = PublicKeyToJwk(authority.public_key.get());
+    if (!jwk.ok()) return jwk.status().AddContext("encoding JWT authority " + kid);
+    // Any RSA key verifies RS256, whatever its size (a bundle set by hand may hold one).
+    KeyType type = KeyType::kRsa2048;
+    if (!EVP_PKEY_is_a(authority.public_key.get(), "RSA")) {
+      SIGIL_ASSIGN_OR_RETURN(type, KeyTypeOf(authority.public_key.get()));
+    }
+    (*jwk)["kid"] = kid;
+    (*jwk)["alg"] = JwsAlgorithmName(DefaultSchemeFor(type));
+    if (set_key_use) (*jwk)["use"] = "sig";
+    keys.push_back(std::move(*jwk));
+  }
+  Json doc;
+  doc["keys"] = std::move(keys);
+  return doc.dump(2);
+}
+
 Result<TrustBundle> TrustBundleFromJwks(const TrustDomain& td, std::string_view jwks) {
   Json doc = Json::parse(jwks, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return InvalidArgumentError("trust bundle is not valid JSON");

@@ -87,6 +87,11 @@ struct TrustBundle {
 // The SPIFFE JWKS document of `bundle`.
 Result<std::string> TrustBundleToJwks(const TrustBundle& bundle);
 
+// The JWT authorities alone as a plain JWKS, the form OIDC relying parties read (an OIDC
+// discovery document's jwks_uri): each key with its "kid" and "alg", and "use": "sig" when
+// `set_key_use`; no SPIFFE members.
+Result<std::string> JwtAuthoritiesToOidcJwks(const JwtBundle& bundle, bool set_key_use);
+
 // Parses a SPIFFE JWKS document for trust domain `td`. InvalidArgument naming the key (by
 // index) and field that is wrong: not JSON, "keys" missing, an x509-svid key without exactly
 // one x5c certificate or whose parameters do not match that certificate, a jwt-svid key

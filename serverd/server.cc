@@ -64,6 +64,7 @@ Status Server::Start() {
   SIGIL_RETURN_IF_ERROR(agent_api_->Start());
   RefreshProbeState();
   SIGIL_RETURN_IF_ERROR(StartProbes());
+  SIGIL_RETURN_IF_ERROR(StartOidcDiscovery());
   // The admin socket last: `serverd healthcheck` answering means every listener is up.
   std::set<uint32_t> uids(config_.admin_uids.begin(), config_.admin_uids.end());
   admin_server_ = std::make_unique<AdminServer>(*admin_api_, uids);
@@ -89,10 +90,22 @@ void Server::Stop() {
     probe_loop_.loop().Invoke([&] {
       health_server_.reset();
       metrics_server_.reset();
+      if (oidc_) oidc_->Close();
     });
     probe_loop_.Stop();
     probes_started_ = false;
   }
+}
+
+Status Server::StartOidcDiscovery() {
+  if (!config_.oidc_discovery.enabled()) return Status::Ok();
+  oidc_ = std::make_unique<OidcDiscovery>(config_.oidc_discovery);
+  SIGIL_RETURN_IF_ERROR(oidc_->SetKeys(ca_->current()->bundle.jwt));
+  if (!probes_started_) {
+    probe_loop_.Start();
+    probes_started_ = true;
+  }
+  return probe_loop_.loop().Invoke([&] { return oidc_->Listen(&probe_loop_.loop()); }).AddContext("oidc_discovery");
 }
 
 Status Server::StartProbes() {
@@ -102,21 +115,21 @@ Status Server::StartProbes() {
   probes_started_ = true;
   return probe_loop_.loop().Invoke([&]() -> Status {
     if (health.listener_enabled) {
-      health_server_ = std::make_unique<transport::PlainHttpServer>(&probe_loop_.loop());
-      health_server_->Route(health.live_path, [] { return transport::PlainHttpResponse{200, "application/json", "{}\n"}; });
+      health_server_ = std::make_unique<transport::HttpGetServer>(&probe_loop_.loop());
+      health_server_->Route(health.live_path, [] { return transport::HttpGetResponse{200, "application/json", "{}\n"}; });
       health_server_->Route(health.ready_path, [this] {
         const Status ready = CachedReadiness();
-        return ready.ok() ? transport::PlainHttpResponse{200, "application/json", "{}\n"}
-                          : transport::PlainHttpResponse{503, "application/json",
+        return ready.ok() ? transport::HttpGetResponse{200, "application/json", "{}\n"}
+                          : transport::HttpGetResponse{503, "application/json",
                                                          json{{"error", ready.message()}}.dump() + "\n"};
       });
       SIGIL_RETURN_IF_ERROR(health_server_->Listen(health.bind_address, health.bind_port));
       LogInfo("health checks listening", {{"address", health.bind_address + ":" + std::to_string(health_server_->port())}});
     }
     if (config_.prometheus_port != 0) {
-      metrics_server_ = std::make_unique<transport::PlainHttpServer>(&probe_loop_.loop());
+      metrics_server_ = std::make_unique<transport::HttpGetServer>(&probe_loop_.loop());
       metrics_server_->Route("/metrics", [this] {
-        return transport::PlainHttpResponse{200, "text/plain; version=0.0.4", metrics_.Render()};
+        return transport::HttpGetResponse{200, "text/plain; version=0.0.4", metrics_.Render()};
       });
       SIGIL_RETURN_IF_ERROR(metrics_server_->Listen(config_.prometheus_host, config_.prometheus_port));
       LogInfo("metrics listening", {{"address", config_.prometheus_host + ":" + std::to_string(config_.prometheus_port)}});
@@ -176,6 +189,14 @@ void Server::RotationLoop() {
     lock.unlock();
     auto changed = ca_->Tick(std::chrono::system_clock::now());
     if (!changed.ok()) LogError("CA rotation failed; will retry", {{"error", changed.status().ToString()}});
+    if (oidc_) {
+      if (changed.ok() && *changed) {
+        if (Status keys = oidc_->SetKeys(ca_->current()->bundle.jwt); !keys.ok()) {
+          LogError("rendering the OIDC key set failed; the old one is served", {{"error", keys.ToString()}});
+        }
+      }
+      (void)oidc_->ReloadServingCertificate(std::chrono::steady_clock::now());  // logs its own failures
+    }
     if (Status refreshed = agent_api_->RefreshCredentials(std::chrono::system_clock::now()); !refreshed.ok()) {
       LogError("renewing serverd's own SVID failed; will retry", {{"error", refreshed.ToString()}});
     }

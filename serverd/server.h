@@ -22,9 +22,10 @@
 #include "serverd/datastore/datastore.h"
 #include "serverd/entry/entry_service.h"
 #include "serverd/federation/federated_bundles.h"
+#include "serverd/oidc/oidc_discovery.h"
 #include "serverd/server_config.h"
 #include "transport/event_loop.h"
-#include "transport/plain_http_server.h"
+#include "transport/http_get_server.h"
 
 namespace sigil::serverd {
 
@@ -46,6 +47,7 @@ class Server {
   Result<SpiffeId> MintableSpiffeId(const std::string& text) const;
   void RotationLoop();
   Status StartProbes();
+  Status StartOidcDiscovery();
   // Off the loop (start, the rotation thread, after each admin call): the readiness and the
   // datastore gauges the probe loop serves.
   void RefreshProbeState();
@@ -66,9 +68,10 @@ class Server {
   std::unique_ptr<AdminServer> admin_server_;
   std::vector<std::unique_ptr<NodeAttestor>> node_attestors_;
   std::unique_ptr<AgentApi> agent_api_;
-  transport::LoopThread probe_loop_;  // /live, /ready and /metrics
-  std::unique_ptr<transport::PlainHttpServer> health_server_;
-  std::unique_ptr<transport::PlainHttpServer> metrics_server_;
+  transport::LoopThread probe_loop_;  // /live, /ready, /metrics and OIDC discovery
+  std::unique_ptr<transport::HttpGetServer> health_server_;
+  std::unique_ptr<OidcDiscovery> oidc_;  // listens on probe_loop_
+  std::unique_ptr<transport::HttpGetServer> metrics_server_;
   bool probes_started_ = false;
   std::mutex probe_mutex_;
   Status readiness_ = Status(Code::kUnavailable, "serverd is starting");  // guarded by probe_mutex_

@@ -164,6 +164,10 @@ Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string&
   prometheus.RefuseUnknownKeys();
   telemetry.RefuseUnknownKeys();
 
+  if (doc.root().Has("oidc_discovery")) {
+    ReadOidcDiscoveryConfig(doc.root().Section("oidc_discovery"), config.jwt_issuer, config.oidc_discovery);
+  }
+
   doc.root().RefuseUnknownKeys();
   SIGIL_RETURN_IF_ERROR(doc.Finish());
   return config;

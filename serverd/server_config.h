@@ -66,6 +66,7 @@
 #include "core/status.h"
 #include "hw/key_store.h"
 #include "serverd/attestor/node_attestor.h"
+#include "serverd/oidc/oidc_discovery.h"
 #include "transport/http2_server.h"
 
 namespace sigil::serverd {
@@ -121,6 +122,8 @@ struct ServerConfig {
 
   std::string prometheus_host = "127.0.0.1";
   int prometheus_port = 0;
+
+  OidcDiscoveryConfig oidc_discovery;  // off unless the `oidc_discovery:` section is given
 };
 
 // Flags that override single keys, as SPIRE's `server run` has them. Empty/zero: not given.

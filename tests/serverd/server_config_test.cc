@@ -269,5 +269,50 @@ TEST(ServerConfigTest, JwtIssuerMustBeAnHttpUrlWithAHost) {
   }
 }
 
+TEST(ServerConfigTest, OidcDiscoveryTakesSpiresProviderKeys) {
+  const std::string head = "server:\n  trust_domain: example.org\n  jwt_issuer: https://oidc.example.org\n";
+  auto off = ParseServerConfig(head, "server.yaml");
+  ASSERT_TRUE(off.ok()) << off.status().ToString();
+  EXPECT_FALSE(off->oidc_discovery.enabled());
+
+  auto on = ParseServerConfig(head + "oidc_discovery:\n  domains: [OIDC.example.org]\n  insecure_addr: ':8008'\n"
+                              "  set_key_use: true\n  server_path_prefix: /instance/1\n"
+                              "  serving_cert_file: {cert_file_path: /etc/c.pem, key_file_path: /etc/k.pem, addr: "
+                              "'127.0.0.1:8443', file_sync_interval: 30s}\n",
+                              "server.yaml");
+  ASSERT_TRUE(on.ok()) << on.status().ToString();
+  const OidcDiscoveryConfig& oidc = on->oidc_discovery;
+  EXPECT_TRUE(oidc.enabled());
+  EXPECT_EQ(oidc.domains, std::vector<std::string>{"oidc.example.org"});
+  EXPECT_EQ(oidc.jwt_issuer, "https://oidc.example.org");  // the server's, unless given
+  EXPECT_EQ(oidc.cert_file_path, "/etc/c.pem");
+  EXPECT_EQ(oidc.file_sync_interval, std::chrono::seconds(30));
+  EXPECT_TRUE(oidc.set_key_use);
+  EXPECT_EQ(ParseListenAddress(oidc.insecure_addr)->first, "0.0.0.0");
+  EXPECT_EQ(ParseListenAddress(oidc.serving_addr)->second, 8443);
+
+  // What SPIRE's provider has and serverd does not is refused by name, with what to do instead.
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"  domains: [a.example]\n  acme: {email: a@b.c, tos_accepted: true}\n  insecure_addr: ':1'\n",
+       "oidc_discovery.acme: ACME is not built in"},
+      {"  domains: [a.example]\n  listen_socket_path: /run/oidc.sock\n", "oidc_discovery.listen_socket_path: is not supported"},
+      {"  domains: [a.example]\n  insecure_addr: ':1'\n  server_api: {address: unix:///x}\n",
+       "oidc_discovery.server_api: is not needed"},
+      {"  domains: [a.example]\n", "oidc_discovery needs insecure_addr or serving_cert_file"},
+      {"  insecure_addr: ':1'\n", "oidc_discovery.domains: must name at least one domain"},
+      {"  domains: [a.example]\n  insecure_addr: 'nowhere'\n", "oidc_discovery.insecure_addr: 'nowhere' is not host:port"},
+      {"  domains: [a.example]\n  serving_cert_file: {cert_file_path: /c}\n", "needs both cert_file_path and key_file_path"},
+      {"  domains: [a.example]\n  serving_cert_file: {cert_file_path: /c, key_file_path: /k}\n  allow_insecure_scheme: true\n",
+       "oidc_discovery.allow_insecure_scheme: only applies with insecure_addr"},
+      {"  domains: [a.example]\n  insecure_addr: ':1'\n  server_path_prefix: x\n", "does not start with '/'"},
+      {"  domains: [a.example]\n  insecure_addr: ':1'\n  colour: blue\n", "oidc_discovery.colour"},
+  };
+  for (const auto& [section, message] : refused) {
+    auto config = ParseServerConfig(head + "oidc_discovery:\n" + section, "server.yaml");
+    ASSERT_FALSE(config.ok()) << section;
+    EXPECT_NE(config.status().message().find(message), std::string::npos) << config.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace sigil::serverd
