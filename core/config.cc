@@ -1,5 +1,6 @@
 #include "core/config.h"
 
+#include <algorithm>
 #include <cctype>
 #include <limits>
 
@@ -145,6 +146,16 @@ void ConfigSection::Read(std::string_view key, std::vector<std::string>& value) 
   value = std::move(items);
 }
 
+namespace {
+
+std::string ChoiceList(const std::vector<std::string>& choices) {
+  std::string list;
+  for (const auto& choice : choices) list += (list.empty() ? "" : ", ") + choice;
+  return list;
+}
+
+}  // namespace
+
 void ConfigSection::ReadChoice(std::string_view key, std::string& value,
                                const std::vector<std::string>& choices) {
   std::string read = value;
@@ -155,9 +166,29 @@ void ConfigSection::ReadChoice(std::string_view key, std::string& value,
       return;
     }
   }
-  std::string list;
-  for (const auto& choice : choices) list += (list.empty() ? "" : ", ") + choice;
-  Problem(key, "'" + read + "' is not one of " + list);
+  Problem(key, "'" + read + "' is not one of " + ChoiceList(choices));
+}
+
+ConfigSection ConfigSection::ReadChoiceWithSettings(std::string_view key, std::string& value,
+                                                    const std::vector<std::string>& choices) {
+  YAML::Node node = Get(key);
+  ConfigSection none(YAML::Node(), PathOf(key), shared_);
+  if (!node.IsDefined() || node.IsNull() || !node.IsMap()) {
+    ReadChoice(key, value, choices);
+    return none;
+  }
+  if (node.size() != 1) {
+    Problem(key, "names " + std::to_string(node.size()) + " choices; give exactly one of " + ChoiceList(choices));
+    return none;
+  }
+  const std::string name = node.begin()->first.Scalar();
+  if (std::find(choices.begin(), choices.end(), name) == choices.end()) {
+    Problem(key, "'" + name + "' is not one of " + ChoiceList(choices));
+    return none;
+  }
+  value = name;
+  ConfigSection choice(node, PathOf(key), shared_);
+  return choice.Section(name);
 }
 
 ConfigSection ConfigSection::Section(std::string_view key) {

@@ -42,6 +42,11 @@ class ConfigSection {
   void Read(std::string_view key, std::vector<std::string>& value);
   // One of `choices`, compared exactly.
   void ReadChoice(std::string_view key, std::string& value, const std::vector<std::string>& choices);
+  // A choice that may carry settings of its own, written `key: name` or `key: {name: {...}}`
+  // (the shape SPIRE's labelled blocks take: `profile "https_web" { ... }`). Sets `value` to
+  // the name, one of `choices`, and returns its settings (empty when written bare, or when the
+  // key is absent and `value` keeps its default). A problem when it names no choice or several.
+  ConfigSection ReadChoiceWithSettings(std::string_view key, std::string& value, const std::vector<std::string>& choices);
 
   // The keys present, in document order, for a section whose keys are names a caller looks up
   // (plug-ins by name). Marks none of them seen.

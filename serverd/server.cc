@@ -65,6 +65,7 @@ Status Server::Start() {
   RefreshProbeState();
   SIGIL_RETURN_IF_ERROR(StartProbes());
   SIGIL_RETURN_IF_ERROR(StartOidcDiscovery());
+  SIGIL_RETURN_IF_ERROR(StartFederation());
   // The admin socket last: `serverd healthcheck` answering means every listener is up.
   std::set<uint32_t> uids(config_.admin_uids.begin(), config_.admin_uids.end());
   admin_server_ = std::make_unique<AdminServer>(*admin_api_, uids);
@@ -84,6 +85,7 @@ void Server::Stop() {
   }
   rotation_wake_.notify_all();
   if (rotation_thread_.joinable()) rotation_thread_.join();
+  if (bundle_refresher_) bundle_refresher_->Stop();
   if (agent_api_) agent_api_->Stop();
   if (admin_server_) admin_server_->Stop();
   if (probes_started_) {
@@ -91,6 +93,7 @@ void Server::Stop() {
       health_server_.reset();
       metrics_server_.reset();
       if (oidc_) oidc_->Close();
+      if (bundle_endpoint_) bundle_endpoint_->Close();
     });
     probe_loop_.Stop();
     probes_started_ = false;
@@ -106,6 +109,25 @@ Status Server::StartOidcDiscovery() {
     probes_started_ = true;
   }
   return probe_loop_.loop().Invoke([&] { return oidc_->Listen(&probe_loop_.loop()); }).AddContext("oidc_discovery");
+}
+
+Status Server::StartFederation() {
+  const FederationConfig& federation = config_.federation;
+  if (federation.bundle_endpoint.enabled) {
+    bundle_endpoint_ = std::make_unique<BundleEndpoint>(federation.bundle_endpoint);
+    SIGIL_RETURN_IF_ERROR(bundle_endpoint_->SetBundle(ca_->current()->bundle));
+    SIGIL_RETURN_IF_ERROR(bundle_endpoint_->SetServerCredentials(agent_api_->server_credentials()));
+    if (!probes_started_) {
+      probe_loop_.Start();
+      probes_started_ = true;
+    }
+    SIGIL_RETURN_IF_ERROR(probe_loop_.loop()
+                              .Invoke([&] { return bundle_endpoint_->Listen(&probe_loop_.loop()); })
+                              .AddContext("federation.bundle_endpoint"));
+  }
+  bundle_refresher_ = std::make_unique<BundleRefresher>(federation.federates_with, *store_, *federated_);
+  bundle_refresher_->Start();
+  return Status::Ok();
 }
 
 Status Server::StartProbes() {
@@ -195,7 +217,18 @@ void Server::RotationLoop() {
           LogError("rendering the OIDC key set failed; the old one is served", {{"error", keys.ToString()}});
         }
       }
-      (void)oidc_->ReloadServingCertificate(std::chrono::steady_clock::now());  // logs its own failures
+      oidc_->ReloadServingCertificate(std::chrono::steady_clock::now());
+    }
+    if (bundle_endpoint_) {
+      if (changed.ok() && *changed) {
+        if (Status set = bundle_endpoint_->SetBundle(ca_->current()->bundle); !set.ok()) {
+          LogError("rendering the bundle endpoint's document failed; the old one is served", {{"error", set.ToString()}});
+        }
+      }
+      if (Status set = bundle_endpoint_->SetServerCredentials(agent_api_->server_credentials()); !set.ok()) {
+        LogError("the bundle endpoint could not take serverd's renewed SVID", {{"error", set.ToString()}});
+      }
+      bundle_endpoint_->ReloadServingCertificate(std::chrono::steady_clock::now());
     }
     if (Status refreshed = agent_api_->RefreshCredentials(std::chrono::system_clock::now()); !refreshed.ok()) {
       LogError("renewing serverd's own SVID failed; will retry", {{"error", refreshed.ToString()}});

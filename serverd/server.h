@@ -21,6 +21,8 @@
 #include "serverd/ca/ca_manager.h"
 #include "serverd/datastore/datastore.h"
 #include "serverd/entry/entry_service.h"
+#include "serverd/federation/bundle_endpoint.h"
+#include "serverd/federation/bundle_refresher.h"
 #include "serverd/federation/federated_bundles.h"
 #include "serverd/oidc/oidc_discovery.h"
 #include "serverd/server_config.h"
@@ -48,6 +50,7 @@ class Server {
   void RotationLoop();
   Status StartProbes();
   Status StartOidcDiscovery();
+  Status StartFederation();
   // Off the loop (start, the rotation thread, after each admin call): the readiness and the
   // datastore gauges the probe loop serves.
   void RefreshProbeState();
@@ -68,9 +71,11 @@ class Server {
   std::unique_ptr<AdminServer> admin_server_;
   std::vector<std::unique_ptr<NodeAttestor>> node_attestors_;
   std::unique_ptr<AgentApi> agent_api_;
-  transport::LoopThread probe_loop_;  // /live, /ready, /metrics and OIDC discovery
+  transport::LoopThread probe_loop_;  // /live, /ready, /metrics, OIDC discovery, the bundle endpoint
   std::unique_ptr<transport::HttpGetServer> health_server_;
-  std::unique_ptr<OidcDiscovery> oidc_;  // listens on probe_loop_
+  std::unique_ptr<OidcDiscovery> oidc_;             // listens on probe_loop_
+  std::unique_ptr<BundleEndpoint> bundle_endpoint_;  // listens on probe_loop_
+  std::unique_ptr<BundleRefresher> bundle_refresher_;
   std::unique_ptr<transport::HttpGetServer> metrics_server_;
   bool probes_started_ = false;
   std::mutex probe_mutex_;

@@ -164,6 +164,7 @@ Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string&
   prometheus.RefuseUnknownKeys();
   telemetry.RefuseUnknownKeys();
 
+  ReadFederationConfig(doc.root().Section("federation"), config.trust_domain, config.federation);
   if (doc.root().Has("oidc_discovery")) {
     ReadOidcDiscoveryConfig(doc.root().Section("oidc_discovery"), config.jwt_issuer, config.oidc_discovery);
   }

@@ -66,6 +66,7 @@
 #include "core/status.h"
 #include "hw/key_store.h"
 #include "serverd/attestor/node_attestor.h"
+#include "serverd/federation/federation_config.h"
 #include "serverd/oidc/oidc_discovery.h"
 #include "transport/http2_server.h"
 
@@ -124,6 +125,7 @@ struct ServerConfig {
   int prometheus_port = 0;
 
   OidcDiscoveryConfig oidc_discovery;  // off unless the `oidc_discovery:` section is given
+  FederationConfig federation;
 };
 
 // Flags that override single keys, as SPIRE's `server run` has them. Empty/zero: not given.

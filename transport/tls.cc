@@ -55,8 +55,11 @@ Result<std::shared_ptr<const TlsContext>> TlsContext::CreateServer(TlsOptions op
 }
 
 Result<std::shared_ptr<const TlsContext>> TlsContext::CreateClient(TlsOptions options) {
-  if (!options.peer_bundle && !options.insecure_skip_verify) {
+  if (!options.peer_bundle && !options.insecure_skip_verify && !options.verify_web_pki) {
     return InvalidArgumentError("a TLS client needs a trust bundle to verify the server");
+  }
+  if (options.verify_web_pki && options.peer_bundle) {
+    return InvalidArgumentError("a TLS client verifies by a trust bundle or by the web PKI, not both");
   }
   return Create(false, std::move(options));
 }
@@ -107,7 +110,12 @@ Result<std::shared_ptr<const TlsContext>> TlsContext::Create(bool server, TlsOpt
     }
   }
 
-  if (opt.peer_bundle) {
+  if (!server && opt.verify_web_pki) {
+    if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+      return OpenSSLError(Code::kInternal, "loading the system's CA certificates");
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  } else if (opt.peer_bundle) {
     int mode = SSL_VERIFY_PEER | (server && opt.require_peer_certificate ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0);
     SSL_CTX_set_verify(ctx, mode, nullptr);
     // Replaces OpenSSL's own chain building so that each handshake reads the bundle current
@@ -169,6 +177,16 @@ Result<std::unique_ptr<TlsSession>> TlsSession::Create(std::shared_ptr<const Tls
     SSL_set_accept_state(s->ssl_.get());
   } else {
     SSL_set_connect_state(s->ssl_.get());
+    if (context->options().verify_web_pki) {
+      if (server_name.empty()) return InvalidArgumentError("checking a server by the web PKI needs its host name");
+      // An address literal is matched against the certificate's IP addresses, a name against
+      // its DNS names.
+      X509_VERIFY_PARAM* param = SSL_get0_param(s->ssl_.get());
+      const bool named = X509_VERIFY_PARAM_set1_ip_asc(param, server_name.c_str()) == 1 ||
+                         X509_VERIFY_PARAM_set1_host(param, server_name.c_str(), server_name.size()) == 1;
+      ClearOpenSSLErrors();
+      if (!named) return InvalidArgumentError("'" + server_name + "' is not a host name to check a certificate for");
+    }
     if (!server_name.empty()) SSL_set_tlsext_host_name(s->ssl_.get(), server_name.c_str());
   }
   s->context_ = std::move(context);
@@ -182,6 +200,11 @@ Status TlsSession::SslError(int rc, std::string_view what) {
     return verify_error_;
   }
   if (err == SSL_ERROR_ZERO_RETURN) return UnavailableError("peer closed the TLS session");
+  if (const long verified = SSL_get_verify_result(ssl_.get()); !handshake_complete_ && verified != X509_V_OK) {
+    ClearOpenSSLErrors();  // OpenSSL's own checks (the web PKI): say which one failed
+    return UnauthenticatedError("the peer's certificate was refused: " +
+                                std::string(X509_verify_cert_error_string(verified)));
+  }
   return OpenSSLError(handshake_complete_ ? Code::kDataLoss : Code::kUnauthenticated, what);
 }
 

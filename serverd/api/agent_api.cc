@@ -144,6 +144,7 @@ Status AgentApi::RefreshCredentials(TimePoint now) {
   }
   credentials_issuer_ = current->issuer;
   credentials_bundle_sequence_ = current->bundle.sequence;
+  credentials_.Set(credentials);
   const TimePoint not_before = CertNotBefore(svid.leaf());
   credentials_renew_at_ = not_before + (svid.expires_at - not_before) / 2;
   return Status::Ok();

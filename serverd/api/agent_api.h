@@ -125,6 +125,9 @@ class AgentApi {
   // Renews serverd's own SVID when it passed half-life or the CA changed, and points peer
   // verification at the current bundle. Signs with the CA key: call it off the I/O loop.
   Status RefreshCredentials(TimePoint now);
+  // serverd's own X509-SVID and key as RefreshCredentials last made them (the bundle endpoint's
+  // https_spiffe presents it too); any thread.
+  std::shared_ptr<const transport::TlsCredentials> server_credentials() const { return credentials_.Current(); }
 
  private:
   using StreamPtr = std::shared_ptr<transport::Http2ServerStream>;
@@ -219,6 +222,7 @@ class AgentApi {
   TimePoint credentials_renew_at_{};
   std::shared_ptr<const X509Ca> credentials_issuer_;
   uint64_t credentials_bundle_sequence_ = 0;
+  Swappable<transport::TlsCredentials> credentials_;
 
   // Workers.
   std::mutex authorized_mutex_;  // held while a set is read or advanced

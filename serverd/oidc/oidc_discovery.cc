@@ -6,7 +6,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/file.h"
 #include "core/log.h"
 
 namespace sigil::serverd {
@@ -146,31 +145,8 @@ Status OidcDiscovery::SetKeys(const JwtBundle& bundle) {
   return Status::Ok();
 }
 
-Status OidcDiscovery::LoadServingCertificate() {
-  SIGIL_ASSIGN_OR_RETURN(std::string chain, ReadWholeFile(config_.cert_file_path, "the OIDC serving certificate"));
-  SIGIL_ASSIGN_OR_RETURN(std::string key, ReadWholeFile(config_.key_file_path, "the OIDC serving key"));
-  if (chain == served_chain_pem_ && key == served_key_pem_) return Status::Ok();
-  auto credentials = transport::TlsCredentials::FromPem(chain, key);
-  if (!credentials.ok()) return credentials.status().AddContext(config_.cert_file_path.string());
-  auto context = transport::TlsContext::CreateServer({.credentials = *credentials, .alpn = {"http/1.1"}});
-  if (!context.ok()) return context.status().AddContext(config_.cert_file_path.string());
-  tls_->Set(*context);
-  served_chain_pem_ = std::move(chain);
-  served_key_pem_ = std::move(key);
-  return Status::Ok();
-}
-
-Status OidcDiscovery::ReloadServingCertificate(std::chrono::steady_clock::time_point now) {
-  if (config_.cert_file_path.empty() || now < next_file_sync_) return Status::Ok();
-  next_file_sync_ = now + config_.file_sync_interval;
-  const bool first = served_chain_pem_.empty();
-  Status loaded = LoadServingCertificate();
-  if (!loaded.ok()) {
-    reload_failures_.Failed({{"error", loaded.ToString()}});
-  } else if (!first) {
-    reload_failures_.Succeeded("OIDC discovery serving certificate read again");
-  }
-  return loaded;
+void OidcDiscovery::ReloadServingCertificate(std::chrono::steady_clock::time_point now) {
+  if (certificate_) certificate_->Reload(now);
 }
 
 Status OidcDiscovery::Listen(transport::EventLoop* loop) {
@@ -183,9 +159,12 @@ Status OidcDiscovery::Listen(transport::EventLoop* loop) {
                                          {"tls", "false"}});
   }
   if (!config_.cert_file_path.empty()) {
-    SIGIL_RETURN_IF_ERROR(ReloadServingCertificate(std::chrono::steady_clock::now()));
+    certificate_ = std::make_unique<transport::ServingCertificate>(
+        transport::ServingCertificateFiles{config_.cert_file_path, config_.key_file_path, config_.file_sync_interval},
+        "OIDC discovery serving certificate");
+    SIGIL_RETURN_IF_ERROR(certificate_->Load());
     SIGIL_ASSIGN_OR_RETURN(auto address, ParseListenAddress(config_.serving_addr));
-    secure_ = std::make_unique<transport::HttpGetServer>(loop, transport::HttpGetServerOptions{.tls = tls_});
+    secure_ = std::make_unique<transport::HttpGetServer>(loop, transport::HttpGetServerOptions{.tls = certificate_->source()});
     AddRoutes(*secure_);
     SIGIL_RETURN_IF_ERROR(secure_->Listen(address.first, address.second));
     LogInfo("OIDC discovery listening", {{"address", address.first + ":" + std::to_string(secure_->port())},

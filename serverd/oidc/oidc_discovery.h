@@ -21,11 +21,11 @@
 #include <vector>
 
 #include "core/config.h"
-#include "core/failure_log.h"
 #include "core/status.h"
 #include "core/swappable.h"
 #include "core/trust_bundle.h"
 #include "transport/http_get_server.h"
+#include "transport/serving_certificate.h"
 #include "transport/tls.h"
 
 namespace sigil::serverd {
@@ -67,9 +67,8 @@ class OidcDiscovery {
   // The JWT authorities changed: renders the key set served from now on.
   Status SetKeys(const JwtBundle& bundle);
 
-  // Reads the serving certificate and key when due and changed; the next handshake uses them.
-  // An unreadable or mismatched pair keeps the old one and is logged once per failure spell.
-  Status ReloadServingCertificate(std::chrono::steady_clock::time_point now);
+  // Reads the serving certificate and key again when due and changed (ServingCertificate).
+  void ReloadServingCertificate(std::chrono::steady_clock::time_point now);
 
   // Starts the listeners on `loop` (the insecure one, the TLS one, or both).
   Status Listen(transport::EventLoop* loop);
@@ -82,16 +81,10 @@ class OidcDiscovery {
 
  private:
   void AddRoutes(transport::HttpGetServer& server);
-  Status LoadServingCertificate();
 
   OidcDiscoveryConfig config_;
   Swappable<std::string> keys_;
-  std::shared_ptr<transport::TlsContextSource> tls_ = std::make_shared<transport::TlsContextSource>();
-  std::string served_chain_pem_;
-  std::string served_key_pem_;
-  std::chrono::steady_clock::time_point next_file_sync_;
-  FailureLog reload_failures_{LogLevel::kWarn, "reading the OIDC discovery serving certificate failed; the old one stays",
-                              std::chrono::minutes(1)};
+  std::unique_ptr<transport::ServingCertificate> certificate_;  // with serving_cert_file
   std::unique_ptr<transport::HttpGetServer> insecure_;
   std::unique_ptr<transport::HttpGetServer> secure_;
 };

@@ -314,5 +314,57 @@ TEST(ServerConfigTest, OidcDiscoveryTakesSpiresProviderKeys) {
   }
 }
 
+TEST(ServerConfigTest, FederationTakesSpiresBundleEndpointAndRelationships) {
+  const std::string head = "server:\n  trust_domain: example.org\n";
+  auto config = ParseServerConfig(
+      head + "federation:\n"
+             "  bundle_endpoint: {address: 127.0.0.1, port: 8443, refresh_hint: 1m,\n"
+             "                    profile: {https_web: {serving_cert_file: {cert_file_path: /c.pem, key_file_path: /k.pem}}}}\n"
+             "  federates_with:\n"
+             "    partner.test:\n"
+             "      bundle_endpoint_url: https://partner.example:8443\n"
+             "      bundle_endpoint_profile: {https_spiffe: {endpoint_spiffe_id: spiffe://partner.test/spire/server}}\n"
+             "    web.test: {bundle_endpoint_url: https://web.example, bundle_endpoint_profile: https_web}\n",
+      "server.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  const FederationConfig& federation = config->federation;
+  EXPECT_TRUE(federation.bundle_endpoint.enabled);
+  EXPECT_EQ(federation.bundle_endpoint.port, 8443);
+  EXPECT_EQ(federation.bundle_endpoint.refresh_hint, std::chrono::minutes(1));
+  EXPECT_EQ(federation.bundle_endpoint.profile, BundleEndpointProfile::kHttpsWeb);
+  EXPECT_EQ(federation.bundle_endpoint.serving_cert_file.key_file_path, "/k.pem");
+  ASSERT_EQ(federation.federates_with.size(), 2u);
+  EXPECT_EQ(federation.federates_with[0].trust_domain.name(), "partner.test");
+  EXPECT_EQ(federation.federates_with[0].profile, BundleEndpointProfile::kHttpsSpiffe);
+  EXPECT_EQ(federation.federates_with[0].endpoint_spiffe_id->str(), "spiffe://partner.test/spire/server");
+  EXPECT_EQ(federation.federates_with[1].profile, BundleEndpointProfile::kHttpsWeb);
+  EXPECT_FALSE(ParseServerConfig(head, "server.yaml")->federation.bundle_endpoint.enabled);
+
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"  bundle_endpoint: {profile: https_ftp}\n", "federation.bundle_endpoint.profile: 'https_ftp' is not one of https_spiffe, https_web"},
+      {"  bundle_endpoint: {profile: {https_web: {}}}\n", "https_web needs serving_cert_file"},
+      {"  bundle_endpoint: {profile: {https_web: {acme: {}, serving_cert_file: {cert_file_path: /c, key_file_path: /k}}}}\n",
+       "acme: ACME is not built in"},
+      {"  federates_with: {p.test: {bundle_endpoint_url: http://p.example, bundle_endpoint_profile: https_web}}\n",
+       "federation.federates_with.p.test.bundle_endpoint_url: 'http://p.example' is not an https URL"},
+      {"  federates_with: {p.test: {bundle_endpoint_url: https://p.example}}\n", "bundle_endpoint_profile: is required"},
+      {"  federates_with: {p.test: {bundle_endpoint_url: https://p.example, bundle_endpoint_profile: https_spiffe}}\n",
+       "endpoint_spiffe_id: is required with https_spiffe"},
+      {"  federates_with: {p.test: {bundle_endpoint_url: https://p.example, bundle_endpoint_profile: "
+       "{https_spiffe: {endpoint_spiffe_id: spiffe://other.test/x}}}}\n",
+       "'spiffe://other.test/x' is not in trust domain p.test"},
+      {"  federates_with: {example.org: {bundle_endpoint_url: https://p.example, bundle_endpoint_profile: https_web}}\n",
+       "is this server's own trust domain"},
+      {"  federates_with: {p.test: {bundle_endpoint_url: https://p.example, bundle_endpoint_profile: {https_web: {}, "
+       "https_spiffe: {}}}}\n",
+       "names 2 choices"},
+  };
+  for (const auto& [section, message] : refused) {
+    auto bad = ParseServerConfig(head + "federation:\n" + section, "server.yaml");
+    ASSERT_FALSE(bad.ok()) << section;
+    EXPECT_NE(bad.status().message().find(message), std::string::npos) << bad.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace sigil::serverd

@@ -19,6 +19,7 @@ Result<std::unique_ptr<ServerdProcess>> ServerdProcess::Create(SoftHsm& hsm, con
   const auto& dir = server->dir_->path();
   server->agent_port_ = FreeLoopbackPort();
   server->open_file_limit_ = options.open_file_limit;
+  server->env_ = options.env;
   WriteFile(dir / "server.yaml",
             "server:\n"
             "  trust_domain: " + options.trust_domain + "\n"
@@ -43,10 +44,13 @@ Status ServerdProcess::Start() {
     const std::string limit = std::to_string(open_file_limit_);
     argv.insert(argv.begin(), {"prlimit", "--nofile=" + limit + ":" + limit, "--"});
   }
-  return StartDaemon(process_, argv, dir(), "serverd", [&] {
-    auto check = Cli({"healthcheck"});
-    return check.ok() && check->exit_code == 0;
-  });
+  return StartDaemon(
+      process_, argv, dir(), "serverd",
+      [&] {
+        auto check = Cli({"healthcheck"});
+        return check.ok() && check->exit_code == 0;
+      },
+      std::chrono::seconds(20), ProcessOptions{.env = env_});
 }
 
 int ServerdProcess::Stop() {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,6 +25,8 @@ struct ServerdOptions {
   std::string top_level_yaml;  // appended at the end (health_checks:, telemetry:)
   // When set, serverd starts with this open-file limit, soft and hard, so it cannot raise it.
   int open_file_limit = 0;
+  // Added to serverd's environment (SSL_CERT_FILE: the CAs an https_web endpoint chains to).
+  std::map<std::string, std::string> env;
 };
 
 class ServerdProcess {
@@ -60,6 +63,7 @@ class ServerdProcess {
   ServerdProcess() = default;
   std::unique_ptr<TempDir> dir_;
   int open_file_limit_ = 0;
+  std::map<std::string, std::string> env_;
   std::optional<ChildProcess> process_;
   int agent_port_ = 0;
 };

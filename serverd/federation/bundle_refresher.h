@@ -1,0 +1,66 @@
+// Keeps the bundle of each trust domain this server federates with (federation.federates_with)
+// current from that domain's bundle endpoint: fetched at start, then again after the refresh
+// hint the endpoint's bundle carries (at least a second, at most an hour; five minutes when it
+// names none), stored in the datastore as `bundle set` stores one, and so on to every agent
+// whose entries federate with the domain.
+//
+// A fetch that fails (unreachable, an endpoint presenting another SPIFFE ID, a document that is
+// not a bundle of that domain, a sequence number lower than the one held) keeps the bundle held
+// and is tried again after a back-off, from one second doubling to five minutes; the error is
+// logged once a minute per trust domain, and at once when it differs from the last one. An
+// https_spiffe endpoint is checked against the bundle already held for its domain, so the first
+// one is set by hand (`serverd bundle set`), as SPIRE asks; the endpoint is tried as soon as it
+// is.
+//
+// Thread safety: Start and Stop from the owning thread; the fetches run on a thread of their own,
+// since each may block for its whole timeout.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/failure_log.h"
+#include "core/status.h"
+#include "serverd/datastore/datastore.h"
+#include "serverd/federation/federated_bundles.h"
+#include "serverd/federation/federation_config.h"
+#include "transport/https_get.h"
+
+namespace sigil::serverd {
+
+class BundleRefresher {
+ public:
+  BundleRefresher(std::vector<FederationRelationship> relationships, Datastore& store, FederatedBundles& federated,
+                  transport::HttpsGetOptions fetch = {});
+  ~BundleRefresher();
+
+  void Start();
+  void Stop();
+
+  // One fetch of `relationship`'s endpoint, stored when it is newer than the bundle held.
+  // Returns the refresh hint to wait before the next.
+  Result<std::chrono::seconds> Refresh(const FederationRelationship& relationship);
+
+  static constexpr std::chrono::seconds kMinRefresh{1};
+  static constexpr std::chrono::seconds kMaxRefresh{3600};
+  static constexpr std::chrono::seconds kDefaultRefresh{300};
+  static constexpr std::chrono::seconds kMaxBackoff{300};
+
+ private:
+  void Run();
+
+  const std::vector<FederationRelationship> relationships_;
+  Datastore& store_;
+  FederatedBundles& federated_;
+  const transport::HttpsGetOptions fetch_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace sigil::serverd
