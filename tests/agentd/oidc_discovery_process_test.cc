@@ -106,10 +106,13 @@ TEST_F(OidcDiscoveryTest, AJwtSvidFromTheAgentValidatesWithKeysDiscoveredFromThe
 TEST_F(OidcDiscoveryTest, OverTlsWithACertificateFromFiles) {
   const std::string cert = (work_.path() / "oidc.crt").string();
   const std::string key = (work_.path() / "oidc.key").string();
-  auto made = RunProcess({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                          "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost",
-                          "-addext", "subjectAltName=DNS:localhost"});
-  ASSERT_TRUE(made.ok() && made->exit_code == 0) << (made.ok() ? made->err : made.status().ToString());
+  const auto make_certificate = [&](const std::string& cert_path, const std::string& key_path) {
+    auto made = RunProcess({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                            "-keyout", key_path, "-out", cert_path, "-days", "1", "-subj", "/CN=localhost",
+                            "-addext", "subjectAltName=DNS:localhost"});
+    ASSERT_TRUE(made.ok() && made->exit_code == 0) << (made.ok() ? made->err : made.status().ToString());
+  };
+  make_certificate(cert, key);
   const int port = FreeLoopbackPort();
   const std::string issuer = "https://localhost:" + std::to_string(port);
   StartServer({.extra_yaml = "  jwt_issuer: " + issuer + "\n",
@@ -118,7 +121,8 @@ TEST_F(OidcDiscoveryTest, OverTlsWithACertificateFromFiles) {
                                  "  serving_cert_file:\n"
                                  "    cert_file_path: " + cert + "\n"
                                  "    key_file_path: " + key + "\n"
-                                 "    addr: 127.0.0.1:" + std::to_string(port) + "\n"});
+                                 "    addr: 127.0.0.1:" + std::to_string(port) + "\n"
+                                 "    file_sync_interval: 1s\n"});
   StartAgent();
   CreateEntry("/relying-party-client", ::getuid());
   const std::string token = FetchJwt("openbao");
@@ -130,6 +134,19 @@ TEST_F(OidcDiscoveryTest, OverTlsWithACertificateFromFiles) {
   // Nothing is answered in the clear on the TLS port.
   json plain = Relying({"get", "http://127.0.0.1:" + std::to_string(port) + "/keys"});
   EXPECT_EQ(plain.value("status", -1), 0) << plain.dump();
+
+  // A renewed certificate, written over the files, is served within file_sync_interval: a
+  // relying party trusting only the new one gets through, one trusting only the old one not.
+  const std::string old_cert = (work_.path() / "oidc-old.crt").string();
+  std::filesystem::copy_file(cert, old_cert);
+  const std::string next_cert = (work_.path() / "oidc-next.crt").string();
+  const std::string next_key = (work_.path() / "oidc-next.key").string();
+  make_certificate(next_cert, next_key);
+  std::filesystem::copy_file(next_key, key, std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::copy_file(next_cert, cert, std::filesystem::copy_options::overwrite_existing);
+  EXPECT_TRUE(WaitUntil([&] { return Relying({"get", issuer + "/keys"}, next_cert).value("status", 0) == 200; },
+                        std::chrono::seconds(15)));
+  EXPECT_EQ(Relying({"get", issuer + "/keys"}, old_cert).value("status", -1), 0);
 }
 
 TEST_F(OidcDiscoveryTest, ATokenSignedByARotatedOutKeyIsRefused) {
