@@ -19,6 +19,7 @@
 #include "tests/agentd/python_workload_client.h"
 #include "tests/support/agentd_process.h"
 #include "tests/support/serverd_process.h"
+#include "tests/support/softhsm_suite.h"
 
 namespace sigil::agentd::testing {
 
@@ -42,18 +43,8 @@ inline size_t LinesWith(const std::string& logs, const std::string& text) {
   return count;
 }
 
-class AgentServerFixture : public ::testing::Test {
+class AgentServerFixture : public sigil::testing::SoftHsmSuite<> {
  protected:
-  static void SetUpTestSuite() {
-    auto hsm = sigil::testing::SoftHsm::Create();
-    ASSERT_TRUE(hsm.ok()) << hsm.status().ToString();
-    hsm_ = std::move(*hsm).release();
-  }
-  static void TearDownTestSuite() {
-    delete hsm_;
-    hsm_ = nullptr;
-  }
-
   void SetUp() override {
     ASSERT_EQ(::chmod(work_.path().c_str(), 0755), 0);
     auto python = PythonWorkloadClient::Create(work_.path() / "stubs");
@@ -140,7 +131,6 @@ class AgentServerFixture : public ::testing::Test {
     return serial;
   }
 
-  static inline sigil::testing::SoftHsm* hsm_ = nullptr;
   static inline int tokens_ = 0;
   sigil::testing::TempDir work_{"sigil-agent-server"};
   std::optional<PythonWorkloadClient> python_;

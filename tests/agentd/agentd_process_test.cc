@@ -17,6 +17,7 @@
 #include "tests/agentd/python_workload_client.h"
 #include "tests/support/agentd_process.h"
 #include "tests/support/serverd_process.h"
+#include "tests/support/softhsm_suite.h"
 
 namespace sigil::agentd::testing {
 namespace {
@@ -59,18 +60,8 @@ std::string LeafSerial(const json& svid) {
   return certs.empty() ? "" : SerialHex(certs.front().get());
 }
 
-class AgentdEndToEndTest : public ::testing::Test {
+class AgentdEndToEndTest : public sigil::testing::SoftHsmSuite<> {
  protected:
-  static void SetUpTestSuite() {
-    auto hsm = SoftHsm::Create();
-    ASSERT_TRUE(hsm.ok()) << hsm.status().ToString();
-    hsm_ = std::move(*hsm).release();
-  }
-  static void TearDownTestSuite() {
-    delete hsm_;
-    hsm_ = nullptr;
-  }
-
   void SetUp() override {
     ASSERT_EQ(::chmod(work_.path().c_str(), 0755), 0);
     auto python = PythonWorkloadClient::Create(work_.path() / "stubs");
@@ -149,7 +140,6 @@ class AgentdEndToEndTest : public ::testing::Test {
     return answer;
   }
 
-  static inline SoftHsm* hsm_ = nullptr;
   static inline int tokens_ = 0;
   TempDir work_{"sigil-e2e"};
   std::optional<PythonWorkloadClient> python_;

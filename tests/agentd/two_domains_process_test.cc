@@ -15,6 +15,7 @@
 #include "tests/support/agentd_process.h"
 #include "tests/support/process.h"
 #include "tests/support/serverd_process.h"
+#include "tests/support/softhsm_suite.h"
 
 namespace sigil::testing {
 namespace {
@@ -26,18 +27,8 @@ struct Domain {
   std::unique_ptr<AgentdProcess> agent;
 };
 
-class TwoDomainsTest : public ::testing::TestWithParam<std::string> {
+class TwoDomainsTest : public SoftHsmSuite<::testing::TestWithParam<std::string>> {
  protected:
-  static void SetUpTestSuite() {
-    auto hsm = SoftHsm::Create();
-    ASSERT_TRUE(hsm.ok()) << hsm.status().ToString();
-    hsm_ = std::move(*hsm).release();
-  }
-  static void TearDownTestSuite() {
-    delete hsm_;
-    hsm_ = nullptr;
-  }
-
   void TearDown() override {
     for (Domain* domain : {&home_, &partner_, &third_}) {
       if (domain->agent) domain->agent->Stop();
@@ -138,7 +129,6 @@ class TwoDomainsTest : public ::testing::TestWithParam<std::string> {
     return client.ok() && client->exit_code == 0 && last_client_.find("200 ok") != std::string::npos;
   }
 
-  static inline SoftHsm* hsm_ = nullptr;
   static inline int tokens_ = 0;
   int fetches_ = 0;
   TempDir work_{"sigil-two-domains"};

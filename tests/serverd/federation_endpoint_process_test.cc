@@ -11,6 +11,7 @@
 
 #include "tests/support/process.h"
 #include "tests/support/serverd_process.h"
+#include "tests/support/softhsm_suite.h"
 #include "transport/event_loop.h"
 #include "transport/http_get_server.h"
 #include "transport/serving_certificate.h"
@@ -20,18 +21,8 @@ namespace {
 
 using nlohmann::json;
 
-class FederationEndpointTest : public ::testing::Test {
+class FederationEndpointTest : public SoftHsmSuite<> {
  protected:
-  static void SetUpTestSuite() {
-    auto hsm = SoftHsm::Create();
-    ASSERT_TRUE(hsm.ok()) << hsm.status().ToString();
-    hsm_ = std::move(*hsm).release();
-  }
-  static void TearDownTestSuite() {
-    delete hsm_;
-    hsm_ = nullptr;
-  }
-
   void TearDown() override {
     for (auto& server : servers_) {
       server->Stop();
@@ -109,7 +100,6 @@ class FederationEndpointTest : public ::testing::Test {
     return count;
   }
 
-  static inline SoftHsm* hsm_ = nullptr;
   static inline int tokens_ = 0;
   TempDir work_{"sigil-federation"};
   std::vector<std::unique_ptr<ServerdProcess>> servers_;

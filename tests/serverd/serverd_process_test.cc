@@ -12,6 +12,7 @@
 #include "core/trust_bundle.h"
 #include "tests/support/agentd_process.h"
 #include "tests/support/serverd_process.h"
+#include "tests/support/softhsm_suite.h"
 #include "tests/support/sqlite_check.h"
 #include "tests/support/test_pki.h"
 
@@ -20,18 +21,8 @@ namespace {
 
 using nlohmann::json;
 
-class ServerdTest : public ::testing::Test {
+class ServerdTest : public SoftHsmSuite<> {
  protected:
-  static void SetUpTestSuite() {
-    auto hsm = SoftHsm::Create();
-    ASSERT_TRUE(hsm.ok()) << hsm.status().ToString();
-    hsm_ = std::move(*hsm).release();
-  }
-  static void TearDownTestSuite() {
-    delete hsm_;
-    hsm_ = nullptr;
-  }
-
   void StartServer(ServerdOptions options = {}) {
     auto server = ServerdProcess::Create(*hsm_, "serverd-" + std::to_string(++tokens_), options);
     ASSERT_TRUE(server.ok()) << server.status().ToString();
@@ -59,7 +50,6 @@ class ServerdTest : public ::testing::Test {
     return json::parse(out.out, nullptr, false).value("count", int64_t{-1});
   }
 
-  static inline SoftHsm* hsm_ = nullptr;
   static inline int tokens_ = 0;
   std::unique_ptr<ServerdProcess> server_;
 };
