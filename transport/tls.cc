@@ -3,6 +3,8 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
+#include <cstdlib>
+
 #include "core/x509_svid.h"
 
 namespace sigil::transport {
@@ -111,8 +113,13 @@ Result<std::shared_ptr<const TlsContext>> TlsContext::Create(bool server, TlsOpt
   }
 
   if (!server && opt.verify_web_pki) {
-    if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-      return OpenSSLError(Code::kInternal, "loading the system's CA certificates");
+    // The system's CA file, read once here, rather than OpenSSL's hashed directory, which it
+    // opens again on every verification from whichever thread verifies (and ThreadSanitizer,
+    // not seeing that descriptor opened, takes its reused number for a race).
+    const char* from_env = std::getenv(X509_get_default_cert_file_env());
+    const char* file = from_env != nullptr && *from_env != '\0' ? from_env : X509_get_default_cert_file();
+    if (SSL_CTX_load_verify_locations(ctx, file, nullptr) != 1) {
+      return OpenSSLError(Code::kFailedPrecondition, std::string("loading the system's CA certificates from ") + file);
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
   } else if (opt.peer_bundle) {

@@ -52,7 +52,7 @@ struct TlsOptions {
   // has a bundle). Never set on a server.
   bool insecure_skip_verify = false;
   // Clients only, instead of a peer bundle: the server's certificate chains to the system's CA
-  // certificates (OpenSSL's default paths, which $SSL_CERT_FILE overrides) and names the host
+  // certificates (OpenSSL's default CA file, which $SSL_CERT_FILE overrides) and names the host
   // given to TlsSession::Create, as a browser checks it (the SPIFFE federation https_web
   // profile).
   bool verify_web_pki = false;
