@@ -236,12 +236,41 @@ namespace {
 
 using ParamBldPtr = std::unique_ptr<OSSL_PARAM_BLD, OpenSSLDeleter<OSSL_PARAM_BLD_free>>;
 using ParamsPtr = std::unique_ptr<OSSL_PARAM, OpenSSLDeleter<OSSL_PARAM_free>>;
+using BnCtxPtr = std::unique_ptr<BN_CTX, OpenSSLDeleter<BN_CTX_free>>;
+
+// SP 800-56B's partial public-key validation, less its step that tries one random Miller-Rabin
+// base on the modulus: OpenSSL's public check refuses a composite modulus when that base happens
+// to reveal a factor, so the same malformed key loaded or failed by chance. Deterministic instead:
+// an odd modulus that is not prime, an odd exponent between 2^16 and 2^256.
+Status CheckRsaPublicKey(EVP_PKEY* key, std::string_view what) {
+  BIGNUM* n_raw = nullptr;
+  BIGNUM* e_raw = nullptr;
+  EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &n_raw);
+  EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e_raw);
+  BignumPtr n(n_raw);
+  BignumPtr e(e_raw);
+  if (!n || !e) return OpenSSLError(Code::kInvalidArgument, std::string(what) + " has no modulus or exponent");
+  if (!BN_is_odd(n.get())) return InvalidArgumentError(std::string(what) + " has an even modulus");
+  if (!BN_is_odd(e.get()) || BN_num_bits(e.get()) <= 16 || BN_num_bits(e.get()) > 256) {
+    return InvalidArgumentError(std::string(what) +
+                                " has a public exponent that is not odd and between 2^16 and 2^256");
+  }
+  BnCtxPtr ctx(BN_CTX_new());
+  const int prime = ctx ? BN_check_prime(n.get(), ctx.get(), nullptr) : -1;
+  if (prime < 0) return OpenSSLError(Code::kInternal, std::string("checking the modulus of ") + std::string(what));
+  if (prime == 1) return InvalidArgumentError(std::string(what) + " has a prime modulus");
+  return Status::Ok();
+}
 
 // fromdata accepts points off the curve; a public key check refuses them. The quick check (on
 // the curve, not infinity) suffices: P-256 and P-384 have cofactor 1, so every point on the
 // curve is in the prime-order group, and the full check's scalar multiplication would cost as
 // much as verifying a signature, on every CSR the server reads.
 Result<EvpPkeyPtr> CheckedPublicKey(EvpPkeyPtr key, std::string_view what) {
+  if (EVP_PKEY_is_a(key.get(), "RSA")) {
+    SIGIL_RETURN_IF_ERROR(CheckRsaPublicKey(key.get(), what));
+    return key;
+  }
   EvpPkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
   if (!check || EVP_PKEY_public_check_quick(check.get()) != 1) {
     return OpenSSLError(Code::kInvalidArgument, std::string(what) + " is not a valid public key");

@@ -3,6 +3,14 @@
 #include "core/log.h"
 
 namespace sigil::serverd {
+namespace {
+
+Result<TrustBundle> ParseStoredBundle(const std::string& trust_domain, const std::string& jwks) {
+  SIGIL_ASSIGN_OR_RETURN(TrustDomain td, TrustDomain::Parse(trust_domain));
+  return TrustBundleFromJwks(td, jwks);
+}
+
+}  // namespace
 
 FederatedBundles::FederatedBundles(Datastore& store)
     : store_(store), current_(std::make_shared<const Snapshot>()) {}
@@ -26,10 +34,7 @@ Status FederatedBundles::Reload() {
       next->by_trust_domain.emplace(name, kept->second);
       continue;
     }
-    Result<TrustBundle> parsed = [&]() -> Result<TrustBundle> {
-      SIGIL_ASSIGN_OR_RETURN(TrustDomain td, TrustDomain::Parse(name));
-      return TrustBundleFromJwks(td, jwks);
-    }();
+    Result<TrustBundle> parsed = ParseStoredBundle(name, jwks);
     if (!parsed.ok()) {
       LogError("a stored federated bundle does not parse; agents do not get it",
                {{"trust_domain", name}, {"error", parsed.status().ToString()}});

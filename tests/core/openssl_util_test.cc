@@ -5,6 +5,8 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "core/base64url.h"
+
 namespace sigil {
 namespace {
 
@@ -172,6 +174,53 @@ TEST(OpenSSLUtilTest, RsaPublicKeyFromPartsMatchesTheKey) {
   auto rebuilt = RsaPublicKeyFromParts(modulus, exponent);
   ASSERT_TRUE(rebuilt.ok()) << rebuilt.status().ToString();
   EXPECT_EQ(EVP_PKEY_eq(key.get(), rebuilt->get()), 1);
+}
+
+// A modulus a fuzzer made from a real one by changing a few digits: composite, odd, not an RSA
+// modulus. OpenSSL's own public check tries one random Miller-Rabin base and refused it on some
+// runs only; the same key must load or fail the same way every time.
+TEST(OpenSSLUtilTest, RsaPublicKeyCheckIsTheSameOnEveryRun) {
+  auto modulus = Base64UrlDecode(
+      "yIavUgmBdkovwLoLh0iFwVwPcDIva85dAKlVT0cEelA6vPjAGXp9f9ZPFnq05I_shhc7MJvMHlUp7FgyNZXlUNQgauXs"
+      "6YFSrDedyxjFFn4mVnogjKT3sByE760OeDUG6ZDQS2JTuWZu3fm3IpJroAvOROSMH5B7mo4aonkU5C9cIRwAQ_tK5JZ2"
+      "vTo51ne5eTnFPVYKCbUR5jFgnlPhFFL1vwB3koSCyTac69dC6t59nf90oZUcXrAAG7cQSWYgTu6aNWa8nBB3FcC5j9uI"
+      "gNJ9I4P146mBcn30KsHcb6U8vHNtmNs1vSpdJNrWurW9Yw1IanQSnk3l3wSjb8RFSQ");
+  ASSERT_TRUE(modulus.ok());
+  const uint8_t exponent[] = {0x01, 0x00, 0x01};
+  int loaded = 0;
+  for (int run = 0; run < 1000; ++run) loaded += RsaPublicKeyFromParts(*modulus, exponent).ok() ? 1 : 0;
+  EXPECT_EQ(loaded, 1000);
+}
+
+TEST(OpenSSLUtilTest, RsaPublicKeysThatCannotBeRsaAreRefusedByName) {
+  EvpPkeyPtr key(EVP_RSA_gen(2048));
+  BIGNUM* n = nullptr;
+  ASSERT_EQ(EVP_PKEY_get_bn_param(key.get(), OSSL_PKEY_PARAM_RSA_N, &n), 1);
+  BignumPtr n_owned(n);
+  Bytes modulus(BN_num_bytes(n));
+  BN_bn2bin(n, modulus.data());
+  const uint8_t e65537[] = {0x01, 0x00, 0x01};
+  const uint8_t e3[] = {0x03};
+  const uint8_t e65536[] = {0x01, 0x00, 0x00};
+
+  auto small_exponent = RsaPublicKeyFromParts(modulus, e3);
+  ASSERT_FALSE(small_exponent.ok());
+  EXPECT_NE(small_exponent.status().message().find("public exponent"), std::string::npos);
+  EXPECT_FALSE(RsaPublicKeyFromParts(modulus, e65536).ok()) << "an even exponent";
+
+  Bytes even = modulus;
+  even.back() &= 0xfe;
+  auto even_modulus = RsaPublicKeyFromParts(even, e65537);
+  ASSERT_FALSE(even_modulus.ok());
+  EXPECT_NE(even_modulus.status().message().find("even modulus"), std::string::npos);
+
+  BignumPtr prime(BN_new());
+  ASSERT_EQ(BN_generate_prime_ex(prime.get(), 1024, 0, nullptr, nullptr, nullptr), 1);
+  Bytes prime_bytes(BN_num_bytes(prime.get()));
+  BN_bn2bin(prime.get(), prime_bytes.data());
+  auto prime_modulus = RsaPublicKeyFromParts(prime_bytes, e65537);
+  ASSERT_FALSE(prime_modulus.ok());
+  EXPECT_NE(prime_modulus.status().message().find("prime modulus"), std::string::npos);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "core/signer.h"
@@ -26,7 +27,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
     }                                                                                   \
   } while (false)
 
+// A Result or Status that must be ok; on a finding, what it said is printed beside the input.
+#define FUZZ_CHECK_OK(result)                                                              \
+  do {                                                                                     \
+    if (!(result).ok()) {                                                                  \
+      std::fprintf(stderr, "%s:%d: FUZZ_CHECK_OK(%s) failed: %s\n", __FILE__, __LINE__, #result, \
+                   ::sigil::fuzz::Describe(result).c_str());                              \
+      std::abort();                                                                        \
+    }                                                                                      \
+  } while (false)
+
 namespace sigil::fuzz {
+
+inline std::string Describe(const Status& status) { return status.ToString(); }
+template <typename T>
+std::string Describe(const Result<T>& result) {
+  return result.status().ToString();
+}
 
 inline std::string_view AsText(const uint8_t* data, size_t size) {
   return {reinterpret_cast<const char*>(data), size};

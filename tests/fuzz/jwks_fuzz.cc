@@ -10,9 +10,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!bundle.ok()) return 0;
   // What loads is written back as a JWKS that loads to the same authorities.
   auto written = TrustBundleToJwks(*bundle);
-  FUZZ_CHECK(written.ok());
+  FUZZ_CHECK_OK(written);
   auto again = TrustBundleFromJwks(td, *written);
-  FUZZ_CHECK(again.ok());
+  FUZZ_CHECK_OK(again);
   FUZZ_CHECK(again->x509.authorities.size() == bundle->x509.authorities.size());
   FUZZ_CHECK(again->jwt.authorities.size() == bundle->jwt.authorities.size());
   FUZZ_CHECK(again->sequence == bundle->sequence && again->refresh_hint == bundle->refresh_hint);
