@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "core/x509_svid.h"
 #include "serverd/admin/entry_json.h"
+#include "serverd/admin/federation_api.h"
 #include "serverd/datastore/sqlite_datastore.h"
 #include "transport/owned_directory.h"
 
@@ -125,8 +126,10 @@ Status Server::StartFederation() {
                               .Invoke([&] { return bundle_endpoint_->Listen(&probe_loop_.loop()); })
                               .AddContext("federation.bundle_endpoint"));
   }
-  bundle_refresher_ = std::make_unique<BundleRefresher>(federation.federates_with, *store_, *federated_);
-  bundle_refresher_->Start();
+  bundle_refresher_ =
+      std::make_unique<BundleRefresher>(federation.federates_with, config_.trust_domain, *store_, *federated_);
+  SIGIL_RETURN_IF_ERROR(bundle_refresher_->Start());
+  RegisterFederationMethods(*admin_api_, config_.trust_domain, *store_, *bundle_refresher_);
   return Status::Ok();
 }
 
@@ -233,8 +236,11 @@ void Server::RotationLoop() {
     if (Status refreshed = agent_api_->RefreshCredentials(std::chrono::system_clock::now()); !refreshed.ok()) {
       LogError("renewing serverd's own SVID failed; will retry", {{"error", refreshed.ToString()}});
     }
-    // Also picks up a bundle another replica's admin API changed in a shared datastore.
-    if (Status reloaded = federated_->Reload(); !reloaded.ok()) {
+    // Also picks up a bundle or relationship another replica's admin API changed in a shared
+    // datastore.
+    Status reloaded = federated_->Reload();
+    if (reloaded.ok()) reloaded = bundle_refresher_->Reload();
+    if (!reloaded.ok()) {
       federated_failures_.Failed({{"error", reloaded.ToString()}});
     } else {
       federated_failures_.Succeeded("federated bundles read again");

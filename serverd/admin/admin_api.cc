@@ -129,22 +129,7 @@ AdminApi::AdminApi(EntryService& entries, Datastore& store, FederatedBundles& fe
     SIGIL_ASSIGN_OR_RETURN(std::vector<FederatedBundleRequest> bundles, FederatedBundlesFromJson(body));
     json results = json::array();
     for (const FederatedBundleRequest& item : bundles) {
-      const Status stored = [&]() -> Status {
-        SIGIL_ASSIGN_OR_RETURN(TrustDomain td, TrustDomain::Parse(item.trust_domain));
-        if (td == entries_.trust_domain()) {
-          return InvalidArgumentError(td.name() + " is this server's own trust domain, not a federated one");
-        }
-        TrustBundle bundle(td);
-        if (item.jwks) {
-          SIGIL_ASSIGN_OR_RETURN(bundle, TrustBundleFromJwks(td, *item.jwks));
-        } else {
-          SIGIL_ASSIGN_OR_RETURN(bundle.x509, X509BundleFromPem(td, item.pem.value_or("")));
-        }
-        SIGIL_ASSIGN_OR_RETURN(std::string jwks, TrustBundleToJwks(bundle));
-        SIGIL_RETURN_IF_ERROR(store_.SetBundle({td.name(), jwks, true, 0}));
-        LogInfo("federated bundle set", {{"trust_domain", td.name()}});
-        return Status::Ok();
-      }();
+      const Status stored = SetFederatedBundle(item);
       results.push_back(json{{"status", StatusToJson(stored)}, {"trust_domain", item.trust_domain}});
     }
     ReloadFederatedBundles();
@@ -166,6 +151,17 @@ AdminApi::AdminApi(EntryService& entries, Datastore& store, FederatedBundles& fe
     }
     ReloadFederatedBundles();
     return json{{"results", results}};
+  });
+
+  Register("/v1/bundle/ListBundleHistory", [this](const json& body) -> Result<json> {
+    SIGIL_ASSIGN_OR_RETURN(std::string name, RequiredStringFromJson(body, "trust_domain"));
+    SIGIL_ASSIGN_OR_RETURN(TrustDomain td, TrustDomain::Parse(name));
+    SIGIL_ASSIGN_OR_RETURN(std::vector<BundleVersion> versions, store_.ListBundleHistory(td.name()));
+    json out = json::array();
+    for (const BundleVersion& version : versions) {
+      out.push_back(json{{"jwks", version.data}, {"stored_at", std::to_string(version.stored_at)}});
+    }
+    return json{{"trust_domain", td.name()}, {"versions", out}};
   });
 
   Register("/v1/agent/CreateJoinToken", [this](const json& body) -> Result<json> {
@@ -197,6 +193,23 @@ AdminApi::AdminApi(EntryService& entries, Datastore& store, FederatedBundles& fe
     LogInfo("join token created", {{"expires_at", std::to_string(expires_at)}});
     return json{{"value", token}, {"expires_at", std::to_string(expires_at)}};
   });
+}
+
+Status AdminApi::SetFederatedBundle(const FederatedBundleRequest& item) {
+  SIGIL_ASSIGN_OR_RETURN(TrustDomain td, TrustDomain::Parse(item.trust_domain));
+  if (td == entries_.trust_domain()) {
+    return InvalidArgumentError(td.name() + " is this server's own trust domain, not a federated one");
+  }
+  TrustBundle bundle(td);
+  if (item.jwks) {
+    SIGIL_ASSIGN_OR_RETURN(bundle, TrustBundleFromJwks(td, *item.jwks));
+  } else {
+    SIGIL_ASSIGN_OR_RETURN(bundle.x509, X509BundleFromPem(td, item.pem.value_or("")));
+  }
+  SIGIL_ASSIGN_OR_RETURN(std::string jwks, TrustBundleToJwks(bundle));
+  SIGIL_RETURN_IF_ERROR(store_.SetBundle({td.name(), jwks, true, 0}));
+  LogInfo("federated bundle set", {{"trust_domain", td.name()}});
+  return Status::Ok();
 }
 
 void AdminApi::ReloadFederatedBundles() {

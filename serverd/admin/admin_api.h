@@ -14,7 +14,10 @@
 //           CreateJoinToken {"ttl", "agent_id"} -> {"value", "expires_at"}
 //   bundle: ListFederatedBundles, BatchSetFederatedBundle {"bundles"},
 //           BatchDeleteFederatedBundle {"trust_domains", "mode": "RESTRICT" | "DISSOCIATE" |
-//           "DELETE"} (EntryService::BundleDeleteMode; RESTRICT when absent)
+//           "DELETE"} (EntryService::BundleDeleteMode; RESTRICT when absent),
+//           ListBundleHistory {"trust_domain"} -> {"versions": [{"jwks", "stored_at"}]}
+//   trustdomain (federation_api.h): ListFederationRelationships, GetFederationRelationship,
+//           BatchCreate|BatchUpdate|BatchDeleteFederationRelationship, RefreshBundle
 //
 // Per-item results carry {"code", "message"} with gRPC's numbering; a request-level error is
 // the returned Status.
@@ -30,6 +33,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "serverd/admin/entry_json.h"
 #include "serverd/datastore/datastore.h"
 #include "serverd/entry/entry_service.h"
 #include "serverd/federation/federated_bundles.h"
@@ -46,13 +50,18 @@ class AdminApi {
   // NotFound for an unknown path; InvalidArgument when the body does not fit the method.
   Result<nlohmann::json> Handle(std::string_view path, const nlohmann::json& body);
 
-  // Later parts of the server (bundles, minting) add their methods here.
+  // Later parts of the server (bundles, minting, federation) add their methods here.
   void Register(std::string path, Method method);
 
- private:
+  // Stores a federated bundle as `bundle set` does (checked, kept as a SPIFFE JWKS); the caller
+  // then calls ReloadFederatedBundles.
+  Status SetFederatedBundle(const FederatedBundleRequest& item);
+
   // Agents see a bundle change at their next sync tick; when this read fails, serverd's next
   // periodic one (within a second) still brings it.
   void ReloadFederatedBundles();
+
+ private:
 
   EntryService& entries_;
   Datastore& store_;

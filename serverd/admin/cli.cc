@@ -23,6 +23,7 @@
 #include "hw/soft_key_store.h"
 #include "core/registration_entry.h"
 #include "core/selector.h"
+#include "serverd/admin/cli_flags.h"
 #include "serverd/admin/entry_json.h"
 #include "serverd/entry/entry_service.h"
 
@@ -30,36 +31,6 @@ namespace sigil::serverd {
 
 using nlohmann::json;
 
-namespace {
-
-// The flags every admin command shares.
-struct Common {
-  std::string socket_path = kDefaultAdminSocket;
-  std::string output = "pretty";
-};
-
-void AddCommon(CLI::App* command, Common& common, bool has_output) {
-  command->add_option("--socketPath", common.socket_path, "Path to the serverd admin socket")
-      ->default_str(kDefaultAdminSocket);
-  if (has_output) {
-    command->add_option("--output", common.output, "Output format: pretty or json")
-        ->check(CLI::IsMember({"pretty", "json"}));
-  }
-}
-
-std::string IdString(const json& id) {
-  if (id.is_string()) return id.get<std::string>();
-  if (id.is_object()) return "spiffe://" + id.value("trust_domain", "") + id.value("path", "");
-  return "";
-}
-
-std::string TtlText(const json& ttl) {
-  const int64_t seconds = ttl.is_number_integer() ? ttl.get<int64_t>() : 0;
-  return seconds == 0 ? "default" : std::to_string(seconds);
-}
-
-// Unix seconds, as SPIRE writes them (a string or a number), as a UTC time; what is not a time
-// a gmtime can hold is printed as it came rather than stopping the listing.
 std::string TimeText(const json& unix_seconds) {
   int64_t seconds = 0;
   if (unix_seconds.is_number_integer()) {
@@ -77,6 +48,31 @@ std::string TimeText(const json& unix_seconds) {
   if (std::strftime(buffer, sizeof(buffer), "%Y-%m-%d %H:%M:%S +0000 UTC", &utc) == 0) return std::to_string(seconds);
   return buffer;
 }
+
+void AddCommonFlags(CLI::App* command, CommonFlags& common, bool has_output) {
+  command->add_option("--socketPath", common.socket_path, "Path to the serverd admin socket")
+      ->default_str(kDefaultAdminSocket);
+  if (has_output) {
+    command->add_option("--output", common.output, "Output format: pretty or json")
+        ->check(CLI::IsMember({"pretty", "json"}));
+  }
+}
+
+namespace {
+
+std::string IdString(const json& id) {
+  if (id.is_string()) return id.get<std::string>();
+  if (id.is_object()) return "spiffe://" + id.value("trust_domain", "") + id.value("path", "");
+  return "";
+}
+
+std::string TtlText(const json& ttl) {
+  const int64_t seconds = ttl.is_number_integer() ? ttl.get<int64_t>() : 0;
+  return seconds == 0 ? "default" : std::to_string(seconds);
+}
+
+// Unix seconds, as SPIRE writes them (a string or a number), as a UTC time; what is not a time
+// a gmtime can hold is printed as it came rather than stopping the listing.
 
 // As `spire-server entry show` prints an entry.
 void PrintEntry(std::ostream& out, const json& e) {
@@ -186,7 +182,7 @@ Result<RegistrationEntry> EntryFromFlags(const EntryFlags& f, bool update) {
 
 // The per-item results of a batch call: prints each created entry; a single failure is the
 // command's error, several are listed one per line and summed up.
-Status PrintBatch(std::ostream& out, std::ostream& err, const json& response, const Common& common) {
+Status PrintBatch(std::ostream& out, std::ostream& err, const json& response, const CommonFlags& common) {
   if (common.output == "json") out << response.dump() << "\n";
   const json& results = response["results"];
   std::vector<Status> failures;
@@ -269,14 +265,14 @@ int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnect
                     std::ostream& err) {
   CLI::App app{"serverd administration commands", "serverd"};
   app.require_subcommand(1);
-  Common common;
-  std::function<Status(AdminClient&)> action;
+  CommonFlags common;
+  AdminAction action;
 
   CLI::App* entry = app.add_subcommand("entry", "Manage registration entries")->require_subcommand(1);
   EntryFlags create_flags;
   CLI::App* create = entry->add_subcommand("create", "Create registration entries");
   AddEntryFlags(create, create_flags, false);
-  AddCommon(create, common, true);
+  AddCommonFlags(create, common, true);
   create->callback([&] {
     action = [&](AdminClient& client) -> Status {
       std::vector<json> entries;
@@ -300,7 +296,7 @@ int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnect
   EntryFlags update_flags;
   CLI::App* update = entry->add_subcommand("update", "Update a registration entry");
   AddEntryFlags(update, update_flags, true);
-  AddCommon(update, common, true);
+  AddCommonFlags(update, common, true);
   update->callback([&] {
     action = [&](AdminClient& client) -> Status {
       SIGIL_ASSIGN_OR_RETURN(RegistrationEntry e, EntryFromFlags(update_flags, true));
@@ -321,7 +317,7 @@ int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnect
   show->add_option("--selector", show_flags.selectors, "Show entries matching this selector; repeatable");
   show->add_option("--matchSelectorsOn", show_flags.match, "How selectors match: exact, subset, superset or any")
       ->check(CLI::IsMember({"exact", "subset", "superset", "any"}));
-  AddCommon(show, common, true);
+  AddCommonFlags(show, common, true);
   show->callback([&] {
     action = [&](AdminClient& client) -> Status {
       json entries = json::array();
@@ -356,7 +352,7 @@ int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnect
   std::string delete_id;
   CLI::App* remove = entry->add_subcommand("delete", "Delete a registration entry");
   remove->add_option("--entryID", delete_id, "The ID of the entry to delete")->required();
-  AddCommon(remove, common, false);
+  AddCommonFlags(remove, common, false);
   remove->callback([&] {
     action = [&](AdminClient& client) -> Status {
       SIGIL_ASSIGN_OR_RETURN(json response, client.Call("/v1/entry/BatchDeleteEntry", {{"ids", {delete_id}}}));
@@ -368,7 +364,7 @@ int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnect
   });
 
   CLI::App* count = entry->add_subcommand("count", "Count registration entries");
-  AddCommon(count, common, true);
+  AddCommonFlags(count, common, true);
   count->callback([&] {
     action = [&](AdminClient& client) -> Status {
       SIGIL_ASSIGN_OR_RETURN(json response, client.Call("/v1/entry/CountEntries", json::object()));
@@ -387,7 +383,7 @@ int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnect
   auto agent_command = [&](const char* name, const char* help, const char* path, const char* done) {
     CLI::App* command = agent->add_subcommand(name, help);
     command->add_option("--spiffeID", agent_id, "The agent's SPIFFE ID")->required();
-    AddCommon(command, common, std::string(name) == "show");
+    AddCommonFlags(command, common, std::string(name) == "show");
     command->callback([&, path, done] {
       action = [&, path, done](AdminClient& client) -> Status {
         SIGIL_ASSIGN_OR_RETURN(json response, client.Call(path, {{"id", agent_id}}));
@@ -409,7 +405,7 @@ int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnect
   agent_command("evict", "Evict an agent; it must attest again", "/v1/agent/DeleteAgent", "Agent evicted successfully");
   agent_command("ban", "Ban an agent; it cannot attest again", "/v1/agent/BanAgent", "Agent banned successfully");
   CLI::App* list = agent->add_subcommand("list", "List attested agents");
-  AddCommon(list, common, true);
+  AddCommonFlags(list, common, true);
   list->callback([&] {
     action = [&](AdminClient& client) -> Status {
       SIGIL_ASSIGN_OR_RETURN(json response, client.Call("/v1/agent/ListAgents", json::object()));
@@ -428,7 +424,7 @@ int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnect
     };
   });
   CLI::App* agent_count = agent->add_subcommand("count", "Count attested agents");
-  AddCommon(agent_count, common, true);
+  AddCommonFlags(agent_count, common, true);
   agent_count->callback([&] {
     action = [&](AdminClient& client) -> Status {
       SIGIL_ASSIGN_OR_RETURN(json response, client.Call("/v1/agent/CountAgents", json::object()));
@@ -448,7 +444,7 @@ int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnect
   CLI::App* generate = token->add_subcommand("generate", "Generate a join token");
   generate->add_option("--spiffeID", token_spiffe_id, "Additional SPIFFE ID to assign the token owner");
   generate->add_option("--ttl", token_ttl, "Token TTL in seconds")->default_val(600);
-  AddCommon(generate, common, true);
+  AddCommonFlags(generate, common, true);
   generate->callback([&] {
     action = [&](AdminClient& client) -> Status {
       if (token_ttl <= 0) return InvalidArgumentError("-ttl must be a positive number of seconds");
@@ -469,7 +465,7 @@ int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnect
   std::string bundle_format = "pem";
   CLI::App* bundle_show = bundle->add_subcommand("show", "Print this trust domain's bundle");
   bundle_show->add_option("--format", bundle_format, "pem or spiffe")->check(CLI::IsMember({"pem", "spiffe"}));
-  AddCommon(bundle_show, common, false);
+  AddCommonFlags(bundle_show, common, false);
   bundle_show->callback([&] {
     action = [&](AdminClient& client) -> Status {
       SIGIL_ASSIGN_OR_RETURN(json response, client.Call("/v1/bundle/GetBundle", json::object()));
@@ -482,7 +478,7 @@ int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnect
   CLI::App* bundle_list = bundle->add_subcommand("list", "List federated bundles");
   bundle_list->add_option("--id", bundle_id, "Only the bundle of this trust domain");
   bundle_list->add_option("--format", bundle_format, "pem or spiffe")->check(CLI::IsMember({"pem", "spiffe"}));
-  AddCommon(bundle_list, common, true);
+  AddCommonFlags(bundle_list, common, true);
   bundle_list->callback([&] {
     action = [&](AdminClient& client) -> Status {
       SIGIL_ASSIGN_OR_RETURN(json response, client.Call("/v1/bundle/ListFederatedBundles", json::object()));
@@ -509,7 +505,7 @@ int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnect
   bundle_set->add_option("--id", bundle_id, "The trust domain the bundle belongs to")->required();
   bundle_set->add_option("--path", bundle_path, "The bundle file (default: standard input)");
   bundle_set->add_option("--format", bundle_format, "pem or spiffe")->check(CLI::IsMember({"pem", "spiffe"}));
-  AddCommon(bundle_set, common, false);
+  AddCommonFlags(bundle_set, common, false);
   bundle_set->callback([&] {
     action = [&](AdminClient& client) -> Status {
       std::string text;
@@ -536,7 +532,7 @@ int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnect
                    "What happens to the entries that federate with it: restrict (refuse while there are any), "
                    "dissociate (they stop federating with it) or delete (they are deleted)")
       ->check(CLI::IsMember({"restrict", "dissociate", "delete"}));
-  AddCommon(bundle_delete, common, false);
+  AddCommonFlags(bundle_delete, common, false);
   bundle_delete->callback([&] {
     action = [&](AdminClient& client) -> Status {
       std::string mode = delete_mode;
@@ -550,6 +546,8 @@ int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnect
     };
   });
 
+  AddFederationCommands(app, common, action, out, err);
+
   struct MintFlags {
     std::string spiffe_id, write_dir;
     int64_t ttl = 0;
@@ -561,7 +559,7 @@ int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnect
   x509_mint->add_option("--ttl", mint_flags.ttl, "TTL in seconds (default: the server's)");
   x509_mint->add_option("--dns", mint_flags.dns, "A DNS name; repeatable");
   x509_mint->add_option("--write", mint_flags.write_dir, "Write svid.pem, key.pem and bundle.pem into this folder");
-  AddCommon(x509_mint, common, false);
+  AddCommonFlags(x509_mint, common, false);
   x509_mint->callback([&] {
     action = [&](AdminClient& client) -> Status {
       return MintX509(client, mint_flags.spiffe_id, mint_flags.ttl, mint_flags.dns, mint_flags.write_dir, out);
@@ -572,7 +570,7 @@ int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnect
   jwt_mint->add_option("--spiffeID", mint_flags.spiffe_id, "The SPIFFE ID of the JWT-SVID")->required();
   jwt_mint->add_option("--audience", mint_flags.audience, "An audience; repeatable")->required();
   jwt_mint->add_option("--ttl", mint_flags.ttl, "TTL in seconds (default: the server's)");
-  AddCommon(jwt_mint, common, false);
+  AddCommonFlags(jwt_mint, common, false);
   jwt_mint->callback([&] {
     action = [&](AdminClient& client) -> Status {
       json body{{"spiffe_id", mint_flags.spiffe_id}, {"audience", mint_flags.audience}};
@@ -587,7 +585,7 @@ int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnect
   bool shallow = false, verbose = false;
   healthcheck->add_flag("--shallow", shallow, "Only check that serverd answers");
   healthcheck->add_flag("--verbose", verbose, "Say what was checked");
-  AddCommon(healthcheck, common, false);
+  AddCommonFlags(healthcheck, common, false);
   healthcheck->callback([&] {
     action = [&](AdminClient& client) -> Status {
       if (verbose) out << "Checking server health...\n";

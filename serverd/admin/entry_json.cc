@@ -349,6 +349,103 @@ Result<std::vector<FederatedBundleRequest>> FederatedBundlesFromJson(const json&
   return bundles;
 }
 
+json FederationRelationshipToJson(const FederationRelationship& relationship) {
+  json out{{"trust_domain", relationship.trust_domain.name()}, {"bundle_endpoint_url", relationship.bundle_endpoint_url}};
+  if (relationship.profile == BundleEndpointProfile::kHttpsWeb) {
+    out["https_web"] = json::object();
+  } else {
+    out["https_spiffe"] = {{"endpoint_spiffe_id", relationship.endpoint_spiffe_id ? relationship.endpoint_spiffe_id->str() : ""}};
+  }
+  return out;
+}
+
+Result<std::vector<FederationRelationshipRequest>> FederationRelationshipsFromJson(const json& body) {
+  const auto items = body.find("federation_relationships");
+  if (items == body.end() || !items->is_array()) {
+    return InvalidArgumentError("expected {\"federation_relationships\": [{\"trust_domain\", \"bundle_endpoint_url\", "
+                                "\"https_spiffe\" or \"https_web\"}]}");
+  }
+  std::vector<FederationRelationshipRequest> requests;
+  for (size_t i = 0; i < items->size(); ++i) {
+    const json& item = (*items)[i];
+    const std::string where = "federation_relationships[" + std::to_string(i) + "]";
+    FieldReader r(item, where);
+    FederationRelationshipRequest request;
+    if (item.is_object()) {
+      r.String("trust_domain", request.fields.trust_domain);
+      r.String("bundle_endpoint_url", request.fields.bundle_endpoint_url);
+      const json* spiffe = r.Find("https_spiffe");
+      const json* web = r.Find("https_web");
+      if ((spiffe != nullptr) == (web != nullptr)) {
+        r.Problem("https_spiffe", "a relationship needs exactly one of \"https_spiffe\" and \"https_web\"");
+      } else if (web != nullptr) {
+        request.fields.bundle_endpoint_profile = "https_web";
+      } else {
+        request.fields.bundle_endpoint_profile = "https_spiffe";
+        FieldReader profile(*spiffe, where + ".https_spiffe");
+        profile.String("endpoint_spiffe_id", request.fields.endpoint_spiffe_id);
+        SIGIL_RETURN_IF_ERROR(profile.Finish());
+      }
+      if (const json* bundle = r.Find("trust_domain_bundle"); bundle != nullptr) {
+        FieldReader b(*bundle, where + ".trust_domain_bundle");
+        FederatedBundleRequest held{.trust_domain = request.fields.trust_domain};
+        std::string text;
+        if (b.Find("jwks") != nullptr) {
+          b.String("jwks", text);
+          held.jwks = text;
+        } else {
+          b.String("pem", text);
+          held.pem = text;
+        }
+        SIGIL_RETURN_IF_ERROR(b.Finish());
+        request.bundle = std::move(held);
+      }
+    }
+    SIGIL_RETURN_IF_ERROR(r.Finish());
+    requests.push_back(std::move(request));
+  }
+  return requests;
+}
+
+Result<std::vector<FederationRelationshipRequest>> FederationRelationshipsFromDataFile(std::string_view text,
+                                                                                     const std::string& source) {
+  const json document = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (document.is_discarded()) return InvalidArgumentError(source + " is not valid JSON");
+  const auto items = document.find("federationRelationships");
+  if (!document.is_object() || items == document.end() || !items->is_array()) {
+    return InvalidArgumentError(source + ": expected {\"federationRelationships\": [...]}");
+  }
+  std::vector<FederationRelationshipRequest> requests;
+  for (size_t i = 0; i < items->size(); ++i) {
+    const json& item = (*items)[i];
+    FieldReader r(item, source + ": federationRelationships[" + std::to_string(i) + "]");
+    FederationRelationshipRequest request;
+    std::string format = "pem";
+    if (item.is_object()) {
+      r.String("trustDomain", request.fields.trust_domain);
+      r.String("bundleEndpointURL", request.fields.bundle_endpoint_url);
+      r.String("bundleEndpointProfile", request.fields.bundle_endpoint_profile);
+      r.String("endpointSPIFFEID", request.fields.endpoint_spiffe_id);
+      r.String("trustDomainBundleFormat", format);
+      if (format != "pem" && format != "spiffe") r.Problem("trustDomainBundleFormat", "expected \"pem\" or \"spiffe\"");
+      if (const json* bundle = r.Find("trustDomainBundle"); bundle != nullptr) {
+        FederatedBundleRequest held{.trust_domain = request.fields.trust_domain};
+        if (format == "spiffe") {
+          held.jwks = bundle->is_string() ? bundle->get<std::string>() : bundle->dump();
+        } else if (bundle->is_string()) {
+          held.pem = bundle->get<std::string>();
+        } else {
+          r.Problem("trustDomainBundle", "a PEM bundle is a string");
+        }
+        request.bundle = std::move(held);
+      }
+    }
+    SIGIL_RETURN_IF_ERROR(r.Finish());
+    requests.push_back(std::move(request));
+  }
+  return requests;
+}
+
 Result<JoinTokenRequest> JoinTokenRequestFromJson(const json& body) {
   JoinTokenRequest request;
   FieldReader r(body, "token");

@@ -29,6 +29,7 @@
 #include "core/status.h"
 #include "serverd/datastore/datastore.h"
 #include "serverd/entry/entry_service.h"
+#include "serverd/federation/federation_config.h"
 
 namespace sigil::serverd {
 
@@ -63,6 +64,26 @@ struct FederatedBundleRequest {
   std::optional<std::string> pem;
 };
 Result<std::vector<FederatedBundleRequest>> FederatedBundlesFromJson(const nlohmann::json& body);
+// A federation relationship as SPIRE's trust domain API has it:
+//   {"trust_domain": "partner.test", "bundle_endpoint_url": "https://partner.example:8443",
+//    "https_spiffe": {"endpoint_spiffe_id": "spiffe://partner.test/spire/server"}}
+// or "https_web": {} in place of "https_spiffe". Create and update may carry the trust domain's
+// bundle too, "trust_domain_bundle": {"jwks": ...} or {"pem": ...}, as `bundle set` stores it.
+struct FederationRelationshipRequest {
+  RelationshipFields fields;
+  std::optional<FederatedBundleRequest> bundle;
+};
+nlohmann::json FederationRelationshipToJson(const FederationRelationship& relationship);
+// {"federation_relationships": [...]} of BatchCreateFederationRelationship and
+// BatchUpdateFederationRelationship. Whether the fields pass is for the caller, per item.
+Result<std::vector<FederationRelationshipRequest>> FederationRelationshipsFromJson(const nlohmann::json& body);
+// A `federation create|update -data` file as SPIRE's CLI reads it: {"federationRelationships":
+// [{"trustDomain", "bundleEndpointURL", "bundleEndpointProfile", "endpointSPIFFEID",
+// "trustDomainBundle" (a PEM string, or the JWKS itself), "trustDomainBundleFormat": "pem" |
+// "spiffe"}]}.
+Result<std::vector<FederationRelationshipRequest>> FederationRelationshipsFromDataFile(std::string_view text,
+                                                                                     const std::string& source);
+
 // BatchDeleteFederatedBundle's "mode": "RESTRICT" (also when absent), "DISSOCIATE" or "DELETE".
 Result<EntryService::BundleDeleteMode> BundleDeleteModeFromJson(const nlohmann::json& body);
 

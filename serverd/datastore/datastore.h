@@ -68,6 +68,25 @@ struct StoredBundle {
   int64_t updated_at = 0;
 };
 
+// A federated bundle as it was held once: what `bundle history` lists, newest first.
+struct BundleVersion {
+  std::string trust_domain;
+  std::string data;  // the SPIFFE bundle (JWKS JSON)
+  int64_t stored_at = 0;
+};
+
+// A federation relationship made with `serverd federation create` (the config file's
+// federates_with are not stored): the trust domain, its bundle endpoint and how that endpoint
+// is authenticated.
+struct StoredFederationRelationship {
+  std::string trust_domain;
+  std::string bundle_endpoint_url;
+  std::string bundle_endpoint_profile;  // "https_spiffe" or "https_web"
+  std::string endpoint_spiffe_id;       // with https_spiffe; empty with https_web
+
+  friend bool operator==(const StoredFederationRelationship&, const StoredFederationRelationship&) = default;
+};
+
 enum class CaSlotState { kPrepared, kActive, kRetired };
 std::string_view CaSlotStateName(CaSlotState state);
 
@@ -133,11 +152,22 @@ class Datastore {
   virtual Result<JoinToken> FetchJoinToken(const std::string& token) = 0;
   virtual Result<int64_t> PruneJoinTokens(int64_t now) = 0;
 
-  // Bundles, own and federated, by trust domain name.
+  // Bundles, own and federated, by trust domain name. Setting a federated bundle whose data
+  // changed also keeps it in the bundle history: the last kBundleHistoryDepth versions of each
+  // trust domain, newest first, kept after the bundle is deleted.
   virtual Status SetBundle(const StoredBundle& bundle) = 0;
   virtual Result<StoredBundle> FetchBundle(const std::string& trust_domain) = 0;
   virtual Result<std::vector<StoredBundle>> ListBundles() = 0;
   virtual Status DeleteBundle(const std::string& trust_domain) = 0;
+  virtual Result<std::vector<BundleVersion>> ListBundleHistory(const std::string& trust_domain) = 0;
+  static constexpr int kBundleHistoryDepth = 10;
+
+  // Federation relationships, by trust domain name. Create: AlreadyExists when one is stored
+  // for that trust domain; Update and Delete: NotFound when none is.
+  virtual Status CreateFederationRelationship(const StoredFederationRelationship& relationship) = 0;
+  virtual Status UpdateFederationRelationship(const StoredFederationRelationship& relationship) = 0;
+  virtual Result<std::vector<StoredFederationRelationship>> ListFederationRelationships() = 0;
+  virtual Status DeleteFederationRelationship(const std::string& trust_domain) = 0;
 
   // CA journal.
   virtual Result<CaSlot> AddCaSlot(CaSlot slot) = 0;

@@ -132,6 +132,25 @@ ALTER TABLE agents ADD COLUMN previous_serial TEXT NOT NULL DEFAULT '';
 ALTER TABLE agents ADD COLUMN previous_serial_valid_until INTEGER NOT NULL DEFAULT 0;
 )sql";
 
+// Version 3: federation relationships made with `serverd federation create`, and the bundle
+// history of federated trust domains.
+constexpr const char* kSchemaV3 = R"sql(
+CREATE TABLE federation_relationships (
+  trust_domain TEXT PRIMARY KEY,
+  bundle_endpoint_url TEXT NOT NULL,
+  bundle_endpoint_profile TEXT NOT NULL CHECK (bundle_endpoint_profile IN ('https_spiffe', 'https_web')),
+  endpoint_spiffe_id TEXT NOT NULL
+);
+
+CREATE TABLE bundle_history (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  trust_domain TEXT NOT NULL,
+  data TEXT NOT NULL,
+  stored_at INTEGER NOT NULL
+);
+CREATE INDEX bundle_history_by_trust_domain ON bundle_history (trust_domain, id);
+)sql";
+
 // The uniqueness key of an entry's selectors: sorted, so order in the request does not matter.
 std::string SelectorKey(const std::vector<Selector>& selectors) {
   const SelectorSet sorted(selectors);
@@ -335,6 +354,10 @@ class SqliteDatastore final : public Datastore {
     if (version < 2) {
       SIGIL_RETURN_IF_ERROR(Exec(db_, kSchemaV2, "migrating the datastore schema to version 2"));
       SIGIL_RETURN_IF_ERROR(Exec(db_, "UPDATE schema_version SET version = 2", "recording the schema version"));
+    }
+    if (version < 3) {
+      SIGIL_RETURN_IF_ERROR(Exec(db_, kSchemaV3, "migrating the datastore schema to version 3"));
+      SIGIL_RETURN_IF_ERROR(Exec(db_, "UPDATE schema_version SET version = 3", "recording the schema version"));
     }
     return tx.Commit();
   }
@@ -557,10 +580,79 @@ class SqliteDatastore final : public Datastore {
 
   Status SetBundle(const StoredBundle& bundle) override {
     std::lock_guard lock(LockOffLoop(__func__));
-    return Statement(statements_, "INSERT INTO bundles (trust_domain, data, federated, updated_at) VALUES (?1, ?2, ?3, ?4) "
-                          "ON CONFLICT (trust_domain) DO UPDATE SET data = ?2, federated = ?3, updated_at = ?4")
-        .Bind(1, bundle.trust_domain).Bind(2, bundle.data).Bind(3, int64_t{bundle.federated}).Bind(4, NowUnixSeconds())
-        .Run("storing bundle");
+    Transaction tx(db_);
+    SIGIL_RETURN_IF_ERROR(tx.Begin());
+    SIGIL_ASSIGN_OR_RETURN(auto held, LoadBundles("WHERE trust_domain = ?1", bundle.trust_domain));
+    const bool changed = held.empty() || held.front().data != bundle.data;
+    const int64_t now = NowUnixSeconds();
+    SIGIL_RETURN_IF_ERROR(
+        Statement(statements_, "INSERT INTO bundles (trust_domain, data, federated, updated_at) VALUES (?1, ?2, ?3, ?4) "
+                               "ON CONFLICT (trust_domain) DO UPDATE SET data = ?2, federated = ?3, updated_at = ?4")
+            .Bind(1, bundle.trust_domain).Bind(2, bundle.data).Bind(3, int64_t{bundle.federated}).Bind(4, now)
+            .Run("storing bundle"));
+    if (bundle.federated && changed) {
+      SIGIL_RETURN_IF_ERROR(
+          Statement(statements_, "INSERT INTO bundle_history (trust_domain, data, stored_at) VALUES (?1, ?2, ?3)")
+              .Bind(1, bundle.trust_domain).Bind(2, bundle.data).Bind(3, now).Run("keeping the bundle's history"));
+      SIGIL_RETURN_IF_ERROR(
+          Statement(statements_, "DELETE FROM bundle_history WHERE trust_domain = ?1 AND id NOT IN "
+                                 "(SELECT id FROM bundle_history WHERE trust_domain = ?1 ORDER BY id DESC LIMIT ?2)")
+              .Bind(1, bundle.trust_domain).Bind(2, int64_t{kBundleHistoryDepth}).Run("trimming the bundle's history"));
+    }
+    return tx.Commit();
+  }
+
+  Result<std::vector<BundleVersion>> ListBundleHistory(const std::string& trust_domain) override {
+    std::lock_guard lock(LockOffLoop(__func__));
+    Statement read(statements_, "SELECT trust_domain, data, stored_at FROM bundle_history WHERE trust_domain = ?1 ORDER BY id DESC");
+    read.Bind(1, trust_domain);
+    std::vector<BundleVersion> versions;
+    while (read.Next()) versions.push_back({read.Text(0), read.Text(1), read.Int(2)});
+    SIGIL_RETURN_IF_ERROR(read.status("reading the bundle history"));
+    return versions;
+  }
+
+  // ---- federation relationships ----
+
+  Status CreateFederationRelationship(const StoredFederationRelationship& relationship) override {
+    std::lock_guard lock(LockOffLoop(__func__));
+    Statement insert(statements_, "INSERT INTO federation_relationships (trust_domain, bundle_endpoint_url, "
+                                  "bundle_endpoint_profile, endpoint_spiffe_id) VALUES (?1, ?2, ?3, ?4) "
+                                  "ON CONFLICT (trust_domain) DO NOTHING");
+    BindRelationship(insert, relationship);
+    SIGIL_RETURN_IF_ERROR(insert.Run("storing federation relationship"));
+    if (sqlite3_changes(db_) == 0) {
+      return AlreadyExistsError("a federation relationship with " + relationship.trust_domain + " already exists");
+    }
+    return Status::Ok();
+  }
+
+  Status UpdateFederationRelationship(const StoredFederationRelationship& relationship) override {
+    std::lock_guard lock(LockOffLoop(__func__));
+    Statement update(statements_, "UPDATE federation_relationships SET bundle_endpoint_url = ?2, "
+                                  "bundle_endpoint_profile = ?3, endpoint_spiffe_id = ?4 WHERE trust_domain = ?1");
+    BindRelationship(update, relationship);
+    SIGIL_RETURN_IF_ERROR(update.Run("updating federation relationship"));
+    if (sqlite3_changes(db_) == 0) return NotFoundError("no federation relationship with " + relationship.trust_domain);
+    return Status::Ok();
+  }
+
+  Result<std::vector<StoredFederationRelationship>> ListFederationRelationships() override {
+    std::lock_guard lock(LockOffLoop(__func__));
+    Statement read(statements_, "SELECT trust_domain, bundle_endpoint_url, bundle_endpoint_profile, endpoint_spiffe_id "
+                                "FROM federation_relationships ORDER BY trust_domain");
+    std::vector<StoredFederationRelationship> relationships;
+    while (read.Next()) relationships.push_back({read.Text(0), read.Text(1), read.Text(2), read.Text(3)});
+    SIGIL_RETURN_IF_ERROR(read.status("reading federation relationships"));
+    return relationships;
+  }
+
+  Status DeleteFederationRelationship(const std::string& trust_domain) override {
+    std::lock_guard lock(LockOffLoop(__func__));
+    SIGIL_RETURN_IF_ERROR(Statement(statements_, "DELETE FROM federation_relationships WHERE trust_domain = ?1")
+                              .Bind(1, trust_domain).Run("deleting federation relationship"));
+    if (sqlite3_changes(db_) == 0) return NotFoundError("no federation relationship with " + trust_domain);
+    return Status::Ok();
   }
 
   Result<StoredBundle> FetchBundle(const std::string& trust_domain) override {
@@ -845,6 +937,11 @@ class SqliteDatastore final : public Datastore {
     SIGIL_RETURN_IF_ERROR(statement.Run("updating agent"));
     if (sqlite3_changes(db_) == 0) return NotFoundError("no attested agent " + spiffe_id);
     return Status::Ok();
+  }
+
+  static void BindRelationship(Statement& statement, const StoredFederationRelationship& relationship) {
+    statement.Bind(1, relationship.trust_domain).Bind(2, relationship.bundle_endpoint_url)
+        .Bind(3, relationship.bundle_endpoint_profile).Bind(4, relationship.endpoint_spiffe_id);
   }
 
   Result<std::vector<StoredBundle>> LoadBundles(const std::string& where, const std::string& arg) {

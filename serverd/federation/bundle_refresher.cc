@@ -1,6 +1,7 @@
 #include "serverd/federation/bundle_refresher.h"
 
 #include <algorithm>
+#include <map>
 #include <memory>
 
 #include "core/log.h"
@@ -32,15 +33,16 @@ Result<std::shared_ptr<const transport::TlsContext>> EndpointTls(const Federatio
 
 }  // namespace
 
-BundleRefresher::BundleRefresher(std::vector<FederationRelationship> relationships, Datastore& store,
+BundleRefresher::BundleRefresher(std::vector<FederationRelationship> configured, TrustDomain own, Datastore& store,
                                  FederatedBundles& federated, transport::HttpsGetOptions fetch)
-    : relationships_(std::move(relationships)), store_(store), federated_(federated), fetch_(fetch) {}
+    : configured_(std::move(configured)), own_(std::move(own)), store_(store), federated_(federated), fetch_(fetch) {}
 
 BundleRefresher::~BundleRefresher() { Stop(); }
 
-void BundleRefresher::Start() {
-  if (relationships_.empty() || thread_.joinable()) return;
-  thread_ = std::thread([this] { Run(); });
+Status BundleRefresher::Start() {
+  SIGIL_RETURN_IF_ERROR(Reload().AddContext("reading the federation relationships"));
+  if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
+  return Status::Ok();
 }
 
 void BundleRefresher::Stop() {
@@ -52,7 +54,55 @@ void BundleRefresher::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+Status BundleRefresher::Reload() {
+  SIGIL_ASSIGN_OR_RETURN(std::vector<StoredFederationRelationship> rows, store_.ListFederationRelationships());
+  std::vector<FederationRelationship> stored;
+  for (const StoredFederationRelationship& row : rows) {
+    auto relationship = FromStored(row, own_);
+    if (!relationship.ok()) {
+      LogError("a stored federation relationship does not pass its checks; its bundle is not fetched",
+               {{"trust_domain", row.trust_domain},
+                {"error", FieldOf(relationship.status()) + ": " + relationship.status().message()}});
+      continue;
+    }
+    if (IsConfigured(relationship->trust_domain)) continue;  // the config file's wins
+    stored.push_back(std::move(*relationship));
+  }
+  {
+    std::lock_guard lock(mutex_);
+    const auto same = [](const FederationRelationship& a, const FederationRelationship& b) { return ToStored(a) == ToStored(b); };
+    if (std::equal(stored.begin(), stored.end(), stored_.begin(), stored_.end(), same)) return Status::Ok();
+    stored_ = std::move(stored);
+    ++relationships_version_;
+  }
+  wake_.notify_all();
+  return Status::Ok();
+}
+
+bool BundleRefresher::IsConfigured(const TrustDomain& trust_domain) const {
+  return std::any_of(configured_.begin(), configured_.end(),
+                     [&](const FederationRelationship& r) { return r.trust_domain == trust_domain; });
+}
+
+std::vector<FederationRelationship> BundleRefresher::Relationships() const {
+  std::vector<FederationRelationship> all = configured_;
+  std::lock_guard lock(mutex_);
+  all.insert(all.end(), stored_.begin(), stored_.end());
+  return all;
+}
+
+Status BundleRefresher::RefreshNow(const TrustDomain& trust_domain) {
+  for (const FederationRelationship& relationship : Relationships()) {
+    if (relationship.trust_domain != trust_domain) continue;
+    auto hint = Refresh(relationship);
+    if (!hint.ok()) return std::move(hint).status().AddContext("refreshing the bundle of " + trust_domain.name());
+    return Status::Ok();
+  }
+  return NotFoundError("there is no federation relationship with trust domain " + trust_domain.name());
+}
+
 Result<std::chrono::seconds> BundleRefresher::Refresh(const FederationRelationship& relationship) {
+  std::lock_guard fetching(fetch_mutex_);
   const std::string name = relationship.trust_domain.name();
   SIGIL_ASSIGN_OR_RETURN(transport::HttpsUrl url, transport::HttpsUrl::Parse(relationship.bundle_endpoint_url));
   SIGIL_ASSIGN_OR_RETURN(auto tls, EndpointTls(relationship, federated_));
@@ -88,6 +138,7 @@ Result<std::chrono::seconds> BundleRefresher::Refresh(const FederationRelationsh
 
 void BundleRefresher::Run() {
   struct State {
+    FederationRelationship relationship;
     Clock::time_point due;
     std::chrono::seconds backoff{0};
     // The last failure's message: a different one is news, logged at once.
@@ -96,32 +147,55 @@ void BundleRefresher::Run() {
     bool awaiting_bundle = false;
     std::unique_ptr<FailureLog> failures;
   };
-  std::vector<State> states(relationships_.size());
   const auto new_log = [](const FederationRelationship& relationship) {
     return std::make_unique<FailureLog>(
         LogLevel::kWarn, "fetching the federated bundle of " + relationship.trust_domain.name() + " failed; the bundle held stays",
         std::chrono::minutes(1));
   };
-  for (size_t i = 0; i < relationships_.size(); ++i) {
-    states[i].due = Clock::now();
-    states[i].failures = new_log(relationships_[i]);
+  std::map<std::string, State> states;  // by trust domain name
+  // A relationship added or changed is fetched at once; one removed is dropped.
+  const auto track = [&](const std::vector<FederationRelationship>& relationships) {
+    std::map<std::string, State> next;
+    for (const FederationRelationship& relationship : relationships) {
+      const std::string name = relationship.trust_domain.name();
+      auto held = states.find(name);
+      if (held != states.end() && ToStored(held->second.relationship) == ToStored(relationship)) {
+        next.emplace(name, std::move(held->second));
+        continue;
+      }
+      next.emplace(name, State{relationship, Clock::now(), std::chrono::seconds(0), {}, false, new_log(relationship)});
+    }
+    for (auto& [name, state] : states) {
+      if (!next.contains(name)) state.failures->Flush();
+    }
+    states = std::move(next);
+  };
+  uint64_t relationships_version = 0;
+  {
+    std::lock_guard lock(mutex_);
+    relationships_version = relationships_version_;
   }
+  track(Relationships());
   uint64_t bundles_version = federated_.Current()->version;
   std::unique_lock lock(mutex_);
   while (!stopping_) {
-    lock.unlock();
+    if (relationships_version != relationships_version_) {
+      relationships_version = relationships_version_;
+      lock.unlock();
+      track(Relationships());
+    } else {
+      lock.unlock();
+    }
     // A bundle set by hand (`bundle set`) is what an https_spiffe endpoint waits for.
     if (const uint64_t version = federated_.Current()->version; version != bundles_version) {
       bundles_version = version;
-      for (State& state : states) {
+      for (auto& [name, state] : states) {
         if (state.awaiting_bundle) state.due = Clock::now();
       }
     }
-    for (size_t i = 0; i < relationships_.size(); ++i) {
-      State& state = states[i];
+    for (auto& [name, state] : states) {
       if (Clock::now() < state.due) continue;
-      const FederationRelationship& relationship = relationships_[i];
-      const std::string name = relationship.trust_domain.name();
+      const FederationRelationship& relationship = state.relationship;
       auto hint = Refresh(relationship);
       if (hint.ok()) {
         state.due = Clock::now() + *hint;
@@ -147,11 +221,12 @@ void BundleRefresher::Run() {
                               {"retry_in", std::to_string(state.backoff.count()) + "s"}});
     }
     Clock::time_point next = Clock::now() + std::chrono::seconds(1);
-    for (const State& state : states) next = std::min(next, state.due);
+    for (const auto& [name, state] : states) next = std::min(next, state.due);
     lock.lock();
-    wake_.wait_until(lock, next, [&] { return stopping_; });
+    wake_.wait_until(lock, next, [&] { return stopping_ || relationships_version != relationships_version_; });
   }
-  for (State& state : states) state.failures->Flush();
+  lock.unlock();
+  for (auto& [name, state] : states) state.failures->Flush();
 }
 
 }  // namespace sigil::serverd

@@ -39,38 +39,21 @@ void ReadBundleEndpoint(ConfigSection section, BundleEndpointConfig& config) {
   section.RefuseUnknownKeys();
 }
 
-void ReadRelationship(ConfigSection section, const TrustDomain& own, FederationRelationship& relationship) {
-  const std::string name = relationship.trust_domain.name();
-  if (relationship.trust_domain == own) section.Problem("bundle_endpoint_url", "is this server's own trust domain");
-  section.Read("bundle_endpoint_url", relationship.bundle_endpoint_url);
-  if (relationship.bundle_endpoint_url.empty()) {
-    section.Problem("bundle_endpoint_url", "is required");
-  } else if (auto url = transport::HttpsUrl::Parse(relationship.bundle_endpoint_url); !url.ok()) {
-    section.Problem("bundle_endpoint_url", url.status().message());
-  }
-  std::string profile;
-  ConfigSection settings = section.ReadChoiceWithSettings("bundle_endpoint_profile", profile, kProfiles);
-  if (profile.empty()) {
-    section.Problem("bundle_endpoint_profile", "is required: https_spiffe (with endpoint_spiffe_id) or https_web");
-  }
-  relationship.profile = ProfileNamed(profile);
-  if (profile == "https_spiffe") {
-    std::string id;
-    settings.Read("endpoint_spiffe_id", id);
-    auto parsed = SpiffeId::Parse(id);
-    if (id.empty()) {
-      settings.Problem("endpoint_spiffe_id", "is required with https_spiffe (the endpoint's SVID, e.g. spiffe://" + name +
-                                                 "/spire/server)");
-    } else if (!parsed.ok()) {
-      settings.Problem("endpoint_spiffe_id", parsed.status().message());
-    } else if (!parsed->MemberOf(relationship.trust_domain)) {
-      settings.Problem("endpoint_spiffe_id", "'" + id + "' is not in trust domain " + name);
-    } else {
-      relationship.endpoint_spiffe_id = *parsed;
-    }
-  }
+void ReadRelationship(ConfigSection section, const std::string& name, const TrustDomain& own,
+                      std::vector<FederationRelationship>& relationships) {
+  RelationshipFields fields{.trust_domain = name};
+  section.Read("bundle_endpoint_url", fields.bundle_endpoint_url);
+  ConfigSection settings =
+      section.ReadChoiceWithSettings("bundle_endpoint_profile", fields.bundle_endpoint_profile, kProfiles);
+  if (fields.bundle_endpoint_profile == "https_spiffe") settings.Read("endpoint_spiffe_id", fields.endpoint_spiffe_id);
   settings.RefuseUnknownKeys();
   section.RefuseUnknownKeys();
+  auto relationship = RelationshipFrom(fields, own);
+  if (!relationship.ok()) {
+    section.Problem(FieldOf(relationship.status()), relationship.status().message());
+    return;
+  }
+  relationships.push_back(std::move(*relationship));
 }
 
 }  // namespace
@@ -83,16 +66,62 @@ void ReadFederationConfig(ConfigSection section, const TrustDomain& own, Federat
   if (section.Has("bundle_endpoint")) ReadBundleEndpoint(section.Section("bundle_endpoint"), config.bundle_endpoint);
   ConfigSection federates_with = section.Section("federates_with");
   for (const std::string& name : federates_with.Keys()) {
-    auto trust_domain = TrustDomain::Parse(name);
-    if (!trust_domain.ok()) {
-      federates_with.Problem(name, trust_domain.status().message());
-      continue;
-    }
-    FederationRelationship relationship{.trust_domain = *trust_domain};
-    ReadRelationship(federates_with.Section(name), own, relationship);
-    config.federates_with.push_back(std::move(relationship));
+    ReadRelationship(federates_with.Section(name), name, own, config.federates_with);
   }
   section.RefuseUnknownKeys();
+}
+
+Result<FederationRelationship> RelationshipFrom(const RelationshipFields& fields, const TrustDomain& own) {
+  // Each error carries the field it is about as its one context frame (FieldOf).
+  const auto wrong = [](const char* field, std::string message) {
+    return InvalidArgumentError(std::move(message)).AddContext(field);
+  };
+  auto trust_domain = TrustDomain::Parse(fields.trust_domain);
+  if (!trust_domain.ok()) return wrong("trust_domain", "'" + fields.trust_domain + "': " + trust_domain.status().message());
+  if (*trust_domain == own) return wrong("trust_domain", own.name() + " is this server's own trust domain");
+  FederationRelationship relationship{.trust_domain = *trust_domain, .bundle_endpoint_url = fields.bundle_endpoint_url};
+  if (fields.bundle_endpoint_url.empty()) return wrong("bundle_endpoint_url", "is required");
+  if (auto url = transport::HttpsUrl::Parse(fields.bundle_endpoint_url); !url.ok()) {
+    return wrong("bundle_endpoint_url", url.status().message());
+  }
+  const std::string& profile = fields.bundle_endpoint_profile;
+  if (profile != "https_spiffe" && profile != "https_web") {
+    return wrong("bundle_endpoint_profile", (profile.empty() ? std::string("is required") : "'" + profile + "' is unknown") +
+                                                ": https_spiffe (with endpoint_spiffe_id) or https_web");
+  }
+  relationship.profile = ProfileNamed(profile);
+  const std::string& id = fields.endpoint_spiffe_id;
+  if (relationship.profile == BundleEndpointProfile::kHttpsWeb) {
+    if (!id.empty()) return wrong("endpoint_spiffe_id", "is only for https_spiffe; https_web checks the web PKI");
+    return relationship;
+  }
+  if (id.empty()) {
+    return wrong("endpoint_spiffe_id", "is required with https_spiffe (the endpoint's SVID, e.g. spiffe://" +
+                                           trust_domain->name() + "/spire/server)");
+  }
+  auto parsed = SpiffeId::Parse(id);
+  if (!parsed.ok()) return wrong("endpoint_spiffe_id", "'" + id + "': " + parsed.status().message());
+  if (!parsed->MemberOf(*trust_domain)) {
+    return wrong("endpoint_spiffe_id", "'" + id + "' is not in trust domain " + trust_domain->name());
+  }
+  relationship.endpoint_spiffe_id = *parsed;
+  return relationship;
+}
+
+std::string FieldOf(const Status& relationship_error) {
+  return relationship_error.context().empty() ? std::string() : relationship_error.context().front();
+}
+
+StoredFederationRelationship ToStored(const FederationRelationship& relationship) {
+  return {relationship.trust_domain.name(), relationship.bundle_endpoint_url,
+          std::string(BundleEndpointProfileName(relationship.profile)),
+          relationship.endpoint_spiffe_id ? relationship.endpoint_spiffe_id->str() : std::string()};
+}
+
+Result<FederationRelationship> FromStored(const StoredFederationRelationship& stored, const TrustDomain& own) {
+  return RelationshipFrom({stored.trust_domain, stored.bundle_endpoint_url, stored.bundle_endpoint_profile,
+                           stored.endpoint_spiffe_id},
+                          own);
 }
 
 }  // namespace sigil::serverd

@@ -25,6 +25,8 @@
 
 #include "core/config.h"
 #include "core/spiffe_id.h"
+#include "core/status.h"
+#include "serverd/datastore/datastore.h"
 #include "transport/serving_certificate.h"
 
 namespace sigil::serverd {
@@ -48,6 +50,24 @@ struct FederationRelationship {
   BundleEndpointProfile profile = BundleEndpointProfile::kHttpsSpiffe;
   std::optional<SpiffeId> endpoint_spiffe_id;  // https_spiffe
 };
+
+// The parts of a relationship as an operator writes them (config file, `federation create`).
+struct RelationshipFields {
+  std::string trust_domain;
+  std::string bundle_endpoint_url;
+  std::string bundle_endpoint_profile;  // https_spiffe or https_web
+  std::string endpoint_spiffe_id;       // https_spiffe only
+};
+
+// Checks the fields; an error's FieldOf names the field that is wrong (its message does not).
+// `own` is this server's trust domain, which it cannot federate with.
+Result<FederationRelationship> RelationshipFrom(const RelationshipFields& fields, const TrustDomain& own);
+std::string FieldOf(const Status& relationship_error);
+
+// How a relationship made with `federation create` is stored, and read back (checked again: a
+// stored one that no longer passes is an error, not a relationship).
+StoredFederationRelationship ToStored(const FederationRelationship& relationship);
+Result<FederationRelationship> FromStored(const StoredFederationRelationship& stored, const TrustDomain& own);
 
 struct FederationConfig {
   BundleEndpointConfig bundle_endpoint;

@@ -1,6 +1,6 @@
 // The admin API's request bodies: the text as serverd's admin socket receives it, read by
 // every body reader of serverd/admin (a reader that throws aborts here, as it would have
-// ended serverd), and as a `-data` entries file.
+// ended serverd), and as a `-data` entries or federation relationships file.
 #include <nlohmann/json.hpp>
 
 #include "serverd/admin/entry_json.h"
@@ -27,6 +27,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto entries = EntriesFromDataFile(text, "fuzz.json"); entries.ok()) {
     for (const auto& entry : *entries) ReadEntry(entry);
   }
+  (void)FederationRelationshipsFromDataFile(text, "fuzz.json");
   const nlohmann::json body = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded()) return 0;
   if (auto entries = EntriesRequestFromJson(body); entries.ok()) {
@@ -39,6 +40,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)StringListFromJson(body, "ids");
   (void)FederatedBundlesFromJson(body);
   (void)BundleDeleteModeFromJson(body);
+  (void)FederationRelationshipsFromJson(body);
   if (auto token = JoinTokenRequestFromJson(body); token.ok()) {
     FUZZ_CHECK(token->ttl.count() > 0 && token->ttl <= kMaxJoinTokenTtl);
   }

@@ -315,6 +315,8 @@ TEST_F(DatastoreTest, AVersionOneStoreIsMigrated) {
     const char* to_v1 =
         "ALTER TABLE agents DROP COLUMN previous_serial;"
         "ALTER TABLE agents DROP COLUMN previous_serial_valid_until;"
+        "DROP TABLE federation_relationships;"
+        "DROP TABLE bundle_history;"
         "UPDATE schema_version SET version = 1;";
     EXPECT_EQ(sqlite3_exec(db, to_v1, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
     sqlite3_close(db);
@@ -327,6 +329,55 @@ TEST_F(DatastoreTest, AVersionOneStoreIsMigrated) {
   EXPECT_EQ(agent->previous_serial, "");
   ASSERT_TRUE(store_->UpdateAgentSvid(agent->spiffe_id, "0b", 1900000000, "0a", 1800000000).ok());
   EXPECT_EQ(store_->FetchAgent(agent->spiffe_id)->previous_serial, "0a");
+  EXPECT_TRUE(store_->ListFederationRelationships().ok()) << "version 3's tables were made";
+  EXPECT_TRUE(store_->ListBundleHistory("other.org").ok());
+}
+
+TEST_F(DatastoreTest, FederationRelationshipsAreKeptByTrustDomain) {
+  const StoredFederationRelationship spiffe{"partner.test", "https://partner.example:8443", "https_spiffe",
+                                            "spiffe://partner.test/spire/server"};
+  const StoredFederationRelationship web{"web.test", "https://web.example", "https_web", ""};
+  ASSERT_TRUE(store_->CreateFederationRelationship(web).ok());
+  ASSERT_TRUE(store_->CreateFederationRelationship(spiffe).ok());
+  EXPECT_EQ(store_->CreateFederationRelationship(spiffe).code(), Code::kAlreadyExists);
+  EXPECT_EQ(*store_->ListFederationRelationships(), (std::vector{spiffe, web}));
+
+  StoredFederationRelationship moved = spiffe;
+  moved.bundle_endpoint_url = "https://partner.example:9443";
+  ASSERT_TRUE(store_->UpdateFederationRelationship(moved).ok());
+  EXPECT_EQ(store_->ListFederationRelationships()->front(), moved);
+  EXPECT_EQ(store_->UpdateFederationRelationship({"none.test", "https://x", "https_web", ""}).code(), Code::kNotFound);
+
+  StoredFederationRelationship unknown_profile = web;
+  unknown_profile.trust_domain = "ftp.test";
+  unknown_profile.bundle_endpoint_profile = "https_ftp";
+  EXPECT_FALSE(store_->CreateFederationRelationship(unknown_profile).ok()) << "the schema's check";
+
+  ASSERT_TRUE(store_->DeleteFederationRelationship("web.test").ok());
+  EXPECT_EQ(store_->DeleteFederationRelationship("web.test").code(), Code::kNotFound);
+  EXPECT_EQ(*store_->ListFederationRelationships(), std::vector{moved});
+  store_.reset();
+  store_ = Open();
+  EXPECT_EQ(*store_->ListFederationRelationships(), std::vector{moved}) << "kept across a reopen";
+}
+
+TEST_F(DatastoreTest, AFederatedBundleKeepsItsLastVersionsNewestFirst) {
+  for (int i = 1; i <= Datastore::kBundleHistoryDepth + 3; ++i) {
+    const std::string data = "{\"keys\":[],\"spiffe_sequence\":" + std::to_string(i) + "}";
+    ASSERT_TRUE(store_->SetBundle({"other.org", data, true, 0}).ok());
+    ASSERT_TRUE(store_->SetBundle({"other.org", data, true, 0}).ok()) << "the same again is not a new version";
+  }
+  ASSERT_TRUE(store_->SetBundle({"example.org", "{\"keys\":[]}", false, 0}).ok());
+  auto history = store_->ListBundleHistory("other.org");
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), static_cast<size_t>(Datastore::kBundleHistoryDepth));
+  EXPECT_NE(history->front().data.find("\"spiffe_sequence\":13"), std::string::npos);
+  EXPECT_NE(history->back().data.find("\"spiffe_sequence\":4"), std::string::npos);
+  EXPECT_GT(history->front().stored_at, 0);
+  EXPECT_TRUE(store_->ListBundleHistory("example.org")->empty()) << "the server's own bundle has no history here";
+  ASSERT_TRUE(store_->DeleteBundle("other.org").ok());
+  EXPECT_EQ(store_->ListBundleHistory("other.org")->size(), static_cast<size_t>(Datastore::kBundleHistoryDepth))
+      << "the history outlives the bundle";
 }
 
 TEST_F(DatastoreTest, BundlesAndCaJournal) {

@@ -229,5 +229,103 @@ TEST_F(FederationEndpointTest, ABundleWhoseSequenceGoesBackwardsIsRefused) {
   EXPECT_EQ(Held(partner, "example.org").value("spiffe_sequence", 0), 1000000);
 }
 
+// `serverd federation …` as SPIRE's: a relationship made, changed and removed on a running
+// server, each change acted on without a restart; the config file's relationships listed but
+// changed only there; bad input refused by field, storing nothing.
+TEST_F(FederationEndpointTest, FederationCommandsManageRelationshipsOnARunningServer) {
+  const int port = FreeLoopbackPort();
+  const std::string url = "https://127.0.0.1:" + std::to_string(port);
+  ServerdProcess& home = Start({.trust_domain = "example.org", .top_level_yaml = EndpointYaml(port)});
+  ServerdProcess& partner = Start(
+      {.trust_domain = "partner.test",
+       .top_level_yaml = "federation:\n  federates_with:\n" +
+                         Relationship("static.test", "https://127.0.0.1:" + std::to_string(FreeLoopbackPort()), "https_web")});
+  const auto bundle_file = work_.path() / "example.org.json";
+  WriteFile(bundle_file, OwnBundle(home).dump());
+
+  // Created with the first bundle of the domain, which the https_spiffe endpoint is checked
+  // against; the server fetches the endpoint's own document at once.
+  ProcessOutput created = partner.MustCli(
+      {"federation", "create", "-trustDomain", "example.org", "-bundleEndpointURL", url, "-bundleEndpointProfile",
+       "https_spiffe", "-endpointSpiffeID", "spiffe://example.org/spire/server", "-trustDomainBundlePath",
+       bundle_file.string(), "-trustDomainBundleFormat", "spiffe"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  EXPECT_EQ(created.out,
+            "\nTrust domain              : example.org\nBundle endpoint URL       : " + url +
+                "\nBundle endpoint profile   : https_spiffe\nEndpoint SPIFFE ID        : spiffe://example.org/spire/server\n");
+  WaitUntil([&] { return Held(partner, "example.org").value("spiffe_refresh_hint", 0) == 1; }, std::chrono::seconds(15));
+  EXPECT_EQ(Held(partner, "example.org").value("spiffe_refresh_hint", 0), 1) << partner.logs();
+
+  ProcessOutput listed = partner.MustCli({"federation", "list"});
+  EXPECT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_EQ(listed.out.rfind("Found 2 federation relationships\n", 0), 0u) << listed.out;
+  EXPECT_NE(listed.out.find("Trust domain              : static.test\n"), std::string::npos) << listed.out;
+  ProcessOutput shown = partner.MustCli({"federation", "show", "-trustDomain", "example.org", "-output", "json"});
+  EXPECT_EQ(json::parse(shown.out, nullptr, false)["https_spiffe"].value("endpoint_spiffe_id", ""),
+            "spiffe://example.org/spire/server")
+      << shown.out << shown.err;
+
+  // Refused, each naming why, and nothing changed.
+  ProcessOutput again = partner.MustCli({"federation", "create", "-trustDomain", "example.org", "-bundleEndpointURL", url,
+                                         "-bundleEndpointProfile", "https_web"});
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.err.find("Failed to create the following federation relationship (code: AlreadyExists"), std::string::npos)
+      << again.err;
+  ProcessOutput configured = partner.MustCli({"federation", "delete", "-id", "static.test"});
+  EXPECT_NE(configured.exit_code, 0);
+  EXPECT_NE(configured.err.find("the config file's federation.federates_with names static.test"), std::string::npos)
+      << configured.err;
+  ProcessOutput plain_http = partner.MustCli({"federation", "create", "-trustDomain", "other.test", "-bundleEndpointURL",
+                                              "http://127.0.0.1:1", "-bundleEndpointProfile", "https_web"});
+  EXPECT_NE(plain_http.err.find("bundle_endpoint_url: 'http://127.0.0.1:1' is not an https URL"), std::string::npos)
+      << plain_http.err;
+  ProcessOutput no_id = partner.MustCli({"federation", "create", "-trustDomain", "other.test", "-bundleEndpointURL", url,
+                                         "-bundleEndpointProfile", "https_spiffe"});
+  EXPECT_NE(no_id.err.find("endpoint_spiffe_id: is required with https_spiffe"), std::string::npos) << no_id.err;
+  const auto data_file = work_.path() / "relationships.json";
+  WriteFile(data_file, "{\"federationRelationships\": [{\"trustDomain\": \"web.test\", \"bundleEndpointURL\": "
+                       "\"https://127.0.0.1:1\", \"bundleEndpointProfile\": \"https_web\"}]}");
+  ProcessOutput mixed = partner.MustCli({"federation", "create", "-data", data_file.string(), "-trustDomain", "x.test"});
+  EXPECT_NE(mixed.err.find("cannot use other flags to specify relationship fields when 'data' flag is set"), std::string::npos)
+      << mixed.err;
+  EXPECT_EQ(partner.MustCli({"federation", "list"}).out.rfind("Found 2 federation relationships\n", 0), 0u);
+
+  // A -data file as SPIRE's CLI reads it.
+  ProcessOutput from_file = partner.MustCli({"federation", "create", "-data", data_file.string()});
+  EXPECT_EQ(from_file.exit_code, 0) << from_file.err;
+  EXPECT_NE(from_file.out.find("Bundle endpoint profile   : https_web"), std::string::npos) << from_file.out;
+
+  // Refreshed on demand; an update to another endpoint SPIFFE ID takes effect at once: the
+  // next fetch is refused and the bundle held stays.
+  ProcessOutput refreshed = partner.MustCli({"federation", "refresh", "-id", "spiffe://example.org"});
+  EXPECT_EQ(refreshed.exit_code, 0) << refreshed.err;
+  EXPECT_EQ(refreshed.out, "Bundle refreshed\n");
+  ProcessOutput unknown = partner.MustCli({"federation", "refresh", "-id", "nowhere.test"});
+  EXPECT_NE(unknown.err.find("there is no federation relationship with trust domain \"nowhere.test\""), std::string::npos)
+      << unknown.err;
+  ProcessOutput updated = partner.MustCli({"federation", "update", "-trustDomain", "example.org", "-bundleEndpointURL", url,
+                                           "-bundleEndpointProfile", "https_spiffe", "-endpointSpiffeID",
+                                           "spiffe://example.org/not-the-server"});
+  EXPECT_EQ(updated.exit_code, 0) << updated.err;
+  ProcessOutput refused = partner.MustCli({"federation", "refresh", "-id", "example.org"});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.err.find("is not spiffe://example.org/not-the-server"), std::string::npos) << refused.err;
+  EXPECT_EQ(Held(partner, "example.org").value("spiffe_refresh_hint", 0), 1);
+
+  // The bundle's history: the one given at create, then the endpoint's.
+  ProcessOutput history = partner.MustCli({"bundle", "history", "-id", "example.org", "-output", "json"});
+  const json versions = json::parse(history.out, nullptr, false)["versions"];
+  ASSERT_EQ(versions.size(), 2u) << history.out << history.err;
+  EXPECT_EQ(json::parse(versions[0].value("jwks", ""), nullptr, false).value("spiffe_refresh_hint", 0), 1);
+
+  // Deleted: no longer fetched; the bundle stays until `bundle delete`.
+  ProcessOutput deleted = partner.MustCli({"federation", "delete", "-id", "example.org"});
+  EXPECT_EQ(deleted.exit_code, 0) << deleted.err;
+  EXPECT_EQ(deleted.out, "federation relationship deleted.\n");
+  EXPECT_EQ(partner.MustCli({"federation", "list"}).out.rfind("Found 2 federation relationships\n", 0), 0u);
+  EXPECT_NE(partner.MustCli({"federation", "refresh", "-id", "example.org"}).exit_code, 0);
+  EXPECT_FALSE(Held(partner, "example.org").is_null());
+}
+
 }  // namespace
 }  // namespace sigil::testing
