@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cctype>
 
+#include "core/ascii.h"
 #include "transport/http2_server.h"
+#include "transport/http_header_fields.h"
 #include "transport/socket_stream.h"
 
 namespace sigil::transport {
@@ -27,29 +29,26 @@ const char* Reason(int status) {
 
 // The header fields after the request line (`fields` starts at its CRLF), names lower-cased and
 // values trimmed. False on a line that is not "name: value" (obsolete line folding included).
-bool ReadHeaders(std::string_view fields, std::vector<std::pair<std::string, std::string>>& out) {
-  constexpr size_t kMaxFields = 100;
+
+}  // namespace
+
+bool ReadHttpHeaderFields(std::string_view fields, HttpHeaderFields& out) {
   while (fields.starts_with("\r\n")) {
     fields.remove_prefix(2);
     const size_t end = std::min(fields.find("\r\n"), fields.size());
     const std::string_view line = fields.substr(0, end);
     fields.remove_prefix(end);
     const size_t colon = line.find(':');
-    if (colon == 0 || colon == std::string_view::npos || out.size() == kMaxFields) return false;
-    std::string name(line.substr(0, colon));
-    for (char& c : name) {
-      if (c == ' ' || c == '\t') return false;
-      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    }
+    if (colon == 0 || colon == std::string_view::npos || out.size() == kMaxHttpHeaderFields) return false;
+    const std::string_view name = line.substr(0, colon);
+    if (name.find_first_of(" \t") != std::string_view::npos) return false;
     std::string_view value = line.substr(colon + 1);
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-    out.emplace_back(std::move(name), std::string(value));
+    out.emplace_back(AsciiLower(name), std::string(value));
   }
   return fields.empty();
 }
-
-}  // namespace
 
 std::variant<HttpGetRequest, HttpGetResponse> ParseHttpGetRequest(std::string_view head) {
   const auto refuse = [](int status, const char* why) {
@@ -67,7 +66,7 @@ std::variant<HttpGetRequest, HttpGetResponse> ParseHttpGetRequest(std::string_vi
   const std::string_view target = line.substr(first + 1, second - first - 1);
   request.path = target.substr(0, target.find('?'));
   if (request.method != "GET" && request.method != "HEAD") return refuse(405, "only GET and HEAD");
-  if (!ReadHeaders(head.substr(line_end), request.headers)) return refuse(400, "malformed header field");
+  if (!ReadHttpHeaderFields(head.substr(line_end), request.headers)) return refuse(400, "malformed header field");
   return request;
 }
 

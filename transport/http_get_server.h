@@ -27,6 +27,7 @@
 
 #include "core/status.h"
 #include "transport/event_loop.h"
+#include "transport/http_header_fields.h"
 #include "transport/tcp_listener.h"
 #include "transport/tls.h"
 

@@ -13,6 +13,9 @@
 #include <cstring>
 #include <optional>
 
+#include "core/ascii.h"
+#include "transport/http_header_fields.h"
+
 namespace sigil::transport {
 namespace {
 
@@ -99,11 +102,6 @@ Status WriteAll(int fd, const std::vector<uint8_t>& bytes, Clock::time_point dea
   return Status::Ok();
 }
 
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 }  // namespace
 
@@ -112,7 +110,7 @@ Result<HttpsUrl> HttpsUrl::Parse(std::string_view url) {
     return InvalidArgumentError("'" + std::string(url) + "' is not an https URL: " + why);
   };
   constexpr std::string_view kScheme = "https://";
-  if (url.size() < kScheme.size() || Lower(url.substr(0, kScheme.size())) != kScheme) return bad("it must start with https://");
+  if (url.size() < kScheme.size() || AsciiLower(url.substr(0, kScheme.size())) != kScheme) return bad("it must start with https://");
   std::string_view rest = url.substr(kScheme.size());
   const size_t path_at = std::min(rest.find_first_of("/?#"), rest.size());
   std::string_view authority = rest.substr(0, path_at);
@@ -154,19 +152,12 @@ Result<HttpResponse> ParseHttpResponse(std::string_view bytes) {
     return InvalidArgumentError("the answer has no HTTP/1.x status line");
   }
   if (response.status < 100 || response.status > 599) return InvalidArgumentError("the answer's status is out of range");
-  std::string_view fields = head.substr(line_end);
+  if (!ReadHttpHeaderFields(head.substr(line_end), response.headers)) {
+    return InvalidArgumentError("the answer has a malformed header field, or more than " +
+                                std::to_string(kMaxHttpHeaderFields));
+  }
   std::optional<size_t> content_length;
-  while (fields.starts_with("\r\n")) {
-    fields.remove_prefix(2);
-    const size_t end = std::min(fields.find("\r\n"), fields.size());
-    const std::string_view field = fields.substr(0, end);
-    fields.remove_prefix(end);
-    const size_t colon = field.find(':');
-    if (colon == 0 || colon == std::string_view::npos) return InvalidArgumentError("the answer has a malformed header field");
-    std::string name = Lower(field.substr(0, colon));
-    std::string_view value = field.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  for (const auto& [name, value] : response.headers) {
     if (name == "content-length") {
       size_t length = 0;
       const auto [at, error] = std::from_chars(value.data(), value.data() + value.size(), length);
@@ -175,10 +166,9 @@ Result<HttpResponse> ParseHttpResponse(std::string_view bytes) {
       }
       content_length = length;
     }
-    if (name == "transfer-encoding" && Lower(value) != "identity") {
-      return InvalidArgumentError("the answer is in a transfer encoding (" + std::string(value) + ") to an HTTP/1.0 request");
+    if (name == "transfer-encoding" && AsciiLower(value) != "identity") {
+      return InvalidArgumentError("the answer is in a transfer encoding (" + value + ") to an HTTP/1.0 request");
     }
-    response.headers.emplace_back(std::move(name), std::string(value));
   }
   std::string_view body = bytes.substr(head_end + 4);
   if (content_length) {

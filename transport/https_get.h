@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "transport/http_header_fields.h"
 #include "transport/tls.h"
 
 namespace sigil::transport {

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/ascii.h"
 #include "core/log.h"
 
 namespace sigil::serverd {
@@ -17,11 +18,6 @@ using transport::HttpGetResponse;
 
 constexpr char kJson[] = "application/json";
 
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 // "a/" + "/b" -> "a/b": the prefix is configured with or without its slashes.
 std::string JoinPath(std::string_view prefix, std::string_view leaf) {
@@ -118,7 +114,7 @@ void ReadOidcDiscoveryConfig(ConfigSection section, const std::string& server_jw
   if (config.domains.empty()) {
     section.Problem("domains", "must name at least one domain the documents are served from");
   }
-  for (std::string& domain : config.domains) domain = Lower(domain);
+  for (std::string& domain : config.domains) domain = AsciiLower(domain);
   if (!config.insecure_addr.empty() && !ParseListenAddress(config.insecure_addr).ok()) {
     section.Problem("insecure_addr", "'" + config.insecure_addr + "' is not host:port or :port");
   }
@@ -193,7 +189,7 @@ HttpGetResponse OidcDiscovery::Document(const HttpGetRequest& request) const {
   host = host.substr(0, host.find(','));
   while (!host.empty() && host.back() == ' ') host.remove_suffix(1);
   if (!PlausibleHost(host)) return Error(400, "the request names no valid host");
-  const std::string domain = Lower(DomainOf(host));
+  const std::string domain = AsciiLower(DomainOf(host));
   if (std::find(config_.domains.begin(), config_.domains.end(), domain) == config_.domains.end()) {
     return Error(400, "domain \"" + domain + "\" is not allowed");
   }
