@@ -98,8 +98,12 @@ Status Agent::RestoreSvids(AgentSvid::Established established) {
     cache_.SetBundle(std::move(bundle));
   }
   const size_t count = loaded.entries.size();
+  const size_t federated = loaded.federated_bundles.size();
+  // Without them a workload restarted meanwhile holds its SVID but cannot check a partner's.
+  if (federated > 0) cache_.SetFederatedBundles(std::move(loaded.federated_bundles));
   cache_.Restore(std::move(loaded.entries));
-  LogInfo("serving the workload SVIDs kept in data_dir until serverd answers", {{"svids", std::to_string(count)}});
+  LogInfo("serving the workload SVIDs kept in data_dir until serverd answers",
+          {{"svids", std::to_string(count)}, {"federated_bundles", std::to_string(federated)}});
   return Status::Ok();
 }
 

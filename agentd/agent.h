@@ -3,14 +3,14 @@
 //  1. The link to serverd (sync/server_client.h) and the trust bundle it checks serverd with.
 //  2. The agent's own SVID (sync/agent_svid.h): restored from data_dir, else node attestation
 //     with the attestor config chooses (attestor/node_attestor.h). With a restored SVID, the
-//     workload SVIDs an earlier run kept (sync/svid_store.h) fill the cache until serverd
-//     answers; after a fresh attestation they are dropped.
+//     workload SVIDs and federated bundles an earlier run kept (sync/svid_store.h) fill the
+//     cache until serverd answers; after a fresh attestation they are dropped.
 //  3. The Workload API on the public socket (workload/workload_api.h), answered from the cache
 //     only; JWT-SVIDs are minted by serverd and cached until half-life. Then the health probes.
 //  4. Entry sync (sync/entry_sync.h) and SVID rotation (sync/svid_rotator.h), each on a thread
 //     of its own: the cache follows serverd's entries, and every SVID, the agent's own
 //     included, is renewed at half of its lifetime. A third thread keeps the cache's workload
-//     SVIDs in data_dir as they change.
+//     SVIDs and bundles in data_dir as they change.
 // While serverd is unreachable the cache keeps answering; every loop retries with exponential
 // back-off and jitter (sync/retry.h).
 //
@@ -53,8 +53,8 @@ class Agent {
 
  private:
   Status StartServerClient();
-  // The workload SVIDs kept in data_dir: into the cache when the agent SVID was restored too,
-  // else removed.
+  // The workload SVIDs and federated bundles kept in data_dir: into the cache when the agent
+  // SVID was restored too, else removed.
   Status RestoreSvids(AgentSvid::Established established);
   Status StartWorkloadApi();
   Status StartProbes();

@@ -4,6 +4,7 @@
 #include <openssl/pem.h>
 
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "hw/durable_file.h"
@@ -25,6 +26,7 @@ constexpr char kCertificateBlock[] = "CERTIFICATE";
 constexpr char kKeyBlock[] = "PRIVATE KEY";
 constexpr char kSuffix[] = ".pem";
 constexpr char kBundleFile[] = "trust_bundle.jwks";
+constexpr char kFederatedFile[] = "federated_bundles.json";
 
 Status AppendPem(std::string& out, const char* name, std::span<const uint8_t> der) {
   BioPtr bio(BIO_new(BIO_s_mem()));
@@ -87,7 +89,7 @@ SvidStore::Loaded SvidStore::Load(Clock::time_point now) {
   std::vector<std::filesystem::path> unusable;
   for (const auto& file : std::filesystem::directory_iterator(dir_, error)) {
     const auto& path = file.path();
-    if (path.filename() == kBundleFile) continue;
+    if (path.filename() == kBundleFile || path.filename() == kFederatedFile) continue;
     if (path.extension() != kSuffix) {  // a write cut short, or nothing of the agent's
       unusable.push_back(path);
       continue;
@@ -112,6 +114,17 @@ SvidStore::Loaded SvidStore::Load(Clock::time_point now) {
   if (auto jwks = ReadWholeFile(dir_ / kBundleFile, "kept trust bundle"); jwks.ok()) {
     auto bundle = TrustBundleFromJwks(trust_domain_, *jwks);
     if (bundle.ok()) written_bundle_ = loaded.bundle = std::make_shared<const TrustBundle>(std::move(*bundle));
+  }
+  if (auto federated = ReadFederatedBundles(); federated.ok()) {
+    for (const auto& [name, bundle] : *federated) written_federated_.emplace(name, nullptr);
+    loaded.federated_bundles = std::move(*federated);
+  } else if (federated.status().code() != Code::kNotFound) {
+    const std::filesystem::path file = dir_ / kFederatedFile;
+    LogWarn("the kept federated bundles cannot be used; removing them, serverd sends them again when it answers",
+            {{"file", file.string()}, {"error", federated.status().ToString()}});
+    if (Status removed = hw::RemoveFilesDurably(dir_, std::span(&file, 1)); !removed.ok()) {
+      LogWarn("could not remove the kept federated bundles", {{"error", removed.ToString()}});
+    }
   }
   return loaded;
 }
@@ -159,6 +172,23 @@ Result<SvidCache::CachedEntry> SvidStore::Read(const std::filesystem::path& path
   return SvidCache::CachedEntry{std::move(entry), std::move(svid)};
 }
 
+Result<std::map<std::string, TrustBundle>> SvidStore::ReadFederatedBundles() const {
+  SIGIL_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(dir_ / kFederatedFile, "kept federated bundles"));
+  const nlohmann::json doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return InvalidArgumentError("the file is not valid JSON");
+  if (!doc.is_object()) return InvalidArgumentError("the file is not a JSON object");
+  std::map<std::string, TrustBundle> bundles;
+  for (const auto& [id, jwks] : doc.items()) {
+    auto td = TrustDomain::Parse(id);
+    if (!td.ok()) return InvalidArgumentError("\"" + id + "\": " + td.status().message());
+    if (*td == trust_domain_) return InvalidArgumentError("\"" + id + "\" is the agent's own trust domain");
+    auto bundle = TrustBundleFromJwks(*td, jwks.dump());
+    if (!bundle.ok()) return InvalidArgumentError("the bundle of " + id + ": " + bundle.status().message());
+    bundles.insert_or_assign(td->name(), std::move(*bundle));
+  }
+  return bundles;
+}
+
 // ---- writing ----
 
 Status SvidStore::Write(const SvidCache::CachedEntry& cached) const {
@@ -193,6 +223,26 @@ Status SvidStore::SaveBundle(const std::shared_ptr<const TrustBundle>& bundle) {
   return Status::Ok();
 }
 
+Status SvidStore::SaveFederatedBundles(const FederatedBundles& bundles) {
+  // The cache makes new bundle objects only when their contents change, so the same objects
+  // mean the file holds them already: a sync that changes nothing writes nothing.
+  if (bundles == written_federated_) return Status::Ok();
+  const std::filesystem::path file = dir_ / kFederatedFile;
+  if (bundles.empty()) {
+    SIGIL_RETURN_IF_ERROR(hw::RemoveFilesDurably(dir_, std::span(&file, 1)));
+  } else {
+    nlohmann::json doc = nlohmann::json::object();
+    for (const auto& [name, bundle] : bundles) {
+      SIGIL_ASSIGN_OR_RETURN(std::string jwks, TrustBundleToJwks(*bundle));
+      doc[bundle->trust_domain().IdString()] = nlohmann::json::parse(jwks, nullptr, /*allow_exceptions=*/false);
+    }
+    const std::string text = doc.dump(2) + "\n";
+    SIGIL_RETURN_IF_ERROR(hw::WriteFileDurably(file, AsBytes(text), 0600, "kept federated bundles"));
+  }
+  written_federated_ = bundles;
+  return Status::Ok();
+}
+
 Status SvidStore::Save(const SvidCache::Snapshot& snapshot, WakeSignal* stop) {
   const SvidCache::EntryMap& entries = *snapshot.entries;
   std::vector<std::filesystem::path> gone;
@@ -207,6 +257,7 @@ Status SvidStore::Save(const SvidCache::Snapshot& snapshot, WakeSignal* stop) {
   SIGIL_RETURN_IF_ERROR(hw::RemoveFilesDurably(dir_, gone));
   for (const auto& id : gone_ids) written_.erase(id);
   SIGIL_RETURN_IF_ERROR(SaveBundle(snapshot.bundle));
+  SIGIL_RETURN_IF_ERROR(SaveFederatedBundles(snapshot.federated_bundles));
   for (const auto& [id, cached] : entries) {
     if (!cached.svid) continue;
     auto it = written_.find(cached.entry->id);
@@ -227,6 +278,7 @@ Status SvidStore::Clear() {
   if (error) return Status(Code::kInternal, "listing " + dir_.string() + ": " + error.message());
   written_.clear();
   written_bundle_.reset();
+  written_federated_.clear();
   return hw::RemoveFilesDurably(dir_, files);
 }
 

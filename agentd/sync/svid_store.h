@@ -6,7 +6,12 @@
 // selectors decide who receives the SVID), of the entry the SVID was issued for when its shape
 // differs (so a change still waiting for its new SVID is signed after a restart too), of the
 // certificate chain and of the key. Beside them, trust_bundle.jwks: the trust domain's bundle,
-// X.509 and JWT authorities, for the answers that carry it.
+// X.509 and JWT authorities, for the answers that carry it; and federated_bundles.json: the
+// bundles of the other trust domains the agent's entries federate with, as serverd last sent
+// them, so that a workload restarted meanwhile can still check its partners' SVIDs. One JSON
+// object, each trust domain ID ("spiffe://partner.example") to its SPIFFE JWKS, replaced whole
+// as the sync replaces them: one file rather than one per trust domain, whose name may take
+// all of the 255 bytes a file name has.
 //
 // What Load restores goes into the cache at revision 0 (SvidCache::Restore): the first sync
 // is a full one and drops every entry serverd no longer has, and Save then removes its file.
@@ -36,18 +41,21 @@ class SvidStore {
   struct Loaded {
     std::vector<SvidCache::CachedEntry> entries;
     std::shared_ptr<const TrustBundle> bundle;  // null when none was kept
+    std::map<std::string, TrustBundle> federated_bundles;  // by trust domain name, as the cache's
   };
   // What an earlier run kept and is still valid at `now`. A file that does not read back,
   // whose key is not its certificate's, whose certificate is not its entry's SPIFFE ID or that
-  // has expired is removed, and logged.
+  // has expired is removed, and logged; so are the federated bundles when their file does not
+  // read back whole (serverd sends them again when it answers).
   Loaded Load(Clock::time_point now);
 
   // Removes every SVID kept: they were issued to an identity the agent does not hold any more.
   Status Clear();
 
-  // Makes the folder hold what `snapshot` holds: writes the SVIDs and entries that changed,
-  // removes those of entries gone (first, so a removed entry's SVID is never restored). Returns
-  // early, with the rest for the next call, when `stop` is set.
+  // Makes the folder hold what `snapshot` holds: writes the SVIDs, entries and bundles that
+  // changed, removes those of entries gone (first, so a removed entry's SVID is never restored)
+  // and the federated bundles' file when there are none. Returns early, with the rest for the
+  // next call, when `stop` is set.
   Status Save(const SvidCache::Snapshot& snapshot, WakeSignal* stop = nullptr);
 
   // Saves after every change of `cache` (it wakes `changed`) until `changed` stops; a failed
@@ -65,11 +73,17 @@ class SvidStore {
   Result<SvidCache::CachedEntry> Read(const std::filesystem::path& path, Clock::time_point now) const;
   Status Write(const SvidCache::CachedEntry& cached) const;
   Status SaveBundle(const std::shared_ptr<const TrustBundle>& bundle);
+  using FederatedBundles = std::map<std::string, std::shared_ptr<const TrustBundle>>;
+  Result<std::map<std::string, TrustBundle>> ReadFederatedBundles() const;
+  Status SaveFederatedBundles(const FederatedBundles& bundles);
 
   const std::filesystem::path dir_;
   const TrustDomain trust_domain_;
   std::map<std::string_view, Written> written_;
   std::shared_ptr<const TrustBundle> written_bundle_;
+  // What federated_bundles.json holds, by trust domain name; null for a bundle read by Load,
+  // which the cache holds a copy of (so the first Save writes the file once more).
+  FederatedBundles written_federated_;
 };
 
 }  // namespace sigil::agentd

@@ -2,11 +2,13 @@
 // client: a bundle set on serverd (`serverd bundle set`) reaches the workloads whose entries
 // federate with its trust domain through every Workload API call that carries bundles, follows
 // the bundle when it is replaced or deleted, and lets ValidateJWTSVID accept a token of that
-// trust domain; `agentd api fetch x509 -write` writes it to a file. JWT-SVIDs carry the issuer
-// serverd's jwt_issuer names, which OIDC relying parties check.
+// trust domain; `agentd api fetch x509 -write` writes it to a file. An agent restarted while
+// serverd is unreachable hands out the federated bundles it kept in data_dir. JWT-SVIDs carry
+// the issuer serverd's jwt_issuer names, which OIDC relying parties check.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -20,6 +22,7 @@
 namespace sigil::agentd::testing {
 namespace {
 
+namespace fs = std::filesystem;
 using nlohmann::json;
 using sigil::testing::TestCa;
 using sigil::testing::WaitUntil;
@@ -61,6 +64,16 @@ class FederationTest : public AgentServerFixture {
   bool X509SvidCarries(const std::string& der, std::chrono::seconds within = std::chrono::seconds(15)) {
     return WaitUntil([&] { return FederatedDerInX509Svid() == der; }, within);
   }
+
+  // What `agentd api fetch x509 -write` writes for the partner; empty when it writes nothing.
+  std::string WrittenFederatedBundle(const std::string& folder) {
+    const auto written = work_.path() / folder;
+    fs::create_directories(written);
+    auto fetched = agent_->Cli({"api", "fetch", "x509", "-write", written.string()});
+    EXPECT_TRUE(fetched.ok() && fetched->exit_code == 0) << (fetched.ok() ? fetched->err : fetched.status().ToString());
+    const auto file = written / "federated_bundle.0.0.pem";
+    return fs::exists(file) ? sigil::testing::ReadFile(file) : "";
+  }
 };
 
 TEST_F(FederationTest, ASetBundleReachesTheWorkloadsThatFederateAndFollowsItsChanges) {
@@ -97,6 +110,50 @@ TEST_F(FederationTest, ASetBundleReachesTheWorkloadsThatFederateAndFollowsItsCha
   EXPECT_TRUE(X509SvidCarries(""));
   EXPECT_FALSE(Python({"x509-bundles"})["bundles"].contains(kPartner));
   EXPECT_NE(agent_->logs().find("federated bundles updated"), std::string::npos);
+}
+
+// Without the kept bundle, a workload restarted meanwhile would hold its SVID but could not
+// check the partner's until serverd answers: mutual TLS across the domains would fail.
+TEST_F(FederationTest, RestartedDuringAnOutageTheAgentServesTheFederatedBundleItKept) {
+  StartServer();
+  StartAgent();
+  TestCa partner("partner.test");
+  SetPartnerBundle(partner.CertPem());
+  CreateFederatingEntry();
+  const std::string serial = WaitForSvidSerial();
+  ASSERT_TRUE(X509SvidCarries(Der(partner.cert())));
+  // Kept as it arrives, owner-only as the SVIDs beside it, so a kill -9 loses none of it.
+  const fs::path kept = agent_->data_dir() / "svids" / "federated_bundles.json";
+  EXPECT_TRUE(WaitUntil([&] { return fs::exists(kept); }, std::chrono::seconds(10)));
+  if (fs::exists(kept)) {
+    EXPECT_EQ(static_cast<unsigned>(fs::status(kept).permissions() & fs::perms::all), 0600u);
+  }
+  agent_->Kill();
+  server_->Stop();
+
+  Status started = agent_->StartUnsynced();
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  EXPECT_EQ(LeafSerial(FirstSvid()), serial);
+  EXPECT_EQ(FederatedDerInX509Svid(), Der(partner.cert()));
+  EXPECT_TRUE(Python({"x509-bundles"})["bundles"].contains(kPartner));
+  EXPECT_EQ(WrittenFederatedBundle("written-in-outage"), partner.CertPem());
+
+  // A kept file that does not parse is named and left out; the SVIDs are served all the same.
+  agent_->Kill();
+  WriteFile(kept, "{\"keys\": [");
+  started = agent_->StartUnsynced();
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  EXPECT_EQ(LeafSerial(FirstSvid()), serial);
+  EXPECT_EQ(FederatedDerInX509Svid(), "");
+  const std::string logs = agent_->logs();
+  const size_t warning = logs.find("the kept federated bundles cannot be used");
+  ASSERT_NE(warning, std::string::npos) << logs;
+  EXPECT_NE(logs.find(kept.string(), warning), std::string::npos) << logs.substr(warning);
+
+  // serverd answers: the bundle comes back, and is kept again.
+  ASSERT_TRUE(server_->Start().ok()) << server_->logs();
+  EXPECT_TRUE(X509SvidCarries(Der(partner.cert()), std::chrono::seconds(20)));
+  EXPECT_TRUE(WaitUntil([&] { return fs::exists(kept); }, std::chrono::seconds(10)));
 }
 
 TEST_F(FederationTest, AWorkloadWhoseEntriesDoNotFederateGetsNoForeignBundle) {

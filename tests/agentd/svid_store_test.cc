@@ -1,6 +1,6 @@
-// The workload SVIDs agentd keeps in data_dir, on a real folder: what one agent saves the next
-// reads back; what cannot be trusted any more (expired, a key not the certificate's, an entry
-// serverd removed) is never read back.
+// The workload SVIDs and federated bundles agentd keeps in data_dir, on a real folder: what one
+// agent saves the next reads back; what cannot be trusted any more (expired, a key not the
+// certificate's, an entry serverd removed, a bundle that does not parse) is never read back.
 #include "agentd/sync/svid_store.h"
 
 #include <gtest/gtest.h>
@@ -8,6 +8,7 @@
 
 #include <filesystem>
 
+#include "core/log.h"
 #include "core/openssl_util.h"
 #include "core/trust_bundle.h"
 #include "core/x509_ca.h"
@@ -66,6 +67,30 @@ class SvidStoreTest : public ::testing::Test {
     return cache_.snapshot();
   }
 
+  // The partner trust domain's bundle as the entry sync brings it: the X.509 authorities of
+  // `cas` and one JWT key.
+  TrustBundle PartnerBundle(const std::vector<const TestCa*>& cas, uint64_t sequence) {
+    TrustBundle bundle(*TrustDomain::Parse("partner.test"));
+    for (const TestCa* ca : cas) bundle.x509.Add(ca->cert());
+    bundle.jwt.authorities.emplace("partner-key", JwtAuthority(UpRef(partner_jwt_key_.get())));
+    bundle.sequence = sequence;
+    return bundle;
+  }
+  std::map<std::string, TrustBundle> Federated(TrustBundle bundle) {
+    std::map<std::string, TrustBundle> federated;
+    federated.emplace(bundle.trust_domain().name(), std::move(bundle));
+    return federated;
+  }
+  std::string Jwks(const TrustBundle& bundle) {
+    auto jwks = TrustBundleToJwks(bundle);
+    EXPECT_TRUE(jwks.ok()) << jwks.status().ToString();
+    return jwks.ok() ? *jwks : "";
+  }
+  ino_t InodeOf(const fs::path& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+  }
+
   std::vector<fs::path> FilesIn(const fs::path& dir) {
     std::vector<fs::path> files;
     for (const auto& file : fs::directory_iterator(dir)) files.push_back(file.path());
@@ -75,6 +100,8 @@ class SvidStoreTest : public ::testing::Test {
   TempDir dir_{"sigil-svid-store"};
   TrustDomain trust_domain_;
   TestCa ca_{"example.org"};
+  TestCa partner_{"partner.test"};
+  EvpPkeyPtr partner_jwt_key_ = std::move(*hw::GenerateSoftKey(KeyType::kEcP256));
   SvidCache cache_;
 };
 
@@ -160,10 +187,110 @@ TEST_F(SvidStoreTest, AnEntryWhoseShapeChangedIsSignedAgainAfterARestart) {
   EXPECT_EQ(needing[0]->dns_names, std::vector<std::string>{"web.example.org"});
 }
 
+TEST_F(SvidStoreTest, TheFederatedBundlesComeBackWithTheSvids) {
+  Synced({WorkloadEntry("e1", "/web", "1001")});
+  cache_.SetFederatedBundles(Federated(PartnerBundle({&partner_}, 7)));
+  SvidStore saving(dir_.path(), trust_domain_);
+  ASSERT_TRUE(saving.Save(*cache_.snapshot()).ok());
+  const fs::path kept = dir_.path() / "federated_bundles.json";
+  struct stat st {};
+  ASSERT_EQ(::stat(kept.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  SvidStore::Loaded loaded = SvidStore(dir_.path(), trust_domain_).Load(Clock::now());
+  ASSERT_EQ(loaded.entries.size(), 1u);
+  ASSERT_EQ(loaded.federated_bundles.size(), 1u);
+  ASSERT_TRUE(loaded.federated_bundles.contains("partner.test"));
+  EXPECT_EQ(Jwks(loaded.federated_bundles.at("partner.test")),
+            Jwks(*cache_.snapshot()->federated_bundles.at("partner.test")))
+      << "X.509 and JWT authorities and the sequence number, as serverd sent them";
+
+  SvidCache restarted;
+  ASSERT_TRUE(restarted.SetFederatedBundles(std::move(loaded.federated_bundles)));
+  EXPECT_EQ(*restarted.snapshot()->federated_bundle_der.at("partner.test"),
+            *cache_.snapshot()->federated_bundle_der.at("partner.test"));
+}
+
+TEST_F(SvidStoreTest, AFederatedBundleIsWrittenWhenItChangesAndRemovedWhenNoEntryNamesIt) {
+  SvidStore store(dir_.path(), trust_domain_);
+  Synced({WorkloadEntry("e1", "/web", "1001")});
+  cache_.SetFederatedBundles(Federated(PartnerBundle({&partner_}, 1)));
+  ASSERT_TRUE(store.Save(*cache_.snapshot()).ok());
+  const fs::path kept = dir_.path() / "federated_bundles.json";
+  const ino_t first = InodeOf(kept);
+  ASSERT_NE(first, 0u);
+
+  // Every sync brings the bundle again; unchanged, the file is left alone (a write would
+  // rename a new file over it).
+  EXPECT_FALSE(cache_.SetFederatedBundles(Federated(PartnerBundle({&partner_}, 1))));
+  cache_.ApplyEntries({WorkloadEntry("e2", "/db", "1002")}, {}, 2, false);
+  ASSERT_TRUE(store.Save(*cache_.snapshot()).ok());
+  EXPECT_EQ(InodeOf(kept), first);
+
+  TestCa successor("partner.test");
+  ASSERT_TRUE(cache_.SetFederatedBundles(Federated(PartnerBundle({&partner_, &successor}, 2))));
+  ASSERT_TRUE(store.Save(*cache_.snapshot()).ok());
+  EXPECT_NE(InodeOf(kept), first);
+  auto loaded = SvidStore(dir_.path(), trust_domain_).Load(Clock::now()).federated_bundles;
+  ASSERT_TRUE(loaded.contains("partner.test"));
+  EXPECT_EQ(loaded.at("partner.test").x509.authorities.size(), 2u);
+  EXPECT_EQ(loaded.at("partner.test").sequence, 2u);
+
+  cache_.SetFederatedBundles({});
+  ASSERT_TRUE(store.Save(*cache_.snapshot()).ok());
+  EXPECT_FALSE(fs::exists(kept));
+  EXPECT_TRUE(SvidStore(dir_.path(), trust_domain_).Load(Clock::now()).federated_bundles.empty());
+}
+
+// The file is written whole, so one that does not read back was damaged outside the agent:
+// none of it is trusted, and the SVIDs beside it are served all the same.
+TEST_F(SvidStoreTest, KeptFederatedBundlesThatDoNotReadBackAreNamedInAWarningAndLeftOut) {
+  SvidStore store(dir_.path(), trust_domain_);
+  Synced({WorkloadEntry("e1", "/web", "1001")});
+  cache_.SetFederatedBundles(Federated(PartnerBundle({&partner_}, 1)));
+  ASSERT_TRUE(store.Save(*cache_.snapshot()).ok());
+  const fs::path kept = dir_.path() / "federated_bundles.json";
+  const std::string saved = sigil::testing::ReadFile(kept);
+  ASSERT_NE(saved.find("\"spiffe://partner.test\""), std::string::npos) << saved;
+
+  std::vector<std::string> warnings;
+  const auto load = [&]() {
+    warnings.clear();
+    ConfigureLogging(LogLevel::kWarn, LogFormat::kText, [&](std::string_view line) { warnings.emplace_back(line); });
+    SvidStore::Loaded loaded = SvidStore(dir_.path(), trust_domain_).Load(Clock::now());
+    ConfigureLogging(LogLevel::kInfo, LogFormat::kText);
+    EXPECT_EQ(loaded.entries.size(), 1u) << "the SVIDs are served all the same";
+    EXPECT_TRUE(loaded.federated_bundles.empty());
+    EXPECT_FALSE(fs::exists(kept)) << "a file left behind would be warned about at every start";
+    return warnings.size() == 1 ? warnings[0] : "warnings: " + std::to_string(warnings.size());
+  };
+
+  sigil::testing::WriteFile(kept, saved.substr(0, saved.size() / 2));  // torn
+  std::string warning = load();
+  EXPECT_NE(warning.find("the kept federated bundles cannot be used"), std::string::npos) << warning;
+  EXPECT_NE(warning.find("file=" + kept.string()), std::string::npos) << warning;
+  EXPECT_NE(warning.find("not valid JSON"), std::string::npos) << warning;
+
+  // A bundle claiming the agent's own trust domain would stand in for trust_bundle.jwks.
+  std::string own = saved;
+  own.replace(own.find("spiffe://partner.test"), std::string("spiffe://partner.test").size(), "spiffe://example.org");
+  sigil::testing::WriteFile(kept, own);
+  warning = load();
+  EXPECT_NE(warning.find("own trust domain"), std::string::npos) << warning;
+
+  std::string not_a_bundle = saved;
+  not_a_bundle.replace(not_a_bundle.find("\"keys\""), 6, "\"kees\"");
+  sigil::testing::WriteFile(kept, not_a_bundle);
+  warning = load();
+  EXPECT_NE(warning.find("the bundle of spiffe://partner.test"), std::string::npos) << warning;
+}
+
 TEST_F(SvidStoreTest, ClearRemovesEverything) {
   SvidStore store(dir_.path(), trust_domain_);
-  ASSERT_TRUE(store.Save(*Synced({WorkloadEntry("e1", "/web", "1001")})).ok());
-  ASSERT_FALSE(FilesIn(dir_.path()).empty());
+  Synced({WorkloadEntry("e1", "/web", "1001")});
+  cache_.SetFederatedBundles(Federated(PartnerBundle({&partner_}, 1)));
+  ASSERT_TRUE(store.Save(*cache_.snapshot()).ok());
+  ASSERT_EQ(FilesIn(dir_.path()).size(), 3u);
   ASSERT_TRUE(store.Clear().ok());
   EXPECT_TRUE(FilesIn(dir_.path()).empty());
 }
