@@ -4,8 +4,9 @@
 #include <openssl/pem.h>
 
 #include <cstring>
-#include <nlohmann/json.hpp>
 #include <set>
+
+#include <nlohmann/json.hpp>
 
 #include "hw/durable_file.h"
 #include "core/base64url.h"
