@@ -12,15 +12,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The TLS a relationship's endpoint is checked with.
-Result<std::shared_ptr<const transport::TlsContext>> EndpointTls(const FederationRelationship& relationship,
-                                                                 const FederatedBundles& federated) {
+// The TLS an https_spiffe endpoint is checked with: the bundle held for its domain, and its
+// SPIFFE ID.
+Result<std::shared_ptr<const transport::TlsContext>> SpiffeEndpointTls(const FederationRelationship& relationship,
+                                                                       const FederatedBundles& federated) {
   transport::TlsOptions options;
   options.alpn = {"http/1.1"};
-  if (relationship.profile == BundleEndpointProfile::kHttpsWeb) {
-    options.verify_web_pki = true;
-    return transport::TlsContext::CreateClient(std::move(options));
-  }
   const std::string name = relationship.trust_domain.name();
   auto held = federated.Current()->by_trust_domain.find(name);
   if (held == federated.Current()->by_trust_domain.end()) {
@@ -105,7 +102,19 @@ Result<std::chrono::seconds> BundleRefresher::Refresh(const FederationRelationsh
   std::lock_guard fetching(fetch_mutex_);
   const std::string name = relationship.trust_domain.name();
   SIGIL_ASSIGN_OR_RETURN(transport::HttpsUrl url, transport::HttpsUrl::Parse(relationship.bundle_endpoint_url));
-  SIGIL_ASSIGN_OR_RETURN(auto tls, EndpointTls(relationship, federated_));
+  std::shared_ptr<const transport::TlsContext> tls;
+  if (relationship.profile == BundleEndpointProfile::kHttpsWeb) {
+    // Made once: it reads the system's CA file, the same for every https_web endpoint.
+    if (!web_tls_) {
+      transport::TlsOptions options;
+      options.alpn = {"http/1.1"};
+      options.verify_web_pki = true;
+      SIGIL_ASSIGN_OR_RETURN(web_tls_, transport::TlsContext::CreateClient(std::move(options)));
+    }
+    tls = web_tls_;
+  } else {
+    SIGIL_ASSIGN_OR_RETURN(tls, SpiffeEndpointTls(relationship, federated_));
+  }
   SIGIL_ASSIGN_OR_RETURN(transport::HttpResponse response, transport::HttpsGet(url, std::move(tls), fetch_));
   if (response.status != 200) {
     return UnavailableError("the endpoint answered " + std::to_string(response.status) + ": " + response.body.substr(0, 200));

@@ -25,6 +25,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -36,6 +37,7 @@
 #include "serverd/federation/federated_bundles.h"
 #include "serverd/federation/federation_config.h"
 #include "transport/https_get.h"
+#include "transport/tls.h"
 
 namespace sigil::serverd {
 
@@ -81,6 +83,7 @@ class BundleRefresher {
   FederatedBundles& federated_;
   const transport::HttpsGetOptions fetch_;
   std::mutex fetch_mutex_;  // one fetch at a time: the rollback check reads what the last stored
+  std::shared_ptr<const transport::TlsContext> web_tls_;  // guarded by fetch_mutex_; made at the first https_web fetch
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::vector<FederationRelationship> stored_;  // guarded by mutex_
