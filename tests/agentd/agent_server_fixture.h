@@ -23,6 +23,8 @@
 
 namespace sigil::agentd::testing {
 
+using sigil::testing::LinesWith;
+
 inline std::string Unbase64(const nlohmann::json& value) {
   auto bytes = Base64Decode(value.get<std::string>());
   return bytes.ok() ? std::string(bytes->begin(), bytes->end()) : std::string();
@@ -34,13 +36,6 @@ inline std::string LeafSerial(const nlohmann::json& svid) {
   const auto* p = reinterpret_cast<const unsigned char*>(der.data());
   X509Ptr leaf(der.empty() ? nullptr : d2i_X509(nullptr, &p, static_cast<long>(der.size())));
   return leaf ? SerialHex(leaf.get()) : "";
-}
-
-// How many lines of `logs` hold `text`.
-inline size_t LinesWith(const std::string& logs, const std::string& text) {
-  size_t count = 0;
-  for (size_t at = logs.find(text); at != std::string::npos; at = logs.find(text, at + text.size())) ++count;
-  return count;
 }
 
 class AgentServerFixture : public sigil::testing::SoftHsmSuite<> {

@@ -17,6 +17,7 @@ namespace sigil::agentd::testing {
 namespace {
 
 using sigil::testing::ChildProcess;
+using sigil::testing::LinesWith;
 using sigil::testing::ProcessOptions;
 using sigil::testing::ProcessOutput;
 using sigil::testing::ReadFile;
@@ -36,12 +37,6 @@ std::string GoTimeOf(TimePoint when) {
   char text[64];
   std::strftime(text, sizeof(text), "%Y-%m-%d %H:%M:%S +0000 UTC", &tm);
   return text;
-}
-
-size_t Count(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
 }
 
 class AgentdCliTest : public WorkloadApiFixture {
@@ -129,7 +124,7 @@ TEST_F(AgentdCliTest, FetchJwtThenValidateItAndATamperedCopy) {
   ASSERT_EQ(fetched.out.rfind(prefix, 0), 0u) << fetched.out;
   const std::string token =
       fetched.out.substr(prefix.size(), fetched.out.find('\n', prefix.size()) - prefix.size());
-  EXPECT_EQ(Count(token, "."), 2u) << token;
+  EXPECT_EQ(std::count(token.begin(), token.end(), '.'), 2) << token;
   EXPECT_NE(fetched.out.find("bundle(spiffe://example.org):\n\t{"), std::string::npos)
       << fetched.out;
   EXPECT_NE(fetched.out.find(kJwtKeyId), std::string::npos);
@@ -225,13 +220,13 @@ TEST_F(AgentdCliTest, WatchPrintsEachUpdateAsItArrives) {
       ChildProcess::Start({AgentdPath(), "api", "watch", "-socketPath", socket_path_}, dir_.path());
   ASSERT_TRUE(watcher.ok());
   ASSERT_TRUE(WaitUntil([&] {
-    return Count(watcher->stdout_text(), "Received 1 svid after") == 1;
+    return LinesWith(watcher->stdout_text(), "Received 1 svid after") == 1;
   })) << watcher->stderr_text();
   IssueSvid(entry);
-  EXPECT_TRUE(WaitUntil([&] { return Count(watcher->stdout_text(), "Received 1 svid after") == 2; },
+  EXPECT_TRUE(WaitUntil([&] { return LinesWith(watcher->stdout_text(), "Received 1 svid after") == 2; },
                         std::chrono::seconds(2)))
       << watcher->stdout_text();
-  EXPECT_EQ(Count(watcher->stdout_text(), "SPIFFE ID:\t\tspiffe://example.org/web"), 2u);
+  EXPECT_EQ(LinesWith(watcher->stdout_text(), "SPIFFE ID:\t\tspiffe://example.org/web"), 2u);
   EXPECT_TRUE(watcher->running());
   watcher->Stop();
   EXPECT_TRUE(WaitUntil([&] { return OpenStreams() == 0; }));

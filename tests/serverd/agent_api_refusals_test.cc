@@ -23,12 +23,6 @@ using nlohmann::json;
 const TrustDomain kTd = *TrustDomain::Parse("example.org");
 constexpr char kRefusalLine[] = "agent API call refused";
 
-size_t LinesWith(const std::string& logs, const std::string& text) {
-  size_t count = 0;
-  for (size_t at = logs.find(text); at != std::string::npos; at = logs.find(text, at + text.size())) ++count;
-  return count;
-}
-
 // The one log line holding `text`; empty unless there is exactly one.
 std::string OnlyLineWith(const std::string& logs, const std::string& text) {
   if (LinesWith(logs, text) != 1) return "";

@@ -94,12 +94,6 @@ class FederationEndpointTest : public SoftHsmSuite<> {
     return {cert, key};
   }
 
-  static size_t LinesWith(const std::string& logs, const std::string& text) {
-    size_t count = 0;
-    for (size_t at = logs.find(text); at != std::string::npos; at = logs.find(text, at + text.size())) ++count;
-    return count;
-  }
-
   static inline int tokens_ = 0;
   TempDir work_{"sigil-federation"};
   std::vector<std::unique_ptr<ServerdProcess>> servers_;

@@ -12,6 +12,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -101,6 +102,14 @@ bool WaitUntil(Pred ready, std::chrono::milliseconds timeout = std::chrono::seco
 bool LoopbackPortAccepts(int port);
 
 std::string ReadFile(const std::filesystem::path& path);
+
+// How many times `text` appears in `logs`, apart: the count of log lines holding it when it
+// fits on one line.
+inline size_t LinesWith(std::string_view logs, std::string_view text) {
+  size_t count = 0;
+  for (size_t at = logs.find(text); at != std::string_view::npos; at = logs.find(text, at + text.size())) ++count;
+  return count;
+}
 void WriteFile(const std::filesystem::path& path, std::string_view contents);
 
 template <typename Pred>
