@@ -82,18 +82,8 @@ Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string&
   config.ca_mode = mode == "delegated" ? CaMode::kDelegated : CaMode::kDirect;
   server.Read("delegated_ca_ttl", config.delegated_ca_ttl, std::chrono::seconds(60));
   server.Read("jwt_issuer", config.jwt_issuer);
-  if (!config.jwt_issuer.empty()) {
-    // OIDC relying parties (OpenBao, Vault, PyJWKClient) fetch <iss>/.well-known/openid-configuration,
-    // so the issuer must be an http(s) URL with a host, and without query or fragment.
-    const std::string& iss = config.jwt_issuer;
-    const size_t scheme_end = iss.find("://");
-    const std::string scheme = scheme_end == std::string::npos ? "" : iss.substr(0, scheme_end);
-    const std::string rest = scheme_end == std::string::npos ? "" : iss.substr(scheme_end + 3);
-    if ((scheme != "https" && scheme != "http") || rest.empty() || rest.front() == '/' ||
-        iss.find_first_of("?# \t") != std::string::npos || iss.size() > 1024) {
-      server.Problem("jwt_issuer", "'" + iss + "' is not an http(s) URL with a host and no query or fragment "
-                                   "(for example https://oidc.example.org)");
-    }
+  if (Status checked = CheckOidcUrl(config.jwt_issuer); !config.jwt_issuer.empty() && !checked.ok()) {
+    server.Problem("jwt_issuer", checked.message());
   }
   config.agent_ttl = config.default_x509_svid_ttl;
   server.Read("agent_ttl", config.agent_ttl, std::chrono::seconds(1));

@@ -50,9 +50,20 @@ HttpGetResponse Error(int status, std::string message) {
   return HttpGetResponse{status, "text/plain; charset=utf-8", std::move(message) + "\n"};
 }
 
-bool IsHttpUrl(std::string_view url) { return url.starts_with("https://") || url.starts_with("http://"); }
-
 }  // namespace
+
+Status CheckOidcUrl(std::string_view url) {
+  const size_t scheme_end = url.find("://");
+  const std::string_view scheme = scheme_end == std::string_view::npos ? "" : url.substr(0, scheme_end);
+  const std::string_view rest = scheme_end == std::string_view::npos ? "" : url.substr(scheme_end + 3);
+  if ((scheme != "https" && scheme != "http") || rest.empty() || rest.front() == '/' ||
+      url.find_first_of("?# \t") != std::string_view::npos || url.size() > 1024) {
+    return InvalidArgumentError("'" + std::string(url) +
+                                "' is not an http(s) URL with a host and no query or fragment (for example "
+                                "https://oidc.example.org)");
+  }
+  return Status::Ok();
+}
 
 Result<std::pair<std::string, int>> ParseListenAddress(std::string_view text) {
   const auto bad = [&] {
@@ -121,11 +132,8 @@ void ReadOidcDiscoveryConfig(ConfigSection section, const std::string& server_jw
   if (config.allow_insecure_scheme && config.insecure_addr.empty()) {
     section.Problem("allow_insecure_scheme", "only applies with insecure_addr");
   }
-  if (!config.jwt_issuer.empty() && !IsHttpUrl(config.jwt_issuer)) {
-    section.Problem("jwt_issuer", "'" + config.jwt_issuer + "' is not an http(s) URL");
-  }
-  if (!config.jwks_uri.empty() && !IsHttpUrl(config.jwks_uri)) {
-    section.Problem("jwks_uri", "'" + config.jwks_uri + "' is not an http(s) URL");
+  for (const auto& [key, url] : {std::pair{"jwt_issuer", &config.jwt_issuer}, std::pair{"jwks_uri", &config.jwks_uri}}) {
+    if (Status checked = CheckOidcUrl(*url); !url->empty() && !checked.ok()) section.Problem(key, checked.message());
   }
   if (!config.server_path_prefix.starts_with('/')) {
     section.Problem("server_path_prefix", "'" + config.server_path_prefix + "' does not start with '/'");

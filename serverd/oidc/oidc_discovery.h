@@ -60,6 +60,11 @@ void ReadOidcDiscoveryConfig(ConfigSection section, const std::string& server_jw
 // "host:port" or ":port" as a listener takes it; InvalidArgument naming `text` otherwise.
 Result<std::pair<std::string, int>> ParseListenAddress(std::string_view text);
 
+// An issuer or JWKS URL that relying parties fetch (OpenBao, Vault and PyJWKClient fetch
+// <iss>/.well-known/openid-configuration): http or https, with a host, without query or
+// fragment. InvalidArgument saying so otherwise.
+Status CheckOidcUrl(std::string_view url);
+
 class OidcDiscovery {
  public:
   explicit OidcDiscovery(OidcDiscoveryConfig config);

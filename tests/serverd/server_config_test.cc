@@ -306,6 +306,10 @@ TEST(ServerConfigTest, OidcDiscoveryTakesSpiresProviderKeys) {
        "oidc_discovery.allow_insecure_scheme: only applies with insecure_addr"},
       {"  domains: [a.example]\n  insecure_addr: ':1'\n  server_path_prefix: x\n", "does not start with '/'"},
       {"  domains: [a.example]\n  insecure_addr: ':1'\n  colour: blue\n", "oidc_discovery.colour"},
+      {"  domains: [a.example]\n  insecure_addr: ':1'\n  jwks_uri: https://a.example/keys#k\n",
+       "oidc_discovery.jwks_uri: 'https://a.example/keys#k' is not an http(s) URL with a host"},
+      {"  domains: [a.example]\n  insecure_addr: ':1'\n  jwt_issuer: https:///x\n",
+       "oidc_discovery.jwt_issuer: 'https:///x' is not an http(s) URL with a host"},
   };
   for (const auto& [section, message] : refused) {
     auto config = ParseServerConfig(head + "oidc_discovery:\n" + section, "server.yaml");
