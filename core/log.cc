@@ -44,6 +44,9 @@ std::string LogfmtValue(std::string_view value) {
   return out + "\"";
 }
 
+
+}  // namespace
+
 std::string NowRfc3339() {
   const auto now = std::chrono::system_clock::now();
   const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
@@ -53,8 +56,6 @@ std::string NowRfc3339() {
   std::strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%SZ", &utc);
   return buffer;
 }
-
-}  // namespace
 
 Result<LogLevel> ParseLogLevel(std::string_view name) {
   if (name == "debug") return LogLevel::kDebug;

@@ -21,6 +21,9 @@ namespace sigil {
 enum class LogLevel { kDebug, kInfo, kWarn, kError };
 enum class LogFormat { kText, kJson };
 
+// The time a log line carries: 2026-12-05T03:36:21Z.
+std::string NowRfc3339();
+
 Result<LogLevel> ParseLogLevel(std::string_view name);  // debug, info, warn, error
 Result<LogFormat> ParseLogFormat(std::string_view name);  // text, json
 

@@ -25,6 +25,9 @@ Status Server::Start() {
       transport::EnsureOwnedDirectory(config_.socket_path.parent_path(), 0700, "admin socket directory"));
   SIGIL_ASSIGN_OR_RETURN(keys_, hw::OpenKeyStore(config_.key_store));
   SIGIL_ASSIGN_OR_RETURN(store_, OpenSqliteDatastore(config_.sqlite_path));
+  if (config_.audit_log_enabled) {
+    SIGIL_ASSIGN_OR_RETURN(audit_, AuditLog::Open(config_.audit_log_path));
+  }
   entries_ = std::make_unique<EntryService>(config_.trust_domain, *store_);
   CaManagerOptions ca_options;
   ca_options.trust_domain = config_.trust_domain;
@@ -50,6 +53,7 @@ Status Server::Start() {
   agent_options.default_x509_svid_ttl = config_.default_x509_svid_ttl;
   agent_options.default_jwt_svid_ttl = config_.default_jwt_svid_ttl;
   agent_options.jwt_issuer = config_.jwt_issuer;
+  agent_options.audit = audit_.get();
   agent_options.pipeline.workers = config_.signing_workers;
   agent_options.pipeline.max_batch = static_cast<size_t>(config_.signing_max_batch);
   agent_options.pipeline.max_wait = std::chrono::microseconds(config_.signing_max_wait_us);
@@ -69,7 +73,7 @@ Status Server::Start() {
   SIGIL_RETURN_IF_ERROR(StartFederation());
   // The admin socket last: `serverd healthcheck` answering means every listener is up.
   std::set<uint32_t> uids(config_.admin_uids.begin(), config_.admin_uids.end());
-  admin_server_ = std::make_unique<AdminServer>(*admin_api_, uids);
+  admin_server_ = std::make_unique<AdminServer>(*admin_api_, uids, audit_.get());
   // What an admin call changed shows in the next scrape, not a second later.
   admin_server_->SetAfterEachCall([this] { RefreshProbeState(); });
   SIGIL_RETURN_IF_ERROR(admin_server_->Start(config_.socket_path.string()));

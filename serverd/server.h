@@ -18,6 +18,7 @@
 #include "serverd/admin/admin_server.h"
 #include "serverd/api/agent_api.h"
 #include "serverd/attestor/node_attestor.h"
+#include "serverd/audit_log.h"
 #include "serverd/ca/ca_manager.h"
 #include "serverd/datastore/datastore.h"
 #include "serverd/entry/entry_service.h"
@@ -62,6 +63,7 @@ class Server {
   MetricsRegistry metrics_;
   std::unique_ptr<hw::KeyStore> keys_;
   std::unique_ptr<Datastore> store_;
+  std::unique_ptr<AuditLog> audit_;  // when server.audit_log_enabled; outlives the APIs that record in it
   std::unique_ptr<EntryService> entries_;
   std::unique_ptr<CaManager> ca_;
   std::unique_ptr<FederatedBundles> federated_;

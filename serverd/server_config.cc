@@ -58,6 +58,13 @@ Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string&
       config.admin_uids.push_back(static_cast<uint32_t>(value));
     }
   }
+  server.Read("audit_log_enabled", config.audit_log_enabled);
+  path.clear();
+  server.Read("audit_log_path", path);
+  config.audit_log_path = path;
+  if (!path.empty() && !config.audit_log_enabled) {
+    server.Problem("audit_log_path", "names a file for the audit log, but audit_log_enabled is not true");
+  }
   path = config.data_dir.string();
   server.Read("data_dir", path);
   if (!overrides.data_dir.empty()) path = overrides.data_dir;

@@ -8,6 +8,8 @@
 //     bind_port: 8081
 //     socket_path: /tmp/sigil-server/private/api.sock   # admin API
 //     admin_uids: [0]                # besides serverd's own uid
+//     audit_log_enabled: false       # one JSON line per admin call and agent attestation/renewal
+//     audit_log_path: ""             # their own file (appended, 0600); the log when empty
 //     data_dir: /var/lib/sigil-server
 //     log_level: info                # debug | info | warn | error
 //     log_format: text               # text | json
@@ -86,6 +88,8 @@ struct ServerConfig {
   int bind_port = 8081;
   std::filesystem::path socket_path = "/tmp/sigil-server/private/api.sock";
   std::vector<uint32_t> admin_uids;
+  bool audit_log_enabled = false;  // serverd/audit_log.h
+  std::filesystem::path audit_log_path;
   std::filesystem::path data_dir = "/var/lib/sigil-server";
   std::string log_level = "info";
   std::string log_format = "text";

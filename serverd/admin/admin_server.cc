@@ -40,8 +40,8 @@ void Answer(const std::shared_ptr<transport::Http2ServerStream>& stream, const R
 
 }  // namespace
 
-AdminServer::AdminServer(AdminApi& api, std::set<uint32_t> allowed_uids)
-    : api_(api), allowed_uids_(std::move(allowed_uids)) {
+AdminServer::AdminServer(AdminApi& api, std::set<uint32_t> allowed_uids, AuditLog* audit)
+    : api_(api), allowed_uids_(std::move(allowed_uids)), audit_(audit) {
   allowed_uids_.insert(static_cast<uint32_t>(::getuid()));
   allowed_uids_.insert(0);
 }
@@ -84,32 +84,56 @@ void AdminServer::Stop() {
 
 void AdminServer::Handle(std::shared_ptr<transport::Http2ServerStream> stream) {
   const auto& credentials = stream->peer().credentials;
+  const std::string path = stream->request().path;
+  // Refusals are recorded here, on the loop: they touch neither the datastore nor a key.
+  const auto refuse = [&](const Status& refusal) {
+    Audit(credentials, path, nullptr, Result<json>(refusal));
+    Answer(stream, refusal);
+  };
   if (!credentials || allowed_uids_.count(credentials->uid) == 0) {
     LogWarn("admin API refused a caller", {{"uid", credentials ? std::to_string(credentials->uid) : "unknown"}});
-    Answer(stream, PermissionDeniedError("uid " + (credentials ? std::to_string(credentials->uid) : std::string("?")) +
-                                         " may not use the admin API; see server.admin_uids"));
-    return;
+    return refuse(PermissionDeniedError("uid " + (credentials ? std::to_string(credentials->uid) : std::string("?")) +
+                                        " may not use the admin API; see server.admin_uids"));
   }
   if (stream->request().method != "POST") {
-    Answer(stream, InvalidArgumentError("admin methods are called with POST and a JSON body"));
-    return;
+    return refuse(InvalidArgumentError("admin methods are called with POST and a JSON body"));
   }
   const json body = stream->request().body.empty() ? json::object()
                                                    : json::parse(stream->request().body, nullptr, false);
-  if (body.is_discarded()) {
-    Answer(stream, InvalidArgumentError("the request body is not valid JSON"));
-    return;
-  }
+  if (body.is_discarded()) return refuse(InvalidArgumentError("the request body is not valid JSON"));
   auto result = std::make_shared<Result<json>>(Status(Code::kInternal, "not run"));
-  const std::string path = stream->request().path;
   const Status queued = workers_->Submit(
-      {.run = [this, result, path, body] {
+      {.run = [this, result, path, body, credentials] {
          *result = api_.Handle(path, body);
+         Audit(credentials, path, &body, *result);
          if (after_each_call_) after_each_call_();
        },
        .complete = [stream, result] { Answer(stream, *result); },
        .target = loop_target_.get()});
-  if (!queued.ok()) Answer(stream, queued);
+  if (!queued.ok()) refuse(queued);
+}
+
+void AdminServer::Audit(const std::optional<transport::PeerCredentials>& caller, const std::string& path,
+                        const json* body, const Result<json>& result) {
+  if (audit_ == nullptr) return;
+  nlohmann::ordered_json event{{"api", "admin"}};
+  if (caller) {
+    event["caller_uid"] = caller->uid;
+    event["caller_pid"] = caller->pid;
+  }
+  event["method"] = path;
+  if (body != nullptr) event["request"] = AuditedFields(*body);
+  event["status"] = CodeName(result.status().code());
+  if (!result.ok()) event["status_message"] = result.status().message();
+  // What a change made (the ids of entries created, a join token's digest); reads are left
+  // out, their answers are as large as the store.
+  const std::string_view method = std::string_view(path).substr(path.rfind('/') + 1);
+  if (result.ok() && method == "CreateJoinToken") {
+    event["response"] = AuditedJoinToken(*result);
+  } else if (result.ok() && method.starts_with("Batch")) {
+    event["response"] = AuditedFields(*result);
+  }
+  audit_->Record(std::move(event));
 }
 
 Result<json> SocketAdminClient::Call(const std::string& path, const json& body) {

@@ -11,11 +11,13 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
 #include "serverd/admin/admin_api.h"
 #include "serverd/admin/admin_client.h"
+#include "serverd/audit_log.h"
 #include "serverd/worker_pool.h"
 #include "transport/event_loop.h"
 #include "transport/http2_client.h"
@@ -25,7 +27,8 @@ namespace sigil::serverd {
 
 class AdminServer {
  public:
-  AdminServer(AdminApi& api, std::set<uint32_t> allowed_uids);
+  // Every call, refused ones included, is recorded in `audit` when it is not null.
+  AdminServer(AdminApi& api, std::set<uint32_t> allowed_uids, AuditLog* audit = nullptr);
   ~AdminServer();
 
   // Runs `after` on the admin worker after every method call. Before Start.
@@ -36,9 +39,12 @@ class AdminServer {
 
  private:
   void Handle(std::shared_ptr<transport::Http2ServerStream> stream);
+  void Audit(const std::optional<transport::PeerCredentials>& caller, const std::string& path,
+             const nlohmann::json* body, const Result<nlohmann::json>& result);
 
   AdminApi& api_;
   std::set<uint32_t> allowed_uids_;
+  AuditLog* const audit_;
   transport::LoopThread loop_;
   std::unique_ptr<transport::Http2Server> server_;
   std::unique_ptr<CompletionTarget> loop_target_;

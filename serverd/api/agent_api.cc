@@ -170,6 +170,19 @@ void AgentApi::Answer(StreamPtr stream, std::string message) {
 
 void AgentApi::AnswerError(StreamPtr stream, const Status& status) { Answer(std::move(stream), ErrorAnswer(status)); }
 
+void AgentApi::Audit(const StreamPtr& stream, std::string_view method, nlohmann::ordered_json fields,
+                     const Status& status) {
+  if (options_.audit == nullptr) return;
+  const transport::PeerInfo& peer = stream->peer();
+  nlohmann::ordered_json event{{"api", "agent"}, {"caller_address", peer.address}};
+  if (peer.spiffe_id) event["caller_id"] = peer.spiffe_id->str();
+  event["method"] = method;
+  event["request"] = std::move(fields);
+  event["status"] = CodeName(status.code());
+  if (!status.ok()) event["status_message"] = status.message();
+  options_.audit->Record(std::move(event));
+}
+
 // The request is complete and no longer written once the server hands the stream over, so the
 // worker reads its body and peer in place; only the loop touches the stream otherwise.
 template <typename Request>

@@ -60,6 +60,7 @@
 #include "serverd/datastore/datastore.h"
 #include "serverd/entry/entry_service.h"
 #include "serverd/federation/federated_bundles.h"
+#include "serverd/audit_log.h"
 #include "serverd/worker_pool.h"
 #include "transport/event_loop.h"
 #include "transport/http2_server.h"
@@ -103,6 +104,8 @@ struct AgentApiOptions {
   // A refusal that a peer repeats (an evicted agent retries every second, forever) is logged
   // once per this per peer and kind, with a count; the counts left are logged at Stop.
   std::chrono::milliseconds refusal_log_interval{60'000};
+  // Where attestations and agent SVID renewals are audited; none when null.
+  AuditLog* audit = nullptr;
 };
 
 class AgentApi {
@@ -149,6 +152,8 @@ class AgentApi {
   void Respond(transport::Http2ServerStream& stream, std::string message);
   void Answer(StreamPtr stream, std::string message);
   void AnswerError(StreamPtr stream, const Status& status);
+  // One audit line for a call that changes state (or was refused before it could).
+  void Audit(const StreamPtr& stream, std::string_view method, nlohmann::ordered_json fields, const Status& status);
 
   // ---- on workers (agent_api.cc) ----
   // The attested agent behind an mTLS request: Unauthenticated when it is no longer attested or

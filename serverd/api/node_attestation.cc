@@ -56,6 +56,7 @@ void AgentApi::Attest(const StreamPtr& stream, const wire::AttestationRequest& r
   if (!step.ok()) {
     LogWarn(std::string(name) + " attestation refused",
             {{"peer", stream->peer().address}, {"error", step.status().message()}});
+    Audit(stream, "AttestAgent", {{"attestation_type", name}}, step.status());
     return AnswerError(stream, step.status());
   }
   if (!step->host) return Answer(stream, std::string(step->challenge.begin(), step->challenge.end()));
@@ -76,10 +77,18 @@ void AgentApi::RenewAgentSvid(const StreamPtr& stream, const wire::AgentSvidRequ
 void AgentApi::IssueAgentSvid(const StreamPtr& stream, const SpiffeId& agent_id, const AttestedHost* host,
                               CertifiableKey csr_key) {
   const bool renewal = host == nullptr;
+  const char* method = renewal ? "RenewAgent" : "AttestAgent";
+  nlohmann::ordered_json audited{{"agent_id", agent_id.str()}};
+  if (!renewal) {
+    audited["attestation_type"] = host->attestation_type;
+    if (!host->join_token.empty()) audited["join_token"] = AuditDigest(host->join_token);
+  }
   auto existing = store_.FetchAgent(agent_id.str());
   if (existing.ok() && existing->banned) {
     LogWarn("banned agent refused", {{"agent", agent_id.str()}});
-    return AnswerError(stream, PermissionDeniedError("agent " + agent_id.str() + " is banned"));
+    const Status banned = PermissionDeniedError("agent " + agent_id.str() + " is banned");
+    Audit(stream, method, audited, banned);
+    return AnswerError(stream, banned);
   }
   auto current = ca_.current();
   auto svid = SignAgentSvid(current, std::move(csr_key), agent_id);
@@ -111,7 +120,12 @@ void AgentApi::IssueAgentSvid(const StreamPtr& stream, const SpiffeId& agent_id,
     // Another Attest spent the token since the attestor read it.
     if (recorded.code() == Code::kNotFound) recorded = PermissionDeniedError("join token is unknown or was already used");
   }
-  if (!recorded.ok()) return AnswerError(stream, recorded.AddContext("recording the agent"));
+  if (!recorded.ok()) {
+    Audit(stream, method, audited, recorded);
+    return AnswerError(stream, recorded.AddContext("recording the agent"));
+  }
+  audited["serial"] = serial;
+  Audit(stream, method, audited, Status::Ok());
   Answer(stream, std::move(answer));
   if (x509_issued_ != nullptr) x509_issued_->Add();
   if (!renewal) {

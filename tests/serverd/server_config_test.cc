@@ -370,5 +370,21 @@ TEST(ServerConfigTest, FederationTakesSpiresBundleEndpointAndRelationships) {
   }
 }
 
+TEST(ServerConfigTest, AuditLogIsOffUnlessEnabledAndItsPathNeedsIt) {
+  const std::string head = "server:\n  trust_domain: example.org\n";
+  auto off = ParseServerConfig(head, "server.yaml");
+  ASSERT_TRUE(off.ok());
+  EXPECT_FALSE(off->audit_log_enabled);
+  auto on = ParseServerConfig(head + "  audit_log_enabled: true\n  audit_log_path: /var/log/sigil/audit.log\n", "server.yaml");
+  ASSERT_TRUE(on.ok()) << on.status().ToString();
+  EXPECT_TRUE(on->audit_log_enabled);
+  EXPECT_EQ(on->audit_log_path, "/var/log/sigil/audit.log");
+  auto orphan = ParseServerConfig(head + "  audit_log_path: /var/log/sigil/audit.log\n", "server.yaml");
+  ASSERT_FALSE(orphan.ok());
+  EXPECT_NE(orphan.status().message().find("server.audit_log_path: names a file for the audit log, but audit_log_enabled is not true"),
+            std::string::npos)
+      << orphan.status().message();
+}
+
 }  // namespace
 }  // namespace sigil::serverd
