@@ -57,19 +57,13 @@ Status CheckRsaParts(std::span<const uint8_t> modulus, std::span<const uint8_t> 
 Status CheckCertifiableKey(EVP_PKEY* key) {
   if (key == nullptr) return InvalidArgumentError("no public key");
   if (EVP_PKEY_is_a(key, "RSA")) {
-    BIGNUM* n = nullptr;
-    BIGNUM* e = nullptr;
-    const bool got = EVP_PKEY_get_bn_param(key, "n", &n) == 1 && EVP_PKEY_get_bn_param(key, "e", &e) == 1;
+    const auto [n, e] = RsaPartsOf(key);
+    if (!n || !e) return InvalidArgumentError("the RSA key's modulus and exponent cannot be read");
     // As DER INTEGER contents: a leading zero byte keeps them positive.
-    Bytes modulus(got ? 1 + static_cast<size_t>(BN_num_bytes(n)) : 0);
-    Bytes exponent(got ? 1 + static_cast<size_t>(BN_num_bytes(e)) : 0);
-    if (got) {
-      BN_bn2bin(n, modulus.data() + 1);
-      BN_bn2bin(e, exponent.data() + 1);
-    }
-    BN_free(n);
-    BN_free(e);
-    if (!got) return OpenSSLError(Code::kInvalidArgument, "reading the RSA key");
+    Bytes modulus(1 + static_cast<size_t>(BN_num_bytes(n.get())));
+    Bytes exponent(1 + static_cast<size_t>(BN_num_bytes(e.get())));
+    BN_bn2bin(n.get(), modulus.data() + 1);
+    BN_bn2bin(e.get(), exponent.data() + 1);
     return CheckRsaParts(modulus, exponent);
   }
   if (EVP_PKEY_is_a(key, "EC")) {

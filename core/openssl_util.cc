@@ -243,12 +243,7 @@ using BnCtxPtr = std::unique_ptr<BN_CTX, OpenSSLDeleter<BN_CTX_free>>;
 // to reveal a factor, so the same malformed key loaded or failed by chance. Deterministic instead:
 // an odd modulus that is not prime, an odd exponent between 2^16 and 2^256.
 Status CheckRsaPublicKey(EVP_PKEY* key, std::string_view what) {
-  BIGNUM* n_raw = nullptr;
-  BIGNUM* e_raw = nullptr;
-  EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &n_raw);
-  EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e_raw);
-  BignumPtr n(n_raw);
-  BignumPtr e(e_raw);
+  const auto [n, e] = RsaPartsOf(key);
   if (!n || !e) return OpenSSLError(Code::kInvalidArgument, std::string(what) + " has no modulus or exponent");
   if (!BN_is_odd(n.get())) return InvalidArgumentError(std::string(what) + " has an even modulus");
   if (!BN_is_odd(e.get()) || BN_num_bits(e.get()) <= 16 || BN_num_bits(e.get()) > 256) {
@@ -350,6 +345,18 @@ Result<EvpPkeyPtr> EcPublicKeyFromPoint(std::string_view curve, std::span<const 
     return OpenSSLError(Code::kInternal, "encoding a " + group + " public key uncompressed");
   }
   return key;
+}
+
+RsaParts RsaPartsOf(const EVP_PKEY* key) {
+  BIGNUM* n = nullptr;
+  BIGNUM* e = nullptr;
+  if (EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &n) != 1 || EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e) != 1) {
+    BN_free(n);
+    BN_free(e);
+    ClearOpenSSLErrors();
+    return {};
+  }
+  return {BignumPtr(n), BignumPtr(e)};
 }
 
 Result<EvpPkeyPtr> RsaPublicKeyFromParts(std::span<const uint8_t> modulus,

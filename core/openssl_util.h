@@ -90,6 +90,13 @@ Result<std::string> PrivateKeyToPkcs8Pem(EVP_PKEY* key);
 Result<EvpPkeyPtr> PrivateKeyFromDer(std::span<const uint8_t> der);
 Result<EvpPkeyPtr> PrivateKeyFromPem(std::string_view pem);
 
+// The modulus and public exponent of an RSA key; both null when `key` is not one.
+struct RsaParts {
+  BignumPtr modulus;
+  BignumPtr exponent;
+};
+RsaParts RsaPartsOf(const EVP_PKEY* key);
+
 // Public keys from the parts hardware hands out (PKCS#11 attributes, TPM2B_PUBLIC):
 // an EC point in uncompressed form (0x04||x||y) on a named curve ("P-256", "P-384"), or an
 // RSA modulus and exponent as big-endian integers. InvalidArgument when the parts do not

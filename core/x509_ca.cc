@@ -284,12 +284,7 @@ Result<bool> FillPublicKeyInfo(X509_PUBKEY* spki, EVP_PKEY* key, std::span<const
     return true;
   }
   if (EVP_PKEY_is_a(key, "RSA")) {
-    BIGNUM* n_raw = nullptr;
-    BIGNUM* e_raw = nullptr;
-    EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &n_raw);
-    EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e_raw);
-    BignumPtr n(n_raw);
-    BignumPtr e(e_raw);
+    const auto [n, e] = RsaPartsOf(key);
     Asn1IntegerPtr n_int(n ? BN_to_ASN1_INTEGER(n.get(), nullptr) : nullptr);
     Asn1IntegerPtr e_int(e ? BN_to_ASN1_INTEGER(e.get(), nullptr) : nullptr);
     if (!n_int || !e_int) return OpenSSLError(Code::kInternal, "reading RSA public key");
