@@ -57,8 +57,7 @@ Result<AgentConfig> ParseAgentConfig(std::string_view text, const std::string& s
   ReadPath(agent, "socket_path", config.socket_path, overrides.socket_path);
   if (!config.socket_path.is_absolute()) agent.Problem("socket_path", "must be an absolute path");
   ReadPath(agent, "data_dir", config.data_dir, overrides.data_dir);
-  if (!overrides.log_level.empty()) config.log_level = overrides.log_level;
-  agent.ReadChoice("log_level", config.log_level, {"debug", "info", "warn", "error"});
+  ReadLogLevel(agent, overrides.log_level, config.log_level);
   agent.ReadChoice("log_format", config.log_format, {"text", "json"});
   ReadPath(agent, "trust_bundle_path", config.trust_bundle_path);
   agent.Read("insecure_bootstrap", config.insecure_bootstrap);

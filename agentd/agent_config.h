@@ -7,7 +7,7 @@
 //     server_port: 8081
 //     socket_path: /tmp/sigil-agent/public/api.sock
 //     data_dir: /var/lib/sigil-agent
-//     log_level: info                   # debug | info | warn | error
+//     log_level: info                   # debug | info | warn | error, in any case; -logLevel wins
 //     log_format: text                  # text | json
 //     trust_bundle_path: ""             # PEM roots of the server's trust domain
 //     insecure_bootstrap: false         # trust the server's first answer; logged loudly

@@ -240,6 +240,20 @@ Status ConfigDocument::Finish() const {
   return InvalidArgumentError(message);
 }
 
+void ReadLogLevel(ConfigSection& section, std::string_view flag, std::string& level) {
+  std::string read = level;
+  section.Read("log_level", read);
+  if (!flag.empty()) read = flag;
+  std::transform(read.begin(), read.end(), read.begin(), [](unsigned char c) { return std::tolower(c); });
+  for (const char* known : {"debug", "info", "warn", "error"}) {
+    if (read == known) {
+      level = read;
+      return;
+    }
+  }
+  section.Problem("log_level", "'" + read + "' is not one of debug, info, warn, error");
+}
+
 void ReadHealthChecks(ConfigSection section, HealthCheckConfig& config) {
   section.Read("listener_enabled", config.listener_enabled);
   section.Read("bind_address", config.bind_address);

@@ -97,6 +97,11 @@ class ConfigDocument {
   std::shared_ptr<ConfigSection::Shared> shared_;
 };
 
+// `log_level` of `section` (debug, info, warn or error) into `level`, unless `flag` (the
+// -logLevel flag) gives one: as in SPIRE, a flag wins over the file. Both are read in any case,
+// as SPIRE's files write them (DEBUG), and stored in lowercase.
+void ReadLogLevel(ConfigSection& section, std::string_view flag, std::string& level);
+
 // The `health_checks:` section both daemons have, as SPIRE's: /live and /ready on a plain
 // HTTP listener.
 struct HealthCheckConfig {

@@ -70,8 +70,7 @@ Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string&
   if (!overrides.data_dir.empty()) path = overrides.data_dir;
   config.data_dir = path;
 
-  if (!overrides.log_level.empty()) config.log_level = overrides.log_level;
-  server.ReadChoice("log_level", config.log_level, {"debug", "info", "warn", "error"});
+  ReadLogLevel(server, overrides.log_level, config.log_level);
   server.ReadChoice("log_format", config.log_format, {"text", "json"});
   server.Read("default_x509_svid_ttl", config.default_x509_svid_ttl, std::chrono::seconds(1));
   server.Read("default_jwt_svid_ttl", config.default_jwt_svid_ttl, std::chrono::seconds(1));

@@ -11,7 +11,7 @@
 //     audit_log_enabled: false       # one JSON line per admin call and agent attestation/renewal
 //     audit_log_path: ""             # their own file (appended, 0600); the log when empty
 //     data_dir: /var/lib/sigil-server
-//     log_level: info                # debug | info | warn | error
+//     log_level: info                # debug | info | warn | error, in any case; -logLevel wins
 //     log_format: text               # text | json
 //     default_x509_svid_ttl: 1h
 //     default_jwt_svid_ttl: 5m

@@ -128,5 +128,27 @@ TEST(ConfigTest, ShortTtlAndMalformedYamlAreNamed) {
       << section_scalar.message();
 }
 
+TEST(LogLevelTest, TheFlagWinsAndAnyCaseIsRead) {
+  auto read = [](std::string_view yaml, std::string_view flag) -> Result<std::string> {
+    SIGIL_ASSIGN_OR_RETURN(ConfigDocument doc, ConfigDocument::Parse(yaml, "agent.yaml"));
+    std::string level = "info";
+    ConfigSection agent = doc.root().Section("agent");
+    ReadLogLevel(agent, flag, level);
+    SIGIL_RETURN_IF_ERROR(doc.Finish());
+    return level;
+  };
+  EXPECT_EQ(*read("agent: {}\n", ""), "info");
+  EXPECT_EQ(*read("agent: {log_level: DEBUG}\n", ""), "debug");
+  EXPECT_EQ(*read("agent: {log_level: Warn}\n", ""), "warn");
+  EXPECT_EQ(*read("agent: {log_level: debug}\n", "ERROR"), "error");
+  // A flag replaces a bad value in the file, as SPIRE's flags replace the file's.
+  EXPECT_EQ(*read("agent: {log_level: loud}\n", "info"), "info");
+  auto bad = read("agent: {log_level: debug}\n", "loud");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("agent.log_level: 'loud' is not one of debug, info, warn, error"),
+            std::string::npos)
+      << bad.status().message();
+}
+
 }  // namespace
 }  // namespace sigil

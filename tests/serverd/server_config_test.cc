@@ -65,11 +65,12 @@ telemetry:
 )";
   ServerFlagOverrides flags;
   flags.bind_port = 7000;
-  flags.log_level = "warn";  // the file's value wins over neither: flags override the file
+  flags.log_level = "warn";  // flags override the file, as SPIRE's do
   auto config = ParseServerConfig(yaml, "server.yaml", flags);
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   EXPECT_EQ(config->trust_domain.name(), "prod.example");
   EXPECT_EQ(config->bind_port, 7000);
+  EXPECT_EQ(config->log_level, "warn");
   EXPECT_EQ(config->admin_uids, (std::vector<uint32_t>{0, 1001}));
   EXPECT_EQ(config->ca_key_type, KeyType::kEcP384);
   EXPECT_EQ(config->ca_subject.common_name, "Acme CA");
