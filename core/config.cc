@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <limits>
+
+#include "core/hcl.h"
 
 namespace sigil {
 
@@ -65,8 +68,24 @@ std::string ConfigSection::PathOf(std::string_view key) const {
   return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
 }
 
+namespace {
+
+// `path` as the operator's file spells it (ConfigSpellings).
+std::string Spelled(const std::string& path, const ConfigSpellings& spellings) {
+  const std::pair<std::string, std::string>* best = nullptr;
+  for (const auto& spelling : spellings) {
+    const std::string& prefix = spelling.first;
+    const bool matches = path.compare(0, prefix.size(), prefix) == 0 &&
+                         (path.size() == prefix.size() || path[prefix.size()] == '.');
+    if (matches && (best == nullptr || prefix.size() > best->first.size())) best = &spelling;
+  }
+  return best == nullptr ? path : best->second + path.substr(best->first.size());
+}
+
+}  // namespace
+
 void ConfigSection::Problem(std::string_view key, std::string_view message) {
-  shared_->problems.push_back(PathOf(key) + ": " + std::string(message));
+  shared_->problems.push_back(Spelled(PathOf(key), shared_->spellings) + ": " + std::string(message));
 }
 
 YAML::Node ConfigSection::Get(std::string_view key) {
@@ -231,6 +250,14 @@ Result<ConfigDocument> ConfigDocument::Parse(std::string_view text, std::string 
   return ConfigDocument(ConfigSection(node, "", shared), std::move(source), shared);
 }
 
+ConfigDocument ConfigDocument::FromTree(YAML::Node root, std::string source, ConfigSpellings spellings,
+                                        std::vector<std::string> problems) {
+  auto shared = std::make_shared<ConfigSection::Shared>();
+  shared->problems = std::move(problems);
+  shared->spellings = std::move(spellings);
+  return ConfigDocument(ConfigSection(std::move(root), "", shared), std::move(source), shared);
+}
+
 Status ConfigDocument::Finish() const {
   if (shared_->problems.empty()) return Status::Ok();
   std::string message = source_ + ": ";
@@ -238,6 +265,45 @@ Status ConfigDocument::Finish() const {
     message += (i == 0 ? "" : "; ") + shared_->problems[i];
   }
   return InvalidArgumentError(message);
+}
+
+namespace {
+
+std::string LanguagesRead(std::string_view daemon) {
+  return std::string(daemon) + " reads YAML (.yaml, .yml) and SPIRE's HCL (.conf, .hcl)";
+}
+
+Result<ConfigDocument> ReadYaml(std::string_view text, const std::string& source) {
+  SIGIL_ASSIGN_OR_RETURN(ConfigDocument doc, ConfigDocument::Parse(text, source));
+  if (doc.root().Has("plugins")) {
+    // Sigil's YAML has no `plugins`; SPIRE's JSON form, which YAML reads, has.
+    return InvalidArgumentError(source + ": SPIRE's JSON form is not read; write it as SPIRE's HCL or as YAML");
+  }
+  return doc;
+}
+
+Result<ConfigDocument> ReadHcl(std::string_view text, const std::string& source, SpireTranslation translate) {
+  SIGIL_ASSIGN_OR_RETURN(YAML::Node tree, ParseHcl(text, source));
+  return translate(tree, source);
+}
+
+}  // namespace
+
+Result<ConfigDocument> ReadConfigDocument(std::string_view text, const std::string& source, std::string_view daemon,
+                                          SpireTranslation translate) {
+  const std::string extension = std::filesystem::path(source).extension().string();
+  const bool named_hcl = extension == ".conf" || extension == ".hcl";
+  const bool named_yaml = extension == ".yaml" || extension == ".yml";
+  auto first = named_hcl ? ReadHcl(text, source, translate) : ReadYaml(text, source);
+  if (first.ok()) return first;
+  auto second = named_hcl ? ReadYaml(text, source) : ReadHcl(text, source, translate);
+  if (second.ok()) return second;
+  if (named_hcl || named_yaml) {
+    return InvalidArgumentError(first.status().message() + " (read as " + (named_hcl ? "SPIRE's HCL" : "YAML") +
+                                "; " + LanguagesRead(daemon) + ")");
+  }
+  return InvalidArgumentError(source + ": neither YAML nor HCL (as YAML, " + first.status().message() +
+                              "; as HCL, " + second.status().message() + "); " + LanguagesRead(daemon));
 }
 
 void ReadLogLevel(ConfigSection& section, std::string_view flag, std::string& level) {

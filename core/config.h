@@ -4,6 +4,11 @@
 // lists everything an operator has to fix. No I/O here: the daemons read the file and hand
 // over its text.
 //
+// A daemon's file may also be SPIRE's (server.conf, agent.conf, in HCL): ReadConfigDocument
+// tells the languages apart, and a daemon's translation (spire_config.h) turns SPIRE's tree
+// into the tree of Sigil's YAML, so the same reads and checks apply to both. A problem is then
+// named as the operator's file spells the key (ConfigSpellings).
+//
 // Thread safety: a ConfigDocument and its sections are used by one thread.
 #pragma once
 
@@ -15,6 +20,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -25,6 +31,12 @@ namespace sigil {
 Result<std::chrono::seconds> ParseDuration(std::string_view text);
 // The inverse, in the largest exact units: 5400s -> "1h30m".
 std::string FormatDuration(std::chrono::seconds duration);
+
+// Where the keys of a translated document are written in the operator's file: pairs of a dotted
+// path prefix in Sigil's tree ("key_store") and the file's own path for it
+// ("plugins.KeyManager \"disk\".plugin_data"). A problem's path takes the longest prefix that
+// matches whole components; a path no prefix matches is spelled as Sigil's.
+using ConfigSpellings = std::vector<std::pair<std::string, std::string>>;
 
 class ConfigSection {
  public:
@@ -68,6 +80,7 @@ class ConfigSection {
   friend class ConfigDocument;
   struct Shared {
     std::vector<std::string> problems;
+    ConfigSpellings spellings;
   };
   ConfigSection(YAML::Node node, std::string path, std::shared_ptr<Shared> shared);
   YAML::Node Get(std::string_view key);
@@ -83,6 +96,10 @@ class ConfigDocument {
   // InvalidArgument naming the line and column when the text is not YAML or not a mapping.
   // `source` names the file in messages.
   static Result<ConfigDocument> Parse(std::string_view text, std::string source);
+  // A tree already read and translated (from SPIRE's HCL), with how its keys are spelled in
+  // the file and the problems the translation found, which Finish reports first.
+  static ConfigDocument FromTree(YAML::Node root, std::string source, ConfigSpellings spellings,
+                                 std::vector<std::string> problems);
 
   ConfigSection& root() { return root_; }
 
@@ -96,6 +113,19 @@ class ConfigDocument {
   std::string source_;
   std::shared_ptr<ConfigSection::Shared> shared_;
 };
+
+// Turns the tree ParseHcl gives for SPIRE's file into a document over Sigil's tree.
+using SpireTranslation = ConfigDocument (*)(const YAML::Node& hcl, const std::string& source);
+
+// Reads a daemon's config file (`text`, the file at `source`) in either language: YAML as it
+// is, SPIRE's HCL through `translate`. The name says which is tried first: .conf and .hcl
+// (SPIRE's server.conf, agent.conf) HCL, any other YAML; the other is tried when the first
+// fails, so a YAML file named .conf still reads. When neither reads, the error is the named
+// language's (its line and column; both, for a name that names none) followed by which
+// languages `daemon` ("serverd") reads. SPIRE's JSON form reads as YAML and is refused by its
+// `plugins` key.
+Result<ConfigDocument> ReadConfigDocument(std::string_view text, const std::string& source, std::string_view daemon,
+                                          SpireTranslation translate);
 
 // `log_level` of `section` (debug, info, warn or error) into `level`, unless `flag` (the
 // -logLevel flag) gives one: as in SPIRE, a flag wins over the file. Both are read in any case,

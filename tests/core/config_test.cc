@@ -128,6 +128,66 @@ TEST(ConfigTest, ShortTtlAndMalformedYamlAreNamed) {
       << section_scalar.message();
 }
 
+// Stands for a daemon's translation of SPIRE's tree: a document whose one problem says it was
+// made here, and which holds the tree's `a`.
+ConfigDocument MarkTranslated(const YAML::Node& hcl, const std::string& source) {
+  YAML::Node tree(YAML::NodeType::Map);
+  if (hcl["a"].IsDefined()) tree["from_hcl"] = hcl["a"];
+  return ConfigDocument::FromTree(tree, source, {}, {"translated"});
+}
+
+// "hcl", "yaml", or the error.
+std::string ReadAs(std::string_view text, const std::string& source) {
+  auto doc = ReadConfigDocument(text, source, "serverd", MarkTranslated);
+  if (!doc.ok()) return doc.status().message();
+  return doc->Finish().ok() ? "yaml" : "hcl";
+}
+
+TEST(ConfigLanguageTest, TheNameSaysWhichLanguageIsTriedFirstAndTheOtherFollows) {
+  constexpr std::string_view kHcl = "a = 1\nserver {\n  trust_domain = \"example.org\"\n}\n";
+  constexpr std::string_view kYaml = "server:\n  trust_domain: example.org\n";
+  EXPECT_EQ(ReadAs(kYaml, "/etc/sigil/server.yaml"), "yaml");
+  EXPECT_EQ(ReadAs(kYaml, "agent.yml"), "yaml");
+  EXPECT_EQ(ReadAs(kHcl, "server.conf"), "hcl");
+  EXPECT_EQ(ReadAs(kHcl, "server.hcl"), "hcl");
+  // Under the other language's name: YAML reads SPIRE's file as one long scalar, not a mapping.
+  EXPECT_EQ(ReadAs(kHcl, "server.yaml"), "hcl");
+  EXPECT_EQ(ReadAs(kYaml, "/etc/sigil/server.conf"), "yaml");
+  EXPECT_EQ(ReadAs(kYaml, "/dev/stdin"), "yaml");
+  EXPECT_EQ(ReadAs(kHcl, "/dev/stdin"), "hcl");
+  EXPECT_EQ(ReadAs("", "server.yaml"), "yaml");
+  EXPECT_EQ(ReadAs("", "server.conf"), "hcl");
+}
+
+TEST(ConfigLanguageTest, AFileInNeitherLanguageSaysWhichLanguagesAreRead) {
+  const std::string read = "serverd reads YAML (.yaml, .yml) and SPIRE's HCL (.conf, .hcl)";
+  const std::string as_yaml = ReadAs("server:\n  port: [1,\n", "server.yaml");
+  EXPECT_EQ(as_yaml.rfind("server.yaml: not valid YAML at line", 0), 0u) << as_yaml;
+  EXPECT_NE(as_yaml.find("(read as YAML; " + read + ")"), std::string::npos) << as_yaml;
+  const std::string as_hcl = ReadAs("server {\n  port = 1h\n}\n", "server.conf");
+  EXPECT_EQ(as_hcl.rfind("server.conf:2:11: ", 0), 0u) << as_hcl;
+  EXPECT_NE(as_hcl.find("(read as SPIRE's HCL; " + read + ")"), std::string::npos) << as_hcl;
+  const std::string neither = ReadAs("- a\n- b\n", "config");
+  EXPECT_EQ(neither.rfind("config: neither YAML nor HCL (as YAML, config: expected a mapping of keys at the top level; "
+                          "as HCL, config:1:1: ",
+                          0),
+            0u)
+      << neither;
+  EXPECT_NE(neither.find("); " + read), std::string::npos) << neither;
+  // SPIRE's JSON form, which YAML would read: its plugins say what it is.
+  const std::string json = ReadAs(R"({"server": {"trust_domain": "example.org"}, "plugins": {}})", "server.json");
+  EXPECT_NE(json.find("server.json: SPIRE's JSON form is not read"), std::string::npos) << json;
+}
+
+TEST(ConfigLanguageTest, SpiresFileGoesThroughTheTranslation) {
+  auto doc = ReadConfigDocument("a = 42\n", "x.conf", "serverd", MarkTranslated);
+  ASSERT_TRUE(doc.ok()) << doc.status().ToString();
+  int64_t value = 0;
+  doc->root().Read("from_hcl", value, 0, 100);
+  EXPECT_EQ(value, 42);
+  EXPECT_EQ(doc->Finish().message(), "x.conf: translated");
+}
+
 TEST(LogLevelTest, TheFlagWinsAndAnyCaseIsRead) {
   auto read = [](std::string_view yaml, std::string_view flag) -> Result<std::string> {
     SIGIL_ASSIGN_OR_RETURN(ConfigDocument doc, ConfigDocument::Parse(yaml, "agent.yaml"));
