@@ -1,5 +1,6 @@
 #include "agentd/agent_config.h"
 
+#include "agentd/spire_agent_conf.h"
 #include "core/file.h"
 #include "transport/listener_limits.h"
 
@@ -35,7 +36,7 @@ void ReadRetry(ConfigSection& section, BackoffPolicy& retry) {
 
 Result<AgentConfig> ParseAgentConfig(std::string_view text, const std::string& source,
                                      const AgentFlagOverrides& overrides) {
-  SIGIL_ASSIGN_OR_RETURN(ConfigDocument doc, ConfigDocument::Parse(text, source));
+  SIGIL_ASSIGN_OR_RETURN(ConfigDocument doc, ReadConfigDocument(text, source, "agentd", TranslateSpireAgentConf));
   AgentConfig config;
   ConfigSection agent = doc.root().Section("agent");
 

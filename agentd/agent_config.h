@@ -1,5 +1,7 @@
 // agentd's config file (YAML), with SPIRE's defaults. Every value is checked at start and a
-// bad one stops start-up with a message naming its key.
+// bad one stops start-up with a message naming its key. SPIRE's agent.conf (HCL) is read too,
+// mapped onto these keys by spire_agent_conf.h; a file's language is told by its name and
+// text (core/config.h).
 //
 //   agent:
 //     trust_domain: example.org         # required
@@ -72,6 +74,8 @@ struct AgentFlagOverrides {
   std::string log_level;
 };
 
+// Parses `text` (the file at `source`, YAML or SPIRE's HCL: ReadConfigDocument), applies
+// `overrides`, and checks every value.
 Result<AgentConfig> ParseAgentConfig(std::string_view text, const std::string& source,
                                      const AgentFlagOverrides& overrides = {});
 Result<AgentConfig> LoadAgentConfig(const std::filesystem::path& path,

@@ -3,6 +3,7 @@
 #include "core/config.h"
 #include "core/file.h"
 #include "core/registration_entry.h"
+#include "serverd/spire_server_conf.h"
 #include "transport/listener_limits.h"
 
 namespace sigil::serverd {
@@ -24,7 +25,7 @@ void ReadRateLimit(ConfigSection& section, std::string_view rate_key, std::strin
 
 Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string& source,
                                        const ServerFlagOverrides& overrides) {
-  SIGIL_ASSIGN_OR_RETURN(ConfigDocument doc, ConfigDocument::Parse(text, source));
+  SIGIL_ASSIGN_OR_RETURN(ConfigDocument doc, ReadConfigDocument(text, source, "serverd", TranslateSpireServerConf));
   ServerConfig config;
   ConfigSection server = doc.root().Section("server");
 

@@ -1,6 +1,7 @@
 // serverd's config file (YAML), with SPIRE's defaults. Every key has a default except
 // server.trust_domain; every value is checked at start and a bad one stops start-up with a
-// message naming its key.
+// message naming its key. SPIRE's server.conf (HCL) is read too, mapped onto these keys by
+// spire_server_conf.h; a file's language is told by its name and text (core/config.h).
 //
 //   server:
 //     trust_domain: example.org
@@ -142,7 +143,8 @@ struct ServerFlagOverrides {
   std::string log_level;
 };
 
-// Parses `text` (the file at `source`), applies `overrides`, and checks every value.
+// Parses `text` (the file at `source`, YAML or SPIRE's HCL: ReadConfigDocument), applies
+// `overrides`, and checks every value.
 Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string& source,
                                        const ServerFlagOverrides& overrides = {});
 

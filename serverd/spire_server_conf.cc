@@ -1,0 +1,202 @@
+#include "serverd/spire_server_conf.h"
+
+#include <algorithm>
+
+#include "core/spire_config.h"
+
+namespace sigil::serverd {
+namespace {
+
+using spire::Key;
+using spire::Plugin;
+using spire::PluginType;
+using spire::Rule;
+using spire::Setting;
+
+constexpr std::string_view kNotInSigil = "is SPIRE's, and serverd has no such setting; remove it";
+
+constexpr Key kCaSubject[] = {
+    {"country", Rule::kOnlyElement, "server.ca_subject.country"},
+    {"organization", Rule::kOnlyElement, "server.ca_subject.organization"},
+    {"common_name", Rule::kCopy, "server.ca_subject.common_name"},
+};
+
+constexpr Key kServer[] = {
+    {"trust_domain", Rule::kCopy, "server.trust_domain"},
+    {"bind_address", Rule::kCopy, "server.bind_address"},
+    {"bind_port", Rule::kCopy, "server.bind_port"},
+    {"socket_path", Rule::kCopy, "server.socket_path"},
+    {"data_dir", Rule::kCopy, "server.data_dir"},
+    {"log_level", Rule::kCopy, "server.log_level"},  // DEBUG too: ReadLogLevel takes any case
+    {"log_format", Rule::kCopy, "server.log_format"},
+    {"default_x509_svid_ttl", Rule::kCopy, "server.default_x509_svid_ttl"},
+    {"default_jwt_svid_ttl", Rule::kCopy, "server.default_jwt_svid_ttl"},
+    {"ca_ttl", Rule::kCopy, "server.ca_ttl"},
+    {"ca_key_type", Rule::kCopy, "server.ca_key_type"},
+    {.spire = "ca_subject", .rule = Rule::kBlock, .keys = kCaSubject},
+    {"jwt_issuer", Rule::kCopy, "server.jwt_issuer"},
+    {"agent_ttl", Rule::kCopy, "server.agent_ttl"},
+    {"federation", Rule::kCopy, "federation"},
+    // serverd's own, with no SPIRE name.
+    {"admin_uids", Rule::kCopy, "server.admin_uids"},
+    {"ca_mode", Rule::kCopy, "server.ca_mode"},
+    {"delegated_ca_ttl", Rule::kCopy, "server.delegated_ca_ttl"},
+    // SPIRE's, with something else in serverd.
+    {.spire = "admin_ids", .rule = Rule::kRefuse,
+     .why = "serverd's admin API is its Unix socket, open to root, serverd's own uid and the uids admin_uids lists; "
+            "it admits no SVIDs"},
+    {.spire = "jwt_key_type", .rule = Rule::kRefuse, .why = "serverd signs JWT-SVIDs with a key of ca_key_type"},
+    {.spire = "ratelimit", .rule = Rule::kRefuse,
+     .why = "serverd's rates are set in agent_api_limits { attestations_per_second_per_ip, attestation_burst_per_ip, "
+            "svids_per_second_per_agent, svid_burst_per_agent }"},
+    {.spire = "log_file", .rule = Rule::kRefuse, .why = "serverd logs to stderr; have systemd or the shell keep it"},
+    {.spire = "experimental", .rule = Rule::kRefuse, .why = kNotInSigil},
+    {.spire = "audit_log_enabled", .rule = Rule::kRefuse, .why = kNotInSigil},
+    {.spire = "disable_jwt_svids", .rule = Rule::kRefuse, .why = kNotInSigil},
+    {.spire = "log_source_location", .rule = Rule::kRefuse, .why = kNotInSigil},
+    {.spire = "profiling_enabled", .rule = Rule::kRefuse, .why = kNotInSigil},
+    {.spire = "profiling_port", .rule = Rule::kRefuse, .why = kNotInSigil},
+    {.spire = "profiling_freq", .rule = Rule::kRefuse, .why = kNotInSigil},
+    {.spire = "profiling_names", .rule = Rule::kRefuse, .why = kNotInSigil},
+    {.spire = "prune_attested_nodes_expired_for", .rule = Rule::kRefuse, .why = kNotInSigil},
+    {.spire = "prune_attested_nodes_batch_size", .rule = Rule::kRefuse, .why = kNotInSigil},
+    {.spire = "prune_tofu_nodes", .rule = Rule::kRefuse, .why = kNotInSigil},
+    {.spire = "proxy_protocol_trusted_cidrs", .rule = Rule::kRefuse, .why = kNotInSigil},
+    {.spire = "max_attested_node_info_staleness", .rule = Rule::kRefuse, .why = kNotInSigil},
+};
+
+constexpr std::string_view kPrometheusOnly =
+    "serverd exports metrics to Prometheus only (telemetry { Prometheus { } })";
+
+constexpr Key kPrometheus[] = {
+    {"host", Rule::kCopy, "telemetry.prometheus.host"},
+    {"port", Rule::kCopy, "telemetry.prometheus.port"},
+    {.spire = "tls", .rule = Rule::kRefuse,
+     .why = "serverd serves /metrics in plain HTTP; put a TLS proxy in front of it if it must leave the host"},
+};
+
+constexpr Key kTelemetry[] = {
+    {.spire = "Prometheus", .rule = Rule::kBlock, .keys = kPrometheus},
+    {.spire = "DogStatsd", .rule = Rule::kRefuse, .why = kPrometheusOnly},
+    {.spire = "Statsd", .rule = Rule::kRefuse, .why = kPrometheusOnly},
+    {.spire = "M3", .rule = Rule::kRefuse, .why = kPrometheusOnly},
+    {.spire = "InMem", .rule = Rule::kRefuse, .why = kPrometheusOnly},
+    {.spire = "MetricPrefix", .rule = Rule::kRefuse, .why = kNotInSigil},
+    {.spire = "EnableTrustDomainLabel", .rule = Rule::kRefuse, .why = kNotInSigil},
+    {.spire = "EnableHostnameLabel", .rule = Rule::kRefuse, .why = kNotInSigil},
+    {.spire = "AllowedPrefixes", .rule = Rule::kRefuse, .why = kNotInSigil},
+    {.spire = "BlockedPrefixes", .rule = Rule::kRefuse, .why = kNotInSigil},
+    {.spire = "AllowedLabels", .rule = Rule::kRefuse, .why = kNotInSigil},
+    {.spire = "BlockedLabels", .rule = Rule::kRefuse, .why = kNotInSigil},
+};
+
+constexpr Key kTop[] = {
+    {.spire = "server", .rule = Rule::kBlock, .keys = kServer},
+    {"health_checks", Rule::kCopy, "health_checks"},
+    {.spire = "telemetry", .rule = Rule::kBlock, .keys = kTelemetry},
+    // serverd's own sections, with no SPIRE name: as in YAML.
+    {"signing", Rule::kCopy, "signing"},
+    {"agent_api_limits", Rule::kCopy, "agent_api_limits"},
+    {"oidc_discovery", Rule::kCopy, "oidc_discovery"},
+    // serverd's YAML names of what SPIRE's file says otherwise: one spelling per language.
+    {.spire = "key_store", .rule = Rule::kRefuse,
+     .why = "in SPIRE's format the CA key's store is plugins { KeyManager \"disk\" | \"pkcs11\" | \"tpm\" { ... } }"},
+    {.spire = "datastore", .rule = Rule::kRefuse,
+     .why = "in SPIRE's format the datastore is plugins { DataStore \"sql\" { ... } }"},
+    {.spire = "node_attestors", .rule = Rule::kRefuse,
+     .why = "in SPIRE's format node attestors are plugins { NodeAttestor \"<name>\" { ... } }"},
+    {.spire = "federation", .rule = Rule::kRefuse, .why = "in SPIRE's format federation { } goes inside server { }"},
+};
+
+constexpr std::string_view kMySqlOnly = "is MySQL's, and serverd's datastore is SQLite";
+
+constexpr Key kSqlData[] = {
+    {.spire = "database_type", .rule = Rule::kMatches, .expected = "sqlite3",
+     .why = "is not available in this version; serverd's datastore is SQLite (database_type = \"sqlite3\")"},
+    {"connection_string", Rule::kCopy, "datastore.sqlite_path"},
+    {.spire = "ro_connection_string", .rule = Rule::kRefuse,
+     .why = "serverd has one SQLite datastore and no read-only replica"},
+    {.spire = "root_ca_path", .rule = Rule::kRefuse, .why = kMySqlOnly},
+    {.spire = "client_cert_path", .rule = Rule::kRefuse, .why = kMySqlOnly},
+    {.spire = "client_key_path", .rule = Rule::kRefuse, .why = kMySqlOnly},
+    {.spire = "max_open_conns", .rule = Rule::kRefuse, .why = kNotInSigil},
+    {.spire = "max_idle_conns", .rule = Rule::kRefuse, .why = kNotInSigil},
+    {.spire = "conn_max_lifetime", .rule = Rule::kRefuse, .why = kNotInSigil},
+    {.spire = "disable_migration", .rule = Rule::kRefuse, .why = kNotInSigil},
+};
+
+constexpr Key kDiskKeysData[] = {{"keys_path", Rule::kStem, "key_store.key_dir"}};
+
+constexpr Key kPkcs11Data[] = {
+    {"module_path", Rule::kCopy, "key_store.module_path"},
+    {"token_label", Rule::kCopy, "key_store.token_label"},
+    {"token_serial", Rule::kCopy, "key_store.token_serial"},
+    {"pin_file", Rule::kCopy, "key_store.pin_file"},
+    {"pin_env", Rule::kCopy, "key_store.pin_env"},
+    {.spire = "pin", .rule = Rule::kRefuse,
+     .why = "a PIN in the config file ends up in backups and logs; use pin_file or pin_env"},
+};
+
+constexpr Key kTpmData[] = {
+    {"tcti", Rule::kCopy, "key_store.tcti"},
+    {"data_dir", Rule::kCopy, "key_store.data_dir"},
+    {"auth_file", Rule::kCopy, "key_store.auth_file"},
+};
+
+constexpr Key kTpmDevIdData[] = {
+    {"devid_ca_path", Rule::kCopy, "node_attestors.tpm_devid.devid_ca_path"},
+    {"endorsement_ca_path", Rule::kCopy, "node_attestors.tpm_devid.endorsement_ca_path"},
+    {"allow_ek_without_certificate", Rule::kCopy, "node_attestors.tpm_devid.allow_ek_without_certificate"},
+};
+
+constexpr Setting kSoftKeys[] = {{"key_store.kind", "soft"}};
+constexpr Setting kPkcs11Keys[] = {{"key_store.kind", "pkcs11"}};
+constexpr Setting kTpmKeys[] = {{"key_store.kind", "tpm"}};
+
+constexpr std::string_view kNoPublisher =
+    "is not available in Sigil; `serverd bundle show` prints the bundle, and federation's bundle_endpoint serves it";
+
+constexpr PluginType kPluginTypes[] = {
+    {"DataStore", true},
+    {"KeyManager", true},
+    {"NodeAttestor"},
+    {.type = "UpstreamAuthority",
+     .why = "is not supported: serverd's CA is its own root, its key kept in serverd's key store (KeyManager)"},
+    {.type = "Notifier", .why = kNoPublisher},
+    {.type = "BundlePublisher", .why = kNoPublisher},
+    {.type = "CredentialComposer", .why = "is not available in Sigil"},
+};
+
+constexpr Plugin kPlugins[] = {
+    {.type = "DataStore", .name = "sql", .sigil = "datastore", .data = kSqlData},
+    {.type = "KeyManager", .name = "disk", .sigil = "key_store", .sets = kSoftKeys, .data = kDiskKeysData},
+    {.type = "KeyManager", .name = "pkcs11", .sigil = "key_store", .sets = kPkcs11Keys, .data = kPkcs11Data},
+    {.type = "KeyManager", .name = "tpm", .sigil = "key_store", .sets = kTpmKeys, .data = kTpmData},
+    {.type = "KeyManager", .name = "memory",
+     .why = "would lose the CA key at every restart, and serverd has no such key store; use KeyManager \"disk\" "
+            "(key files in a folder), \"pkcs11\" (a token) or \"tpm\""},
+    {.type = "NodeAttestor", .name = "join_token", .sigil = "node_attestors.join_token"},
+    {.type = "NodeAttestor", .name = "tpm_devid", .sigil = "node_attestors.tpm_devid", .data = kTpmDevIdData},
+};
+
+constexpr spire::Mapping kServerConf = {kTop, kPluginTypes, kPlugins};
+
+}  // namespace
+
+spire::Translation TranslateSpireServerTree(const YAML::Node& hcl) {
+  spire::Translation translation = spire::Translate(hcl, kServerConf);
+  // SPIRE's server runs the node attestors its plugins name and no other; serverd's YAML keeps
+  // join_token on unless turned off.
+  const std::vector<std::string>& named = translation.plugins["NodeAttestor"];
+  if (std::find(named.begin(), named.end(), "join_token") == named.end()) {
+    spire::Set(translation, "node_attestors.join_token.enabled", YAML::Node("false"),
+               "plugins (no NodeAttestor \"join_token\")");
+  }
+  return translation;
+}
+
+ConfigDocument TranslateSpireServerConf(const YAML::Node& hcl, const std::string& source) {
+  return spire::Document(TranslateSpireServerTree(hcl), source);
+}
+
+}  // namespace sigil::serverd
