@@ -1,7 +1,7 @@
 // agentd: the commands that ask a running agent over its Workload API socket (see cli.h).
 //
 // `agentd run`, the agent itself (attestation to serverd, entry sync, SVID rotation and the
-// Workload API server), is in agentd/cli/run.h.
+// Workload API server), and `agentd validate`, which checks its config, are in agentd/cli/run.h.
 #include <signal.h>
 
 #include <iostream>
@@ -18,5 +18,6 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (sigil::PrintedVersion(args, std::cout)) return 0;
   if (!args.empty() && args[0] == "run") return sigil::agentd::RunAgent({args.begin() + 1, args.end()});
+  if (!args.empty() && args[0] == "validate") return sigil::agentd::ValidateAgent({args.begin() + 1, args.end()});
   return sigil::agentd::RunWorkloadCommand(args, std::cout, std::cerr);
 }

@@ -1,5 +1,5 @@
-// serverd: `serverd run -config server.yaml`, and the admin commands that drive a running
-// server over its socket (see cli.h).
+// serverd: `serverd run -config server.yaml` (or SPIRE's server.conf), `serverd validate` with
+// the same flags, and the admin commands that drive a running server over its socket (see cli.h).
 #include <CLI/CLI.hpp>
 #include <iostream>
 
@@ -14,19 +14,35 @@ namespace {
 using namespace sigil;
 using namespace sigil::serverd;
 
-int Run(std::vector<std::string> args) {
-  CLI::App app{"Run the Sigil server", "serverd run"};
+// The flags of `serverd run`, which `serverd validate` takes too, as SPIRE's commands do.
+struct RunFlags {
   std::string config_path = "/etc/sigil/server.yaml";
   ServerFlagOverrides overrides;
-  app.add_option("--config", config_path, "Path to the server's YAML config file");
-  app.add_option("--trustDomain", overrides.trust_domain, "The trust domain this server belongs to");
-  app.add_option("--bindAddress", overrides.bind_address, "IP address the agent API listens on");
-  app.add_option("--serverPort", overrides.bind_port, "Port the agent API listens on");
-  app.add_option("--socketPath", overrides.socket_path, "Path of the admin API socket");
-  app.add_option("--dataDir", overrides.data_dir, "Folder for the server's state");
-  app.add_option("--logLevel", overrides.log_level, "debug, info, warn or error");
-  return RunDaemon<Server>("serverd", app, std::move(args),
-                           [&] { return LoadServerConfig(config_path, overrides); });
+
+  void AddTo(CLI::App& app) {
+    app.add_option("--config", config_path, "Path to the server's config file: YAML, or SPIRE's server.conf (HCL)");
+    app.add_option("--trustDomain", overrides.trust_domain, "The trust domain this server belongs to");
+    app.add_option("--bindAddress", overrides.bind_address, "IP address the agent API listens on");
+    app.add_option("--serverPort", overrides.bind_port, "Port the agent API listens on");
+    app.add_option("--socketPath", overrides.socket_path, "Path of the admin API socket");
+    app.add_option("--dataDir", overrides.data_dir, "Folder for the server's state");
+    app.add_option("--logLevel", overrides.log_level, "debug, info, warn or error");
+  }
+  Result<ServerConfig> Load() const { return LoadServerConfig(config_path, overrides); }
+};
+
+int Run(std::vector<std::string> args) {
+  CLI::App app{"Run the Sigil server", "serverd run"};
+  RunFlags flags;
+  flags.AddTo(app);
+  return RunDaemon<Server>("serverd", app, std::move(args), [&] { return flags.Load(); });
+}
+
+int Validate(std::vector<std::string> args) {
+  CLI::App app{"Check the server's config file without starting the server", "serverd validate"};
+  RunFlags flags;
+  flags.AddTo(app);
+  return ValidateConfig("serverd", app, std::move(args), [&] { return flags.Load(); });
 }
 
 }  // namespace
@@ -35,6 +51,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (PrintedVersion(args, std::cout)) return 0;
   if (!args.empty() && args[0] == "run") return Run({args.begin() + 1, args.end()});
+  if (!args.empty() && args[0] == "validate") return Validate({args.begin() + 1, args.end()});
   return RunAdminCommand(
       args,
       [](const std::string& socket_path) -> Result<std::unique_ptr<AdminClient>> {

@@ -28,23 +28,39 @@ void KeepTheHeapSmall() {
   mallopt(M_ARENA_MAX, 1);
 }
 
+// The flags of `agentd run`, which `agentd validate` takes too, as SPIRE's commands do.
+struct RunFlags {
+  std::string config_path = "/etc/sigil/agent.yaml";
+  AgentFlagOverrides overrides;
+
+  void AddTo(CLI::App& app) {
+    app.add_option("--config", config_path, "Path to the agent's config file: YAML, or SPIRE's agent.conf (HCL)");
+    app.add_option("--joinToken", overrides.join_token, "A join token made by `serverd token generate`");
+    app.add_option("--trustDomain", overrides.trust_domain, "The trust domain this agent belongs to");
+    app.add_option("--serverAddress", overrides.server_address, "IP address or DNS name of serverd");
+    app.add_option("--serverPort", overrides.server_port, "Port of serverd's agent API");
+    app.add_option("--socketPath", overrides.socket_path, "Path of the Workload API socket");
+    app.add_option("--dataDir", overrides.data_dir, "Folder for the agent's state");
+    app.add_option("--logLevel", overrides.log_level, "debug, info, warn or error");
+  }
+  Result<AgentConfig> Load() const { return LoadAgentConfig(config_path, overrides); }
+};
+
 }  // namespace
 
 int RunAgent(std::vector<std::string> args) {
   KeepTheHeapSmall();
   CLI::App app{"Run the Sigil agent", "agentd run"};
-  std::string config_path = "/etc/sigil/agent.yaml";
-  AgentFlagOverrides overrides;
-  app.add_option("--config", config_path, "Path to the agent's YAML config file");
-  app.add_option("--joinToken", overrides.join_token, "A join token made by `serverd token generate`");
-  app.add_option("--trustDomain", overrides.trust_domain, "The trust domain this agent belongs to");
-  app.add_option("--serverAddress", overrides.server_address, "IP address or DNS name of serverd");
-  app.add_option("--serverPort", overrides.server_port, "Port of serverd's agent API");
-  app.add_option("--socketPath", overrides.socket_path, "Path of the Workload API socket");
-  app.add_option("--dataDir", overrides.data_dir, "Folder for the agent's state");
-  app.add_option("--logLevel", overrides.log_level, "debug, info, warn or error");
-  return RunDaemon<Agent>("agentd", app, std::move(args),
-                          [&] { return LoadAgentConfig(config_path, overrides); });
+  RunFlags flags;
+  flags.AddTo(app);
+  return RunDaemon<Agent>("agentd", app, std::move(args), [&] { return flags.Load(); });
+}
+
+int ValidateAgent(std::vector<std::string> args) {
+  CLI::App app{"Check the agent's config file without starting the agent", "agentd validate"};
+  RunFlags flags;
+  flags.AddTo(app);
+  return ValidateConfig("agentd", app, std::move(args), [&] { return flags.Load(); });
 }
 
 }  // namespace sigil::agentd

@@ -1,4 +1,5 @@
-// `agentd run -config agent.yaml [flags]`: the agent itself, until SIGINT or SIGTERM.
+// `agentd run -config agent.yaml [flags]`: the agent itself, until SIGINT or SIGTERM; and
+// `agentd validate` with the same flags, which checks the config and starts nothing.
 #pragma once
 
 #include <string>
@@ -8,5 +9,6 @@ namespace sigil::agentd {
 
 // `args` follow "run". Returns the process's exit code.
 int RunAgent(std::vector<std::string> args);
+int ValidateAgent(std::vector<std::string> args);
 
 }  // namespace sigil::agentd

@@ -52,6 +52,15 @@ int StartFailed(std::string_view name, const Status& status) {
   return 1;
 }
 
+int Validated(std::string_view name, const Status& status) {
+  if (!status.ok()) {
+    std::cerr << name << " configuration file is invalid: " << status.message() << "\n";
+    return 1;
+  }
+  std::cout << name << " configuration file is valid.\n";
+  return 0;
+}
+
 void LogStopping(int signal_number) { LogInfo("stopping", {{"signal", std::to_string(signal_number)}}); }
 
 void LogStopped(std::string_view name) { LogInfo(std::string(name) + " stopped"); }

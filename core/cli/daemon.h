@@ -1,5 +1,6 @@
 // The frame of `serverd run` and `agentd run`: flags parsed, config loaded, logging set from
 // it, SIGINT and SIGTERM blocked, the daemon started, and stopped at the first of those signals.
+// And of `serverd validate` and `agentd validate`, which stop after the config is loaded.
 //
 // Why here: both daemons share it and, by DESIGN.md's table, may share only core, hw and
 // transport; of those only core is about neither keys nor sockets. It is a library of its own
@@ -49,6 +50,9 @@ void ConfigureLogging(const std::string& level, const std::string& format);
 void RaiseOpenFileLimit();
 // Logs and prints why `name` could not start; returns the exit code.
 int StartFailed(std::string_view name, const Status& status);
+// Prints what `validate` found (SPIRE's words, on stdout when valid, else on stderr); returns
+// the exit code.
+int Validated(std::string_view name, const Status& status);
 void LogStopping(int signal_number);
 void LogStopped(std::string_view name);
 }  // namespace daemon_frame
@@ -73,6 +77,18 @@ int RunDaemon(std::string_view name, CLI::App& flags, std::vector<std::string> a
   daemon.Stop();
   daemon_frame::LogStopped(name);
   return 0;
+}
+
+// `<name> validate`: parses the `run` command's flags into `flags` from `args` and checks the
+// config `load_config()` loads, as RunDaemon would, then stops: no key store is opened, no
+// socket bound, no file written. Returns the process's exit code (1 for an invalid config).
+template <typename LoadConfig>
+int ValidateConfig(std::string_view name, CLI::App& flags, std::vector<std::string> args,
+                   const LoadConfig& load_config) {
+  if (std::optional<int> exit_code = ParseCommandLine(flags, std::move(args), std::cout, std::cerr)) {
+    return *exit_code;
+  }
+  return daemon_frame::Validated(name, load_config().status());
 }
 
 }  // namespace sigil
