@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <cctype>
 #include <cstdlib>
 
 namespace sigil::testing {
@@ -11,22 +12,63 @@ std::string AgentdProcess::Binary() {
   return path != nullptr ? path : "agentd";
 }
 
+namespace {
+
+std::string AgentYaml(const AgentdOptions& options, const AgentdProcess& agent) {
+  return "agent:\n"
+         "  trust_domain: " + options.trust_domain + "\n"
+         "  server_address: 127.0.0.1\n"
+         "  server_port: " + std::to_string(options.server_port) + "\n"
+         "  socket_path: " + agent.socket_path().string() + "\n"
+         "  data_dir: " + agent.data_dir().string() + "\n"
+         "  trust_bundle_path: " + options.trust_bundle_path.string() + "\n"
+         "  join_token: \"" + options.join_token + "\"\n"
+         "  log_level: " + options.log_level + "\n" + options.extra_yaml + options.top_level_yaml;
+}
+
+// The same settings as SPIRE's conf/agent/agent.conf writes them, the log level in uppercase
+// and the plugins SPIRE requires (a KeyManager, a NodeAttestor, a WorkloadAttestor).
+std::string AgentConf(const AgentdOptions& options, const AgentdProcess& agent) {
+  std::string level = options.log_level;
+  for (char& c : level) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return "agent {\n"
+         "    trust_domain = \"" + options.trust_domain + "\"\n"
+         "    server_address = \"127.0.0.1\"\n"
+         "    server_port = \"" + std::to_string(options.server_port) + "\"\n"
+         "    socket_path = \"" + agent.socket_path().string() + "\"\n"
+         "    data_dir = \"" + agent.data_dir().string() + "\"\n"
+         "    trust_bundle_path = \"" + options.trust_bundle_path.string() + "\"\n"
+         "    join_token = \"" + options.join_token + "\"\n"
+         "    log_level = \"" + level + "\"\n"
+         "}\n\n"
+         "plugins {\n"
+         "    NodeAttestor \"join_token\" {\n"
+         "        plugin_data {}\n"
+         "    }\n"
+         "    KeyManager \"disk\" {\n"
+         "        plugin_data {\n"
+         "            directory = \"" + agent.data_dir().string() + "\"\n"
+         "        }\n"
+         "    }\n"
+         "    WorkloadAttestor \"unix\" {\n"
+         "        plugin_data {}\n"
+         "    }\n"
+         "}\n";
+}
+
+}  // namespace
+
 Result<std::unique_ptr<AgentdProcess>> AgentdProcess::Create(AgentdOptions options) {
   auto agent = std::unique_ptr<AgentdProcess>(new AgentdProcess());
   agent->dir_ = std::make_unique<TempDir>("sigil-agentd");
   const auto& dir = agent->dir_->path();
   // Workloads under other uids must reach the socket, as they would in /tmp/sigil-agent/public.
   if (::chmod(dir.c_str(), 0755) != 0) return InternalError("chmod " + dir.string());
-  WriteFile(dir / "agent.yaml",
-            "agent:\n"
-            "  trust_domain: " + options.trust_domain + "\n"
-            "  server_address: 127.0.0.1\n"
-            "  server_port: " + std::to_string(options.server_port) + "\n"
-            "  socket_path: " + agent->socket_path().string() + "\n"
-            "  data_dir: " + agent->data_dir().string() + "\n"
-            "  trust_bundle_path: " + options.trust_bundle_path.string() + "\n"
-            "  join_token: \"" + options.join_token + "\"\n"
-            "  log_level: " + options.log_level + "\n" + options.extra_yaml + options.top_level_yaml);
+  if (options.spire_hcl && (!options.extra_yaml.empty() || !options.top_level_yaml.empty())) {
+    return InvalidArgumentError("AgentdOptions: YAML text for an agent.conf written in HCL");
+  }
+  agent->config_path_ = dir / (options.spire_hcl ? "agent.conf" : "agent.yaml");
+  WriteFile(agent->config_path_, options.spire_hcl ? AgentConf(options, *agent) : AgentYaml(options, *agent));
   return agent;
 }
 
@@ -39,7 +81,7 @@ Status AgentdProcess::StartWaitingFor(const std::vector<std::string>& healthchec
   ProcessOptions options;
   options.env = env_;
   return StartDaemon(
-      process_, {Binary(), "run", "-config", (dir() / "agent.yaml").string()}, dir(), "agentd",
+      process_, {Binary(), "run", "-config", config_path_.string()}, dir(), "agentd",
       [&] {
         auto check = Cli(healthcheck);
         return check.ok() && check->exit_code == 0;

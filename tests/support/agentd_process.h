@@ -25,6 +25,9 @@ struct AgentdOptions {
   std::string log_level = "debug";
   std::string extra_yaml;      // appended under `agent:`
   std::string top_level_yaml;  // appended at the end (tpm_devid:, health_checks:)
+  // Writes the same settings as SPIRE's agent.conf (HCL) instead of agent.yaml; then the two
+  // YAML texts above must be empty.
+  bool spire_hcl = false;
 };
 
 class AgentdProcess {
@@ -51,6 +54,8 @@ class AgentdProcess {
   const std::filesystem::path& dir() const { return dir_->path(); }
   std::filesystem::path socket_path() const { return dir_->path() / "public" / "api.sock"; }
   std::filesystem::path data_dir() const { return dir_->path() / "data"; }
+  // agent.yaml, or agent.conf with AgentdOptions::spire_hcl.
+  const std::filesystem::path& config_path() const { return config_path_; }
   std::string logs() const;
   pid_t pid() const { return process_ ? process_->pid() : -1; }
 
@@ -59,6 +64,7 @@ class AgentdProcess {
  private:
   AgentdProcess() = default;
   std::unique_ptr<TempDir> dir_;
+  std::filesystem::path config_path_;
   std::optional<ChildProcess> process_;
   Status StartWaitingFor(const std::vector<std::string>& healthcheck);
 

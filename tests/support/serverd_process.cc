@@ -11,6 +11,63 @@ std::string ServerdProcess::Binary() {
   return path != nullptr ? path : "serverd";
 }
 
+namespace {
+
+std::string ServerYaml(const ServerdOptions& options, const std::filesystem::path& dir, int port,
+                       const SoftHsmTokenInfo& token) {
+  return "server:\n"
+         "  trust_domain: " + options.trust_domain + "\n"
+         "  bind_address: 127.0.0.1\n"
+         "  bind_port: " + std::to_string(port) + "\n"
+         "  socket_path: " + (dir / "admin" / "api.sock").string() + "\n"
+         "  data_dir: " + (dir / "data").string() + "\n"
+         "  ca_ttl: " + options.ca_ttl + "\n"
+         "  default_x509_svid_ttl: " + options.default_x509_svid_ttl + "\n"
+         "  ca_mode: " + options.ca_mode + "\n" + options.extra_yaml +
+         "key_store:\n"
+         "  kind: pkcs11\n"
+         "  module_path: " + std::string(kSoftHsmModule) + "\n"
+         "  token_label: " + token.label + "\n"
+         "  pin_file: " + token.pin_file.string() + "\n" + options.top_level_yaml;
+}
+
+// The same settings as SPIRE's conf/server/server.conf writes them: the port and the log level
+// as SPIRE's sample has them (quoted, uppercase), the token as Sigil's KeyManager "pkcs11".
+std::string ServerConf(const ServerdOptions& options, const std::filesystem::path& dir, int port,
+                       const SoftHsmTokenInfo& token) {
+  return "server {\n"
+         "    trust_domain = \"" + options.trust_domain + "\"\n"
+         "    bind_address = \"127.0.0.1\"\n"
+         "    bind_port = \"" + std::to_string(port) + "\"\n"
+         "    socket_path = \"" + (dir / "admin" / "api.sock").string() + "\"\n"
+         "    data_dir = \"" + (dir / "data").string() + "\"\n"
+         "    log_level = \"INFO\"\n"
+         "    ca_ttl = \"" + options.ca_ttl + "\"\n"
+         "    default_x509_svid_ttl = \"" + options.default_x509_svid_ttl + "\"\n"
+         "    ca_mode = \"" + options.ca_mode + "\"\n"
+         "}\n\n"
+         "plugins {\n"
+         "    DataStore \"sql\" {\n"
+         "        plugin_data {\n"
+         "            database_type = \"sqlite3\"\n"
+         "            connection_string = \"" + (dir / "data" / "datastore.sqlite3").string() + "\"\n"
+         "        }\n"
+         "    }\n"
+         "    KeyManager \"pkcs11\" {\n"
+         "        plugin_data {\n"
+         "            module_path = \"" + std::string(kSoftHsmModule) + "\"\n"
+         "            token_label = \"" + token.label + "\"\n"
+         "            pin_file = \"" + token.pin_file.string() + "\"\n"
+         "        }\n"
+         "    }\n"
+         "    NodeAttestor \"join_token\" {\n"
+         "        plugin_data {}\n"
+         "    }\n"
+         "}\n" + options.top_level_hcl;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<ServerdProcess>> ServerdProcess::Create(SoftHsm& hsm, const std::string& token_label,
                                                                ServerdOptions options) {
   auto server = std::unique_ptr<ServerdProcess>(new ServerdProcess());
@@ -20,26 +77,17 @@ Result<std::unique_ptr<ServerdProcess>> ServerdProcess::Create(SoftHsm& hsm, con
   server->agent_port_ = FreeLoopbackPort();
   server->open_file_limit_ = options.open_file_limit;
   server->env_ = options.env;
-  WriteFile(dir / "server.yaml",
-            "server:\n"
-            "  trust_domain: " + options.trust_domain + "\n"
-            "  bind_address: 127.0.0.1\n"
-            "  bind_port: " + std::to_string(server->agent_port_) + "\n"
-            "  socket_path: " + (dir / "admin" / "api.sock").string() + "\n"
-            "  data_dir: " + (dir / "data").string() + "\n"
-            "  ca_ttl: " + options.ca_ttl + "\n"
-            "  default_x509_svid_ttl: " + options.default_x509_svid_ttl + "\n"
-            "  ca_mode: " + options.ca_mode + "\n" + options.extra_yaml +
-            "key_store:\n"
-            "  kind: pkcs11\n"
-            "  module_path: " + std::string(kSoftHsmModule) + "\n"
-            "  token_label: " + token.label + "\n"
-            "  pin_file: " + token.pin_file.string() + "\n" + options.top_level_yaml);
+  if (options.spire_hcl && (!options.extra_yaml.empty() || !options.top_level_yaml.empty())) {
+    return InvalidArgumentError("ServerdOptions: YAML text for a server.conf written in HCL");
+  }
+  server->config_path_ = dir / (options.spire_hcl ? "server.conf" : "server.yaml");
+  WriteFile(server->config_path_, options.spire_hcl ? ServerConf(options, dir, server->agent_port_, token)
+                                                    : ServerYaml(options, dir, server->agent_port_, token));
   return server;
 }
 
 Status ServerdProcess::Start() {
-  std::vector<std::string> argv = {Binary(), "run", "-config", (dir() / "server.yaml").string()};
+  std::vector<std::string> argv = {Binary(), "run", "-config", config_path_.string()};
   if (open_file_limit_ > 0) {
     const std::string limit = std::to_string(open_file_limit_);
     argv.insert(argv.begin(), {"prlimit", "--nofile=" + limit + ":" + limit, "--"});

@@ -23,6 +23,10 @@ struct ServerdOptions {
   std::string ca_mode = "direct";
   std::string extra_yaml;      // appended under `server:`
   std::string top_level_yaml;  // appended at the end (health_checks:, telemetry:)
+  // Writes the same settings as SPIRE's server.conf (HCL) instead of server.yaml, with the CA
+  // key in KeyManager "pkcs11"; then the two YAML texts above must be empty.
+  bool spire_hcl = false;
+  std::string top_level_hcl;  // appended at the end of server.conf
   // When set, serverd starts with this open-file limit, soft and hard, so it cannot raise it.
   int open_file_limit = 0;
   // Added to serverd's environment (SSL_CERT_FILE: the CAs an https_web endpoint chains to).
@@ -55,6 +59,8 @@ class ServerdProcess {
   int agent_port() const { return agent_port_; }
   std::filesystem::path socket_path() const { return dir_->path() / "admin" / "api.sock"; }
   std::filesystem::path datastore_path() const { return dir_->path() / "data" / "datastore.sqlite3"; }
+  // server.yaml, or server.conf with ServerdOptions::spire_hcl.
+  const std::filesystem::path& config_path() const { return config_path_; }
   std::string logs() const;
 
   static std::string Binary();
@@ -62,6 +68,7 @@ class ServerdProcess {
  private:
   ServerdProcess() = default;
   std::unique_ptr<TempDir> dir_;
+  std::filesystem::path config_path_;
   int open_file_limit_ = 0;
   std::map<std::string, std::string> env_;
   std::optional<ChildProcess> process_;
