@@ -35,12 +35,14 @@ constexpr Key kServer[] = {
     {"ca_key_type", Rule::kCopy, "server.ca_key_type"},
     {.spire = "ca_subject", .rule = Rule::kBlock, .keys = kCaSubject},
     {"jwt_issuer", Rule::kCopy, "server.jwt_issuer"},
+    {"audit_log_enabled", Rule::kCopy, "server.audit_log_enabled"},
     {"agent_ttl", Rule::kCopy, "server.agent_ttl"},
     {"federation", Rule::kCopy, "federation"},
     // serverd's own, with no SPIRE name.
     {"admin_uids", Rule::kCopy, "server.admin_uids"},
     {"ca_mode", Rule::kCopy, "server.ca_mode"},
     {"delegated_ca_ttl", Rule::kCopy, "server.delegated_ca_ttl"},
+    {"audit_log_path", Rule::kCopy, "server.audit_log_path"},
     // SPIRE's, with something else in serverd.
     {.spire = "admin_ids", .rule = Rule::kRefuse,
      .why = "serverd's admin API is its Unix socket, open to root, serverd's own uid and the uids admin_uids lists; "
@@ -51,7 +53,6 @@ constexpr Key kServer[] = {
             "svids_per_second_per_agent, svid_burst_per_agent }"},
     {.spire = "log_file", .rule = Rule::kRefuse, .why = "serverd logs to stderr; have systemd or the shell keep it"},
     {.spire = "experimental", .rule = Rule::kRefuse, .why = kNotInSigil},
-    {.spire = "audit_log_enabled", .rule = Rule::kRefuse, .why = kNotInSigil},
     {.spire = "disable_jwt_svids", .rule = Rule::kRefuse, .why = kNotInSigil},
     {.spire = "log_source_location", .rule = Rule::kRefuse, .why = kNotInSigil},
     {.spire = "profiling_enabled", .rule = Rule::kRefuse, .why = kNotInSigil},

@@ -342,6 +342,14 @@ TEST(SpireServerConfTest, SpiresOwnSampleIsRefusedForWhatServerdLacksAlone) {
   EXPECT_EQ(read->node_attestors[0].name, "join_token");
 }
 
+TEST(SpireServerConfTest, TheAuditLogIsSpiresKey) {
+  auto conf = FromConf("server {\n  trust_domain = \"example.org\"\n  audit_log_enabled = true\n"
+                       "  audit_log_path = \"/var/log/sigil/audit.log\"\n}\n");
+  ASSERT_TRUE(conf.ok()) << conf.status().ToString();
+  EXPECT_TRUE(conf->audit_log_enabled);
+  EXPECT_EQ(conf->audit_log_path, "/var/log/sigil/audit.log");
+}
+
 TEST(SpireServerConfTest, WhatServerdLacksIsRefusedByName) {
   auto conf = FromConf(R"(
 server {
@@ -349,7 +357,6 @@ server {
     admin_ids = ["spiffe://example.org/admin"]
     ratelimit { attestation = false }
     jwt_key_type = "rsa-2048"
-    audit_log_enabled = true
     colour = "blue"
     ca_subject { organization = ["A", "B"], locality = ["Berlin"] }
 }
@@ -374,7 +381,6 @@ key_store { kind = "soft" }
            "server.admin_ids: serverd's admin API is its Unix socket",
            "server.ratelimit: serverd's rates are set in agent_api_limits",
            "server.jwt_key_type: serverd signs JWT-SVIDs with a key of ca_key_type",
-           "server.audit_log_enabled: is SPIRE's, and serverd has no such setting",
            "server.colour: unknown key",
            "server.ca_subject.organization: lists 2 values, and Sigil takes one",
            "server.ca_subject.locality: unknown key",
