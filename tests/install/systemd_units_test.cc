@@ -1,11 +1,12 @@
 // The systemd units `meson install` puts in place, checked by systemd's own tools.
 //
 // `systemd-analyze verify` loads a unit with everything it depends on, and checks that its
-// ExecStart= binary is there and executable. The binaries are not in this machine's /usr/bin,
-// so the units are verified in the tree `meson install` made under a DESTDIR, with --root
-// (systemd 252): the binaries and the units are those of that tree. --root also reads every
-// other unit from that tree, so systemd's own units (sysinit.target, network-online.target,
-// ...) are copied into it from this machine first. verify reports a setting it does not understand on standard error
+// ExecStart= binary is there and executable and that its Documentation= man page opens. The
+// binaries are not in this machine's /usr/bin, so the units are verified in the tree
+// `meson install` made under a DESTDIR, with --root (systemd 252): the binaries, the units and
+// the man pages (MANPATH) are those of that tree. --root also reads every other unit from that
+// tree, so systemd's own units (sysinit.target, network-online.target, ...) are copied into it
+// from this machine first. verify reports a setting it does not understand on standard error
 // and still exits 0, so a clean unit is one whose check says nothing at all.
 #include <gtest/gtest.h>
 
@@ -39,7 +40,7 @@ class SystemdUnitsTest : public ::testing::Test {
   ProcessOutput Analyze(std::vector<std::string> args) {
     args.insert(args.begin(), {"systemd-analyze"});
     args.insert(args.begin() + 2, "--root=" + root_.string());
-    auto out = RunProcess(args);
+    auto out = RunProcess(args, {.env = {{"MANPATH", (root_ / std::string(SIGIL_MANDIR).substr(1)).string()}}});
     EXPECT_TRUE(out.ok()) << out.status().ToString();
     return out.ok() ? *out : ProcessOutput{};
   }
