@@ -67,8 +67,7 @@ Status BundleRefresher::Reload() {
   }
   {
     std::lock_guard lock(mutex_);
-    const auto same = [](const FederationRelationship& a, const FederationRelationship& b) { return ToStored(a) == ToStored(b); };
-    if (std::equal(stored.begin(), stored.end(), stored_.begin(), stored_.end(), same)) return Status::Ok();
+    if (stored == stored_) return Status::Ok();
     stored_ = std::move(stored);
     ++relationships_version_;
   }
@@ -168,14 +167,15 @@ void BundleRefresher::Run() {
     for (const FederationRelationship& relationship : relationships) {
       const std::string name = relationship.trust_domain.name();
       auto held = states.find(name);
-      if (held != states.end() && ToStored(held->second.relationship) == ToStored(relationship)) {
+      if (held != states.end() && held->second.relationship == relationship) {
         next.emplace(name, std::move(held->second));
         continue;
       }
       next.emplace(name, State{relationship, Clock::now(), std::chrono::seconds(0), {}, false, new_log(relationship)});
     }
+    // The failures counted for a relationship removed or changed are logged, not lost.
     for (auto& [name, state] : states) {
-      if (!next.contains(name)) state.failures->Flush();
+      if (state.failures) state.failures->Flush();
     }
     states = std::move(next);
   };

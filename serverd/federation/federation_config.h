@@ -49,6 +49,8 @@ struct FederationRelationship {
   std::string bundle_endpoint_url;
   BundleEndpointProfile profile = BundleEndpointProfile::kHttpsSpiffe;
   std::optional<SpiffeId> endpoint_spiffe_id;  // https_spiffe
+
+  friend bool operator==(const FederationRelationship&, const FederationRelationship&) = default;
 };
 
 // The parts of a relationship as an operator writes them (config file, `federation create`).
