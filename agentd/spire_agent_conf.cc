@@ -139,7 +139,11 @@ spire::Translation TranslateSpireAgentTree(const YAML::Node& hcl) {
     const YAML::Node& value = directory->second.value;
     std::string data_dir = AgentConfig{}.data_dir.string();
     const YAML::Node& tree = translation.tree;  // const: a lookup adds no key
-    if (const YAML::Node set = tree["agent"]["data_dir"]; set.IsScalar()) data_dir = set.Scalar();
+    // A lookup that finds nothing gives an invalid node, on which IsScalar and [] throw; IsDefined
+    // does not: each step is checked before the next.
+    if (const YAML::Node agent = tree["agent"]; agent.IsDefined() && agent.IsMap()) {
+      if (const YAML::Node set = agent["data_dir"]; set.IsDefined() && set.IsScalar()) data_dir = set.Scalar();
+    }
     const auto normal = [](const std::string& path) {
       std::filesystem::path normal = std::filesystem::path(path).lexically_normal();
       return normal.has_filename() || !normal.has_relative_path() ? normal : normal.parent_path();
