@@ -3,12 +3,15 @@
 // at once. Ceiling: the same client calling a trivial method (grpc.health.v1.Health/Check) on
 // the same socket and transport, measured in the same run.
 //
-//   build-bench/bench/workload_fetch_bench [--quick]
+//   build-bench/bench/workload_fetch_bench [--quick] [--phase=warm/clients32]
+//
+// --phase runs that phase alone, to profile agentd under that load alone.
 //
 // The clients are Sigil's gRPC client on one loop thread of this process (the workload);
 // agentd is a real process attested to an in-process serverd.
 #include <cstdio>
 #include <future>
+#include <string_view>
 
 #include "bench/agentd_env.h"
 #include "bench/bench_report.h"
@@ -138,7 +141,7 @@ Result<std::vector<double>> Measure(transport::EventLoop& loop, const transport:
   return latencies;
 }
 
-Status Run(bool quick, Report& report) {
+Status Run(bool quick, const std::string& only_phase, Report& report) {
   SIGIL_ASSIGN_OR_RETURN(auto env, AgentdEnv::Start());
   SIGIL_RETURN_IF_ERROR(env->server().CreateEntries({env->Entry("workload/fetch-bench")}).status());
   const transport::Endpoint endpoint = transport::Endpoint::Unix(env->socket_path());
@@ -157,6 +160,7 @@ Status Run(bool quick, Report& report) {
   for (const Config& config : configs) {
     const std::string name = std::string(config.new_connection ? "new" : "warm") + "/clients" +
                              std::to_string(config.clients);
+    if (!only_phase.empty() && name != only_phase) continue;
     std::fprintf(stderr, "workload_fetch: %s, load %s\n", name.c_str(), LoadAverage().c_str());
     // Interleaved halves, so a change in the machine's load hits both sides alike.
     std::vector<double> fetch;
@@ -195,8 +199,12 @@ Status Run(bool quick, Report& report) {
 
 int main(int argc, char** argv) {
   const bool quick = sigil::bench::HasFlag(argc, argv, "--quick");
+  std::string only_phase;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]).starts_with("--phase=")) only_phase = std::string(argv[i] + 8);
+  }
   sigil::bench::Report report("workload_fetch", quick);
-  if (sigil::Status status = sigil::bench::Run(quick, report); !status.ok()) report.Error(status.ToString());
+  if (sigil::Status status = sigil::bench::Run(quick, only_phase, report); !status.ok()) report.Error(status.ToString());
   report.Print();
   return 0;
 }

@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <string_view>
@@ -101,7 +102,7 @@ std::optional<Result<std::vector<Selector>>> UnixWorkloadAttestor::AttestWith(
   std::optional<CallerKey> caller;
   if (groups) caller = CallerKey{pid, uid, gid, *groups};
   if (caller) {
-    if (auto selectors = Reuse(*caller, connected.get(), binary_now)) return Result<std::vector<Selector>>(std::move(*selectors));
+    if (auto selectors = Reuse(*caller, connected, binary_now)) return Result<std::vector<Selector>>(std::move(*selectors));
   }
   // The process held since its connection was accepted, else held from now on.
   const std::shared_ptr<const PeerProcess> held = connected ? connected : PeerProcess::Hold(pid);
@@ -155,9 +156,14 @@ std::optional<Result<std::vector<Selector>>> UnixWorkloadAttestor::AttestWith(
   return attested;
 }
 
-std::optional<std::vector<Selector>> UnixWorkloadAttestor::Reuse(const CallerKey& caller, const PeerProcess* connected,
+std::optional<std::vector<Selector>> UnixWorkloadAttestor::Reuse(const CallerKey& caller,
+                                                                 const std::shared_ptr<const PeerProcess>& connected,
                                                                  const std::optional<ExecutableKey>& binary_now) {
+  const auto same_hold = [&](const std::weak_ptr<const PeerProcess>& hold) {
+    return !hold.owner_before(connected) && !connected.owner_before(hold);
+  };
   Recent recent;
+  bool connection_holds_pin_process = false;
   {
     std::lock_guard lock(mutex_);
     const auto now = std::chrono::steady_clock::now();
@@ -168,7 +174,11 @@ std::optional<std::vector<Selector>> UnixWorkloadAttestor::Reuse(const CallerKey
       recent_.erase(it);
       return std::nullopt;
     }
-    recent = it->second;
+    recent.pin = it->second.pin;
+    recent.executable = it->second.executable;
+    recent.selectors = it->second.selectors;
+    connection_holds_pin_process =
+        connected != nullptr && (connected == recent.pin || std::ranges::any_of(it->second.holds_of_pin_process, same_hold));
   }
   // One stat through the held directory, the only /proc read of a call made again: it fails
   // once that process has exited, whatever runs under its pid now, and a new binary (exec)
@@ -176,9 +186,12 @@ std::optional<std::vector<Selector>> UnixWorkloadAttestor::Reuse(const CallerKey
   // The stat this call's caller check took through its connection's hold is that stat when
   // the hold is the remembered one, or holds the same process: two holds of one pid that are
   // both there at once (a process never comes back) hold one process. Asking whether a hold
-  // is there costs a third of a stat of "exe"; a workload with many connections pays it.
-  const bool same_process = binary_now && connected != nullptr && connected->pid() == recent.pin->pid() &&
-                            (connected == recent.pin.get() || recent.pin->StillThere());
+  // is there costs a third of a stat of "exe"; it is asked once per connection.
+  bool same_process = false;
+  if (binary_now && connected != nullptr && connected->pid() == recent.pin->pid()) {
+    same_process = connection_holds_pin_process || recent.pin->StillThere();
+    if (same_process && !connection_holds_pin_process) NoteHoldOfPinProcess(caller, recent.pin, connected);
+  }
   if ((same_process ? binary_now : PeerProcess::ExecutableOf(recent.pin->directory())) != recent.executable) {
     return std::nullopt;
   }
@@ -188,6 +201,17 @@ std::optional<std::vector<Selector>> UnixWorkloadAttestor::Reuse(const CallerKey
     return std::nullopt;
   }
   return std::move(recent.selectors);
+}
+
+void UnixWorkloadAttestor::NoteHoldOfPinProcess(const CallerKey& caller,
+                                                const std::shared_ptr<const PeerProcess>& pin,
+                                                const std::shared_ptr<const PeerProcess>& connected) {
+  std::lock_guard lock(mutex_);
+  auto it = recent_.find(caller);
+  if (it == recent_.end() || it->second.pin != pin) return;  // attested anew meanwhile
+  auto& holds = it->second.holds_of_pin_process;
+  std::erase_if(holds, [](const auto& hold) { return hold.expired(); });
+  if (holds.size() < kMaxHoldsOfOneProcess) holds.push_back(connected);
 }
 
 void UnixWorkloadAttestor::Remember(CallerKey caller, Recent recent) {

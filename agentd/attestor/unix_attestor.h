@@ -106,9 +106,17 @@ class UnixWorkloadAttestor : public WorkloadAttestor {
     ExecutableKey executable;
     std::vector<Selector> selectors;
     std::chrono::steady_clock::time_point attested_at;
+    // Other connections' holds found there while `pin` was: both then held one process (a
+    // process never comes back), so a call on one of them needs no signal asking whether `pin`
+    // is still there. A workload with many connections otherwise paid that syscall per call.
+    std::vector<std::weak_ptr<const transport::PeerProcess>> holds_of_pin_process;
   };
-  std::optional<std::vector<Selector>> Reuse(const CallerKey& caller, const transport::PeerProcess* connected,
+  static constexpr size_t kMaxHoldsOfOneProcess = 256;
+  std::optional<std::vector<Selector>> Reuse(const CallerKey& caller,
+                                             const std::shared_ptr<const transport::PeerProcess>& connected,
                                              const std::optional<ExecutableKey>& binary_now);
+  void NoteHoldOfPinProcess(const CallerKey& caller, const std::shared_ptr<const transport::PeerProcess>& pin,
+                            const std::shared_ptr<const transport::PeerProcess>& connected);
   void Remember(CallerKey caller, Recent recent);
   void ForgetExpired(std::chrono::steady_clock::time_point now);  // with mutex_ held
 

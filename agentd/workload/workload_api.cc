@@ -141,7 +141,8 @@ void WorkloadApiServer::Finish(GrpcServerCall& call, const std::string& method, 
                       {"code", std::string(CodeName(status.code()))}})
         .Add();
   }
-  if (!status.ok() && status.code() != Code::kPermissionDenied) {
+  // A stream the client cancels (a fetch that took its first message) is the normal end.
+  if (!status.ok() && status.code() != Code::kPermissionDenied && status.code() != Code::kCancelled) {
     LogDebug("Workload API call failed", {{"method", method}, {"error", status.ToString()}});
   }
   call.Finish(std::move(status));

@@ -166,5 +166,53 @@ TEST(UnixAttestorTest, RemembersACallerOnlyWhileItIsTheSameProcessAndBinary) {
   EXPECT_EQ(gone->status().code(), Code::kNotFound);
 }
 
+// A workload with many connections: each connection's calls reuse the process's attestation,
+// and an exec after the connections opened is seen on every one of them.
+TEST(UnixAttestorTest, ConnectionsOfOneProcessShareItsAttestationAndEachSeesAnExec) {
+  sigil::testing::TempDir dir("sigil-attest");
+  const std::string fifo = (dir.path() / "go").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto child = sigil::testing::ChildProcess::Start({"sh", "-c", "read line < " + fifo + "; exec sleep 30"}, dir.path());
+  ASSERT_TRUE(child.ok()) << child.status().ToString();
+  const auto connection = [&] {
+    return transport::PeerCredentials{.pid = child->pid(), .uid = ::getuid(), .gid = ::getgid(),
+                                      .supplementary_groups = std::vector<gid_t>{4242},
+                                      .process = transport::PeerProcess::Hold(child->pid())};
+  };
+  std::vector<transport::PeerCredentials> connections = {connection(), connection(), connection()};
+  UnixWorkloadAttestor attestor;
+  auto first = attestor.Attest(connections[0]);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  for (int round = 0; round < 2; ++round) {
+    for (const auto& caller : connections) {
+      std::optional<transport::PeerProcess::ExecutableKey> binary_now;
+      ASSERT_TRUE(caller.process->StillTheCaller(&binary_now).ok());
+      auto reused = attestor.AttestWithoutBlocking(caller, binary_now);
+      ASSERT_TRUE(reused.has_value()) << "connection of the same process was attested anew";
+      ASSERT_TRUE(reused->ok()) << reused->status().ToString();
+      EXPECT_EQ(**reused, *first);
+    }
+  }
+  EXPECT_EQ(attestor.remembered_processes(), 1u);
+
+  {
+    std::ofstream go(fifo);
+    go << "go\n";
+  }
+  const std::string exe = "/proc/" + std::to_string(child->pid()) + "/exe";
+  ASSERT_TRUE(sigil::testing::WaitUntil([&] {
+    char target[4096] = {};
+    const ssize_t n = ::readlink(exe.c_str(), target, sizeof(target) - 1);
+    return n > 0 && std::string(target, static_cast<size_t>(n)).ends_with("/sleep");
+  }));
+  for (const auto& caller : connections) {
+    std::optional<transport::PeerProcess::ExecutableKey> binary_now;
+    EXPECT_EQ(caller.process->StillTheCaller(&binary_now).code(), Code::kPermissionDenied);
+    auto after_exec = attestor.AttestWithoutBlocking(caller, std::nullopt);
+    ASSERT_TRUE(after_exec.has_value());
+    EXPECT_EQ(after_exec->status().code(), Code::kPermissionDenied) << after_exec->status().ToString();
+  }
+}
+
 }  // namespace
 }  // namespace sigil::agentd
