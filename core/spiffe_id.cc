@@ -21,17 +21,35 @@ std::string Quoted(char c) {
   return buf;
 }
 
-// A URI part that the standard forbids outright gets its own message: it is the usual
-// mistake ("spiffe://example.org:8443/x") and "bad character ':'" would not say why.
+// A URI part that the standard forbids outright gets its own message: "bad character '@'"
+// would not say why.
 Status ForbiddenUriPart(char c, std::string_view where) {
   switch (c) {
-    case ':': return InvalidArgumentError(std::string(where) + " has a port (':'); SPIFFE IDs carry no port");
     case '@': return InvalidArgumentError(std::string(where) + " has userinfo ('@'); SPIFFE IDs carry no userinfo");
     case '?': return InvalidArgumentError(std::string(where) + " has a query ('?'); SPIFFE IDs carry no query");
     case '#': return InvalidArgumentError(std::string(where) + " has a fragment ('#'); SPIFFE IDs carry no fragment");
     case '%': return InvalidArgumentError(std::string(where) + " is percent-encoded ('%'); SPIFFE IDs allow no percent-encoding");
     default: return Status::Ok();
   }
+}
+
+// A ':' is a port only when digits follow it to the end or to the path; otherwise the text is
+// most often a SPIFFE ID with its "//" missing ("spiffe:/example.org"), and saying "port"
+// would send the operator looking for a number that is not there.
+Status ColonInTrustDomain(std::string_view name, size_t at) {
+  const std::string_view after = name.substr(at + 1);
+  size_t digits = 0;
+  while (digits < after.size() && after[digits] >= '0' && after[digits] <= '9') ++digits;
+  if (digits > 0 && (digits == after.size() || after[digits] == '/')) {
+    return InvalidArgumentError("trust domain has a port (':" + std::string(after.substr(0, digits)) +
+                                "'); SPIFFE IDs carry no port");
+  }
+  if (name.find('@') != std::string_view::npos) return ForbiddenUriPart('@', "trust domain");  // user:password@
+  if (name.substr(0, at) == "spiffe") {
+    return InvalidArgumentError("'" + std::string(name) + "' is not a SPIFFE ID: one starts with \"spiffe://\"");
+  }
+  return InvalidArgumentError("trust domain has a character that is not allowed: ':' at position " +
+                              std::to_string(at) + " (allowed: a-z 0-9 . - _)");
 }
 
 }  // namespace
@@ -46,6 +64,7 @@ Status ValidateTrustDomainName(std::string_view name) {
   for (size_t i = 0; i < name.size(); ++i) {
     char c = name[i];
     if (IsTrustDomainChar(c)) continue;
+    if (c == ':') return ColonInTrustDomain(name, i);
     if (Status s = ForbiddenUriPart(c, "trust domain"); !s.ok()) return s;
     if (c >= 'A' && c <= 'Z') {
       return InvalidArgumentError("trust domain has an upper-case letter " + Quoted(c) +

@@ -74,7 +74,9 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"spiffe://exa*mple.org", "'*' at position 3"},
         InvalidCase{"spiffe://example.org:8443/x", "port"},
         InvalidCase{"spiffe://user@example.org/x", "userinfo"},
-        InvalidCase{"spiffe://user:pw@example.org/x", "port"},  // the ':' comes first
+        InvalidCase{"spiffe://user:pw@example.org/x", "userinfo"},  // the ':' is no port
+        InvalidCase{"spiffe://example.org:8443", "port (':8443')"},
+        InvalidCase{"spiffe://example.org:web/x", "':' at position 11"},
         InvalidCase{"spiffe://example.org?q=1", "query"},
         InvalidCase{"spiffe://example.org#frag", "fragment"},
         InvalidCase{"spiffe://exa%41mple.org", "percent-encoded"},
@@ -116,7 +118,12 @@ TEST(TrustDomain, ParsesNameOrId) {
   EXPECT_NE(with_path.status().message().find("has a path"), std::string::npos);
   EXPECT_FALSE(TrustDomain::Parse("").ok());
   EXPECT_FALSE(TrustDomain::Parse("Example.org").ok());
-  EXPECT_FALSE(TrustDomain::Parse("example.org:443").ok());
+  EXPECT_NE(TrustDomain::Parse("example.org:443").status().message().find("port (':443')"), std::string::npos);
+  // An ID whose "//" is missing is named as that, not as a port.
+  for (const char* text : {"spiffe:/example.org", "spiffe:example.org"}) {
+    EXPECT_EQ(TrustDomain::Parse(text).status().message(),
+              "'" + std::string(text) + "' is not a SPIFFE ID: one starts with \"spiffe://\"");
+  }
 }
 
 TEST(SpiffeId, MembershipComparisonAndHashing) {
