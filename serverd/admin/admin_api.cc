@@ -3,6 +3,7 @@
 #include "core/log.h"
 #include "core/trust_bundle.h"
 #include "core/x509_ca.h"
+#include "serverd/admin/agent_json.h"
 #include "serverd/admin/entry_json.h"
 
 namespace sigil::serverd {
@@ -22,6 +23,11 @@ std::string JoinTokenAgentId(const TrustDomain& trust_domain, const std::string&
 }
 
 namespace {
+
+bool IsEmpty(const EntryFilter& filter) {
+  return !filter.spiffe_id && !filter.parent_id && !filter.parent_ids && !filter.selectors && !filter.federates_with &&
+         !filter.downstream_only && !filter.hint;
+}
 
 json EntriesJson(const std::vector<RegistrationEntry>& entries) {
   json out = json::array();
@@ -76,20 +82,25 @@ AdminApi::AdminApi(EntryService& entries, Datastore& store, FederatedBundles& fe
     }
     return json{{"results", results}};
   });
-  Register("/v1/entry/CountEntries", [this](const json&) -> Result<json> {
-    SIGIL_ASSIGN_OR_RETURN(int64_t count, store_.CountEntries());
-    return json{{"count", count}};
+  Register("/v1/entry/CountEntries", [this](const json& body) -> Result<json> {
+    SIGIL_ASSIGN_OR_RETURN(EntryFilter filter, EntryFilterFromJson(body));
+    if (IsEmpty(filter)) {
+      SIGIL_ASSIGN_OR_RETURN(int64_t count, store_.CountEntries());
+      return json{{"count", count}};
+    }
+    SIGIL_ASSIGN_OR_RETURN(auto entries, entries_.List(filter));
+    return json{{"count", entries.size()}};
   });
 
-  Register("/v1/agent/ListAgents", [this](const json&) -> Result<json> {
-    SIGIL_ASSIGN_OR_RETURN(auto agents, store_.ListAgents());
+  Register("/v1/agent/ListAgents", [this](const json& body) -> Result<json> {
+    SIGIL_ASSIGN_OR_RETURN(auto agents, FilteredAgents(body));
     json out = json::array();
     for (const auto& a : agents) out.push_back(AgentToJson(a));
     return json{{"agents", out}};
   });
-  Register("/v1/agent/CountAgents", [this](const json&) -> Result<json> {
-    SIGIL_ASSIGN_OR_RETURN(int64_t count, store_.CountAgents());
-    return json{{"count", count}};
+  Register("/v1/agent/CountAgents", [this](const json& body) -> Result<json> {
+    SIGIL_ASSIGN_OR_RETURN(auto agents, FilteredAgents(body));
+    return json{{"count", agents.size()}};
   });
   Register("/v1/agent/GetAgent", [this](const json& body) -> Result<json> {
     SIGIL_ASSIGN_OR_RETURN(std::string id, RequiredStringFromJson(body, "id"));
@@ -124,6 +135,11 @@ AdminApi::AdminApi(EntryService& entries, Datastore& store, FederatedBundles& fe
       out.push_back(std::move(item));
     }
     return json{{"bundles", out}};
+  });
+  // As SPIRE's CountBundles: this trust domain's bundle and the federated ones.
+  Register("/v1/bundle/CountBundles", [this](const json&) -> Result<json> {
+    SIGIL_ASSIGN_OR_RETURN(auto bundles, store_.ListBundles());
+    return json{{"count", bundles.size()}};
   });
   Register("/v1/bundle/BatchSetFederatedBundle", [this](const json& body) -> Result<json> {
     SIGIL_ASSIGN_OR_RETURN(std::vector<FederatedBundleRequest> bundles, FederatedBundlesFromJson(body));
@@ -193,6 +209,13 @@ AdminApi::AdminApi(EntryService& entries, Datastore& store, FederatedBundles& fe
     LogInfo("join token created", {{"expires_at", std::to_string(expires_at)}});
     return json{{"value", token}, {"expires_at", std::to_string(expires_at)}};
   });
+}
+
+Result<std::vector<AttestedAgent>> AdminApi::FilteredAgents(const json& body) {
+  SIGIL_ASSIGN_OR_RETURN(AgentFilter filter, AgentFilterFromJson(body));
+  SIGIL_ASSIGN_OR_RETURN(auto agents, store_.ListAgents());
+  std::erase_if(agents, [&](const AttestedAgent& agent) { return !AgentMatchesFilter(agent, filter); });
+  return agents;
 }
 
 Status AdminApi::SetFederatedBundle(const FederatedBundleRequest& item) {

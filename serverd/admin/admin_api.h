@@ -5,14 +5,18 @@
 // works too. The transport (HTTP/2 on a Unix socket, peer uid checked) is the caller's; this
 // class maps one request body to one response body.
 //
-//   entry:  BatchCreateEntry {"entries": [...]} -> {"results": [{"status", "entry"}]}
+//   entry:  BatchCreateEntry {"entries": [...]} -> {"results": [{"status", "entry"}]} (an
+//           entry's "id", when given, is kept, as SPIRE keeps it)
 //           ListEntries {"filter": {"by_spiffe_id", "by_parent_id", "by_selectors":
-//                        {"selectors": [...], "match": "MATCH_SUPERSET"}}} -> {"entries"}
+//                        {"selectors": [...], "match": "MATCH_SUPERSET"}, "by_federates_with":
+//                        {"trust_domains": [...], "match"}, "by_downstream", "by_hint"}}
+//                        -> {"entries"}
 //           GetEntry {"id"}, BatchUpdateEntry {"entries"}, BatchDeleteEntry {"ids"},
-//           CountEntries {} -> {"count"}
-//   agent:  ListAgents, GetAgent {"id"}, DeleteAgent {"id"}, BanAgent {"id"}, CountAgents,
+//           CountEntries {"filter"} -> {"count"}
+//   agent:  ListAgents {"filter"} (agent_json.h), GetAgent {"id"}, DeleteAgent {"id"},
+//           BanAgent {"id"}, CountAgents {"filter"},
 //           CreateJoinToken {"ttl", "agent_id"} -> {"value", "expires_at"}
-//   bundle: ListFederatedBundles, BatchSetFederatedBundle {"bundles"},
+//   bundle: CountBundles -> {"count"}, ListFederatedBundles, BatchSetFederatedBundle {"bundles"},
 //           BatchDeleteFederatedBundle {"trust_domains", "mode": "RESTRICT" | "DISSOCIATE" |
 //           "DELETE"} (EntryService::BundleDeleteMode; RESTRICT when absent),
 //           ListBundleHistory {"trust_domain"} -> {"versions": [{"jwks", "stored_at"}]}
@@ -62,6 +66,8 @@ class AdminApi {
   void ReloadFederatedBundles();
 
  private:
+  // The agents a ListAgents or CountAgents body's filter takes.
+  Result<std::vector<AttestedAgent>> FilteredAgents(const nlohmann::json& body);
 
   EntryService& entries_;
   Datastore& store_;

@@ -1,11 +1,8 @@
 #include "serverd/admin/entry_json.h"
 
-#include <cctype>
-#include <charconv>
-#include <limits>
-
 #include "core/base64url.h"
 #include "core/spiffe_id.h"
+#include "serverd/admin/field_reader.h"
 
 namespace sigil::serverd {
 
@@ -17,128 +14,47 @@ nlohmann::json SpiffeIdToJson(const std::string& id) {
   return json{{"trust_domain", parsed->trust_domain().name()}, {"path", parsed->path()}};
 }
 
-namespace {
-
 json SelectorsToJson(const std::vector<Selector>& selectors) {
   json out = json::array();
   for (const Selector& s : selectors) out.push_back({{"type", s.type}, {"value", s.value}});
   return out;
 }
 
-// Reads the fields of one object, collecting problems by field name.
-class FieldReader {
- public:
-  FieldReader(const json& object, std::string where) : object_(object), where_(std::move(where)) {}
+Status UnsupportedEntryFieldError(const UnsupportedEntryField& field, const std::string& name) {
+  return InvalidArgumentError(name + ": " + field.why);
+}
 
-  const json* Find(const char* key) {
-    auto it = object_.find(key);
-    return it == object_.end() || it->is_null() ? nullptr : &*it;
+namespace {
+
+// The member at a dotted path of `object` ("additional_attributes.jwt_svid_include_jti").
+const json* Member(const json& object, std::string_view path) {
+  const json* at = &object;
+  while (!path.empty()) {
+    const size_t dot = path.find('.');
+    const std::string key(path.substr(0, dot));
+    if (!at->is_object() || !at->contains(key)) return nullptr;
+    at = &(*at)[key];
+    path = dot == std::string_view::npos ? std::string_view() : path.substr(dot + 1);
   }
+  return at;
+}
 
-  void String(const char* key, std::string& out) {
-    const json* value = Find(key);
-    if (value == nullptr) return;
-    if (!value->is_string()) return Problem(key, "expected a string");
-    out = value->get<std::string>();
+// SPIRE's JSON writes every field, so a file of its entries holds "admin": false and the like:
+// only a field set to true asks for what Sigil does not do.
+void RefuseUnsupportedFields(const json& object, FieldReader& r) {
+  if (const json* attributes = r.Find("additional_attributes"); attributes != nullptr && !attributes->is_object()) {
+    r.Problem("additional_attributes", "expected an object");
   }
-
-  // SPIRE writes int64 fields as strings in JSON (protobuf's mapping); accept both, but only
-  // values an int64 holds: a wider one is refused rather than wrapped or saturated.
-  void Int(const char* key, int64_t& out) {
-    const json* value = Find(key);
-    if (value == nullptr) return;
-    if (value->is_number_integer() && !value->is_number_unsigned()) {
-      out = value->get<int64_t>();
-      return;
-    }
-    if (value->is_number_unsigned()) {
-      if (value->get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        out = static_cast<int64_t>(value->get<uint64_t>());
-        return;
-      }
-      return Problem(key, "is larger than a 64-bit whole number holds");
-    }
-    if (value->is_string()) {
-      const std::string& text = value->get_ref<const std::string&>();
-      int64_t parsed = 0;
-      const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), parsed);
-      if (!text.empty() && error == std::errc() && end == text.data() + text.size()) {
-        out = parsed;
-        return;
-      }
-      if (error == std::errc::result_out_of_range) return Problem(key, "is larger than a 64-bit whole number holds");
-    }
-    Problem(key, "expected a whole number");
-  }
-
-  void Bool(const char* key, bool& out) {
-    const json* value = Find(key);
-    if (value == nullptr) return;
-    if (!value->is_boolean()) return Problem(key, "expected true or false");
-    out = value->get<bool>();
-  }
-
-  void StringList(const char* key, std::vector<std::string>& out) {
-    const json* value = Find(key);
-    if (value == nullptr) return;
-    if (!value->is_array()) return Problem(key, "expected a list of strings");
-    std::vector<std::string> items;
-    for (const auto& item : *value) {
-      if (!item.is_string()) return Problem(key, "expected a list of strings");
-      items.push_back(item.get<std::string>());
-    }
-    out = std::move(items);
-  }
-
-  // "spiffe://td/path" or {"trust_domain": "td", "path": "/path"}.
-  void Id(const char* key, std::string& out) {
-    const json* value = Find(key);
-    if (value == nullptr) return;
-    if (value->is_string()) {
-      out = value->get<std::string>();
-      return;
-    }
-    if (value->is_object() && value->contains("trust_domain") && (*value)["trust_domain"].is_string()) {
-      const std::string path = value->contains("path") && (*value)["path"].is_string()
-                                   ? (*value)["path"].get<std::string>() : "";
-      out = "spiffe://" + (*value)["trust_domain"].get<std::string>() + path;
-      return;
-    }
-    Problem(key, "expected a SPIFFE ID string or {\"trust_domain\", \"path\"}");
-  }
-
-  void Selectors(const char* key, std::vector<Selector>& out) {
-    const json* value = Find(key);
-    if (value == nullptr) return;
-    if (!value->is_array()) return Problem(key, "expected a list of {\"type\", \"value\"}");
-    for (const auto& item : *value) {
-      if (item.is_string()) {
-        auto parsed = Selector::Parse(item.get<std::string>());
-        if (!parsed.ok()) return Problem(key, parsed.status().message());
-        out.push_back(*parsed);
-      } else if (item.is_object() && item.contains("type") && item.contains("value") &&
-                 item["type"].is_string() && item["value"].is_string()) {
-        out.push_back({item["type"].get<std::string>(), item["value"].get<std::string>()});
-      } else {
-        return Problem(key, "expected a list of {\"type\", \"value\"}");
-      }
+  for (const UnsupportedEntryField& field : kUnsupportedEntryFields) {
+    const json* value = Member(object, field.json_path);
+    if (value == nullptr || value->is_null()) continue;
+    if (!value->is_boolean()) {
+      r.Problem(field.json_path, "expected true or false");
+    } else if (value->get<bool>()) {
+      r.Problem(field.json_path, field.why);
     }
   }
-
-  void Problem(const char* key, const std::string& message) {
-    problems_ += (problems_.empty() ? "" : "; ") + where_ + "." + key + ": " + message;
-  }
-
-  Status Finish() const {
-    if (!object_.is_object()) return InvalidArgumentError(where_ + ": expected an object");
-    return problems_.empty() ? Status::Ok() : InvalidArgumentError(problems_);
-  }
-
- private:
-  const json& object_;
-  std::string where_;
-  std::string problems_;
-};
+}
 
 }  // namespace
 
@@ -165,7 +81,7 @@ Result<RegistrationEntry> EntryFromJson(const json& object, const std::string& w
   RegistrationEntry e;
   FieldReader r(object, where);
   if (object.is_object()) {
-    r.String("id", e.id);
+    r.String(r.Find("id") != nullptr ? "id" : "entry_id", e.id);
     r.Id("spiffe_id", e.spiffe_id);
     r.Id("parent_id", e.parent_id);
     r.Selectors("selectors", e.selectors);
@@ -177,9 +93,9 @@ Result<RegistrationEntry> EntryFromJson(const json& object, const std::string& w
     e.jwt_svid_ttl = std::chrono::seconds(ttl);
     r.StringList("dns_names", e.dns_names);
     r.StringList("federates_with", e.federates_with);
-    r.Bool("admin", e.admin);
+    RefuseUnsupportedFields(object, r);
     r.Bool("downstream", e.downstream);
-    r.Int("expires_at", e.expires_at);
+    r.Int(r.Find("expires_at") != nullptr ? "expires_at" : "entryExpiry", e.expires_at);
     r.String("hint", e.hint);
     r.Int("revision_number", e.revision);
     r.Int("created_at", e.created_at);
@@ -210,78 +126,35 @@ Result<std::vector<RegistrationEntry>> EntriesFromDataFile(std::string_view text
   return entries;
 }
 
-json AgentToJson(const AttestedAgent& a) {
-  return json{
-      {"id", SpiffeIdToJson(a.spiffe_id)},
-      {"attestation_type", a.attestation_type},
-      {"x509svid_serial_number", a.serial},
-      {"x509svid_expires_at", std::to_string(a.expires_at)},
-      {"selectors", SelectorsToJson(a.selectors)},
-      {"banned", a.banned},
-      {"created_at", std::to_string(a.created_at)},
-  };
-}
-
-Result<AttestedAgent> AgentFromJson(const json& object) {
-  AttestedAgent a;
-  FieldReader r(object, "agent");
-  if (object.is_object()) {
-    r.Id("id", a.spiffe_id);
-    r.String("attestation_type", a.attestation_type);
-    r.String("x509svid_serial_number", a.serial);
-    r.Int("x509svid_expires_at", a.expires_at);
-    r.Selectors("selectors", a.selectors);
-    r.Bool("banned", a.banned);
-    r.Int("created_at", a.created_at);
-  }
-  SIGIL_RETURN_IF_ERROR(r.Finish());
-  return a;
-}
-
-namespace {
-
-Result<SelectorMatch> SelectorMatchFromText(const std::string& name) {
-  // SPIRE's API spells them MATCH_EXACT …; its CLI says exact ….
-  std::string lower;
-  for (char c : name) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (lower.rfind("match_", 0) == 0) lower = lower.substr(6);
-  return ParseSelectorMatch(lower);
-}
-
-}  // namespace
-
 Result<EntryFilter> EntryFilterFromJson(const json& body) {
   EntryFilter filter;
   const auto f = body.find("filter");
   if (f == body.end() || f->is_null()) return filter;
   FieldReader by(*f, "filter");
-  auto optional_id = [&](const char* key, std::optional<std::string>& out) {
-    if (by.Find(key) == nullptr) return;
-    std::string id;
-    by.Id(key, id);
-    out = std::move(id);
-  };
   if (f->is_object()) {
-    optional_id("by_spiffe_id", filter.spiffe_id);
-    optional_id("by_parent_id", filter.parent_id);
+    for (auto [key, out] : {std::pair{"by_spiffe_id", &filter.spiffe_id}, std::pair{"by_parent_id", &filter.parent_id}}) {
+      if (by.Find(key) == nullptr) continue;
+      std::string id;
+      by.Id(key, id);
+      *out = std::move(id);
+    }
+    by.SelectorMatchObject("by_selectors", filter.selectors, filter.match);
+    if (const json* federates = by.Find("by_federates_with"); federates != nullptr) {
+      FieldReader inner(*federates, "filter.by_federates_with");
+      std::vector<std::string> trust_domains;
+      if (federates->is_object()) {
+        inner.StringList("trust_domains", trust_domains);
+        inner.Match("match", filter.federates_with_match);
+      }
+      SIGIL_RETURN_IF_ERROR(inner.Finish());
+      filter.federates_with = std::move(trust_domains);
+    }
+    std::optional<bool> downstream;
+    by.OptionalBool("by_downstream", downstream);
+    filter.downstream_only = downstream.value_or(false);
+    by.OptionalString("by_hint", filter.hint);
   }
   SIGIL_RETURN_IF_ERROR(by.Finish());
-  const json* s = by.Find("by_selectors");
-  if (s == nullptr) return filter;
-  FieldReader by_selectors(*s, "filter.by_selectors");
-  std::vector<Selector> selectors;
-  std::string match;
-  if (s->is_object()) {
-    by_selectors.Selectors("selectors", selectors);
-    by_selectors.String("match", match);
-  }
-  SIGIL_RETURN_IF_ERROR(by_selectors.Finish());
-  filter.selectors = SelectorSet(selectors);
-  if (!match.empty()) {
-    auto parsed = SelectorMatchFromText(match);
-    if (!parsed.ok()) return InvalidArgumentError("filter.by_selectors.match: " + parsed.status().message());
-    filter.match = *parsed;
-  }
   return filter;
 }
 

@@ -8,8 +8,11 @@
 //    "admin": false, "downstream": false, "expires_at": "0", "hint": "",
 //    "revision_number": "3", "created_at": "1763967600"}
 //
-// Reading also accepts IDs as plain strings ("spiffe_id": "spiffe://example.org/web") and
-// numbers as strings or integers, as SPIRE's older -data files have them.
+// Reading also takes what SPIRE's -data files have: IDs as plain strings ("spiffe_id":
+// "spiffe://example.org/web"), numbers as strings or integers, "entry_id" for "id" and
+// "entryExpiry" for "expires_at"; so both a file written for `spire-server entry create -data`
+// and the output of `entry show -output json` (either server's) read, with their IDs.
+// The SPIRE fields Sigil has no behaviour for (kUnsupportedEntryFields) are refused when set.
 //
 // The admin API's request bodies are read here too, one reader per shape. Every reader is
 // total: any JSON value gives a result or InvalidArgument naming the field, never an exception.
@@ -33,6 +36,29 @@
 
 namespace sigil::serverd {
 
+// SPIRE entry fields for behaviour Sigil does not have: a JSON body or -data file setting one,
+// or `entry create|update` given its flag, is refused with `why` rather than stored and ignored.
+struct UnsupportedEntryField {
+  const char* json_path;  // as SPIRE's types.Entry names it, "additional_attributes.…" nested
+  const char* flag;       // `spire-server entry create` flag
+  const char* why;
+};
+inline constexpr UnsupportedEntryField kUnsupportedEntryFields[] = {
+    {"admin", "-admin",
+     "Sigil has no admin workloads: serverd's admin API is its Unix socket, open to root, serverd's own user and "
+     "the uids of admin_uids, never to a SPIFFE ID"},
+    {"store_svid", "-storeSVID",
+     "Sigil has no SVIDStore plugins: an SVID goes only to the workloads its agent attests, over the Workload API"},
+    {"additional_attributes.disable_x509_svid_prefetch", "-disableX509SVIDPrefetch",
+     "Sigil's agents sign every X509-SVID they may issue before a workload asks, for every entry; there is no "
+     "per-entry switch"},
+    {"additional_attributes.jwt_svid_include_jti", "-jwtSVIDIncludeJTI",
+     "Sigil's JWT-SVIDs carry no jti claim and agents cache them by audience; there is no per-entry switch"},
+};
+
+// The refusal of one of kUnsupportedEntryFields, named as `name` (a flag or a JSON path).
+Status UnsupportedEntryFieldError(const UnsupportedEntryField& field, const std::string& name);
+
 nlohmann::json EntryToJson(const RegistrationEntry& entry);
 // InvalidArgument naming the field ("entries[2].x509_svid_ttl: expected a number").
 Result<RegistrationEntry> EntryFromJson(const nlohmann::json& json, const std::string& where = "entry");
@@ -40,15 +66,16 @@ Result<RegistrationEntry> EntryFromJson(const nlohmann::json& json, const std::s
 // A -data file: {"entries": [...]}.
 Result<std::vector<RegistrationEntry>> EntriesFromDataFile(std::string_view text, const std::string& source);
 
-nlohmann::json AgentToJson(const AttestedAgent& agent);
-Result<AttestedAgent> AgentFromJson(const nlohmann::json& json);
-
 // {"entries": [...]} of BatchCreateEntry and BatchUpdateEntry.
 Result<std::vector<RegistrationEntry>> EntriesRequestFromJson(const nlohmann::json& body);
 
-// ListEntries' {"filter": {"by_spiffe_id", "by_parent_id", "by_selectors": {"selectors", "match"}}};
-// no filter lists everything.
+// The {"filter": {...}} of ListEntries and CountEntries, SPIRE's: "by_spiffe_id", "by_parent_id",
+// "by_selectors": {"selectors", "match"}, "by_federates_with": {"trust_domains", "match"},
+// "by_downstream": true|false, "by_hint"; no filter takes everything.
 Result<EntryFilter> EntryFilterFromJson(const nlohmann::json& body);
+
+// [{"type", "value"}, ...]
+nlohmann::json SelectorsToJson(const std::vector<Selector>& selectors);
 
 // A non-empty string member of the body: {"id": "..."}.
 Result<std::string> RequiredStringFromJson(const nlohmann::json& body, const char* key);

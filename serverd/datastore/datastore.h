@@ -23,13 +23,25 @@
 
 namespace sigil::serverd {
 
+// Which entries a listing or count takes: SPIRE's ListEntries and CountEntries filter. Every
+// field set must hold.
 struct EntryFilter {
   std::optional<std::string> spiffe_id;
   std::optional<std::string> parent_id;
   std::optional<std::vector<std::string>> parent_ids;  // any of these
   std::optional<SelectorSet> selectors;
   SelectorMatch match = SelectorMatch::kSuperset;  // SPIRE's default for `entry show -selector`
+  // Trust domain names; an entry that federates with none never matches, as in SPIRE.
+  std::optional<std::vector<std::string>> federates_with;
+  SelectorMatch federates_with_match = SelectorMatch::kSuperset;
+  // SPIRE's by_downstream: true takes only downstream entries; false filters nothing.
+  bool downstream_only = false;
+  std::optional<std::string> hint;
 };
+
+// Whether `entry` passes the parts of `filter` a store may check after reading its rows:
+// selectors, federates_with, downstream and hint (IDs are the query's).
+bool EntryMatchesFilter(const RegistrationEntry& entry, const EntryFilter& filter);
 
 struct EntryChanges {
   int64_t revision = 0;  // the store's revision when the changes were read
@@ -55,6 +67,23 @@ struct AttestedAgent {
 
   friend bool operator==(const AttestedAgent&, const AttestedAgent&) = default;
 };
+
+// Which agents a listing or count takes: SPIRE's ListAgents and CountAgents filter. Every
+// field set must hold.
+struct AgentFilter {
+  std::optional<std::string> attestation_type;
+  std::optional<SelectorSet> selectors;
+  SelectorMatch match = SelectorMatch::kSuperset;
+  std::optional<bool> banned;
+  std::optional<bool> can_reattest;
+  std::optional<int64_t> expires_before;  // Unix seconds: the agent's SVID expires before it
+};
+
+// Whether the agent's attestor proves the same host again without anything spent: tpm_devid
+// (the TPM proves it each time) can; a join token works once. SPIRE's can_reattest.
+bool AgentCanReattest(const AttestedAgent& agent);
+
+bool AgentMatchesFilter(const AttestedAgent& agent, const AgentFilter& filter);
 
 struct JoinToken {
   std::string spiffe_id;  // optional alias the agent is also known by; empty when none

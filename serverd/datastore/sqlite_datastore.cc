@@ -411,11 +411,7 @@ class SqliteDatastore final : public Datastore {
       where += " AND parent_id IN (SELECT value FROM json_each(?" + std::to_string(args.size()) + "))";
     }
     SIGIL_ASSIGN_OR_RETURN(auto entries, LoadEntries(where, args));
-    if (filter.selectors) {
-      std::erase_if(entries, [&](const RegistrationEntry& e) {
-        return !SelectorsMatch(e.selector_set(), *filter.selectors, filter.match);
-      });
-    }
+    std::erase_if(entries, [&](const RegistrationEntry& e) { return !EntryMatchesFilter(e, filter); });
     return entries;
   }
 

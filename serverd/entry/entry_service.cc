@@ -16,10 +16,33 @@ Status EntryService::CheckFederatedBundles(const RegistrationEntry& entry) {
   return Status::Ok();
 }
 
-Result<RegistrationEntry> EntryService::Create(RegistrationEntry entry) {
+Status ValidateEntryId(std::string_view id) {
+  if (id.size() > kMaxEntryIdLength) {
+    return InvalidArgumentError("entry id is " + std::to_string(id.size()) + " characters long; the maximum is " +
+                                std::to_string(kMaxEntryIdLength));
+  }
+  for (size_t i = 0; i < id.size(); ++i) {
+    const char c = id[i];
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_') {
+      continue;
+    }
+    return InvalidArgumentError("entry id '" + std::string(id) + "' has a character that is not allowed at position " +
+                                std::to_string(i) + " (allowed: a-z A-Z 0-9 - . _)");
+  }
+  return Status::Ok();
+}
+
+Status EntryService::CheckNewEntry(RegistrationEntry& entry) {
+  // The caller may choose the id, as SPIRE's -entryID; the rest of the bookkeeping is the store's.
+  entry.revision = 0;
+  entry.created_at = 0;
+  SIGIL_RETURN_IF_ERROR(ValidateEntryId(entry.id));
   SIGIL_RETURN_IF_ERROR(entry.Validate(trust_domain_));
-  SIGIL_RETURN_IF_ERROR(CheckFederatedBundles(entry));
-  entry.id.clear();  // the server assigns ids
+  return CheckFederatedBundles(entry);
+}
+
+Result<RegistrationEntry> EntryService::Create(RegistrationEntry entry) {
+  SIGIL_RETURN_IF_ERROR(CheckNewEntry(entry));
   return store_.CreateEntry(std::move(entry));
 }
 
@@ -54,11 +77,7 @@ std::vector<Result<RegistrationEntry>> EachInOneWrite(std::vector<RegistrationEn
 std::vector<Result<RegistrationEntry>> EntryService::CreateBatch(std::vector<RegistrationEntry> entries) {
   return EachInOneWrite(
       std::move(entries),
-      [this](RegistrationEntry& entry) {
-        entry.id.clear();  // the server assigns ids
-        SIGIL_RETURN_IF_ERROR(entry.Validate(trust_domain_));
-        return CheckFederatedBundles(entry);
-      },
+      [this](RegistrationEntry& entry) { return CheckNewEntry(entry); },
       [this](std::vector<RegistrationEntry> valid) { return store_.BatchCreateEntries(std::move(valid)); });
 }
 

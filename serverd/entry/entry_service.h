@@ -11,6 +11,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -22,13 +23,19 @@
 
 namespace sigil::serverd {
 
+// An entry id a caller chooses: at most kMaxEntryIdLength characters of a-z A-Z 0-9 - . _, as
+// SPIRE's datastore allows; empty (the store assigns one) passes.
+inline constexpr size_t kMaxEntryIdLength = 255;
+Status ValidateEntryId(std::string_view id);
+
 class EntryService {
  public:
   EntryService(TrustDomain trust_domain, Datastore& store)
       : trust_domain_(std::move(trust_domain)), store_(store) {}
 
-  // InvalidArgument listing every problem, AlreadyExists for a duplicate; nothing is written
-  // on error. An entry may federate only with trust domains whose bundle the server holds
+  // InvalidArgument listing every problem, AlreadyExists for a duplicate (or an id in use);
+  // nothing is written on error. The entry keeps an id it comes with (ValidateEntryId), as
+  // SPIRE's; without one the store assigns a random UUID. An entry may federate only with trust domains whose bundle the server holds
   // (set by hand or fetched from a federation relationship), as SPIRE requires.
   Result<RegistrationEntry> Create(RegistrationEntry entry);
   // One result per entry, in order, as SPIRE's BatchCreateEntry: a bad entry fails alone.
@@ -88,6 +95,8 @@ class EntryService {
   Status DeleteFederatedBundle(const TrustDomain& td, BundleDeleteMode mode);
 
  private:
+  // The checks of Create and CreateBatch; clears what the store assigns.
+  Status CheckNewEntry(RegistrationEntry& entry);
   // InvalidArgument naming the first trust domain of entry.federates_with without a bundle.
   Status CheckFederatedBundles(const RegistrationEntry& entry);
 

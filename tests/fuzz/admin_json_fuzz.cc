@@ -3,6 +3,7 @@
 // ended serverd), and as a `-data` entries or federation relationships file.
 #include <nlohmann/json.hpp>
 
+#include "serverd/admin/agent_json.h"
 #include "serverd/admin/entry_json.h"
 #include "tests/fuzz/fuzz_support.h"
 
@@ -28,6 +29,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const auto& entry : *entries) ReadEntry(entry);
   }
   (void)FederationRelationshipsFromDataFile(text, "fuzz.json");
+  if (auto before = ParseExpiresBefore(text); before.ok()) FUZZ_CHECK(text.size() == 25 || text.size() == 29);
   const nlohmann::json body = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded()) return 0;
   if (auto entries = EntriesRequestFromJson(body); entries.ok()) {
@@ -35,6 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (auto entry = EntryFromJson(body); entry.ok()) ReadEntry(*entry);
   (void)AgentFromJson(body);
+  (void)AgentFilterFromJson(body);
   (void)EntryFilterFromJson(body);
   (void)RequiredStringFromJson(body, "id");
   (void)StringListFromJson(body, "ids");

@@ -74,14 +74,13 @@ TEST_F(ServerCliTest, EntryCreateWithEveryFlagThenShow) {
   auto created = Run({"entry", "create", "-spiffeID", "spiffe://example.org/web", "-parentID",
                       "spiffe://example.org/host", "-selector", "unix:uid:1001", "-selector", "unix:gid:10",
                       "-x509SVIDTTL", "600", "-jwtSVIDTTL", "120", "-dns", "web.example.org", "-dns",
-                      "alt.example.org", "-federatesWith", "spiffe://other.org", "-admin", "-downstream",
+                      "alt.example.org", "-federatesWith", "spiffe://other.org", "-downstream",
                       "-entryExpiry", "1900000000", "-hint", "external"});
   ASSERT_EQ(created.code, 0) << created.err;
   EXPECT_NE(created.out.find("SPIFFE ID        : spiffe://example.org/web\n"), std::string::npos) << created.out;
   EXPECT_NE(created.out.find("X509-SVID TTL    : 600\n"), std::string::npos) << created.out;
   EXPECT_NE(created.out.find("Selector         : unix:gid:10\n"), std::string::npos);
   EXPECT_NE(created.out.find("DNS name         : web.example.org\n"), std::string::npos);
-  EXPECT_NE(created.out.find("Admin            : true\n"), std::string::npos);
   EXPECT_EQ(last_socket_, "/tmp/sigil-server/private/api.sock");
 
   auto entries = store_->ListEntries({});

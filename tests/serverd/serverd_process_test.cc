@@ -60,7 +60,7 @@ TEST_F(ServerdTest, EntriesThroughTheCommandLine) {
       "entry", "create", "-spiffeID", "spiffe://example.org/web", "-parentID",
       "spiffe://example.org/spire/agent/join_token/abc", "-selector", "unix:uid:1001", "-selector",
       "unix:gid:10", "-x509SVIDTTL", "600", "-jwtSVIDTTL", "60", "-dns", "web.example.org",
-      "-federatesWith", "spiffe://other.org", "-admin", "-downstream", "-entryExpiry", "1900000000",
+      "-federatesWith", "spiffe://other.org", "-downstream", "-entryExpiry", "1900000000",
       "-hint", "internal"};
   // Federating with a trust domain whose bundle the server does not hold is refused, as SPIRE
   // refuses it, and creates nothing.
@@ -86,7 +86,7 @@ TEST_F(ServerdTest, EntriesThroughTheCommandLine) {
   EXPECT_EQ(entries[0]["jwt_svid_ttl"], 60);
   EXPECT_EQ(entries[0]["dns_names"][0], "web.example.org");
   EXPECT_EQ(entries[0]["federates_with"][0], "spiffe://other.org");
-  EXPECT_TRUE(entries[0]["admin"].get<bool>());
+  EXPECT_FALSE(entries[0]["admin"].get<bool>());
   EXPECT_TRUE(entries[0]["downstream"].get<bool>());
   EXPECT_EQ(entries[0]["expires_at"], "1900000000");
   EXPECT_EQ(entries[0]["hint"], "internal");
