@@ -194,11 +194,13 @@ AdminApi::AdminApi(EntryService& entries, Datastore& store, FederatedBundles& fe
     const int64_t expires_at = NowUnixSeconds() + request.ttl.count();
     std::string alias_entry_id;
     if (!alias.empty()) {
-      // The token's agent also answers to `alias`: a node alias entry that selects it.
+      // The token's agent also answers to `alias`, as SPIRE makes it: an entry parented to the
+      // agent's own ID that selects that ID, so the entries parented to `alias` are the agent's.
+      const std::string agent_id = JoinTokenAgentId(entries_.trust_domain(), token);
       RegistrationEntry node;
       node.spiffe_id = alias;
-      node.parent_id = ServerSpiffeId(entries_.trust_domain()).str();
-      node.selectors = {{"spiffe_id", JoinTokenAgentId(entries_.trust_domain(), token)}};
+      node.parent_id = agent_id;
+      node.selectors = {{"spiffe_id", agent_id}};
       SIGIL_ASSIGN_OR_RETURN(RegistrationEntry created, store_.CreateEntry(node));
       alias_entry_id = created.id;
     }

@@ -87,8 +87,21 @@ TEST_F(AdminApiTest, JoinTokensWithAnAliasEntry) {
   EXPECT_EQ(stored->spiffe_id, "spiffe://example.org/host/rack7");
   auto aliases = store_->ListEntries({.spiffe_id = "spiffe://example.org/host/rack7"});
   ASSERT_EQ(aliases->size(), 1u);
-  EXPECT_EQ(aliases->front().parent_id, "spiffe://example.org/spire/server");
+  // As SPIRE makes it: parented to the token's agent, selecting that agent.
+  EXPECT_EQ(aliases->front().parent_id, JoinTokenAgentId(entries_->trust_domain(), value));
   EXPECT_EQ(aliases->front().selectors[0].value, JoinTokenAgentId(entries_->trust_domain(), value));
+  // The agent may issue the entries parented to the alias.
+  RegistrationEntry workload;
+  workload.spiffe_id = "spiffe://example.org/host/rack7/web";
+  workload.parent_id = "spiffe://example.org/host/rack7";
+  workload.selectors = {{"unix", "uid:1001"}};
+  ASSERT_TRUE(entries_->Create(workload).ok());
+  auto issuable = entries_->AuthorizedEntries({.spiffe_id = JoinTokenAgentId(entries_->trust_domain(), value),
+                                               .attestation_type = "join_token"});
+  ASSERT_TRUE(issuable.ok()) << issuable.status().ToString();
+  bool found = false;
+  for (const RegistrationEntry& e : *issuable) found = found || e.spiffe_id == workload.spiffe_id;
+  EXPECT_TRUE(found) << "the alias's workload is not the token's agent's";
 
   EXPECT_EQ(api_->Handle("/v1/agent/CreateJoinToken", {{"ttl", -1}}).status().code(), Code::kInvalidArgument);
   auto foreign = api_->Handle("/v1/agent/CreateJoinToken", {{"agent_id", "spiffe://other.org/h"}});

@@ -205,8 +205,11 @@ TEST_F(ServerdTest, TokensAndAgents) {
   auto token = Cli({"token", "generate", "-spiffeID", "spiffe://example.org/host/rack7", "-ttl", "60"});
   ASSERT_EQ(token.exit_code, 0) << token.err;
   EXPECT_EQ(token.out.rfind("Token: ", 0), 0u);
+  // As SPIRE makes it: parented to the token's agent, and selecting it.
+  const std::string agent = "spiffe://example.org/spire/agent/join_token/" + token.out.substr(7, 36);
   auto alias = Cli({"entry", "show", "-spiffeID", "spiffe://example.org/host/rack7"});
-  EXPECT_NE(alias.out.find("Parent ID        : spiffe://example.org/spire/server"), std::string::npos) << alias.out;
+  EXPECT_NE(alias.out.find("Parent ID        : " + agent + "\n"), std::string::npos) << alias.out;
+  EXPECT_NE(alias.out.find("Selector         : spiffe_id:" + agent + "\n"), std::string::npos) << alias.out;
   EXPECT_EQ(Cli({"agent", "list"}).out, "No attested agents found\n");
   auto missing = Cli({"agent", "show", "-spiffeID", "spiffe://example.org/spire/agent/join_token/none"});
   EXPECT_EQ(missing.exit_code, 1);
