@@ -249,7 +249,11 @@ Result<std::vector<FederationRelationshipRequest>> FederationRelationshipsFromJs
       r.String("bundle_endpoint_url", request.fields.bundle_endpoint_url);
       const json* spiffe = r.Find("https_spiffe");
       const json* web = r.Find("https_web");
-      if ((spiffe != nullptr) == (web != nullptr)) {
+      if (spiffe == nullptr && web == nullptr && r.Find("bundle_endpoint_profile") != nullptr) {
+        // A profile by name, as `federation create -bundleEndpointProfile` sends one it has no
+        // shape for: the relationship's own check names it.
+        r.String("bundle_endpoint_profile", request.fields.bundle_endpoint_profile);
+      } else if ((spiffe != nullptr) == (web != nullptr)) {
         r.Problem("https_spiffe", "a relationship needs exactly one of \"https_spiffe\" and \"https_web\"");
       } else if (web != nullptr) {
         request.fields.bundle_endpoint_profile = "https_web";
