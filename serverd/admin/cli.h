@@ -1,9 +1,11 @@
 // The `serverd` command line, with SPIRE's verbs and flags:
 //   serverd entry create|show|update|delete|count …
-//   serverd agent list|show|evict|ban|count …
+//   serverd agent list|show|evict|ban|count|purge …
 //   serverd token generate [-spiffeID ID] [-ttl SECONDS]
-// Every command takes -socketPath; read commands take -output pretty|json. An error prints one
-// line to `err` and the command exits non-zero.
+//   serverd bundle show|list|set|delete|count|history, federation …, x509 mint, jwt mint,
+//   healthcheck
+// Every command takes -socketPath; where SPIRE's takes -output pretty|json, so does Sigil's,
+// printing SPIRE's JSON. An error prints one line to `err` and the command exits non-zero.
 //
 // `run` and the commands that need certificates are added by the daemon's main.
 #pragma once

@@ -1,8 +1,5 @@
 // `serverd federation …` with SPIRE's flags and output, and `serverd bundle history`.
-#include <cctype>
-#include <iostream>
 #include <memory>
-#include <sstream>
 
 #include "core/file.h"
 #include "core/trust_bundle.h"
@@ -38,13 +35,6 @@ void AddRelationshipFlags(CLI::App* command, RelationshipFlags& flags) {
                       "read the JSON from stdin.");
 }
 
-Result<std::string> ReadInput(const std::string& path, const char* what) {
-  if (path != "-") return ReadWholeFile(path, what);
-  std::stringstream in;
-  in << std::cin.rdbuf();
-  return in.str();
-}
-
 // The relationships to send: from -data, or from the other flags.
 Result<std::vector<FederationRelationshipRequest>> RequestsFromFlags(const RelationshipFlags& flags) {
   if (!flags.data_path.empty()) {
@@ -54,7 +44,7 @@ Result<std::vector<FederationRelationshipRequest>> RequestsFromFlags(const Relat
       return InvalidArgumentError("cannot use other flags to specify relationship fields when 'data' flag is set");
     }
     SIGIL_ASSIGN_OR_RETURN(std::string text, ReadInput(flags.data_path, "-data file"));
-    return FederationRelationshipsFromDataFile(text, flags.data_path == "-" ? "standard input" : flags.data_path);
+    return FederationRelationshipsFromDataFile(text, InputName(flags.data_path));
   }
   FederationRelationshipRequest request{.fields = flags.fields};
   if (!flags.bundle_path.empty()) {
@@ -95,22 +85,6 @@ void PrintRelationship(std::ostream& out, const json& r) {
     out << "Bundle endpoint profile   : https_spiffe\n";
     out << "Endpoint SPIFFE ID        : " << r["https_spiffe"].value("endpoint_spiffe_id", "") << "\n";
   }
-}
-
-// gRPC-Go's name of a code, as SPIRE prints it ("AlreadyExists").
-std::string GoCodeName(Code code) {
-  if (code == Code::kCancelled) return "Canceled";
-  std::string name;
-  bool upper = true;
-  for (char c : CodeName(code)) {
-    if (c == '_') {
-      upper = true;
-      continue;
-    }
-    name += upper ? c : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    upper = false;
-  }
-  return name == "Ok" ? "OK" : name;
 }
 
 // As SPIRE: each relationship done is printed; each refused goes to the error stream with why.

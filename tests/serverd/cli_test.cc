@@ -121,7 +121,7 @@ TEST_F(ServerCliTest, UpdateDeleteAndCount) {
   EXPECT_EQ(store_->FetchEntry(id)->selectors[0].value, "uid:2");
   EXPECT_EQ(Run({"entry", "count"}).out, "1 registration entry\n");
   auto deleted = Run({"entry", "delete", "-entryID", id});
-  EXPECT_EQ(deleted.out, "Deleted entry with ID: " + id + "\n");
+  EXPECT_EQ(deleted.out, "Deleted entry with ID: " + id + "\n\n\nDeleted 1 entries successfully\n");
   EXPECT_EQ(Run({"entry", "count", "-output", "json"}).out, "{\"count\":0}\n");
   auto again = Run({"entry", "delete", "-entryID", id});
   EXPECT_EQ(again.code, 1);

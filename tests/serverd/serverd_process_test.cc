@@ -110,7 +110,7 @@ TEST_F(ServerdTest, EntriesThroughTheCommandLine) {
   EXPECT_EQ(Cli({"entry", "count"}).out, "3 registration entries\n");
 
   auto deleted = Cli({"entry", "delete", "-entryID", id});
-  EXPECT_EQ(deleted.out, "Deleted entry with ID: " + id + "\n");
+  EXPECT_EQ(deleted.out, "Deleted entry with ID: " + id + "\n\n\nDeleted 1 entries successfully\n");
   EXPECT_EQ(Count(), 2);
 }
 
