@@ -39,15 +39,22 @@ struct FilterFlags {
 };
 
 void AddFilterFlags(CLI::App* command, FilterFlags& f) {
-  command->add_option("--selector", f.selectors, "A colon-delimited type:value selector; repeatable");
-  command->add_option("--matchSelectorsOn", f.match_selectors, "How -selector matches: exact, subset, superset or any")
+  command->add_option("--selector", f.selectors,
+                      "A colon-delimited type:value selector; repeatable");
+  command
+      ->add_option("--matchSelectorsOn", f.match_selectors,
+                   "How -selector matches: exact, subset, superset or any")
       ->check(CLI::IsMember({"exact", "subset", "superset", "any"}));
-  command->add_option("--attestationType", f.attestation_type, "Only agents attested this way: join_token or tpm_devid");
-  command->add_option("--banned", f.banned, "true: only banned agents; false: only agents not banned");
-  command->add_option("--canReattest", f.can_reattest,
-                      "true: only agents that can attest again (tpm_devid); false: only those that cannot");
+  command->add_option("--attestationType", f.attestation_type,
+                      "Only agents attested this way: join_token or tpm_devid");
+  command->add_option("--banned", f.banned,
+                      "true: only banned agents; false: only agents not banned");
+  command->add_option(
+      "--canReattest", f.can_reattest,
+      "true: only agents that can attest again (tpm_devid); false: only those that cannot");
   command->add_option("--expiresBefore", f.expires_before,
-                      "Only agents whose SVID expires before this time, as \"" + std::string(kExpiresBeforeLayout) + "\"");
+                      "Only agents whose SVID expires before this time, as \"" +
+                          std::string(kExpiresBeforeLayout) + "\"");
 }
 
 // SPIRE's three-way flags take "true" or "false"; anything else is refused rather than read as
@@ -65,7 +72,8 @@ Result<json> FilterJson(const FilterFlags& f) {
   json filter = json::object();
   if (!f.selectors.empty()) {
     SIGIL_ASSIGN_OR_RETURN(json selectors, SelectorsFlag(f.selectors));
-    filter["by_selector_match"] = {{"selectors", selectors}, {"match", MatchName(f.match_selectors)}};
+    filter["by_selector_match"] = {{"selectors", selectors},
+                                   {"match", MatchName(f.match_selectors)}};
   }
   if (!f.attestation_type.empty()) filter["by_attestation_type"] = f.attestation_type;
   SIGIL_RETURN_IF_ERROR(AddBoolFilter(filter, "by_banned", "-banned", f.banned));
@@ -82,14 +90,16 @@ Result<json> FilterJson(const FilterFlags& f) {
 void AddListCommands(CLI::App* agent, CommonFlags& common, AdminAction& action, std::ostream& out) {
   for (const bool count : {false, true}) {
     auto flags = std::make_shared<FilterFlags>();
-    CLI::App* command = agent->add_subcommand(count ? "count" : "list", count ? "Count attested agents" : "List attested agents");
+    CLI::App* command = agent->add_subcommand(
+        count ? "count" : "list", count ? "Count attested agents" : "List attested agents");
     AddFilterFlags(command, *flags);
     AddCommonFlags(command, common, true);
     command->callback([&, flags, count] {
       action = [&, flags, count](AdminClient& client) -> Status {
         SIGIL_ASSIGN_OR_RETURN(json filter, FilterJson(*flags));
         SIGIL_ASSIGN_OR_RETURN(json response,
-                               client.Call(count ? "/v1/agent/CountAgents" : "/v1/agent/ListAgents", {{"filter", filter}}));
+                               client.Call(count ? "/v1/agent/CountAgents" : "/v1/agent/ListAgents",
+                                           {{"filter", filter}}));
         if (common.output == "json") {
           out << response.dump() << "\n";
         } else if (count) {
@@ -108,7 +118,8 @@ void AddListCommands(CLI::App* agent, CommonFlags& common, AdminAction& action, 
   }
 }
 
-void AddOneAgentCommands(CLI::App* agent, CommonFlags& common, AdminAction& action, std::ostream& out) {
+void AddOneAgentCommands(CLI::App* agent, CommonFlags& common, AdminAction& action,
+                         std::ostream& out) {
   auto agent_id = std::make_shared<std::string>();
   auto add = [&](const char* name, const char* help, const char* path, const char* done) {
     CLI::App* command = agent->add_subcommand(name, help);
@@ -126,7 +137,8 @@ void AddOneAgentCommands(CLI::App* agent, CommonFlags& common, AdminAction& acti
           out << "Found an attested agent given its SPIFFE ID\n\n";
           PrintAgent(out, response);
           for (const auto& s : response["selectors"]) {
-            out << "Selectors         : " << s.value("type", "") << ":" << s.value("value", "") << "\n";
+            out << "Selectors         : " << s.value("type", "") << ":" << s.value("value", "")
+                << "\n";
           }
         }
         return Status::Ok();
@@ -134,8 +146,10 @@ void AddOneAgentCommands(CLI::App* agent, CommonFlags& common, AdminAction& acti
     });
   };
   add("show", "Show an attested agent", "/v1/agent/GetAgent", nullptr);
-  add("evict", "Evict an agent; it must attest again", "/v1/agent/DeleteAgent", "Agent evicted successfully");
-  add("ban", "Ban an agent; it cannot attest again", "/v1/agent/BanAgent", "Agent banned successfully");
+  add("evict", "Evict an agent; it must attest again", "/v1/agent/DeleteAgent",
+      "Agent evicted successfully");
+  add("ban", "Ban an agent; it cannot attest again", "/v1/agent/BanAgent",
+      "Agent banned successfully");
 }
 
 // An int64 as SPIRE's JSON writes it (a string) or as a number; 0 for anything else.
@@ -150,9 +164,10 @@ int64_t Int64Of(const json& value) {
 
 // As SPIRE's: the agents that can attest again (a join token's agent cannot, so its record is
 // all there is of it) whose SVID expired more than -expiredFor ago.
-Status Purge(AdminClient& client, std::chrono::seconds expired_for, bool dry_run, const CommonFlags& common,
-             std::ostream& out) {
-  SIGIL_ASSIGN_OR_RETURN(json response, client.Call("/v1/agent/ListAgents", {{"filter", {{"by_can_reattest", true}}}}));
+Status Purge(AdminClient& client, std::chrono::seconds expired_for, bool dry_run,
+             const CommonFlags& common, std::ostream& out) {
+  SIGIL_ASSIGN_OR_RETURN(json response, client.Call("/v1/agent/ListAgents",
+                                                    {{"filter", {{"by_can_reattest", true}}}}));
   const int64_t now = NowUnixSeconds();
   json expired = json::array();
   for (const json& agent : response["agents"]) {
@@ -177,10 +192,12 @@ Status Purge(AdminClient& client, std::chrono::seconds expired_for, bool dry_run
     out << "No agents to purge.\n";
     return Status::Ok();
   }
-  out << "Found " << expired.size() << " expired " << (expired.size() == 1 ? "agent" : "agents") << "\n\n";
+  out << "Found " << expired.size() << " expired " << (expired.size() == 1 ? "agent" : "agents")
+      << "\n\n";
   if (dry_run) {
     out << "\nAgents that can be purged:\n";
-    for (const json& result : expired) out << "SPIFFE ID         : " << result.value("agent_id", "") << "\n";
+    for (const json& result : expired)
+      out << "SPIFFE ID         : " << result.value("agent_id", "") << "\n";
     return Status::Ok();
   }
   for (const bool purged : {true, false}) {
@@ -202,16 +219,19 @@ void AddPurgeCommand(CLI::App* agent, CommonFlags& common, AdminAction& action, 
     bool dry_run = false;
   };
   auto flags = std::make_shared<Flags>();
-  CLI::App* purge = agent->add_subcommand(
-      "purge", "Delete the agents that can attest again (tpm_devid) whose SVID expired more than -expiredFor ago");
+  CLI::App* purge = agent->add_subcommand("purge",
+                                          "Delete the agents that can attest again (tpm_devid) "
+                                          "whose SVID expired more than -expiredFor ago");
   purge->add_option("--expiredFor", flags->expired_for,
-                    "How long ago the agent's SVID must have expired, as 720h, 30m or 1h30m (default 720h, 30 days)");
+                    "How long ago the agent's SVID must have expired, as 720h, 30m or 1h30m "
+                    "(default 720h, 30 days)");
   purge->add_flag("--dryRun", flags->dry_run, "Only print the agents that would be deleted");
   AddCommonFlags(purge, common, true);
   purge->callback([&, flags] {
     action = [&, flags](AdminClient& client) -> Status {
       auto expired_for = ParseDuration(flags->expired_for);
-      if (!expired_for.ok()) return InvalidArgumentError("-expiredFor: " + expired_for.status().message());
+      if (!expired_for.ok())
+        return InvalidArgumentError("-expiredFor: " + expired_for.status().message());
       return Purge(client, *expired_for, flags->dry_run, common, out);
     };
   });
@@ -225,8 +245,9 @@ void AddTokenCommand(CLI::App& app, CommonFlags& common, AdminAction& action, st
   auto flags = std::make_shared<Flags>();
   CLI::App* token = app.add_subcommand("token", "Manage join tokens")->require_subcommand(1);
   CLI::App* generate = token->add_subcommand("generate", "Generate a join token");
-  generate->add_option("--spiffeID", flags->spiffe_id,
-                       "Additional SPIFFE ID to assign the token owner: an entry parented to the token's agent");
+  generate->add_option(
+      "--spiffeID", flags->spiffe_id,
+      "Additional SPIFFE ID to assign the token owner: an entry parented to the token's agent");
   generate->add_option("--ttl", flags->ttl, "Token TTL in seconds")->default_val(600);
   AddCommonFlags(generate, common, true);
   generate->callback([&, flags] {
@@ -250,7 +271,8 @@ void AddTokenCommand(CLI::App& app, CommonFlags& common, AdminAction& action, st
 
 }  // namespace
 
-void AddAgentCommands(CLI::App& app, CommonFlags& common, AdminAction& action, std::ostream& out, std::ostream&) {
+void AddAgentCommands(CLI::App& app, CommonFlags& common, AdminAction& action, std::ostream& out,
+                      std::ostream&) {
   CLI::App* agent = app.add_subcommand("agent", "Manage attested agents")->require_subcommand(1);
   AddListCommands(agent, common, action, out);
   AddOneAgentCommands(agent, common, action, out);

@@ -82,7 +82,8 @@ bool Digits(std::string_view text, size_t at, size_t digits, int& out) {
 
 Result<int64_t> ParseExpiresBefore(std::string_view text) {
   auto invalid = [&] {
-    return InvalidArgumentError("'" + std::string(text) + "' is not a time as \"" + std::string(kExpiresBeforeLayout) +
+    return InvalidArgumentError("'" + std::string(text) + "' is not a time as \"" +
+                                std::string(kExpiresBeforeLayout) +
                                 "\" (e.g. \"2026-12-05 10:00:00 +0000 +00\")");
   };
   // 2006-01-02 15:04:05 -0700 [-07]
@@ -90,24 +91,25 @@ Result<int64_t> ParseExpiresBefore(std::string_view text) {
   // 01234567890123456789012345
   std::tm utc{};
   int offset_hours = 0, offset_minutes = 0;
-  if (text.size() < 25 || text[4] != '-' || text[7] != '-' || text[10] != ' ' || text[13] != ':' || text[16] != ':' ||
-      text[19] != ' ' || (text[20] != '+' && text[20] != '-') || !Digits(text, 0, 4, utc.tm_year) ||
-      !Digits(text, 5, 2, utc.tm_mon) || !Digits(text, 8, 2, utc.tm_mday) || !Digits(text, 11, 2, utc.tm_hour) ||
-      !Digits(text, 14, 2, utc.tm_min) || !Digits(text, 17, 2, utc.tm_sec) || !Digits(text, 21, 2, offset_hours) ||
-      !Digits(text, 23, 2, offset_minutes)) {
+  if (text.size() < 25 || text[4] != '-' || text[7] != '-' || text[10] != ' ' || text[13] != ':' ||
+      text[16] != ':' || text[19] != ' ' || (text[20] != '+' && text[20] != '-') ||
+      !Digits(text, 0, 4, utc.tm_year) || !Digits(text, 5, 2, utc.tm_mon) ||
+      !Digits(text, 8, 2, utc.tm_mday) || !Digits(text, 11, 2, utc.tm_hour) ||
+      !Digits(text, 14, 2, utc.tm_min) || !Digits(text, 17, 2, utc.tm_sec) ||
+      !Digits(text, 21, 2, offset_hours) || !Digits(text, 23, 2, offset_minutes)) {
     return invalid();
   }
   const std::string_view zone = text.substr(25);
   if (!zone.empty()) {
     // The repeated offset in hours, as Go prints "-07"; it must agree with the first.
     int zone_hours = 0;
-    if (zone.size() != 4 || zone[0] != ' ' || zone[1] != text[20] || !Digits(zone, 2, 2, zone_hours) ||
-        zone_hours != offset_hours) {
+    if (zone.size() != 4 || zone[0] != ' ' || zone[1] != text[20] ||
+        !Digits(zone, 2, 2, zone_hours) || zone_hours != offset_hours) {
       return invalid();
     }
   }
-  if (utc.tm_mon < 1 || utc.tm_mon > 12 || utc.tm_mday < 1 || utc.tm_mday > 31 || utc.tm_hour > 23 ||
-      utc.tm_min > 59 || utc.tm_sec > 60 || offset_minutes > 59) {
+  if (utc.tm_mon < 1 || utc.tm_mon > 12 || utc.tm_mday < 1 || utc.tm_mday > 31 ||
+      utc.tm_hour > 23 || utc.tm_min > 59 || utc.tm_sec > 60 || offset_minutes > 59) {
     return invalid();
   }
   utc.tm_year -= 1900;

@@ -25,10 +25,14 @@ Result<json> BundleToJson(const TrustBundle& bundle) {
   json jwt = json::array();
   for (const auto& [key_id, authority] : bundle.jwt.authorities) {
     SIGIL_ASSIGN_OR_RETURN(Bytes der, PublicKeyToDer(authority.public_key.get()));
-    const int64_t expires_at =
-        authority.expires_at ? std::chrono::duration_cast<std::chrono::seconds>(authority.expires_at->time_since_epoch()).count()
-                             : 0;
-    jwt.push_back({{"public_key", Base64Encode(der)}, {"key_id", key_id}, {"expires_at", std::to_string(expires_at)},
+    const int64_t expires_at = authority.expires_at
+                                   ? std::chrono::duration_cast<std::chrono::seconds>(
+                                         authority.expires_at->time_since_epoch())
+                                         .count()
+                                   : 0;
+    jwt.push_back({{"public_key", Base64Encode(der)},
+                   {"key_id", key_id},
+                   {"expires_at", std::to_string(expires_at)},
                    {"tainted", false}});
   }
   return json{{"trust_domain", bundle.trust_domain().name()},
@@ -57,8 +61,8 @@ void AddFormatFlag(CLI::App* command, BundleFlags& flags) {
       ->check(CLI::IsMember({"pem", "spiffe"}));
 }
 
-void AddShowAndCount(CLI::App* bundle, const std::shared_ptr<BundleFlags>& flags, CommonFlags& common,
-                     AdminAction& action, std::ostream& out) {
+void AddShowAndCount(CLI::App* bundle, const std::shared_ptr<BundleFlags>& flags,
+                     CommonFlags& common, AdminAction& action, std::ostream& out) {
   CLI::App* show = bundle->add_subcommand("show", "Print this trust domain's bundle");
   AddFormatFlag(show, *flags);
   AddCommonFlags(show, common, true);
@@ -69,13 +73,15 @@ void AddShowAndCount(CLI::App* bundle, const std::shared_ptr<BundleFlags>& flags
         SIGIL_ASSIGN_OR_RETURN(json bundle, BundleJsonOf(response));
         out << bundle.dump() << "\n";
       } else {
-        out << (flags->format == "spiffe" ? response.value("jwks", "") + "\n" : response.value("pem", ""));
+        out << (flags->format == "spiffe" ? response.value("jwks", "") + "\n"
+                                          : response.value("pem", ""));
       }
       return Status::Ok();
     };
   });
 
-  CLI::App* count = bundle->add_subcommand("count", "Count bundles: this trust domain's and the federated ones");
+  CLI::App* count =
+      bundle->add_subcommand("count", "Count bundles: this trust domain's and the federated ones");
   AddCommonFlags(count, common, true);
   count->callback([&] {
     action = [&](AdminClient& client) -> Status {
@@ -91,15 +97,16 @@ void AddShowAndCount(CLI::App* bundle, const std::shared_ptr<BundleFlags>& flags
   });
 }
 
-void AddList(CLI::App* bundle, const std::shared_ptr<BundleFlags>& flags, CommonFlags& common, AdminAction& action,
-             std::ostream& out) {
+void AddList(CLI::App* bundle, const std::shared_ptr<BundleFlags>& flags, CommonFlags& common,
+             AdminAction& action, std::ostream& out) {
   CLI::App* list = bundle->add_subcommand("list", "List federated bundles");
   list->add_option("--id", flags->id, "Only the bundle of this trust domain");
   AddFormatFlag(list, *flags);
   AddCommonFlags(list, common, true);
   list->callback([&, flags] {
     action = [&, flags](AdminClient& client) -> Status {
-      SIGIL_ASSIGN_OR_RETURN(json response, client.Call("/v1/bundle/ListFederatedBundles", json::object()));
+      SIGIL_ASSIGN_OR_RETURN(json response,
+                             client.Call("/v1/bundle/ListFederatedBundles", json::object()));
       json bundles = json::array();
       for (const auto& b : response["bundles"]) {
         const std::string td = b.value("trust_domain", "");
@@ -118,17 +125,18 @@ void AddList(CLI::App* bundle, const std::shared_ptr<BundleFlags>& flags, Common
         return Status::Ok();
       }
       for (const auto& b : bundles) {
-        out << "****************************************\n* spiffe://" << b.value("trust_domain", "")
-            << "\n****************************************\n"
-            << (flags->format == "spiffe" ? b.value("jwks", "") + "\n" : b.value("pem", "")) << "\n";
+        out << "****************************************\n* spiffe://"
+            << b.value("trust_domain", "") << "\n****************************************\n"
+            << (flags->format == "spiffe" ? b.value("jwks", "") + "\n" : b.value("pem", ""))
+            << "\n";
       }
       return Status::Ok();
     };
   });
 }
 
-void AddSetAndDelete(CLI::App* bundle, const std::shared_ptr<BundleFlags>& flags, CommonFlags& common,
-                     AdminAction& action, std::ostream& out) {
+void AddSetAndDelete(CLI::App* bundle, const std::shared_ptr<BundleFlags>& flags,
+                     CommonFlags& common, AdminAction& action, std::ostream& out) {
   CLI::App* set = bundle->add_subcommand("set", "Create or replace a federated bundle");
   set->add_option("--id", flags->id, "The trust domain the bundle belongs to")->required();
   set->add_option("--path", flags->path, "The bundle file (default: standard input)");
@@ -136,9 +144,11 @@ void AddSetAndDelete(CLI::App* bundle, const std::shared_ptr<BundleFlags>& flags
   AddCommonFlags(set, common, false);
   set->callback([&, flags] {
     action = [&, flags](AdminClient& client) -> Status {
-      SIGIL_ASSIGN_OR_RETURN(std::string text, ReadInput(flags->path.empty() ? "-" : flags->path, "-path file"));
+      SIGIL_ASSIGN_OR_RETURN(std::string text,
+                             ReadInput(flags->path.empty() ? "-" : flags->path, "-path file"));
       json item{{"trust_domain", flags->id}, {flags->format == "spiffe" ? "jwks" : "pem", text}};
-      SIGIL_ASSIGN_OR_RETURN(json response, client.Call("/v1/bundle/BatchSetFederatedBundle", {{"bundles", {item}}}));
+      SIGIL_ASSIGN_OR_RETURN(
+          json response, client.Call("/v1/bundle/BatchSetFederatedBundle", {{"bundles", {item}}}));
       SIGIL_RETURN_IF_ERROR(ItemStatus(response["results"][0]["status"]));
       out << "bundle set.\n";
       return Status::Ok();
@@ -149,16 +159,19 @@ void AddSetAndDelete(CLI::App* bundle, const std::shared_ptr<BundleFlags>& flags
   remove->add_option("--id", flags->id, "The trust domain of the bundle")->required();
   remove
       ->add_option("--mode", flags->delete_mode,
-                   "What happens to the entries that federate with it: restrict (refuse while there are any), "
+                   "What happens to the entries that federate with it: restrict (refuse while "
+                   "there are any), "
                    "dissociate (they stop federating with it) or delete (they are deleted)")
       ->check(CLI::IsMember({"restrict", "dissociate", "delete"}));
   AddCommonFlags(remove, common, false);
   remove->callback([&, flags] {
     action = [&, flags](AdminClient& client) -> Status {
       std::string mode = flags->delete_mode;
-      std::transform(mode.begin(), mode.end(), mode.begin(), [](unsigned char c) { return std::toupper(c); });
-      SIGIL_ASSIGN_OR_RETURN(json response, client.Call("/v1/bundle/BatchDeleteFederatedBundle",
-                                                         {{"trust_domains", {flags->id}}, {"mode", mode}}));
+      std::transform(mode.begin(), mode.end(), mode.begin(),
+                     [](unsigned char c) { return std::toupper(c); });
+      SIGIL_ASSIGN_OR_RETURN(json response,
+                             client.Call("/v1/bundle/BatchDeleteFederatedBundle",
+                                         {{"trust_domains", {flags->id}}, {"mode", mode}}));
       SIGIL_RETURN_IF_ERROR(ItemStatus(response["results"][0]["status"]));
       out << "bundle deleted.\n";
       return Status::Ok();
@@ -169,8 +182,9 @@ void AddSetAndDelete(CLI::App* bundle, const std::shared_ptr<BundleFlags>& flags
 }  // namespace
 
 void AddBundleCommands(CLI::App& app, CommonFlags& common, AdminAction& action, std::ostream& out) {
-  CLI::App* bundle = app.add_subcommand("bundle", "Show this trust domain's bundle and manage federated ones")
-                         ->require_subcommand(1);
+  CLI::App* bundle =
+      app.add_subcommand("bundle", "Show this trust domain's bundle and manage federated ones")
+          ->require_subcommand(1);
   auto flags = std::make_shared<BundleFlags>();
   AddShowAndCount(bundle, flags, common, action, out);
   AddList(bundle, flags, common, action, out);

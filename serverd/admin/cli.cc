@@ -34,7 +34,8 @@ std::string TimeText(const json& unix_seconds) {
   std::tm utc{};
   if (gmtime_r(&t, &utc) == nullptr) return std::to_string(seconds);
   char buffer[64];
-  if (std::strftime(buffer, sizeof(buffer), "%Y-%m-%d %H:%M:%S +0000 UTC", &utc) == 0) return std::to_string(seconds);
+  if (std::strftime(buffer, sizeof(buffer), "%Y-%m-%d %H:%M:%S +0000 UTC", &utc) == 0)
+    return std::to_string(seconds);
   return buffer;
 }
 
@@ -51,7 +52,8 @@ Result<std::string> ReadInput(const std::string& path, std::string_view what) {
   if (path != "-") return ReadWholeFile(path, what);
   std::stringstream in;
   in << std::cin.rdbuf();
-  if (std::cin.bad()) return InvalidArgumentError(std::string(what) + ": standard input could not be read");
+  if (std::cin.bad())
+    return InvalidArgumentError(std::string(what) + ": standard input could not be read");
   return in.str();
 }
 
@@ -65,7 +67,8 @@ std::string IdString(const json& id) {
 
 Result<SpiffeId> SpiffeIdFlag(std::string_view flag, const std::string& value) {
   auto id = SpiffeId::Parse(value);
-  if (!id.ok()) return InvalidArgumentError(std::string(flag) + " '" + value + "': " + id.status().message());
+  if (!id.ok())
+    return InvalidArgumentError(std::string(flag) + " '" + value + "': " + id.status().message());
   return id;
 }
 
@@ -79,7 +82,8 @@ Result<json> SelectorsFlag(const std::vector<std::string>& texts) {
 }
 
 std::string MatchName(std::string mode) {
-  std::transform(mode.begin(), mode.end(), mode.begin(), [](unsigned char c) { return std::toupper(c); });
+  std::transform(mode.begin(), mode.end(), mode.begin(),
+                 [](unsigned char c) { return std::toupper(c); });
   return "MATCH_" + mode;
 }
 
@@ -106,7 +110,8 @@ std::string GoCodeName(Code code) {
 
 namespace {
 
-void AddHealthcheckCommand(CLI::App& app, CommonFlags& common, AdminAction& action, std::ostream& out) {
+void AddHealthcheckCommand(CLI::App& app, CommonFlags& common, AdminAction& action,
+                           std::ostream& out) {
   struct Flags {
     bool shallow = false;
     bool verbose = false;
@@ -119,8 +124,9 @@ void AddHealthcheckCommand(CLI::App& app, CommonFlags& common, AdminAction& acti
   healthcheck->callback([&, flags] {
     action = [&out, flags](AdminClient& client) -> Status {
       if (flags->verbose) out << "Checking server health...\n";
-      SIGIL_ASSIGN_OR_RETURN(json response,
-                             client.Call(flags->shallow ? "/v1/entry/CountEntries" : "/v1/health/Check", json::object()));
+      SIGIL_ASSIGN_OR_RETURN(
+          json response, client.Call(flags->shallow ? "/v1/entry/CountEntries" : "/v1/health/Check",
+                                     json::object()));
       out << "Server is healthy.\n";
       return Status::Ok();
     };
@@ -129,8 +135,8 @@ void AddHealthcheckCommand(CLI::App& app, CommonFlags& common, AdminAction& acti
 
 }  // namespace
 
-int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnector& connect, std::ostream& out,
-                    std::ostream& err) {
+int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnector& connect,
+                    std::ostream& out, std::ostream& err) {
   CLI::App app{"serverd administration commands", "serverd"};
   app.require_subcommand(1);
   CommonFlags common;
@@ -146,7 +152,8 @@ int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnect
   if (!action) return 1;
   auto client = connect(common.socket_path);
   if (!client.ok()) {
-    err << "Error: cannot reach serverd at " << common.socket_path << ": " << client.status().message() << "\n";
+    err << "Error: cannot reach serverd at " << common.socket_path << ": "
+        << client.status().message() << "\n";
     return 1;
   }
   const Status status = action(**client);

@@ -30,13 +30,16 @@ void PrintEntry(std::ostream& out, const json& e) {
   if (e.value("downstream", false)) row("Downstream", "true");
   row("X509-SVID TTL", TtlText(e["x509_svid_ttl"]));
   row("JWT-SVID TTL", TtlText(e["jwt_svid_ttl"]));
-  if (const std::string expiry = TimeText(e.value("expires_at", json("0"))); !expiry.empty()) row("Expiration time", expiry);
-  for (const auto& s : e["selectors"]) row("Selector", s.value("type", "") + ":" + s.value("value", ""));
+  if (const std::string expiry = TimeText(e.value("expires_at", json("0"))); !expiry.empty())
+    row("Expiration time", expiry);
+  for (const auto& s : e["selectors"])
+    row("Selector", s.value("type", "") + ":" + s.value("value", ""));
   for (const auto& f : e["federates_with"]) row("FederatesWith", f.get<std::string>());
   for (const auto& d : e["dns_names"]) row("DNS name", d.get<std::string>());
   if (e.value("admin", false)) row("Admin", "true");
   if (!e.value("hint", "").empty()) row("Hint", e.value("hint", ""));
-  if (const std::string created = TimeText(e.value("created_at", json("0"))); !created.empty()) row("Created At", created);
+  if (const std::string created = TimeText(e.value("created_at", json("0"))); !created.empty())
+    row("Created At", created);
   out << "\n";
 }
 
@@ -60,22 +63,29 @@ struct EntryFlags {
 };
 
 void AddEntryFlags(CLI::App* command, EntryFlags& f, bool update) {
-  command->add_option("--entryID", f.entry_id,
-                      update ? "The ID of the entry to update"
-                             : "A custom ID for this entry (a-z A-Z 0-9 - . _); without it the server makes one");
+  command->add_option(
+      "--entryID", f.entry_id,
+      update ? "The ID of the entry to update"
+             : "A custom ID for this entry (a-z A-Z 0-9 - . _); without it the server makes one");
   command->add_option("--spiffeID", f.spiffe_id, "The SPIFFE ID this entry issues");
   command->add_option("--parentID", f.parent_id, "The SPIFFE ID of this entry's parent");
-  command->add_option("--selector", f.selectors, "A colon-delimited type:value selector; repeatable");
-  command->add_option("--x509SVIDTTL", f.x509_svid_ttl, "The TTL of X509-SVIDs issued for this entry, in seconds");
-  command->add_option("--jwtSVIDTTL", f.jwt_svid_ttl, "The TTL of JWT-SVIDs issued for this entry, in seconds");
+  command->add_option("--selector", f.selectors,
+                      "A colon-delimited type:value selector; repeatable");
+  command->add_option("--x509SVIDTTL", f.x509_svid_ttl,
+                      "The TTL of X509-SVIDs issued for this entry, in seconds");
+  command->add_option("--jwtSVIDTTL", f.jwt_svid_ttl,
+                      "The TTL of JWT-SVIDs issued for this entry, in seconds");
   command->add_option("--dns", f.dns_names, "A DNS name for the X509-SVID; repeatable");
-  command->add_option("--federatesWith", f.federates_with, "A trust domain to federate with; repeatable");
+  command->add_option("--federatesWith", f.federates_with,
+                      "A trust domain to federate with; repeatable");
   command->add_flag("--downstream", f.downstream, "Make the workload a downstream CA");
   command->add_option("--entryExpiry", f.entry_expiry, "When the entry expires, in Unix seconds");
   command->add_option("--hint", f.hint, "A hint for workloads that get several SVIDs");
-  if (!update) command->add_flag("--node", f.node, "Make the entry a node alias (parented to the server)");
+  if (!update)
+    command->add_flag("--node", f.node, "Make the entry a node alias (parented to the server)");
   command->add_option("--data", f.data_path,
-                      std::string("A JSON file of entries ({\"entries\": [...]}) to ") + (update ? "update" : "create") +
+                      std::string("A JSON file of entries ({\"entries\": [...]}) to ") +
+                          (update ? "update" : "create") +
                           " at once, each with its ID; '-' reads standard input");
   for (size_t i = 0; i < std::size(kUnsupportedEntryFields); ++i) {
     command->add_flag(std::string("-") + kUnsupportedEntryFields[i].flag, f.unsupported[i],
@@ -88,7 +98,8 @@ std::string EntryFlagsGiven(const CLI::App* command) {
   std::string given;
   for (const CLI::Option* option : command->get_options()) {
     const std::string name = option->get_name();
-    if (option->count() == 0 || name == "--data" || name == "--socketPath" || name == "--output" || name == "--help") {
+    if (option->count() == 0 || name == "--data" || name == "--socketPath" || name == "--output" ||
+        name == "--help") {
       continue;
     }
     given += (given.empty() ? "" : ", ") + name.substr(1);
@@ -98,7 +109,9 @@ std::string EntryFlagsGiven(const CLI::App* command) {
 
 Result<RegistrationEntry> EntryFromFlags(const EntryFlags& f, bool update) {
   for (size_t i = 0; i < std::size(kUnsupportedEntryFields); ++i) {
-    if (f.unsupported[i]) return UnsupportedEntryFieldError(kUnsupportedEntryFields[i], kUnsupportedEntryFields[i].flag);
+    if (f.unsupported[i])
+      return UnsupportedEntryFieldError(kUnsupportedEntryFields[i],
+                                        kUnsupportedEntryFields[i].flag);
   }
   RegistrationEntry e;
   e.id = f.entry_id;
@@ -110,10 +123,11 @@ Result<RegistrationEntry> EntryFromFlags(const EntryFlags& f, bool update) {
   if (e.parent_id.empty() && !f.node) missing += update ? " -parentID" : " -parentID (or -node)";
   if (f.selectors.empty()) missing += " -selector";
   if (!missing.empty()) {
-    return InvalidArgumentError(std::string(update ? "entry update" : "entry create") + " needs" + missing +
-                                " (or -data)");
+    return InvalidArgumentError(std::string(update ? "entry update" : "entry create") + " needs" +
+                                missing + " (or -data)");
   }
-  if (f.node && !e.parent_id.empty()) return InvalidArgumentError("-node and -parentID cannot both be given");
+  if (f.node && !e.parent_id.empty())
+    return InvalidArgumentError("-node and -parentID cannot both be given");
   if (f.node) {
     // A node alias hangs off the server of the entry's own trust domain.
     SIGIL_ASSIGN_OR_RETURN(SpiffeId id, SpiffeIdFlag("-spiffeID", e.spiffe_id));
@@ -141,23 +155,28 @@ void WarnOfBinaryWithoutUser(std::ostream& err, const RegistrationEntry& entry) 
   bool names_user = false;
   for (const Selector& selector : entry.selectors) {
     if (selector.type != "unix") continue;
-    names_binary = names_binary || selector.value.starts_with("path:") || selector.value.starts_with("sha256:");
-    names_user = names_user || selector.value.starts_with("uid:") || selector.value.starts_with("gid:") ||
-                 selector.value.starts_with("user:") || selector.value.starts_with("group:");
+    names_binary = names_binary || selector.value.starts_with("path:") ||
+                   selector.value.starts_with("sha256:");
+    names_user = names_user || selector.value.starts_with("uid:") ||
+                 selector.value.starts_with("gid:") || selector.value.starts_with("user:") ||
+                 selector.value.starts_with("group:");
   }
   if (names_binary && !names_user) {
     err << "Warning: entry for " << entry.spiffe_id
-        << " selects a binary (unix:path or unix:sha256) without unix:uid or unix:gid; any local user who can run "
+        << " selects a binary (unix:path or unix:sha256) without unix:uid or unix:gid; any local "
+           "user who can run "
            "that binary receives its identity. Add unix:uid or unix:gid.\n";
   }
 }
 
 // The entries a create or update sends: those of the -data file, or the one the flags describe.
-Result<json> EntriesToSend(const CLI::App* command, const EntryFlags& f, bool update, std::ostream& err) {
+Result<json> EntriesToSend(const CLI::App* command, const EntryFlags& f, bool update,
+                           std::ostream& err) {
   std::vector<RegistrationEntry> entries;
   if (!f.data_path.empty()) {
     if (const std::string given = EntryFlagsGiven(command); !given.empty()) {
-      return InvalidArgumentError("-data cannot be combined with " + given + ": the file describes the entries");
+      return InvalidArgumentError("-data cannot be combined with " + given +
+                                  ": the file describes the entries");
     }
     SIGIL_ASSIGN_OR_RETURN(std::string text, ReadInput(f.data_path, "-data file"));
     SIGIL_ASSIGN_OR_RETURN(entries, EntriesFromDataFile(text, InputName(f.data_path)));
@@ -175,7 +194,8 @@ Result<json> EntriesToSend(const CLI::App* command, const EntryFlags& f, bool up
 
 // The per-item results of a batch call: prints each entry written; a single failure is the
 // command's error, several are listed one per line and summed up.
-Status PrintBatch(std::ostream& out, std::ostream& err, const json& response, const CommonFlags& common) {
+Status PrintBatch(std::ostream& out, std::ostream& err, const json& response,
+                  const CommonFlags& common) {
   if (common.output == "json") out << response.dump() << "\n";
   const json& results = response["results"];
   std::vector<Status> failures;
@@ -183,29 +203,32 @@ Status PrintBatch(std::ostream& out, std::ostream& err, const json& response, co
     const json& result = results[i];
     if (Status status = ItemStatus(result["status"]); !status.ok()) {
       failures.push_back(std::move(status));
-      if (results.size() > 1) err << "Error: entry " << i + 1 << ": " << failures.back().message() << "\n";
+      if (results.size() > 1)
+        err << "Error: entry " << i + 1 << ": " << failures.back().message() << "\n";
     } else if (common.output != "json" && result.contains("entry")) {
       PrintEntry(out, result["entry"]);
     }
   }
   if (failures.empty()) return Status::Ok();
   if (results.size() == 1) return failures.front();
-  return Status(failures.front().code(),
-                std::to_string(failures.size()) + " of " + std::to_string(results.size()) + " entries failed");
+  return Status(failures.front().code(), std::to_string(failures.size()) + " of " +
+                                             std::to_string(results.size()) + " entries failed");
 }
 
-void AddWriteCommand(CLI::App* entry, bool update, CommonFlags& common, AdminAction& action, std::ostream& out,
-                     std::ostream& err) {
+void AddWriteCommand(CLI::App* entry, bool update, CommonFlags& common, AdminAction& action,
+                     std::ostream& out, std::ostream& err) {
   auto flags = std::make_shared<EntryFlags>();
-  CLI::App* command = entry->add_subcommand(update ? "update" : "create",
-                                            update ? "Update registration entries" : "Create registration entries");
+  CLI::App* command =
+      entry->add_subcommand(update ? "update" : "create",
+                            update ? "Update registration entries" : "Create registration entries");
   AddEntryFlags(command, *flags, update);
   AddCommonFlags(command, common, true);
   command->callback([&, command, flags, update] {
     action = [&, command, flags, update](AdminClient& client) -> Status {
       SIGIL_ASSIGN_OR_RETURN(json entries, EntriesToSend(command, *flags, update, err));
-      SIGIL_ASSIGN_OR_RETURN(json response, client.Call(update ? "/v1/entry/BatchUpdateEntry" : "/v1/entry/BatchCreateEntry",
-                                                         {{"entries", entries}}));
+      SIGIL_ASSIGN_OR_RETURN(json response, client.Call(update ? "/v1/entry/BatchUpdateEntry"
+                                                               : "/v1/entry/BatchCreateEntry",
+                                                        {{"entries", entries}}));
       return PrintBatch(out, err, response, common);
     };
   });
@@ -223,12 +246,17 @@ void AddFilterFlags(CLI::App* command, FilterFlags& f, const char* verb) {
   const std::string which = std::string(" of the entries to ") + verb;
   command->add_option("--spiffeID", f.spiffe_id, "The SPIFFE ID" + which);
   command->add_option("--parentID", f.parent_id, "The parent ID" + which);
-  command->add_option("--selector", f.selectors, "A colon-delimited type:value selector" + which + "; repeatable");
-  command->add_option("--matchSelectorsOn", f.match_selectors, "How -selector matches: exact, subset, superset or any")
+  command->add_option("--selector", f.selectors,
+                      "A colon-delimited type:value selector" + which + "; repeatable");
+  command
+      ->add_option("--matchSelectorsOn", f.match_selectors,
+                   "How -selector matches: exact, subset, superset or any")
       ->check(CLI::IsMember({"exact", "subset", "superset", "any"}));
-  command->add_option("--federatesWith", f.federates_with, "A trust domain the entries federate with; repeatable");
-  command->add_option("--matchFederatesWithOn", f.match_federates_with,
-                      "How -federatesWith matches: exact, subset, superset or any")
+  command->add_option("--federatesWith", f.federates_with,
+                      "A trust domain the entries federate with; repeatable");
+  command
+      ->add_option("--matchFederatesWithOn", f.match_federates_with,
+                   "How -federatesWith matches: exact, subset, superset or any")
       ->check(CLI::IsMember({"exact", "subset", "superset", "any"}));
   command->add_flag("--downstream", f.downstream, "Only downstream entries");
   command->add_option("--hint", f.hint, "The hint" + which);
@@ -252,10 +280,12 @@ Result<json> FilterJson(const FilterFlags& f) {
     json names = json::array();
     for (const std::string& text : f.federates_with) {
       auto td = TrustDomain::Parse(text);
-      if (!td.ok()) return InvalidArgumentError("-federatesWith '" + text + "': " + td.status().message());
+      if (!td.ok())
+        return InvalidArgumentError("-federatesWith '" + text + "': " + td.status().message());
       names.push_back(td->name());
     }
-    filter["by_federates_with"] = {{"trust_domains", names}, {"match", MatchName(f.match_federates_with)}};
+    filter["by_federates_with"] = {{"trust_domains", names},
+                                   {"match", MatchName(f.match_federates_with)}};
   }
   if (f.downstream) filter["by_downstream"] = true;
   if (!f.hint.empty()) filter["by_hint"] = f.hint;
@@ -275,11 +305,13 @@ void AddShowCommand(CLI::App* entry, CommonFlags& common, AdminAction& action, s
         if (!flags->spiffe_id.empty() || !flags->parent_id.empty() || !flags->selectors.empty()) {
           return InvalidArgumentError("the -entryID flag can't be combined with others");
         }
-        SIGIL_ASSIGN_OR_RETURN(json e, client.Call("/v1/entry/GetEntry", {{"id", flags->entry_id}}));
+        SIGIL_ASSIGN_OR_RETURN(json e,
+                               client.Call("/v1/entry/GetEntry", {{"id", flags->entry_id}}));
         entries.push_back(e);
       } else {
         SIGIL_ASSIGN_OR_RETURN(json filter, FilterJson(*flags));
-        SIGIL_ASSIGN_OR_RETURN(json response, client.Call("/v1/entry/ListEntries", {{"filter", filter}}));
+        SIGIL_ASSIGN_OR_RETURN(json response,
+                               client.Call("/v1/entry/ListEntries", {{"filter", filter}}));
         entries = response["entries"];
       }
       if (common.output == "json") {
@@ -301,7 +333,8 @@ void AddCountCommand(CLI::App* entry, CommonFlags& common, AdminAction& action, 
   count->callback([&, flags] {
     action = [&, flags](AdminClient& client) -> Status {
       SIGIL_ASSIGN_OR_RETURN(json filter, FilterJson(*flags));
-      SIGIL_ASSIGN_OR_RETURN(json response, client.Call("/v1/entry/CountEntries", {{"filter", filter}}));
+      SIGIL_ASSIGN_OR_RETURN(json response,
+                             client.Call("/v1/entry/CountEntries", {{"filter", filter}}));
       if (common.output == "json") {
         out << response.dump() << "\n";
       } else {
@@ -336,8 +369,8 @@ Status PrintDeleted(std::ostream& out, std::ostream& err, const json& response) 
   for (const json& result : response["results"]) {
     const Status status = ItemStatus(result["status"]);
     if (status.ok()) continue;
-    err << "Failed to delete entry with ID " << result.value("id", "") << " (code: " << GoCodeName(status.code())
-        << ", msg: \"" << status.message() << "\")\n";
+    err << "Failed to delete entry with ID " << result.value("id", "")
+        << " (code: " << GoCodeName(status.code()) << ", msg: \"" << status.message() << "\")\n";
     ++failed;
   }
   if (failed == 0) {
@@ -345,7 +378,8 @@ Status PrintDeleted(std::ostream& out, std::ostream& err, const json& response) 
     return Status::Ok();
   }
   out << (deleted == 0 ? "Failed to delete " + std::to_string(failed) + " entries"
-                       : "Deleted " + std::to_string(deleted) + " entries successfully, but failed to delete " +
+                       : "Deleted " + std::to_string(deleted) +
+                             " entries successfully, but failed to delete " +
                              std::to_string(failed) + " entries")
       << "\n";
   return InvalidArgumentError("failed to delete one or more entries");
@@ -359,24 +393,28 @@ void AddDeleteCommand(CLI::App* entry, CommonFlags& common, AdminAction& action,
   auto flags = std::make_shared<Flags>();
   CLI::App* remove = entry->add_subcommand("delete", "Delete registration entries");
   remove->add_option("--entryID", flags->entry_id, "The ID of the entry to delete");
-  remove->add_option("--file", flags->file,
-                     "A JSON file of the IDs to delete at once ({\"ids\": [...]}); '-' reads standard input");
+  remove->add_option(
+      "--file", flags->file,
+      "A JSON file of the IDs to delete at once ({\"ids\": [...]}); '-' reads standard input");
   AddCommonFlags(remove, common, true);
   remove->callback([&, flags] {
     action = [&, flags](AdminClient& client) -> Status {
       std::vector<std::string> ids;
       if (!flags->file.empty()) {
-        if (!flags->entry_id.empty()) return InvalidArgumentError("-entryID and -file cannot both be given");
+        if (!flags->entry_id.empty())
+          return InvalidArgumentError("-entryID and -file cannot both be given");
         SIGIL_ASSIGN_OR_RETURN(ids, IdsFromFile(flags->file));
       } else if (!flags->entry_id.empty()) {
         ids.push_back(flags->entry_id);
       } else {
         return InvalidArgumentError("entry delete needs -entryID or -file");
       }
-      SIGIL_ASSIGN_OR_RETURN(json response, client.Call("/v1/entry/BatchDeleteEntry", {{"ids", ids}}));
+      SIGIL_ASSIGN_OR_RETURN(json response,
+                             client.Call("/v1/entry/BatchDeleteEntry", {{"ids", ids}}));
       if (common.output != "json") return PrintDeleted(out, err, response);
       out << response.dump() << "\n";
-      for (const json& result : response["results"]) SIGIL_RETURN_IF_ERROR(ItemStatus(result["status"]));
+      for (const json& result : response["results"])
+        SIGIL_RETURN_IF_ERROR(ItemStatus(result["status"]));
       return Status::Ok();
     };
   });
@@ -384,8 +422,10 @@ void AddDeleteCommand(CLI::App* entry, CommonFlags& common, AdminAction& action,
 
 }  // namespace
 
-void AddEntryCommands(CLI::App& app, CommonFlags& common, AdminAction& action, std::ostream& out, std::ostream& err) {
-  CLI::App* entry = app.add_subcommand("entry", "Manage registration entries")->require_subcommand(1);
+void AddEntryCommands(CLI::App& app, CommonFlags& common, AdminAction& action, std::ostream& out,
+                      std::ostream& err) {
+  CLI::App* entry =
+      app.add_subcommand("entry", "Manage registration entries")->require_subcommand(1);
   AddWriteCommand(entry, /*update=*/false, common, action, out, err);
   AddShowCommand(entry, common, action, out);
   AddWriteCommand(entry, /*update=*/true, common, action, out, err);

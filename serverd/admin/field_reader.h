@@ -62,7 +62,8 @@ class FieldReader {
         out = parsed;
         return;
       }
-      if (error == std::errc::result_out_of_range) return Problem(key, "is larger than a 64-bit whole number holds");
+      if (error == std::errc::result_out_of_range)
+        return Problem(key, "is larger than a 64-bit whole number holds");
     }
     Problem(key, "expected a whole number");
   }
@@ -94,9 +95,11 @@ class FieldReader {
       out = value->get<std::string>();
       return;
     }
-    if (value->is_object() && value->contains("trust_domain") && (*value)["trust_domain"].is_string()) {
+    if (value->is_object() && value->contains("trust_domain") &&
+        (*value)["trust_domain"].is_string()) {
       const std::string path = value->contains("path") && (*value)["path"].is_string()
-                                   ? (*value)["path"].get<std::string>() : "";
+                                   ? (*value)["path"].get<std::string>()
+                                   : "";
       out = "spiffe://" + (*value)["trust_domain"].get<std::string>() + path;
       return;
     }
@@ -149,7 +152,8 @@ class FieldReader {
   }
 
   // SPIRE's SelectorMatch under `key`: {"selectors": [...], "match": "MATCH_SUPERSET"}.
-  void SelectorMatchObject(const char* key, std::optional<SelectorSet>& selectors, SelectorMatch& match) {
+  void SelectorMatchObject(const char* key, std::optional<SelectorSet>& selectors,
+                           SelectorMatch& match) {
     const json* value = Find(key);
     if (value == nullptr) return;
     FieldReader inner(*value, where_ + "." + key);

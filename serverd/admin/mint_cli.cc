@@ -37,12 +37,14 @@ Result<json> CertsBase64(const std::string& pem) {
   return out;
 }
 
-Status WriteMinted(const std::string& write_dir, const std::string& svid_pem, const std::string& key_pem,
-                   const std::string& bundle_pem, std::ostream& out) {
+Status WriteMinted(const std::string& write_dir, const std::string& svid_pem,
+                   const std::string& key_pem, const std::string& bundle_pem, std::ostream& out) {
   const std::filesystem::path dir(write_dir);
   for (const auto& [name, label, text, mode] :
-       {std::tuple<const char*, const char*, const std::string&, mode_t>{"svid.pem", "X509-SVID", svid_pem, 0644},
-        {"key.pem", "Private key", key_pem, 0600}, {"bundle.pem", "Root CAs", bundle_pem, 0644}}) {
+       {std::tuple<const char*, const char*, const std::string&, mode_t>{"svid.pem", "X509-SVID",
+                                                                         svid_pem, 0644},
+        {"key.pem", "Private key", key_pem, 0600},
+        {"bundle.pem", "Root CAs", bundle_pem, 0644}}) {
     const std::filesystem::path path = dir / name;
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0 || ::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
@@ -57,7 +59,8 @@ Status WriteMinted(const std::string& write_dir, const std::string& svid_pem, co
 
 // As `spire-server x509 mint`: the key is made here and never leaves this process but for
 // the files it writes or what it prints; the server sees only a CSR.
-Status MintX509(AdminClient& client, const MintFlags& flags, const CommonFlags& common, std::ostream& out) {
+Status MintX509(AdminClient& client, const MintFlags& flags, const CommonFlags& common,
+                std::ostream& out) {
   SIGIL_RETURN_IF_ERROR(SpiffeIdFlag("-spiffeID", flags.spiffe_id).status());
   SIGIL_ASSIGN_OR_RETURN(EvpPkeyPtr key, hw::GenerateSoftKey(KeyType::kEcP256));
   SIGIL_ASSIGN_OR_RETURN(Bytes csr, MakeCsr(key.get()));
@@ -74,11 +77,16 @@ Status MintX509(AdminClient& client, const MintFlags& flags, const CommonFlags& 
     SIGIL_ASSIGN_OR_RETURN(Bytes key_der, PrivateKeyToPkcs8Der(key.get()));
     SIGIL_ASSIGN_OR_RETURN(json svid, CertsBase64(svid_pem));
     SIGIL_ASSIGN_OR_RETURN(json roots, CertsBase64(bundle_pem));
-    out << json{{"x509_svid", svid}, {"private_key", Base64Encode(key_der)}, {"root_cas", roots}}.dump() << "\n";
+    out << json{{"x509_svid", svid}, {"private_key", Base64Encode(key_der)}, {"root_cas", roots}}
+               .dump()
+        << "\n";
     return Status::Ok();
   }
   SIGIL_ASSIGN_OR_RETURN(std::string key_pem, PrivateKeyToPkcs8Pem(key.get()));
-  out << "X509-SVID:\n" << svid_pem << "\nPrivate key:\n" << key_pem << "\nRoot CAs:\n" << bundle_pem;
+  out << "X509-SVID:\n"
+      << svid_pem << "\nPrivate key:\n"
+      << key_pem << "\nRoot CAs:\n"
+      << bundle_pem;
   return Status::Ok();
 }
 
@@ -86,7 +94,8 @@ Status MintX509(AdminClient& client, const MintFlags& flags, const CommonFlags& 
 Result<json> JwtSvidJson(const std::string& token) {
   SIGIL_ASSIGN_OR_RETURN(std::string claims_text, UnverifiedJwtClaims(token));
   const json claims = json::parse(claims_text, nullptr, /*allow_exceptions=*/false);
-  if (!claims.is_object()) return Status(Code::kInternal, "the minted JWT-SVID's claims do not parse");
+  if (!claims.is_object())
+    return Status(Code::kInternal, "the minted JWT-SVID's claims do not parse");
   auto seconds = [&](const char* claim) {
     const auto it = claims.find(claim);
     return it != claims.end() && it->is_number_integer() ? it->get<int64_t>() : int64_t{0};
@@ -108,10 +117,13 @@ void AddMintCommands(CLI::App& app, CommonFlags& common, AdminAction& action, st
   x509_mint->add_option("--spiffeID", flags->spiffe_id, "The SPIFFE ID of the SVID")->required();
   x509_mint->add_option("--ttl", flags->ttl, "TTL in seconds (default: the server's)");
   x509_mint->add_option("--dns", flags->dns, "A DNS name; repeatable");
-  x509_mint->add_option("--write", flags->write_dir, "Write svid.pem, key.pem and bundle.pem into this folder");
+  x509_mint->add_option("--write", flags->write_dir,
+                        "Write svid.pem, key.pem and bundle.pem into this folder");
   AddCommonFlags(x509_mint, common, true);
   x509_mint->callback([&, flags] {
-    action = [&, flags](AdminClient& client) -> Status { return MintX509(client, *flags, common, out); };
+    action = [&, flags](AdminClient& client) -> Status {
+      return MintX509(client, *flags, common, out);
+    };
   });
 
   CLI::App* jwt = app.add_subcommand("jwt", "Mint JWT-SVIDs")->require_subcommand(1);

@@ -26,15 +26,18 @@ bool Includes(const std::set<std::string>& outer, const std::set<std::string>& i
 }
 
 // SPIRE's FederatesWithMatch, the same four modes as for selectors.
-bool FederatesWithMatch(const std::vector<std::string>& entry_texts, const std::vector<std::string>& query_texts,
-                        SelectorMatch mode) {
+bool FederatesWithMatch(const std::vector<std::string>& entry_texts,
+                        const std::vector<std::string>& query_texts, SelectorMatch mode) {
   const std::set<std::string> entry = TrustDomainNames(entry_texts);
   const std::set<std::string> query = TrustDomainNames(query_texts);
   if (entry.empty()) return false;
   switch (mode) {
-    case SelectorMatch::kExact: return entry == query;
-    case SelectorMatch::kSubset: return Includes(query, entry);
-    case SelectorMatch::kSuperset: return Includes(entry, query);
+    case SelectorMatch::kExact:
+      return entry == query;
+    case SelectorMatch::kSubset:
+      return Includes(query, entry);
+    case SelectorMatch::kSuperset:
+      return Includes(entry, query);
     case SelectorMatch::kAny:
       for (const std::string& name : entry) {
         if (query.contains(name)) return true;
@@ -47,9 +50,11 @@ bool FederatesWithMatch(const std::vector<std::string>& entry_texts, const std::
 }  // namespace
 
 bool EntryMatchesFilter(const RegistrationEntry& entry, const EntryFilter& filter) {
-  if (filter.selectors && !SelectorsMatch(entry.selector_set(), *filter.selectors, filter.match)) return false;
+  if (filter.selectors && !SelectorsMatch(entry.selector_set(), *filter.selectors, filter.match))
+    return false;
   if (filter.federates_with && !filter.federates_with->empty() &&
-      !FederatesWithMatch(entry.federates_with, *filter.federates_with, filter.federates_with_match)) {
+      !FederatesWithMatch(entry.federates_with, *filter.federates_with,
+                          filter.federates_with_match)) {
     return false;
   }
   if (filter.downstream_only && !entry.downstream) return false;
@@ -61,7 +66,9 @@ bool AgentCanReattest(const AttestedAgent& agent) { return agent.attestation_typ
 
 bool AgentMatchesFilter(const AttestedAgent& agent, const AgentFilter& filter) {
   if (filter.attestation_type && agent.attestation_type != *filter.attestation_type) return false;
-  if (filter.selectors && !SelectorsMatch(SelectorSet(agent.selectors), *filter.selectors, filter.match)) return false;
+  if (filter.selectors &&
+      !SelectorsMatch(SelectorSet(agent.selectors), *filter.selectors, filter.match))
+    return false;
   if (filter.banned && agent.banned != *filter.banned) return false;
   if (filter.can_reattest && AgentCanReattest(agent) != *filter.can_reattest) return false;
   if (filter.expires_before && agent.expires_at >= *filter.expires_before) return false;
