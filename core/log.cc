@@ -1,5 +1,6 @@
 #include "core/log.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -7,6 +8,8 @@
 #include <ctime>
 #include <mutex>
 #include <nlohmann/json.hpp>
+
+#include "core/file.h"
 
 namespace sigil {
 
@@ -16,6 +19,21 @@ std::atomic<LogLevel> configured_level{LogLevel::kInfo};
 std::atomic<LogFormat> configured_format{LogFormat::kText};
 std::mutex sink_mutex;
 LogSink configured_sink;
+// LogToFile's file; -1 for stderr. Guarded by sink_mutex, as is the path.
+int log_file_fd = -1;
+std::filesystem::path log_file_path;
+
+Result<int> OpenLogFile(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) return ErrnoError(Code::kInvalidArgument, "opening log file " + path.string());
+  return fd;
+}
+
+void CloseLogFileLocked() {
+  if (log_file_fd >= 0) ::close(log_file_fd);
+  log_file_fd = -1;
+  log_file_path.clear();
+}
 
 std::string_view LevelName(LogLevel level) {
   switch (level) {
@@ -76,6 +94,26 @@ void ConfigureLogging(LogLevel level, LogFormat format, LogSink sink) {
   configured_format = format;
   std::lock_guard lock(sink_mutex);
   configured_sink = std::move(sink);
+  CloseLogFileLocked();
+}
+
+Status LogToFile(const std::filesystem::path& path) {
+  SIGIL_ASSIGN_OR_RETURN(int fd, OpenLogFile(path));
+  std::lock_guard lock(sink_mutex);
+  CloseLogFileLocked();
+  configured_sink = nullptr;
+  log_file_fd = fd;
+  log_file_path = path;
+  return Status::Ok();
+}
+
+Result<bool> ReopenLogFile() {
+  std::lock_guard lock(sink_mutex);
+  if (log_file_fd < 0) return false;
+  SIGIL_ASSIGN_OR_RETURN(int fd, OpenLogFile(log_file_path));
+  ::close(log_file_fd);
+  log_file_fd = fd;
+  return true;
 }
 
 std::string FormatLogLine(LogFormat format, LogLevel level, std::string_view message,
@@ -104,8 +142,9 @@ void Log(LogLevel level, std::string_view message, const LogFields& fields) {
     configured_sink(line);
     return;
   }
-  // One write per line: stderr is unbuffered and lines stay whole.
-  [[maybe_unused]] const ssize_t written = ::write(STDERR_FILENO, line.data(), line.size());
+  // One write per line: stderr is unbuffered, the file is opened O_APPEND, and lines stay whole.
+  const int fd = log_file_fd >= 0 ? log_file_fd : STDERR_FILENO;
+  [[maybe_unused]] const ssize_t written = ::write(fd, line.data(), line.size());
 }
 
 }  // namespace sigil
