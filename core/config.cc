@@ -306,6 +306,56 @@ Result<ConfigDocument> ReadConfigDocument(std::string_view text, const std::stri
                               "; as HCL, " + second.status().message() + "); " + LanguagesRead(daemon));
 }
 
+namespace {
+
+// Go's isShellSpecialVar: one character is the whole name ($1, $$, $?).
+bool IsShellSpecialVar(char c) { return std::string_view("*#$@!?-0123456789").find(c) != std::string_view::npos; }
+
+bool IsShellNameChar(char c) { return c == '_' || std::isalnum(static_cast<unsigned char>(c)); }
+
+// Go's getShellName for the text after a '$': the name and how many characters it took. An
+// empty name that took characters is bad syntax (`${}`, an unclosed `${`), dropped as Go does.
+std::pair<std::string_view, size_t> ShellName(std::string_view s) {
+  if (s[0] == '{') {
+    if (s.size() > 2 && IsShellSpecialVar(s[1]) && s[2] == '}') return {s.substr(1, 1), 3};
+    const size_t close = s.find('}', 1);
+    if (close == std::string_view::npos) return {{}, 1};
+    if (close == 1) return {{}, 2};
+    return {s.substr(1, close - 1), close + 1};
+  }
+  if (IsShellSpecialVar(s[0])) return {s.substr(0, 1), 1};
+  size_t length = 0;
+  while (length < s.size() && IsShellNameChar(s[length])) ++length;
+  return {s.substr(0, length), length};
+}
+
+}  // namespace
+
+std::string ExpandEnv(std::string_view text, const EnvLookup& lookup) {
+  std::string out;
+  out.reserve(text.size());
+  size_t at = 0;
+  while (at < text.size()) {
+    const char c = text[at];
+    if (c != '$' || at + 1 == text.size()) {
+      out += c;
+      ++at;
+      continue;
+    }
+    const auto [name, taken] = ShellName(text.substr(at + 1));
+    if (name.empty() && taken == 0) {
+      out += '$';  // no name follows: the '$' stays
+    } else if (name == "$") {
+      out += '$';  // SPIRE's escape of a '$'
+    } else if (!name.empty()) {
+      const char* value = lookup(std::string(name).c_str());
+      if (value != nullptr) out += value;
+    }
+    at += 1 + taken;
+  }
+  return out;
+}
+
 void ReadLogLevel(ConfigSection& section, std::string_view flag, std::string& level) {
   std::string read = level;
   section.Read("log_level", read);
@@ -318,6 +368,18 @@ void ReadLogLevel(ConfigSection& section, std::string_view flag, std::string& le
     }
   }
   section.Problem("log_level", "'" + read + "' is not one of debug, info, warn, error");
+}
+
+void ReadLogFormat(ConfigSection& section, std::string_view flag, std::string& format) {
+  std::string read = format;
+  section.Read("log_format", read);
+  if (!flag.empty()) read = flag;
+  std::transform(read.begin(), read.end(), read.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (read == "text" || read == "json") {
+    format = read;
+    return;
+  }
+  section.Problem("log_format", "'" + read + "' is not one of text, json");
 }
 
 void ReadHealthChecks(ConfigSection section, HealthCheckConfig& config) {

@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -127,10 +128,20 @@ using SpireTranslation = ConfigDocument (*)(const YAML::Node& hcl, const std::st
 Result<ConfigDocument> ReadConfigDocument(std::string_view text, const std::string& source, std::string_view daemon,
                                           SpireTranslation translate);
 
+// `text` with $NAME and ${NAME} replaced by the value `lookup` gives for NAME (empty for a
+// variable that is not set), as SPIRE's -expandEnv expands a config file before parsing it:
+// Go's os.Expand, so `$$` is one `$`, a `$` before no name stays, and `${}` is dropped.
+using EnvLookup = std::function<const char*(const char* name)>;  // std::getenv's shape
+std::string ExpandEnv(std::string_view text, const EnvLookup& lookup);
+
 // `log_level` of `section` (debug, info, warn or error) into `level`, unless `flag` (the
 // -logLevel flag) gives one: as in SPIRE, a flag wins over the file. Both are read in any case,
 // as SPIRE's files write them (DEBUG), and stored in lowercase.
 void ReadLogLevel(ConfigSection& section, std::string_view flag, std::string& level);
+
+// `log_format` of `section` (text or json) into `format`, unless `flag` (-logFormat) gives one;
+// read in any case, as SPIRE takes them (JSON), and stored in lowercase.
+void ReadLogFormat(ConfigSection& section, std::string_view flag, std::string& format);
 
 // The `health_checks:` section both daemons have, as SPIRE's: /live and /ready on a plain
 // HTTP listener.

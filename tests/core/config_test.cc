@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 namespace sigil {
 namespace {
 
@@ -208,6 +210,42 @@ TEST(LogLevelTest, TheFlagWinsAndAnyCaseIsRead) {
   EXPECT_NE(bad.status().message().find("agent.log_level: 'loud' is not one of debug, info, warn, error"),
             std::string::npos)
       << bad.status().message();
+}
+
+TEST(LogFormatTest, TheFlagWinsAndAnyCaseIsRead) {
+  auto read = [](std::string_view yaml, std::string_view flag) -> Result<std::string> {
+    SIGIL_ASSIGN_OR_RETURN(ConfigDocument doc, ConfigDocument::Parse(yaml, "server.yaml"));
+    std::string format = "text";
+    ConfigSection server = doc.root().Section("server");
+    ReadLogFormat(server, flag, format);
+    SIGIL_RETURN_IF_ERROR(doc.Finish());
+    return format;
+  };
+  EXPECT_EQ(*read("server: {}\n", ""), "text");
+  EXPECT_EQ(*read("server: {log_format: JSON}\n", ""), "json");
+  EXPECT_EQ(*read("server: {log_format: json}\n", "Text"), "text");
+  EXPECT_EQ(*read("server: {log_format: xml}\n", "json"), "json");
+  auto bad = read("server: {}\n", "logfmt");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("server.log_format: 'logfmt' is not one of text, json"), std::string::npos)
+      << bad.status().message();
+}
+
+// The cases of Go's os.Expand, which SPIRE's -expandEnv uses.
+TEST(ExpandEnvTest, ExpandsAsSpiresExpandEnvDoes) {
+  const std::map<std::string, std::string> env = {{"TD", "example.org"}, {"PORT", "8081"}, {"1", "one"}};
+  auto lookup = [&](const char* name) -> const char* {
+    auto it = env.find(name);
+    return it == env.end() ? nullptr : it->second.c_str();
+  };
+  EXPECT_EQ(ExpandEnv("trust_domain = \"${TD}\"\nport = $PORT\n", lookup),
+            "trust_domain = \"example.org\"\nport = 8081\n");
+  EXPECT_EQ(ExpandEnv("$TD.x ${TD}x $TDx", lookup), "example.org.x example.orgx ");  // $TDx names TDx
+  EXPECT_EQ(ExpandEnv("unset: [$NOPE] [${NOPE}]", lookup), "unset: [] []");
+  EXPECT_EQ(ExpandEnv("$$TD costs $5, ${1}", lookup), "$TD costs , one");
+  EXPECT_EQ(ExpandEnv("a $ b, trailing $", lookup), "a $ b, trailing $");
+  EXPECT_EQ(ExpandEnv("bad ${} and ${TD", lookup), "bad  and TD");
+  EXPECT_EQ(ExpandEnv("no variables", lookup), "no variables");
 }
 
 }  // namespace
