@@ -1,5 +1,7 @@
 #include "agentd/agent_config.h"
 
+#include <cstdlib>
+
 #include "agentd/spire_agent_conf.h"
 #include "core/file.h"
 #include "transport/listener_limits.h"
@@ -59,7 +61,8 @@ Result<AgentConfig> ParseAgentConfig(std::string_view text, const std::string& s
   if (!config.socket_path.is_absolute()) agent.Problem("socket_path", "must be an absolute path");
   ReadPath(agent, "data_dir", config.data_dir, overrides.data_dir);
   ReadLogLevel(agent, overrides.log_level, config.log_level);
-  agent.ReadChoice("log_format", config.log_format, {"text", "json"});
+  ReadLogFormat(agent, overrides.log_format, config.log_format);
+  ReadPath(agent, "log_file", config.log_file, overrides.log_file);
   ReadPath(agent, "trust_bundle_path", config.trust_bundle_path);
   agent.Read("insecure_bootstrap", config.insecure_bootstrap);
   agent.Read("join_token", config.join_token);
@@ -106,6 +109,7 @@ Result<AgentConfig> ParseAgentConfig(std::string_view text, const std::string& s
 
 Result<AgentConfig> LoadAgentConfig(const std::filesystem::path& path, const AgentFlagOverrides& overrides) {
   SIGIL_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path, "config file"));
+  if (overrides.expand_env) text = ExpandEnv(text, std::getenv);
   return ParseAgentConfig(text, path.string(), overrides);
 }
 

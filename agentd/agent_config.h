@@ -10,7 +10,8 @@
 //     socket_path: /tmp/sigil-agent/public/api.sock
 //     data_dir: /var/lib/sigil-agent
 //     log_level: info                   # debug | info | warn | error, in any case; -logLevel wins
-//     log_format: text                  # text | json
+//     log_format: text                  # text | json, in any case; -logFormat wins
+//     log_file: ""                      # appended to instead of stderr, reopened on SIGHUP; -logFile wins
 //     trust_bundle_path: ""             # PEM roots of the server's trust domain
 //     insecure_bootstrap: false         # trust the server's first answer; logged loudly
 //     join_token: ""                    # or -joinToken
@@ -52,6 +53,7 @@ struct AgentConfig {
   std::filesystem::path data_dir = "/var/lib/sigil-agent";
   std::string log_level = "info";
   std::string log_format = "text";
+  std::filesystem::path log_file;  // empty: stderr
   std::filesystem::path trust_bundle_path;
   bool insecure_bootstrap = false;
   std::string join_token;
@@ -72,6 +74,9 @@ struct AgentFlagOverrides {
   std::string data_dir;
   std::string join_token;
   std::string log_level;
+  std::string log_format;
+  std::string log_file;
+  bool expand_env = false;  // -expandEnv: $VAR and ${VAR} in the file replaced before parsing
 };
 
 // Parses `text` (the file at `source`, YAML or SPIRE's HCL: ReadConfigDocument), applies

@@ -26,6 +26,7 @@ constexpr Key kAgent[] = {
     {"data_dir", Rule::kCopy, "agent.data_dir"},
     {"log_level", Rule::kCopy, "agent.log_level"},  // DEBUG too: ReadLogLevel takes any case
     {"log_format", Rule::kCopy, "agent.log_format"},
+    {"log_file", Rule::kCopy, "agent.log_file"},
     {"trust_bundle_path", Rule::kCopy, "agent.trust_bundle_path"},
     {"insecure_bootstrap", Rule::kCopy, "agent.insecure_bootstrap"},
     {"join_token", Rule::kCopy, "agent.join_token"},
@@ -57,7 +58,6 @@ constexpr Key kAgent[] = {
     {.spire = "disable_workload_api", .rule = Rule::kRefuse, .why = "agentd always serves the Workload API"},
     {.spire = "admin_socket_path", .rule = Rule::kRefuse, .why = "agentd has no admin API"},
     {.spire = "authorized_delegates", .rule = Rule::kRefuse, .why = "agentd has no Delegated Identity API"},
-    {.spire = "log_file", .rule = Rule::kRefuse, .why = "agentd logs to stderr; have systemd or the shell keep it"},
     {.spire = "allow_unauthenticated_verifiers", .rule = Rule::kRefuse, .why = kNotInSigil},
     {.spire = "allowed_foreign_jwt_claims", .rule = Rule::kRefuse, .why = kNotInSigil},
     {.spire = "experimental", .rule = Rule::kRefuse, .why = kNotInSigil},

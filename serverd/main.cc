@@ -21,12 +21,15 @@ struct RunFlags {
 
   void AddTo(CLI::App& app) {
     app.add_option("--config", config_path, "Path to the server's config file: YAML, or SPIRE's server.conf (HCL)");
+    app.add_flag("--expandEnv", overrides.expand_env, "Replace $VAR and ${VAR} in the config file by the environment's values");
     app.add_option("--trustDomain", overrides.trust_domain, "The trust domain this server belongs to");
     app.add_option("--bindAddress", overrides.bind_address, "IP address the agent API listens on");
     app.add_option("--serverPort", overrides.bind_port, "Port the agent API listens on");
     app.add_option("--socketPath", overrides.socket_path, "Path of the admin API socket");
     app.add_option("--dataDir", overrides.data_dir, "Folder for the server's state");
     app.add_option("--logLevel", overrides.log_level, "debug, info, warn or error");
+    app.add_option("--logFormat", overrides.log_format, "text or json");
+    app.add_option("--logFile", overrides.log_file, "File to append the log to instead of stderr; reopened on SIGHUP");
   }
   Result<ServerConfig> Load() const { return LoadServerConfig(config_path, overrides); }
 };

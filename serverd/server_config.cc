@@ -1,5 +1,7 @@
 #include "serverd/server_config.h"
 
+#include <cstdlib>
+
 #include "core/config.h"
 #include "core/file.h"
 #include "core/registration_entry.h"
@@ -72,7 +74,11 @@ Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string&
   config.data_dir = path;
 
   ReadLogLevel(server, overrides.log_level, config.log_level);
-  server.ReadChoice("log_format", config.log_format, {"text", "json"});
+  ReadLogFormat(server, overrides.log_format, config.log_format);
+  path.clear();
+  server.Read("log_file", path);
+  if (!overrides.log_file.empty()) path = overrides.log_file;
+  config.log_file = path;
   server.Read("default_x509_svid_ttl", config.default_x509_svid_ttl, std::chrono::seconds(1));
   server.Read("default_jwt_svid_ttl", config.default_jwt_svid_ttl, std::chrono::seconds(1));
   server.Read("ca_ttl", config.ca_ttl, std::chrono::seconds(10));
@@ -174,6 +180,7 @@ Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string&
 Result<ServerConfig> LoadServerConfig(const std::filesystem::path& path,
                                       const ServerFlagOverrides& overrides) {
   SIGIL_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path, "config file"));
+  if (overrides.expand_env) text = ExpandEnv(text, std::getenv);
   return ParseServerConfig(text, path.string(), overrides);
 }
 

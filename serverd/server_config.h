@@ -13,7 +13,8 @@
 //     audit_log_path: ""             # their own file (appended, 0600); the log when empty
 //     data_dir: /var/lib/sigil-server
 //     log_level: info                # debug | info | warn | error, in any case; -logLevel wins
-//     log_format: text               # text | json
+//     log_format: text               # text | json, in any case; -logFormat wins
+//     log_file: ""                   # appended to instead of stderr, reopened on SIGHUP; -logFile wins
 //     default_x509_svid_ttl: 1h
 //     default_jwt_svid_ttl: 5m
 //     ca_ttl: 24h
@@ -94,6 +95,7 @@ struct ServerConfig {
   std::filesystem::path data_dir = "/var/lib/sigil-server";
   std::string log_level = "info";
   std::string log_format = "text";
+  std::filesystem::path log_file;  // empty: stderr
   std::chrono::seconds default_x509_svid_ttl{3600};
   std::chrono::seconds default_jwt_svid_ttl{300};
   std::chrono::seconds ca_ttl{86400};
@@ -141,6 +143,9 @@ struct ServerFlagOverrides {
   std::string socket_path;
   std::string data_dir;
   std::string log_level;
+  std::string log_format;
+  std::string log_file;
+  bool expand_env = false;  // -expandEnv: $VAR and ${VAR} in the file replaced before parsing
 };
 
 // Parses `text` (the file at `source`, YAML or SPIRE's HCL: ReadConfigDocument), applies

@@ -29,6 +29,7 @@ constexpr Key kServer[] = {
     {"data_dir", Rule::kCopy, "server.data_dir"},
     {"log_level", Rule::kCopy, "server.log_level"},  // DEBUG too: ReadLogLevel takes any case
     {"log_format", Rule::kCopy, "server.log_format"},
+    {"log_file", Rule::kCopy, "server.log_file"},
     {"default_x509_svid_ttl", Rule::kCopy, "server.default_x509_svid_ttl"},
     {"default_jwt_svid_ttl", Rule::kCopy, "server.default_jwt_svid_ttl"},
     {"ca_ttl", Rule::kCopy, "server.ca_ttl"},
@@ -51,7 +52,6 @@ constexpr Key kServer[] = {
     {.spire = "ratelimit", .rule = Rule::kRefuse,
      .why = "serverd's rates are set in agent_api_limits { attestations_per_second_per_ip, attestation_burst_per_ip, "
             "svids_per_second_per_agent, svid_burst_per_agent }"},
-    {.spire = "log_file", .rule = Rule::kRefuse, .why = "serverd logs to stderr; have systemd or the shell keep it"},
     {.spire = "experimental", .rule = Rule::kRefuse, .why = kNotInSigil},
     {.spire = "disable_jwt_svids", .rule = Rule::kRefuse, .why = kNotInSigil},
     {.spire = "log_source_location", .rule = Rule::kRefuse, .why = kNotInSigil},

@@ -35,6 +35,7 @@ struct RunFlags {
 
   void AddTo(CLI::App& app) {
     app.add_option("--config", config_path, "Path to the agent's config file: YAML, or SPIRE's agent.conf (HCL)");
+    app.add_flag("--expandEnv", overrides.expand_env, "Replace $VAR and ${VAR} in the config file by the environment's values");
     app.add_option("--joinToken", overrides.join_token, "A join token made by `serverd token generate`");
     app.add_option("--trustDomain", overrides.trust_domain, "The trust domain this agent belongs to");
     app.add_option("--serverAddress", overrides.server_address, "IP address or DNS name of serverd");
@@ -42,6 +43,8 @@ struct RunFlags {
     app.add_option("--socketPath", overrides.socket_path, "Path of the Workload API socket");
     app.add_option("--dataDir", overrides.data_dir, "Folder for the agent's state");
     app.add_option("--logLevel", overrides.log_level, "debug, info, warn or error");
+    app.add_option("--logFormat", overrides.log_format, "text or json");
+    app.add_option("--logFile", overrides.log_file, "File to append the log to instead of stderr; reopened on SIGHUP");
   }
   Result<AgentConfig> Load() const { return LoadAgentConfig(config_path, overrides); }
 };

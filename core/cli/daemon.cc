@@ -6,18 +6,25 @@
 
 namespace sigil {
 
-StopSignals::StopSignals() {
+DaemonSignals::DaemonSignals() {
   sigemptyset(&signals_);
-  sigaddset(&signals_, SIGINT);
-  sigaddset(&signals_, SIGTERM);
+  for (int signal_number : {SIGINT, SIGTERM, SIGHUP, SIGUSR2}) sigaddset(&signals_, signal_number);
   pthread_sigmask(SIG_BLOCK, &signals_, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 }
 
-int StopSignals::Wait() const {
-  int signal_number = 0;
-  sigwait(&signals_, &signal_number);
-  return signal_number;
+int DaemonSignals::WaitForStop() const {
+  while (true) {
+    int signal_number = 0;
+    sigwait(&signals_, &signal_number);
+    if (signal_number != SIGHUP && signal_number != SIGUSR2) return signal_number;
+    const Result<bool> reopened = ReopenLogFile();
+    if (!reopened.ok()) {
+      LogError("could not reopen the log file; logging on to the one open", {{"error", reopened.status().message()}});
+    } else if (*reopened) {
+      LogInfo("log file reopened", {{"signal", std::to_string(signal_number)}});
+    }
+  }
 }
 
 namespace daemon_frame {
@@ -27,8 +34,9 @@ int ConfigFailed(const Status& status) {
   return 1;
 }
 
-void ConfigureLogging(const std::string& level, const std::string& format) {
+Status ConfigureLogging(const std::string& level, const std::string& format, const std::filesystem::path& file) {
   ::sigil::ConfigureLogging(*ParseLogLevel(level), *ParseLogFormat(format));
+  return file.empty() ? Status::Ok() : LogToFile(file);
 }
 
 void RaiseOpenFileLimit() {

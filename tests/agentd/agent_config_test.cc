@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "tests/support/config_check.h"
+#include "tests/support/process.h"
 
 namespace sigil::agentd {
 namespace {
@@ -117,6 +120,28 @@ health_checks:
   auto no_bundle = ParseAgentConfig("agent: {trust_domain: example.org}\n", "agent.yaml");
   EXPECT_NE(no_bundle.status().message().find("trust_bundle_path: is required unless insecure_bootstrap"),
             std::string::npos);
+}
+
+TEST(AgentConfigTest, ExpandEnvFillsTheFileBeforeItIsRead) {
+  sigil::testing::TempDir dir;
+  const auto path = dir / "agent.yaml";
+  sigil::testing::WriteFile(path,
+                            "agent:\n  trust_domain: ${SIGIL_CONFIG_TEST_TD}\n  insecure_bootstrap: true\n"
+                            "  server_port: $SIGIL_CONFIG_TEST_PORT\n");
+  ::setenv("SIGIL_CONFIG_TEST_TD", "example.org", 1);
+  ::setenv("SIGIL_CONFIG_TEST_PORT", "9443", 1);
+  AgentFlagOverrides flags;
+  flags.expand_env = true;
+  auto expanded = LoadAgentConfig(path, flags);
+  ASSERT_TRUE(expanded.ok()) << expanded.status().ToString();
+  EXPECT_EQ(expanded->trust_domain.name(), "example.org");
+  EXPECT_EQ(expanded->server_port, 9443);
+  // Without the flag the text is read as written.
+  auto literal = LoadAgentConfig(path);
+  ASSERT_FALSE(literal.ok());
+  EXPECT_NE(literal.status().message().find("agent.trust_domain"), std::string::npos) << literal.status().ToString();
+  ::unsetenv("SIGIL_CONFIG_TEST_TD");
+  ::unsetenv("SIGIL_CONFIG_TEST_PORT");
 }
 
 }  // namespace

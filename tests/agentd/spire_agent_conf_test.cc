@@ -24,6 +24,7 @@ void ExpectSameAgentConfig(const AgentConfig& a, const AgentConfig& b) {
   EXPECT_EQ(a.data_dir, b.data_dir);
   EXPECT_EQ(a.log_level, b.log_level);
   EXPECT_EQ(a.log_format, b.log_format);
+  EXPECT_EQ(a.log_file, b.log_file);
   EXPECT_EQ(a.trust_bundle_path, b.trust_bundle_path);
   EXPECT_EQ(a.insecure_bootstrap, b.insecure_bootstrap);
   EXPECT_EQ(a.join_token, b.join_token);
@@ -55,6 +56,7 @@ agent {
     data_dir = "/var/lib/sigil-agent"
     log_level = "WARN"
     log_format = "json"
+    log_file = "/var/log/sigil/agent.log"
     server_address = "10.0.0.5"
     server_port = "8081"
     socket_path = "/tmp/sigil-agent/public/api.sock"
@@ -94,6 +96,7 @@ agent:
   data_dir: /var/lib/sigil-agent
   log_level: WARN  # in any case, in either language
   log_format: json
+  log_file: /var/log/sigil/agent.log
   server_address: 10.0.0.5
   server_port: 8081
   socket_path: /tmp/sigil-agent/public/api.sock
@@ -165,6 +168,7 @@ TEST(SpireAgentConfTest, AJoinTokenAgentAsSpireWritesItIsTheYamlOne) {
   ASSERT_TRUE(conf.ok());
   // Not just the defaults on both sides.
   EXPECT_EQ(conf->log_level, "warn");
+  EXPECT_EQ(conf->log_file, "/var/log/sigil/agent.log");
   EXPECT_EQ(conf->server_address, "10.0.0.5");
   EXPECT_EQ(conf->workload_key_type, KeyType::kEcP384);
   EXPECT_EQ(conf->jwt_svid_cache_max_size, 500u);

@@ -43,6 +43,7 @@ server:
   data_dir: /srv/sigil
   log_level: debug
   log_format: json
+  log_file: /var/log/sigil/server.log
   default_x509_svid_ttl: 30m
   default_jwt_svid_ttl: 2m
   ca_ttl: 12h
@@ -66,8 +67,16 @@ telemetry:
   ServerFlagOverrides flags;
   flags.bind_port = 7000;
   flags.log_level = "warn";  // flags override the file, as SPIRE's do
+  flags.log_format = "TEXT";
+  auto from_file = ParseServerConfig(yaml, "server.yaml");
+  ASSERT_TRUE(from_file.ok()) << from_file.status().ToString();
+  EXPECT_EQ(from_file->log_file, "/var/log/sigil/server.log");
+  EXPECT_EQ(from_file->log_format, "json");
+  flags.log_file = "/srv/log/serverd.log";
   auto config = ParseServerConfig(yaml, "server.yaml", flags);
   ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->log_file, "/srv/log/serverd.log");
+  EXPECT_EQ(config->log_format, "text");
   EXPECT_EQ(config->trust_domain.name(), "prod.example");
   EXPECT_EQ(config->bind_port, 7000);
   EXPECT_EQ(config->log_level, "warn");

@@ -25,6 +25,7 @@ void ExpectSameServerConfig(const ServerConfig& a, const ServerConfig& b) {
   EXPECT_EQ(a.data_dir, b.data_dir);
   EXPECT_EQ(a.log_level, b.log_level);
   EXPECT_EQ(a.log_format, b.log_format);
+  EXPECT_EQ(a.log_file, b.log_file);
   EXPECT_EQ(a.default_x509_svid_ttl, b.default_x509_svid_ttl);
   EXPECT_EQ(a.default_jwt_svid_ttl, b.default_jwt_svid_ttl);
   EXPECT_EQ(a.ca_ttl, b.ca_ttl);
@@ -98,6 +99,7 @@ server {
     socket_path = "/tmp/sigil-server/private/api.sock"
     log_level = "DEBUG"
     log_format = "json"
+    log_file = "/var/log/sigil/server.log"
     ca_ttl = "24h"
     ca_key_type = "ec-p384"
     ca_subject {
@@ -176,6 +178,7 @@ server:
   socket_path: /tmp/sigil-server/private/api.sock
   log_level: DEBUG  # in any case, in either language
   log_format: json
+  log_file: /var/log/sigil/server.log
   ca_ttl: 24h
   ca_key_type: ec-p384
   ca_subject: {country: DE, organization: Example, common_name: Example CA}
