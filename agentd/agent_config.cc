@@ -34,6 +34,31 @@ void ReadRetry(ConfigSection& section, BackoffPolicy& retry) {
   retry = {initial, ceiling};
 }
 
+// SPIRE's join_token_file: the token is the file's contents without surrounding white space.
+void ReadJoinToken(ConfigSection& agent, const AgentFlagOverrides& overrides, std::string& token) {
+  agent.Read("join_token", token);
+  if (!overrides.join_token.empty()) token = overrides.join_token;
+  std::string token_file;
+  agent.Read("join_token_file", token_file);
+  if (!overrides.join_token_file.empty()) token_file = overrides.join_token_file;
+  if (token_file.empty()) return;
+  if (!token.empty()) {
+    agent.Problem("join_token_file", "cannot be given together with join_token (or -joinToken); choose one");
+    return;
+  }
+  auto text = ReadWholeFile(token_file, "join token file");
+  if (!text.ok()) {
+    agent.Problem("join_token_file", text.status().message());
+    return;
+  }
+  const size_t first = text->find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) {
+    agent.Problem("join_token_file", "the join token file " + token_file + " is empty");
+    return;
+  }
+  token = text->substr(first, text->find_last_not_of(" \t\r\n") - first + 1);
+}
+
 }  // namespace
 
 Result<AgentConfig> ParseAgentConfig(std::string_view text, const std::string& source,
@@ -63,10 +88,9 @@ Result<AgentConfig> ParseAgentConfig(std::string_view text, const std::string& s
   ReadLogLevel(agent, overrides.log_level, config.log_level);
   ReadLogFormat(agent, overrides.log_format, config.log_format);
   ReadPath(agent, "log_file", config.log_file, overrides.log_file);
-  ReadPath(agent, "trust_bundle_path", config.trust_bundle_path);
+  ReadPath(agent, "trust_bundle_path", config.trust_bundle_path, overrides.trust_bundle_path);
   agent.Read("insecure_bootstrap", config.insecure_bootstrap);
-  agent.Read("join_token", config.join_token);
-  if (!overrides.join_token.empty()) config.join_token = overrides.join_token;
+  ReadJoinToken(agent, overrides, config.join_token);
   std::string key_type(KeyTypeName(config.workload_key_type));
   agent.ReadChoice("workload_key_type", key_type, {"ec-p256", "ec-p384", "rsa-2048"});
   config.workload_key_type = *ParseKeyType(key_type);

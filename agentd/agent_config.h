@@ -12,9 +12,10 @@
 //     log_level: info                   # debug | info | warn | error, in any case; -logLevel wins
 //     log_format: text                  # text | json, in any case; -logFormat wins
 //     log_file: ""                      # appended to instead of stderr, reopened on SIGHUP; -logFile wins
-//     trust_bundle_path: ""             # PEM roots of the server's trust domain
+//     trust_bundle_path: ""             # PEM roots of the server's trust domain; -trustBundle wins
 //     insecure_bootstrap: false         # trust the server's first answer; logged loudly
 //     join_token: ""                    # or -joinToken
+//     join_token_file: ""               # or -joinTokenFile: a file holding the token (not with join_token)
 //     workload_key_type: ec-p256        # ec-p256 | ec-p384 | rsa-2048
 //     retry_initial_backoff: 1s         # first wait of every retry towards serverd, then doubled
 //     retry_max_backoff: 60s            # the longest wait; a repeated failure is logged once per this
@@ -56,7 +57,7 @@ struct AgentConfig {
   std::filesystem::path log_file;  // empty: stderr
   std::filesystem::path trust_bundle_path;
   bool insecure_bootstrap = false;
-  std::string join_token;
+  std::string join_token;  // join_token, or the contents of join_token_file
   KeyType workload_key_type = KeyType::kEcP256;
   BackoffPolicy retry;  // retry_initial_backoff, retry_max_backoff
   size_t jwt_svid_cache_max_size = kDefaultJwtSvidCacheMaxSize;
@@ -73,6 +74,8 @@ struct AgentFlagOverrides {
   std::string socket_path;
   std::string data_dir;
   std::string join_token;
+  std::string join_token_file;
+  std::string trust_bundle_path;
   std::string log_level;
   std::string log_format;
   std::string log_file;

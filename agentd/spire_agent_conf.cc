@@ -30,6 +30,7 @@ constexpr Key kAgent[] = {
     {"trust_bundle_path", Rule::kCopy, "agent.trust_bundle_path"},
     {"insecure_bootstrap", Rule::kCopy, "agent.insecure_bootstrap"},
     {"join_token", Rule::kCopy, "agent.join_token"},
+    {"join_token_file", Rule::kCopy, "agent.join_token_file"},
     {"workload_x509_svid_key_type", Rule::kCopy, "agent.workload_key_type"},
     {"jwt_svid_cache_max_size", Rule::kCopy, "agent.jwt_svid_cache_max_size"},
     {.spire = "trust_bundle_format", .rule = Rule::kMatches, .expected = "pem",
@@ -40,8 +41,6 @@ constexpr Key kAgent[] = {
     // SPIRE's, with something else in agentd.
     {.spire = "workload_key_type", .rule = Rule::kRefuse,
      .why = "is agentd's YAML name; in SPIRE's format it is workload_x509_svid_key_type"},
-    {.spire = "join_token_file", .rule = Rule::kRefuse,
-     .why = "is not read; give the token as join_token or -joinToken"},
     {.spire = "trust_bundle_url", .rule = Rule::kRefuse, .why = kBundleFromFile},
     {.spire = "trust_bundle_unix_socket", .rule = Rule::kRefuse, .why = kBundleFromFile},
     {.spire = "trust_bundle_spiffe_workload_api", .rule = Rule::kRefuse, .why = kBundleFromFile},

@@ -37,6 +37,8 @@ struct RunFlags {
     app.add_option("--config", config_path, "Path to the agent's config file: YAML, or SPIRE's agent.conf (HCL)");
     app.add_flag("--expandEnv", overrides.expand_env, "Replace $VAR and ${VAR} in the config file by the environment's values");
     app.add_option("--joinToken", overrides.join_token, "A join token made by `serverd token generate`");
+    app.add_option("--joinTokenFile", overrides.join_token_file, "Path to a file holding the join token");
+    app.add_option("--trustBundle", overrides.trust_bundle_path, "Path to serverd's CA bundle (PEM)");
     app.add_option("--trustDomain", overrides.trust_domain, "The trust domain this agent belongs to");
     app.add_option("--serverAddress", overrides.server_address, "IP address or DNS name of serverd");
     app.add_option("--serverPort", overrides.server_port, "Port of serverd's agent API");

@@ -122,6 +122,54 @@ health_checks:
             std::string::npos);
 }
 
+TEST(AgentConfigTest, LogFileFormatAndTrustBundleFlagsOverrideTheFile) {
+  AgentFlagOverrides flags;
+  flags.log_file = "/var/log/sigil/agent.log";
+  flags.log_format = "JSON";
+  flags.trust_bundle_path = "/etc/sigil/flag-bundle.pem";
+  const std::string yaml =
+      "agent:\n  trust_domain: example.org\n  trust_bundle_path: /etc/sigil/bundle.pem\n"
+      "  log_file: /tmp/agent.log\n  log_format: text\n";
+  auto from_file = ParseAgentConfig(yaml, "agent.yaml");
+  ASSERT_TRUE(from_file.ok()) << from_file.status().ToString();
+  EXPECT_EQ(from_file->log_file, "/tmp/agent.log");
+  EXPECT_EQ(from_file->trust_bundle_path, "/etc/sigil/bundle.pem");
+  auto config = ParseAgentConfig(yaml, "agent.yaml", flags);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->log_file, "/var/log/sigil/agent.log");
+  EXPECT_EQ(config->log_format, "json");
+  EXPECT_EQ(config->trust_bundle_path, "/etc/sigil/flag-bundle.pem");
+}
+
+TEST(AgentConfigTest, JoinTokenFileHoldsTheTokenAndIsNotTakenWithAToken) {
+  sigil::testing::TempDir dir;
+  const auto token_file = dir / "token";
+  sigil::testing::WriteFile(token_file, "\n  f00d-token \n");
+  const std::string base = "agent:\n  trust_domain: example.org\n  insecure_bootstrap: true\n";
+
+  auto from_file = ParseAgentConfig(base + "  join_token_file: " + token_file.string() + "\n", "agent.yaml");
+  ASSERT_TRUE(from_file.ok()) << from_file.status().ToString();
+  EXPECT_EQ(from_file->join_token, "f00d-token");
+  AgentFlagOverrides flags;
+  flags.join_token_file = token_file.string();
+  auto from_flag = ParseAgentConfig(base, "agent.yaml", flags);
+  ASSERT_TRUE(from_flag.ok()) << from_flag.status().ToString();
+  EXPECT_EQ(from_flag->join_token, "f00d-token");
+
+  auto both = ParseAgentConfig(base + "  join_token: abc\n", "agent.yaml", flags);
+  EXPECT_NE(both.status().message().find("agent.join_token_file: cannot be given together with join_token"),
+            std::string::npos)
+      << both.status().ToString();
+  auto missing = ParseAgentConfig(base + "  join_token_file: " + (dir / "nope").string() + "\n", "agent.yaml");
+  EXPECT_NE(missing.status().message().find("agent.join_token_file: join token file " + (dir / "nope").string() +
+                                            " does not exist"),
+            std::string::npos)
+      << missing.status().ToString();
+  sigil::testing::WriteFile(dir / "empty", " \n");
+  auto empty = ParseAgentConfig(base + "  join_token_file: " + (dir / "empty").string() + "\n", "agent.yaml");
+  EXPECT_NE(empty.status().message().find("is empty"), std::string::npos) << empty.status().ToString();
+}
+
 TEST(AgentConfigTest, ExpandEnvFillsTheFileBeforeItIsRead) {
   sigil::testing::TempDir dir;
   const auto path = dir / "agent.yaml";

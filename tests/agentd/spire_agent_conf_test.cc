@@ -9,6 +9,7 @@
 #include "core/hcl.h"
 #include "tests/support/config_check.h"
 #include "tests/support/config_tree.h"
+#include "tests/support/process.h"
 
 namespace sigil::agentd {
 namespace {
@@ -316,6 +317,23 @@ TEST(SpireAgentConfTest, TheFlagsWinOverTheFile) {
   ASSERT_TRUE(conf.ok()) << conf.status().ToString();
   EXPECT_EQ(conf->log_level, "error");
   EXPECT_EQ(conf->join_token, "from-the-flag");
+}
+
+TEST(SpireAgentConfTest, JoinTokenFileIsReadAsSpireReadsIt) {
+  sigil::testing::TempDir dir;
+  sigil::testing::WriteFile(dir / "token", "4b7a3c1e-token\n");
+  auto conf = ParseAgentConfig("agent {\n  trust_domain = \"example.org\"\n  insecure_bootstrap = true\n"
+                               "  join_token_file = \"" + (dir / "token").string() + "\"\n}\n",
+                               "agent.conf");
+  ASSERT_TRUE(conf.ok()) << conf.status().ToString();
+  EXPECT_EQ(conf->join_token, "4b7a3c1e-token");
+  auto both = ParseAgentConfig("agent {\n  trust_domain = \"example.org\"\n  insecure_bootstrap = true\n"
+                               "  join_token = \"t\"\n  join_token_file = \"" + (dir / "token").string() + "\"\n}\n",
+                               "agent.conf");
+  ASSERT_FALSE(both.ok());
+  EXPECT_NE(both.status().message().find("agent.join_token_file: cannot be given together with join_token"),
+            std::string::npos)
+      << both.status().message();
 }
 
 }  // namespace
