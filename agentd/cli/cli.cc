@@ -19,6 +19,7 @@
 #include <map>
 #include <sstream>
 
+#include "agentd/cli/output.h"
 #include "agentd/workload/workload_api.h"
 #include "core/base64url.h"
 #include "core/cli/command_line.h"
@@ -96,10 +97,32 @@ transport::GrpcCallOptions CallOptions(std::optional<std::chrono::milliseconds> 
   return options;
 }
 
+// "[td] CA #n Valid After" lines for each federated bundle, by trust domain, as spire-agent
+// prints them under every SVID.
+Result<std::string> FederatedBundleLines(const X509SVIDResponse& response) {
+  const std::map<std::string, std::string> sorted(response.federated_bundles().begin(),
+                                                  response.federated_bundles().end());
+  std::string lines;
+  for (const auto& [td_id, der] : sorted) {
+    auto bundle = CertValiditiesFromDer(AsBytes(der));
+    if (!bundle.ok()) {
+      return InvalidArgumentError("the agent sent a bundle for " + td_id + " that does not parse: " +
+                                  bundle.status().message());
+    }
+    for (size_t i = 0; i < bundle->size(); ++i) {
+      const std::string ca = "[" + td_id + "] CA #" + std::to_string(i + 1);
+      lines += ca + " Valid After:\t" + GoTime((*bundle)[i].not_before) + "\n";
+      lines += ca + " Valid Until:\t" + GoTime((*bundle)[i].not_after) + "\n";
+    }
+  }
+  return lines;
+}
+
 Status PrintX509Response(const X509SVIDResponse& response, Clock::duration waited,
                          std::ostream& out) {
-  out << "Received " << response.svids_size() << " svid after " << FormatGoDuration(waited)
-      << "\n\n";
+  SIGIL_ASSIGN_OR_RETURN(std::string federated, FederatedBundleLines(response));
+  out << "Received " << response.svids_size() << (response.svids_size() == 1 ? " svid" : " svids") << " after "
+      << FormatGoDuration(waited) << "\n\n";
   for (const auto& svid : response.svids()) {
     // Only the validity is shown, so it is read from the DER rather than through d2i_X509,
     // whose public-key decoding would be a good part of this command's run time.
@@ -119,7 +142,7 @@ Status PrintX509Response(const X509SVIDResponse& response, Clock::duration waite
       out << "CA #" << i + 1 << " Valid After:\t" << GoTime((*bundle)[i].not_before) << "\n";
       out << "CA #" << i + 1 << " Valid Until:\t" << GoTime((*bundle)[i].not_after) << "\n";
     }
-    out << "\n";
+    out << federated << "\n";
   }
   return Status::Ok();
 }
@@ -158,7 +181,14 @@ Status WriteX509Response(const X509SVIDResponse& response, const std::filesystem
   return Status::Ok();
 }
 
-Status FetchX509(const transport::Endpoint& endpoint, std::chrono::milliseconds timeout,
+// The answer as spire-agent's -output json prints it.
+Status PrintJson(const std::vector<const google::protobuf::Message*>& messages, std::ostream& out) {
+  SIGIL_ASSIGN_OR_RETURN(std::string json, WorkloadApiJson(messages));
+  out << json;
+  return Status::Ok();
+}
+
+Status FetchX509(const transport::Endpoint& endpoint, std::chrono::milliseconds timeout, OutputFormat format,
                  const std::string& write_dir, bool silent, std::ostream& out) {
   const auto started = Clock::now();
   std::optional<X509SVIDResponse> first;
@@ -175,6 +205,7 @@ Status FetchX509(const transport::Endpoint& endpoint, std::chrono::milliseconds 
   SIGIL_RETURN_IF_ERROR(call);
   SIGIL_RETURN_IF_ERROR(parse);
   if (!first) return UnavailableError("the agent ended the stream without an answer");
+  if (format == OutputFormat::kJson) return PrintJson({&*first}, out);
   std::ostringstream discard;
   std::ostream& text = silent ? discard : out;
   SIGIL_RETURN_IF_ERROR(PrintX509Response(*first, Clock::now() - started, text));
@@ -204,7 +235,7 @@ Status Watch(const transport::Endpoint& endpoint, std::ostream& out) {
   return failure;
 }
 
-Status FetchJwt(const transport::Endpoint& endpoint, std::chrono::milliseconds timeout,
+Status FetchJwt(const transport::Endpoint& endpoint, std::chrono::milliseconds timeout, OutputFormat format,
                 const std::vector<std::string>& audience, const std::string& spiffe_id,
                 std::ostream& out) {
   JWTSVIDRequest request;
@@ -229,9 +260,12 @@ Status FetchJwt(const transport::Endpoint& endpoint, std::chrono::milliseconds t
       CallOptions(timeout));
   SIGIL_RETURN_IF_ERROR(call);
   if (!bundles) return UnavailableError("the agent sent no JWT bundles");
+  if (format == OutputFormat::kJson) return PrintJson({&svids, &*bundles}, out);
 
-  for (const auto& svid : svids.svids())
+  for (const auto& svid : svids.svids()) {
     out << "token(" << svid.spiffe_id() << "):\n\t" << svid.svid() << "\n";
+    if (!svid.hint().empty()) out << "hint(" << svid.spiffe_id() << "):\n\t" << svid.hint() << "\n";
+  }
   const std::map<std::string, std::string> sorted(bundles->bundles().begin(),
                                                   bundles->bundles().end());
   for (const auto& [td_id, jwks] : sorted) out << "bundle(" << td_id << "):\n\t" << jwks << "\n";
@@ -239,7 +273,7 @@ Status FetchJwt(const transport::Endpoint& endpoint, std::chrono::milliseconds t
 }
 
 // spire-agent's wording: a token the agent rejects is "not valid"; anything else is an error.
-int ValidateJwt(const transport::Endpoint& endpoint, std::chrono::milliseconds timeout,
+int ValidateJwt(const transport::Endpoint& endpoint, std::chrono::milliseconds timeout, OutputFormat format,
                 const std::string& audience, const std::string& token, std::ostream& out,
                 std::ostream& err) {
   ValidateJWTSVIDRequest request;
@@ -256,10 +290,22 @@ int ValidateJwt(const transport::Endpoint& endpoint, std::chrono::milliseconds t
     return 1;
   }
   ValidateJWTSVIDResponse response;
-  std::string claims;
-  if (!response.ParseFromString(*answer) ||
-      !google::protobuf::util::MessageToJsonString(response.claims(), &claims).ok()) {
+  if (!response.ParseFromString(*answer)) {
     err << "Error: the agent sent a malformed ValidateJWTSVIDResponse\n";
+    return 1;
+  }
+  if (format == OutputFormat::kJson) {
+    auto json = WorkloadApiJson({&response});
+    if (!json.ok()) {
+      err << "Error: " << json.status().message() << "\n";
+      return 1;
+    }
+    out << *json;
+    return 0;
+  }
+  std::string claims;
+  if (!google::protobuf::util::MessageToJsonString(response.claims(), &claims).ok()) {
+    err << "Error: the agent sent claims that do not print as JSON\n";
     return 1;
   }
   out << "SVID is valid.\n";
@@ -296,17 +342,6 @@ int HealthCheck(const transport::Endpoint& endpoint, bool shallow, bool verbose,
   return 0;
 }
 
-// A decimal with `digits` fraction digits, trailing zeros dropped: Go's way of printing
-// durations.
-std::string Decimal(uint64_t whole, uint64_t fraction, int digits) {
-  std::string out = std::to_string(whole);
-  if (fraction == 0) return out;
-  std::string frac = std::to_string(fraction);
-  frac.insert(0, static_cast<size_t>(digits) - frac.size(), '0');
-  while (!frac.empty() && frac.back() == '0') frac.pop_back();
-  return out + "." + frac;
-}
-
 }  // namespace
 
 Result<transport::Endpoint> WorkloadEndpoint(const std::string& socket_path,
@@ -329,169 +364,169 @@ Result<transport::Endpoint> WorkloadEndpoint(const std::string& socket_path,
   return transport::Endpoint::Unix(kDefaultWorkloadSocket);
 }
 
-Result<std::chrono::milliseconds> ParseGoDuration(std::string_view text) {
-  const std::string original(text);
-  if (text == "0") return std::chrono::milliseconds(0);
-  if (text.empty()) return InvalidArgumentError("invalid duration ''");
-  static const std::vector<std::pair<std::string_view, double>> kUnits = {
-      {"ns", 1e-6}, {"us", 1e-3}, {"µs", 1e-3}, {"ms", 1}, {"s", 1e3}, {"m", 60e3}, {"h", 3600e3}};
-  double total_ms = 0;
-  while (!text.empty()) {
-    size_t digits = 0;
-    while (digits < text.size() &&
-           (std::isdigit(static_cast<unsigned char>(text[digits])) || text[digits] == '.')) {
-      ++digits;
-    }
-    if (digits == 0) return InvalidArgumentError("invalid duration '" + original + "'");
-    double value = 0;
-    try {
-      value = std::stod(std::string(text.substr(0, digits)));
-    } catch (const std::exception&) {
-      return InvalidArgumentError("invalid duration '" + original + "'");
-    }
-    text.remove_prefix(digits);
-    const std::pair<std::string_view, double>* unit = nullptr;
-    for (const auto& candidate : kUnits) {
-      // The longest unit that fits: "ms" before "m".
-      if (text.starts_with(candidate.first) &&
-          (unit == nullptr || candidate.first.size() > unit->first.size())) {
-        unit = &candidate;
-      }
-    }
-    if (unit == nullptr)
-      return InvalidArgumentError("missing or unknown unit in duration '" + original + "'");
-    text.remove_prefix(unit->first.size());
-    total_ms += value * unit->second;
-  }
-  return std::chrono::milliseconds(static_cast<int64_t>(total_ms));
-}
+namespace {
 
-std::string FormatGoDuration(std::chrono::nanoseconds duration) {
-  const int64_t ns = duration.count();
-  if (ns == 0) return "0s";
-  if (ns < 0) return "-" + FormatGoDuration(-duration);
-  const auto u = static_cast<uint64_t>(ns);
-  if (u < 1'000) return std::to_string(u) + "ns";
-  if (u < 1'000'000) return Decimal(u / 1'000, u % 1'000, 3) + "µs";
-  if (u < 1'000'000'000) return Decimal(u / 1'000'000, u % 1'000'000, 6) + "ms";
-  const uint64_t hours = u / 3'600'000'000'000;
-  const uint64_t minutes = u / 60'000'000'000 % 60;
-  const uint64_t rest = u % 60'000'000'000;
-  std::string out;
-  if (hours > 0) out += std::to_string(hours) + "h";
-  if (hours > 0 || minutes > 0) out += std::to_string(minutes) + "m";
-  return out + Decimal(rest / 1'000'000'000, rest % 1'000'000'000, 9) + "s";
-}
-
-int RunWorkloadCommand(const std::vector<std::string>& raw_args, std::ostream& out,
-                       std::ostream& err) {
-  // These commands only parse and print certificates and keys: the system's openssl.cnf
-  // (providers, engines) has nothing for them, and reading it was a quarter of a fetch.
-  OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, nullptr);
-  CLI::App app{"Sigil agent commands", "agentd"};
-  app.require_subcommand(1);
+// What the command line gave. The chosen command's callback sets `action`, which runs once the
+// endpoint, timeout and output format are known.
+struct Invocation {
+  using Action = std::function<int(const transport::Endpoint&, std::chrono::milliseconds, OutputFormat)>;
+  Action action;
   std::string socket_path;
   std::string timeout_text = "5s";
-  std::function<int(const transport::Endpoint&, std::chrono::milliseconds)> action;
-
-  auto add_socket = [&](CLI::App* command) {
-    command->add_option("--socketPath", socket_path,
-                        std::string("Path to the SPIFFE Workload API socket (default ") +
-                            kDefaultWorkloadSocket + ", or $SPIFFE_ENDPOINT_SOCKET)");
-  };
-  auto add_timeout = [&](CLI::App* command) {
-    command->add_option("--timeout", timeout_text, "Time to wait for a response")
-        ->default_str("5s");
-  };
-  // Errors of the API commands end as one line on `err`.
-  auto report = [&err](const Status& status) {
-    if (status.ok()) return 0;
-    err << "Error: " << status.ToString() << "\n";
-    return 1;
-  };
-
-  CLI::App* api =
-      app.add_subcommand("api", "Talk to the agent's Workload API")->require_subcommand(1);
-  CLI::App* fetch = api->add_subcommand("fetch", "Fetch SVIDs")->require_subcommand(1);
-
-  CLI::App* fetch_x509 = fetch->add_subcommand("x509", "Fetch X509-SVIDs and their bundles");
-  std::string write_dir;
+  std::string output_text = "pretty";
+  std::string deprecated_format;  // fetch jwt's -format, SPIRE's older name of -output
+  std::string write_dir;          // fetch x509
   bool silent = false;
-  fetch_x509->add_option("--write", write_dir,
-                         "Write the SVIDs, keys and bundles into this folder");
-  fetch_x509->add_flag("--silent", silent, "Print nothing to standard output");
-  add_socket(fetch_x509);
-  add_timeout(fetch_x509);
-  fetch_x509->callback([&] {
-    action = [&](const transport::Endpoint& endpoint, std::chrono::milliseconds timeout) {
-      return report(FetchX509(endpoint, timeout, write_dir, silent, out));
+  std::vector<std::string> audience;  // fetch jwt
+  std::string spiffe_id;
+  std::string validate_audience;  // validate jwt
+  std::string token;
+  bool shallow = false;  // healthcheck
+  bool verbose = false;
+};
+
+void AddSocket(CLI::App* command, Invocation& in) {
+  command->add_option("--socketPath", in.socket_path,
+                      std::string("Path to the SPIFFE Workload API socket (default ") + kDefaultWorkloadSocket +
+                          ", or $SPIFFE_ENDPOINT_SOCKET)");
+}
+
+void AddTimeoutAndOutput(CLI::App* command, Invocation& in) {
+  command->add_option("--timeout", in.timeout_text, "Time to wait for a response")->default_str("5s");
+  command->add_option("--output", in.output_text, "Desired output format (pretty, json); default: pretty.");
+  AddSocket(command, in);
+}
+
+// Errors of the API commands end as one line on `err`.
+int Report(const Status& status, std::ostream& err) {
+  if (status.ok()) return 0;
+  err << "Error: " << status.ToString() << "\n";
+  return 1;
+}
+
+void AddFetchCommands(CLI::App* api, Invocation& in, std::ostream& out, std::ostream& err) {
+  CLI::App* fetch = api->add_subcommand("fetch", "Fetch SVIDs (X509-SVIDs when no kind is named)")->require_subcommand(1);
+
+  CLI::App* x509 = fetch->add_subcommand("x509", "Fetch X509-SVIDs and their bundles");
+  x509->add_option("--write", in.write_dir,
+                   "Write the SVIDs, keys and bundles into this folder (only with the pretty output format)");
+  x509->add_flag("--silent", in.silent, "Print nothing to standard output (only with the pretty output format)");
+  AddTimeoutAndOutput(x509, in);
+  x509->callback([&] {
+    in.action = [&](const transport::Endpoint& endpoint, std::chrono::milliseconds timeout, OutputFormat format) {
+      // spire-agent ignores both with -output json; refused here rather than dropped unsaid.
+      for (const auto& [given, flag] : {std::pair{!in.write_dir.empty(), "-write"}, std::pair{in.silent, "-silent"}}) {
+        if (format == OutputFormat::kJson && given) {
+          err << "Error: " << flag << " is only available for the pretty output format\n";
+          return 1;
+        }
+      }
+      return Report(FetchX509(endpoint, timeout, format, in.write_dir, in.silent, out), err);
     };
   });
 
-  CLI::App* fetch_jwt = fetch->add_subcommand("jwt", "Fetch a JWT-SVID");
-  std::vector<std::string> audience;
-  std::string spiffe_id;
+  CLI::App* jwt = fetch->add_subcommand("jwt", "Fetch a JWT-SVID");
   // As SPIRE's agent: a comma-separated list ("a,b" asks for a token naming both).
-  fetch_jwt->add_option("--audience", audience, "Audiences the token is for, comma-separated; repeatable")
+  jwt->add_option("--audience", in.audience, "Audiences the token is for, comma-separated; repeatable")
       ->delimiter(',')
       ->required();
-  fetch_jwt->add_option("--spiffeID", spiffe_id,
-                        "The SPIFFE ID of the token (default: every identity)");
-  add_socket(fetch_jwt);
-  add_timeout(fetch_jwt);
-  fetch_jwt->callback([&] {
-    action = [&](const transport::Endpoint& endpoint, std::chrono::milliseconds timeout) {
-      return report(FetchJwt(endpoint, timeout, audience, spiffe_id, out));
+  jwt->add_option("--spiffeID", in.spiffe_id, "The SPIFFE ID of the token (default: every identity)");
+  jwt->add_option("--format", in.deprecated_format, "deprecated; use -output");
+  AddTimeoutAndOutput(jwt, in);
+  jwt->callback([&] {
+    in.action = [&](const transport::Endpoint& endpoint, std::chrono::milliseconds timeout, OutputFormat format) {
+      return Report(FetchJwt(endpoint, timeout, format, in.audience, in.spiffe_id, out), err);
     };
   });
+}
 
+void AddOtherCommands(CLI::App& app, CLI::App* api, Invocation& in, std::ostream& out, std::ostream& err) {
+  // spire-agent's watch has no -output; neither has this one.
   CLI::App* watch = api->add_subcommand("watch", "Print every X509-SVID update until interrupted");
-  add_socket(watch);
+  AddSocket(watch, in);
   watch->callback([&] {
-    action = [&](const transport::Endpoint& endpoint, std::chrono::milliseconds) {
-      return report(Watch(endpoint, out));
+    in.action = [&](const transport::Endpoint& endpoint, std::chrono::milliseconds, OutputFormat) {
+      return Report(Watch(endpoint, out), err);
     };
   });
 
   CLI::App* validate = api->add_subcommand("validate", "Validate SVIDs")->require_subcommand(1);
   CLI::App* validate_jwt = validate->add_subcommand("jwt", "Validate a JWT-SVID");
-  std::string validate_audience, token;
-  validate_jwt->add_option("--audience", validate_audience, "The audience the token must name")
-      ->required();
-  validate_jwt->add_option("--svid", token, "The token to validate")->required();
-  add_socket(validate_jwt);
-  add_timeout(validate_jwt);
+  validate_jwt->add_option("--audience", in.validate_audience, "The audience the token must name")->required();
+  validate_jwt->add_option("--svid", in.token, "The token to validate")->required();
+  AddTimeoutAndOutput(validate_jwt, in);
   validate_jwt->callback([&] {
-    action = [&](const transport::Endpoint& endpoint, std::chrono::milliseconds timeout) {
-      return ValidateJwt(endpoint, timeout, validate_audience, token, out, err);
+    in.action = [&](const transport::Endpoint& endpoint, std::chrono::milliseconds timeout, OutputFormat format) {
+      return ValidateJwt(endpoint, timeout, format, in.validate_audience, in.token, out, err);
     };
   });
 
-  CLI::App* healthcheck =
-      app.add_subcommand("healthcheck", "Check that the agent is up and serving");
-  bool shallow = false, verbose = false;
-  healthcheck->add_flag("--shallow", shallow, "Only check that the agent answers");
-  healthcheck->add_flag("--verbose", verbose, "Say what was checked");
-  add_socket(healthcheck);
+  CLI::App* healthcheck = app.add_subcommand("healthcheck", "Check that the agent is up and serving");
+  healthcheck->add_flag("--shallow", in.shallow, "Only check that the agent answers");
+  healthcheck->add_flag("--verbose", in.verbose, "Say what was checked");
+  AddSocket(healthcheck, in);
   healthcheck->callback([&] {
-    action = [&](const transport::Endpoint& endpoint, std::chrono::milliseconds) {
-      return HealthCheck(endpoint, shallow, verbose, out, err);
+    in.action = [&](const transport::Endpoint& endpoint, std::chrono::milliseconds, OutputFormat) {
+      return HealthCheck(endpoint, in.shallow, in.verbose, out, err);
     };
   });
+}
 
-  if (std::optional<int> exit_code = ParseCommandLine(app, raw_args, out, err)) return *exit_code;
-  if (!action) return 1;
-  auto timeout = ParseGoDuration(timeout_text);
+// spire-agent's `api fetch` is `api fetch x509`: with no kind named, x509 is. `api fetch -h`
+// still lists both kinds.
+std::vector<std::string> WithFetchKind(std::vector<std::string> args) {
+  if (args.size() < 2 || args[0] != "api" || args[1] != "fetch") return args;
+  const bool kind_named = args.size() > 2 && !args[2].starts_with("-");
+  const bool help = args.size() > 2 && (args[2] == "-h" || args[2] == "--help" || args[2] == "-help");
+  if (!kind_named && !help) args.insert(args.begin() + 2, "x509");
+  return args;
+}
+
+// The -output format, or -format's where only the deprecated name was given.
+Result<OutputFormat> ChosenFormat(const Invocation& in) {
+  if (!in.deprecated_format.empty() && in.output_text != "pretty" && in.output_text != in.deprecated_format) {
+    return InvalidArgumentError("-format and -output name different formats; give -output alone");
+  }
+  const std::string& name = in.deprecated_format.empty() ? in.output_text : in.deprecated_format;
+  auto format = ParseOutputFormat(name);
+  if (!format.ok()) return InvalidArgumentError("-output: " + format.status().message());
+  return format;
+}
+
+}  // namespace
+
+int RunWorkloadCommand(const std::vector<std::string>& raw_args, std::ostream& out, std::ostream& err) {
+  // These commands only parse and print certificates and keys: the system's openssl.cnf
+  // (providers, engines) has nothing for them, and reading it was a quarter of a fetch.
+  OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, nullptr);
+  CLI::App app{"Sigil agent commands", "agentd"};
+  app.require_subcommand(1);
+  // main runs these two before this parser; they are here to be listed in the help.
+  app.add_subcommand("run", "Run the agent (agentd run -h for its flags)");
+  app.add_subcommand("validate", "Check the agent's config file without starting it");
+  Invocation in;
+  CLI::App* api = app.add_subcommand("api", "Talk to the agent's Workload API")->require_subcommand(1);
+  AddFetchCommands(api, in, out, err);
+  AddOtherCommands(app, api, in, out, err);
+
+  if (std::optional<int> exit_code = ParseCommandLine(app, WithFetchKind(raw_args), out, err)) return *exit_code;
+  if (!in.action) return 1;
+  auto timeout = ParseGoDuration(in.timeout_text);
   if (!timeout.ok()) {
     err << "Error: -timeout: " << timeout.status().message() << "\n";
     return 1;
   }
-  auto endpoint = WorkloadEndpoint(socket_path, std::getenv(kSpiffeEndpointSocket));
+  auto format = ChosenFormat(in);
+  if (!format.ok()) {
+    err << "Error: " << format.status().message() << "\n";
+    return 1;
+  }
+  auto endpoint = WorkloadEndpoint(in.socket_path, std::getenv(kSpiffeEndpointSocket));
   if (!endpoint.ok()) {
     err << "Error: " << endpoint.status().message() << "\n";
     return 1;
   }
-  return action(*endpoint, *timeout);
+  return in.action(*endpoint, *timeout, *format);
 }
 
 }  // namespace sigil::agentd

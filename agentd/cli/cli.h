@@ -1,10 +1,12 @@
 // The `agentd` commands that ask a running agent over its Workload API socket, with the verbs,
 // flags and output of spire-agent:
-//   agentd api fetch x509 [-socketPath P] [-write DIR] [-timeout 5s] [-silent]
+//   agentd api fetch [x509] [-socketPath P] [-write DIR] [-timeout 5s] [-silent] [-output json]
 //   agentd api fetch jwt -audience A [-audience B] [-spiffeID ID] [-socketPath P] [-timeout 5s]
+//                        [-output json]
 //   agentd api watch [-socketPath P]
-//   agentd api validate jwt -audience A -svid TOKEN [-socketPath P] [-timeout 5s]
+//   agentd api validate jwt -audience A -svid TOKEN [-socketPath P] [-timeout 5s] [-output json]
 //   agentd healthcheck [-socketPath P] [-shallow] [-verbose]
+// -output json prints the Workload API's answer as spire-agent does (output.h).
 // Without -socketPath the socket is SPIFFE_ENDPOINT_SOCKET (unix:///path or unix:path), else
 // kDefaultWorkloadSocket. An error prints to `err` and the command exits non-zero.
 //
@@ -18,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agentd/cli/go_duration.h"
 #include "core/status.h"
 #include "transport/socket_stream.h"
 
@@ -31,9 +34,5 @@ int RunWorkloadCommand(const std::vector<std::string>& args, std::ostream& out, 
 Result<transport::Endpoint> WorkloadEndpoint(const std::string& socket_path,
                                              const char* endpoint_env);
 
-// Go's duration syntax, as spire-agent's -timeout takes it: "5s", "500ms", "1m30s".
-Result<std::chrono::milliseconds> ParseGoDuration(std::string_view text);
-// Go's Duration.String(): "8.8537ms", "1.5s", "2m3s".
-std::string FormatGoDuration(std::chrono::nanoseconds duration);
 
 }  // namespace sigil::agentd

@@ -10,6 +10,7 @@
 #include "agentd/cli/cli.h"
 #include <nlohmann/json.hpp>
 
+#include "core/base64url.h"
 #include "core/jwt_svid.h"
 #include "tests/agentd/workload_api_fixture.h"
 
@@ -28,6 +29,18 @@ using sigil::testing::WriteFile;
 std::string AgentdPath() {
   const char* path = std::getenv("SIGIL_AGENTD");
   return path != nullptr ? path : "agentd";
+}
+
+// The keys of a JSON object, in order.
+std::vector<std::string> Keys(const nlohmann::json& object) {
+  std::vector<std::string> keys;
+  for (const auto& item : object.items()) keys.push_back(item.key());
+  return keys;
+}
+
+std::string Unbase64(const nlohmann::json& value) {
+  auto bytes = Base64Decode(value.is_string() ? value.get<std::string>() : "");
+  return bytes.ok() ? std::string(bytes->begin(), bytes->end()) : "";
 }
 
 std::string GoTimeOf(TimePoint when) {
@@ -250,6 +263,85 @@ TEST_F(AgentdCliTest, BadUsageSaysWhatIsWrongAndFails) {
   auto nothing = Agentd({});
   EXPECT_NE(nothing.exit_code, 0);
   EXPECT_FALSE(nothing.err.empty());
+}
+
+TEST_F(AgentdCliTest, FetchWithoutAKindFetchesX509AsSpireAgentDoes) {
+  IssueSvid(AddWebEntry());
+  StartServer();
+  auto fetched = Agentd({"api", "fetch", "-socketPath", socket_path_});
+  ASSERT_EQ(fetched.exit_code, 0) << fetched.err;
+  EXPECT_EQ(fetched.out.rfind("Received 1 svid after ", 0), 0u) << fetched.out;
+  EXPECT_NE(fetched.out.find("SPIFFE ID:\t\tspiffe://example.org/web\n"), std::string::npos) << fetched.out;
+  // The federated bundle under the SVID, as spire-agent prints it.
+  EXPECT_NE(fetched.out.find("[spiffe://partner.test] CA #1 Valid After:\t" + GoTimeOf(CertNotBefore(partner_ca_.cert()))),
+            std::string::npos)
+      << fetched.out;
+  auto help = Agentd({"api", "fetch", "-h"});
+  EXPECT_EQ(help.exit_code, 0) << help.err;
+  EXPECT_NE(help.out.find("\n  x509 "), std::string::npos) << help.out;
+  EXPECT_NE(help.out.find("\n  jwt "), std::string::npos) << help.out;
+  auto listed = Agentd({"-h"});
+  EXPECT_NE(listed.out.find("\n  run "), std::string::npos) << listed.out;
+  EXPECT_NE(listed.out.find("\n  validate "), std::string::npos) << listed.out;
+}
+
+TEST_F(AgentdCliTest, OutputJsonPrintsTheWorkloadApiAnswersWithSpiresFieldNames) {
+  IssueSvid(AddWebEntry());
+  StartServer();
+  auto x509 = Agentd({"api", "fetch", "x509", "-output", "json", "-socketPath", socket_path_});
+  ASSERT_EQ(x509.exit_code, 0) << x509.err;
+  EXPECT_EQ(std::count(x509.out.begin(), x509.out.end(), '\n'), 1) << x509.out;
+  const auto answer = nlohmann::json::parse(x509.out, nullptr, false);
+  ASSERT_TRUE(answer.is_object()) << x509.out;
+  EXPECT_EQ(Keys(answer), (std::vector<std::string>{"crl", "federated_bundles", "svids"})) << x509.out;
+  ASSERT_EQ(answer["svids"].size(), 1u);
+  const auto& svid = answer["svids"][0];
+  EXPECT_EQ(Keys(svid), (std::vector<std::string>{"bundle", "hint", "spiffe_id", "x509_svid", "x509_svid_key"}));
+  EXPECT_EQ(svid["spiffe_id"], "spiffe://example.org/web");
+  EXPECT_EQ(svid["hint"], "");
+  EXPECT_EQ(Unbase64(svid["bundle"]), CaDer());
+  EXPECT_EQ(Unbase64(answer["federated_bundles"]["spiffe://partner.test"]), PartnerCaDer());
+  const std::string key_der = Unbase64(svid["x509_svid_key"]);
+  const auto* key_bytes = reinterpret_cast<const unsigned char*>(key_der.data());
+  EvpPkeyPtr key(d2i_AutoPrivateKey(nullptr, &key_bytes, static_cast<long>(key_der.size())));
+  EXPECT_TRUE(key != nullptr) << "x509_svid_key is no PKCS#8 key";
+  EXPECT_EQ(answer["crl"], nlohmann::json::array());
+
+  // fetch jwt prints the JWTSVIDResponse and the JWTBundlesResponse, as one array.
+  for (const char* flag : {"-output", "-format"}) {
+    auto jwt = Agentd({"api", "fetch", "jwt", "-audience", "https://api.example.org", flag, "json", "-socketPath",
+                       socket_path_});
+    ASSERT_EQ(jwt.exit_code, 0) << jwt.err;
+    const auto both = nlohmann::json::parse(jwt.out, nullptr, false);
+    ASSERT_TRUE(both.is_array() && both.size() == 2) << jwt.out;
+    EXPECT_EQ(Keys(both[0]), std::vector<std::string>{"svids"});
+    ASSERT_EQ(both[0]["svids"].size(), 1u) << jwt.out;
+    EXPECT_EQ(Keys(both[0]["svids"][0]), (std::vector<std::string>{"hint", "spiffe_id", "svid"}));
+    EXPECT_EQ(Keys(both[1]), std::vector<std::string>{"bundles"});
+    const auto jwks = nlohmann::json::parse(Unbase64(both[1]["bundles"]["spiffe://example.org"]), nullptr, false);
+    ASSERT_TRUE(jwks.is_object()) << jwt.out;
+    EXPECT_EQ(jwks["keys"][0]["kid"], kJwtKeyId);
+
+    const std::string token = both[0]["svids"][0]["svid"];
+    auto valid = Agentd({"api", "validate", "jwt", "-audience", "https://api.example.org", "-svid", token, "-output",
+                         "JSON", "-socketPath", socket_path_});
+    ASSERT_EQ(valid.exit_code, 0) << valid.err;
+    const auto validated = nlohmann::json::parse(valid.out, nullptr, false);
+    EXPECT_EQ(Keys(validated), (std::vector<std::string>{"claims", "spiffe_id"})) << valid.out;
+    EXPECT_EQ(validated["spiffe_id"], "spiffe://example.org/web");
+    EXPECT_EQ(validated["claims"]["sub"], "spiffe://example.org/web");
+    EXPECT_EQ(validated["claims"]["aud"], "https://api.example.org");
+  }
+
+  auto write = Agentd({"api", "fetch", "-output", "json", "-write", dir_.path().string(), "-socketPath", socket_path_});
+  EXPECT_EQ(write.exit_code, 1);
+  EXPECT_EQ(write.err, "Error: -write is only available for the pretty output format\n");
+  EXPECT_EQ(write.out, "");
+  auto xml = Agentd({"api", "fetch", "-output", "xml", "-socketPath", socket_path_});
+  EXPECT_EQ(xml.exit_code, 1);
+  EXPECT_NE(xml.err.find("-output: unknown format option: \"xml\""), std::string::npos) << xml.err;
+  auto pretty = Agentd({"api", "fetch", "-output", "pretty", "-socketPath", socket_path_});
+  EXPECT_EQ(pretty.out.rfind("Received 1 svid after ", 0), 0u) << pretty.out;
 }
 
 TEST(AgentdCliDurations, GoDurationsParseAndPrintAsGoDoes) {
