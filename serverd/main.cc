@@ -2,6 +2,8 @@
 // the same flags, and the admin commands that drive a running server over its socket (see cli.h).
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <sstream>
+#include <string_view>
 
 #include "core/cli/command_line.h"
 #include "core/cli/daemon.h"
@@ -48,6 +50,31 @@ int Validate(std::vector<std::string> args) {
   return ValidateConfig("serverd", app, std::move(args), [&] { return flags.Load(); });
 }
 
+int RunAdmin(const std::vector<std::string>& args, std::ostream& out) {
+  return RunAdminCommand(
+      args,
+      [](const std::string& socket_path) -> Result<std::unique_ptr<AdminClient>> {
+        return std::unique_ptr<AdminClient>(std::make_unique<SocketAdminClient>(socket_path));
+      },
+      out, std::cerr);
+}
+
+// `serverd -h`: the admin commands' help, which lists what that parser knows, with run and
+// validate, which main dispatches before it, listed first among the subcommands.
+int PrintTopLevelHelp() {
+  std::ostringstream admin_help;
+  const int exit_code = RunAdmin({"-h"}, admin_help);
+  std::string help = admin_help.str();
+  constexpr std::string_view kSubcommands = "Subcommands:\n";
+  if (const size_t at = help.find(kSubcommands); at != std::string::npos) {
+    help.insert(at + kSubcommands.size(),
+                "  run                         Run the server (serverd run -h for its flags)\n"
+                "  validate                    Check the server's config file without starting it\n");
+  }
+  std::cout << help;
+  return exit_code;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -55,10 +82,6 @@ int main(int argc, char** argv) {
   if (PrintedVersion(args, std::cout)) return 0;
   if (!args.empty() && args[0] == "run") return Run({args.begin() + 1, args.end()});
   if (!args.empty() && args[0] == "validate") return Validate({args.begin() + 1, args.end()});
-  return RunAdminCommand(
-      args,
-      [](const std::string& socket_path) -> Result<std::unique_ptr<AdminClient>> {
-        return std::unique_ptr<AdminClient>(std::make_unique<SocketAdminClient>(socket_path));
-      },
-      std::cout, std::cerr);
+  if (args.size() == 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help")) return PrintTopLevelHelp();
+  return RunAdmin(args, std::cout);
 }
