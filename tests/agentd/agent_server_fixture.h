@@ -80,10 +80,16 @@ class AgentServerFixture : public sigil::testing::SoftHsmSuite<> {
   // agentd attested with the join token; `agent_yaml` is added under `agent:`.
   void StartAgent(const std::string& agent_yaml = "") {
     sigil::testing::AgentdOptions options;
-    options.server_port = server_->agent_port();
-    options.join_token = token_;
-    options.trust_bundle_path = work_.path() / "bundle.pem";
     options.extra_yaml = agent_yaml;
+    StartAgent(std::move(options));
+  }
+
+  // The same with `options`, whose server port, join token and trust bundle are this fixture's
+  // unless set.
+  void StartAgent(sigil::testing::AgentdOptions options) {
+    if (options.server_port == 0) options.server_port = server_->agent_port();
+    if (options.join_token.empty()) options.join_token = token_;
+    if (options.trust_bundle_path.empty()) options.trust_bundle_path = work_.path() / "bundle.pem";
     auto agent = sigil::testing::AgentdProcess::Create(options);
     ASSERT_TRUE(agent.ok()) << agent.status().ToString();
     agent_ = std::move(*agent);

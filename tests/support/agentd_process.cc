@@ -68,6 +68,7 @@ Result<std::unique_ptr<AgentdProcess>> AgentdProcess::Create(AgentdOptions optio
     return InvalidArgumentError("AgentdOptions: YAML text for an agent.conf written in HCL");
   }
   agent->config_path_ = dir / (options.spire_hcl ? "agent.conf" : "agent.yaml");
+  agent->run_flags_ = options.run_flags;
   WriteFile(agent->config_path_, options.spire_hcl ? AgentConf(options, *agent) : AgentYaml(options, *agent));
   return agent;
 }
@@ -80,8 +81,10 @@ Status AgentdProcess::StartWaitingFor(const std::vector<std::string>& healthchec
   if (process_) previous_logs_ += logs();
   ProcessOptions options;
   options.env = env_;
+  std::vector<std::string> argv = {Binary(), "run", "-config", config_path_.string()};
+  argv.insert(argv.end(), run_flags_.begin(), run_flags_.end());
   return StartDaemon(
-      process_, {Binary(), "run", "-config", config_path_.string()}, dir(), "agentd",
+      process_, argv, dir(), "agentd",
       [&] {
         auto check = Cli(healthcheck);
         return check.ok() && check->exit_code == 0;

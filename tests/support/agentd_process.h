@@ -28,6 +28,8 @@ struct AgentdOptions {
   // Writes the same settings as SPIRE's agent.conf (HCL) instead of agent.yaml; then the two
   // YAML texts above must be empty.
   bool spire_hcl = false;
+  // Flags after `agentd run -config <file>` (-joinTokenFile, -logFile, -expandEnv).
+  std::vector<std::string> run_flags;
 };
 
 class AgentdProcess {
@@ -65,6 +67,7 @@ class AgentdProcess {
   AgentdProcess() = default;
   std::unique_ptr<TempDir> dir_;
   std::filesystem::path config_path_;
+  std::vector<std::string> run_flags_;
   std::optional<ChildProcess> process_;
   Status StartWaitingFor(const std::vector<std::string>& healthcheck);
 

@@ -77,6 +77,7 @@ Result<std::unique_ptr<ServerdProcess>> ServerdProcess::Create(SoftHsm& hsm, con
   server->agent_port_ = FreeLoopbackPort();
   server->open_file_limit_ = options.open_file_limit;
   server->env_ = options.env;
+  server->run_flags_ = options.run_flags;
   if (options.spire_hcl && (!options.extra_yaml.empty() || !options.top_level_yaml.empty())) {
     return InvalidArgumentError("ServerdOptions: YAML text for a server.conf written in HCL");
   }
@@ -88,6 +89,7 @@ Result<std::unique_ptr<ServerdProcess>> ServerdProcess::Create(SoftHsm& hsm, con
 
 Status ServerdProcess::Start() {
   std::vector<std::string> argv = {Binary(), "run", "-config", config_path_.string()};
+  argv.insert(argv.end(), run_flags_.begin(), run_flags_.end());
   if (open_file_limit_ > 0) {
     const std::string limit = std::to_string(open_file_limit_);
     argv.insert(argv.begin(), {"prlimit", "--nofile=" + limit + ":" + limit, "--"});

@@ -31,6 +31,8 @@ struct ServerdOptions {
   int open_file_limit = 0;
   // Added to serverd's environment (SSL_CERT_FILE: the CAs an https_web endpoint chains to).
   std::map<std::string, std::string> env;
+  // Flags after `serverd run -config <file>` (-logFile, -expandEnv).
+  std::vector<std::string> run_flags;
 };
 
 class ServerdProcess {
@@ -71,6 +73,7 @@ class ServerdProcess {
   std::filesystem::path config_path_;
   int open_file_limit_ = 0;
   std::map<std::string, std::string> env_;
+  std::vector<std::string> run_flags_;
   std::optional<ChildProcess> process_;
   int agent_port_ = 0;
 };
