@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 namespace sigil {
 
@@ -72,10 +73,15 @@ std::string RenderLabels(const MetricsRegistry::Labels& labels) {
   return out + "}";
 }
 
+// The shortest form that reads back as the same double: 0.1, not 0.10000000000000001, in an
+// `le` label a person reads.
 std::string FormatNumber(double value) {
   if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
   char buffer[64];
-  std::snprintf(buffer, sizeof(buffer), "%.17g", value);
+  for (int precision = 15; precision <= 17; ++precision) {
+    std::snprintf(buffer, sizeof(buffer), "%.*g", precision, value);
+    if (std::strtod(buffer, nullptr) == value) break;
+  }
   return buffer;
 }
 

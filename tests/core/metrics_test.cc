@@ -29,6 +29,19 @@ TEST(MetricsTest, RendersThePrometheusTextFormat) {
   EXPECT_NE(text.find("signing_latency_seconds_sum 1.0055"), std::string::npos) << text;
 }
 
+// Bounds and sums in their shortest exact form: le="0.1", not le="0.10000000000000001".
+TEST(MetricsTest, NumbersAreWrittenInTheirShortestExactForm) {
+  MetricsRegistry registry;
+  auto& latency = registry.GetHistogram("latency_milliseconds", "per call", Histogram::ExponentialBounds(0.1, 1));
+  latency.Observe(0.3);
+  latency.Observe(3);
+  const std::string text = registry.Render();
+  EXPECT_NE(text.find("latency_milliseconds_bucket{le=\"0.1\"} 0\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("latency_milliseconds_bucket{le=\"0.2\"} 0\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("latency_milliseconds_bucket{le=\"0.5\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("latency_milliseconds_sum 3.3\n"), std::string::npos) << text;
+}
+
 TEST(MetricsTest, SameNameAndLabelsIsTheSameMetric) {
   MetricsRegistry registry;
   Counter& a = registry.GetCounter("c", "h", {{"k", "v"}});
