@@ -393,4 +393,13 @@ void ReadHealthChecks(ConfigSection section, HealthCheckConfig& config) {
   section.RefuseUnknownKeys();
 }
 
+void ReadTelemetry(ConfigSection section, PrometheusConfig& config) {
+  ConfigSection prometheus = section.Section("prometheus");
+  prometheus.Read("host", config.host);
+  prometheus.Read("port", config.port, 0, 65535);
+  if (config.host.empty()) prometheus.Problem("host", "must not be empty");
+  prometheus.RefuseUnknownKeys();
+  section.RefuseUnknownKeys();
+}
+
 }  // namespace sigil

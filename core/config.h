@@ -154,4 +154,14 @@ struct HealthCheckConfig {
 };
 void ReadHealthChecks(ConfigSection section, HealthCheckConfig& config);
 
+// The `telemetry: {prometheus: {host, port}}` section both daemons have, as SPIRE's
+// `telemetry { Prometheus { host port } }`: GET /metrics on a plain HTTP listener, on loopback
+// unless the host says otherwise; port 0 (the default) serves nothing.
+struct PrometheusConfig {
+  std::string host = "127.0.0.1";
+  int port = 0;
+  bool enabled() const { return port != 0; }
+};
+void ReadTelemetry(ConfigSection section, PrometheusConfig& config);
+
 }  // namespace sigil

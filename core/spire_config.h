@@ -91,6 +91,32 @@ struct Translation {
   std::map<std::string, Checked, std::less<>> checked;  // kCheckedAfter keys, by their `sigil`
 };
 
+// SPIRE's `telemetry` block, the same in server.conf and agent.conf: Prometheus's host and port
+// map onto `telemetry.prometheus` (ReadTelemetry); every other sink and option is refused.
+inline constexpr std::string_view kPrometheusOnly =
+    "Sigil exports metrics to Prometheus only (telemetry { Prometheus { } })";
+inline constexpr std::string_view kNoSuchTelemetrySetting = "is SPIRE's, and Sigil has no such setting; remove it";
+inline constexpr Key kPrometheus[] = {
+    {"host", Rule::kCopy, "telemetry.prometheus.host"},
+    {"port", Rule::kCopy, "telemetry.prometheus.port"},
+    {.spire = "tls", .rule = Rule::kRefuse,
+     .why = "/metrics is served in plain HTTP; put a TLS proxy in front of it if it must leave the host"},
+};
+inline constexpr Key kTelemetry[] = {
+    {.spire = "Prometheus", .rule = Rule::kBlock, .keys = kPrometheus},
+    {.spire = "DogStatsd", .rule = Rule::kRefuse, .why = kPrometheusOnly},
+    {.spire = "Statsd", .rule = Rule::kRefuse, .why = kPrometheusOnly},
+    {.spire = "M3", .rule = Rule::kRefuse, .why = kPrometheusOnly},
+    {.spire = "InMem", .rule = Rule::kRefuse, .why = kPrometheusOnly},
+    {.spire = "MetricPrefix", .rule = Rule::kRefuse, .why = kNoSuchTelemetrySetting},
+    {.spire = "EnableTrustDomainLabel", .rule = Rule::kRefuse, .why = kNoSuchTelemetrySetting},
+    {.spire = "EnableHostnameLabel", .rule = Rule::kRefuse, .why = kNoSuchTelemetrySetting},
+    {.spire = "AllowedPrefixes", .rule = Rule::kRefuse, .why = kNoSuchTelemetrySetting},
+    {.spire = "BlockedPrefixes", .rule = Rule::kRefuse, .why = kNoSuchTelemetrySetting},
+    {.spire = "AllowedLabels", .rule = Rule::kRefuse, .why = kNoSuchTelemetrySetting},
+    {.spire = "BlockedLabels", .rule = Rule::kRefuse, .why = kNoSuchTelemetrySetting},
+};
+
 Translation Translate(const YAML::Node& hcl, const Mapping& mapping);
 
 // Sets `sigil` (a dotted path) in `translation`'s tree to `value`, recording that the file

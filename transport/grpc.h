@@ -68,6 +68,8 @@ class GrpcServerCall : public std::enable_shared_from_this<GrpcServerCall> {
   }
   const PeerInfo& peer() const { return stream_->peer(); }
   EventLoop* loop() const { return stream_->loop(); }
+  // When the request began: where the call's elapsed time starts.
+  std::chrono::steady_clock::time_point started() const { return stream_->request_started(); }
   std::optional<std::chrono::steady_clock::time_point> deadline() const { return deadline_; }
 
   // True once the client cancelled, the deadline passed or the connection went away; further

@@ -118,6 +118,8 @@ class Http2ServerStream : public std::enable_shared_from_this<Http2ServerStream>
   void SetOnClose(std::function<void(uint32_t error_code)> fn) { on_close_ = std::move(fn); }
   bool closed() const { return conn_ == nullptr; }
   bool responded() const { return responded_; }
+  // When the request's first header arrived: where a call's elapsed time starts.
+  std::chrono::steady_clock::time_point request_started() const { return request_started_; }
   size_t queued_bytes() const { return queued_bytes_; }
 
  private:
