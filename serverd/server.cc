@@ -3,12 +3,14 @@
 #include <sys/stat.h>
 
 #include "core/base64url.h"
+#include "core/cli/command_line.h"
 #include "core/jwt_svid.h"
 #include "core/log.h"
 #include "core/x509_svid.h"
 #include "serverd/admin/entry_json.h"
 #include "serverd/admin/federation_api.h"
 #include "serverd/datastore/sqlite_datastore.h"
+#include "serverd/datastore/timed_datastore.h"
 #include "transport/owned_directory.h"
 
 namespace sigil::serverd {
@@ -24,7 +26,8 @@ Status Server::Start() {
   SIGIL_RETURN_IF_ERROR(
       transport::EnsureOwnedDirectory(config_.socket_path.parent_path(), 0700, "admin socket directory"));
   SIGIL_ASSIGN_OR_RETURN(keys_, hw::OpenKeyStore(config_.key_store));
-  SIGIL_ASSIGN_OR_RETURN(store_, OpenSqliteDatastore(config_.sqlite_path));
+  SIGIL_ASSIGN_OR_RETURN(std::unique_ptr<Datastore> sqlite, OpenSqliteDatastore(config_.sqlite_path));
+  store_ = std::make_unique<TimedDatastore>(std::move(sqlite), &metrics_);
   if (config_.audit_log_enabled) {
     SIGIL_ASSIGN_OR_RETURN(audit_, AuditLog::Open(config_.audit_log_path));
   }
@@ -58,6 +61,7 @@ Status Server::Start() {
   agent_options.pipeline.max_batch = static_cast<size_t>(config_.signing_max_batch);
   agent_options.pipeline.max_wait = std::chrono::microseconds(config_.signing_max_wait_us);
   agent_options.pipeline.queue_capacity = static_cast<size_t>(config_.signing_queue_capacity);
+  agent_options.pipeline.metric_labels = {{"key_store", std::string(hw::KeyStoreKindName(config_.key_store.kind))}};
   agent_api_ = std::make_unique<AgentApi>(agent_options, config_.trust_domain, *store_, *entries_, *ca_, *federated_,
                                           &metrics_);
   for (const ConfiguredNodeAttestor& configured : config_.node_attestors) {
@@ -139,7 +143,7 @@ Status Server::StartFederation() {
 
 Status Server::StartProbes() {
   const HealthCheckConfig& health = config_.health_checks;
-  if (!health.listener_enabled && config_.prometheus_port == 0) return Status::Ok();
+  if (!health.listener_enabled && !config_.telemetry.enabled()) return Status::Ok();
   probe_loop_.Start();
   probes_started_ = true;
   return probe_loop_.loop().Invoke([&]() -> Status {
@@ -155,13 +159,13 @@ Status Server::StartProbes() {
       SIGIL_RETURN_IF_ERROR(health_server_->Listen(health.bind_address, health.bind_port));
       LogInfo("health checks listening", {{"address", health.bind_address + ":" + std::to_string(health_server_->port())}});
     }
-    if (config_.prometheus_port != 0) {
-      metrics_server_ = std::make_unique<transport::HttpGetServer>(&probe_loop_.loop());
-      metrics_server_->Route("/metrics", [this] {
-        return transport::HttpGetResponse{200, "text/plain; version=0.0.4", metrics_.Render()};
-      });
-      SIGIL_RETURN_IF_ERROR(metrics_server_->Listen(config_.prometheus_host, config_.prometheus_port));
-      LogInfo("metrics listening", {{"address", config_.prometheus_host + ":" + std::to_string(config_.prometheus_port)}});
+    if (config_.telemetry.enabled()) {
+      metrics_server_ = std::make_unique<transport::MetricsEndpoint>(
+          &probe_loop_.loop(), &metrics_,
+          transport::MetricsEndpointOptions{.service = "spire_server",
+                                            .version = std::string(SigilVersion()),
+                                            .trust_domain = config_.trust_domain.name()});
+      SIGIL_RETURN_IF_ERROR(metrics_server_->Listen(config_.telemetry));
     }
     return Status::Ok();
   });
@@ -169,10 +173,10 @@ Status Server::StartProbes() {
 
 void Server::RefreshProbeState() {
   if (auto entries = store_->CountEntries(); entries.ok()) {
-    metrics_.GetGauge("entries", "Registration entries in the datastore").Set(*entries);
+    metrics_.GetGauge("sigil_server_entries", "Registration entries in the datastore").Set(*entries);
   }
   if (auto agents = store_->CountAgents(); agents.ok()) {
-    metrics_.GetGauge("agents", "Attested agents").Set(*agents);
+    metrics_.GetGauge("sigil_server_agents", "Attested agents").Set(*agents);
   }
   Status ready = Ready();
   std::lock_guard lock(probe_mutex_);
@@ -284,7 +288,7 @@ void Server::RegisterCaMethods() {
     const std::string chain_pem = svid.ChainPem();
     SIGIL_ASSIGN_OR_RETURN(std::string bundle_pem, X509BundleToPem(current->bundle.x509));
     LogInfo("x509 SVID minted", {{"spiffe_id", id.str()}});
-    metrics_.GetCounter("svid_issued_total", "SVIDs issued", {{"type", "x509"}}).Add();
+    ca_->CountSignedX509Svids(1);
     return json{{"svid_pem", chain_pem}, {"bundle_pem", bundle_pem}};
   });
   admin_api_->Register("/v1/svid/MintJWTSVID", [this](const json& body) -> Result<json> {
@@ -296,7 +300,7 @@ void Server::RegisterCaMethods() {
     params.audience = std::move(request.audience);
     auto current = ca_->current();
     SIGIL_ASSIGN_OR_RETURN(JwtSvid token, MintJwtSvid(*current->jwt_key, current->jwt_key_id, params));
-    metrics_.GetCounter("svid_issued_total", "SVIDs issued", {{"type", "jwt"}}).Add();
+    ca_->CountSignedJwtSvid();
     return json{{"token", token.token}};
   });
   admin_api_->Register("/v1/health/Check", [this](const json&) -> Result<json> {

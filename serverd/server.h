@@ -29,6 +29,7 @@
 #include "serverd/server_config.h"
 #include "transport/event_loop.h"
 #include "transport/http_get_server.h"
+#include "transport/metrics_endpoint.h"
 
 namespace sigil::serverd {
 
@@ -78,7 +79,7 @@ class Server {
   std::unique_ptr<OidcDiscovery> oidc_;             // listens on probe_loop_
   std::unique_ptr<BundleEndpoint> bundle_endpoint_;  // listens on probe_loop_
   std::unique_ptr<BundleRefresher> bundle_refresher_;
-  std::unique_ptr<transport::HttpGetServer> metrics_server_;
+  std::unique_ptr<transport::MetricsEndpoint> metrics_server_;
   bool probes_started_ = false;
   std::mutex probe_mutex_;
   Status readiness_ = Status(Code::kUnavailable, "serverd is starting");  // guarded by probe_mutex_

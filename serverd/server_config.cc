@@ -160,12 +160,7 @@ Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string&
   }
   transport::ReadListenerLimits(limits, config.agent_api_limits);
 
-  ConfigSection telemetry = doc.root().Section("telemetry");
-  ConfigSection prometheus = telemetry.Section("prometheus");
-  prometheus.Read("host", config.prometheus_host);
-  prometheus.Read("port", config.prometheus_port, 0, 65535);
-  prometheus.RefuseUnknownKeys();
-  telemetry.RefuseUnknownKeys();
+  ReadTelemetry(doc.root().Section("telemetry"), config.telemetry);
 
   ReadFederationConfig(doc.root().Section("federation"), config.trust_domain, config.federation);
   if (doc.root().Has("oidc_discovery")) {

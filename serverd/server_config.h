@@ -128,8 +128,7 @@ struct ServerConfig {
   // 5000 entries every 10 seconds. SPIRE allows 500 X.509 SVIDs per second per address.
   RateLimit svids_per_agent{.per_second = 500, .burst = 5000};
 
-  std::string prometheus_host = "127.0.0.1";
-  int prometheus_port = 0;
+  PrometheusConfig telemetry;
 
   OidcDiscoveryConfig oidc_discovery;  // off unless the `oidc_discovery:` section is given
   FederationConfig federation;

@@ -66,35 +66,10 @@ constexpr Key kServer[] = {
     {.spire = "max_attested_node_info_staleness", .rule = Rule::kRefuse, .why = kNotInSigil},
 };
 
-constexpr std::string_view kPrometheusOnly =
-    "serverd exports metrics to Prometheus only (telemetry { Prometheus { } })";
-
-constexpr Key kPrometheus[] = {
-    {"host", Rule::kCopy, "telemetry.prometheus.host"},
-    {"port", Rule::kCopy, "telemetry.prometheus.port"},
-    {.spire = "tls", .rule = Rule::kRefuse,
-     .why = "serverd serves /metrics in plain HTTP; put a TLS proxy in front of it if it must leave the host"},
-};
-
-constexpr Key kTelemetry[] = {
-    {.spire = "Prometheus", .rule = Rule::kBlock, .keys = kPrometheus},
-    {.spire = "DogStatsd", .rule = Rule::kRefuse, .why = kPrometheusOnly},
-    {.spire = "Statsd", .rule = Rule::kRefuse, .why = kPrometheusOnly},
-    {.spire = "M3", .rule = Rule::kRefuse, .why = kPrometheusOnly},
-    {.spire = "InMem", .rule = Rule::kRefuse, .why = kPrometheusOnly},
-    {.spire = "MetricPrefix", .rule = Rule::kRefuse, .why = kNotInSigil},
-    {.spire = "EnableTrustDomainLabel", .rule = Rule::kRefuse, .why = kNotInSigil},
-    {.spire = "EnableHostnameLabel", .rule = Rule::kRefuse, .why = kNotInSigil},
-    {.spire = "AllowedPrefixes", .rule = Rule::kRefuse, .why = kNotInSigil},
-    {.spire = "BlockedPrefixes", .rule = Rule::kRefuse, .why = kNotInSigil},
-    {.spire = "AllowedLabels", .rule = Rule::kRefuse, .why = kNotInSigil},
-    {.spire = "BlockedLabels", .rule = Rule::kRefuse, .why = kNotInSigil},
-};
-
 constexpr Key kTop[] = {
     {.spire = "server", .rule = Rule::kBlock, .keys = kServer},
     {"health_checks", Rule::kCopy, "health_checks"},
-    {.spire = "telemetry", .rule = Rule::kBlock, .keys = kTelemetry},
+    {.spire = "telemetry", .rule = Rule::kBlock, .keys = spire::kTelemetry},
     // serverd's own sections, with no SPIRE name: as in YAML.
     {"signing", Rule::kCopy, "signing"},
     {"agent_api_limits", Rule::kCopy, "agent_api_limits"},

@@ -4,15 +4,17 @@
 
 namespace sigil::serverd {
 
-WorkerPoolMetrics::WorkerPoolMetrics(const std::string& name, MetricsRegistry* metrics) {
+WorkerPoolMetrics::WorkerPoolMetrics(const WorkerPoolOptions& options, MetricsRegistry* metrics) {
   if (metrics == nullptr) return;
-  queue_depth = &metrics->GetGauge(name + "_queue_depth", "Jobs waiting for a worker");
+  const std::string name = "sigil_server_" + options.name;
+  const MetricsRegistry::Labels& labels = options.metric_labels;
+  queue_depth = &metrics->GetGauge(name + "_queue_depth", "Jobs waiting for a worker", labels);
   batch_size = &metrics->GetHistogram(name + "_batch_size", "Jobs a worker took at once",
-                                      Histogram::ExponentialBounds(1, 1000));
+                                      Histogram::ExponentialBounds(1, 1000), labels);
   latency = &metrics->GetHistogram(name + "_latency_seconds", "From enqueue to done, per job",
-                                   Histogram::ExponentialBounds(1e-5, 10));
-  items = &metrics->GetCounter(name + "_items_total", "Jobs completed");
-  rejected = &metrics->GetCounter(name + "_rejected_total", "Jobs refused because the queue was full");
+                                   Histogram::ExponentialBounds(1e-5, 10), labels);
+  items = &metrics->GetCounter(name + "_items_total", "Jobs completed", labels);
+  rejected = &metrics->GetCounter(name + "_rejected_total", "Jobs refused because the queue was full", labels);
 }
 
 WorkerPool::WorkerPool(Options options, MetricsRegistry* metrics)

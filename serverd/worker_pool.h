@@ -36,15 +36,17 @@ struct WorkerPoolOptions {
   int workers = 2;
   size_t max_batch = 64;
   std::chrono::microseconds max_wait{100};
-  // Prefix of the metric names, and what a refusal calls the queue ("signing" for the
-  // signing pipeline).
+  // What the metric names say after sigil_server_, and what a refusal calls the queue
+  // ("signing" for the signing pipeline).
   std::string name = "signing";
+  // On each of the pool's metrics: the signing pipeline's {key_store="pkcs11"}.
+  MetricsRegistry::Labels metric_labels;
 };
 
-// What a pool reports, under <name>_queue_depth, <name>_batch_size, <name>_latency_seconds,
-// <name>_items_total and <name>_rejected_total. All null without a registry.
+// What a pool reports, under sigil_server_<name>_queue_depth, _batch_size, _latency_seconds,
+// _items_total and _rejected_total. All null without a registry.
 struct WorkerPoolMetrics {
-  WorkerPoolMetrics(const std::string& name, MetricsRegistry* metrics);
+  WorkerPoolMetrics(const WorkerPoolOptions& options, MetricsRegistry* metrics);
   Gauge* queue_depth = nullptr;
   Histogram* batch_size = nullptr;
   Histogram* latency = nullptr;
@@ -68,7 +70,7 @@ class BatchWorkers {
   BatchWorkers(WorkerPoolOptions options, MetricsRegistry* metrics, BatchHandler handler)
       : options_(std::move(options)),
         queue_(options_.queue_capacity),
-        metrics_(options_.name, metrics),
+        metrics_(options_, metrics),
         handler_(std::move(handler)) {
     for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
   }

@@ -41,11 +41,27 @@ AgentApi::AgentApi(AgentApiOptions options, const TrustDomain& trust_domain, Dat
       signatures_(options_.svids_per_agent),
       metrics_(metrics) {
   if (metrics_ != nullptr) {
-    x509_issued_ = &metrics_->GetCounter("svid_issued_total", "SVIDs issued", {{"type", "x509"}});
-    jwt_issued_ = &metrics_->GetCounter("svid_issued_total", "SVIDs issued", {{"type", "jwt"}});
-    agents_attested_ = &metrics_->GetCounter("node_attestations_total", "Agents attested");
-    batch_items_ = &metrics_->GetHistogram("csr_batch_items", "CSRs in one SignCsrBatch request",
+    batch_items_ = &metrics_->GetHistogram("sigil_server_csr_batch_items", "CSRs in one SignCsrBatch request",
                                            Histogram::ExponentialBounds(1, 4096));
+  }
+  // SPIRE's RPC of the same purpose, where it has one; entry sync is a long poll SPIRE lacks.
+  const struct {
+    std::string_view path, service, method, spire;
+  } methods[] = {
+      {wire::kAttestPath, "node_attestation", "Attest", "spire_server_rpc_agent_v1_agent_attest_agent"},
+      {wire::kRenewAgentSvidPath, "node_attestation", "RenewAgentSvid", "spire_server_rpc_agent_v1_agent_renew_agent"},
+      {wire::kSyncEntriesPath, "entry_sync", "SyncEntries", ""},
+      {wire::kSignCsrBatchPath, "svid_signing", "SignCsrBatch", "spire_server_rpc_svid_v1_svid_batch_new_x509svid"},
+      {wire::kMintJwtSvidPath, "svid_signing", "MintJwtSvid", "spire_server_rpc_svid_v1_svid_new_jwtsvid"},
+  };
+  for (const auto& m : methods) {
+    MethodMetrics& of_method = method_metrics_[std::string(m.path)];
+    of_method.service = m.service;
+    of_method.method = m.method;
+    if (!m.spire.empty()) {
+      of_method.spire = std::make_unique<CallCounter>(metrics_, std::string(m.spire),
+                                                      "Agent API calls to " + std::string(m.method) + ", by status");
+    }
   }
 }
 
@@ -155,8 +171,35 @@ std::string AgentApi::ErrorAnswer(const Status& status) {
   return FinishAnswer(builder, wire::BuildOutcome(builder, status));
 }
 
+// The call's outcome: a whole-call refusal is an Outcome body; a JWT-SVID answer carries its
+// own; anything else answered the call (a batch's items have outcomes of their own).
+Code AgentApi::AnswerCode(const std::string& message) {
+  const auto* envelope = wire::GetEnvelope(message.data());
+  if (const auto* outcome = envelope->body_as_Outcome()) return wire::StatusFromOutcome(outcome).code();
+  if (const auto* jwt = envelope->body_as_JwtSvidResponse()) return wire::StatusFromOutcome(jwt->outcome()).code();
+  return Code::kOk;
+}
+
+void AgentApi::RecordCall(const Http2ServerStream& stream, Code code) {
+  if (metrics_ == nullptr) return;
+  auto it = method_metrics_.find(stream.request().path);
+  if (it == method_metrics_.end()) return;
+  const MethodMetrics& of_method = it->second;
+  if (of_method.spire) of_method.spire->Record(code, std::chrono::steady_clock::now() - stream.request_started());
+  metrics_
+      ->GetCounter("sigil_server_agent_api_calls_total", "Agent API calls by service, method and status",
+                   {{"service", of_method.service}, {"method", of_method.method},
+                    {"status", std::string(SpireStatusName(code))}})
+      .Add();
+}
+
 void AgentApi::Respond(Http2ServerStream& stream, std::string message) {
-  if (stream.closed() || stream.responded()) return;
+  if (stream.responded()) return;
+  if (stream.closed()) {  // the agent gave up on the call, or its connection went
+    RecordCall(stream, Code::kCancelled);
+    return;
+  }
+  RecordCall(stream, AnswerCode(message));
   stream.Respond(200, {{"content-type", wire::kContentType}});
   stream.Write(std::move(message));
   stream.End();

@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "core/failure_log.h"
+#include "core/call_metrics.h"
 #include "core/metrics.h"
 #include "core/rate_limiter.h"
 #include "core/spiffe_id.h"
@@ -245,10 +246,17 @@ class AgentApi {
   RateLimiterByKey attestations_;  // by IP address
   RateLimiterByKey signatures_;    // by agent ID
 
+  // Loop: each answered call, by its path (RecordCall, from Respond).
+  struct MethodMetrics {
+    std::string service;  // node_attestation, entry_sync, svid_signing: the file serving it
+    std::string method;
+    std::unique_ptr<CallCounter> spire;  // null where SPIRE has no such RPC
+  };
+  static Code AnswerCode(const std::string& message);
+  void RecordCall(const transport::Http2ServerStream& stream, Code code);
+
   MetricsRegistry* metrics_;
-  Counter* x509_issued_ = nullptr;
-  Counter* jwt_issued_ = nullptr;
-  Counter* agents_attested_ = nullptr;
+  std::map<std::string, MethodMetrics, std::less<>> method_metrics_;  // set in the constructor
   Histogram* batch_items_ = nullptr;
 };
 

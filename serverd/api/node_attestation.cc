@@ -127,9 +127,8 @@ void AgentApi::IssueAgentSvid(const StreamPtr& stream, const SpiffeId& agent_id,
   audited["serial"] = serial;
   Audit(stream, method, audited, Status::Ok());
   Answer(stream, std::move(answer));
-  if (x509_issued_ != nullptr) x509_issued_->Add();
+  ca_.CountSignedX509Svids(1);
   if (!renewal) {
-    if (agents_attested_ != nullptr) agents_attested_->Add();
     LogInfo("agent attested", {{"agent", agent_id.str()}, {"type", host->attestation_type}, {"serial", serial}});
   }
 }

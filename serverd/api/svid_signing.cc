@@ -50,7 +50,7 @@ struct AgentApi::JwtSvidAnswer final : JwtSvidCompletion {
     auto token = builder.CreateString(jwt.ok() ? jwt->token : std::string());
     const int64_t expires_at = jwt.ok() ? UnixSeconds(jwt->expires_at) : 0;
     api.Respond(*stream, FinishAnswer(builder, wire::CreateJwtSvidResponse(builder, outcome, token, expires_at)));
-    if (jwt.ok() && api.jwt_issued_ != nullptr) api.jwt_issued_->Add();
+    if (jwt.ok()) api.ca_.CountSignedJwtSvid();
   }
 
   AgentApi& api;
@@ -79,7 +79,7 @@ void AgentApi::AnswerCsrBatch(const CsrBatchAnswer& batch) {
   }
   auto vector = builder.CreateVector(results);
   Respond(*batch.stream, FinishAnswer(builder, wire::CreateCsrBatchResponse(builder, vector)));
-  if (x509_issued_ != nullptr && issued > 0) x509_issued_->Add(issued);
+  if (issued > 0) ca_.CountSignedX509Svids(issued);
 }
 
 void AgentApi::SignCsrBatch(const StreamPtr& stream, const wire::CsrBatchRequest& request,

@@ -32,7 +32,48 @@ Result<std::string> JwtKeyId(EVP_PKEY* public_key) {
 
 CaManager::CaManager(CaManagerOptions options, hw::KeyStore& keys, Datastore& store, MetricsRegistry* metrics)
     : options_(std::move(options)), keys_(keys), store_(store) {
-  if (metrics != nullptr) rotations_ = &metrics->GetCounter("ca_rotations_total", "CAs activated after the first");
+  if (metrics == nullptr) return;
+  const MetricsRegistry::Labels td = {{"trust_domain_id", options_.trust_domain.name()}};
+  metrics_.x509_ca_activated =
+      &metrics->GetCounter("spire_server_ca_manager_x509_ca_activate", "X.509 CAs activated by a rotation");
+  metrics_.jwt_key_activated =
+      &metrics->GetCounter("spire_server_manager_jwt_key_activate", "JWT keys activated by a rotation");
+  metrics_.x509_svids_signed =
+      &metrics->GetCounter("spire_server_server_ca_sign_x509_svid", "X509-SVIDs signed, agents' and workloads'");
+  metrics_.jwt_svids_signed = &metrics->GetCounter("spire_server_server_ca_sign_jwt_svid", "JWT-SVIDs signed");
+  metrics_.intermediates_signed = &metrics->GetCounter("spire_server_server_ca_sign_x509_ca_svid",
+                                                       "Delegated intermediate CAs signed (ca_mode delegated)");
+  metrics_.x509_ca_expiration = &metrics->GetGauge("spire_server_manager_x509_ca_rotate_expiration",
+                                                   "When the active X.509 CA expires, in Unix seconds", td);
+  metrics_.x509_ca_ttl = &metrics->GetGauge("spire_server_manager_x509_ca_rotate_ttl",
+                                            "The active X.509 CA's time left when it was published, in seconds", td);
+  const std::string expiry = "sigil_server_ca_expiry_timestamp_seconds";
+  const std::string help = "When each authority serverd signs with expires, in Unix seconds";
+  metrics_.x509_ca_expiry = &metrics->GetGauge(expiry, help, {{"authority", "x509_ca"}});
+  metrics_.jwt_key_expiry = &metrics->GetGauge(expiry, help, {{"authority", "jwt_key"}});
+  if (options_.mode == CaMode::kDelegated) {
+    metrics_.delegated_ca_expiry = &metrics->GetGauge(expiry, help, {{"authority", "delegated_x509_ca"}});
+  }
+}
+
+void CaManager::CountSignedX509Svids(uint64_t count) const {
+  if (metrics_.x509_svids_signed != nullptr) metrics_.x509_svids_signed->Add(count);
+}
+
+void CaManager::CountSignedJwtSvid() const {
+  if (metrics_.jwt_svids_signed != nullptr) metrics_.jwt_svids_signed->Add();
+}
+
+void CaManager::PublishExpiryMetrics(TimePoint now) {
+  if (metrics_.x509_ca_expiration == nullptr) return;
+  const int64_t not_after = Active()->record.not_after;
+  metrics_.x509_ca_expiration->Set(not_after);
+  metrics_.x509_ca_ttl->Set(not_after - ToUnix(now));
+  metrics_.x509_ca_expiry->Set(not_after);
+  metrics_.jwt_key_expiry->Set(not_after);  // a slot's JWT key lives as long as its CA
+  if (metrics_.delegated_ca_expiry != nullptr && intermediate_ != nullptr) {
+    metrics_.delegated_ca_expiry->Set(ToUnix(intermediate_->not_after()));
+  }
 }
 
 Result<CaManager::Slot> CaManager::LoadSlot(const CaSlot& record) {
@@ -119,6 +160,7 @@ Status CaManager::Start(TimePoint now) {
   }
   if (options_.mode == CaMode::kDelegated) SIGIL_RETURN_IF_ERROR(RenewIntermediate(now));
   SIGIL_RETURN_IF_ERROR(Publish());
+  PublishExpiryMetrics(now);
   LogInfo("CA active", {{"slot", std::to_string(Active()->record.id)},
                         {"mode", options_.mode == CaMode::kDelegated ? "delegated" : "direct"}});
   return Status::Ok();
@@ -134,6 +176,7 @@ Status CaManager::RenewIntermediate(TimePoint now) {
   ca_options.path_len = 0;
   SIGIL_ASSIGN_OR_RETURN(X509Ca intermediate, Active()->ca->NewIntermediate(signer, ca_options));
   intermediate_ = std::make_shared<const X509Ca>(std::move(intermediate));
+  if (metrics_.intermediates_signed != nullptr) metrics_.intermediates_signed->Add();
   return Status::Ok();
 }
 
@@ -155,7 +198,10 @@ Result<bool> CaManager::Tick(TimePoint now) {
     prepared->record.state = CaSlotState::kActive;
     // The old CA stays in the bundle until it expires: SVIDs it signed are still out there.
     active->record.state = CaSlotState::kRetired;
-    if (rotations_ != nullptr) rotations_->Add();
+    if (metrics_.x509_ca_activated != nullptr) {
+      metrics_.x509_ca_activated->Add();
+      metrics_.jwt_key_activated->Add();
+    }
     LogInfo("CA activated", {{"slot", std::to_string(prepared->record.id)}});
     if (options_.mode == CaMode::kDelegated) SIGIL_RETURN_IF_ERROR(RenewIntermediate(now));
     ++sequence_;
@@ -172,7 +218,10 @@ Result<bool> CaManager::Tick(TimePoint now) {
     SIGIL_RETURN_IF_ERROR(RenewIntermediate(now));
     changed = true;
   }
-  if (changed) SIGIL_RETURN_IF_ERROR(Publish());
+  if (changed) {
+    SIGIL_RETURN_IF_ERROR(Publish());
+    PublishExpiryMetrics(now);
+  }
   return changed;
 }
 

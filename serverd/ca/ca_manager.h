@@ -63,6 +63,11 @@ class CaManager {
   // When Tick next has something to do.
   TimePoint NextEvent() const;
 
+  // SPIRE's spire_server_server_ca_sign_x509_svid and _jwt_svid: what was signed with this
+  // CA's keys, by the signing pipeline or the admin API's mints. Any thread.
+  void CountSignedX509Svids(uint64_t count) const;
+  void CountSignedJwtSvid() const;
+
  private:
   struct Slot {
     CaSlot record;
@@ -85,8 +90,22 @@ class CaManager {
   std::shared_ptr<const X509Ca> intermediate_;
   uint64_t sequence_ = 0;
 
+  void PublishExpiryMetrics(TimePoint now);
+
   Swappable<Current> current_;
-  Counter* rotations_ = nullptr;
+  // All null without a registry. The SPIRE names are spire_server_<what SPIRE's keys say>.
+  struct Metrics {
+    Counter* x509_ca_activated = nullptr;      // spire_server_ca_manager_x509_ca_activate
+    Counter* jwt_key_activated = nullptr;      // spire_server_manager_jwt_key_activate
+    Counter* x509_svids_signed = nullptr;      // spire_server_server_ca_sign_x509_svid
+    Counter* jwt_svids_signed = nullptr;       // spire_server_server_ca_sign_jwt_svid
+    Counter* intermediates_signed = nullptr;   // spire_server_server_ca_sign_x509_ca_svid
+    Gauge* x509_ca_expiration = nullptr;       // spire_server_manager_x509_ca_rotate_expiration
+    Gauge* x509_ca_ttl = nullptr;              // spire_server_manager_x509_ca_rotate_ttl
+    Gauge* x509_ca_expiry = nullptr;           // sigil_server_ca_expiry_timestamp_seconds{authority}
+    Gauge* jwt_key_expiry = nullptr;
+    Gauge* delegated_ca_expiry = nullptr;
+  } metrics_;
 };
 
 // A JWT key's ID: stable for the key (derived from its public half), so tokens minted before a

@@ -67,8 +67,9 @@ class IssuerGroup {
 SvidSigner::SvidSigner(WorkerPoolOptions options, MetricsRegistry* metrics)
     : issuer_groups_(metrics == nullptr
                          ? nullptr
-                         : &metrics->GetCounter(options.name + "_issuer_groups_total",
-                                                "Groups of a batch signed with one issuer lookup")),
+                         : &metrics->GetCounter("sigil_server_" + options.name + "_issuer_groups_total",
+                                                "Groups of a batch signed with one issuer lookup",
+                                                options.metric_labels)),
       workers_(std::move(options), metrics, [this](std::vector<Job>& batch) { SignBatch(batch); }) {}
 
 Status SvidSigner::SignWorkloadX509Svid(CaState ca, CompletionTarget* target, WorkloadX509SvidJob job) {

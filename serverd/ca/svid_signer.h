@@ -14,9 +14,9 @@
 // itself, and must only hand the result on.
 //
 // A full queue is back-pressure: Sign* answers ResourceExhausted at once and the completion is
-// never called. Metrics: signing_queue_depth, signing_batch_size, signing_latency_seconds,
-// signing_items_total, signing_rejected_total (worker_pool.h), and
-// signing_issuer_groups_total, the groups signed with one issuer lookup.
+// never called. Metrics, each labelled with the key store: sigil_server_signing_queue_depth,
+// _batch_size, _latency_seconds, _items_total, _rejected_total (worker_pool.h), and
+// sigil_server_signing_issuer_groups_total, the groups signed with one issuer lookup.
 //
 // Thread safety: Sign* from any thread; Stop once, by the owner, after which Sign* refuses.
 #pragma once

@@ -90,7 +90,7 @@ telemetry:
   EXPECT_EQ(config->sqlite_path, "/srv/db.sqlite3");
   EXPECT_TRUE(config->health_checks.listener_enabled);
   EXPECT_EQ(config->health_checks.bind_port, 8088);
-  EXPECT_EQ(config->prometheus_port, 9988);
+  EXPECT_EQ(config->telemetry.port, 9988);
 }
 
 TEST(ServerConfigTest, FlagLogLevelIsStillChecked) {

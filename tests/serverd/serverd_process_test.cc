@@ -322,9 +322,9 @@ TEST_F(ServerdTest, HealthAndMetricsOverPlainHttp) {
                  "-selector", "unix:uid:1"}).exit_code, 0);
   auto scraped = RunProcess({"curl", "-s", "http://127.0.0.1:" + std::to_string(metrics) + "/metrics"});
   ASSERT_TRUE(scraped.ok());
-  EXPECT_NE(scraped->out.find("svid_issued_total{type=\"jwt\"} 1\n"), std::string::npos) << scraped->out;
-  EXPECT_NE(scraped->out.find("\nentries 1\n"), std::string::npos) << scraped->out;
-  EXPECT_NE(scraped->out.find("# TYPE agents gauge"), std::string::npos);
+  EXPECT_NE(scraped->out.find("\nspire_server_server_ca_sign_jwt_svid 1\n"), std::string::npos) << scraped->out;
+  EXPECT_NE(scraped->out.find("\nsigil_server_entries 1\n"), std::string::npos) << scraped->out;
+  EXPECT_NE(scraped->out.find("# TYPE sigil_server_agents gauge"), std::string::npos);
 }
 
 TEST_F(ServerdTest, Kill9LosesNoAcknowledgedEntryAndKeepsTheCa) {

@@ -65,8 +65,8 @@ void ExpectSameServerConfig(const ServerConfig& a, const ServerConfig& b) {
   EXPECT_EQ(a.attestations_per_ip.burst, b.attestations_per_ip.burst);
   EXPECT_EQ(a.svids_per_agent.per_second, b.svids_per_agent.per_second);
   EXPECT_EQ(a.svids_per_agent.burst, b.svids_per_agent.burst);
-  EXPECT_EQ(a.prometheus_host, b.prometheus_host);
-  EXPECT_EQ(a.prometheus_port, b.prometheus_port);
+  EXPECT_EQ(a.telemetry.host, b.telemetry.host);
+  EXPECT_EQ(a.telemetry.port, b.telemetry.port);
   EXPECT_EQ(a.oidc_discovery.enabled(), b.oidc_discovery.enabled());
   EXPECT_EQ(a.federation.bundle_endpoint.enabled, b.federation.bundle_endpoint.enabled);
   EXPECT_EQ(a.federation.bundle_endpoint.address, b.federation.bundle_endpoint.address);
@@ -229,7 +229,7 @@ TEST(SpireServerConfTest, TheBareMetalSetUpAsSpireWritesItIsTheYamlOne) {
   EXPECT_EQ(from_conf->ca_mode, CaMode::kDelegated);
   EXPECT_EQ(from_conf->key_store.kind, hw::KeyStoreKind::kPkcs11);
   ASSERT_EQ(from_conf->node_attestors.size(), 2u);
-  EXPECT_EQ(from_conf->prometheus_port, 9988);
+  EXPECT_EQ(from_conf->telemetry.port, 9988);
   ASSERT_EQ(from_conf->federation.federates_with.size(), 1u);
 
   // The node attestors' own sections (held inside closures in ServerConfig) are the same tree.
@@ -394,8 +394,8 @@ key_store { kind = "soft" }
            "tpm_devid",
            "plugins.NodeAttestor \"join_token\".plugin_cmd: Sigil runs no external plugins",
            "plugins.BundlePublisher \"aws_s3\": is not available in Sigil",
-           "telemetry.Statsd: serverd exports metrics to Prometheus only",
-           "telemetry.Prometheus.tls: serverd serves /metrics in plain HTTP",
+           "telemetry.Statsd: Sigil exports metrics to Prometheus only",
+           "telemetry.Prometheus.tls: /metrics is served in plain HTTP",
            "key_store: in SPIRE's format the CA key's store is plugins { KeyManager",
        }) {
     EXPECT_NE(m.find(expected), std::string::npos) << expected << "\nin: " << m;
