@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include "core/cli/command_line.h"
 #include "core/log.h"
 #include "transport/owned_directory.h"
 
@@ -48,6 +49,7 @@ void Agent::Stop() {
     if (workload_api_) workload_api_->Stop();
     workload_api_.reset();
     health_server_.reset();
+    metrics_server_.reset();
   });
   if (sync_thread_.joinable()) sync_thread_.join();
   if (rotation_thread_.joinable()) rotation_thread_.join();
@@ -66,6 +68,7 @@ Status Agent::StartServerClient() {
                                                                          std::to_string(config_.server_port)));
   options.trust_domain = config_.trust_domain;
   options.insecure_bootstrap = config_.insecure_bootstrap;
+  options.metrics = &metrics_;
   client_ = std::make_unique<ServerClient>(options, &client_loop_.loop());
   agent_svid_ = std::make_unique<AgentSvid>(config_, client_.get());
   SIGIL_ASSIGN_OR_RETURN(loaded_bundle_, agent_svid_->LoadTrustBundle());
@@ -133,6 +136,7 @@ Status Agent::StartWorkloadApi() {
 }
 
 Status Agent::StartProbes() {
+  SIGIL_RETURN_IF_ERROR(StartMetrics());
   const HealthCheckConfig& health = config_.health_checks;
   if (!health.listener_enabled) return Status::Ok();
   return workload_loop_.loop().Invoke([&]() -> Status {
@@ -145,6 +149,33 @@ Status Agent::StartProbes() {
     SIGIL_RETURN_IF_ERROR(health_server_->Listen(health.bind_address, health.bind_port));
     LogInfo("health checks listening", {{"address", health.bind_address + ":" + std::to_string(health_server_->port())}});
     return Status::Ok();
+  });
+}
+
+void Agent::UpdateCacheMetrics() {
+  const auto snapshot = cache_.snapshot();
+  int64_t with_svid = 0;
+  for (const auto& [id, cached] : *snapshot->entries) with_svid += cached.svid != nullptr ? 1 : 0;
+  metrics_.GetGauge("sigil_agent_cached_entries", "Registration entries of this agent in its cache")
+      .Set(static_cast<int64_t>(snapshot->entries->size()));
+  metrics_.GetGauge("sigil_agent_cached_x509_svids", "Workload X509-SVIDs in the cache").Set(with_svid);
+  metrics_.GetGauge("spire_agent_jwt_svid_cache_size", "JWT-SVIDs in the cache")
+      .Set(static_cast<int64_t>(cache_.jwt_count()));
+}
+
+Status Agent::StartMetrics() {
+  if (!config_.telemetry.enabled()) return Status::Ok();
+  return workload_loop_.loop().Invoke([&]() -> Status {
+    metrics_server_ = std::make_unique<transport::MetricsEndpoint>(
+        &workload_loop_.loop(), &metrics_,
+        transport::MetricsEndpointOptions{.service = "spire_agent",
+                                          .version = std::string(SigilVersion()),
+                                          .trust_domain = config_.trust_domain.name(),
+                                          .before_render = [this] {
+                                            if (workload_api_) workload_api_->ReadConnectionMetrics();
+                                            UpdateCacheMetrics();
+                                          }});
+    return metrics_server_->Listen(config_.telemetry);
   });
 }
 

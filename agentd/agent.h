@@ -6,7 +6,8 @@
 //     workload SVIDs and federated bundles an earlier run kept (sync/svid_store.h) fill the
 //     cache until serverd answers; after a fresh attestation they are dropped.
 //  3. The Workload API on the public socket (workload/workload_api.h), answered from the cache
-//     only; JWT-SVIDs are minted by serverd and cached until half-life. Then the health probes.
+//     only; JWT-SVIDs are minted by serverd and cached until half-life. Then /metrics (telemetry)
+//     and the health probes.
 //  4. Entry sync (sync/entry_sync.h) and SVID rotation (sync/svid_rotator.h), each on a thread
 //     of its own: the cache follows serverd's entries, and every SVID, the agent's own
 //     included, is renewed at half of its lifetime. A third thread keeps the cache's workload
@@ -33,6 +34,7 @@
 #include "core/metrics.h"
 #include "transport/event_loop.h"
 #include "transport/http_get_server.h"
+#include "transport/metrics_endpoint.h"
 
 namespace sigil::agentd {
 
@@ -58,6 +60,8 @@ class Agent {
   Status RestoreSvids(AgentSvid::Established established);
   Status StartWorkloadApi();
   Status StartProbes();
+  Status StartMetrics();  // telemetry.prometheus, on the Workload API's loop
+  void UpdateCacheMetrics();
 
   AgentConfig config_;
   MetricsRegistry metrics_;
@@ -69,6 +73,7 @@ class Agent {
   std::unique_ptr<AgentSvid> agent_svid_;
   std::unique_ptr<WorkloadApiServer> workload_api_;
   std::unique_ptr<transport::HttpGetServer> health_server_;
+  std::unique_ptr<transport::MetricsEndpoint> metrics_server_;
   std::unique_ptr<EntrySync> sync_;
   std::unique_ptr<SvidRotator> rotator_;
   std::thread sync_thread_;

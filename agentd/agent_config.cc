@@ -124,6 +124,7 @@ Result<AgentConfig> ParseAgentConfig(std::string_view text, const std::string& s
     config.tpm_devid = std::move(tpm);
   }
   ReadHealthChecks(doc.root().Section("health_checks"), config.health_checks);
+  ReadTelemetry(doc.root().Section("telemetry"), config.telemetry);
   ConfigSection limits = doc.root().Section("workload_api_limits");
   transport::ReadListenerLimits(limits, config.workload_api_limits);
   doc.root().RefuseUnknownKeys();

@@ -28,6 +28,7 @@
 //     devid_auth_file: ""                # SPIRE's devid_password, from a file
 //     endorsement_auth_file: ""          # SPIRE's endorsement_hierarchy_password, from a file
 //   health_checks: {listener_enabled, bind_address, bind_port, live_path, ready_path}
+//   telemetry: {prometheus: {host: 127.0.0.1, port: 0}}   # GET /metrics; port 0: off
 //   workload_api_limits: {max_connections_per_source: 256, ...}   # per uid; transport/listener_limits.h
 #pragma once
 
@@ -63,6 +64,7 @@ struct AgentConfig {
   size_t jwt_svid_cache_max_size = kDefaultJwtSvidCacheMaxSize;
   std::optional<hw::TpmDevIdConfig> tpm_devid;  // set: tpm_devid attestation
   HealthCheckConfig health_checks;
+  PrometheusConfig telemetry;
   transport::Http2ServerOptions workload_api_limits;  // workload_api_limits: (transport/listener_limits.h)
 };
 

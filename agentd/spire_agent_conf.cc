@@ -72,7 +72,7 @@ constexpr Key kTop[] = {
     {.spire = "agent", .rule = Rule::kBlock, .keys = kAgent},
     {"health_checks", Rule::kCopy, "health_checks"},
     {"workload_api_limits", Rule::kCopy, "workload_api_limits"},  // agentd's own: as in YAML
-    {.spire = "telemetry", .rule = Rule::kRefuse, .why = "agentd exports no metrics in this version"},
+    {.spire = "telemetry", .rule = Rule::kBlock, .keys = spire::kTelemetry},
     {.spire = "tpm_devid", .rule = Rule::kRefuse,
      .why = "is agentd's YAML name; in SPIRE's format it is "
             "plugins { NodeAttestor \"tpm_devid\" { plugin_data { ... } } }"},

@@ -19,6 +19,7 @@
 //                                        workload_size_limit only 0
 //   }
 //   health_checks { ... }                health_checks:
+//   telemetry { Prometheus { host port } }   telemetry: prometheus: (no other sink)
 //   workload_api_limits { ... }          the same (agentd's own, SPIRE has none)
 //
 // Absent keys keep agentd's defaults (agent_config.h), which are SPIRE's except the paths under

@@ -195,17 +195,19 @@ Result<Bytes> ServerClient::Call(const char* path, Bytes body, bool mutual_tls, 
 }
 
 Result<AttestAnswer> ServerClient::Attest(const Bytes& attestation_request) {
-  SIGIL_ASSIGN_OR_RETURN(Bytes message, Call(wire::kAttestPath, attestation_request, false, options_.timeout));
-  SIGIL_ASSIGN_OR_RETURN(const wire::Envelope* envelope, Answer(message, wire::Body::NONE));
-  if (envelope->body_type() == wire::Body::AgentSvidResponse) {
-    SIGIL_ASSIGN_OR_RETURN(AgentSvidAnswer svid, AgentSvidFrom(envelope->body_as_AgentSvidResponse()));
-    return AttestAnswer(std::move(svid));
-  }
-  if (envelope->body_type() == wire::Body::AttestationChallenge) {
-    return AttestAnswer(wire::TpmDevIdChallengeFromWire(*envelope->body_as_AttestationChallenge()));
-  }
-  return Status(Code::kInternal, std::string("serverd answered attestation with a ") +
-                                     wire::EnumNameBody(envelope->body_type()));
+  return Counted(attestations_, [&]() -> Result<AttestAnswer> {
+    SIGIL_ASSIGN_OR_RETURN(Bytes message, Call(wire::kAttestPath, attestation_request, false, options_.timeout));
+    SIGIL_ASSIGN_OR_RETURN(const wire::Envelope* envelope, Answer(message, wire::Body::NONE));
+    if (envelope->body_type() == wire::Body::AgentSvidResponse) {
+      SIGIL_ASSIGN_OR_RETURN(AgentSvidAnswer svid, AgentSvidFrom(envelope->body_as_AgentSvidResponse()));
+      return AttestAnswer(std::move(svid));
+    }
+    if (envelope->body_type() == wire::Body::AttestationChallenge) {
+      return AttestAnswer(wire::TpmDevIdChallengeFromWire(*envelope->body_as_AttestationChallenge()));
+    }
+    return Status(Code::kInternal, std::string("serverd answered attestation with a ") +
+                                       wire::EnumNameBody(envelope->body_type()));
+  });
 }
 
 Result<AgentSvidAnswer> ServerClient::AttestWithJoinToken(const std::string& token, const Bytes& csr_der) {
@@ -219,75 +221,82 @@ Result<AgentSvidAnswer> ServerClient::AttestWithJoinToken(const std::string& tok
 }
 
 Result<AgentSvidAnswer> ServerClient::RenewAgentSvid(const Bytes& csr_der) {
-  flatbuffers::FlatBufferBuilder builder(1024);
-  auto request = wire::CreateAgentSvidRequest(builder, builder.CreateVector(csr_der));
-  SIGIL_ASSIGN_OR_RETURN(Bytes message, Call(wire::kRenewAgentSvidPath, wire::FinishMessage(builder, request), true,
-                                             options_.timeout));
-  SIGIL_ASSIGN_OR_RETURN(const wire::Envelope* envelope, Answer(message, wire::Body::AgentSvidResponse));
-  return AgentSvidFrom(envelope->body_as_AgentSvidResponse());
+  return Counted(agent_svid_rotations_, [&]() -> Result<AgentSvidAnswer> {
+    flatbuffers::FlatBufferBuilder builder(1024);
+    auto request = wire::CreateAgentSvidRequest(builder, builder.CreateVector(csr_der));
+    SIGIL_ASSIGN_OR_RETURN(Bytes message, Call(wire::kRenewAgentSvidPath, wire::FinishMessage(builder, request), true,
+                                               options_.timeout));
+    SIGIL_ASSIGN_OR_RETURN(const wire::Envelope* envelope, Answer(message, wire::Body::AgentSvidResponse));
+    return AgentSvidFrom(envelope->body_as_AgentSvidResponse());
+  });
 }
 
 Result<EntrySyncAnswer> ServerClient::SyncEntries(int64_t since_revision, std::chrono::milliseconds wait) {
-  flatbuffers::FlatBufferBuilder builder(64);
-  auto request = wire::CreateEntrySyncRequest(builder, static_cast<uint64_t>(since_revision),
-                                              static_cast<uint32_t>(wait.count()));
-  SIGIL_ASSIGN_OR_RETURN(Bytes message, Call(wire::kSyncEntriesPath, wire::FinishMessage(builder, request), true,
-                                             options_.timeout + wait));
-  SIGIL_ASSIGN_OR_RETURN(const wire::Envelope* envelope, Answer(message, wire::Body::EntrySyncResponse));
-  const auto* response = envelope->body_as_EntrySyncResponse();
-  SIGIL_ASSIGN_OR_RETURN(TrustBundle bundle, wire::TrustBundleFromWire(response->bundle()));
-  EntrySyncAnswer answer{static_cast<int64_t>(response->revision()), response->full(), {}, {}, std::move(bundle)};
-  if (response->entries() != nullptr) {
-    answer.entries.reserve(response->entries()->size());
-    for (const auto* entry : *response->entries()) answer.entries.push_back(wire::EntryFromWire(entry));
-  }
-  if (response->removed_entry_ids() != nullptr) {
-    for (const auto* id : *response->removed_entry_ids()) answer.removed_entry_ids.push_back(id->str());
-  }
-  if (response->federated_bundles() != nullptr) {
-    for (const auto* federated : *response->federated_bundles()) {
-      SIGIL_ASSIGN_OR_RETURN(TrustBundle parsed, wire::TrustBundleFromWire(federated));
-      if (parsed.trust_domain() == answer.bundle.trust_domain()) {
-        return Status(Code::kInternal, "serverd sent its own trust domain as a federated bundle");
-      }
-      std::string name = parsed.trust_domain().name();
-      answer.federated_bundles.insert_or_assign(std::move(name), std::move(parsed));
+  return Counted(entry_syncs_, [&]() -> Result<EntrySyncAnswer> {
+    flatbuffers::FlatBufferBuilder builder(64);
+    auto request = wire::CreateEntrySyncRequest(builder, static_cast<uint64_t>(since_revision),
+                                                static_cast<uint32_t>(wait.count()));
+    SIGIL_ASSIGN_OR_RETURN(Bytes message, Call(wire::kSyncEntriesPath, wire::FinishMessage(builder, request), true,
+                                               options_.timeout + wait));
+    SIGIL_ASSIGN_OR_RETURN(const wire::Envelope* envelope, Answer(message, wire::Body::EntrySyncResponse));
+    const auto* response = envelope->body_as_EntrySyncResponse();
+    SIGIL_ASSIGN_OR_RETURN(TrustBundle bundle, wire::TrustBundleFromWire(response->bundle()));
+    EntrySyncAnswer answer{static_cast<int64_t>(response->revision()), response->full(), {}, {}, std::move(bundle)};
+    if (response->entries() != nullptr) {
+      answer.entries.reserve(response->entries()->size());
+      for (const auto* entry : *response->entries()) answer.entries.push_back(wire::EntryFromWire(entry));
     }
-  }
-  return answer;
+    if (response->removed_entry_ids() != nullptr) {
+      for (const auto* id : *response->removed_entry_ids()) answer.removed_entry_ids.push_back(id->str());
+    }
+    if (response->federated_bundles() != nullptr) {
+      for (const auto* federated : *response->federated_bundles()) {
+        SIGIL_ASSIGN_OR_RETURN(TrustBundle parsed, wire::TrustBundleFromWire(federated));
+        if (parsed.trust_domain() == answer.bundle.trust_domain()) {
+          return Status(Code::kInternal, "serverd sent its own trust domain as a federated bundle");
+        }
+        std::string name = parsed.trust_domain().name();
+        answer.federated_bundles.insert_or_assign(std::move(name), std::move(parsed));
+      }
+    }
+    return answer;
+  });
 }
 
 Result<std::vector<CsrAnswer>> ServerClient::SignCsrBatch(const std::vector<CsrRequestItem>& items) {
-  size_t size = 256;
-  for (const auto& item : items) size += item.csr_der.size() + item.entry_id.size() + 32;
-  flatbuffers::FlatBufferBuilder builder(size);
-  std::vector<flatbuffers::Offset<wire::CsrItem>> wire_items;
-  wire_items.reserve(items.size());
-  for (const auto& item : items) {
-    wire_items.push_back(wire::CreateCsrItem(builder, builder.CreateString(item.entry_id),
-                                             builder.CreateVector(item.csr_der)));
-  }
-  auto request = wire::CreateCsrBatchRequest(builder, builder.CreateVector(wire_items));
-  SIGIL_ASSIGN_OR_RETURN(Bytes message, Call(wire::kSignCsrBatchPath, wire::FinishMessage(builder, request), true,
-                                             options_.timeout));
-  SIGIL_ASSIGN_OR_RETURN(const wire::Envelope* envelope, Answer(message, wire::Body::CsrBatchResponse));
-  const auto* results = envelope->body_as_CsrBatchResponse()->results();
-  const size_t count = results == nullptr ? 0 : results->size();
-  if (count != items.size()) {
-    return Status(Code::kInternal, "serverd answered " + std::to_string(count) + " results for " +
-                                       std::to_string(items.size()) + " CSRs");
-  }
-  std::vector<CsrAnswer> answers;
-  answers.reserve(count);
-  for (const auto* result : *results) {
-    CsrAnswer& answer = answers.emplace_back(CsrAnswer{wire::StringOf(result->entry_id()),
-                                                       wire::StatusFromOutcome(result->outcome()),
-                                                       wire::CertificatesFromWire(result->svid_chain())});
-    if (result->not_before() != 0 && result->not_after() > result->not_before()) {
-      answer.validity = {FromUnixSeconds(result->not_before()), FromUnixSeconds(result->not_after())};
+  return Counted(svid_syncs_, [&]() -> Result<std::vector<CsrAnswer>> {
+    size_t size = 256;
+    for (const auto& item : items) size += item.csr_der.size() + item.entry_id.size() + 32;
+    flatbuffers::FlatBufferBuilder builder(size);
+    std::vector<flatbuffers::Offset<wire::CsrItem>> wire_items;
+    wire_items.reserve(items.size());
+    for (const auto& item : items) {
+      wire_items.push_back(wire::CreateCsrItem(builder, builder.CreateString(item.entry_id),
+                                               builder.CreateVector(item.csr_der)));
     }
-  }
-  return answers;
+    auto request = wire::CreateCsrBatchRequest(builder, builder.CreateVector(wire_items));
+    SIGIL_ASSIGN_OR_RETURN(Bytes message, Call(wire::kSignCsrBatchPath, wire::FinishMessage(builder, request), true,
+                                               options_.timeout));
+    SIGIL_ASSIGN_OR_RETURN(const wire::Envelope* envelope, Answer(message, wire::Body::CsrBatchResponse));
+    const auto* results = envelope->body_as_CsrBatchResponse()->results();
+    const size_t count = results == nullptr ? 0 : results->size();
+    if (count != items.size()) {
+      return Status(Code::kInternal, "serverd answered " + std::to_string(count) + " results for " +
+                                         std::to_string(items.size()) + " CSRs");
+    }
+    std::vector<CsrAnswer> answers;
+    answers.reserve(count);
+    for (const auto* result : *results) {
+      CsrAnswer& answer = answers.emplace_back(CsrAnswer{wire::StringOf(result->entry_id()),
+                                                         wire::StatusFromOutcome(result->outcome()),
+                                                         wire::CertificatesFromWire(result->svid_chain())});
+      if (result->not_before() != 0 && result->not_after() > result->not_before()) {
+        answer.validity = {FromUnixSeconds(result->not_before()), FromUnixSeconds(result->not_after())};
+      }
+      if (svids_rotated_ != nullptr && answer.status.ok()) svids_rotated_->Add();
+    }
+    return answers;
+  });
 }
 
 namespace {

@@ -21,6 +21,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/call_metrics.h"
 #include "core/openssl_util.h"
 #include "core/registration_entry.h"
 #include "core/spiffe_id.h"
@@ -85,6 +86,12 @@ class ServerClient {
     std::chrono::milliseconds timeout{30'000};
     // Accept any server certificate until SetBundle() is first called.
     bool insecure_bootstrap = false;
+    // SPIRE's call counters of the agent's calls, when set: spire_agent_node_attestor_new_svid
+    // (each attestation request, two for a TPM DevID's challenge), spire_agent_agent_svid_rotate,
+    // spire_agent_manager_sync_fetch_entries_updates (a long poll: its time includes the wait)
+    // and spire_agent_manager_sync_fetch_svids_updates (a SignCsrBatch); and Sigil's
+    // sigil_agent_svids_rotated_total, the workload SVIDs those batches brought.
+    MetricsRegistry* metrics = nullptr;
   };
 
   // `loop` runs the connections; it must outlive the client.
@@ -130,8 +137,31 @@ class ServerClient {
   Result<std::shared_ptr<Connection>> ConnectionFor(bool mutual_tls);
   Result<std::shared_ptr<const transport::TlsContext>> MakeTlsContext(bool mutual_tls);
 
+  // Records the call's outcome and time in `counter`.
+  template <typename Call>
+  static auto Counted(CallCounter& counter, const Call& call) -> decltype(call()) {
+    const auto started = std::chrono::steady_clock::now();
+    auto result = call();
+    counter.Record(result.ok() ? Code::kOk : result.status().code(), std::chrono::steady_clock::now() - started);
+    return result;
+  }
+
   Options options_;
   transport::EventLoop* loop_;
+  CallCounter attestations_{options_.metrics, "spire_agent_node_attestor_new_svid",
+                            "Attestation requests to serverd, by status"};
+  CallCounter agent_svid_rotations_{options_.metrics, "spire_agent_agent_svid_rotate",
+                                    "Renewals of the agent's own SVID, by status"};
+  CallCounter entry_syncs_{options_.metrics, "spire_agent_manager_sync_fetch_entries_updates",
+                           "Entry syncs (long polls) with serverd, by status"};
+  CallCounter svid_syncs_{options_.metrics, "spire_agent_manager_sync_fetch_svids_updates",
+                          "Batches of CSRs sent to serverd for signing, by status"};
+  Counter* svids_rotated_ =
+      options_.metrics == nullptr
+          ? nullptr
+          : &options_.metrics->GetCounter("sigil_agent_svids_rotated_total",
+                                          "Workload X509-SVIDs serverd signed for this agent: at the first sync, "
+                                          "at half of their life and when an entry changes");
   std::shared_ptr<transport::TrustBundleSource> bundle_source_;
 
   mutable std::mutex mu_;

@@ -134,13 +134,8 @@ void WorkloadApiServer::RegisterMethods() {
 }
 
 void WorkloadApiServer::Finish(GrpcServerCall& call, const std::string& method, Status status) {
-  if (options_.metrics != nullptr) {
-    options_.metrics
-        ->GetCounter("workload_api_calls_total", "Workload API calls by method and result",
-                     {{"method", method.substr(method.rfind('/') + 1)},
-                      {"code", std::string(CodeName(status.code()))}})
-        .Add();
-  }
+  metrics_.CallEnded(call, method, status.code());
+  if (status.ok() && method == kFetchJwtSvid) metrics_.FirstAnswer(call, method);
   // A stream the client cancels (a fetch that took its first message) is the normal end.
   if (!status.ok() && status.code() != Code::kPermissionDenied && status.code() != Code::kCancelled) {
     LogDebug("Workload API call failed", {{"method", method}, {"error", status.ToString()}});
@@ -300,6 +295,7 @@ bool WorkloadApiServer::Advance(OpenStream& stream, const SvidCache::Snapshot& s
     return false;
   }
   if (built->message->has_value() && built->digest != stream.last_sent_digest) {
+    if (stream.last_sent_digest.empty()) metrics_.FirstAnswer(*stream.call, method);
     stream.last_sent_digest = built->digest;
     stream.call->WriteFrame((*built->message)->frame());
   }

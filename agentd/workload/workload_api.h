@@ -35,6 +35,7 @@
 #include "agentd/attestor/workload_attestor.h"
 #include "agentd/sync/svid_cache.h"
 #include "agentd/workload/messages.h"
+#include "agentd/workload/workload_metrics.h"
 #include "core/failure_log.h"
 #include "core/metrics.h"
 #include "core/status.h"
@@ -62,7 +63,7 @@ struct WorkloadApiOptions {
   std::function<bool()> ready;
   // Workload attestors by registered name; every caller is attested by each.
   std::vector<std::string> workload_attestors = {"unix"};
-  // workload_api_calls_total{method, code} when set.
+  // When set, what workload_metrics.h lists.
   MetricsRegistry* metrics = nullptr;
   transport::Http2ServerOptions http2;
 };
@@ -84,6 +85,10 @@ class WorkloadApiServer {
   // Streams open now, across the three streaming methods.
   size_t open_streams() const { return streams_.size(); }
   const std::string& socket_path() const { return options_.socket_path; }
+  // The connection gauges, before a scrape; loop thread.
+  void ReadConnectionMetrics() {
+    if (server_) metrics_.ReadConnections(*server_);
+  }
 
  private:
   enum class StreamKind { kX509Svid, kX509Bundles, kJwtBundles };
@@ -133,6 +138,7 @@ class WorkloadApiServer {
   transport::EventLoop* loop_;
   SvidCache* cache_;
   WorkloadApiOptions options_;
+  WorkloadApiMetrics metrics_{options_.metrics};
   // Made by Start; shared with attestations still running on the thread pool.
   std::vector<std::shared_ptr<WorkloadAttestor>> attestors_;
   transport::GrpcRouter router_;

@@ -192,5 +192,27 @@ TEST(AgentConfigTest, ExpandEnvFillsTheFileBeforeItIsRead) {
   ::unsetenv("SIGIL_CONFIG_TEST_PORT");
 }
 
+// As serverd's: off unless a port is given, on loopback unless a host is.
+TEST(AgentConfigTest, TelemetryIsReadAsServerdsIs) {
+  const std::string agent = "agent:\n  trust_domain: example.org\n  insecure_bootstrap: true\n";
+  auto defaults = ParseAgentConfig(agent, "agent.yaml");
+  ASSERT_TRUE(defaults.ok()) << defaults.status().ToString();
+  EXPECT_FALSE(defaults->telemetry.enabled());
+  EXPECT_EQ(defaults->telemetry.host, "127.0.0.1");
+  auto set = ParseAgentConfig(agent + "telemetry:\n  prometheus: {host: 0.0.0.0, port: 9988}\n", "agent.yaml");
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(set->telemetry.host, "0.0.0.0");
+  EXPECT_EQ(set->telemetry.port, 9988);
+  auto bad = ParseAgentConfig(agent + "telemetry:\n  prometheus: {host: '', port: 70000, tls: {}}\n  statsd: {}\n",
+                              "agent.yaml");
+  ASSERT_FALSE(bad.ok());
+  const std::string m = bad.status().message();
+  for (const char* expected : {"telemetry.prometheus.port: 70000 is outside 0..65535",
+                               "telemetry.prometheus.host: must not be empty", "telemetry.prometheus.tls: unknown key",
+                               "telemetry.statsd: unknown key"}) {
+    EXPECT_NE(m.find(expected), std::string::npos) << "missing '" << expected << "' in: " << m;
+  }
+}
+
 }  // namespace
 }  // namespace sigil::agentd

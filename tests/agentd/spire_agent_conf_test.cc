@@ -48,6 +48,8 @@ void ExpectSameAgentConfig(const AgentConfig& a, const AgentConfig& b) {
   EXPECT_EQ(a.health_checks.bind_port, b.health_checks.bind_port);
   EXPECT_EQ(a.health_checks.live_path, b.health_checks.live_path);
   EXPECT_EQ(a.health_checks.ready_path, b.health_checks.ready_path);
+  EXPECT_EQ(a.telemetry.host, b.telemetry.host);
+  EXPECT_EQ(a.telemetry.port, b.telemetry.port);
   ExpectSameListenerLimits(a.workload_api_limits, b.workload_api_limits);
 }
 
@@ -90,6 +92,13 @@ health_checks {
     listener_enabled = true
     bind_port = "8082"
 }
+
+telemetry {
+    Prometheus {
+        host = "127.0.0.1"
+        port = 9989
+    }
+}
 )";
 
 constexpr std::string_view kJoinTokenYaml = R"(
@@ -110,6 +119,8 @@ agent:
 health_checks:
   listener_enabled: true
   bind_port: 8082
+telemetry:
+  prometheus: {host: 127.0.0.1, port: 9989}
 )";
 
 // The README's TPM DevID agent, with the plugin SPIRE's docs show.
@@ -174,6 +185,7 @@ TEST(SpireAgentConfTest, AJoinTokenAgentAsSpireWritesItIsTheYamlOne) {
   EXPECT_EQ(conf->workload_key_type, KeyType::kEcP384);
   EXPECT_EQ(conf->jwt_svid_cache_max_size, 500u);
   EXPECT_EQ(conf->health_checks.bind_port, 8082);
+  EXPECT_EQ(conf->telemetry.port, 9989);
   EXPECT_FALSE(conf->tpm_devid.has_value());
 }
 
@@ -247,7 +259,10 @@ plugins {
     WorkloadAttestor "k8s" { plugin_data {} }
     SVIDStore "aws_secretsmanager" {}
 }
-telemetry { Prometheus { port = 9988 } }
+telemetry {
+    Prometheus { port = 9988, tls { use_spire_svid = true } }
+    Statsd { address = "localhost:8125" }
+}
 tpm_devid { tcti = "device:/dev/tpmrm0" }
 )");
   ASSERT_FALSE(conf.ok());
@@ -269,7 +284,8 @@ tpm_devid { tcti = "device:/dev/tpmrm0" }
            "plugins.WorkloadAttestor \"unix\".plugin_data.workload_size_limit: \"1024\" is not available",
            "plugins.WorkloadAttestor \"k8s\": is not available in Sigil; its WorkloadAttestor plugins are unix",
            "plugins.SVIDStore \"aws_secretsmanager\": is not available in Sigil",
-           "telemetry: agentd exports no metrics in this version",
+           "telemetry.Statsd: Sigil exports metrics to Prometheus only",
+           "telemetry.Prometheus.tls: /metrics is served in plain HTTP",
            "tpm_devid: is agentd's YAML name; in SPIRE's format it is plugins { NodeAttestor \"tpm_devid\"",
        }) {
     EXPECT_NE(m.find(expected), std::string::npos) << expected << "\nin: " << m;

@@ -168,12 +168,15 @@ TEST_F(WorkloadApiTest, EveryMethodRefusesACallWithoutTheSecurityHeader) {
   }
   EXPECT_EQ(mints_.load(), 0);
   const std::string rendered = metrics_.Render();
-  EXPECT_NE(rendered.find(
-                "workload_api_calls_total{method=\"FetchX509SVID\",code=\"INVALID_ARGUMENT\"} 1"),
+  EXPECT_NE(rendered.find("sigil_agent_workload_api_calls_total{method=\"FetchX509SVID\",status=\"InvalidArgument\"} 1"),
             std::string::npos)
       << rendered;
-  EXPECT_NE(rendered.find(
-                "workload_api_calls_total{method=\"ValidateJWTSVID\",code=\"INVALID_ARGUMENT\"} 1"),
+  EXPECT_NE(rendered.find("sigil_agent_workload_api_calls_total{method=\"ValidateJWTSVID\",status=\"InvalidArgument\"} 1"),
+            std::string::npos);
+  // SPIRE's names for the same calls.
+  EXPECT_NE(rendered.find("spire_agent_rpc_workload_api_fetch_x509svid{status=\"InvalidArgument\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(rendered.find("spire_agent_rpc_workload_api_validate_jwtsvid_elapsed_time_count{status=\"InvalidArgument\"} 1\n"),
             std::string::npos);
 }
 
