@@ -77,10 +77,12 @@ class AgentServerFixture : public sigil::testing::SoftHsmSuite<> {
     sigil::testing::WriteFile(work_.path() / "bundle.pem", bundle.out);
   }
 
-  // agentd attested with the join token; `agent_yaml` is added under `agent:`.
-  void StartAgent(const std::string& agent_yaml = "") {
+  // agentd attested with the join token; `agent_yaml` is added under `agent:`, `top_level_yaml`
+  // after it (telemetry:, health_checks:).
+  void StartAgent(const std::string& agent_yaml = "", const std::string& top_level_yaml = "") {
     sigil::testing::AgentdOptions options;
     options.extra_yaml = agent_yaml;
+    options.top_level_yaml = top_level_yaml;
     StartAgent(std::move(options));
   }
 
