@@ -132,6 +132,15 @@ Result<std::string> UnverifiedJwtClaims(std::string_view token) {
   return std::string(payload.begin(), payload.end());
 }
 
+Result<std::string> UnverifiedJwtKeyId(std::string_view token) {
+  const size_t dot = token.find('.');
+  if (dot == std::string_view::npos) return Malformed("token is not a JWS compact serialization");
+  SIGIL_ASSIGN_OR_RETURN(Json header, DecodeJsonPart(token.substr(0, dot), "header"));
+  const auto kid = header.find("kid");
+  if (kid == header.end() || !kid->is_string()) return Malformed("header has no \"kid\" string");
+  return kid->get<std::string>();
+}
+
 Result<JwtSvid> ValidateJwtSvid(std::string_view token, const JwtBundle& bundle,
                                 std::string_view audience, TimePoint now) {
   if (token.size() > kMaxJwtSvidLength) {

@@ -67,6 +67,9 @@ Result<JwtSvid> MintJwtSvid(Signer& key, std::string_view key_id, const JwtSvidP
 // is then validated against, and for reading a token one has just been given.
 Result<std::string> UnverifiedJwtClaims(std::string_view token);
 
+// The header's "kid" of a compact JWS, checking nothing: which authority signed a token one holds.
+Result<std::string> UnverifiedJwtKeyId(std::string_view token);
+
 // Validates `token` against `bundle` for `audience` at `now`, and returns what it says.
 Result<JwtSvid> ValidateJwtSvid(std::string_view token, const JwtBundle& bundle,
                                 std::string_view audience,

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -82,6 +83,12 @@ struct TrustBundle {
   JwtBundle jwt;
   uint64_t sequence = 0;                // spiffe_sequence; 0: not set
   std::chrono::seconds refresh_hint{0};  // spiffe_refresh_hint; 0: not set
+  // SPIRE's tainted authorities: still trusted, but an operator suspects their keys, so every
+  // identity they issued is to be replaced now, not at its half-life. X.509 authorities by
+  // X509AuthorityId (x509_ca.h), JWT authorities by key ID. Carried between serverd and its
+  // agents only: a SPIFFE JWKS has no place for them.
+  std::set<std::string, std::less<>> tainted_x509_authorities;
+  std::set<std::string, std::less<>> tainted_jwt_authorities;
 };
 
 // The SPIFFE JWKS document of `bundle`.

@@ -368,6 +368,28 @@ Result<std::vector<CertValidity>> CertValiditiesFromDer(std::span<const uint8_t>
   return out;
 }
 
+std::string X509AuthorityId(const X509* cert) {
+  const ASN1_OCTET_STRING* id = X509_get0_subject_key_id(const_cast<X509*>(cert));
+  if (id == nullptr) return {};
+  return HexEncode({ASN1_STRING_get0_data(id), static_cast<size_t>(ASN1_STRING_length(id))});
+}
+
+Result<std::vector<std::string>> IssuingAuthorityIds(std::span<const uint8_t> der) {
+  std::vector<std::string> out;
+  const unsigned char* p = der.data();
+  const unsigned char* const end = p + der.size();
+  for (int n = 1; p < end; ++n) {
+    X509Ptr cert(d2i_X509(nullptr, &p, end - p));
+    if (!cert) {
+      ClearOpenSSLErrors();
+      return InvalidArgumentError("certificate #" + std::to_string(n) + " does not parse");
+    }
+    const ASN1_OCTET_STRING* id = X509_get0_authority_key_id(cert.get());
+    if (id != nullptr) out.push_back(HexEncode({ASN1_STRING_get0_data(id), static_cast<size_t>(ASN1_STRING_length(id))}));
+  }
+  return out;
+}
+
 Status X509Ca::Init(X509Ptr cert, std::vector<X509Ptr> above, std::shared_ptr<Signer> key) {
   if (!key) return InvalidArgumentError("CA has no signing key");
   if (X509_check_ca(cert.get()) == 0) {

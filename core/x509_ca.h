@@ -171,4 +171,13 @@ struct CertValidity {
 // InvalidArgument names what is malformed.
 Result<std::vector<CertValidity>> CertValiditiesFromDer(std::span<const uint8_t> der);
 
+// An X.509 authority's ID as SPIRE names it (`localauthority x509 show`, a tainted authority in
+// a bundle): its subjectKeyIdentifier in lowercase hex. Empty when the certificate has none.
+std::string X509AuthorityId(const X509* cert);
+
+// The authorities that issued the certificates of `der` (DER certificates one after another,
+// as an SVID's chain): each one's authorityKeyIdentifier in lowercase hex, in chain order; a
+// certificate without one adds nothing. InvalidArgument when a certificate does not parse.
+Result<std::vector<std::string>> IssuingAuthorityIds(std::span<const uint8_t> der);
+
 }  // namespace sigil

@@ -64,7 +64,15 @@ Result<flatbuffers::Offset<TrustBundle>> BuildTrustBundle(flatbuffers::FlatBuffe
   }
   auto jwt_vector = builder.CreateVector(jwt);
   auto name = builder.CreateString(bundle.trust_domain().name());
-  return CreateTrustBundle(builder, name, x509, jwt_vector, bundle.sequence, bundle.refresh_hint.count());
+  const auto strings = [&](const std::set<std::string, std::less<>>& ids)
+      -> flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>> {
+    if (ids.empty()) return 0;  // absent: the bundle of nearly every sync has none
+    return builder.CreateVectorOfStrings(std::vector<std::string>(ids.begin(), ids.end()));
+  };
+  auto tainted_x509 = strings(bundle.tainted_x509_authorities);
+  auto tainted_jwt = strings(bundle.tainted_jwt_authorities);
+  return CreateTrustBundle(builder, name, x509, jwt_vector, bundle.sequence, bundle.refresh_hint.count(),
+                           tainted_x509, tainted_jwt);
 }
 
 Result<sigil::TrustBundle> TrustBundleFromWire(const TrustBundle* wire_bundle) {
@@ -90,6 +98,11 @@ Result<sigil::TrustBundle> TrustBundleFromWire(const TrustBundle* wire_bundle) {
   }
   bundle.sequence = wire_bundle->sequence();
   bundle.refresh_hint = std::chrono::seconds(wire_bundle->refresh_hint_seconds());
+  for (auto [wire_ids, ids] : {std::pair{wire_bundle->tainted_x509_authorities(), &bundle.tainted_x509_authorities},
+                               std::pair{wire_bundle->tainted_jwt_authorities(), &bundle.tainted_jwt_authorities}}) {
+    if (wire_ids == nullptr) continue;
+    for (const auto* id : *wire_ids) ids->insert(StringOf(id));
+  }
   return bundle;
 }
 

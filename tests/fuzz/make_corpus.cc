@@ -128,6 +128,8 @@ int main(int argc, char** argv) {
                                                      fuzz::kNow + std::chrono::hours(24)));
   bundle.sequence = 7;
   bundle.refresh_hint = std::chrono::seconds(300);
+  bundle.tainted_x509_authorities = {X509AuthorityId(ca.cert())};
+  bundle.tainted_jwt_authorities = {"rsa"};
   Write("jwks", "seed-full", Must(TrustBundleToJwks(bundle), "jwks"));
   TrustBundle x509_only(td);
   x509_only.x509.Add(ca.cert());

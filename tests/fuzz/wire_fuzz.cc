@@ -43,6 +43,8 @@ void ReadBundle(const wire::TrustBundle* bundle) {
   FUZZ_CHECK(again.ok());
   FUZZ_CHECK(again->x509.authorities.size() == read->x509.authorities.size());
   FUZZ_CHECK(again->jwt.authorities.size() == read->jwt.authorities.size());
+  FUZZ_CHECK(again->tainted_x509_authorities == read->tainted_x509_authorities);
+  FUZZ_CHECK(again->tainted_jwt_authorities == read->tainted_jwt_authorities);
 }
 
 void ReadEntries(const flatbuffers::Vector<flatbuffers::Offset<Entry>>* entries) {
