@@ -9,6 +9,7 @@
 #include "core/x509_svid.h"
 #include "serverd/admin/entry_json.h"
 #include "serverd/admin/federation_api.h"
+#include "serverd/admin/localauthority_api.h"
 #include "serverd/datastore/sqlite_datastore.h"
 #include "serverd/datastore/timed_datastore.h"
 #include "transport/owned_directory.h"
@@ -45,6 +46,15 @@ Status Server::Start() {
   SIGIL_RETURN_IF_ERROR(federated_->Reload().AddContext("reading the federated bundles"));
   admin_api_ = std::make_unique<AdminApi>(*entries_, *store_, *federated_);
   RegisterCaMethods();
+  // An operator's change to the CA reaches the bundle endpoint, the OIDC keys and serverd's own
+  // SVID through the rotation thread, woken now rather than at its next tick.
+  RegisterLocalAuthorityMethods(*admin_api_, *ca_, [this] {
+    {
+      std::lock_guard lock(rotation_mutex_);
+      ca_changed_ = true;
+    }
+    rotation_wake_.notify_all();
+  });
   AgentApiOptions agent_options;
   agent_options.bind_address = config_.bind_address;
   agent_options.bind_port = config_.bind_port;
@@ -219,8 +229,10 @@ void Server::RotationLoop() {
   // datastore and key-store reads behind /ready and /metrics, whose handlers run on a loop.
   std::unique_lock lock(rotation_mutex_);
   while (!stopping_) {
+    const bool changed_by_admin = std::exchange(ca_changed_, false);
     lock.unlock();
     auto changed = ca_->Tick(std::chrono::system_clock::now());
+    if (changed.ok() && changed_by_admin) changed = true;
     if (!changed.ok()) LogError("CA rotation failed; will retry", {{"error", changed.status().ToString()}});
     if (oidc_) {
       if (changed.ok() && *changed) {
@@ -256,7 +268,7 @@ void Server::RotationLoop() {
     RefreshProbeState();
     const auto next = std::min(ca_->NextEvent(), std::chrono::system_clock::now() + std::chrono::seconds(1));
     lock.lock();
-    rotation_wake_.wait_until(lock, next, [&] { return stopping_; });
+    rotation_wake_.wait_until(lock, next, [&] { return stopping_ || ca_changed_; });
   }
 }
 
@@ -275,7 +287,9 @@ void Server::RegisterCaMethods() {
     SIGIL_ASSIGN_OR_RETURN(std::string jwks, TrustBundleToJwks(current->bundle));
     SIGIL_ASSIGN_OR_RETURN(std::string pem, X509BundleToPem(current->bundle.x509));
     return json{{"trust_domain", config_.trust_domain.name()}, {"jwks", jwks}, {"pem", pem},
-                {"sequence_number", current->bundle.sequence}};
+                {"sequence_number", current->bundle.sequence},
+                {"tainted_x509_authorities", current->bundle.tainted_x509_authorities},
+                {"tainted_jwt_authorities", current->bundle.tainted_jwt_authorities}};
   });
   admin_api_->Register("/v1/svid/MintX509SVID", [this](const json& body) -> Result<json> {
     SIGIL_ASSIGN_OR_RETURN(MintX509SvidRequest request, MintX509SvidRequestFromJson(body));

@@ -88,6 +88,7 @@ class Server {
   std::thread rotation_thread_;
   std::mutex rotation_mutex_;
   std::condition_variable rotation_wake_;
+  bool ca_changed_ = false;  // by an admin call: the rotation thread publishes the new bundle
   bool stopping_ = false;
 };
 

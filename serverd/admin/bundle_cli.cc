@@ -7,6 +7,7 @@
 #include "core/base64url.h"
 #include "core/openssl_util.h"
 #include "core/trust_bundle.h"
+#include "core/x509_ca.h"
 #include "serverd/admin/cli_flags.h"
 
 namespace sigil::serverd {
@@ -20,7 +21,8 @@ Result<json> BundleToJson(const TrustBundle& bundle) {
   json x509 = json::array();
   for (const X509Ptr& cert : bundle.x509.authorities) {
     SIGIL_ASSIGN_OR_RETURN(Bytes der, CertToDer(cert.get()));
-    x509.push_back({{"asn1", Base64Encode(der)}, {"tainted", false}});
+    x509.push_back({{"asn1", Base64Encode(der)},
+                    {"tainted", bundle.tainted_x509_authorities.contains(X509AuthorityId(cert.get()))}});
   }
   json jwt = json::array();
   for (const auto& [key_id, authority] : bundle.jwt.authorities) {
@@ -33,7 +35,7 @@ Result<json> BundleToJson(const TrustBundle& bundle) {
     jwt.push_back({{"public_key", Base64Encode(der)},
                    {"key_id", key_id},
                    {"expires_at", std::to_string(expires_at)},
-                   {"tainted", false}});
+                   {"tainted", bundle.tainted_jwt_authorities.contains(key_id)}});
   }
   return json{{"trust_domain", bundle.trust_domain().name()},
               {"x509_authorities", x509},
@@ -42,10 +44,19 @@ Result<json> BundleToJson(const TrustBundle& bundle) {
               {"sequence_number", std::to_string(bundle.sequence)}};
 }
 
-// A bundle of the admin API ({"trust_domain", "jwks"}) as types.Bundle.
+// A bundle of the admin API ({"trust_domain", "jwks"}, and for the own one the IDs of the
+// tainted authorities) as types.Bundle.
 Result<json> BundleJsonOf(const json& item) {
   SIGIL_ASSIGN_OR_RETURN(TrustDomain td, TrustDomain::Parse(item.value("trust_domain", "")));
   SIGIL_ASSIGN_OR_RETURN(TrustBundle bundle, TrustBundleFromJwks(td, item.value("jwks", "")));
+  for (auto [member, ids] : {std::pair{"tainted_x509_authorities", &bundle.tainted_x509_authorities},
+                             std::pair{"tainted_jwt_authorities", &bundle.tainted_jwt_authorities}}) {
+    const auto list = item.find(member);
+    if (list == item.end() || !list->is_array()) continue;
+    for (const json& id : *list) {
+      if (id.is_string()) ids->insert(id.get<std::string>());
+    }
+  }
   return BundleToJson(bundle);
 }
 

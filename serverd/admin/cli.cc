@@ -146,6 +146,7 @@ int RunAdminCommand(const std::vector<std::string>& raw_args, const AdminConnect
   AddBundleCommands(app, common, action, out);
   AddFederationCommands(app, common, action, out, err);
   AddMintCommands(app, common, action, out);
+  AddLocalAuthorityCommands(app, common, action, out);
   AddHealthcheckCommand(app, common, action, out);
 
   if (std::optional<int> exit_code = ParseCommandLine(app, raw_args, out, err)) return *exit_code;

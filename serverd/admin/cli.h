@@ -3,7 +3,7 @@
 //   serverd agent list|show|evict|ban|count|purge …
 //   serverd token generate [-spiffeID ID] [-ttl SECONDS]
 //   serverd bundle show|list|set|delete|count|history, federation …, x509 mint, jwt mint,
-//   healthcheck
+//   localauthority x509|jwt show|prepare|activate|taint|revoke, healthcheck
 // Every command takes -socketPath; where SPIRE's takes -output pretty|json, so does Sigil's,
 // printing SPIRE's JSON. An error prints one line to `err` and the command exits non-zero.
 //

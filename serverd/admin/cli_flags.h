@@ -1,8 +1,8 @@
 // What the `serverd` admin commands share: the flags every one takes, the action a parsed
 // command leaves to run against the admin socket, and the readers and printers more than one
 // noun's commands use. Each noun's commands live in a file of their own (entry_cli.cc,
-// agent_cli.cc, bundle_cli.cc, mint_cli.cc, federation_cli.cc); their flags are owned by the
-// commands' callbacks, so they live as long as the CLI::App.
+// agent_cli.cc, bundle_cli.cc, mint_cli.cc, federation_cli.cc, localauthority_cli.cc); their
+// flags are owned by the commands' callbacks, so they live as long as the CLI::App.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -44,6 +44,8 @@ void AddMintCommands(CLI::App& app, CommonFlags& common, AdminAction& action, st
 void AddFederationCommands(CLI::App& app, CommonFlags& common, AdminAction& action, std::ostream& out,
                            std::ostream& err);
 
+// `serverd localauthority x509|jwt show|prepare|activate|taint|revoke`.
+void AddLocalAuthorityCommands(CLI::App& app, CommonFlags& common, AdminAction& action, std::ostream& out);
 // A Unix time (a number, or a string as SPIRE's JSON has int64s) as SPIRE's CLI prints it;
 // empty for 0.
 std::string TimeText(const nlohmann::json& unix_seconds);

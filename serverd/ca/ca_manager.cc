@@ -127,11 +127,12 @@ CaManager::Slot* CaManager::Prepared() {
 }
 
 Status CaManager::Start(TimePoint now) {
+  std::lock_guard lock(mutex_);
   SIGIL_ASSIGN_OR_RETURN(std::vector<CaSlot> records, store_.ListCaSlots());
   for (const CaSlot& record : records) {
     ++sequence_;
-    // Retired CAs stay in the bundle until they expire; expired ones are done with.
-    if (FromUnix(record.not_after) <= now) continue;
+    // Retired CAs stay in the bundle until they expire or are revoked; then they are done with.
+    if (FromUnix(record.not_after) <= now || (record.x509_revoked && record.jwt_revoked)) continue;
     auto slot = LoadSlot(record);
     if (!slot.ok()) {
       return std::move(slot).status().AddContext("loading CA slot " + std::to_string(record.id) + " (key " +
@@ -181,6 +182,7 @@ Status CaManager::RenewIntermediate(TimePoint now) {
 }
 
 Result<bool> CaManager::Tick(TimePoint now) {
+  std::lock_guard lock(mutex_);
   bool changed = false;
   Slot* active = Active();
   if (Prepared() == nullptr && now >= PrepareAt(active->record)) {
@@ -190,21 +192,8 @@ Result<bool> CaManager::Tick(TimePoint now) {
     changed = true;
     active = Active();
   }
-  if (Slot* prepared = Prepared(); prepared != nullptr && now >= ActivateAt(active->record)) {
-    // Activate the new one first: a crash in between leaves two active slots, which Start
-    // resolves, never none.
-    SIGIL_RETURN_IF_ERROR(store_.SetCaSlotState(prepared->record.id, CaSlotState::kActive));
-    SIGIL_RETURN_IF_ERROR(store_.SetCaSlotState(active->record.id, CaSlotState::kRetired));
-    prepared->record.state = CaSlotState::kActive;
-    // The old CA stays in the bundle until it expires: SVIDs it signed are still out there.
-    active->record.state = CaSlotState::kRetired;
-    if (metrics_.x509_ca_activated != nullptr) {
-      metrics_.x509_ca_activated->Add();
-      metrics_.jwt_key_activated->Add();
-    }
-    LogInfo("CA activated", {{"slot", std::to_string(prepared->record.id)}});
-    if (options_.mode == CaMode::kDelegated) SIGIL_RETURN_IF_ERROR(RenewIntermediate(now));
-    ++sequence_;
+  if (Prepared() != nullptr && now >= ActivateAt(active->record)) {
+    SIGIL_RETURN_IF_ERROR(ActivatePrepared(now));
     changed = true;
   }
   const size_t before = slots_.size();
@@ -225,6 +214,27 @@ Result<bool> CaManager::Tick(TimePoint now) {
   return changed;
 }
 
+Status CaManager::ActivatePrepared(TimePoint now) {
+  Slot* active = Active();
+  Slot* prepared = Prepared();
+  // Activate the new one first: a crash in between leaves two active slots, which Start
+  // resolves, never none.
+  SIGIL_RETURN_IF_ERROR(store_.SetCaSlotState(prepared->record.id, CaSlotState::kActive));
+  SIGIL_RETURN_IF_ERROR(store_.SetCaSlotState(active->record.id, CaSlotState::kRetired));
+  prepared->record.state = CaSlotState::kActive;
+  // The old CA stays in the bundle until it expires or is revoked: SVIDs it signed are still
+  // out there.
+  active->record.state = CaSlotState::kRetired;
+  if (metrics_.x509_ca_activated != nullptr) {
+    metrics_.x509_ca_activated->Add();
+    metrics_.jwt_key_activated->Add();
+  }
+  LogInfo("CA activated", {{"slot", std::to_string(prepared->record.id)}});
+  if (options_.mode == CaMode::kDelegated) SIGIL_RETURN_IF_ERROR(RenewIntermediate(now));
+  ++sequence_;
+  return Status::Ok();
+}
+
 Status CaManager::Publish() {
   auto next = std::make_shared<Current>(options_.trust_domain);
   Slot* active = Active();
@@ -232,9 +242,15 @@ Status CaManager::Publish() {
   next->jwt_key = active->jwt_key;
   next->jwt_key_id = active->jwt_key_id;
   for (const Slot& slot : slots_) {
-    next->bundle.x509.Add(slot.ca->cert());
-    next->bundle.jwt.authorities[slot.jwt_key_id] =
-        JwtAuthority(UpRef(slot.jwt_key->public_key()), FromUnix(slot.record.not_after));
+    if (!slot.record.x509_revoked) {
+      next->bundle.x509.Add(slot.ca->cert());
+      if (slot.record.x509_tainted) next->bundle.tainted_x509_authorities.insert(X509AuthorityId(slot.ca->cert()));
+    }
+    if (!slot.record.jwt_revoked) {
+      next->bundle.jwt.authorities[slot.jwt_key_id] =
+          JwtAuthority(UpRef(slot.jwt_key->public_key()), FromUnix(slot.record.not_after));
+      if (slot.record.jwt_tainted) next->bundle.tainted_jwt_authorities.insert(slot.jwt_key_id);
+    }
   }
   next->bundle.sequence = sequence_;
   SIGIL_ASSIGN_OR_RETURN(std::string jwks, TrustBundleToJwks(next->bundle));
@@ -248,6 +264,7 @@ std::shared_ptr<const CaManager::Current> CaManager::current() const {
 }
 
 TimePoint CaManager::NextEvent() const {
+  std::lock_guard lock(mutex_);
   TimePoint next = TimePoint::max();
   const bool prepared = std::any_of(slots_.begin(), slots_.end(),
                                     [](const Slot& s) { return s.record.state == CaSlotState::kPrepared; });
@@ -261,6 +278,142 @@ TimePoint CaManager::NextEvent() const {
     next = std::min(next, intermediate_->not_before() + (intermediate_->not_after() - intermediate_->not_before()) / 2);
   }
   return next;
+}
+
+namespace {
+
+std::string_view KindName(CaManager::AuthorityKind kind) {
+  return kind == CaManager::AuthorityKind::kX509 ? "X.509" : "JWT";
+}
+
+}  // namespace
+
+std::string CaManager::AuthorityIdOf(const Slot& slot, AuthorityKind kind) {
+  return kind == AuthorityKind::kX509 ? X509AuthorityId(slot.ca->cert()) : slot.jwt_key_id;
+}
+
+CaManager::AuthorityState CaManager::StateOf(const Slot& slot, AuthorityKind kind) {
+  const bool x509 = kind == AuthorityKind::kX509;
+  return {AuthorityIdOf(slot, kind), slot.record.not_after, x509 ? slot.record.x509_tainted : slot.record.jwt_tainted};
+}
+
+bool CaManager::Revoked(const Slot& slot, AuthorityKind kind) {
+  return kind == AuthorityKind::kX509 ? slot.record.x509_revoked : slot.record.jwt_revoked;
+}
+
+CaManager::AuthorityStates CaManager::Authorities(AuthorityKind kind) const {
+  std::lock_guard lock(mutex_);
+  AuthorityStates states;
+  for (const Slot& slot : slots_) {  // oldest first: the last retired one is the old one
+    if (Revoked(slot, kind)) continue;
+    switch (slot.record.state) {
+      case CaSlotState::kActive: states.active = StateOf(slot, kind); break;
+      case CaSlotState::kPrepared: states.prepared = StateOf(slot, kind); break;
+      case CaSlotState::kRetired: states.old = StateOf(slot, kind); break;
+    }
+  }
+  return states;
+}
+
+CaManager::Slot* CaManager::FindAuthority(AuthorityKind kind, std::string_view authority_id) {
+  for (Slot& slot : slots_) {
+    if (!Revoked(slot, kind) && AuthorityIdOf(slot, kind) == authority_id) return &slot;
+  }
+  return nullptr;
+}
+
+Status CaManager::PublishChange() {
+  ++sequence_;
+  return Publish();
+}
+
+Result<CaManager::AuthorityState> CaManager::Prepare(AuthorityKind kind, TimePoint now) {
+  std::lock_guard lock(mutex_);
+  if (Slot* prepared = Prepared()) {
+    // Dropped as a revoked slot is: it signed nothing, and its keys are never used again.
+    SIGIL_RETURN_IF_ERROR(store_.MarkCaSlot(prepared->record.id, CaSlotMark::kX509Revoked));
+    SIGIL_RETURN_IF_ERROR(store_.MarkCaSlot(prepared->record.id, CaSlotMark::kJwtRevoked));
+    LogInfo("prepared CA replaced", {{"slot", std::to_string(prepared->record.id)}});
+    const int64_t dropped = prepared->record.id;
+    std::erase_if(slots_, [&](const Slot& s) { return s.record.id == dropped; });
+  }
+  SIGIL_ASSIGN_OR_RETURN(Slot next, NewSlot(now, CaSlotState::kPrepared));
+  slots_.push_back(std::move(next));
+  SIGIL_RETURN_IF_ERROR(PublishChange());
+  return StateOf(slots_.back(), kind);
+}
+
+Result<CaManager::AuthorityState> CaManager::Activate(AuthorityKind kind, std::string_view authority_id,
+                                                      TimePoint now) {
+  std::lock_guard lock(mutex_);
+  if (authority_id.empty()) return InvalidArgumentError("no authority ID provided");
+  const Slot* prepared = Prepared();
+  if (prepared == nullptr) {
+    return Status(Code::kFailedPrecondition,
+                  "there is no prepared " + std::string(KindName(kind)) + " authority to activate; prepare one first");
+  }
+  if (AuthorityIdOf(*prepared, kind) != authority_id) {
+    return InvalidArgumentError(std::string(authority_id) + " is not the prepared " + std::string(KindName(kind)) +
+                                " authority (" + AuthorityIdOf(*prepared, kind) + "); only a prepared one can be activated");
+  }
+  SIGIL_RETURN_IF_ERROR(ActivatePrepared(now));
+  SIGIL_RETURN_IF_ERROR(Publish());
+  PublishExpiryMetrics(now);
+  return StateOf(*Active(), kind);
+}
+
+Result<CaManager::AuthorityState> CaManager::Taint(AuthorityKind kind, std::string_view authority_id) {
+  std::lock_guard lock(mutex_);
+  const std::string what = std::string(KindName(kind)) + " authority " + std::string(authority_id);
+  if (authority_id.empty()) return InvalidArgumentError("no authority ID provided");
+  Slot* found = FindAuthority(kind, authority_id);
+  if (found == nullptr) return NotFoundError("no " + what + " in the bundle");
+  if (found->record.state == CaSlotState::kActive) {
+    return InvalidArgumentError(what + " is the active one and cannot be tainted: prepare and activate another, "
+                                "then taint this one");
+  }
+  if (found->record.state == CaSlotState::kPrepared) {
+    return InvalidArgumentError(what + " is prepared, not old: only old authorities can be tainted");
+  }
+  const bool x509 = kind == AuthorityKind::kX509;
+  if (x509 ? found->record.x509_tainted : found->record.jwt_tainted) {
+    return Status(Code::kFailedPrecondition, what + " is already tainted");
+  }
+  SIGIL_RETURN_IF_ERROR(store_.MarkCaSlot(found->record.id, x509 ? CaSlotMark::kX509Tainted : CaSlotMark::kJwtTainted));
+  Slot& slot = *found;
+  (x509 ? slot.record.x509_tainted : slot.record.jwt_tainted) = true;
+  LogWarn("authority tainted; agents replace what it issued", {{"kind", std::string(KindName(kind))},
+                                                               {"authority_id", std::string(authority_id)}});
+  SIGIL_RETURN_IF_ERROR(PublishChange());
+  return StateOf(slot, kind);
+}
+
+Result<CaManager::AuthorityState> CaManager::Revoke(AuthorityKind kind, std::string_view authority_id) {
+  std::lock_guard lock(mutex_);
+  const std::string what = std::string(KindName(kind)) + " authority " + std::string(authority_id);
+  if (authority_id.empty()) return InvalidArgumentError("no authority ID provided");
+  Slot* found = FindAuthority(kind, authority_id);
+  if (found == nullptr) return NotFoundError("no " + what + " in the bundle");
+  if (found->record.state != CaSlotState::kRetired) {
+    return InvalidArgumentError(what + " is " + std::string(CaSlotStateName(found->record.state)) +
+                                ": only an old authority can be revoked");
+  }
+  const bool x509 = kind == AuthorityKind::kX509;
+  if (!(x509 ? found->record.x509_tainted : found->record.jwt_tainted)) {
+    return Status(Code::kFailedPrecondition, what + " is not tainted: taint it first, so that agents replace what it "
+                                                    "issued, then revoke it");
+  }
+  SIGIL_RETURN_IF_ERROR(store_.MarkCaSlot(found->record.id, x509 ? CaSlotMark::kX509Revoked : CaSlotMark::kJwtRevoked));
+  const AuthorityState state = StateOf(*found, kind);
+  (x509 ? found->record.x509_revoked : found->record.jwt_revoked) = true;
+  if (found->record.x509_revoked && found->record.jwt_revoked) {
+    const int64_t dropped = found->record.id;
+    std::erase_if(slots_, [&](const Slot& s) { return s.record.id == dropped; });
+  }
+  LogWarn("authority revoked; it left the bundle", {{"kind", std::string(KindName(kind))},
+                                                    {"authority_id", std::string(authority_id)}});
+  SIGIL_RETURN_IF_ERROR(PublishChange());
+  return state;
 }
 
 }  // namespace sigil::serverd

@@ -8,15 +8,26 @@
 // memory; SVIDs are issued by the intermediate, at software speed, and carry it in their chain.
 // It is renewed at half its life and whenever the active CA changes.
 //
-// A crash at any point leaves a journal the next start can use: keys are made before the slot
-// that names them is written, and a slot's state only moves forward.
+// An operator drives the same life by hand with SPIRE's local authority commands (Prepare,
+// Activate, Taint, Revoke): an authority is one of a slot's two keys, named by its ID (the X.509
+// CA's subject key ID in hex, the JWT key's key ID). A slot's two keys are prepared and
+// activated together, because a slot holds both; each is tainted and revoked on its own. A
+// tainted authority stays in the bundle, marked, and agents replace what it issued at once; a
+// revoked one leaves the bundle.
 //
-// Thread safety: current() may be called from any thread; Start and Tick from one thread.
+// A crash at any point leaves a journal the next start can use: keys are made before the slot
+// that names them is written, and a slot's state and marks only move forward.
+//
+// Thread safety: current() may be called from any thread; the other methods from any thread
+// too, one at a time (a mutex): the rotation thread ticks while the admin API's workers call the
+// local authority methods.
 #pragma once
 
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -63,6 +74,32 @@ class CaManager {
   // When Tick next has something to do.
   TimePoint NextEvent() const;
 
+  // SPIRE's local authority API. `old` is the newest retired authority not revoked; Taint and
+  // Revoke also take an older one still in the bundle.
+  enum class AuthorityKind { kX509, kJwt };
+  struct AuthorityState {
+    std::string authority_id;
+    int64_t expires_at = 0;  // Unix seconds
+    bool tainted = false;
+  };
+  struct AuthorityStates {
+    std::optional<AuthorityState> active;
+    std::optional<AuthorityState> prepared;
+    std::optional<AuthorityState> old;
+  };
+  AuthorityStates Authorities(AuthorityKind kind) const;
+  // A new slot, published in the bundle at once. A prepared slot not yet activated is dropped
+  // (it has signed nothing).
+  Result<AuthorityState> Prepare(AuthorityKind kind, TimePoint now);
+  // The prepared slot becomes the issuer and the active one old; `authority_id` must name the
+  // prepared authority (FailedPrecondition when none is, InvalidArgument when it is another).
+  Result<AuthorityState> Activate(AuthorityKind kind, std::string_view authority_id, TimePoint now);
+  // InvalidArgument for the active or the prepared authority; NotFound for one not in the
+  // bundle; FailedPrecondition when already tainted.
+  Result<AuthorityState> Taint(AuthorityKind kind, std::string_view authority_id);
+  // Only a tainted old authority, once agents had the time to replace what it issued.
+  Result<AuthorityState> Revoke(AuthorityKind kind, std::string_view authority_id);
+
   // SPIRE's spire_server_server_ca_sign_x509_svid and _jwt_svid: what was signed with this
   // CA's keys, by the signing pipeline or the admin API's mints. Any thread.
   void CountSignedX509Svids(uint64_t count) const;
@@ -79,14 +116,22 @@ class CaManager {
   Result<Slot> LoadSlot(const CaSlot& record);
   Result<Slot> NewSlot(TimePoint now, CaSlotState state);
   Status RenewIntermediate(TimePoint now);
+  Status ActivatePrepared(TimePoint now);
   Status Publish();
   Slot* Active();
   Slot* Prepared();
+  Slot* FindAuthority(AuthorityKind kind, std::string_view authority_id);
+  static std::string AuthorityIdOf(const Slot& slot, AuthorityKind kind);
+  static AuthorityState StateOf(const Slot& slot, AuthorityKind kind);
+  static bool Revoked(const Slot& slot, AuthorityKind kind);
+  // The bundle and issuer changed outside Tick: a new sequence, published.
+  Status PublishChange();
 
+  mutable std::mutex mutex_;
   CaManagerOptions options_;
   hw::KeyStore& keys_;
   Datastore& store_;
-  std::vector<Slot> slots_;  // not retired, oldest first
+  std::vector<Slot> slots_;  // not expired, oldest first; none with both authorities revoked
   std::shared_ptr<const X509Ca> intermediate_;
   uint64_t sequence_ = 0;
 

@@ -127,7 +127,15 @@ struct CaSlot {
   int64_t not_before = 0;
   int64_t not_after = 0;
   CaSlotState state = CaSlotState::kPrepared;
+  // What an operator did to the slot's two authorities (`serverd localauthority x509|jwt
+  // taint|revoke`); a mark is never taken back.
+  bool x509_tainted = false;
+  bool x509_revoked = false;
+  bool jwt_tainted = false;
+  bool jwt_revoked = false;
 };
+
+enum class CaSlotMark { kX509Tainted, kX509Revoked, kJwtTainted, kJwtRevoked };
 
 class Datastore {
  public:
@@ -202,6 +210,8 @@ class Datastore {
   virtual Result<CaSlot> AddCaSlot(CaSlot slot) = 0;
   virtual Result<std::vector<CaSlot>> ListCaSlots() = 0;
   virtual Status SetCaSlotState(int64_t id, CaSlotState state) = 0;
+  // Sets one mark of slot `id`; NotFound when there is no such slot.
+  virtual Status MarkCaSlot(int64_t id, CaSlotMark mark) = 0;
 
   // A cheap round trip, for /ready.
   virtual Status Ping() = 0;

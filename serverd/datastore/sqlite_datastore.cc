@@ -151,6 +151,14 @@ CREATE TABLE bundle_history (
 CREATE INDEX bundle_history_by_trust_domain ON bundle_history (trust_domain, id);
 )sql";
 
+// Version 4: an operator's taint and revocation of each CA slot's two authorities.
+constexpr const char* kSchemaV4 = R"sql(
+ALTER TABLE ca_journal ADD COLUMN x509_tainted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ca_journal ADD COLUMN x509_revoked INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ca_journal ADD COLUMN jwt_tainted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ca_journal ADD COLUMN jwt_revoked INTEGER NOT NULL DEFAULT 0;
+)sql";
+
 // The uniqueness key of an entry's selectors: sorted, so order in the request does not matter.
 std::string SelectorKey(const std::vector<Selector>& selectors) {
   const SelectorSet sorted(selectors);
@@ -358,6 +366,10 @@ class SqliteDatastore final : public Datastore {
     if (version < 3) {
       SIGIL_RETURN_IF_ERROR(Exec(db_, kSchemaV3, "migrating the datastore schema to version 3"));
       SIGIL_RETURN_IF_ERROR(Exec(db_, "UPDATE schema_version SET version = 3", "recording the schema version"));
+    }
+    if (version < 4) {
+      SIGIL_RETURN_IF_ERROR(Exec(db_, kSchemaV4, "migrating the datastore schema to version 4"));
+      SIGIL_RETURN_IF_ERROR(Exec(db_, "UPDATE schema_version SET version = 4", "recording the schema version"));
     }
     return tx.Commit();
   }
@@ -684,12 +696,18 @@ class SqliteDatastore final : public Datastore {
 
   Result<std::vector<CaSlot>> ListCaSlots() override {
     std::lock_guard lock(LockOffLoop(__func__));
-    Statement read(statements_, "SELECT id, key_label, certificate, not_before, not_after, state FROM ca_journal ORDER BY id");
+    Statement read(statements_,
+                   "SELECT id, key_label, certificate, not_before, not_after, state, x509_tainted, x509_revoked, "
+                   "jwt_tainted, jwt_revoked FROM ca_journal ORDER BY id");
     std::vector<CaSlot> slots;
     while (read.Next()) {
       CaSlot slot{read.Int(0), read.Text(1), read.Text(2), read.Int(3), read.Int(4), CaSlotState::kPrepared};
       const std::string state = read.Text(5);
       slot.state = state == "active" ? CaSlotState::kActive : state == "retired" ? CaSlotState::kRetired : CaSlotState::kPrepared;
+      slot.x509_tainted = read.Int(6) != 0;
+      slot.x509_revoked = read.Int(7) != 0;
+      slot.jwt_tainted = read.Int(8) != 0;
+      slot.jwt_revoked = read.Int(9) != 0;
       slots.push_back(std::move(slot));
     }
     SIGIL_RETURN_IF_ERROR(read.status("reading the CA journal"));
@@ -700,6 +718,18 @@ class SqliteDatastore final : public Datastore {
     std::lock_guard lock(LockOffLoop(__func__));
     SIGIL_RETURN_IF_ERROR(Statement(statements_, "UPDATE ca_journal SET state = ?2 WHERE id = ?1")
                               .Bind(1, id).Bind(2, std::string(CaSlotStateName(state))).Run("updating the CA journal"));
+    if (sqlite3_changes(db_) == 0) return NotFoundError("no CA journal slot " + std::to_string(id));
+    return Status::Ok();
+  }
+
+  Status MarkCaSlot(int64_t id, CaSlotMark mark) override {
+    std::lock_guard lock(LockOffLoop(__func__));
+    // Column names from a closed set, never from a caller's string.
+    const char* sql = mark == CaSlotMark::kX509Tainted   ? "UPDATE ca_journal SET x509_tainted = 1 WHERE id = ?1"
+                      : mark == CaSlotMark::kX509Revoked ? "UPDATE ca_journal SET x509_revoked = 1 WHERE id = ?1"
+                      : mark == CaSlotMark::kJwtTainted  ? "UPDATE ca_journal SET jwt_tainted = 1 WHERE id = ?1"
+                                                         : "UPDATE ca_journal SET jwt_revoked = 1 WHERE id = ?1";
+    SIGIL_RETURN_IF_ERROR(Statement(statements_, sql).Bind(1, id).Run("marking a CA journal slot"));
     if (sqlite3_changes(db_) == 0) return NotFoundError("no CA journal slot " + std::to_string(id));
     return Status::Ok();
   }

@@ -11,7 +11,7 @@
 
 namespace sigil::serverd {
 
-inline constexpr int kSqliteSchemaVersion = 3;
+inline constexpr int kSqliteSchemaVersion = 4;
 
 Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const std::filesystem::path& path);
 

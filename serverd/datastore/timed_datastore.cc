@@ -165,6 +165,10 @@ Status TimedDatastore::SetCaSlotState(int64_t id, CaSlotState state) {
   return Timed("SetCaSlotState", [&] { return inner_.SetCaSlotState(id, state); });
 }
 
+Status TimedDatastore::MarkCaSlot(int64_t id, CaSlotMark mark) {
+  return Timed("MarkCaSlot", [&] { return inner_.MarkCaSlot(id, mark); });
+}
+
 Status TimedDatastore::Ping() {
   return Timed("Ping", [&] { return inner_.Ping(); });
 }

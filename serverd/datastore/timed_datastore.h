@@ -58,6 +58,7 @@ class TimedDatastore final : public Datastore {
   Result<CaSlot> AddCaSlot(CaSlot slot) override;
   Result<std::vector<CaSlot>> ListCaSlots() override;
   Status SetCaSlotState(int64_t id, CaSlotState state) override;
+  Status MarkCaSlot(int64_t id, CaSlotMark mark) override;
   Status Ping() override;
 
  private:

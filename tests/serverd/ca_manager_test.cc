@@ -152,6 +152,81 @@ TEST_P(CaManagerTest, JwtSvidsVerifyAcrossRotation) {
   }
 }
 
+// SPIRE's local authority commands, by hand: prepare, activate, taint, revoke, each refused
+// where SPIRE refuses it, with the bundle and the journal following every step.
+TEST_P(CaManagerTest, AnOperatorRotatesTaintsAndRevokesAnAuthority) {
+  using Kind = CaManager::AuthorityKind;
+  CaManager ca(options_, *keys_, *store_);
+  ASSERT_TRUE(ca.Start(start_).ok());
+  const auto first = ca.Authorities(Kind::kX509);
+  ASSERT_TRUE(first.active);
+  EXPECT_FALSE(first.prepared || first.old);
+  const std::string first_id = first.active->authority_id;
+  EXPECT_EQ(first_id, X509AuthorityId(ca.current()->bundle.x509.authorities[0].get()));
+  const std::string first_kid = ca.current()->jwt_key_id;
+  EXPECT_EQ(ca.Authorities(Kind::kJwt).active->authority_id, first_kid);
+
+  EXPECT_EQ(ca.Activate(Kind::kX509, first_id, start_).status().code(), Code::kFailedPrecondition) << "none prepared";
+  EXPECT_EQ(ca.Taint(Kind::kX509, first_id).status().code(), Code::kInvalidArgument) << "the active one";
+  const auto sequence = ca.current()->bundle.sequence;
+
+  // Preparing twice keeps the second: the first signed nothing and leaves the bundle.
+  auto dropped = ca.Prepare(Kind::kX509, start_ + seconds(10));
+  ASSERT_TRUE(dropped.ok()) << dropped.status().ToString();
+  auto prepared = ca.Prepare(Kind::kX509, start_ + seconds(20));
+  ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
+  EXPECT_NE(prepared->authority_id, dropped->authority_id);
+  EXPECT_EQ(ca.current()->bundle.x509.authorities.size(), 2u);
+  EXPECT_GT(ca.current()->bundle.sequence, sequence);
+  EXPECT_EQ(ca.Authorities(Kind::kX509).prepared->authority_id, prepared->authority_id);
+  EXPECT_EQ(ca.Taint(Kind::kX509, prepared->authority_id).status().code(), Code::kInvalidArgument) << "prepared";
+  EXPECT_EQ(ca.Activate(Kind::kX509, dropped->authority_id, start_).status().code(), Code::kInvalidArgument);
+  const Bytes first_root = *CertToDer(const_cast<X509*>(ca.current()->issuer->root()));
+
+  auto activated = ca.Activate(Kind::kX509, prepared->authority_id, start_ + seconds(30));
+  ASSERT_TRUE(activated.ok()) << activated.status().ToString();
+  EXPECT_NE(*CertToDer(const_cast<X509*>(ca.current()->issuer->root())), first_root);
+  const auto after = ca.Authorities(Kind::kX509);
+  EXPECT_EQ(after.active->authority_id, prepared->authority_id);
+  ASSERT_TRUE(after.old);
+  EXPECT_EQ(after.old->authority_id, first_id);
+  EXPECT_FALSE(after.prepared);
+  EXPECT_NE(ca.current()->jwt_key_id, first_kid) << "a slot's JWT key is activated with its CA";
+
+  EXPECT_EQ(ca.Revoke(Kind::kX509, first_id).status().code(), Code::kFailedPrecondition) << "not tainted yet";
+  EXPECT_EQ(ca.Taint(Kind::kX509, "00").status().code(), Code::kNotFound);
+  auto tainted = ca.Taint(Kind::kX509, first_id);
+  ASSERT_TRUE(tainted.ok()) << tainted.status().ToString();
+  EXPECT_TRUE(tainted->tainted);
+  EXPECT_EQ(ca.Taint(Kind::kX509, first_id).status().code(), Code::kFailedPrecondition) << "already tainted";
+  EXPECT_EQ(ca.current()->bundle.tainted_x509_authorities, (std::set<std::string, std::less<>>{first_id}));
+  EXPECT_TRUE(ca.current()->bundle.tainted_jwt_authorities.empty()) << "each kind is tainted on its own";
+  EXPECT_EQ(ca.current()->bundle.x509.authorities.size(), 2u) << "a tainted authority is still trusted";
+
+  auto revoked = ca.Revoke(Kind::kX509, first_id);
+  ASSERT_TRUE(revoked.ok()) << revoked.status().ToString();
+  ASSERT_EQ(ca.current()->bundle.x509.authorities.size(), 1u);
+  EXPECT_EQ(X509AuthorityId(ca.current()->bundle.x509.authorities[0].get()), prepared->authority_id);
+  EXPECT_TRUE(ca.current()->bundle.tainted_x509_authorities.empty());
+  EXPECT_EQ(ca.current()->bundle.jwt.authorities.size(), 2u) << "the old JWT key stays until it is revoked";
+  EXPECT_FALSE(ca.Authorities(Kind::kX509).old);
+  ASSERT_TRUE(ca.Taint(Kind::kJwt, first_kid).ok());
+  EXPECT_TRUE(ca.current()->bundle.tainted_jwt_authorities.contains(first_kid));
+
+  // A restart finds every mark where it was left.
+  CaManager restarted(options_, *keys_, *store_);
+  ASSERT_TRUE(restarted.Start(start_ + seconds(40)).ok());
+  EXPECT_EQ(restarted.current()->bundle.x509.authorities.size(), 1u);
+  EXPECT_TRUE(restarted.current()->bundle.tainted_jwt_authorities.contains(first_kid));
+  ASSERT_TRUE(restarted.Revoke(Kind::kJwt, first_kid).ok());
+  EXPECT_EQ(restarted.current()->bundle.jwt.authorities.size(), 1u);
+  EXPECT_FALSE(restarted.Authorities(Kind::kJwt).old);
+  auto persisted = TrustBundleFromJwks(options_.trust_domain, store_->FetchBundle("example.org")->data);
+  ASSERT_TRUE(persisted.ok());
+  EXPECT_EQ(persisted->x509.authorities.size(), 1u);
+  EXPECT_EQ(persisted->jwt.authorities.size(), 1u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, CaManagerTest, ::testing::Values(CaMode::kDirect, CaMode::kDelegated),
                          [](const auto& info) { return info.param == CaMode::kDirect ? "direct" : "delegated"; });
 

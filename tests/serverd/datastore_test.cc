@@ -317,6 +317,10 @@ TEST_F(DatastoreTest, AVersionOneStoreIsMigrated) {
         "ALTER TABLE agents DROP COLUMN previous_serial_valid_until;"
         "DROP TABLE federation_relationships;"
         "DROP TABLE bundle_history;"
+        "ALTER TABLE ca_journal DROP COLUMN x509_tainted;"
+        "ALTER TABLE ca_journal DROP COLUMN x509_revoked;"
+        "ALTER TABLE ca_journal DROP COLUMN jwt_tainted;"
+        "ALTER TABLE ca_journal DROP COLUMN jwt_revoked;"
         "UPDATE schema_version SET version = 1;";
     EXPECT_EQ(sqlite3_exec(db, to_v1, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
     sqlite3_close(db);
@@ -331,6 +335,9 @@ TEST_F(DatastoreTest, AVersionOneStoreIsMigrated) {
   EXPECT_EQ(store_->FetchAgent(agent->spiffe_id)->previous_serial, "0a");
   EXPECT_TRUE(store_->ListFederationRelationships().ok()) << "version 3's tables were made";
   EXPECT_TRUE(store_->ListBundleHistory("other.org").ok());
+  auto slot = store_->AddCaSlot({0, "ca-1", "der", 100, 200, CaSlotState::kRetired});
+  ASSERT_TRUE(slot.ok());
+  EXPECT_TRUE(store_->MarkCaSlot(slot->id, CaSlotMark::kX509Tainted).ok()) << "version 4's columns were made";
 }
 
 TEST_F(DatastoreTest, FederationRelationshipsAreKeptByTrustDomain) {
@@ -401,6 +408,20 @@ TEST_F(DatastoreTest, BundlesAndCaJournal) {
   EXPECT_EQ((*slots)[0].state, CaSlotState::kRetired);
   EXPECT_EQ((*slots)[0].certificate_der, der);
   EXPECT_EQ((*slots)[1].key_label, "ca-2");
+  // An operator's marks, each on its own, kept across a reopen.
+  EXPECT_FALSE((*slots)[0].x509_tainted || (*slots)[0].x509_revoked || (*slots)[0].jwt_tainted || (*slots)[0].jwt_revoked);
+  ASSERT_TRUE(store_->MarkCaSlot(slot->id, CaSlotMark::kX509Tainted).ok());
+  ASSERT_TRUE(store_->MarkCaSlot(slot->id, CaSlotMark::kJwtRevoked).ok());
+  EXPECT_EQ(store_->MarkCaSlot(999, CaSlotMark::kX509Revoked).code(), Code::kNotFound);
+  store_.reset();
+  store_ = Open();
+  slots = store_->ListCaSlots();
+  ASSERT_EQ(slots->size(), 2u);
+  EXPECT_TRUE((*slots)[0].x509_tainted);
+  EXPECT_FALSE((*slots)[0].x509_revoked);
+  EXPECT_FALSE((*slots)[0].jwt_tainted);
+  EXPECT_TRUE((*slots)[0].jwt_revoked);
+  EXPECT_FALSE((*slots)[1].x509_tainted || (*slots)[1].jwt_revoked);
 }
 
 TEST_F(DatastoreTest, RefusesASchemaFromTheFuture) {
