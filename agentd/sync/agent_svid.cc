@@ -201,6 +201,22 @@ Clock::time_point AgentSvid::renew_at() const {
   return held_ ? held_->renew_at : Clock::time_point::min();
 }
 
+bool AgentSvid::RenewNowIfIssuedBy(const std::set<std::string, std::less<>>& tainted) {
+  if (tainted.empty()) return false;
+  std::lock_guard lock(mutex_);
+  if (!held_) return false;
+  for (const Bytes& der : held_->chain_der) {
+    auto issuers = IssuingAuthorityIds(der);
+    if (!issuers.ok()) continue;
+    for (const std::string& issuer : *issuers) {
+      if (!tainted.contains(issuer)) continue;
+      held_->renew_at = Clock::now();
+      return true;
+    }
+  }
+  return false;
+}
+
 std::string AgentSvid::id() const {
   std::lock_guard lock(mutex_);
   return held_ ? held_->id.str() : std::string();

@@ -24,6 +24,8 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "agentd/agent_config.h"
@@ -58,6 +60,9 @@ class AgentSvid {
   void Reattest(const Status& why);
 
   Clock::time_point renew_at() const;
+  // Makes the SVID due for renewal now when one of `tainted` (X.509 authority IDs) issued it.
+  // Returns whether it did.
+  bool RenewNowIfIssuedBy(const std::set<std::string, std::less<>>& tainted);
   // The agent's SPIFFE ID, for logs.
   std::string id() const;
 

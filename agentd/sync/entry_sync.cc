@@ -49,6 +49,9 @@ int64_t EntrySync::Apply(EntrySyncAnswer answer) {
     if (Status saved = agent_svid_->SaveTrustBundle(answer.bundle); !saved.ok()) {
       LogWarn("could not save the trust bundle", {{"error", saved.ToString()}});
     }
+    if (agent_svid_->RenewNowIfIssuedBy(answer.bundle.tainted_x509_authorities)) {
+      LogWarn("an authority that issued the agent's SVID is tainted; renewing it now");
+    }
   }
   if (changed > 0 || removed > 0 || answer.full) {
     LogDebug("entries synced", {{"revision", std::to_string(answer.revision)}, {"changed", std::to_string(changed)},

@@ -4,6 +4,8 @@
 #include <iterator>
 #include <set>
 
+#include "core/jwt_svid.h"
+
 namespace sigil::agentd {
 
 namespace {
@@ -27,9 +29,14 @@ void Put(SvidCache::EntryMap& map, SvidCache::CachedEntry cached) {
   }
 }
 
-// Bundles compare by what a workload receives: their SPIFFE JWKS documents.
+// Bundles compare by what a workload receives, their SPIFFE JWKS documents, and by which
+// authorities are tainted, which decides what the agent replaces.
 bool SameBundle(const TrustBundle* held, const TrustBundle& incoming) {
   if (held == nullptr) return false;
+  if (held->tainted_x509_authorities != incoming.tainted_x509_authorities ||
+      held->tainted_jwt_authorities != incoming.tainted_jwt_authorities) {
+    return false;
+  }
   auto held_jwks = TrustBundleToJwks(*held);
   auto incoming_jwks = TrustBundleToJwks(incoming);
   return held_jwks.ok() && incoming_jwks.ok() && *held_jwks == *incoming_jwks;
@@ -156,7 +163,9 @@ bool SvidCache::ReplaceBundles(TrustBundle* own, std::map<std::string, TrustBund
   }
   if (!own_changed && !federated_changed) return false;
   auto next = std::make_shared<Snapshot>(*current);
+  std::set<std::string, std::less<>> next_tainted_jwt;
   if (own_changed) {
+    next_tainted_jwt = own->tainted_jwt_authorities;
     next->bundle_der = ConcatenatedDer(own->x509);
     next->bundle = std::make_shared<const TrustBundle>(std::move(*own));
   }
@@ -169,7 +178,21 @@ bool SvidCache::ReplaceBundles(TrustBundle* own, std::map<std::string, TrustBund
     }
   }
   Publish(std::move(next));
+  if (own_changed && !next_tainted_jwt.empty()) DropJwtsSignedBy(next_tainted_jwt);
   return true;
+}
+
+void SvidCache::DropJwtsSignedBy(const std::set<std::string, std::less<>>& key_ids) {
+  std::lock_guard lock(jwt_mutex_);
+  for (auto it = jwts_.begin(); it != jwts_.end();) {
+    auto kid = UnverifiedJwtKeyId(it->svid.token);
+    if (!kid.ok() || !key_ids.contains(*kid)) {
+      ++it;
+      continue;
+    }
+    jwt_index_.erase(it);
+    it = jwts_.erase(it);
+  }
 }
 
 std::vector<RegistrationEntry> SvidCache::EntriesFor(const SelectorSet& selectors) const {
@@ -186,10 +209,19 @@ std::vector<RegistrationEntry> SvidCache::EntriesFor(const SelectorSet& selector
 
 std::vector<std::shared_ptr<const RegistrationEntry>> SvidCache::EntriesNeedingSvid(Clock::time_point now) const {
   auto current = snapshot();
+  static const std::set<std::string, std::less<>> kNone;
+  const auto& tainted = current->bundle ? current->bundle->tainted_x509_authorities : kNone;
+  const auto issued_by_tainted = [&](const WorkloadX509Svid& svid) {
+    return std::any_of(svid.issuing_authority_ids.begin(), svid.issuing_authority_ids.end(),
+                       [&](const std::string& id) { return tainted.contains(id); });
+  };
   std::vector<std::shared_ptr<const RegistrationEntry>> out;
   for (const auto& [id, cached] : *current->entries) {
     const auto& svid = cached.svid;
-    if (!svid || now >= svid->RotateAt() || !SvidFitsEntry(*svid, *cached.entry)) out.push_back(cached.entry);
+    if (!svid || now >= svid->RotateAt() || !SvidFitsEntry(*svid, *cached.entry) ||
+        (!tainted.empty() && issued_by_tainted(*svid))) {
+      out.push_back(cached.entry);
+    }
   }
   return out;
 }

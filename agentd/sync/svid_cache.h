@@ -52,6 +52,9 @@ struct WorkloadX509Svid {
   Bytes key_pkcs8_der;  // the private key, PKCS#8 DER (the API's x509_svid_key)
   Clock::time_point not_before;
   Clock::time_point not_after;
+  // Who issued the chain's certificates (IssuingAuthorityIds, core/x509_ca.h), read once when
+  // the SVID arrives: it is replaced at once when the bundle marks one of them tainted.
+  std::vector<std::string> issuing_authority_ids;
 
   const std::string& entry_id() const { return issued_for->id; }
   const std::string& spiffe_id() const { return issued_for->spiffe_id; }
@@ -140,8 +143,8 @@ class SvidCache {
   // The entries a workload with `selectors` matches, SVID or not, ordered as SvidsFor orders.
   std::vector<RegistrationEntry> EntriesFor(const SelectorSet& selectors) const;
 
-  // Entries with no SVID, an SVID past half-life at `now`, or an SVID issued for an older
-  // shape of the entry.
+  // Entries with no SVID, an SVID past half-life at `now`, an SVID issued for an older shape
+  // of the entry, or one issued by an authority the bundle marks tainted.
   std::vector<std::shared_ptr<const RegistrationEntry>> EntriesNeedingSvid(Clock::time_point now) const;
 
   // When the next SVID reaches half-life after `after`; nullopt when none does. Those at or
@@ -173,6 +176,8 @@ class SvidCache {
   // argument keeps what is held. Moves from the arguments it uses.
   bool ReplaceBundles(TrustBundle* own, std::map<std::string, TrustBundle>* federated);
   void Publish(std::shared_ptr<Snapshot> next);  // with write_mutex_ held
+  // Forgets the JWT-SVIDs signed by one of `key_ids`: a workload asking again gets a new one.
+  void DropJwtsSignedBy(const std::set<std::string, std::less<>>& key_ids);
 
   Swappable<Snapshot> snapshot_{std::make_shared<Snapshot>()};
   std::mutex write_mutex_;  // one writer at a time builds the next snapshot

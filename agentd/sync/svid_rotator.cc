@@ -198,6 +198,7 @@ SvidRotator::BatchOutcome SvidRotator::SignBatch(std::span<const EntryRef> batch
     svid->key_pkcs8_der = keys[i];
     svid->not_before = validity->first;
     svid->not_after = validity->second;
+    if (auto issuers = IssuingAuthorityIds(svid->chain_der); issuers.ok()) svid->issuing_authority_ids = std::move(*issuers);
     signed_svids.push_back(std::move(svid));
   }
   for (const auto& svid : signed_svids) outcome.stored.push_back(svid->entry_id());

@@ -170,6 +170,7 @@ Result<SvidCache::CachedEntry> SvidStore::Read(const std::filesystem::path& path
   svid->not_before = validity.front().not_before;
   svid->not_after = validity.front().not_after;
   if (svid->not_after <= now) return Status(Code::kOutOfRange, "expired");
+  SIGIL_ASSIGN_OR_RETURN(svid->issuing_authority_ids, IssuingAuthorityIds(svid->chain_der));
   return SvidCache::CachedEntry{std::move(entry), std::move(svid)};
 }
 

@@ -334,6 +334,41 @@ TEST(SvidCacheTest, BundlesArePublishedOnlyWhenTheyChange) {
   EXPECT_TRUE(cache.snapshot()->federated_bundles.empty());
 }
 
+// An authority the bundle marks tainted: what it issued is due now, whatever its half-life, and
+// a JWT-SVID it signed is not handed out again; nothing else moves.
+TEST(SvidCacheTest, WhatATaintedAuthorityIssuedIsDueAtOnce) {
+  SvidCache cache;
+  const testing::TestCa ca("example.org");
+  auto web = Entry("e1", "/web", {kUid1001});
+  auto db = Entry("e2", "/db", {kUid1001});
+  cache.ApplyEntries({web, db}, {}, 1, true);
+  const auto now = Clock::now();
+  auto by_old = std::make_shared<WorkloadX509Svid>(*Svid(web, now, seconds(3600)));
+  by_old->issuing_authority_ids = {"1e", "0a"};  // an intermediate issued by 0a issued the leaf
+  auto by_new = std::make_shared<WorkloadX509Svid>(*Svid(db, now, seconds(3600)));
+  by_new->issuing_authority_ids = {"0b"};
+  cache.StoreSvids({by_old, by_new});
+  const std::string token_k1 = "eyJraWQiOiJrMSJ9.e30.c2ln";  // header {"kid":"k1"}
+  const std::string token_k2 = "eyJraWQiOiJrMiJ9.e30.c2ln";  // header {"kid":"k2"}
+  cache.StoreJwt({"spiffe://example.org/web", token_k1, "", now, now + seconds(300)}, {"a"});
+  cache.StoreJwt({"spiffe://example.org/web", token_k2, "", now, now + seconds(300)}, {"b"});
+  EXPECT_TRUE(cache.EntriesNeedingSvid(now).empty());
+
+  TrustBundle bundle = BundleOf("example.org", {&ca});
+  bundle.tainted_x509_authorities = {"0a"};
+  EXPECT_TRUE(cache.SetBundle(bundle)) << "a taint is a change even when the keys are the same";
+  auto due = cache.EntriesNeedingSvid(now);
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0]->id, "e1");
+  EXPECT_FALSE(cache.SetBundle(bundle));
+
+  bundle.tainted_jwt_authorities = {"k1"};
+  EXPECT_TRUE(cache.SetBundle(bundle));
+  EXPECT_FALSE(cache.FindJwt("spiffe://example.org/web", {"a"}, now));
+  ASSERT_TRUE(cache.FindJwt("spiffe://example.org/web", {"b"}, now));
+  EXPECT_EQ(cache.FindJwt("spiffe://example.org/web", {"b"}, now)->token, token_k2);
+}
+
 TEST(SvidCacheTest, EntriesForListsMatchesThatHaveNoSvidYet) {
   SvidCache cache;
   cache.ApplyEntries({Entry("e2", "/b", {kUid1001}), Entry("e1", "/a", {kUid1001, kGid10}),
