@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <thread>
 
 #include "core/base64url.h"
@@ -247,16 +246,9 @@ TEST_F(AgentdEndToEndTest, AWatcherSeesRotationBeforeHalfLifeAndEntryChangesWith
     std::chrono::system_clock::time_point at;
   };
   std::vector<Seen> seen;
-  size_t consumed = 0;
+  WatchedLines lines(*watcher);
   auto poll = [&] {
-    const std::string text = watcher->stdout_text();
-    std::istringstream lines(text.substr(consumed));
-    std::string line;
-    while (std::getline(lines, line)) {
-      if (lines.eof()) break;  // a line still being written
-      consumed += line.size() + 1;
-      seen.push_back({json::parse(line, nullptr, false), std::chrono::system_clock::now()});
-    }
+    lines.Poll([&](json message) { seen.push_back({std::move(message), std::chrono::system_clock::now()}); });
   };
   ASSERT_TRUE(WaitUntil([&] { poll(); return !seen.empty(); }, std::chrono::seconds(10))) << watcher->stderr_text();
   ASSERT_EQ(seen[0].message["svids"].size(), 1u) << seen[0].message.dump();

@@ -8,7 +8,6 @@
 #include <openssl/x509v3.h>
 
 #include <regex>
-#include <sstream>
 
 #include "core/trust_bundle.h"
 #include "core/x509_ca.h"
@@ -91,17 +90,8 @@ TEST_F(LocalAuthorityProcessTest, ATaintedAuthorityIsReplacedEverywhereAndARevok
   auto watcher = ChildProcess::Start(python_->Argv(agent_->socket_path().string(), {"watch"}), work_.path());
   ASSERT_TRUE(watcher.ok()) << watcher.status().ToString();
   std::vector<json> seen;
-  size_t consumed = 0;
-  auto poll = [&] {
-    const std::string text = watcher->stdout_text();
-    std::istringstream lines(text.substr(consumed));
-    std::string line;
-    while (std::getline(lines, line)) {
-      if (lines.eof()) break;  // a line still being written
-      consumed += line.size() + 1;
-      seen.push_back(json::parse(line, nullptr, false));
-    }
-  };
+  WatchedLines lines(*watcher);
+  auto poll = [&] { lines.Poll([&](json message) { seen.push_back(std::move(message)); }); };
   ASSERT_TRUE(WaitUntil([&] { poll(); return !seen.empty(); }, std::chrono::seconds(10))) << watcher->stderr_text();
   ASSERT_EQ(LeafIssuer(seen.back()["svids"][0]), first);
 

@@ -8,12 +8,36 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "tests/support/process.h"
 
 namespace sigil::agentd::testing {
+
+// The messages a `watch` child prints, one JSON line each, read as the lines complete.
+class WatchedLines {
+ public:
+  explicit WatchedLines(const sigil::testing::ChildProcess& watcher) : watcher_(watcher) {}
+
+  // Calls `each` with every message whose line completed since the last call.
+  template <typename Each>
+  void Poll(Each&& each) {
+    const std::string text = watcher_.stdout_text();
+    std::istringstream lines(text.substr(consumed_));
+    std::string line;
+    while (std::getline(lines, line)) {
+      if (lines.eof()) break;  // a line still being written
+      consumed_ += line.size() + 1;
+      each(nlohmann::json::parse(line, nullptr, false));
+    }
+  }
+
+ private:
+  const sigil::testing::ChildProcess& watcher_;
+  size_t consumed_ = 0;
+};
 
 class PythonWorkloadClient {
  public:
