@@ -10,10 +10,11 @@ namespace {
 using nlohmann::json;
 using Kind = CaManager::AuthorityKind;
 
-json StateToJson(const CaManager::AuthorityState& state, Kind kind) {
-  json out{{"authority_id", state.authority_id}, {"expires_at", std::to_string(state.expires_at)}};
-  if (kind == Kind::kX509) out["upstream_authority_subject_key_id"] = "";
-  return out;
+// Every field present, as SPIRE's CLI prints protobuf's JSON; Sigil has no upstream authority.
+json StateToJson(const CaManager::AuthorityState& state) {
+  return json{{"authority_id", state.authority_id},
+              {"expires_at", std::to_string(state.expires_at)},
+              {"upstream_authority_subject_key_id", ""}};
 }
 
 }  // namespace
@@ -24,15 +25,15 @@ void RegisterLocalAuthorityMethods(AdminApi& api, CaManager& ca, std::function<v
     api.Register(prefix + "Get" + name + "AuthorityState", [&ca, kind](const json&) -> Result<json> {
       const CaManager::AuthorityStates states = ca.Authorities(kind);
       json out = json::object();
-      if (states.active) out["active"] = StateToJson(*states.active, kind);
-      if (states.prepared) out["prepared"] = StateToJson(*states.prepared, kind);
-      if (states.old) out["old"] = StateToJson(*states.old, kind);
+      if (states.active) out["active"] = StateToJson(*states.active);
+      if (states.prepared) out["prepared"] = StateToJson(*states.prepared);
+      if (states.old) out["old"] = StateToJson(*states.old);
       return out;
     });
     api.Register(prefix + "Prepare" + name + "Authority", [&ca, kind, changed](const json&) -> Result<json> {
       SIGIL_ASSIGN_OR_RETURN(auto state, ca.Prepare(kind, std::chrono::system_clock::now()));
       changed();
-      return json{{"prepared_authority", StateToJson(state, kind)}};
+      return json{{"prepared_authority", StateToJson(state)}};
     });
     // Activate, Taint and Revoke name one authority and answer with it.
     const auto by_id = [&](const std::string& method, const char* answer, auto change) {
@@ -40,7 +41,7 @@ void RegisterLocalAuthorityMethods(AdminApi& api, CaManager& ca, std::function<v
         SIGIL_ASSIGN_OR_RETURN(std::string id, RequiredStringFromJson(body, "authority_id"));
         SIGIL_ASSIGN_OR_RETURN(auto state, change(ca, kind, id));
         changed();
-        return json{{answer, StateToJson(state, kind)}};
+        return json{{answer, StateToJson(state)}};
       });
     };
     by_id("Activate", "activated_authority", [](CaManager& manager, Kind k, const std::string& id) {

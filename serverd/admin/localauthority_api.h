@@ -8,8 +8,8 @@
 //   Revoke{X509,JWT}Authority {"authority_id"} -> {"revoked_authority"}
 //
 // An authority is SPIRE's AuthorityState: {"authority_id", "expires_at" (Unix seconds, a string
-// as protobuf's JSON has int64s), "upstream_authority_subject_key_id" (X.509 only; empty, as
-// Sigil has no upstream authority)}. The rules of each change are CaManager's.
+// as protobuf's JSON has int64s), "upstream_authority_subject_key_id" (always empty: Sigil has
+// no upstream authority)}. The rules of each change are CaManager's.
 #pragma once
 
 #include <functional>

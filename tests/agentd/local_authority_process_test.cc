@@ -71,6 +71,8 @@ TEST_F(LocalAuthorityProcessTest, ATaintedAuthorityIsReplacedEverywhereAndARevok
   ASSERT_EQ(jwt_shown.exit_code, 0) << jwt_shown.err;
   const std::string first_kid = json::parse(jwt_shown.out)["active"].value("authority_id", "");
   ASSERT_FALSE(first_kid.empty()) << jwt_shown.out;
+  EXPECT_EQ(json::parse(jwt_shown.out)["active"].value("upstream_authority_subject_key_id", "absent"), "")
+      << "every field present, as SPIRE prints it: " << jwt_shown.out;
   const json first_jwt = Python({"jwt", "", "db"});
   ASSERT_TRUE(first_jwt.contains("svids")) << first_jwt.dump();
   const std::string first_token = first_jwt["svids"][0].value("svid", "");
