@@ -293,8 +293,11 @@ std::string CaManager::AuthorityIdOf(const Slot& slot, AuthorityKind kind) {
 }
 
 CaManager::AuthorityState CaManager::StateOf(const Slot& slot, AuthorityKind kind) {
-  const bool x509 = kind == AuthorityKind::kX509;
-  return {AuthorityIdOf(slot, kind), slot.record.not_after, x509 ? slot.record.x509_tainted : slot.record.jwt_tainted};
+  return {AuthorityIdOf(slot, kind), slot.record.not_after, Tainted(slot, kind)};
+}
+
+bool CaManager::Tainted(const Slot& slot, AuthorityKind kind) {
+  return kind == AuthorityKind::kX509 ? slot.record.x509_tainted : slot.record.jwt_tainted;
 }
 
 bool CaManager::Revoked(const Slot& slot, AuthorityKind kind) {
@@ -315,11 +318,12 @@ CaManager::AuthorityStates CaManager::Authorities(AuthorityKind kind) const {
   return states;
 }
 
-CaManager::Slot* CaManager::FindAuthority(AuthorityKind kind, std::string_view authority_id) {
+Result<CaManager::Slot*> CaManager::FindAuthority(AuthorityKind kind, std::string_view authority_id) {
+  if (authority_id.empty()) return InvalidArgumentError("no authority ID provided");
   for (Slot& slot : slots_) {
     if (!Revoked(slot, kind) && AuthorityIdOf(slot, kind) == authority_id) return &slot;
   }
-  return nullptr;
+  return NotFoundError("no " + std::string(KindName(kind)) + " authority " + std::string(authority_id) + " in the bundle");
 }
 
 Status CaManager::PublishChange() {
@@ -365,9 +369,7 @@ Result<CaManager::AuthorityState> CaManager::Activate(AuthorityKind kind, std::s
 Result<CaManager::AuthorityState> CaManager::Taint(AuthorityKind kind, std::string_view authority_id) {
   std::lock_guard lock(mutex_);
   const std::string what = std::string(KindName(kind)) + " authority " + std::string(authority_id);
-  if (authority_id.empty()) return InvalidArgumentError("no authority ID provided");
-  Slot* found = FindAuthority(kind, authority_id);
-  if (found == nullptr) return NotFoundError("no " + what + " in the bundle");
+  SIGIL_ASSIGN_OR_RETURN(Slot* found, FindAuthority(kind, authority_id));
   if (found->record.state == CaSlotState::kActive) {
     return InvalidArgumentError(what + " is the active one and cannot be tainted: prepare and activate another, "
                                 "then taint this one");
@@ -375,34 +377,29 @@ Result<CaManager::AuthorityState> CaManager::Taint(AuthorityKind kind, std::stri
   if (found->record.state == CaSlotState::kPrepared) {
     return InvalidArgumentError(what + " is prepared, not old: only old authorities can be tainted");
   }
+  if (Tainted(*found, kind)) return Status(Code::kFailedPrecondition, what + " is already tainted");
   const bool x509 = kind == AuthorityKind::kX509;
-  if (x509 ? found->record.x509_tainted : found->record.jwt_tainted) {
-    return Status(Code::kFailedPrecondition, what + " is already tainted");
-  }
   SIGIL_RETURN_IF_ERROR(store_.MarkCaSlot(found->record.id, x509 ? CaSlotMark::kX509Tainted : CaSlotMark::kJwtTainted));
-  Slot& slot = *found;
-  (x509 ? slot.record.x509_tainted : slot.record.jwt_tainted) = true;
+  (x509 ? found->record.x509_tainted : found->record.jwt_tainted) = true;
   LogWarn("authority tainted; agents replace what it issued", {{"kind", std::string(KindName(kind))},
                                                                {"authority_id", std::string(authority_id)}});
   SIGIL_RETURN_IF_ERROR(PublishChange());
-  return StateOf(slot, kind);
+  return StateOf(*found, kind);
 }
 
 Result<CaManager::AuthorityState> CaManager::Revoke(AuthorityKind kind, std::string_view authority_id) {
   std::lock_guard lock(mutex_);
   const std::string what = std::string(KindName(kind)) + " authority " + std::string(authority_id);
-  if (authority_id.empty()) return InvalidArgumentError("no authority ID provided");
-  Slot* found = FindAuthority(kind, authority_id);
-  if (found == nullptr) return NotFoundError("no " + what + " in the bundle");
+  SIGIL_ASSIGN_OR_RETURN(Slot* found, FindAuthority(kind, authority_id));
   if (found->record.state != CaSlotState::kRetired) {
     return InvalidArgumentError(what + " is " + std::string(CaSlotStateName(found->record.state)) +
                                 ": only an old authority can be revoked");
   }
-  const bool x509 = kind == AuthorityKind::kX509;
-  if (!(x509 ? found->record.x509_tainted : found->record.jwt_tainted)) {
+  if (!Tainted(*found, kind)) {
     return Status(Code::kFailedPrecondition, what + " is not tainted: taint it first, so that agents replace what it "
                                                     "issued, then revoke it");
   }
+  const bool x509 = kind == AuthorityKind::kX509;
   SIGIL_RETURN_IF_ERROR(store_.MarkCaSlot(found->record.id, x509 ? CaSlotMark::kX509Revoked : CaSlotMark::kJwtRevoked));
   const AuthorityState state = StateOf(*found, kind);
   (x509 ? found->record.x509_revoked : found->record.jwt_revoked) = true;

@@ -120,10 +120,13 @@ class CaManager {
   Status Publish();
   Slot* Active();
   Slot* Prepared();
-  Slot* FindAuthority(AuthorityKind kind, std::string_view authority_id);
+  // The slot of a named authority not revoked: InvalidArgument for no ID, NotFound for one
+  // not in the bundle.
+  Result<Slot*> FindAuthority(AuthorityKind kind, std::string_view authority_id);
   static std::string AuthorityIdOf(const Slot& slot, AuthorityKind kind);
   static AuthorityState StateOf(const Slot& slot, AuthorityKind kind);
   static bool Revoked(const Slot& slot, AuthorityKind kind);
+  static bool Tainted(const Slot& slot, AuthorityKind kind);
   // The bundle and issuer changed outside Tick: a new sequence, published.
   Status PublishChange();
 
