@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -76,6 +77,23 @@ long ResidentKiB(pid_t pid) {
     }
   }
   return -1;
+}
+
+double CpuSeconds(pid_t pid) {
+  const std::filesystem::path tasks =
+      std::filesystem::path(pid == 0 ? std::string("/proc/self") : "/proc/" + std::to_string(pid)) / "task";
+  std::error_code error;
+  double nanoseconds = 0;
+  bool any = false;
+  for (const auto& task : std::filesystem::directory_iterator(tasks, error)) {
+    std::ifstream in(task.path() / "schedstat");
+    double on_cpu = 0;
+    if (in >> on_cpu) {
+      nanoseconds += on_cpu;
+      any = true;
+    }
+  }
+  return any ? nanoseconds / 1e9 : -1;
 }
 
 bool HasFlag(int argc, char** argv, const std::string& flag) {

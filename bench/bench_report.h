@@ -50,6 +50,12 @@ std::string LoadAverage();
 // The resident set (VmRSS) in KiB of process `pid` (0: this one), or -1 when /proc cannot tell.
 long ResidentKiB(pid_t pid = 0);
 
+// The CPU time in seconds that process `pid` (0: this one) has had so far, all its threads
+// summed, from each thread's schedstat (nanoseconds, where /proc/<pid>/stat counts 10 ms ticks):
+// per-call costs are compared as CPU time, which another process's load barely moves, where
+// latencies swing with it. -1 when /proc cannot tell.
+double CpuSeconds(pid_t pid = 0);
+
 // True when argv holds `flag` (e.g. "--quick").
 bool HasFlag(int argc, char** argv, const std::string& flag);
 
