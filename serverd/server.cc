@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include "core/base64url.h"
+#include "core/file.h"
 #include "core/cli/command_line.h"
 #include "core/jwt_svid.h"
 #include "core/log.h"
@@ -10,6 +11,7 @@
 #include "serverd/admin/entry_json.h"
 #include "serverd/admin/federation_api.h"
 #include "serverd/admin/localauthority_api.h"
+#include "serverd/datastore/postgres_datastore.h"
 #include "serverd/datastore/sqlite_datastore.h"
 #include "serverd/datastore/timed_datastore.h"
 #include "transport/owned_directory.h"
@@ -17,6 +19,26 @@
 namespace sigil::serverd {
 
 using nlohmann::json;
+
+namespace {
+
+Result<std::unique_ptr<Datastore>> OpenDatastore(const ServerConfig& config) {
+  if (config.datastore_kind == DatastoreKind::kSqlite) return OpenSqliteDatastore(config.sqlite_path);
+  PostgresOptions options{.connection_string = config.postgres_connection_string,
+                          .max_connections = config.postgres_max_connections};
+  if (!config.postgres_password_file.empty()) {
+    SIGIL_ASSIGN_OR_RETURN(options.password, ReadWholeFile(config.postgres_password_file, "datastore password_file"));
+    while (!options.password.empty() && (options.password.back() == '\n' || options.password.back() == '\r')) {
+      options.password.pop_back();
+    }
+    if (options.password.empty()) {
+      return InvalidArgumentError("datastore password_file " + config.postgres_password_file.string() + " is empty");
+    }
+  }
+  return OpenPostgresDatastore(options);
+}
+
+}  // namespace
 
 Server::~Server() { Stop(); }
 
@@ -27,8 +49,8 @@ Status Server::Start() {
   SIGIL_RETURN_IF_ERROR(
       transport::EnsureOwnedDirectory(config_.socket_path.parent_path(), 0700, "admin socket directory"));
   SIGIL_ASSIGN_OR_RETURN(keys_, hw::OpenKeyStore(config_.key_store));
-  SIGIL_ASSIGN_OR_RETURN(std::unique_ptr<Datastore> sqlite, OpenSqliteDatastore(config_.sqlite_path));
-  store_ = std::make_unique<TimedDatastore>(std::move(sqlite), &metrics_);
+  SIGIL_ASSIGN_OR_RETURN(std::unique_ptr<Datastore> store, OpenDatastore(config_));
+  store_ = std::make_unique<TimedDatastore>(std::move(store), &metrics_);
   if (config_.audit_log_enabled) {
     SIGIL_ASSIGN_OR_RETURN(audit_, AuditLog::Open(config_.audit_log_path));
   }

@@ -5,6 +5,7 @@
 #include "core/config.h"
 #include "core/file.h"
 #include "core/registration_entry.h"
+#include "serverd/datastore/postgres_datastore.h"
 #include "serverd/spire_server_conf.h"
 #include "transport/listener_limits.h"
 
@@ -22,6 +23,36 @@ void ReadRateLimit(ConfigSection& section, std::string_view rate_key, std::strin
   section.Read(rate_key, per_second, 1, 1'000'000);
   section.Read(burst_key, burst, 1, 1'000'000);
   limit = {.per_second = static_cast<double>(per_second), .burst = static_cast<double>(burst)};
+}
+
+// Each kind's keys only with that kind: a connection string under a SQLite store (or a file
+// path under PostgreSQL) is a mistake to name, not a setting to ignore.
+void ReadDatastore(ConfigSection datastore, ServerConfig& config) {
+  std::string kind = "sqlite";
+  datastore.ReadChoice("kind", kind, {"sqlite", "postgres"});
+  config.datastore_kind = kind == "postgres" ? DatastoreKind::kPostgres : DatastoreKind::kSqlite;
+  constexpr std::string_view kPostgresKeys[] = {"connection_string", "password_file", "max_connections"};
+  if (config.datastore_kind == DatastoreKind::kSqlite) {
+    std::string path;
+    datastore.Read("sqlite_path", path);
+    config.sqlite_path = path.empty() ? config.data_dir / "datastore.sqlite3" : std::filesystem::path(path);
+    for (std::string_view key : kPostgresKeys) {
+      if (datastore.Has(key)) datastore.Problem(key, "is PostgreSQL's; set kind: postgres to use it");
+    }
+  } else {
+    if (datastore.Has("sqlite_path")) datastore.Problem("sqlite_path", "is SQLite's, and kind is postgres");
+    datastore.Read("connection_string", config.postgres_connection_string);
+    if (config.postgres_connection_string.empty()) {
+      datastore.Problem("connection_string", "is required with kind: postgres (libpq's, e.g. \"host=db dbname=sigil user=sigil\")");
+    } else if (Status checked = CheckPostgresConnectionString(config.postgres_connection_string); !checked.ok()) {
+      datastore.Problem("connection_string", checked.message());
+    }
+    std::string password_file;
+    datastore.Read("password_file", password_file);
+    config.postgres_password_file = password_file;
+    datastore.Read("max_connections", config.postgres_max_connections, 1, 1000);
+  }
+  datastore.RefuseUnknownKeys();
 }
 }  // namespace
 
@@ -135,14 +166,7 @@ Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string&
   ConfigSection attestors = doc.root().Section("node_attestors");
   config.node_attestors = ReadNodeAttestors(attestors);
 
-  ConfigSection datastore = doc.root().Section("datastore");
-  path.clear();
-  datastore.Read("sqlite_path", path);
-  config.sqlite_path = path.empty() ? config.data_dir / "datastore.sqlite3" : std::filesystem::path(path);
-  if (datastore.Has("postgres")) {
-    datastore.Problem("postgres", "the PostgreSQL datastore is not available in this version; use sqlite_path");
-  }
-  datastore.RefuseUnknownKeys();
+  ReadDatastore(doc.root().Section("datastore"), config);
 
   ReadHealthChecks(doc.root().Section("health_checks"), config.health_checks);
   ConfigSection limits = doc.root().Section("agent_api_limits");

@@ -39,7 +39,11 @@
 //       endorsement_ca_path: [ek-ca.pem]   # TPM manufacturers' EK roots
 //       allow_ek_without_certificate: false
 //   datastore:
+//     kind: sqlite                   # sqlite | postgres (several replicas on one database)
 //     sqlite_path: <data_dir>/datastore.sqlite3
+//     connection_string: "host=db.example.org dbname=sigil user=sigil sslmode=verify-full"  # postgres
+//     password_file: /etc/sigil/postgres-password   # postgres; or PGPASSWORD, never in this file
+//     max_connections: 8             # postgres: the pool's size
 //   agent_api_limits:                # the agent API listener's; see transport/listener_limits.h
 //     max_connections_per_source: 256  # per IP address
 //     max_csr_batch_items: 1000      # CSRs in one SignCsrBatch, aliased items counted each time
@@ -77,6 +81,7 @@
 namespace sigil::serverd {
 
 enum class CaMode { kDirect, kDelegated };
+enum class DatastoreKind { kSqlite, kPostgres };
 
 struct CaSubject {
   std::string country = "US";
@@ -114,7 +119,11 @@ struct ServerConfig {
   std::vector<ConfiguredNodeAttestor> node_attestors;  // on, in registration order
 
   hw::KeyStoreConfig key_store;
+  DatastoreKind datastore_kind = DatastoreKind::kSqlite;
   std::filesystem::path sqlite_path;  // default: <data_dir>/datastore.sqlite3
+  std::string postgres_connection_string;
+  std::filesystem::path postgres_password_file;  // empty: libpq's own (PGPASSWORD, ~/.pgpass)
+  int postgres_max_connections = 8;
 
   HealthCheckConfig health_checks;
   transport::Http2ServerOptions agent_api_limits;  // agent_api_limits: (transport/listener_limits.h)

@@ -1,6 +1,5 @@
 #include "serverd/datastore/sqlite_datastore.h"
 
-#include <openssl/rand.h>
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -9,32 +8,13 @@
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
-#include <nlohmann/json.hpp>
 
 #include "core/event_loop_check.h"
 #include "core/openssl_util.h"
 #include "core/x509_ca.h"
+#include "serverd/datastore/store_keys.h"
 
 namespace sigil::serverd {
-
-std::string_view CaSlotStateName(CaSlotState state) {
-  switch (state) {
-    case CaSlotState::kPrepared: return "prepared";
-    case CaSlotState::kActive: return "active";
-    case CaSlotState::kRetired: return "retired";
-  }
-  return "unknown";
-}
-
-std::string NewEntryId() {
-  uint8_t b[16];
-  RAND_bytes(b, sizeof(b));
-  b[6] = (b[6] & 0x0f) | 0x40;  // version 4
-  b[8] = (b[8] & 0x3f) | 0x80;  // RFC 4122 variant
-  const std::string hex = HexEncode(b);
-  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" + hex.substr(16, 4) + "-" +
-         hex.substr(20);
-}
 
 namespace {
 
@@ -159,18 +139,6 @@ ALTER TABLE ca_journal ADD COLUMN jwt_tainted INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE ca_journal ADD COLUMN jwt_revoked INTEGER NOT NULL DEFAULT 0;
 )sql";
 
-// The uniqueness key of an entry's selectors: sorted, so order in the request does not matter.
-std::string SelectorKey(const std::vector<Selector>& selectors) {
-  const SelectorSet sorted(selectors);
-  std::string key;
-  for (const Selector& s : sorted.items()) key += s.str() + "\n";
-  return key;
-}
-
-std::string HashToken(const std::string& token) {
-  return HexEncode(Sha256({reinterpret_cast<const uint8_t*>(token.data()), token.size()}));
-}
-
 class Database;
 
 // A prepared statement; values bound by position from 1, columns read from 0.
@@ -287,10 +255,6 @@ class Statement {
   sqlite3_stmt* stmt_ = nullptr;
   int rc_;
 };
-
-// A list bound as one parameter and read with json_each: SQLite has no array parameters, and
-// an IN list of N placeholders would need a statement per length.
-std::string JsonArray(const std::vector<std::string>& values) { return nlohmann::json(values).dump(); }
 
 Status Exec(sqlite3* db, const char* sql, std::string_view what) {
   char* error = nullptr;
@@ -565,7 +529,7 @@ class SqliteDatastore final : public Datastore {
   Status CreateJoinToken(const std::string& token, const JoinToken& details) override {
     std::lock_guard lock(LockOffLoop(__func__));
     Statement insert(statements_, "INSERT INTO join_tokens (token_hash, spiffe_id, expires_at) VALUES (?1, ?2, ?3)");
-    insert.Bind(1, HashToken(token)).Bind(2, details.spiffe_id).Bind(3, details.expires_at);
+    insert.Bind(1, JoinTokenHash(token)).Bind(2, details.spiffe_id).Bind(3, details.expires_at);
     Status inserted = insert.Run("recording join token");
     if (!inserted.ok() && insert.extended_code() == SQLITE_CONSTRAINT_PRIMARYKEY) {
       return AlreadyExistsError("join token already exists");
@@ -575,7 +539,7 @@ class SqliteDatastore final : public Datastore {
 
   Result<JoinToken> FetchJoinToken(const std::string& token) override {
     std::lock_guard lock(LockOffLoop(__func__));
-    return ReadJoinToken(HashToken(token));
+    return ReadJoinToken(JoinTokenHash(token));
   }
 
   Result<int64_t> PruneJoinTokens(int64_t now) override {
@@ -809,7 +773,7 @@ class SqliteDatastore final : public Datastore {
     entry.selectors = SelectorSet(entry.selectors).items();
     Statement insert(statements_, "INSERT INTO entries (id, spiffe_id, parent_id, selector_key, x509_svid_ttl, jwt_svid_ttl, admin, downstream, expires_at, hint, revision, created_at) "
                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
-    insert.Bind(1, entry.id).Bind(2, entry.spiffe_id).Bind(3, entry.parent_id).Bind(4, SelectorKey(entry.selectors))
+    insert.Bind(1, entry.id).Bind(2, entry.spiffe_id).Bind(3, entry.parent_id).Bind(4, EntrySelectorKey(entry.selectors))
         .Bind(5, int64_t{entry.x509_svid_ttl.count()}).Bind(6, int64_t{entry.jwt_svid_ttl.count()})
         .Bind(7, int64_t{entry.admin}).Bind(8, int64_t{entry.downstream}).Bind(9, entry.expires_at)
         .Bind(10, entry.hint).Bind(11, revision).Bind(12, entry.created_at);
@@ -931,7 +895,7 @@ class SqliteDatastore final : public Datastore {
 
   // Inside a transaction: deletes the token, or says why it cannot be spent.
   Status SpendJoinToken(const std::string& token, int64_t now) {
-    const std::string hash = HashToken(token);
+    const std::string hash = JoinTokenHash(token);
     SIGIL_ASSIGN_OR_RETURN(JoinToken found, ReadJoinToken(hash));
     if (found.expires_at <= now) {
       return PermissionDeniedError("join token expired " + std::to_string(now - found.expires_at) + "s ago");

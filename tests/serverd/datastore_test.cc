@@ -1,5 +1,9 @@
-// The SQLite datastore against real database files: every record round trips, uniqueness and
-// single use hold, nothing is written on error, and acknowledged writes survive kill -9.
+// The datastore conformance suite, run unchanged against SQLite (real database files) and
+// PostgreSQL (a real server the test starts): every record round trips, uniqueness and single
+// use hold, nothing is written on error, and acknowledged writes survive kill -9. Then what only
+// one store has: SQLite's migrations from older files; PostgreSQL's several replicas on one
+// database and its outages.
+#include "serverd/datastore/postgres_datastore.h"
 #include "serverd/datastore/sqlite_datastore.h"
 
 #include <gtest/gtest.h>
@@ -13,6 +17,7 @@
 #include <thread>
 
 #include "core/event_loop_check.h"
+#include "tests/support/postgres.h"
 #include "tests/support/process.h"
 #include "transport/event_loop.h"
 #include "tests/support/sqlite_check.h"
@@ -39,21 +44,94 @@ RegistrationEntry SampleEntry(const std::string& name, const std::string& parent
   return e;
 }
 
-class DatastoreTest : public ::testing::Test {
- protected:
-  void SetUp() override { store_ = Open(); }
-  std::unique_ptr<Datastore> Open() {
-    auto store = OpenSqliteDatastore(path());
+enum class StoreKind { kSqlite, kPostgres };
+
+std::string StoreName(const ::testing::TestParamInfo<StoreKind>& info) {
+  return info.param == StoreKind::kSqlite ? "Sqlite" : "Postgres";
+}
+
+// One store of `kind`, fresh for each test: a new file, or a new database on the binary's one
+// PostgreSQL server.
+class StoreFixture {
+ public:
+  explicit StoreFixture(StoreKind kind) : kind_(kind) {
+    if (kind_ == StoreKind::kPostgres) {
+      auto server = sigil::testing::SharedPostgres();
+      if (!server.ok()) {
+        ADD_FAILURE() << server.status().ToString();
+        return;
+      }
+      postgres_ = *server;
+      static int databases = 0;
+      database_ = "conformance_" + std::to_string(::getpid()) + "_" + std::to_string(++databases);
+      auto made = postgres_->CreateDatabase(database_);
+      if (!made.ok()) ADD_FAILURE() << made.status().ToString();
+    }
+  }
+
+  Result<std::unique_ptr<Datastore>> TryOpen() const {
+    if (kind_ == StoreKind::kSqlite) return OpenSqliteDatastore(path());
+    if (postgres_ == nullptr) return Status(Code::kFailedPrecondition, "PostgreSQL did not start");
+    return OpenPostgresDatastore({.connection_string = postgres_->ConnectionString(database_)});
+  }
+  std::unique_ptr<Datastore> Open() const {
+    auto store = TryOpen();
     EXPECT_TRUE(store.ok()) << store.status().ToString();
     return store.ok() ? std::move(*store) : nullptr;
   }
-  std::filesystem::path path() const { return dir_ / "datastore.sqlite3"; }
 
+  // Runs `sql` on the store's own database, as an operator's tool would.
+  Status ExecRaw(const std::string& sql) const {
+    if (kind_ == StoreKind::kPostgres) return postgres_->Exec(database_, sql);
+    sqlite3* db = nullptr;
+    if (sqlite3_open(path().c_str(), &db) != SQLITE_OK) return Status(Code::kInternal, "cannot open the file");
+    Status status;
+    if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
+      status = Status(Code::kInternal, sqlite3_errmsg(db));
+    }
+    sqlite3_close(db);
+    return status;
+  }
+
+  // Everything the store holds at rest: its file (and WAL), or every file of the server.
+  std::string AtRest() const {
+    if (kind_ == StoreKind::kPostgres) {
+      // The server's files, its write-ahead log included, once it has written what it holds.
+      (void)postgres_->Exec(database_, "CHECKPOINT");
+      std::string files;
+      for (const auto& file : std::filesystem::recursive_directory_iterator(postgres_->data_dir())) {
+        if (file.is_regular_file()) files += sigil::testing::ReadFile(file.path());
+      }
+      return files;
+    }
+    return sigil::testing::ReadFile(path()) +
+           (std::filesystem::exists(path().string() + "-wal") ? sigil::testing::ReadFile(path().string() + "-wal") : "");
+  }
+
+  std::filesystem::path path() const { return dir_ / "datastore.sqlite3"; }
+  StoreKind kind() const { return kind_; }
+  sigil::testing::Postgres* postgres() const { return postgres_; }
+
+ private:
+  StoreKind kind_;
   TempDir dir_{"sigil-datastore"};
+  sigil::testing::Postgres* postgres_ = nullptr;
+  std::string database_;
+};
+
+class DatastoreTest : public ::testing::TestWithParam<StoreKind> {
+ protected:
+  void SetUp() override { store_ = Open(); }
+  std::unique_ptr<Datastore> Open() { return fixture_.Open(); }
+  Status ExecRaw(const std::string& sql) { return fixture_.ExecRaw(sql); }
+
+  StoreFixture fixture_{GetParam()};
   std::unique_ptr<Datastore> store_;
 };
 
-TEST_F(DatastoreTest, EntryRoundTripsEveryField) {
+INSTANTIATE_TEST_SUITE_P(Stores, DatastoreTest, ::testing::Values(StoreKind::kSqlite, StoreKind::kPostgres), StoreName);
+
+TEST_P(DatastoreTest, EntryRoundTripsEveryField) {
   auto created = store_->CreateEntry(SampleEntry("web"));
   ASSERT_TRUE(created.ok()) << created.status().ToString();
   EXPECT_EQ(created->id.size(), 36u);
@@ -73,7 +151,7 @@ TEST_F(DatastoreTest, EntryRoundTripsEveryField) {
   EXPECT_EQ(store_->FetchEntry("nope").status().code(), Code::kNotFound);
 }
 
-TEST_F(DatastoreTest, DuplicateIsRefusedAndWritesNothing) {
+TEST_P(DatastoreTest, DuplicateIsRefusedAndWritesNothing) {
   ASSERT_TRUE(store_->CreateEntry(SampleEntry("web")).ok());
   RegistrationEntry same = SampleEntry("web");
   std::reverse(same.selectors.begin(), same.selectors.end());  // order does not matter
@@ -88,7 +166,7 @@ TEST_F(DatastoreTest, DuplicateIsRefusedAndWritesNothing) {
   EXPECT_TRUE(store_->CreateEntry(other_selectors).ok());
 }
 
-TEST_F(DatastoreTest, BatchIsAllOrNothing) {
+TEST_P(DatastoreTest, BatchIsAllOrNothing) {
   std::vector<RegistrationEntry> batch = {SampleEntry("a"), SampleEntry("b"), SampleEntry("a")};
   auto failed = store_->CreateEntries(batch);
   ASSERT_EQ(failed.status().code(), Code::kAlreadyExists);
@@ -102,7 +180,7 @@ TEST_F(DatastoreTest, BatchIsAllOrNothing) {
   EXPECT_EQ(*store_->CountEntries(), 2);
 }
 
-TEST_F(DatastoreTest, BatchWritesEachEntryAloneInOneRevision) {
+TEST_P(DatastoreTest, BatchWritesEachEntryAloneInOneRevision) {
   auto created = store_->BatchCreateEntries({SampleEntry("a"), SampleEntry("b"), SampleEntry("a")});
   ASSERT_TRUE(created.ok()) << created.status().ToString();
   ASSERT_EQ(created->size(), 3u);
@@ -136,7 +214,7 @@ TEST_F(DatastoreTest, BatchWritesEachEntryAloneInOneRevision) {
   EXPECT_EQ(*store_->CurrentRevision(), 2);
 }
 
-TEST_F(DatastoreTest, ListFiltersByIdParentAndSelectors) {
+TEST_P(DatastoreTest, ListFiltersByIdParentAndSelectors) {
   RegistrationEntry a = SampleEntry("a");
   RegistrationEntry b = SampleEntry("b", "spiffe://example.org/spire/agent/join_token/t2");
   b.selectors = {{"unix", "uid:1001"}};
@@ -169,7 +247,7 @@ TEST_F(DatastoreTest, ListFiltersByIdParentAndSelectors) {
   EXPECT_EQ(count(SelectorMatch::kAny), 3u);
 }
 
-TEST_F(DatastoreTest, UpdateAndDeleteAdvanceTheRevision) {
+TEST_P(DatastoreTest, UpdateAndDeleteAdvanceTheRevision) {
   auto created = store_->CreateEntry(SampleEntry("web"));
   ASSERT_TRUE(created.ok());
   RegistrationEntry changed = *created;
@@ -192,7 +270,7 @@ TEST_F(DatastoreTest, UpdateAndDeleteAdvanceTheRevision) {
   EXPECT_EQ(*store_->CountEntries(), 0);
 }
 
-TEST_F(DatastoreTest, ChangesSinceARevisionPerParent) {
+TEST_P(DatastoreTest, ChangesSinceARevisionPerParent) {
   const std::string agent1 = "spiffe://example.org/spire/agent/join_token/t1";
   const std::string agent2 = "spiffe://example.org/spire/agent/join_token/t2";
   auto a = store_->CreateEntry(SampleEntry("a", agent1));
@@ -228,7 +306,7 @@ TEST_F(DatastoreTest, ChangesSinceARevisionPerParent) {
   EXPECT_EQ(for_both->removed_ids, std::vector<std::string>{a->id});
 }
 
-TEST_F(DatastoreTest, AgentsAreRecordedBannedAndEvicted) {
+TEST_P(DatastoreTest, AgentsAreRecordedBannedAndEvicted) {
   AttestedAgent agent{"spiffe://example.org/spire/agent/join_token/t1", "join_token", "0a1b", 1900000000,
                       false, {{"join_token", "t1"}}, 0, 0};
   ASSERT_TRUE(store_->CreateAgent(agent).ok());
@@ -252,7 +330,7 @@ TEST_F(DatastoreTest, AgentsAreRecordedBannedAndEvicted) {
   EXPECT_EQ(store_->SetAgentBanned(agent.spiffe_id, true).code(), Code::kNotFound);
 }
 
-TEST_F(DatastoreTest, JoinTokensWorkOnceBeforeExpiryAndAreStoredHashed) {
+TEST_P(DatastoreTest, JoinTokensWorkOnceBeforeExpiryAndAreStoredHashed) {
   const std::string token = "3f6c1e0d-secret-token-value";
   ASSERT_TRUE(store_->CreateJoinToken(token, {"", 2000}).ok());
   ASSERT_TRUE(store_->CreateJoinToken("expired-token", {"", 1000}).ok());
@@ -275,14 +353,13 @@ TEST_F(DatastoreTest, JoinTokensWorkOnceBeforeExpiryAndAreStoredHashed) {
   EXPECT_EQ(*store_->PruneJoinTokens(100), 1);
 
   store_.reset();
-  const std::string file = sigil::testing::ReadFile(path()) +
-                           (std::filesystem::exists(path().string() + "-wal")
-                                ? sigil::testing::ReadFile(path().string() + "-wal") : "");
-  EXPECT_EQ(file.find("secret-token-value"), std::string::npos) << "the raw token reached the disk";
+  const std::string at_rest = fixture_.AtRest();
+  EXPECT_NE(at_rest, "") << "nothing was read back from the store";
+  EXPECT_EQ(at_rest.find("secret-token-value"), std::string::npos) << "the raw token reached the store";
 }
 
 // The token and the agent's record are one write: either both happen or neither does.
-TEST_F(DatastoreTest, AnAgentIsRecordedWithItsJoinTokenSpentOrNotAtAll) {
+TEST_P(DatastoreTest, AnAgentIsRecordedWithItsJoinTokenSpentOrNotAtAll) {
   ASSERT_TRUE(store_->CreateJoinToken("kept", {"", 2000}).ok());
   AttestedAgent agent{"spiffe://example.org/spire/agent/join_token/kept", "join_token", "0a", 1900000000};
   ASSERT_TRUE(store_->CreateAgent(agent).ok());
@@ -305,8 +382,19 @@ TEST_F(DatastoreTest, AnAgentIsRecordedWithItsJoinTokenSpentOrNotAtAll) {
   EXPECT_EQ(store_->FetchJoinToken("kept").status().code(), Code::kNotFound);
 }
 
+// SQLite's own history: files written by older versions of serverd.
+class SqliteDatastoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { store_ = Open(); }
+  std::unique_ptr<Datastore> Open() { return fixture_.Open(); }
+  std::filesystem::path path() const { return fixture_.path(); }
+
+  StoreFixture fixture_{StoreKind::kSqlite};
+  std::unique_ptr<Datastore> store_;
+};
+
 // A store written by the version-1 schema opens with its agents kept and no previous SVID.
-TEST_F(DatastoreTest, AVersionOneStoreIsMigrated) {
+TEST_F(SqliteDatastoreTest, AVersionOneStoreIsMigrated) {
   ASSERT_TRUE(store_->CreateAgent({"spiffe://example.org/spire/agent/x", "join_token", "0a", 1900000000}).ok());
   store_.reset();
   {
@@ -340,7 +428,7 @@ TEST_F(DatastoreTest, AVersionOneStoreIsMigrated) {
   EXPECT_TRUE(store_->MarkCaSlot(slot->id, CaSlotMark::kX509Tainted).ok()) << "version 4's columns were made";
 }
 
-TEST_F(DatastoreTest, FederationRelationshipsAreKeptByTrustDomain) {
+TEST_P(DatastoreTest, FederationRelationshipsAreKeptByTrustDomain) {
   const StoredFederationRelationship spiffe{"partner.test", "https://partner.example:8443", "https_spiffe",
                                             "spiffe://partner.test/spire/server"};
   const StoredFederationRelationship web{"web.test", "https://web.example", "https_web", ""};
@@ -368,7 +456,7 @@ TEST_F(DatastoreTest, FederationRelationshipsAreKeptByTrustDomain) {
   EXPECT_EQ(*store_->ListFederationRelationships(), std::vector{moved}) << "kept across a reopen";
 }
 
-TEST_F(DatastoreTest, AFederatedBundleKeepsItsLastVersionsNewestFirst) {
+TEST_P(DatastoreTest, AFederatedBundleKeepsItsLastVersionsNewestFirst) {
   for (int i = 1; i <= Datastore::kBundleHistoryDepth + 3; ++i) {
     const std::string data = "{\"keys\":[],\"spiffe_sequence\":" + std::to_string(i) + "}";
     ASSERT_TRUE(store_->SetBundle({"other.org", data, true, 0}).ok());
@@ -387,7 +475,7 @@ TEST_F(DatastoreTest, AFederatedBundleKeepsItsLastVersionsNewestFirst) {
       << "the history outlives the bundle";
 }
 
-TEST_F(DatastoreTest, BundlesAndCaJournal) {
+TEST_P(DatastoreTest, BundlesAndCaJournal) {
   ASSERT_TRUE(store_->SetBundle({"example.org", "{\"keys\":[]}", false, 0}).ok());
   ASSERT_TRUE(store_->SetBundle({"other.org", "{\"keys\":[1]}", true, 0}).ok());
   ASSERT_TRUE(store_->SetBundle({"other.org", "{\"keys\":[2]}", true, 0}).ok());
@@ -424,19 +512,16 @@ TEST_F(DatastoreTest, BundlesAndCaJournal) {
   EXPECT_FALSE((*slots)[1].x509_tainted || (*slots)[1].jwt_revoked);
 }
 
-TEST_F(DatastoreTest, RefusesASchemaFromTheFuture) {
+TEST_P(DatastoreTest, RefusesASchemaFromTheFuture) {
   store_.reset();
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path().c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "UPDATE schema_version SET version = 99", nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(db);
-  auto reopened = OpenSqliteDatastore(path());
+  ASSERT_TRUE(ExecRaw("UPDATE schema_version SET version = 99").ok());
+  auto reopened = fixture_.TryOpen();
   ASSERT_FALSE(reopened.ok());
   EXPECT_EQ(reopened.status().code(), Code::kFailedPrecondition);
   EXPECT_NE(reopened.status().message().find("99"), std::string::npos);
 }
 
-TEST_F(DatastoreTest, ConcurrentWritersGetDistinctRevisions) {
+TEST_P(DatastoreTest, ConcurrentWritersGetDistinctRevisions) {
   constexpr int kThreads = 4;
   constexpr int kPerThread = 25;
   std::vector<std::thread> threads;
@@ -464,7 +549,7 @@ TEST_F(DatastoreTest, ConcurrentWritersGetDistinctRevisions) {
 
 // A child process creates entries as fast as it can and reports each acknowledged id on a
 // pipe; it is killed with SIGKILL mid-stream. Every reported id must be in the reopened store.
-TEST_F(DatastoreTest, AcknowledgedWritesSurviveKill9) {
+TEST_P(DatastoreTest, AcknowledgedWritesSurviveKill9) {
   store_.reset();
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
@@ -472,7 +557,7 @@ TEST_F(DatastoreTest, AcknowledgedWritesSurviveKill9) {
   ASSERT_GE(child, 0);
   if (child == 0) {
     ::close(fds[0]);
-    auto store = OpenSqliteDatastore(path());
+    auto store = fixture_.TryOpen();
     if (!store.ok()) ::_exit(2);
     for (int i = 0;; ++i) {
       auto created = (*store)->CreateEntry(SampleEntry("k" + std::to_string(i)));
@@ -508,14 +593,19 @@ TEST_F(DatastoreTest, AcknowledgedWritesSurviveKill9) {
   EXPECT_GE(checked, 40u);
   store_.reset();
 
-  EXPECT_EQ(sigil::testing::SqliteIntegrityCheck(path()), "ok");
+  if (GetParam() == StoreKind::kSqlite) {
+    EXPECT_EQ(sigil::testing::SqliteIntegrityCheck(fixture_.path()), "ok");
+  }
 }
 
 // The datastore blocks on disk: called from an event-loop thread it aborts, naming the call,
 // in the builds the tests run (see core/event_loop_check.h); off the loop it just works.
-TEST_F(DatastoreTest, ACallFromAnEventLoopThreadAborts) {
+TEST_P(DatastoreTest, ACallFromAnEventLoopThreadAborts) {
 #if SIGIL_EVENT_LOOP_CHECK
-  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  // A threadsafe death test runs the whole test again in a new process, which would start a
+  // PostgreSQL server of its own and leave it running when it aborts: with PostgreSQL the child
+  // is forked from this process, which has no other thread yet.
+  GTEST_FLAG_SET(death_test_style, GetParam() == StoreKind::kPostgres ? "fast" : "threadsafe");
   EXPECT_DEATH(
       {
         transport::LoopThread loop;
@@ -533,6 +623,142 @@ TEST_F(DatastoreTest, ACallFromAnEventLoopThreadAborts) {
 #else
   GTEST_SKIP() << "the event-loop check is off in this build (NDEBUG)";
 #endif
+}
+
+// PostgreSQL's own: several serverd replicas on one database, and the server's outages.
+class PostgresDatastoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    replica_a_ = fixture_.Open();
+    replica_b_ = fixture_.Open();
+    ASSERT_NE(replica_a_, nullptr);
+    ASSERT_NE(replica_b_, nullptr);
+  }
+
+  StoreFixture fixture_{StoreKind::kPostgres};
+  std::unique_ptr<Datastore> replica_a_;
+  std::unique_ptr<Datastore> replica_b_;
+};
+
+TEST_F(PostgresDatastoreTest, ReplicasSeeOneStoreAndSpendATokenOnce) {
+  auto created = replica_a_->CreateEntry(SampleEntry("shared"));
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  auto seen = replica_b_->FetchEntry(created->id);
+  ASSERT_TRUE(seen.ok()) << seen.status().ToString();
+  EXPECT_EQ(*seen, *created);
+  EXPECT_EQ(replica_b_->CreateEntry(SampleEntry("shared")).status().code(), Code::kAlreadyExists);
+
+  ASSERT_TRUE(replica_a_->CreateJoinToken("once", {"", 4000000000}).ok());
+  AttestedAgent agent{"spiffe://example.org/spire/agent/join_token/once", "join_token", "0a", 1900000000};
+  ASSERT_TRUE(replica_a_->RecordAttestedAgent(agent, "once", 1500).ok());
+  EXPECT_EQ(replica_b_->RecordAttestedAgent(agent, "once", 1500).code(), Code::kNotFound)
+      << "a token spent at one replica works at another";
+
+  // Both replicas race to spend one token, over and over: exactly one wins each race.
+  for (int round = 0; round < 10; ++round) {
+    const std::string token = "race-" + std::to_string(round);
+    ASSERT_TRUE(replica_a_->CreateJoinToken(token, {"", 4000000000}).ok());
+    std::atomic<int> recorded{0};
+    std::atomic<int> refused{0};
+    std::vector<std::thread> racers;
+    for (int t = 0; t < 4; ++t) {
+      racers.emplace_back([&, t] {
+        Datastore& replica = t % 2 == 0 ? *replica_a_ : *replica_b_;
+        AttestedAgent racer{"spiffe://example.org/spire/agent/join_token/" + token, "join_token", "0" + std::to_string(t),
+                            1900000000};
+        Status status = replica.RecordAttestedAgent(racer, token, 1500);
+        if (status.ok()) {
+          ++recorded;
+        } else if (status.code() == Code::kNotFound) {
+          ++refused;
+        }
+      });
+    }
+    for (auto& racer : racers) racer.join();
+    EXPECT_EQ(recorded.load(), 1) << "round " << round;
+    EXPECT_EQ(refused.load(), 3) << "round " << round;
+  }
+  EXPECT_EQ(*replica_b_->CountAgents(), 11);
+}
+
+// Writers on two replicas at once: every revision is handed out once, and a reader on either
+// replica that holds revision R has every change up to R (revisions commit in order).
+TEST_F(PostgresDatastoreTest, WritersOnTwoReplicasCommitInRevisionOrder) {
+  constexpr int kPerWriter = 40;
+  std::atomic<bool> writing{true};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 4; ++t) {
+    writers.emplace_back([&, t] {
+      Datastore& replica = t % 2 == 0 ? *replica_a_ : *replica_b_;
+      for (int i = 0; i < kPerWriter; ++i) {
+        if (!replica.CreateEntry(SampleEntry("w" + std::to_string(t) + "-" + std::to_string(i))).ok()) ++failures;
+      }
+    });
+  }
+  // A syncing agent's view, read while the writers run: never a revision with a change missing.
+  int64_t held = 0;
+  std::set<std::string> seen;
+  int reads = 0;
+  std::thread reader([&] {
+    while (writing.load()) {
+      auto changes = replica_b_->EntriesChangedSince(held, {});
+      if (!changes.ok()) {
+        ++failures;
+        continue;
+      }
+      for (const auto& entry : changes->changed) {
+        EXPECT_GT(entry.revision, held);
+        EXPECT_LE(entry.revision, changes->revision);
+        seen.insert(entry.id);
+      }
+      held = changes->revision;
+      ++reads;
+    }
+  });
+  for (auto& writer : writers) writer.join();
+  writing = false;
+  reader.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto last = replica_b_->EntriesChangedSince(held, {});
+  ASSERT_TRUE(last.ok());
+  for (const auto& entry : last->changed) seen.insert(entry.id);
+  EXPECT_EQ(seen.size(), static_cast<size_t>(4 * kPerWriter)) << "a change committed below a revision a reader held";
+  EXPECT_EQ(*replica_a_->CurrentRevision(), 4 * kPerWriter);
+  EXPECT_GT(reads, 1);
+}
+
+// PostgreSQL stops: calls fail with Unavailable, promptly, and name the datastore; it comes back:
+// the same store objects work again without being opened anew.
+TEST_F(PostgresDatastoreTest, AnOutageIsUnavailableAndTheStoreRecoversWithoutReopening) {
+  ASSERT_TRUE(replica_a_->CreateEntry(SampleEntry("before")).ok());
+  sigil::testing::Postgres& server = *fixture_.postgres();
+  ASSERT_TRUE(server.Stop().ok());
+  for (int call = 0; call < 3; ++call) {
+    const auto start = std::chrono::steady_clock::now();
+    Status down = replica_a_->Ping();
+    EXPECT_EQ(down.code(), Code::kUnavailable) << down.ToString();
+    EXPECT_NE(down.message().find("datastore"), std::string::npos) << down.ToString();
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  }
+  EXPECT_EQ(replica_b_->CreateEntry(SampleEntry("during")).status().code(), Code::kUnavailable);
+  ASSERT_TRUE(server.StartAgain().ok());
+  // The back-off ends within its ceiling (5 s), then the next call connects.
+  EXPECT_TRUE(sigil::testing::WaitUntil([&] { return replica_a_->Ping().ok(); }, std::chrono::seconds(10)));
+  EXPECT_TRUE(sigil::testing::WaitUntil([&] { return replica_b_->CountEntries().ok(); }, std::chrono::seconds(10)));
+  EXPECT_EQ(*replica_b_->CountEntries(), 1) << "the write refused during the outage must not have landed";
+  EXPECT_TRUE(replica_b_->CreateEntry(SampleEntry("after")).ok());
+}
+
+TEST(PostgresOptionsTest, APasswordInTheConnectionStringIsRefusedAndNamed) {
+  Status refused = CheckPostgresConnectionString("host=/run/postgresql dbname=sigil password=hunter2");
+  EXPECT_EQ(refused.code(), Code::kInvalidArgument);
+  EXPECT_NE(refused.message().find("password_file"), std::string::npos) << refused.ToString();
+  EXPECT_EQ(refused.message().find("hunter2"), std::string::npos) << "the password was echoed";
+  EXPECT_EQ(CheckPostgresConnectionString("postgresql://sigil:hunter2@localhost/sigil").code(), Code::kInvalidArgument);
+  EXPECT_EQ(CheckPostgresConnectionString("host=/run/postgresql dbname='unterminated").code(), Code::kInvalidArgument);
+  EXPECT_TRUE(CheckPostgresConnectionString("host=/run/postgresql dbname=sigil user=sigil").ok());
+  EXPECT_TRUE(CheckPostgresConnectionString("postgresql://sigil@localhost:5432/sigil?sslmode=require").ok());
 }
 
 }  // namespace

@@ -143,6 +143,51 @@ health_checks:
   }
 }
 
+TEST(ServerConfigTest, APostgresDatastoreIsReadWithItsOwnKeysOnly) {
+  auto config = ParseServerConfig(
+      "server:\n  trust_domain: example.org\ndatastore:\n  kind: postgres\n"
+      "  connection_string: \"host=/run/postgresql dbname=sigil user=sigil\"\n"
+      "  password_file: /etc/sigil/postgres-password\n  max_connections: 16\n",
+      "server.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->datastore_kind, DatastoreKind::kPostgres);
+  EXPECT_EQ(config->postgres_connection_string, "host=/run/postgresql dbname=sigil user=sigil");
+  EXPECT_EQ(config->postgres_password_file, "/etc/sigil/postgres-password");
+  EXPECT_EQ(config->postgres_max_connections, 16);
+
+  auto defaults = ParseServerConfig("server:\n  trust_domain: example.org\n", "server.yaml");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->datastore_kind, DatastoreKind::kSqlite);
+
+  auto wrong = ParseServerConfig(
+      "server:\n  trust_domain: example.org\ndatastore:\n  kind: postgres\n  sqlite_path: /srv/db.sqlite3\n"
+      "  max_connections: 0\n",
+      "server.yaml");
+  ASSERT_FALSE(wrong.ok());
+  std::string m = wrong.status().message();
+  EXPECT_NE(m.find("datastore.connection_string: is required with kind: postgres"), std::string::npos) << m;
+  EXPECT_NE(m.find("datastore.sqlite_path: is SQLite's"), std::string::npos) << m;
+  EXPECT_NE(m.find("datastore.max_connections:"), std::string::npos) << m;
+
+  auto secret = ParseServerConfig(
+      "server:\n  trust_domain: example.org\ndatastore:\n  kind: postgres\n"
+      "  connection_string: \"host=db dbname=sigil password=hunter2\"\n",
+      "server.yaml");
+  ASSERT_FALSE(secret.ok());
+  m = secret.status().message();
+  EXPECT_NE(m.find("datastore.connection_string: holds a password; put it in a file named by password_file"),
+            std::string::npos) << m;
+  EXPECT_EQ(m.find("hunter2"), std::string::npos) << "the password was echoed: " << m;
+
+  auto misplaced = ParseServerConfig(
+      "server:\n  trust_domain: example.org\ndatastore:\n  connection_string: \"host=db\"\n  kind: mysql\n",
+      "server.yaml");
+  ASSERT_FALSE(misplaced.ok());
+  m = misplaced.status().message();
+  EXPECT_NE(m.find("datastore.kind: 'mysql'"), std::string::npos) << m;
+  EXPECT_NE(m.find("datastore.connection_string: is PostgreSQL's; set kind: postgres"), std::string::npos) << m;
+}
+
 TEST(ServerConfigTest, TtlsBeyondWhatTheClockHoldsAreRefusedNamingTheKey) {
   // 2000000d (5,500 years) is within the duration syntax but overflowed the CA's notAfter.
   auto config = ParseServerConfig(

@@ -11,6 +11,7 @@
 #include "core/jwt_svid.h"
 #include "core/trust_bundle.h"
 #include "tests/support/agentd_process.h"
+#include "tests/support/postgres.h"
 #include "tests/support/serverd_process.h"
 #include "tests/support/softhsm_suite.h"
 #include "tests/support/sqlite_check.h"
@@ -50,6 +51,58 @@ class ServerdTest : public SoftHsmSuite<> {
     return json::parse(out.out, nullptr, false).value("count", int64_t{-1});
   }
 
+  // `entry create` as fast as the CLI goes until serverd is killed with -9; `after_kill` looks at
+  // what it left; after a restart every acknowledged entry is there and the CA is the same.
+  void Kill9DuringABurstLosesNoAcknowledgedEntry(const std::function<void()>& after_kill) {
+    const std::string root_before = Cli({"bundle", "show"}).out;
+    std::vector<std::string> acknowledged;  // written by the writer, read after it joined
+    std::atomic<size_t> acknowledged_count{0};
+    std::atomic<bool> stop{false};
+    std::thread writer([&] {
+      for (int i = 0; !stop; ++i) {
+        auto out = server_->Cli({"entry", "create", "-spiffeID", "spiffe://example.org/k" + std::to_string(i), "-parentID",
+                                 "spiffe://example.org/h", "-selector", "unix:uid:" + std::to_string(i), "-output", "json"});
+        if (!out.ok() || out->exit_code != 0) break;
+        acknowledged.push_back("spiffe://example.org/k" + std::to_string(i));
+        ++acknowledged_count;
+      }
+    });
+    const bool enough = WaitUntil([&] { return acknowledged_count >= 10; }, std::chrono::seconds(60));
+    server_->Kill();
+    stop = true;
+    writer.join();
+    ASSERT_TRUE(enough) << "the writer stopped early";
+    ASSERT_GE(acknowledged.size(), 10u);
+
+    after_kill();
+    Status restarted = server_->Start();
+    ASSERT_TRUE(restarted.ok()) << restarted.ToString();
+    auto all = json::parse(Cli({"entry", "show", "-output", "json"}).out)["entries"];
+    std::set<std::string> present;
+    for (const auto& e : all) present.insert("spiffe://example.org" + e["spiffe_id"]["path"].get<std::string>());
+    for (const auto& id : acknowledged) EXPECT_EQ(present.count(id), 1u) << id << " was acknowledged, then lost";
+    EXPECT_EQ(Cli({"bundle", "show"}).out, root_before);
+  }
+
+  // serverd's datastore in a database of its own on this binary's PostgreSQL server.
+  ServerdOptions OnPostgres(const std::string& database) {
+    auto postgres = SharedPostgres();
+    EXPECT_TRUE(postgres.ok()) << postgres.status().ToString();
+    if (!postgres.ok()) return {};
+    postgres_ = *postgres;
+    auto connection = postgres_->CreateDatabase(database);
+    EXPECT_TRUE(connection.ok()) << connection.status().ToString();
+    // The test's server trusts local connections; serverd still reads the file it is given.
+    WriteFile(password_dir_ / "postgres-password", "not-asked-for-by-trust-auth\n");
+    ServerdOptions options;
+    options.top_level_yaml = "datastore:\n  kind: postgres\n  connection_string: \"" +
+                             (connection.ok() ? *connection : "") + "\"\n  password_file: " +
+                             (password_dir_ / "postgres-password").string() + "\n  max_connections: 4\n";
+    return options;
+  }
+
+  Postgres* postgres_ = nullptr;
+  TempDir password_dir_{"sigil-serverd-secrets"};
   static inline int tokens_ = 0;
   std::unique_ptr<ServerdProcess> server_;
 };
@@ -329,34 +382,36 @@ TEST_F(ServerdTest, HealthAndMetricsOverPlainHttp) {
 
 TEST_F(ServerdTest, Kill9LosesNoAcknowledgedEntryAndKeepsTheCa) {
   StartServer();
-  const std::string root_before = Cli({"bundle", "show"}).out;
-  std::vector<std::string> acknowledged;  // written by the writer, read after it joined
-  std::atomic<size_t> acknowledged_count{0};
-  std::atomic<bool> stop{false};
-  std::thread writer([&] {
-    for (int i = 0; !stop; ++i) {
-      auto out = server_->Cli({"entry", "create", "-spiffeID", "spiffe://example.org/k" + std::to_string(i), "-parentID",
-                               "spiffe://example.org/h", "-selector", "unix:uid:" + std::to_string(i), "-output", "json"});
-      if (!out.ok() || out->exit_code != 0) break;
-      acknowledged.push_back("spiffe://example.org/k" + std::to_string(i));
-      ++acknowledged_count;
-    }
-  });
-  const bool enough = WaitUntil([&] { return acknowledged_count >= 10; }, std::chrono::seconds(60));
-  server_->Kill();
-  stop = true;
-  writer.join();
-  ASSERT_TRUE(enough) << "the writer stopped early";
-  ASSERT_GE(acknowledged.size(), 10u);
+  Kill9DuringABurstLosesNoAcknowledgedEntry([&] { EXPECT_EQ(SqliteIntegrityCheck(server_->datastore_path()), "ok"); });
+}
 
-  EXPECT_EQ(SqliteIntegrityCheck(server_->datastore_path()), "ok");
-  Status restarted = server_->Start();
-  ASSERT_TRUE(restarted.ok()) << restarted.ToString();
-  auto all = json::parse(Cli({"entry", "show", "-output", "json"}).out)["entries"];
-  std::set<std::string> present;
-  for (const auto& e : all) present.insert("spiffe://example.org" + e["spiffe_id"]["path"].get<std::string>());
-  for (const auto& id : acknowledged) EXPECT_EQ(present.count(id), 1u) << id << " was acknowledged, then lost";
-  EXPECT_EQ(Cli({"bundle", "show"}).out, root_before);
+TEST_F(ServerdTest, OnPostgresKill9LosesNoAcknowledgedEntryAndKeepsTheCa) {
+  StartServer(OnPostgres("serverd_kill9"));
+  EXPECT_FALSE(std::filesystem::exists(server_->datastore_path())) << "serverd made a SQLite file beside PostgreSQL";
+  Kill9DuringABurstLosesNoAcknowledgedEntry([] {});
+}
+
+// PostgreSQL stops: serverd says it is not ready, and names the datastore; PostgreSQL starts
+// again: serverd is ready and writes again, without a restart.
+TEST_F(ServerdTest, OnPostgresAnOutageMakesServerdNotReadyUntilItEnds) {
+  StartServer(OnPostgres("serverd_outage"));
+  ASSERT_EQ(Cli({"entry", "create", "-spiffeID", "spiffe://example.org/before", "-parentID", "spiffe://example.org/h",
+                 "-selector", "unix:uid:1"}).exit_code, 0);
+  ASSERT_TRUE(postgres_->Stop().ok());
+  ProcessOutput down;
+  EXPECT_TRUE(WaitUntil([&] {
+    down = Cli({"healthcheck"});
+    return down.exit_code != 0;
+  }, std::chrono::seconds(15))) << "serverd stayed healthy with its datastore down";
+  EXPECT_NE((down.out + down.err).find("datastore"), std::string::npos) << down.out << down.err;
+  EXPECT_NE(Cli({"entry", "create", "-spiffeID", "spiffe://example.org/during", "-parentID", "spiffe://example.org/h",
+                 "-selector", "unix:uid:2"}).exit_code, 0);
+  ASSERT_TRUE(postgres_->StartAgain().ok());
+  EXPECT_TRUE(WaitUntil([&] { return Cli({"healthcheck"}).exit_code == 0; }, std::chrono::seconds(20)))
+      << "serverd did not recover from the outage";
+  EXPECT_EQ(Cli({"entry", "create", "-spiffeID", "spiffe://example.org/after", "-parentID", "spiffe://example.org/h",
+                 "-selector", "unix:uid:3"}).exit_code, 0);
+  EXPECT_EQ(Count(), 2);
 }
 
 TEST_F(ServerdTest, ShortLivedCaRotatesWhileServing) {

@@ -1,0 +1,1113 @@
+#include "serverd/datastore/postgres_datastore.h"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <random>
+#include <unordered_set>
+#include <utility>
+#include <nlohmann/json.hpp>
+
+#include "core/event_loop_check.h"
+#include "core/x509_ca.h"
+#include "serverd/datastore/store_keys.h"
+
+namespace sigil::serverd {
+namespace {
+
+using nlohmann::json;
+
+// The whole schema of version 1: SQLite's version 4 in PostgreSQL's types. The revision row is
+// the one lock every entry write takes (UPDATE … RETURNING), so revisions commit in the order
+// they are handed out and a reader that sees revision R sees every change up to R.
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+CREATE TABLE revision (id INTEGER PRIMARY KEY CHECK (id = 1), value BIGINT NOT NULL);
+INSERT INTO revision (id, value) VALUES (1, 0);
+
+CREATE TABLE entries (
+  id TEXT PRIMARY KEY,
+  spiffe_id TEXT NOT NULL,
+  parent_id TEXT NOT NULL,
+  selector_key TEXT NOT NULL,
+  x509_svid_ttl BIGINT NOT NULL,
+  jwt_svid_ttl BIGINT NOT NULL,
+  admin BOOLEAN NOT NULL,
+  downstream BOOLEAN NOT NULL,
+  expires_at BIGINT NOT NULL,
+  hint TEXT NOT NULL,
+  revision BIGINT NOT NULL,
+  created_at BIGINT NOT NULL,
+  CONSTRAINT entries_identity UNIQUE (spiffe_id, parent_id, selector_key)
+);
+CREATE INDEX entries_by_parent ON entries (parent_id);
+CREATE INDEX entries_by_spiffe_id ON entries (spiffe_id);
+CREATE INDEX entries_by_revision ON entries (revision);
+CREATE TABLE entry_selectors (
+  entry_id TEXT NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+  type TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (entry_id, type, value)
+);
+CREATE INDEX entry_selectors_by_selector ON entry_selectors (type, value);
+CREATE TABLE entry_dns_names (
+  entry_id TEXT NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+  position INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  PRIMARY KEY (entry_id, position)
+);
+CREATE TABLE entry_federates_with (
+  entry_id TEXT NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+  position INTEGER NOT NULL,
+  trust_domain TEXT NOT NULL,
+  PRIMARY KEY (entry_id, position)
+);
+CREATE TABLE entry_tombstones (
+  entry_id TEXT PRIMARY KEY,
+  parent_id TEXT NOT NULL,
+  revision BIGINT NOT NULL
+);
+CREATE INDEX entry_tombstones_by_revision ON entry_tombstones (revision);
+
+CREATE TABLE agents (
+  spiffe_id TEXT PRIMARY KEY,
+  attestation_type TEXT NOT NULL,
+  serial TEXT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  banned BOOLEAN NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  previous_serial TEXT NOT NULL DEFAULT '',
+  previous_serial_valid_until BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE agent_selectors (
+  spiffe_id TEXT NOT NULL REFERENCES agents (spiffe_id) ON DELETE CASCADE,
+  type TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (spiffe_id, type, value)
+);
+
+CREATE TABLE join_tokens (
+  token_hash TEXT PRIMARY KEY,
+  spiffe_id TEXT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+
+CREATE TABLE bundles (
+  trust_domain TEXT PRIMARY KEY,
+  data TEXT NOT NULL,
+  federated BOOLEAN NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+CREATE TABLE bundle_history (
+  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  trust_domain TEXT NOT NULL,
+  data TEXT NOT NULL,
+  stored_at BIGINT NOT NULL
+);
+CREATE INDEX bundle_history_by_trust_domain ON bundle_history (trust_domain, id);
+
+CREATE TABLE federation_relationships (
+  trust_domain TEXT PRIMARY KEY,
+  bundle_endpoint_url TEXT NOT NULL,
+  bundle_endpoint_profile TEXT NOT NULL CHECK (bundle_endpoint_profile IN ('https_spiffe', 'https_web')),
+  endpoint_spiffe_id TEXT NOT NULL
+);
+
+CREATE TABLE ca_journal (
+  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  key_label TEXT NOT NULL,
+  certificate BYTEA NOT NULL,
+  not_before BIGINT NOT NULL,
+  not_after BIGINT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('prepared', 'active', 'retired')),
+  x509_tainted BOOLEAN NOT NULL DEFAULT false,
+  x509_revoked BOOLEAN NOT NULL DEFAULT false,
+  jwt_tainted BOOLEAN NOT NULL DEFAULT false,
+  jwt_revoked BOOLEAN NOT NULL DEFAULT false
+);
+)sql";
+
+// Any constant: the key of the advisory lock that makes replicas starting together migrate one
+// after the other.
+constexpr int64_t kMigrationLock = 0x5161'6c00'0001;
+
+// SQLSTATE classes and codes the store tells apart.
+bool IsConnectionState(std::string_view state) {
+  // 08: connection exception; 57P01-03: the server shutting down or starting.
+  return state.starts_with("08") || state == "57P01" || state == "57P02" || state == "57P03";
+}
+constexpr std::string_view kUniqueViolation = "23505";
+
+// One statement parameter, sent as text (bytea as binary).
+struct Param {
+  std::string value;
+  bool binary = false;
+};
+Param Text(std::string value) { return {std::move(value), false}; }
+Param Int(int64_t value) { return {std::to_string(value), false}; }
+Param Bool(bool value) { return {value ? "true" : "false", false}; }
+Param Bytes(std::string value) { return {std::move(value), true}; }
+
+// The result of one statement, freed with it.
+class Rows {
+ public:
+  explicit Rows(PGresult* result) : result_(result) {}
+  ~Rows() { PQclear(result_); }
+  Rows(Rows&& other) noexcept : result_(std::exchange(other.result_, nullptr)) {}
+  Rows& operator=(Rows&&) = delete;
+  Rows(const Rows&) = delete;
+
+  PGresult* raw() const { return result_; }
+  int size() const { return PQntuples(result_); }
+  std::string Text(int row, int column) const {
+    return std::string(PQgetvalue(result_, row, column), static_cast<size_t>(PQgetlength(result_, row, column)));
+  }
+  int64_t Int(int row, int column) const { return std::strtoll(PQgetvalue(result_, row, column), nullptr, 10); }
+  bool Bool(int row, int column) const { return PQgetvalue(result_, row, column)[0] == 't'; }
+  std::string Bytes(int row, int column) const {
+    size_t length = 0;
+    unsigned char* raw =
+        PQunescapeBytea(reinterpret_cast<const unsigned char*>(PQgetvalue(result_, row, column)), &length);
+    if (raw == nullptr) return {};
+    std::string bytes(reinterpret_cast<const char*>(raw), length);
+    PQfreemem(raw);
+    return bytes;
+  }
+  // A json_agg column; an array, empty when the store's JSON could not be read (it never writes such).
+  json Array(int row, int column) const {
+    json parsed = json::parse(Text(row, column), nullptr, false);
+    return parsed.is_array() ? parsed : json::array();
+  }
+  // How many rows an INSERT, UPDATE or DELETE touched.
+  int64_t changed() const { return std::strtoll(PQcmdTuples(result_), nullptr, 10); }
+
+ private:
+  PGresult* result_;
+};
+
+// A statement's failure, with its SQLSTATE and constraint, so that a caller can tell a
+// duplicate from a lost connection.
+struct Failure {
+  Status status;
+  std::string state;
+  std::string constraint;
+};
+
+// One libpq connection, leased to one call at a time.
+class Connection {
+ public:
+  explicit Connection(PGconn* conn) : conn_(conn) {}
+  ~Connection() { PQfinish(conn_); }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  bool broken() const { return PQstatus(conn_) != CONNECTION_OK; }
+  bool idle() const { return PQtransactionStatus(conn_) == PQTRANS_IDLE; }
+
+  // Runs `sql` with `params` ($1, $2, …): its rows, or the failure named by `what`.
+  Result<Rows> Run(const char* sql, const std::vector<Param>& params, std::string_view what) {
+    Failure failure;
+    std::optional<Rows> rows = Try(sql, params, what, &failure);
+    if (!rows) return failure.status;
+    return std::move(*rows);
+  }
+  Result<Rows> Run(const std::string& sql, const std::vector<Param>& params, std::string_view what) {
+    return Run(sql.c_str(), params, what);
+  }
+  Status Exec(const char* sql, std::string_view what) { return Run(sql, {}, what).status(); }
+  // Several statements in one string (a schema), which only the simple query protocol takes.
+  Status Script(const char* sql, std::string_view what) { return Check(Rows(PQexec(conn_, sql)), what).status; }
+
+  // As Run, with the failure kept for the caller to read.
+  std::optional<Rows> Try(const char* sql, const std::vector<Param>& params, std::string_view what, Failure* failure) {
+    std::vector<const char*> values;
+    std::vector<int> lengths;
+    std::vector<int> formats;
+    for (const Param& p : params) {
+      values.push_back(p.value.c_str());
+      lengths.push_back(static_cast<int>(p.value.size()));
+      formats.push_back(p.binary ? 1 : 0);
+    }
+    Rows rows(PQexecParams(conn_, sql, static_cast<int>(params.size()), nullptr, values.data(), lengths.data(),
+                           formats.data(), 0));
+    Failure kept = Check(rows, what);
+    if (kept.status.ok()) return rows;
+    *failure = std::move(kept);
+    return std::nullopt;
+  }
+
+ private:
+  // An OK status when `result` succeeded; else what failed.
+  Failure Check(const Rows& result, std::string_view what) {
+    const ExecStatusType status = PQresultStatus(result.raw());
+    if (result.raw() != nullptr && (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)) return {};
+    Failure failure;
+    if (const char* state = PQresultErrorField(result.raw(), PG_DIAG_SQLSTATE)) failure.state = state;
+    if (const char* constraint = PQresultErrorField(result.raw(), PG_DIAG_CONSTRAINT_NAME)) failure.constraint = constraint;
+    std::string message = PQerrorMessage(conn_);
+    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+    const bool unreachable = broken() || IsConnectionState(failure.state);
+    failure.status = Status(unreachable ? Code::kUnavailable : Code::kInternal,
+                            std::string(what) + ": " + (unreachable ? "the datastore is unreachable: " : "") + message);
+    return failure;
+  }
+
+  PGconn* conn_;
+};
+
+// The pool: connections made on demand up to max_connections and handed to one call at a time.
+// A connection that broke is dropped when given back, and the next call connects anew; while
+// the server stays unreachable, connecting is tried again only after a back-off (100 ms
+// doubling to 5 s, with jitter), and the calls in between fail at once with the last error.
+class Pool {
+ public:
+  explicit Pool(PostgresOptions options) : options_(std::move(options)) {}
+
+  class Lease {
+   public:
+    Lease(Pool* pool, std::unique_ptr<Connection> connection) : pool_(pool), connection_(std::move(connection)) {}
+    Lease(Lease&& other) noexcept = default;
+    ~Lease() {
+      if (connection_) pool_->GiveBack(std::move(connection_));
+    }
+    Connection& operator*() const { return *connection_; }
+    Connection* operator->() const { return connection_.get(); }
+
+   private:
+    Pool* pool_;
+    std::unique_ptr<Connection> connection_;
+  };
+
+  Result<Lease> Acquire() {
+    std::unique_lock lock(mutex_);
+    const auto deadline = std::chrono::steady_clock::now() + options_.acquire_timeout;
+    while (idle_.empty() && open_ >= options_.max_connections) {
+      if (freed_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
+          open_ >= options_.max_connections) {
+        return UnavailableError("all " + std::to_string(options_.max_connections) +
+                                " datastore connections stayed busy for " +
+                                std::to_string(options_.acquire_timeout.count()) + " ms");
+      }
+    }
+    if (!idle_.empty()) {
+      std::unique_ptr<Connection> connection = std::move(idle_.back());
+      idle_.pop_back();
+      return Lease(this, std::move(connection));
+    }
+    if (std::chrono::steady_clock::now() < retry_at_) return last_failure_;
+    ++open_;
+    lock.unlock();
+    Result<std::unique_ptr<Connection>> made = Connect();
+    lock.lock();
+    if (!made.ok()) {
+      --open_;
+      backoff_ = std::clamp(backoff_ * 2, std::chrono::milliseconds(100), std::chrono::milliseconds(5000));
+      std::uniform_int_distribution<int64_t> jitter(0, backoff_.count() / 4);
+      retry_at_ = std::chrono::steady_clock::now() + backoff_ + std::chrono::milliseconds(jitter(random_));
+      last_failure_ = made.status();
+      freed_.notify_one();
+      return made.status();
+    }
+    backoff_ = std::chrono::milliseconds(0);
+    retry_at_ = {};
+    return Lease(this, std::move(*made));
+  }
+
+  // Opens one connection, outside the pool: the migration's.
+  Result<std::unique_ptr<Connection>> Connect() {
+    const std::string timeout = std::to_string(options_.connect_timeout.count());
+    // dbname first and expanded: the connection string's own keys, then these over them.
+    std::vector<const char*> keys = {"dbname", "connect_timeout", "application_name"};
+    std::vector<const char*> values = {options_.connection_string.c_str(), timeout.c_str(), "serverd"};
+    if (!options_.password.empty()) {
+      keys.push_back("password");
+      values.push_back(options_.password.c_str());
+    }
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
+    PGconn* conn = PQconnectdbParams(keys.data(), values.data(), 1);
+    if (conn == nullptr) return UnavailableError("cannot connect to the datastore: out of memory");
+    auto connection = std::make_unique<Connection>(conn);
+    if (PQstatus(conn) != CONNECTION_OK) {
+      std::string message = PQerrorMessage(conn);
+      while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+      return UnavailableError("cannot connect to the datastore: " + message);
+    }
+    return connection;
+  }
+
+ private:
+  void GiveBack(std::unique_ptr<Connection> connection) {
+    // A call that returned inside a transaction (its rollback failed) leaves it to be ended here.
+    if (!connection->broken() && !connection->idle()) (void)connection->Exec("ROLLBACK", "ending a transaction");
+    std::lock_guard lock(mutex_);
+    if (connection->broken() || !connection->idle()) {
+      --open_;
+    } else {
+      idle_.push_back(std::move(connection));
+    }
+    freed_.notify_one();
+  }
+
+  const PostgresOptions options_;
+  std::mutex mutex_;
+  std::condition_variable freed_;
+  std::vector<std::unique_ptr<Connection>> idle_;
+  int open_ = 0;  // leased and idle
+  std::chrono::milliseconds backoff_{0};
+  std::chrono::steady_clock::time_point retry_at_;
+  Status last_failure_;
+  std::mt19937_64 random_{std::random_device{}()};
+};
+
+// BEGIN (or `begin`), and a ROLLBACK unless Commit() succeeded.
+class Transaction {
+ public:
+  explicit Transaction(Connection& connection) : connection_(connection) {}
+  ~Transaction() {
+    if (open_) (void)connection_.Exec("ROLLBACK", "rolling back");
+  }
+  Status Begin(const char* begin = "BEGIN") {
+    SIGIL_RETURN_IF_ERROR(connection_.Exec(begin, "starting a transaction"));
+    open_ = true;
+    return Status::Ok();
+  }
+  Status Commit() {
+    open_ = false;
+    return connection_.Exec("COMMIT", "committing");
+  }
+
+ private:
+  Connection& connection_;
+  bool open_ = false;
+};
+
+constexpr const char* kEntryColumns =
+    "SELECT id, spiffe_id, parent_id, x509_svid_ttl, jwt_svid_ttl, admin, downstream, expires_at, hint, revision, "
+    "created_at, "
+    // The lists ride along in the same statement: one round trip and one snapshot per listing.
+    "COALESCE((SELECT json_agg(json_build_array(s.type, s.value)) FROM entry_selectors s WHERE s.entry_id = e.id), "
+    "'[]'), "
+    "COALESCE((SELECT json_agg(d.name ORDER BY d.position) FROM entry_dns_names d WHERE d.entry_id = e.id), '[]'), "
+    "COALESCE((SELECT json_agg(f.trust_domain ORDER BY f.position) FROM entry_federates_with f "
+    "WHERE f.entry_id = e.id), '[]') "
+    "FROM entries e ";
+
+constexpr const char* kAgentColumns =
+    "SELECT spiffe_id, attestation_type, serial, expires_at, banned, created_at, updated_at, previous_serial, "
+    "previous_serial_valid_until, "
+    "COALESCE((SELECT json_agg(json_build_array(s.type, s.value) ORDER BY s.type, s.value) FROM agent_selectors s "
+    "WHERE s.spiffe_id = a.spiffe_id), '[]') "
+    "FROM agents a ";
+
+std::vector<std::string> Strings(const json& array) {
+  std::vector<std::string> strings;
+  for (const json& item : array) {
+    if (item.is_string()) strings.push_back(item.get<std::string>());
+  }
+  return strings;
+}
+
+std::vector<Selector> Selectors(const json& array) {
+  std::vector<Selector> selectors;
+  for (const json& pair : array) {
+    if (pair.is_array() && pair.size() == 2 && pair[0].is_string() && pair[1].is_string()) {
+      selectors.push_back({pair[0].get<std::string>(), pair[1].get<std::string>()});
+    }
+  }
+  return selectors;
+}
+
+std::vector<RegistrationEntry> ReadEntries(const Rows& rows) {
+  std::vector<RegistrationEntry> entries;
+  entries.reserve(static_cast<size_t>(rows.size()));
+  for (int r = 0; r < rows.size(); ++r) {
+    RegistrationEntry e;
+    e.id = rows.Text(r, 0);
+    e.spiffe_id = rows.Text(r, 1);
+    e.parent_id = rows.Text(r, 2);
+    e.x509_svid_ttl = std::chrono::seconds(rows.Int(r, 3));
+    e.jwt_svid_ttl = std::chrono::seconds(rows.Int(r, 4));
+    e.admin = rows.Bool(r, 5);
+    e.downstream = rows.Bool(r, 6);
+    e.expires_at = rows.Int(r, 7);
+    e.hint = rows.Text(r, 8);
+    e.revision = rows.Int(r, 9);
+    e.created_at = rows.Int(r, 10);
+    e.selectors = SelectorSet(Selectors(rows.Array(r, 11))).items();
+    e.dns_names = Strings(rows.Array(r, 12));
+    e.federates_with = Strings(rows.Array(r, 13));
+    entries.push_back(std::move(e));
+  }
+  return entries;
+}
+
+std::vector<AttestedAgent> ReadAgents(const Rows& rows) {
+  std::vector<AttestedAgent> agents;
+  for (int r = 0; r < rows.size(); ++r) {
+    agents.push_back({rows.Text(r, 0), rows.Text(r, 1), rows.Text(r, 2), rows.Int(r, 3), rows.Bool(r, 4),
+                      Selectors(rows.Array(r, 9)), rows.Int(r, 5), rows.Int(r, 6), rows.Text(r, 7), rows.Int(r, 8)});
+  }
+  return agents;
+}
+
+std::vector<StoredBundle> ReadBundles(const Rows& rows) {
+  std::vector<StoredBundle> bundles;
+  for (int r = 0; r < rows.size(); ++r) {
+    bundles.push_back({rows.Text(r, 0), rows.Text(r, 1), rows.Bool(r, 2), rows.Int(r, 3)});
+  }
+  return bundles;
+}
+
+Result<int64_t> OneInt(Connection& connection, const char* sql, std::string_view what) {
+  SIGIL_ASSIGN_OR_RETURN(Rows rows, connection.Run(sql, {}, what));
+  if (rows.size() != 1) return Status(Code::kInternal, std::string(what) + ": the datastore answered no row");
+  return rows.Int(0, 0);
+}
+
+class PostgresDatastore final : public Datastore {
+ public:
+  explicit PostgresDatastore(const PostgresOptions& options) : pool_(options) {}
+
+  Status Migrate() {
+    SIGIL_ASSIGN_OR_RETURN(std::unique_ptr<Connection> connection, pool_.Connect());
+    Transaction tx(*connection);
+    SIGIL_RETURN_IF_ERROR(tx.Begin());
+    SIGIL_RETURN_IF_ERROR(connection->Run("SELECT pg_advisory_xact_lock($1)", {Int(kMigrationLock)},
+                                          "waiting for another serverd's migration").status());
+    SIGIL_ASSIGN_OR_RETURN(Rows exists, connection->Run("SELECT to_regclass('schema_version') IS NOT NULL", {},
+                                                        "reading the schema"));
+    int64_t version = 0;
+    if (exists.Bool(0, 0)) {
+      SIGIL_ASSIGN_OR_RETURN(version, OneInt(*connection, "SELECT version FROM schema_version", "reading the schema version"));
+    }
+    if (version > kPostgresSchemaVersion) {
+      return Status(Code::kFailedPrecondition,
+                    "datastore schema version " + std::to_string(version) + " is newer than this serverd understands (" +
+                        std::to_string(kPostgresSchemaVersion) + "); refusing to touch it");
+    }
+    if (version < 1) {
+      SIGIL_RETURN_IF_ERROR(connection->Script(kSchemaV1, "creating the datastore schema"));
+      SIGIL_RETURN_IF_ERROR(connection->Exec("INSERT INTO schema_version (version) VALUES (1)", "recording the schema version"));
+    }
+    return tx.Commit();
+  }
+
+  // ---- entries ----
+
+  Result<RegistrationEntry> CreateEntry(RegistrationEntry entry) override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    Transaction tx(*connection);
+    SIGIL_RETURN_IF_ERROR(tx.Begin());
+    SIGIL_ASSIGN_OR_RETURN(int64_t revision, NextRevision(*connection));
+    SIGIL_RETURN_IF_ERROR(InsertEntry(*connection, entry, revision));
+    SIGIL_RETURN_IF_ERROR(tx.Commit());
+    return entry;
+  }
+
+  Result<std::vector<RegistrationEntry>> CreateEntries(std::vector<RegistrationEntry> entries) override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    Transaction tx(*connection);
+    SIGIL_RETURN_IF_ERROR(tx.Begin());
+    SIGIL_ASSIGN_OR_RETURN(int64_t revision, NextRevision(*connection));
+    for (size_t i = 0; i < entries.size(); ++i) {
+      Status inserted = InsertEntry(*connection, entries[i], revision);
+      if (!inserted.ok()) return std::move(inserted).AddContext("entry " + std::to_string(i + 1) + " of the batch");
+    }
+    SIGIL_RETURN_IF_ERROR(tx.Commit());
+    return entries;
+  }
+
+  Result<RegistrationEntry> FetchEntry(const std::string& id) override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    SIGIL_ASSIGN_OR_RETURN(auto entries, LoadEntries(*connection, "WHERE id = $1", {Text(id)}));
+    if (entries.empty()) return NotFoundError("no entry with id " + id);
+    return entries.front();
+  }
+
+  Result<std::vector<RegistrationEntry>> ListEntries(const EntryFilter& filter) override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    std::string where = "WHERE true";
+    std::vector<Param> params;
+    if (filter.spiffe_id) {
+      params.push_back(Text(*filter.spiffe_id));
+      where += " AND spiffe_id = $" + std::to_string(params.size());
+    }
+    if (filter.parent_id) {
+      params.push_back(Text(*filter.parent_id));
+      where += " AND parent_id = $" + std::to_string(params.size());
+    }
+    if (filter.parent_ids) {
+      params.push_back(Text(JsonArray(*filter.parent_ids)));
+      where += " AND parent_id IN (SELECT jsonb_array_elements_text($" + std::to_string(params.size()) + "::jsonb))";
+    }
+    SIGIL_ASSIGN_OR_RETURN(auto entries, LoadEntries(*connection, where, params));
+    std::erase_if(entries, [&](const RegistrationEntry& e) { return !EntryMatchesFilter(e, filter); });
+    return entries;
+  }
+
+  Result<RegistrationEntry> UpdateEntry(RegistrationEntry entry) override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    Transaction tx(*connection);
+    SIGIL_RETURN_IF_ERROR(tx.Begin());
+    SIGIL_ASSIGN_OR_RETURN(int64_t revision, NextRevision(*connection));
+    SIGIL_RETURN_IF_ERROR(ReplaceEntry(*connection, entry, revision));
+    SIGIL_RETURN_IF_ERROR(tx.Commit());
+    return entry;
+  }
+
+  Result<std::vector<Result<RegistrationEntry>>> BatchCreateEntries(std::vector<RegistrationEntry> entries) override {
+    return WriteEach(__func__, std::move(entries), [](Connection& c, RegistrationEntry& entry, int64_t revision) {
+      return InsertEntry(c, entry, revision);
+    });
+  }
+
+  Result<std::vector<Result<RegistrationEntry>>> BatchUpdateEntries(std::vector<RegistrationEntry> entries) override {
+    return WriteEach(__func__, std::move(entries), [](Connection& c, RegistrationEntry& entry, int64_t revision) {
+      return ReplaceEntry(c, entry, revision);
+    });
+  }
+
+  Status DeleteEntry(const std::string& id) override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    Transaction tx(*connection);
+    SIGIL_RETURN_IF_ERROR(tx.Begin());
+    SIGIL_ASSIGN_OR_RETURN(int64_t revision, NextRevision(*connection));
+    SIGIL_ASSIGN_OR_RETURN(Rows deleted, connection->Run("DELETE FROM entries WHERE id = $1 RETURNING parent_id",
+                                                         {Text(id)}, "deleting entry"));
+    if (deleted.size() == 0) return NotFoundError("no entry with id " + id);
+    SIGIL_RETURN_IF_ERROR(Tombstone(*connection, id, deleted.Text(0, 0), revision));
+    return tx.Commit();
+  }
+
+  Result<int64_t> CountEntries() override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    return OneInt(*connection, "SELECT count(*) FROM entries", "counting entries");
+  }
+
+  Result<int64_t> CurrentRevision() override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    return OneInt(*connection, "SELECT value FROM revision WHERE id = 1", "reading the revision");
+  }
+
+  Result<EntryChanges> EntriesChangedSince(int64_t since_revision,
+                                           const std::vector<std::string>& parent_ids) override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    // One snapshot, so the revision matches the rows read with it.
+    Transaction tx(*connection);
+    SIGIL_RETURN_IF_ERROR(tx.Begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+    EntryChanges changes;
+    SIGIL_ASSIGN_OR_RETURN(changes.revision,
+                           OneInt(*connection, "SELECT value FROM revision WHERE id = 1", "reading the revision"));
+    std::string where = "WHERE revision > $1";
+    std::vector<Param> params = {Int(since_revision)};
+    if (!parent_ids.empty()) {
+      where += " AND parent_id IN (SELECT jsonb_array_elements_text($2::jsonb))";
+      params.push_back(Text(JsonArray(parent_ids)));
+    }
+    SIGIL_ASSIGN_OR_RETURN(changes.changed, LoadEntries(*connection, where, params, true));
+    SIGIL_ASSIGN_OR_RETURN(Rows removed, connection->Run("SELECT entry_id FROM entry_tombstones " + where, params,
+                                                         "reading removed entries"));
+    // An entry that moved between two of the parents left a tombstone under the first, but it
+    // is still there under the second.
+    std::unordered_set<std::string> present;
+    for (const auto& entry : changes.changed) present.insert(entry.id);
+    for (int r = 0; r < removed.size(); ++r) {
+      std::string id = removed.Text(r, 0);
+      if (!present.contains(id)) changes.removed_ids.push_back(std::move(id));
+    }
+    SIGIL_RETURN_IF_ERROR(tx.Commit());
+    return changes;
+  }
+
+  // ---- agents ----
+
+  Status CreateAgent(const AttestedAgent& agent) override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    Transaction tx(*connection);
+    SIGIL_RETURN_IF_ERROR(tx.Begin());
+    SIGIL_RETURN_IF_ERROR(InsertAgent(*connection, agent, false));
+    return tx.Commit();
+  }
+
+  Status RecordAttestedAgent(const AttestedAgent& agent, const std::string& join_token, int64_t now) override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    Transaction tx(*connection);
+    SIGIL_RETURN_IF_ERROR(tx.Begin());
+    if (!join_token.empty()) SIGIL_RETURN_IF_ERROR(SpendJoinToken(*connection, join_token, now));
+    SIGIL_RETURN_IF_ERROR(InsertAgent(*connection, agent, true));
+    return tx.Commit();
+  }
+
+  Result<AttestedAgent> FetchAgent(const std::string& spiffe_id) override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    SIGIL_ASSIGN_OR_RETURN(Rows rows, connection->Run(std::string(kAgentColumns) + "WHERE spiffe_id = $1",
+                                                      {Text(spiffe_id)}, "reading agents"));
+    std::vector<AttestedAgent> agents = ReadAgents(rows);
+    if (agents.empty()) return NotFoundError("no attested agent " + spiffe_id);
+    return agents.front();
+  }
+
+  Result<std::vector<AttestedAgent>> ListAgents() override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    SIGIL_ASSIGN_OR_RETURN(Rows rows, connection->Run(std::string(kAgentColumns) + "ORDER BY spiffe_id", {},
+                                                      "reading agents"));
+    return ReadAgents(rows);
+  }
+
+  Result<int64_t> CountAgents() override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    return OneInt(*connection, "SELECT count(*) FROM agents", "counting agents");
+  }
+
+  Status UpdateAgentSvid(const std::string& spiffe_id, const std::string& serial, int64_t expires_at,
+                         const std::string& previous_serial, int64_t previous_valid_until) override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    return ChangeAgent(*connection,
+                       "UPDATE agents SET serial = $2, expires_at = $3, updated_at = $4, previous_serial = $5, "
+                       "previous_serial_valid_until = $6 WHERE spiffe_id = $1",
+                       {Text(spiffe_id), Text(serial), Int(expires_at), Int(NowUnixSeconds()), Text(previous_serial),
+                        Int(previous_valid_until)},
+                       spiffe_id);
+  }
+
+  Status SetAgentBanned(const std::string& spiffe_id, bool banned) override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    return ChangeAgent(*connection, "UPDATE agents SET banned = $2, updated_at = $3 WHERE spiffe_id = $1",
+                       {Text(spiffe_id), Bool(banned), Int(NowUnixSeconds())}, spiffe_id);
+  }
+
+  Status DeleteAgent(const std::string& spiffe_id) override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    return ChangeAgent(*connection, "DELETE FROM agents WHERE spiffe_id = $1", {Text(spiffe_id)}, spiffe_id);
+  }
+
+  // ---- join tokens ----
+
+  Status CreateJoinToken(const std::string& token, const JoinToken& details) override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    Failure failure;
+    if (!connection->Try("INSERT INTO join_tokens (token_hash, spiffe_id, expires_at) VALUES ($1, $2, $3)",
+                         {Text(JoinTokenHash(token)), Text(details.spiffe_id), Int(details.expires_at)},
+                         "recording join token", &failure)) {
+      if (failure.state == kUniqueViolation) return AlreadyExistsError("join token already exists");
+      return failure.status;
+    }
+    return Status::Ok();
+  }
+
+  Result<JoinToken> FetchJoinToken(const std::string& token) override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    SIGIL_ASSIGN_OR_RETURN(Rows rows, connection->Run("SELECT spiffe_id, expires_at FROM join_tokens WHERE token_hash = $1",
+                                                      {Text(JoinTokenHash(token))}, "reading join token"));
+    if (rows.size() == 0) return NotFoundError("join token is unknown or was already used");
+    return JoinToken{rows.Text(0, 0), rows.Int(0, 1)};
+  }
+
+  Result<int64_t> PruneJoinTokens(int64_t now) override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    SIGIL_ASSIGN_OR_RETURN(Rows pruned, connection->Run("DELETE FROM join_tokens WHERE expires_at <= $1", {Int(now)},
+                                                        "pruning join tokens"));
+    return pruned.changed();
+  }
+
+  // ---- bundles ----
+
+  Status SetBundle(const StoredBundle& bundle) override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    Transaction tx(*connection);
+    SIGIL_RETURN_IF_ERROR(tx.Begin());
+    SIGIL_ASSIGN_OR_RETURN(Rows held, connection->Run("SELECT data FROM bundles WHERE trust_domain = $1 FOR UPDATE",
+                                                      {Text(bundle.trust_domain)}, "reading bundles"));
+    const bool changed = held.size() == 0 || held.Text(0, 0) != bundle.data;
+    const int64_t now = NowUnixSeconds();
+    SIGIL_RETURN_IF_ERROR(connection
+                              ->Run("INSERT INTO bundles (trust_domain, data, federated, updated_at) VALUES ($1, $2, $3, $4) "
+                                    "ON CONFLICT (trust_domain) DO UPDATE SET data = $2, federated = $3, updated_at = $4",
+                                    {Text(bundle.trust_domain), Text(bundle.data), Bool(bundle.federated), Int(now)},
+                                    "storing bundle")
+                              .status());
+    if (bundle.federated && changed) {
+      SIGIL_RETURN_IF_ERROR(connection
+                                ->Run("INSERT INTO bundle_history (trust_domain, data, stored_at) VALUES ($1, $2, $3)",
+                                      {Text(bundle.trust_domain), Text(bundle.data), Int(now)},
+                                      "keeping the bundle's history")
+                                .status());
+      SIGIL_RETURN_IF_ERROR(connection
+                                ->Run("DELETE FROM bundle_history WHERE trust_domain = $1 AND id NOT IN "
+                                      "(SELECT id FROM bundle_history WHERE trust_domain = $1 ORDER BY id DESC LIMIT $2)",
+                                      {Text(bundle.trust_domain), Int(kBundleHistoryDepth)},
+                                      "trimming the bundle's history")
+                                .status());
+    }
+    return tx.Commit();
+  }
+
+  Result<StoredBundle> FetchBundle(const std::string& trust_domain) override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    SIGIL_ASSIGN_OR_RETURN(Rows rows, connection->Run("SELECT trust_domain, data, federated, updated_at FROM bundles "
+                                                      "WHERE trust_domain = $1",
+                                                      {Text(trust_domain)}, "reading bundles"));
+    std::vector<StoredBundle> bundles = ReadBundles(rows);
+    if (bundles.empty()) return NotFoundError("no bundle for trust domain " + trust_domain);
+    return bundles.front();
+  }
+
+  Result<std::vector<StoredBundle>> ListBundles() override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    SIGIL_ASSIGN_OR_RETURN(Rows rows, connection->Run("SELECT trust_domain, data, federated, updated_at FROM bundles "
+                                                      "ORDER BY trust_domain",
+                                                      {}, "reading bundles"));
+    return ReadBundles(rows);
+  }
+
+  Status DeleteBundle(const std::string& trust_domain) override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    SIGIL_ASSIGN_OR_RETURN(Rows deleted, connection->Run("DELETE FROM bundles WHERE trust_domain = $1",
+                                                         {Text(trust_domain)}, "deleting bundle"));
+    if (deleted.changed() == 0) return NotFoundError("no bundle for trust domain " + trust_domain);
+    return Status::Ok();
+  }
+
+  Result<std::vector<BundleVersion>> ListBundleHistory(const std::string& trust_domain) override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    SIGIL_ASSIGN_OR_RETURN(Rows rows, connection->Run("SELECT trust_domain, data, stored_at FROM bundle_history "
+                                                      "WHERE trust_domain = $1 ORDER BY id DESC",
+                                                      {Text(trust_domain)}, "reading the bundle history"));
+    std::vector<BundleVersion> versions;
+    for (int r = 0; r < rows.size(); ++r) versions.push_back({rows.Text(r, 0), rows.Text(r, 1), rows.Int(r, 2)});
+    return versions;
+  }
+
+  // ---- federation relationships ----
+
+  Status CreateFederationRelationship(const StoredFederationRelationship& relationship) override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    SIGIL_ASSIGN_OR_RETURN(Rows inserted, connection->Run("INSERT INTO federation_relationships (trust_domain, "
+                                                          "bundle_endpoint_url, bundle_endpoint_profile, "
+                                                          "endpoint_spiffe_id) VALUES ($1, $2, $3, $4) "
+                                                          "ON CONFLICT (trust_domain) DO NOTHING",
+                                                          RelationshipParams(relationship),
+                                                          "storing federation relationship"));
+    if (inserted.changed() == 0) {
+      return AlreadyExistsError("a federation relationship with " + relationship.trust_domain + " already exists");
+    }
+    return Status::Ok();
+  }
+
+  Status UpdateFederationRelationship(const StoredFederationRelationship& relationship) override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    SIGIL_ASSIGN_OR_RETURN(Rows updated, connection->Run("UPDATE federation_relationships SET bundle_endpoint_url = $2, "
+                                                         "bundle_endpoint_profile = $3, endpoint_spiffe_id = $4 "
+                                                         "WHERE trust_domain = $1",
+                                                         RelationshipParams(relationship),
+                                                         "updating federation relationship"));
+    if (updated.changed() == 0) return NotFoundError("no federation relationship with " + relationship.trust_domain);
+    return Status::Ok();
+  }
+
+  Result<std::vector<StoredFederationRelationship>> ListFederationRelationships() override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    SIGIL_ASSIGN_OR_RETURN(Rows rows, connection->Run("SELECT trust_domain, bundle_endpoint_url, bundle_endpoint_profile, "
+                                                      "endpoint_spiffe_id FROM federation_relationships "
+                                                      "ORDER BY trust_domain",
+                                                      {}, "reading federation relationships"));
+    std::vector<StoredFederationRelationship> relationships;
+    for (int r = 0; r < rows.size(); ++r) {
+      relationships.push_back({rows.Text(r, 0), rows.Text(r, 1), rows.Text(r, 2), rows.Text(r, 3)});
+    }
+    return relationships;
+  }
+
+  Status DeleteFederationRelationship(const std::string& trust_domain) override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    SIGIL_ASSIGN_OR_RETURN(Rows deleted, connection->Run("DELETE FROM federation_relationships WHERE trust_domain = $1",
+                                                         {Text(trust_domain)}, "deleting federation relationship"));
+    if (deleted.changed() == 0) return NotFoundError("no federation relationship with " + trust_domain);
+    return Status::Ok();
+  }
+
+  // ---- CA journal ----
+
+  Result<CaSlot> AddCaSlot(CaSlot slot) override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    SIGIL_ASSIGN_OR_RETURN(Rows rows, connection->Run("INSERT INTO ca_journal (key_label, certificate, not_before, "
+                                                      "not_after, state) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                                                      {Text(slot.key_label), Bytes(slot.certificate_der),
+                                                       Int(slot.not_before), Int(slot.not_after),
+                                                       Text(std::string(CaSlotStateName(slot.state)))},
+                                                      "recording CA"));
+    slot.id = rows.Int(0, 0);
+    return slot;
+  }
+
+  Result<std::vector<CaSlot>> ListCaSlots() override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    SIGIL_ASSIGN_OR_RETURN(Rows rows, connection->Run("SELECT id, key_label, certificate, not_before, not_after, state, "
+                                                      "x509_tainted, x509_revoked, jwt_tainted, jwt_revoked "
+                                                      "FROM ca_journal ORDER BY id",
+                                                      {}, "reading the CA journal"));
+    std::vector<CaSlot> slots;
+    for (int r = 0; r < rows.size(); ++r) {
+      CaSlot slot{rows.Int(r, 0), rows.Text(r, 1), rows.Bytes(r, 2), rows.Int(r, 3), rows.Int(r, 4), CaSlotState::kPrepared};
+      const std::string state = rows.Text(r, 5);
+      slot.state = state == "active" ? CaSlotState::kActive : state == "retired" ? CaSlotState::kRetired : CaSlotState::kPrepared;
+      slot.x509_tainted = rows.Bool(r, 6);
+      slot.x509_revoked = rows.Bool(r, 7);
+      slot.jwt_tainted = rows.Bool(r, 8);
+      slot.jwt_revoked = rows.Bool(r, 9);
+      slots.push_back(std::move(slot));
+    }
+    return slots;
+  }
+
+  Status SetCaSlotState(int64_t id, CaSlotState state) override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    SIGIL_ASSIGN_OR_RETURN(Rows updated, connection->Run("UPDATE ca_journal SET state = $2 WHERE id = $1",
+                                                         {Int(id), Text(std::string(CaSlotStateName(state)))},
+                                                         "updating the CA journal"));
+    if (updated.changed() == 0) return NotFoundError("no CA journal slot " + std::to_string(id));
+    return Status::Ok();
+  }
+
+  Status MarkCaSlot(int64_t id, CaSlotMark mark) override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    // Column names from a closed set, never from a caller's string.
+    const char* sql = mark == CaSlotMark::kX509Tainted   ? "UPDATE ca_journal SET x509_tainted = true WHERE id = $1"
+                      : mark == CaSlotMark::kX509Revoked ? "UPDATE ca_journal SET x509_revoked = true WHERE id = $1"
+                      : mark == CaSlotMark::kJwtTainted  ? "UPDATE ca_journal SET jwt_tainted = true WHERE id = $1"
+                                                         : "UPDATE ca_journal SET jwt_revoked = true WHERE id = $1";
+    SIGIL_ASSIGN_OR_RETURN(Rows updated, connection->Run(sql, {Int(id)}, "marking a CA journal slot"));
+    if (updated.changed() == 0) return NotFoundError("no CA journal slot " + std::to_string(id));
+    return Status::Ok();
+  }
+
+  Status Ping() override {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
+    return OneInt(*connection, "SELECT value FROM revision WHERE id = 1", "reading the revision").status();
+  }
+
+ private:
+  // Every entry point takes its connection through here: a call is a network round trip, so
+  // none may run on an event loop.
+  Result<Pool::Lease> LeaseOffLoop(const char* method) {
+    AssertNotOnEventLoop(method);
+    return pool_.Acquire();
+  }
+
+  // Inside a transaction: the revision row stays locked until it ends, so entry writes commit in
+  // revision order.
+  static Result<int64_t> NextRevision(Connection& connection) {
+    return OneInt(connection, "UPDATE revision SET value = value + 1 WHERE id = 1 RETURNING value",
+                  "advancing the revision");
+  }
+
+  // One transaction and one revision for the batch, each entry inside its own savepoint: an
+  // entry that fails is undone alone and the rest go on.
+  template <typename Write>
+  Result<std::vector<Result<RegistrationEntry>>> WriteEach(const char* method, std::vector<RegistrationEntry> entries,
+                                                           Write write) {
+    SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(method));
+    Transaction tx(*connection);
+    SIGIL_RETURN_IF_ERROR(tx.Begin());
+    SIGIL_ASSIGN_OR_RETURN(int64_t revision, NextRevision(*connection));
+    std::vector<Result<RegistrationEntry>> results;
+    results.reserve(entries.size());
+    bool any_written = false;
+    for (auto& entry : entries) {
+      SIGIL_RETURN_IF_ERROR(connection->Exec("SAVEPOINT batch_item", "starting a batch item"));
+      Status written = write(*connection, entry, revision);
+      if (written.ok()) {
+        SIGIL_RETURN_IF_ERROR(connection->Exec("RELEASE SAVEPOINT batch_item", "finishing a batch item"));
+        results.emplace_back(std::move(entry));
+        any_written = true;
+      } else {
+        if (written.code() == Code::kUnavailable) return written;
+        SIGIL_RETURN_IF_ERROR(connection->Exec("ROLLBACK TO SAVEPOINT batch_item", "undoing a batch item"));
+        SIGIL_RETURN_IF_ERROR(connection->Exec("RELEASE SAVEPOINT batch_item", "undoing a batch item"));
+        results.emplace_back(std::move(written));
+      }
+    }
+    // Nothing written: the transaction rolls back with the revision it took.
+    if (any_written) SIGIL_RETURN_IF_ERROR(tx.Commit());
+    return results;
+  }
+
+  // Replaces every field of the stored entry with `entry`'s but created_at; inside a transaction.
+  static Status ReplaceEntry(Connection& connection, RegistrationEntry& entry, int64_t revision) {
+    SIGIL_ASSIGN_OR_RETURN(Rows existing, connection.Run("DELETE FROM entries WHERE id = $1 RETURNING created_at, parent_id",
+                                                         {Text(entry.id)}, "replacing entry"));
+    if (existing.size() == 0) return NotFoundError("no entry with id " + entry.id);
+    entry.created_at = existing.Int(0, 0);
+    SIGIL_RETURN_IF_ERROR(InsertEntry(connection, entry, revision));
+    if (existing.Text(0, 1) != entry.parent_id) {
+      // Agents holding the old parent learn of the move as a removal.
+      SIGIL_RETURN_IF_ERROR(Tombstone(connection, entry.id, existing.Text(0, 1), revision));
+    }
+    return Status::Ok();
+  }
+
+  static Status Tombstone(Connection& connection, const std::string& id, const std::string& parent_id, int64_t revision) {
+    return connection
+        .Run("INSERT INTO entry_tombstones (entry_id, parent_id, revision) VALUES ($1, $2, $3) "
+             "ON CONFLICT (entry_id) DO UPDATE SET parent_id = $2, revision = $3",
+             {Text(id), Text(parent_id), Int(revision)}, "recording removal")
+        .status();
+  }
+
+  static Status InsertEntry(Connection& connection, RegistrationEntry& entry, int64_t revision) {
+    if (entry.id.empty()) entry.id = NewEntryId();
+    if (entry.created_at == 0) entry.created_at = NowUnixSeconds();
+    entry.revision = revision;
+    entry.selectors = SelectorSet(entry.selectors).items();
+    Failure failure;
+    if (!connection.Try("INSERT INTO entries (id, spiffe_id, parent_id, selector_key, x509_svid_ttl, jwt_svid_ttl, admin, "
+                        "downstream, expires_at, hint, revision, created_at) "
+                        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                        {Text(entry.id), Text(entry.spiffe_id), Text(entry.parent_id),
+                         Text(EntrySelectorKey(entry.selectors)), Int(entry.x509_svid_ttl.count()),
+                         Int(entry.jwt_svid_ttl.count()), Bool(entry.admin), Bool(entry.downstream),
+                         Int(entry.expires_at), Text(entry.hint), Int(revision), Int(entry.created_at)},
+                        "storing entry", &failure)) {
+      if (failure.state == kUniqueViolation && failure.constraint == "entries_identity") {
+        return AlreadyExistsError("an entry with spiffe_id " + entry.spiffe_id + ", parent_id " + entry.parent_id +
+                                  " and the same selectors already exists");
+      }
+      if (failure.state == kUniqueViolation) return AlreadyExistsError("an entry with id " + entry.id + " already exists");
+      return failure.status;
+    }
+    // The lists in one statement each, from JSON arrays: a round trip per selector would cost
+    // more than the rest of the write.
+    json selectors = json::array();
+    for (const Selector& s : entry.selectors) selectors.push_back({s.type, s.value});
+    SIGIL_RETURN_IF_ERROR(connection
+                              .Run("INSERT INTO entry_selectors (entry_id, type, value) "
+                                   "SELECT $1, s->>0, s->>1 FROM jsonb_array_elements($2::jsonb) s",
+                                   {Text(entry.id), Text(selectors.dump())}, "storing selectors")
+                              .status());
+    if (!entry.dns_names.empty()) {
+      SIGIL_RETURN_IF_ERROR(connection
+                                .Run("INSERT INTO entry_dns_names (entry_id, position, name) "
+                                     "SELECT $1, n.position - 1, n.name FROM jsonb_array_elements_text($2::jsonb) "
+                                     "WITH ORDINALITY AS n(name, position)",
+                                     {Text(entry.id), Text(JsonArray(entry.dns_names))}, "storing DNS names")
+                                .status());
+    }
+    if (!entry.federates_with.empty()) {
+      SIGIL_RETURN_IF_ERROR(connection
+                                .Run("INSERT INTO entry_federates_with (entry_id, position, trust_domain) "
+                                     "SELECT $1, f.position - 1, f.name FROM jsonb_array_elements_text($2::jsonb) "
+                                     "WITH ORDINALITY AS f(name, position)",
+                                     {Text(entry.id), Text(JsonArray(entry.federates_with))}, "storing federations")
+                                .status());
+    }
+    // A re-created id is no longer removed.
+    return connection.Run("DELETE FROM entry_tombstones WHERE entry_id = $1", {Text(entry.id)}, "clearing removal").status();
+  }
+
+  // Entries matching `where` (over `params`), ordered by id (or by revision when `by_revision`).
+  static Result<std::vector<RegistrationEntry>> LoadEntries(Connection& connection, const std::string& where,
+                                                            const std::vector<Param>& params, bool by_revision = false) {
+    SIGIL_ASSIGN_OR_RETURN(Rows rows, connection.Run(std::string(kEntryColumns) + where +
+                                                         (by_revision ? " ORDER BY revision, id" : " ORDER BY id"),
+                                                     params, "reading entries"));
+    return ReadEntries(rows);
+  }
+
+  // Inside a transaction. `replace`: a host attesting again replaces its earlier record (two
+  // replicas recording it at once end with one); else a record of the same ID is AlreadyExists.
+  static Status InsertAgent(Connection& connection, const AttestedAgent& agent, bool replace) {
+    const int64_t now = NowUnixSeconds();
+    const std::string insert =
+        "INSERT INTO agents (spiffe_id, attestation_type, serial, expires_at, banned, created_at, updated_at, "
+        "previous_serial, previous_serial_valid_until) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)" +
+        std::string(replace ? " ON CONFLICT (spiffe_id) DO UPDATE SET attestation_type = $2, serial = $3, "
+                              "expires_at = $4, banned = $5, created_at = $6, updated_at = $6, previous_serial = $7, "
+                              "previous_serial_valid_until = $8"
+                            : "");
+    Failure failure;
+    if (!connection.Try(insert.c_str(),
+                        {Text(agent.spiffe_id), Text(agent.attestation_type), Text(agent.serial), Int(agent.expires_at),
+                         Bool(agent.banned), Int(now), Text(agent.previous_serial), Int(agent.previous_serial_valid_until)},
+                        "recording agent", &failure)) {
+      if (failure.state == kUniqueViolation) return AlreadyExistsError("agent " + agent.spiffe_id + " is already attested");
+      return failure.status;
+    }
+    if (replace) {
+      SIGIL_RETURN_IF_ERROR(connection.Run("DELETE FROM agent_selectors WHERE spiffe_id = $1", {Text(agent.spiffe_id)},
+                                           "replacing the agent's earlier record")
+                                .status());
+    }
+    json selectors = json::array();
+    for (const Selector& s : agent.selectors) selectors.push_back({s.type, s.value});
+    return connection
+        .Run("INSERT INTO agent_selectors (spiffe_id, type, value) "
+             "SELECT $1, s->>0, s->>1 FROM jsonb_array_elements($2::jsonb) s ON CONFLICT DO NOTHING",
+             {Text(agent.spiffe_id), Text(selectors.dump())}, "recording agent selectors")
+        .status();
+  }
+
+  // Inside a transaction: deletes the token, or says why it cannot be spent (and the caller's
+  // rollback keeps it). The DELETE takes the row: a replica spending the same token at once
+  // waits for this transaction and then finds nothing.
+  static Status SpendJoinToken(Connection& connection, const std::string& token, int64_t now) {
+    SIGIL_ASSIGN_OR_RETURN(Rows spent, connection.Run("DELETE FROM join_tokens WHERE token_hash = $1 RETURNING expires_at",
+                                                      {Text(JoinTokenHash(token))}, "using join token"));
+    if (spent.size() == 0) return NotFoundError("join token is unknown or was already used");
+    const int64_t expires_at = spent.Int(0, 0);
+    if (expires_at <= now) return PermissionDeniedError("join token expired " + std::to_string(now - expires_at) + "s ago");
+    return Status::Ok();
+  }
+
+  static Status ChangeAgent(Connection& connection, const char* sql, const std::vector<Param>& params,
+                            const std::string& spiffe_id) {
+    SIGIL_ASSIGN_OR_RETURN(Rows changed, connection.Run(sql, params, "updating agent"));
+    if (changed.changed() == 0) return NotFoundError("no attested agent " + spiffe_id);
+    return Status::Ok();
+  }
+
+  static std::vector<Param> RelationshipParams(const StoredFederationRelationship& relationship) {
+    return {Text(relationship.trust_domain), Text(relationship.bundle_endpoint_url),
+            Text(relationship.bundle_endpoint_profile), Text(relationship.endpoint_spiffe_id)};
+  }
+
+  Pool pool_;
+};
+
+}  // namespace
+
+Status CheckPostgresConnectionString(const std::string& connection_string) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(connection_string.c_str(), &error);
+  if (options == nullptr) {
+    std::string message = error != nullptr ? error : "cannot be read";
+    PQfreemem(error);
+    while (!message.empty() && message.back() == '\n') message.pop_back();
+    return InvalidArgumentError("cannot be read: " + message);
+  }
+  bool has_password = false;
+  for (PQconninfoOption* option = options; option->keyword != nullptr; ++option) {
+    if (std::string_view(option->keyword) == "password" && option->val != nullptr && option->val[0] != '\0') {
+      has_password = true;
+    }
+  }
+  PQconninfoFree(options);
+  if (has_password) {
+    return InvalidArgumentError("holds a password; put it in a file named by password_file, or in PGPASSWORD");
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Datastore>> OpenPostgresDatastore(const PostgresOptions& options) {
+  SIGIL_RETURN_IF_ERROR(CheckPostgresConnectionString(options.connection_string).AddContext("datastore connection_string"));
+  auto store = std::make_unique<PostgresDatastore>(options);
+  Status migrated = store->Migrate();
+  if (!migrated.ok()) return std::move(migrated).AddContext("opening the PostgreSQL datastore");
+  return std::unique_ptr<Datastore>(std::move(store));
+}
+
+}  // namespace sigil::serverd
