@@ -100,10 +100,11 @@ class FederationEndpointTest : public SoftHsmSuite<> {
 };
 
 TEST_F(FederationEndpointTest, HttpsSpiffeKeepsThePartnersBundleCurrentThroughItsCaRotation) {
-  // A 20-second CA: the next one is published at 10 s, and must reach the partner without a
-  // restart of either server.
+  // A 40-second CA: the next one is published at 20 s, and must reach the partner without a
+  // restart of either server. (At 20 s, a slow start under the sanitizers let the successor be
+  // published before the partner's first fetch.)
   const int port = FreeLoopbackPort();
-  ServerdProcess& home = Start({.trust_domain = "example.org", .ca_ttl = "20s", .default_x509_svid_ttl = "5s",
+  ServerdProcess& home = Start({.trust_domain = "example.org", .ca_ttl = "40s", .default_x509_svid_ttl = "5s",
                                 .extra_yaml = "  default_jwt_svid_ttl: 5s\n", .top_level_yaml = EndpointYaml(port)});
   ServerdProcess& partner = Start({.trust_domain = "partner.test",
                                    .top_level_yaml = "federation:\n  federates_with:\n" +
@@ -121,7 +122,7 @@ TEST_F(FederationEndpointTest, HttpsSpiffeKeepsThePartnersBundleCurrentThroughIt
   EXPECT_EQ(held.value("spiffe_sequence", 0), first.value("spiffe_sequence", 0)) << held.dump();
 
   // The home CA's successor is published; within the refresh hint the partner holds it too.
-  WaitUntil([&] { return X509Authorities(Held(partner, "example.org")) == 2; }, std::chrono::seconds(30));
+  WaitUntil([&] { return X509Authorities(Held(partner, "example.org")) == 2; }, std::chrono::seconds(45));
   held = Held(partner, "example.org");
   EXPECT_EQ(X509Authorities(held), 2u) << held.dump();
   EXPECT_GT(held.value("spiffe_sequence", 0), first.value("spiffe_sequence", 0)) << held.dump();
