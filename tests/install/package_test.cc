@@ -33,8 +33,9 @@ using testing::Words;
 const std::string kSource = SIGIL_SOURCE_ROOT;
 const std::string kVersion = SIGIL_PROJECT_VERSION;
 
-ProcessOutput Command(const std::vector<std::string>& argv) {
-  auto out = RunProcess(argv, {}, std::chrono::seconds(90));
+ProcessOutput Command(const std::vector<std::string>& argv,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(90)) {
+  auto out = RunProcess(argv, {}, timeout);
   EXPECT_TRUE(out.ok()) << out.status().ToString();
   return out.ok() ? *out : ProcessOutput{};
 }
@@ -59,7 +60,10 @@ class PackageTest : public ::testing::Test {
     if (::geteuid() != 0 || std::string(SIGIL_BINDIR) != "/usr/bin") return;
     package_dir_ = new TempDir("sigil-deb");
     const ProcessOutput built =
-        Command({kSource + "/tools/package", "--build-dir", SIGIL_BUILD_ROOT, "--out", package_dir_->path().string()});
+        Command({kSource + "/tools/package", "--build-dir", SIGIL_BUILD_ROOT, "--out", package_dir_->path().string()},
+                // The sanitizer builds' binaries are several times larger, and the suite runs
+                // beside: installing and reading them took over 90 s there.
+                std::chrono::seconds(300));
     ASSERT_EQ(built.exit_code, 0) << built.err;
     built_deb_ = Trimmed(built.out);
   }
