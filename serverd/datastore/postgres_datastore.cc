@@ -1080,28 +1080,6 @@ class PostgresDatastore final : public Datastore {
 
 }  // namespace
 
-Status CheckPostgresConnectionString(const std::string& connection_string) {
-  char* error = nullptr;
-  PQconninfoOption* options = PQconninfoParse(connection_string.c_str(), &error);
-  if (options == nullptr) {
-    std::string message = error != nullptr ? error : "cannot be read";
-    PQfreemem(error);
-    while (!message.empty() && message.back() == '\n') message.pop_back();
-    return InvalidArgumentError("cannot be read: " + message);
-  }
-  bool has_password = false;
-  for (PQconninfoOption* option = options; option->keyword != nullptr; ++option) {
-    if (std::string_view(option->keyword) == "password" && option->val != nullptr && option->val[0] != '\0') {
-      has_password = true;
-    }
-  }
-  PQconninfoFree(options);
-  if (has_password) {
-    return InvalidArgumentError("holds a password; put it in a file named by password_file, or in PGPASSWORD");
-  }
-  return Status::Ok();
-}
-
 Result<std::unique_ptr<Datastore>> OpenPostgresDatastore(const PostgresOptions& options) {
   SIGIL_RETURN_IF_ERROR(CheckPostgresConnectionString(options.connection_string).AddContext("datastore connection_string"));
   auto store = std::make_unique<PostgresDatastore>(options);
