@@ -152,6 +152,13 @@ Param Int(int64_t value) { return {std::to_string(value), false}; }
 Param Bool(bool value) { return {value ? "true" : "false", false}; }
 Param Bytes(std::string value) { return {std::move(value), true}; }
 
+// libpq's last error on `conn`, without the line end it carries.
+std::string ErrorText(PGconn* conn) {
+  std::string message = PQerrorMessage(conn);
+  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+  return message;
+}
+
 // The result of one statement, freed with it.
 class Rows {
  public:
@@ -248,8 +255,7 @@ class Connection {
     Failure failure;
     if (const char* state = PQresultErrorField(result.raw(), PG_DIAG_SQLSTATE)) failure.state = state;
     if (const char* constraint = PQresultErrorField(result.raw(), PG_DIAG_CONSTRAINT_NAME)) failure.constraint = constraint;
-    std::string message = PQerrorMessage(conn_);
-    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+    const std::string message = ErrorText(conn_);
     const bool unreachable = broken() || IsConnectionState(failure.state);
     failure.status = Status(unreachable ? Code::kUnavailable : Code::kInternal,
                             std::string(what) + ": " + (unreachable ? "the datastore is unreachable: " : "") + message);
@@ -333,9 +339,7 @@ class Pool {
     if (conn == nullptr) return UnavailableError("cannot connect to the datastore: out of memory");
     auto connection = std::make_unique<Connection>(conn);
     if (PQstatus(conn) != CONNECTION_OK) {
-      std::string message = PQerrorMessage(conn);
-      while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
-      return UnavailableError("cannot connect to the datastore: " + message);
+      return UnavailableError("cannot connect to the datastore: " + ErrorText(conn));
     }
     return connection;
   }
