@@ -113,6 +113,14 @@ Status Server::Start() {
   // What an admin call changed shows in the next scrape, not a second later.
   admin_server_->SetAfterEachCall([this] { RefreshProbeState(); });
   SIGIL_RETURN_IF_ERROR(admin_server_->Start(config_.socket_path.string()));
+  store_changes_ = store_->changes().Subscribe([this](StoreChange change) {
+    if (change == StoreChange::kEntries) return;  // the agent API's own subscription
+    {
+      std::lock_guard lock(rotation_mutex_);
+      store_changed_ = true;
+    }
+    rotation_wake_.notify_all();
+  });
   rotation_thread_ = std::thread([this] { RotationLoop(); });
   LogInfo("serverd started", {{"trust_domain", config_.trust_domain.name()},
                               {"key_store", std::string(hw::KeyStoreKindName(config_.key_store.kind))}});
@@ -120,6 +128,7 @@ Status Server::Start() {
 }
 
 void Server::Stop() {
+  store_changes_ = {};
   {
     std::lock_guard lock(rotation_mutex_);
     stopping_ = true;
@@ -252,7 +261,9 @@ void Server::RotationLoop() {
   std::unique_lock lock(rotation_mutex_);
   while (!stopping_) {
     const bool changed_by_admin = std::exchange(ca_changed_, false);
+    store_changed_ = false;
     lock.unlock();
+    const uint64_t federated_version = federated_->Current()->version;
     auto changed = ca_->Tick(std::chrono::system_clock::now());
     if (changed.ok() && changed_by_admin) changed = true;
     if (!changed.ok()) LogError("CA rotation failed; will retry", {{"error", changed.status().ToString()}});
@@ -287,10 +298,13 @@ void Server::RotationLoop() {
     } else {
       federated_failures_.Succeeded("federated bundles read again");
     }
+    if ((changed.ok() && *changed) || federated_->Current()->version != federated_version) {
+      agent_api_->WakeParkedSyncs();
+    }
     RefreshProbeState();
     const auto next = std::min(ca_->NextEvent(), std::chrono::system_clock::now() + std::chrono::seconds(1));
     lock.lock();
-    rotation_wake_.wait_until(lock, next, [&] { return stopping_ || ca_changed_; });
+    rotation_wake_.wait_until(lock, next, [&] { return stopping_ || ca_changed_ || store_changed_; });
   }
 }
 

@@ -89,6 +89,10 @@ class Server {
   std::mutex rotation_mutex_;
   std::condition_variable rotation_wake_;
   bool ca_changed_ = false;  // by an admin call: the rotation thread publishes the new bundle
+  // By a commit to bundles, relationships or the CA journal, this replica's or another's: the
+  // rotation thread reads them again now rather than at its next tick.
+  bool store_changed_ = false;
+  ChangeFeed::Subscription store_changes_;
   bool stopping_ = false;
 };
 

@@ -99,6 +99,9 @@ Status AgentApi::Start() {
     Stop();
     return listening.AddContext("agent API on " + options_.bind_address + ":" + std::to_string(options_.bind_port));
   }
+  entry_changes_ = store_.changes().Subscribe([this](StoreChange change) {
+    if (change == StoreChange::kEntries) WakeParkedSyncs();
+  });
   LogInfo("agent API listening", {{"address", options_.bind_address + ":" + std::to_string(port_)}});
   return Status::Ok();
 }
@@ -106,6 +109,7 @@ Status AgentApi::Start() {
 void AgentApi::Stop() {
   if (!started_) return;
   started_ = false;
+  entry_changes_ = {};  // no wake-up is posted to the loop from here on
   io_.loop().Invoke([&] {
     for (auto& sync : parked_) Respond(*sync->stream, ErrorAnswer(UnavailableError("serverd is stopping")));
     parked_.clear();

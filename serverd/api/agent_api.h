@@ -30,8 +30,8 @@
 // authorisation. Every SVID and JWT is signed by the signing pipeline (serverd/ca/svid_signer.h,
 // whose signer workers take typed jobs in batches): a workload's are handed back to the loop,
 // an agent's to the worker waiting to record the agent. Answers are posted back to the loop,
-// which writes them. Parked entry syncs live on
-// the loop; the loop's poll timer hands the check for news to a worker.
+// which writes them. Parked entry syncs live on the loop; an announced change (or the resync
+// timer) hands the check for news to a worker.
 //
 // serverd's own certificate is an X509-SVID for spiffe://<td>/spire/server from the active CA,
 // renewed at half-life and whenever the CA changes; agents pin the trust bundle.
@@ -40,6 +40,7 @@
 // the rest runs on the loop and the workers as said above.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -89,10 +90,11 @@ struct AgentApiOptions {
   // Attest requests, which anyone may send: a small queue, so a flood is refused early.
   WorkerPool::Options attestation_workers{
       .queue_capacity = 128, .workers = 1, .max_batch = 1, .max_wait = {}, .name = "attestation"};
-  // How often parked entry syncs look for a newer revision or bundle. Changes made through this
-  // server are seen at the next tick; so are changes written by another replica to a shared
-  // store.
-  std::chrono::milliseconds sync_poll_interval{50};
+  // Parked entry syncs are answered when the store announces a committed entry change (this
+  // replica's or, on a shared store, another's; Datastore::changes) or when serverd's bundles
+  // change (WakeParkedSyncs). They also look for news this often, as a net under a lost
+  // announcement.
+  std::chrono::milliseconds sync_resync_interval{5'000};
   std::chrono::milliseconds max_sync_wait{60'000};
   // Items one SignCsrBatch may carry (agent_api_limits.max_csr_batch_items); an item named
   // many times counts each time. agentd sends 64 at a time, SPIRE's agent at most 500.
@@ -132,6 +134,10 @@ class AgentApi {
   // serverd's own X509-SVID and key as RefreshCredentials last made them (the bundle endpoint's
   // https_spiffe presents it too); any thread.
   std::shared_ptr<const transport::TlsCredentials> server_credentials() const { return credentials_.Current(); }
+
+  // The CA's bundle or the federated bundles changed: parked syncs look for news now. Any
+  // thread, between Start and Stop.
+  void WakeParkedSyncs();
 
  private:
   using StreamPtr = std::shared_ptr<transport::Http2ServerStream>;
@@ -184,8 +190,12 @@ class AgentApi {
   // stays parked.
   std::optional<std::string> AnswerSync(ParkedSync& sync, bool force);
   void Park(std::shared_ptr<ParkedSync> sync);  // loop
-  void ArmSyncTimer();                          // loop
+  // Loop: the timer at the earliest wait's end, or the resync, whichever is first.
+  void ArmSyncTimer();
   static void OnSyncTimer(uv_timer_t* timer);   // loop
+  // Loop: hands the parked syncs to a worker to look for news, or marks that another look is
+  // due when one is running.
+  void LookForNews();
   // Worker: answers the parked syncs that have news or have waited long enough.
   void CheckParkedSyncs(std::vector<std::shared_ptr<ParkedSync>> parked);
 
@@ -239,8 +249,10 @@ class AgentApi {
   // Loop thread only.
   std::vector<std::shared_ptr<ParkedSync>> parked_;
   uv_timer_t* sync_timer_ = nullptr;
-  bool sync_timer_armed_ = false;
   bool sync_check_running_ = false;  // one CheckParkedSyncs at a time
+  bool sync_check_again_ = false;    // news arrived while one ran
+  std::atomic<uint64_t> wakeups_{0};  // WakeParkedSyncs calls; any thread
+  ChangeFeed::Subscription entry_changes_;
 
   FailureLogByKey refusals_;
   RateLimiterByKey attestations_;  // by IP address

@@ -64,6 +64,9 @@ struct AgentApi::ParkedSync {
   int64_t seen_revision = -1;        // the store revision of the last look
   uint64_t seen_bundle_sequence = 0;  // and the bundle's
   uint64_t seen_federated_version = 0;  // and the federated bundles'
+  // AgentApi::wakeups_ before its first look: a wake-up after it, posted before the sync was
+  // parked, would otherwise be missed.
+  uint64_t seen_wakeups = 0;
 };
 
 }  // namespace sigil::serverd

@@ -7,7 +7,9 @@
 // next sync tick, as the own bundle does.
 //
 // The loop keeps the parked syncs and their timer; reading the store (the agent, its
-// authorised set, the current revision) runs on the agent workers.
+// authorised set, the current revision) runs on the agent workers. A parked sync is looked at
+// again when the store announces an entry change, when serverd's bundles change, when its wait
+// ends, and at the resync interval.
 #include <algorithm>
 #include <set>
 
@@ -50,6 +52,7 @@ void AgentApi::SyncEntries(const StreamPtr& stream, const wire::EntrySyncRequest
   sync->since_revision = static_cast<int64_t>(request.since_revision());
   const auto wait = std::min(std::chrono::milliseconds(request.wait_ms()), options_.max_sync_wait);
   sync->deadline = std::chrono::steady_clock::now() + wait;
+  sync->seen_wakeups = wakeups_.load();
   if (auto answer = AnswerSync(*sync, wait.count() == 0)) return Answer(stream, std::move(*answer));
   io_.loop().Post([this, sync = std::move(sync)]() mutable { Park(std::move(sync)); });
 }
@@ -120,32 +123,54 @@ void AgentApi::Park(std::shared_ptr<ParkedSync> sync) {
     Respond(*sync->stream, ErrorAnswer(UnavailableError("serverd is stopping")));
     return;
   }
+  const bool missed_a_wakeup = sync->seen_wakeups != wakeups_.load();
   parked_.push_back(std::move(sync));
-  ArmSyncTimer();
+  if (missed_a_wakeup) {
+    LookForNews();
+  } else {
+    ArmSyncTimer();
+  }
+}
+
+void AgentApi::WakeParkedSyncs() {
+  ++wakeups_;
+  io_.loop().Post([this] { LookForNews(); });
 }
 
 void AgentApi::ArmSyncTimer() {
-  if (sync_timer_armed_ || sync_timer_ == nullptr) return;
-  sync_timer_armed_ = true;
-  const auto interval = static_cast<uint64_t>(options_.sync_poll_interval.count());
-  uv_timer_start(sync_timer_, &AgentApi::OnSyncTimer, interval, interval);
-}
-
-void AgentApi::OnSyncTimer(uv_timer_t* timer) {
-  auto* self = static_cast<AgentApi*>(timer->data);
-  std::erase_if(self->parked_, [](const std::shared_ptr<ParkedSync>& sync) { return sync->stream->closed(); });
-  if (self->parked_.empty()) {
-    uv_timer_stop(timer);
-    self->sync_timer_armed_ = false;
+  if (sync_timer_ == nullptr) return;
+  if (parked_.empty()) {
+    uv_timer_stop(sync_timer_);
     return;
   }
-  if (self->sync_check_running_) return;
-  self->sync_check_running_ = true;
-  // A full queue skips this tick; the next one tries again.
-  Status queued = self->agent_workers_->Submit({.run = [self, parked = self->parked_]() mutable {
-    self->CheckParkedSyncs(std::move(parked));
+  const auto now = std::chrono::steady_clock::now();
+  auto next = now + options_.sync_resync_interval;
+  for (const auto& sync : parked_) next = std::min(next, sync->deadline);
+  const auto wait = std::chrono::ceil<std::chrono::milliseconds>(std::max(next - now, now - now));
+  uv_timer_start(sync_timer_, &AgentApi::OnSyncTimer, static_cast<uint64_t>(wait.count()), 0);
+}
+
+void AgentApi::OnSyncTimer(uv_timer_t* timer) { static_cast<AgentApi*>(timer->data)->LookForNews(); }
+
+void AgentApi::LookForNews() {
+  std::erase_if(parked_, [](const std::shared_ptr<ParkedSync>& sync) { return sync->stream->closed(); });
+  if (parked_.empty() || sync_timer_ == nullptr) {
+    ArmSyncTimer();
+    return;
+  }
+  if (sync_check_running_) {
+    sync_check_again_ = true;
+    return;
+  }
+  sync_check_running_ = true;
+  Status queued = agent_workers_->Submit({.run = [this, parked = parked_]() mutable {
+    CheckParkedSyncs(std::move(parked));
   }});
-  if (!queued.ok()) self->sync_check_running_ = false;
+  if (!queued.ok()) {
+    // A full queue: the timer tries again.
+    sync_check_running_ = false;
+    ArmSyncTimer();
+  }
 }
 
 void AgentApi::CheckParkedSyncs(std::vector<std::shared_ptr<ParkedSync>> parked) {
@@ -167,6 +192,11 @@ void AgentApi::CheckParkedSyncs(std::vector<std::shared_ptr<ParkedSync>> parked)
     for (auto& [sync, answer] : answers) {
       std::erase(parked_, sync);
       Respond(*sync->stream, std::move(answer));
+    }
+    if (std::exchange(sync_check_again_, false)) {
+      LookForNews();
+    } else {
+      ArmSyncTimer();
     }
   });
 }

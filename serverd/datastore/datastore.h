@@ -13,6 +13,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -137,9 +140,56 @@ struct CaSlot {
 
 enum class CaSlotMark { kX509Tainted, kX509Revoked, kJwtTainted, kJwtRevoked };
 
+// What a committed write changed, for those who wait on it: parked entry syncs wait on entries;
+// the federated bundles on bundles (and relationships); the CA's bundle on the CA journal, where
+// other replicas publish their CAs.
+enum class StoreChange { kEntries, kBundles, kCaJournal };
+inline constexpr StoreChange kEveryStoreChange[] = {StoreChange::kEntries, StoreChange::kBundles,
+                                                    StoreChange::kCaJournal};
+
+// Tells subscribers that a write committed, by this process or, on a shared store, by another
+// replica. Only a hint to look again: a subscriber reads the store for what changed. Changes may
+// be coalesced, and a store that lost its link to the other replicas reports every kind once it
+// is back, as it may have missed some.
+//
+// Thread safety: any thread. Listeners run on the store's threads, one at a time, and must be
+// quick (post to a loop, notify a condition variable); they never call the store or the feed.
+class ChangeFeed {
+ public:
+  using Listener = std::function<void(StoreChange)>;
+
+  // Unsubscribes when destroyed; once its destructor returns, the listener is not running and
+  // never runs again.
+  class Subscription {
+   public:
+    Subscription() = default;
+    Subscription(ChangeFeed* feed, uint64_t id) : feed_(feed), id_(id) {}
+    Subscription(Subscription&& other) noexcept : feed_(std::exchange(other.feed_, nullptr)), id_(other.id_) {}
+    Subscription& operator=(Subscription&& other) noexcept;
+    ~Subscription();
+
+   private:
+    void Reset();
+
+    ChangeFeed* feed_ = nullptr;
+    uint64_t id_ = 0;
+  };
+
+  [[nodiscard]] Subscription Subscribe(Listener listener);
+  void Publish(StoreChange change);
+
+ private:
+  std::mutex mutex_;
+  std::map<uint64_t, Listener> listeners_;
+  uint64_t next_id_ = 1;
+};
+
 class Datastore {
  public:
   virtual ~Datastore() = default;
+
+  // Where committed writes are announced; a wrapper hands out the feed of the store it wraps.
+  virtual ChangeFeed& changes() { return changes_; }
 
   // Entries. Create assigns id (when empty), created_at and revision; AlreadyExists when an
   // entry with the same spiffe_id, parent_id and selectors exists. Validation of the entry's
@@ -215,6 +265,9 @@ class Datastore {
 
   // A cheap round trip, for /ready.
   virtual Status Ping() = 0;
+
+ protected:
+  ChangeFeed changes_;
 };
 
 // A fresh entry id: a random UUID, as SPIRE's.

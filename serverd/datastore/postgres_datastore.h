@@ -15,7 +15,7 @@
 
 namespace sigil::serverd {
 
-inline constexpr int kPostgresSchemaVersion = 1;
+inline constexpr int kPostgresSchemaVersion = 2;
 
 struct PostgresOptions {
   // libpq's connection string ("host=… port=… dbname=… user=…") or URI (postgresql://…),

@@ -292,7 +292,13 @@ class Transaction {
 
 class SqliteDatastore final : public Datastore {
  public:
-  explicit SqliteDatastore(sqlite3* db) : db_(db), statements_(db) {}
+  explicit SqliteDatastore(sqlite3* db) : db_(db), statements_(db) {
+    // The change feed hears of a commit once it is durable: the update hook notes which tables
+    // each statement wrote, the WAL hook runs after the commit, a rollback forgets the notes.
+    sqlite3_update_hook(db_, &SqliteDatastore::OnRowWritten, this);
+    sqlite3_rollback_hook(db_, &SqliteDatastore::OnRollback, this);
+    sqlite3_wal_hook(db_, &SqliteDatastore::OnCommitted, this);
+  }
   ~SqliteDatastore() override {
     statements_.Clear();
     sqlite3_close_v2(db_);
@@ -713,6 +719,28 @@ class SqliteDatastore final : public Datastore {
     return read.Int(0);
   }
 
+  static void OnRowWritten(void* self, int /*operation*/, const char* /*database*/, const char* table,
+                           sqlite3_int64 /*row*/) {
+    const std::string_view name(table);
+    std::optional<StoreChange> change;
+    if (name == "revision") change = StoreChange::kEntries;  // every entry write advances it
+    if (name == "bundles" || name == "federation_relationships") change = StoreChange::kBundles;
+    if (name == "ca_journal") change = StoreChange::kCaJournal;
+    if (change) static_cast<SqliteDatastore*>(self)->uncommitted_changes_ |= 1u << static_cast<unsigned>(*change);
+  }
+  static void OnRollback(void* self) { static_cast<SqliteDatastore*>(self)->uncommitted_changes_ = 0; }
+  static int OnCommitted(void* self, sqlite3* db, const char* database, int wal_pages) {
+    // A WAL hook replaces SQLite's automatic checkpoint (itself a WAL hook), so it checkpoints as
+    // that one would, at 1000 pages.
+    if (wal_pages >= 1000) sqlite3_wal_checkpoint_v2(db, database, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    auto* store = static_cast<SqliteDatastore*>(self);
+    const unsigned committed = std::exchange(store->uncommitted_changes_, 0);
+    for (StoreChange change : kEveryStoreChange) {
+      if (committed & (1u << static_cast<unsigned>(change))) store->changes_.Publish(change);
+    }
+    return SQLITE_OK;
+  }
+
   Result<int64_t> NextRevision() {
     SIGIL_RETURN_IF_ERROR(Exec(db_, "UPDATE revision SET value = value + 1 WHERE id = 1", "advancing the revision"));
     return CountLocked("SELECT value FROM revision WHERE id = 1");
@@ -954,6 +982,7 @@ class SqliteDatastore final : public Datastore {
   std::mutex mutex_;
   sqlite3* db_;
   StatementCache statements_;
+  unsigned uncommitted_changes_ = 0;  // a bit per StoreChange, under the connection's own mutex
 };
 
 }  // namespace

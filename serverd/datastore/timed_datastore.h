@@ -17,6 +17,8 @@ class TimedDatastore final : public Datastore {
   TimedDatastore(std::unique_ptr<Datastore> inner, MetricsRegistry* metrics)
       : owned_(std::move(inner)), inner_(*owned_), metrics_(metrics) {}
 
+  ChangeFeed& changes() override { return inner_.changes(); }
+
   Result<RegistrationEntry> CreateEntry(RegistrationEntry entry) override;
   Result<std::vector<RegistrationEntry>> CreateEntries(
       std::vector<RegistrationEntry> entries) override;

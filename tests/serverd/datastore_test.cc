@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -117,6 +119,43 @@ class StoreFixture {
   TempDir dir_{"sigil-datastore"};
   sigil::testing::Postgres* postgres_ = nullptr;
   std::string database_;
+};
+
+// What a store's change feed announced, kind by kind.
+class FeedRecorder {
+ public:
+  explicit FeedRecorder(Datastore& store)
+      : subscription_(store.changes().Subscribe([this](StoreChange change) {
+          {
+            std::lock_guard lock(mutex_);
+            ++counts_[change];
+          }
+          heard_.notify_all();
+        })) {}
+
+  // Waits for an announcement of `change` after the last Clear.
+  bool WaitFor(StoreChange change, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    std::unique_lock lock(mutex_);
+    return heard_.wait_for(lock, timeout, [&] { return counts_[change] > 0; });
+  }
+  // Forgets what was heard, once the feed has been quiet for `quiet` (a PostgreSQL store announces
+  // every kind when its listener connects).
+  void Clear(std::chrono::milliseconds quiet = std::chrono::milliseconds(300)) {
+    std::unique_lock lock(mutex_);
+    do {
+      counts_.clear();
+    } while (heard_.wait_for(lock, quiet, [&] { return !counts_.empty(); }));
+  }
+  int Count(StoreChange change) {
+    std::lock_guard lock(mutex_);
+    return counts_[change];
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable heard_;
+  std::map<StoreChange, int> counts_;
+  ChangeFeed::Subscription subscription_;  // last: unsubscribes before the rest goes
 };
 
 class DatastoreTest : public ::testing::TestWithParam<StoreKind> {
@@ -512,6 +551,30 @@ TEST_P(DatastoreTest, BundlesAndCaJournal) {
   EXPECT_FALSE((*slots)[1].x509_tainted || (*slots)[1].jwt_revoked);
 }
 
+TEST_P(DatastoreTest, ACommittedWriteIsAnnouncedAndARolledBackOneIsNot) {
+  FeedRecorder feed(*store_);
+  feed.Clear();
+  auto entry = store_->CreateEntry(SampleEntry("announced"));
+  ASSERT_TRUE(entry.ok());
+  EXPECT_TRUE(feed.WaitFor(StoreChange::kEntries));
+  feed.Clear();
+  ASSERT_TRUE(store_->DeleteEntry(entry->id).ok());
+  EXPECT_TRUE(feed.WaitFor(StoreChange::kEntries));
+  ASSERT_TRUE(store_->SetBundle({"other.org", "{\"keys\":[]}", true, 0}).ok());
+  EXPECT_TRUE(feed.WaitFor(StoreChange::kBundles));
+  ASSERT_TRUE(store_->AddCaSlot({0, "ca-1", "der", 100, 200, CaSlotState::kActive}).ok());
+  EXPECT_TRUE(feed.WaitFor(StoreChange::kCaJournal));
+  feed.Clear();
+  // Refused after its revision was taken: rolled back, so nothing is announced. Nor is a read.
+  ASSERT_TRUE(store_->CreateEntry(SampleEntry("twice")).ok());
+  ASSERT_TRUE(feed.WaitFor(StoreChange::kEntries));
+  feed.Clear();
+  ASSERT_EQ(store_->CreateEntry(SampleEntry("twice")).status().code(), Code::kAlreadyExists);
+  ASSERT_TRUE(store_->ListEntries({}).ok());
+  EXPECT_FALSE(feed.WaitFor(StoreChange::kEntries, std::chrono::milliseconds(500)));
+  EXPECT_EQ(feed.Count(StoreChange::kBundles) + feed.Count(StoreChange::kCaJournal), 0);
+}
+
 TEST_P(DatastoreTest, RefusesASchemaFromTheFuture) {
   store_.reset();
   ASSERT_TRUE(ExecRaw("UPDATE schema_version SET version = 99").ok());
@@ -728,6 +791,26 @@ TEST_F(PostgresDatastoreTest, WritersOnTwoReplicasCommitInRevisionOrder) {
   EXPECT_GT(reads, 1);
 }
 
+// A replica hears of another's commit by PostgreSQL's notification, well within a second.
+TEST_F(PostgresDatastoreTest, AWriteOnOneReplicaWakesTheOtherAtOnce) {
+  FeedRecorder heard_by_b(*replica_b_);
+  heard_by_b.Clear();
+  std::vector<double> latencies_ms;
+  for (int i = 0; i < 20; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    ASSERT_TRUE(replica_a_->CreateEntry(SampleEntry("wake-" + std::to_string(i))).ok());
+    ASSERT_TRUE(heard_by_b.WaitFor(StoreChange::kEntries, std::chrono::seconds(1))) << "write " << i;
+    latencies_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    heard_by_b.Clear(std::chrono::milliseconds(0));
+  }
+  std::sort(latencies_ms.begin(), latencies_ms.end());
+  EXPECT_LT(latencies_ms[latencies_ms.size() / 2], 250.0) << "median from commit on A to B's feed";
+  ASSERT_TRUE(replica_a_->SetBundle({"other.org", "{\"keys\":[]}", true, 0}).ok());
+  EXPECT_TRUE(heard_by_b.WaitFor(StoreChange::kBundles, std::chrono::seconds(1)));
+  ASSERT_TRUE(replica_a_->AddCaSlot({0, "ca-a", "der", 100, 200, CaSlotState::kActive}).ok());
+  EXPECT_TRUE(heard_by_b.WaitFor(StoreChange::kCaJournal, std::chrono::seconds(1)));
+}
+
 // PostgreSQL stops: calls fail with Unavailable, promptly, and name the datastore; it comes back:
 // the same store objects work again without being opened anew.
 TEST_F(PostgresDatastoreTest, AnOutageIsUnavailableAndTheStoreRecoversWithoutReopening) {
@@ -748,6 +831,23 @@ TEST_F(PostgresDatastoreTest, AnOutageIsUnavailableAndTheStoreRecoversWithoutReo
   EXPECT_TRUE(sigil::testing::WaitUntil([&] { return replica_b_->CountEntries().ok(); }, std::chrono::seconds(10)));
   EXPECT_EQ(*replica_b_->CountEntries(), 1) << "the write refused during the outage must not have landed";
   EXPECT_TRUE(replica_b_->CreateEntry(SampleEntry("after")).ok());
+}
+
+// Notifications sent while a replica's listener is cut off are lost: when it is back it says that
+// anything may have changed, and then hears the other replica's writes again.
+TEST_F(PostgresDatastoreTest, AListenerCutOffAnnouncesEverythingWhenBackAndHearsAgain) {
+  FeedRecorder heard_by_b(*replica_b_);
+  heard_by_b.Clear();
+  sigil::testing::Postgres& server = *fixture_.postgres();
+  ASSERT_TRUE(server.Stop().ok());
+  ASSERT_TRUE(server.StartAgain().ok());
+  for (StoreChange change : kEveryStoreChange) {
+    EXPECT_TRUE(heard_by_b.WaitFor(change, std::chrono::seconds(10))) << static_cast<int>(change);
+  }
+  ASSERT_TRUE(sigil::testing::WaitUntil([&] { return replica_a_->Ping().ok(); }, std::chrono::seconds(10)));
+  heard_by_b.Clear();
+  ASSERT_TRUE(replica_a_->CreateEntry(SampleEntry("after")).ok());
+  EXPECT_TRUE(heard_by_b.WaitFor(StoreChange::kEntries, std::chrono::seconds(1)));
 }
 
 TEST(PostgresOptionsTest, APasswordInTheConnectionStringIsRefusedAndNamed) {
