@@ -62,6 +62,7 @@ Status Server::Start() {
   ca_options.subject = {config_.ca_subject.country, config_.ca_subject.organization, config_.ca_subject.common_name};
   ca_options.mode = config_.ca_mode;
   ca_options.delegated_ca_ttl = config_.delegated_ca_ttl;
+  ca_options.replica = config_.replica_name;
   ca_ = std::make_unique<CaManager>(ca_options, *keys_, *store_, &metrics_);
   SIGIL_RETURN_IF_ERROR(ca_->Start(std::chrono::system_clock::now()));
   federated_ = std::make_unique<FederatedBundles>(*store_);
@@ -115,6 +116,7 @@ Status Server::Start() {
   SIGIL_RETURN_IF_ERROR(admin_server_->Start(config_.socket_path.string()));
   store_changes_ = store_->changes().Subscribe([this](StoreChange change) {
     if (change == StoreChange::kEntries) return;  // the agent API's own subscription
+    if (change == StoreChange::kCaJournal) ca_->JournalChanged();
     {
       std::lock_guard lock(rotation_mutex_);
       store_changed_ = true;

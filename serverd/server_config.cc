@@ -1,5 +1,8 @@
 #include "serverd/server_config.h"
 
+#include <unistd.h>
+
+#include <cctype>
 #include <cstdlib>
 
 #include "core/config.h"
@@ -27,11 +30,29 @@ void ReadRateLimit(ConfigSection& section, std::string_view rate_key, std::strin
 
 // Each kind's keys only with that kind: a connection string under a SQLite store (or a file
 // path under PostgreSQL) is a mistake to name, not a setting to ignore.
+// The default replica name: two serverd on one host and one database must each be given one.
+std::string HostName() {
+  char name[256] = {};
+  if (gethostname(name, sizeof name - 1) != 0) return "serverd";
+  return name;
+}
+
+Status CheckReplicaName(const std::string& name) {
+  if (name.empty() || name.size() > 64) return InvalidArgumentError("must be 1 to 64 characters long");
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.' && c != '_') {
+      return InvalidArgumentError("'" + name + "' may hold only letters, digits, '-', '.' and '_'");
+    }
+  }
+  return Status::Ok();
+}
+
 void ReadDatastore(ConfigSection datastore, ServerConfig& config) {
   std::string kind = "sqlite";
   datastore.ReadChoice("kind", kind, {"sqlite", "postgres"});
   config.datastore_kind = kind == "postgres" ? DatastoreKind::kPostgres : DatastoreKind::kSqlite;
-  constexpr std::string_view kPostgresKeys[] = {"connection_string", "password_file", "max_connections"};
+  constexpr std::string_view kPostgresKeys[] = {"connection_string", "password_file", "max_connections",
+                                                "replica_name"};
   if (config.datastore_kind == DatastoreKind::kSqlite) {
     std::string path;
     datastore.Read("sqlite_path", path);
@@ -51,6 +72,11 @@ void ReadDatastore(ConfigSection datastore, ServerConfig& config) {
     datastore.Read("password_file", password_file);
     config.postgres_password_file = password_file;
     datastore.Read("max_connections", config.postgres_max_connections, 1, 1000);
+    config.replica_name = HostName();
+    datastore.Read("replica_name", config.replica_name);
+    if (Status named = CheckReplicaName(config.replica_name); !named.ok()) {
+      datastore.Problem("replica_name", named.message());
+    }
   }
   datastore.RefuseUnknownKeys();
 }

@@ -44,6 +44,7 @@
 //     connection_string: "host=db.example.org dbname=sigil user=sigil sslmode=verify-full"  # postgres
 //     password_file: /etc/sigil/postgres-password   # postgres; or PGPASSWORD, never in this file
 //     max_connections: 8             # postgres: the pool's size
+//     replica_name: <host name>      # postgres: unique among the replicas of one database
 //   agent_api_limits:                # the agent API listener's; see transport/listener_limits.h
 //     max_connections_per_source: 256  # per IP address
 //     max_csr_batch_items: 1000      # CSRs in one SignCsrBatch, aliased items counted each time
@@ -124,6 +125,9 @@ struct ServerConfig {
   std::string postgres_connection_string;
   std::filesystem::path postgres_password_file;  // empty: libpq's own (PGPASSWORD, ~/.pgpass)
   int postgres_max_connections = 8;
+  // This serverd among the replicas sharing one PostgreSQL store: its CA slots in the journal are
+  // the ones it signs with. Empty with SQLite (one serverd per file).
+  std::string replica_name;
 
   HealthCheckConfig health_checks;
   transport::Http2ServerOptions agent_api_limits;  // agent_api_limits: (transport/listener_limits.h)

@@ -22,6 +22,20 @@ TimePoint ActivateAt(const CaSlot& s) { return FromUnix(s.not_before + (s.not_af
 
 std::string JwtLabelFor(const std::string& ca_label) { return "jwt" + ca_label.substr(2); }  // ca-… -> jwt-…
 
+// How often the other replicas' slots are read when no change was announced.
+constexpr std::chrono::seconds kPeerResync{30};
+
+// Whether two readings of the other replicas' slots put the same authorities in the bundle.
+template <typename Peers>
+bool SamePeerAuthorities(const Peers& a, const Peers& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const auto& x, const auto& y) {
+    const CaSlot& p = x.record;
+    const CaSlot& q = y.record;
+    return p.id == q.id && p.x509_tainted == q.x509_tainted && p.x509_revoked == q.x509_revoked &&
+           p.jwt_tainted == q.jwt_tainted && p.jwt_revoked == q.jwt_revoked;
+  });
+}
+
 }  // namespace
 
 Result<std::string> JwtKeyId(EVP_PKEY* public_key) {
@@ -105,6 +119,9 @@ Result<CaManager::Slot> CaManager::NewSlot(TimePoint now, CaSlotState state) {
   record.not_before = ToUnix(ca.not_before());
   record.not_after = ToUnix(ca.not_after());
   record.state = state;
+  record.replica = options_.replica;
+  SIGIL_ASSIGN_OR_RETURN(Bytes jwt_public_key, PublicKeyToDer(jwt_key->public_key()));
+  record.jwt_public_key_der.assign(jwt_public_key.begin(), jwt_public_key.end());
   SIGIL_ASSIGN_OR_RETURN(record, store_.AddCaSlot(record));
   SIGIL_ASSIGN_OR_RETURN(std::string kid, JwtKeyId(jwt_key->public_key()));
   LogInfo("CA prepared", {{"slot", std::to_string(record.id)}, {"key_label", label},
@@ -131,15 +148,19 @@ Status CaManager::Start(TimePoint now) {
   SIGIL_ASSIGN_OR_RETURN(std::vector<CaSlot> records, store_.ListCaSlots());
   for (const CaSlot& record : records) {
     ++sequence_;
+    if (record.replica != options_.replica) continue;
     // Retired CAs stay in the bundle until they expire or are revoked; then they are done with.
     if (FromUnix(record.not_after) <= now || (record.x509_revoked && record.jwt_revoked)) continue;
     auto slot = LoadSlot(record);
     if (!slot.ok()) {
-      return std::move(slot).status().AddContext("loading CA slot " + std::to_string(record.id) + " (key " +
-                                                 record.key_label + ")");
+      return std::move(slot).status().AddContext(
+          "loading CA slot " + std::to_string(record.id) + " (key " + record.key_label + ") of replica '" +
+          options_.replica + "' (does another serverd use this datastore with the same datastore.replica_name?)");
     }
     slots_.push_back(std::move(*slot));
   }
+  SIGIL_RETURN_IF_ERROR(ReadPeers(now).status().AddContext("reading the other replicas' CAs"));
+  peers_read_at_ = now;
   // Several active records mean a crash between activating one and retiring the other: the
   // newest wins.
   Slot* active = nullptr;
@@ -165,6 +186,36 @@ Status CaManager::Start(TimePoint now) {
   LogInfo("CA active", {{"slot", std::to_string(Active()->record.id)},
                         {"mode", options_.mode == CaMode::kDelegated ? "delegated" : "direct"}});
   return Status::Ok();
+}
+
+Result<bool> CaManager::ReadPeers(TimePoint now) {
+  SIGIL_ASSIGN_OR_RETURN(std::vector<CaSlot> records, store_.ListCaSlots());
+  std::vector<PeerSlot> peers;
+  for (CaSlot& record : records) {
+    if (record.replica == options_.replica) continue;
+    if (FromUnix(record.not_after) <= now || (record.x509_revoked && record.jwt_revoked)) continue;
+    PeerSlot peer;
+    auto cert = CertFromDer(AsBytes(record.certificate_der));
+    if (!cert.ok()) {
+      LogWarn("another replica's CA in the journal cannot be read; it is left out of the bundle",
+              {{"slot", std::to_string(record.id)}, {"replica", record.replica}, {"error", cert.status().ToString()}});
+      continue;
+    }
+    peer.cert = std::move(*cert);
+    if (!record.jwt_public_key_der.empty()) {
+      auto key = PublicKeyFromDer(AsBytes(record.jwt_public_key_der));
+      auto kid = key.ok() ? JwtKeyId(key->get()) : Result<std::string>(key.status());
+      if (kid.ok()) {
+        peer.jwt_public_key = std::move(*key);
+        peer.jwt_key_id = std::move(*kid);
+      }
+    }
+    peer.record = std::move(record);
+    peers.push_back(std::move(peer));
+  }
+  if (SamePeerAuthorities(peers_, peers)) return false;
+  peers_ = std::move(peers);
+  return true;
 }
 
 Status CaManager::RenewIntermediate(TimePoint now) {
@@ -196,9 +247,25 @@ Result<bool> CaManager::Tick(TimePoint now) {
     SIGIL_RETURN_IF_ERROR(ActivatePrepared(now));
     changed = true;
   }
-  const size_t before = slots_.size();
+  if (peers_stale_.exchange(false) || now >= peers_read_at_ + kPeerResync) {
+    peers_read_at_ = now;
+    // Not fatal to the rotation: a store that cannot be read now is read again at the next
+    // announcement or resync.
+    auto peers_changed = ReadPeers(now);
+    if (!peers_changed.ok()) {
+      peer_read_failures_.Failed({{"error", peers_changed.status().ToString()}});
+    } else {
+      peer_read_failures_.Succeeded("the other replicas' CAs are read again");
+      if (*peers_changed) {
+        ++sequence_;
+        changed = true;
+      }
+    }
+  }
+  const size_t before = slots_.size() + peers_.size();
   std::erase_if(slots_, [&](const Slot& s) { return FromUnix(s.record.not_after) <= now; });
-  if (slots_.size() != before) {
+  std::erase_if(peers_, [&](const PeerSlot& s) { return FromUnix(s.record.not_after) <= now; });
+  if (slots_.size() + peers_.size() != before) {
     ++sequence_;
     changed = true;
   }
@@ -252,6 +319,17 @@ Status CaManager::Publish() {
       if (slot.record.jwt_tainted) next->bundle.tainted_jwt_authorities.insert(slot.jwt_key_id);
     }
   }
+  for (const PeerSlot& peer : peers_) {
+    if (!peer.record.x509_revoked) {
+      next->bundle.x509.Add(peer.cert.get());
+      if (peer.record.x509_tainted) next->bundle.tainted_x509_authorities.insert(X509AuthorityId(peer.cert.get()));
+    }
+    if (!peer.record.jwt_revoked && peer.jwt_public_key != nullptr) {
+      next->bundle.jwt.authorities[peer.jwt_key_id] =
+          JwtAuthority(UpRef(peer.jwt_public_key.get()), FromUnix(peer.record.not_after));
+      if (peer.record.jwt_tainted) next->bundle.tainted_jwt_authorities.insert(peer.jwt_key_id);
+    }
+  }
   next->bundle.sequence = sequence_;
   SIGIL_ASSIGN_OR_RETURN(std::string jwks, TrustBundleToJwks(next->bundle));
   SIGIL_RETURN_IF_ERROR(store_.SetBundle({options_.trust_domain.name(), jwks, false, 0}));
@@ -274,6 +352,7 @@ TimePoint CaManager::NextEvent() const {
     }
     next = std::min(next, FromUnix(slot.record.not_after));
   }
+  for (const PeerSlot& peer : peers_) next = std::min(next, FromUnix(peer.record.not_after));
   if (intermediate_ != nullptr) {
     next = std::min(next, intermediate_->not_before() + (intermediate_->not_after() - intermediate_->not_before()) / 2);
   }

@@ -15,6 +15,12 @@
 // tainted authority stays in the bundle, marked, and agents replace what it issued at once; a
 // revoked one leaves the bundle.
 //
+// Several replicas on one datastore each run a CaManager over their own slots of the shared
+// journal (CaSlot::replica), with keys in their own key store, and sign with their own active
+// CA; each publishes every replica's CAs (the peers' certificates and JWT keys read from the
+// journal), so an SVID from any replica verifies with the bundle of any other. Peers' slots are
+// read again when the journal announces a change (JournalChanged) and every 30 s besides.
+//
 // A crash at any point leaves a journal the next start can use: keys are made before the slot
 // that names them is written, and a slot's state and marks only move forward.
 //
@@ -23,6 +29,7 @@
 // local authority methods.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -31,6 +38,7 @@
 #include <string>
 #include <vector>
 
+#include "core/failure_log.h"
 #include "core/metrics.h"
 #include "core/swappable.h"
 #include "core/trust_bundle.h"
@@ -48,6 +56,7 @@ struct CaManagerOptions {
   SubjectName subject{.country = "US", .organization = "SPIFFE"};
   CaMode mode = CaMode::kDirect;
   std::chrono::seconds delegated_ca_ttl{600};
+  std::string replica;  // whose slots of the journal are this manager's (ServerConfig::replica_name)
 };
 
 class CaManager {
@@ -73,6 +82,9 @@ class CaManager {
 
   // When Tick next has something to do.
   TimePoint NextEvent() const;
+
+  // Another replica may have changed its slots: the next Tick reads them. Any thread.
+  void JournalChanged() { peers_stale_ = true; }
 
   // SPIRE's local authority API. `old` is the newest retired authority not revoked; Taint and
   // Revoke also take an older one still in the bundle.
@@ -113,7 +125,18 @@ class CaManager {
     std::string jwt_key_id;
   };
 
+  // Another replica's slot: what its bundle entries need, read from the journal alone.
+  struct PeerSlot {
+    CaSlot record;
+    X509Ptr cert;
+    EvpPkeyPtr jwt_public_key;  // null for a slot recorded without it
+    std::string jwt_key_id;
+  };
+
   Result<Slot> LoadSlot(const CaSlot& record);
+  // Reads the other replicas' slots from the journal; true when what the bundle holds of them
+  // changed.
+  Result<bool> ReadPeers(TimePoint now);
   Result<Slot> NewSlot(TimePoint now, CaSlotState state);
   Status RenewIntermediate(TimePoint now);
   Status ActivatePrepared(TimePoint now);
@@ -135,6 +158,11 @@ class CaManager {
   hw::KeyStore& keys_;
   Datastore& store_;
   std::vector<Slot> slots_;  // not expired, oldest first; none with both authorities revoked
+  std::vector<PeerSlot> peers_;  // other replicas' slots, likewise
+  std::atomic<bool> peers_stale_{false};
+  TimePoint peers_read_at_{};
+  FailureLog peer_read_failures_{LogLevel::kWarn, "reading the other replicas' CAs failed; the bundle keeps those it had",
+                                 std::chrono::minutes(1)};
   std::shared_ptr<const X509Ca> intermediate_;
   uint64_t sequence_ = 0;
 

@@ -122,7 +122,9 @@ struct StoredFederationRelationship {
 enum class CaSlotState { kPrepared, kActive, kRetired };
 std::string_view CaSlotStateName(CaSlotState state);
 
-// One CA the server has made: the label of its key in the key store and its certificate.
+// One CA a server has made: the label of its keys in that server's key store and its
+// certificate. Several replicas on one store each keep their own slots (`replica`); each signs
+// with its own and publishes everyone's.
 struct CaSlot {
   int64_t id = 0;  // assigned by the store, increasing
   std::string key_label;
@@ -130,6 +132,10 @@ struct CaSlot {
   int64_t not_before = 0;
   int64_t not_after = 0;
   CaSlotState state = CaSlotState::kPrepared;
+  std::string replica;  // datastore.replica_name of the serverd whose key store holds the keys
+  // The JWT key's public half (SubjectPublicKeyInfo DER), which the other replicas publish; empty
+  // in slots recorded before replicas existed.
+  std::string jwt_public_key_der;
   // What an operator did to the slot's two authorities (`serverd localauthority x509|jwt
   // taint|revoke`); a mark is never taken back.
   bool x509_tainted = false;

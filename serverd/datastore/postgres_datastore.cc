@@ -618,10 +618,12 @@ class PostgresDatastore final : public Datastore {
   Result<CaSlot> AddCaSlot(CaSlot slot) override {
     SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
     SIGIL_ASSIGN_OR_RETURN(Rows rows, connection->Run("INSERT INTO ca_journal (key_label, certificate, not_before, "
-                                                      "not_after, state) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                                                      "not_after, state, replica, jwt_public_key) "
+                                                      "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
                                                       {Text(slot.key_label), Bytes(slot.certificate_der),
                                                        Int(slot.not_before), Int(slot.not_after),
-                                                       Text(std::string(CaSlotStateName(slot.state)))},
+                                                       Text(std::string(CaSlotStateName(slot.state))),
+                                                       Text(slot.replica), Bytes(slot.jwt_public_key_der)},
                                                       "recording CA"));
     slot.id = rows.Int(0, 0);
     return slot;
@@ -630,8 +632,8 @@ class PostgresDatastore final : public Datastore {
   Result<std::vector<CaSlot>> ListCaSlots() override {
     SIGIL_ASSIGN_OR_RETURN(auto connection, LeaseOffLoop(__func__));
     SIGIL_ASSIGN_OR_RETURN(Rows rows, connection->Run("SELECT id, key_label, certificate, not_before, not_after, state, "
-                                                      "x509_tainted, x509_revoked, jwt_tainted, jwt_revoked "
-                                                      "FROM ca_journal ORDER BY id",
+                                                      "x509_tainted, x509_revoked, jwt_tainted, jwt_revoked, "
+                                                      "replica, jwt_public_key FROM ca_journal ORDER BY id",
                                                       {}, "reading the CA journal"));
     std::vector<CaSlot> slots;
     for (int r = 0; r < rows.size(); ++r) {
@@ -642,6 +644,8 @@ class PostgresDatastore final : public Datastore {
       slot.x509_revoked = rows.Bool(r, 7);
       slot.jwt_tainted = rows.Bool(r, 8);
       slot.jwt_revoked = rows.Bool(r, 9);
+      slot.replica = rows.Text(r, 10);
+      slot.jwt_public_key_der = rows.Bytes(r, 11);
       slots.push_back(std::move(slot));
     }
     return slots;

@@ -139,6 +139,13 @@ ALTER TABLE ca_journal ADD COLUMN jwt_tainted INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE ca_journal ADD COLUMN jwt_revoked INTEGER NOT NULL DEFAULT 0;
 )sql";
 
+// Version 5: the replica each CA slot belongs to, and its JWT key's public half, as in
+// PostgreSQL's version 2 (one SQLite file has one serverd, whose replica name is empty).
+constexpr const char* kSchemaV5 = R"sql(
+ALTER TABLE ca_journal ADD COLUMN replica TEXT NOT NULL DEFAULT '';
+ALTER TABLE ca_journal ADD COLUMN jwt_public_key BLOB NOT NULL DEFAULT x'';
+)sql";
+
 class Database;
 
 // A prepared statement; values bound by position from 1, columns read from 0.
@@ -340,6 +347,10 @@ class SqliteDatastore final : public Datastore {
     if (version < 4) {
       SIGIL_RETURN_IF_ERROR(Exec(db_, kSchemaV4, "migrating the datastore schema to version 4"));
       SIGIL_RETURN_IF_ERROR(Exec(db_, "UPDATE schema_version SET version = 4", "recording the schema version"));
+    }
+    if (version < 5) {
+      SIGIL_RETURN_IF_ERROR(Exec(db_, kSchemaV5, "migrating the datastore schema to version 5"));
+      SIGIL_RETURN_IF_ERROR(Exec(db_, "UPDATE schema_version SET version = 5", "recording the schema version"));
     }
     return tx.Commit();
   }
@@ -656,9 +667,11 @@ class SqliteDatastore final : public Datastore {
 
   Result<CaSlot> AddCaSlot(CaSlot slot) override {
     std::lock_guard lock(LockOffLoop(__func__));
-    Statement insert(statements_, "INSERT INTO ca_journal (key_label, certificate, not_before, not_after, state) VALUES (?1, ?2, ?3, ?4, ?5)");
+    Statement insert(statements_, "INSERT INTO ca_journal (key_label, certificate, not_before, not_after, state, replica, "
+                                  "jwt_public_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
     insert.Bind(1, slot.key_label).BindBlob(2, slot.certificate_der).Bind(3, slot.not_before)
-        .Bind(4, slot.not_after).Bind(5, std::string(CaSlotStateName(slot.state)));
+        .Bind(4, slot.not_after).Bind(5, std::string(CaSlotStateName(slot.state))).Bind(6, slot.replica)
+        .BindBlob(7, slot.jwt_public_key_der);
     SIGIL_RETURN_IF_ERROR(insert.Run("recording CA"));
     slot.id = sqlite3_last_insert_rowid(db_);
     return slot;
@@ -668,7 +681,7 @@ class SqliteDatastore final : public Datastore {
     std::lock_guard lock(LockOffLoop(__func__));
     Statement read(statements_,
                    "SELECT id, key_label, certificate, not_before, not_after, state, x509_tainted, x509_revoked, "
-                   "jwt_tainted, jwt_revoked FROM ca_journal ORDER BY id");
+                   "jwt_tainted, jwt_revoked, replica, jwt_public_key FROM ca_journal ORDER BY id");
     std::vector<CaSlot> slots;
     while (read.Next()) {
       CaSlot slot{read.Int(0), read.Text(1), read.Text(2), read.Int(3), read.Int(4), CaSlotState::kPrepared};
@@ -678,6 +691,8 @@ class SqliteDatastore final : public Datastore {
       slot.x509_revoked = read.Int(7) != 0;
       slot.jwt_tainted = read.Int(8) != 0;
       slot.jwt_revoked = read.Int(9) != 0;
+      slot.replica = read.Text(10);
+      slot.jwt_public_key_der = read.Text(11);
       slots.push_back(std::move(slot));
     }
     SIGIL_RETURN_IF_ERROR(read.status("reading the CA journal"));

@@ -11,7 +11,7 @@
 
 namespace sigil::serverd {
 
-inline constexpr int kSqliteSchemaVersion = 4;
+inline constexpr int kSqliteSchemaVersion = 5;
 
 Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const std::filesystem::path& path);
 

@@ -227,6 +227,70 @@ TEST_P(CaManagerTest, AnOperatorRotatesTaintsAndRevokesAnAuthority) {
   EXPECT_EQ(persisted->jwt.authorities.size(), 1u);
 }
 
+// Two replicas on one journal, each with its own token: each signs with its own CA and publishes
+// both, so an SVID of either verifies with the bundle of the other; one's rotation reaches the
+// other's bundle at its next look; a restart finds only its own slots.
+TEST_P(CaManagerTest, ReplicasSignWithTheirOwnCaAndPublishEachOthers) {
+  auto keys_b = hw::OpenKeyStore(hw::Backends()->replica_ca_token.uri());
+  ASSERT_TRUE(keys_b.ok()) << keys_b.status().ToString();
+  CaManagerOptions a_options = options_;
+  a_options.replica = "a";
+  CaManagerOptions b_options = options_;
+  b_options.replica = "b";
+  CaManager a(a_options, *keys_, *store_);
+  ASSERT_TRUE(a.Start(start_).ok());
+  CaManager b(b_options, **keys_b, *store_);
+  auto b_started = b.Start(start_);
+  ASSERT_TRUE(b_started.ok()) << b_started.ToString();
+  // b read a's CA as it started; a learns of b's when the journal's change is announced.
+  EXPECT_EQ(b.current()->bundle.x509.authorities.size(), 2u);
+  EXPECT_EQ(a.current()->bundle.x509.authorities.size(), 1u);
+  a.JournalChanged();
+  ASSERT_TRUE(*a.Tick(start_ + seconds(1)));
+  EXPECT_EQ(a.current()->bundle.x509.authorities.size(), 2u);
+  EXPECT_EQ(a.current()->bundle.jwt.authorities.size(), 2u);
+  EXPECT_TRUE(a.current()->bundle.jwt.authorities.contains(b.current()->jwt_key_id));
+  EXPECT_TRUE(b.current()->bundle.jwt.authorities.contains(a.current()->jwt_key_id));
+  EXPECT_NE(*CertToDer(const_cast<X509*>(a.current()->issuer->root())),
+            *CertToDer(const_cast<X509*>(b.current()->issuer->root())));
+  const X509Svid from_a = Mint(a, start_ + seconds(2));
+  const X509Svid from_b = Mint(b, start_ + seconds(2));
+  EXPECT_TRUE(VerifyX509Svid(from_a.raw_chain(), b.current()->bundle.x509, start_ + seconds(3)).ok());
+  EXPECT_TRUE(VerifyX509Svid(from_b.raw_chain(), a.current()->bundle.x509, start_ + seconds(3)).ok());
+
+  // a prepares its next CA at half-life; b publishes it at its next look, before a signs with it.
+  const auto half = start_ + hours(3) + seconds(1);
+  ASSERT_TRUE(*a.Tick(half));
+  EXPECT_EQ(a.current()->bundle.x509.authorities.size(), 3u);
+  b.JournalChanged();
+  ASSERT_TRUE(*b.Tick(half));  // a's prepared CA, and b's own
+  EXPECT_EQ(b.current()->bundle.x509.authorities.size(), 4u);
+  a.JournalChanged();
+  ASSERT_TRUE(*a.Tick(half));
+  EXPECT_EQ(a.current()->bundle.x509.authorities.size(), 4u);
+
+  // A restart of a loads its two slots from its own token and publishes b's two.
+  CaManager a_again(a_options, *keys_, *store_);
+  ASSERT_TRUE(a_again.Start(half).ok());
+  EXPECT_EQ(a_again.current()->bundle.x509.authorities.size(), 4u);
+  EXPECT_EQ(*CertToDer(const_cast<X509*>(a_again.current()->issuer->root())),
+            *CertToDer(const_cast<X509*>(a.current()->issuer->root())));
+  // A serverd given another's replica name, whose token lacks that replica's keys, refuses to start
+  // and says which setting to look at.
+  CaManager impostor(a_options, **keys_b, *store_);
+  Status refused = impostor.Start(half);
+  EXPECT_FALSE(refused.ok());
+  EXPECT_NE(refused.ToString().find("datastore.replica_name"), std::string::npos) << refused.ToString();
+  auto slots = store_->ListCaSlots();
+  ASSERT_TRUE(slots.ok());
+  for (const auto& slot : *slots) {
+    if (slot.replica == "b") {
+      (void)(*keys_b)->DeleteKey(slot.key_label);
+      (void)(*keys_b)->DeleteKey("jwt" + slot.key_label.substr(2));
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, CaManagerTest, ::testing::Values(CaMode::kDirect, CaMode::kDelegated),
                          [](const auto& info) { return info.param == CaMode::kDirect ? "direct" : "delegated"; });
 

@@ -448,6 +448,8 @@ TEST_F(SqliteDatastoreTest, AVersionOneStoreIsMigrated) {
         "ALTER TABLE ca_journal DROP COLUMN x509_revoked;"
         "ALTER TABLE ca_journal DROP COLUMN jwt_tainted;"
         "ALTER TABLE ca_journal DROP COLUMN jwt_revoked;"
+        "ALTER TABLE ca_journal DROP COLUMN replica;"
+        "ALTER TABLE ca_journal DROP COLUMN jwt_public_key;"
         "UPDATE schema_version SET version = 1;";
     EXPECT_EQ(sqlite3_exec(db, to_v1, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
     sqlite3_close(db);
@@ -462,9 +464,14 @@ TEST_F(SqliteDatastoreTest, AVersionOneStoreIsMigrated) {
   EXPECT_EQ(store_->FetchAgent(agent->spiffe_id)->previous_serial, "0a");
   EXPECT_TRUE(store_->ListFederationRelationships().ok()) << "version 3's tables were made";
   EXPECT_TRUE(store_->ListBundleHistory("other.org").ok());
-  auto slot = store_->AddCaSlot({0, "ca-1", "der", 100, 200, CaSlotState::kRetired});
+  CaSlot record{0, "ca-1", "der", 100, 200, CaSlotState::kRetired};
+  record.replica = "b";
+  record.jwt_public_key_der = std::string("\x30\x00", 2);
+  auto slot = store_->AddCaSlot(record);
   ASSERT_TRUE(slot.ok());
   EXPECT_TRUE(store_->MarkCaSlot(slot->id, CaSlotMark::kX509Tainted).ok()) << "version 4's columns were made";
+  EXPECT_EQ(store_->ListCaSlots()->back().replica, "b") << "version 5's columns were made";
+  EXPECT_EQ(store_->ListCaSlots()->back().jwt_public_key_der, record.jwt_public_key_der);
 }
 
 TEST_P(DatastoreTest, FederationRelationshipsAreKeptByTrustDomain) {
@@ -526,7 +533,10 @@ TEST_P(DatastoreTest, BundlesAndCaJournal) {
   std::string der("\x30\x82\x00\x00", 4);
   auto slot = store_->AddCaSlot({0, "ca-1", der, 100, 200, CaSlotState::kActive});
   ASSERT_TRUE(slot.ok());
-  auto next = store_->AddCaSlot({0, "ca-2", der, 150, 300, CaSlotState::kPrepared});
+  CaSlot replica_b{0, "ca-2", der, 150, 300, CaSlotState::kPrepared};
+  replica_b.replica = "b";
+  replica_b.jwt_public_key_der = std::string("\x30\x59\x00", 3);
+  auto next = store_->AddCaSlot(replica_b);
   ASSERT_TRUE(next.ok());
   EXPECT_GT(next->id, slot->id);
   ASSERT_TRUE(store_->SetCaSlotState(slot->id, CaSlotState::kRetired).ok());
@@ -535,6 +545,9 @@ TEST_P(DatastoreTest, BundlesAndCaJournal) {
   EXPECT_EQ((*slots)[0].state, CaSlotState::kRetired);
   EXPECT_EQ((*slots)[0].certificate_der, der);
   EXPECT_EQ((*slots)[1].key_label, "ca-2");
+  EXPECT_EQ((*slots)[0].replica, "");
+  EXPECT_EQ((*slots)[1].replica, "b");
+  EXPECT_EQ((*slots)[1].jwt_public_key_der, replica_b.jwt_public_key_der);
   // An operator's marks, each on its own, kept across a reopen.
   EXPECT_FALSE((*slots)[0].x509_tainted || (*slots)[0].x509_revoked || (*slots)[0].jwt_tainted || (*slots)[0].jwt_revoked);
   ASSERT_TRUE(store_->MarkCaSlot(slot->id, CaSlotMark::kX509Tainted).ok());

@@ -1,6 +1,7 @@
 #include "serverd/server_config.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "tests/support/config_check.h"
 
@@ -154,10 +155,31 @@ TEST(ServerConfigTest, APostgresDatastoreIsReadWithItsOwnKeysOnly) {
   EXPECT_EQ(config->postgres_connection_string, "host=/run/postgresql dbname=sigil user=sigil");
   EXPECT_EQ(config->postgres_password_file, "/etc/sigil/postgres-password");
   EXPECT_EQ(config->postgres_max_connections, 16);
+  char host[256] = {};
+  ASSERT_EQ(gethostname(host, sizeof host - 1), 0);
+  EXPECT_EQ(config->replica_name, host) << "a replica is named after its host unless told";
 
   auto defaults = ParseServerConfig("server:\n  trust_domain: example.org\n", "server.yaml");
   ASSERT_TRUE(defaults.ok());
   EXPECT_EQ(defaults->datastore_kind, DatastoreKind::kSqlite);
+  EXPECT_EQ(defaults->replica_name, "");
+
+  auto named = ParseServerConfig("server:\n  trust_domain: example.org\ndatastore:\n  kind: postgres\n"
+                                 "  connection_string: \"host=db\"\n  replica_name: east-1\n",
+                                 "server.yaml");
+  ASSERT_TRUE(named.ok()) << named.status().ToString();
+  EXPECT_EQ(named->replica_name, "east-1");
+  auto badly_named = ParseServerConfig("server:\n  trust_domain: example.org\ndatastore:\n  kind: postgres\n"
+                                       "  connection_string: \"host=db\"\n  replica_name: \"east 1\"\n",
+                                       "server.yaml");
+  ASSERT_FALSE(badly_named.ok());
+  EXPECT_NE(badly_named.status().message().find("datastore.replica_name: 'east 1' may hold only"), std::string::npos)
+      << badly_named.status().ToString();
+  auto named_on_sqlite = ParseServerConfig("server:\n  trust_domain: example.org\ndatastore:\n  replica_name: a\n",
+                                           "server.yaml");
+  ASSERT_FALSE(named_on_sqlite.ok());
+  EXPECT_NE(named_on_sqlite.status().message().find("datastore.replica_name: is PostgreSQL's"), std::string::npos)
+      << named_on_sqlite.status().ToString();
 
   auto wrong = ParseServerConfig(
       "server:\n  trust_domain: example.org\ndatastore:\n  kind: postgres\n  sqlite_path: /srv/db.sqlite3\n"

@@ -20,6 +20,10 @@ class BackendsEnvironment : public ::testing::Environment {
     auto token = backends.hsm->InitToken("sigil-ca");
     ASSERT_TRUE(token.ok()) << token.status().ToString();
     backends.ca_token = *token;
+    // Made before any key store opens the module: SoftHSM2 lists its tokens once, at C_Initialize.
+    auto replica_token = backends.hsm->InitToken("sigil-ca-replica-b");
+    ASSERT_TRUE(replica_token.ok()) << replica_token.status().ToString();
+    backends.replica_ca_token = *replica_token;
     auto tpm = sigil::testing::Swtpm::Start(*backends.dir / "tpm-state", *backends.dir / "logs");
     ASSERT_TRUE(tpm.ok()) << tpm.status().ToString();
     backends.tpm = std::move(*tpm);

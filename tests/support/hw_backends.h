@@ -18,6 +18,7 @@ struct HwBackends {
   std::unique_ptr<sigil::testing::TempDir> dir;
   std::unique_ptr<sigil::testing::SoftHsm> hsm;
   sigil::testing::SoftHsmTokenInfo ca_token;
+  sigil::testing::SoftHsmTokenInfo replica_ca_token;  // a second serverd's, on the same journal
   std::unique_ptr<sigil::testing::Swtpm> tpm;
 };
 
