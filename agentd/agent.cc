@@ -64,8 +64,11 @@ void Agent::Stop() {
 
 Status Agent::StartServerClient() {
   ServerClient::Options options;
-  SIGIL_ASSIGN_OR_RETURN(options.endpoint, transport::Endpoint::Parse(config_.server_address + ":" +
-                                                                         std::to_string(config_.server_port)));
+  SIGIL_ASSIGN_OR_RETURN(options.endpoint, ServerEndpoint(config_.server_addresses.front(), config_.server_port));
+  for (size_t i = 1; i < config_.server_addresses.size(); ++i) {
+    SIGIL_ASSIGN_OR_RETURN(transport::Endpoint more, ServerEndpoint(config_.server_addresses[i], config_.server_port));
+    options.more_endpoints.push_back(std::move(more));
+  }
   options.trust_domain = config_.trust_domain;
   options.insecure_bootstrap = config_.insecure_bootstrap;
   options.metrics = &metrics_;

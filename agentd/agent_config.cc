@@ -1,5 +1,6 @@
 #include "agentd/agent_config.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "agentd/spire_agent_conf.h"
@@ -8,7 +9,22 @@
 
 namespace sigil::agentd {
 
+Result<transport::Endpoint> ServerEndpoint(const std::string& address, int server_port) {
+  const size_t colon = address.find(':');
+  if (colon == std::string::npos || address.find(':', colon + 1) != std::string::npos) {
+    return transport::Endpoint::Tcp(address, server_port);  // a name, an IPv4 or an IPv6 address
+  }
+  auto endpoint = transport::Endpoint::Parse(address);
+  if (!endpoint.ok() || endpoint->host.empty()) {
+    return InvalidArgumentError("'" + address + "' is not host or host:port with a port from 1 to 65535");
+  }
+  return endpoint;
+}
+
 namespace {
+
+// Replicas an agent may be given: a handful in practice; the bound keeps a typo from a huge list.
+constexpr size_t kMaxServerAddresses = 32;
 
 void ReadPath(ConfigSection& section, const char* key, std::filesystem::path& path,
               const std::string& override_value = "") {
@@ -77,9 +93,18 @@ Result<AgentConfig> ParseAgentConfig(std::string_view text, const std::string& s
   } else {
     config.trust_domain = *parsed;
   }
-  agent.Read("server_address", config.server_address);
-  if (!overrides.server_address.empty()) config.server_address = overrides.server_address;
-  if (config.server_address.empty()) agent.Problem("server_address", "must not be empty");
+  agent.Read("server_address", config.server_addresses);
+  if (!overrides.server_address.empty()) config.server_addresses = {overrides.server_address};
+  if (config.server_addresses.empty() || config.server_addresses.size() > kMaxServerAddresses ||
+      std::ranges::any_of(config.server_addresses, [](const std::string& a) { return a.empty(); })) {
+    agent.Problem("server_address", "must be one address or a list of 1 to " + std::to_string(kMaxServerAddresses) +
+                                        ", none empty");
+  }
+  for (const std::string& address : config.server_addresses) {
+    if (auto endpoint = ServerEndpoint(address, 1); !endpoint.ok()) {
+      agent.Problem("server_address", endpoint.status().message());
+    }
+  }
   agent.Read("server_port", config.server_port, 1, 65535);
   if (overrides.server_port != 0) config.server_port = overrides.server_port;
   ReadPath(agent, "socket_path", config.socket_path, overrides.socket_path);

@@ -5,7 +5,8 @@
 //
 //   agent:
 //     trust_domain: example.org         # required
-//     server_address: 127.0.0.1
+//     server_address: 127.0.0.1         # or a list of replicas, each host or host:port; a DNS name
+//                                       # may resolve to several; agentd fails over between them
 //     server_port: 8081
 //     socket_path: /tmp/sigil-agent/public/api.sock
 //     data_dir: /var/lib/sigil-agent
@@ -35,6 +36,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "agentd/sync/retry.h"
 #include "agentd/sync/svid_cache.h"
@@ -49,7 +51,9 @@ namespace sigil::agentd {
 
 struct AgentConfig {
   TrustDomain trust_domain;
-  std::string server_address = "127.0.0.1";
+  // serverd's replicas, tried in this order (each name's addresses in the resolver's order);
+  // agentd moves to the next when the one in use fails. All on server_port.
+  std::vector<std::string> server_addresses = {"127.0.0.1"};
   int server_port = 8081;
   std::filesystem::path socket_path = "/tmp/sigil-agent/public/api.sock";
   std::filesystem::path data_dir = "/var/lib/sigil-agent";
@@ -67,6 +71,10 @@ struct AgentConfig {
   PrometheusConfig telemetry;
   transport::Http2ServerOptions workload_api_limits;  // workload_api_limits: (transport/listener_limits.h)
 };
+
+// One entry of server_address as agentd connects to it: "host" on `server_port`, or "host:port"
+// (an IPv6 address takes server_port). InvalidArgument for a bad port.
+Result<transport::Endpoint> ServerEndpoint(const std::string& address, int server_port);
 
 // Flags that override single keys, as SPIRE's `agent run` has them. Empty: not given.
 struct AgentFlagOverrides {

@@ -1,8 +1,12 @@
 #include "agentd/sync/server_client.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+
 #include <future>
 
 #include "core/base64url.h"
+#include "core/log.h"
 #include "core/wire/convert.h"
 #include "core/x509_svid.h"
 
@@ -41,7 +45,85 @@ Bytes ToBytes(std::span<const uint8_t> span) { return Bytes(span.begin(), span.e
 struct ServerClient::Connection {
   std::shared_ptr<transport::Http2Client> client;
   uint64_t generation = 0;
+  size_t address = 0;  // index in addresses_
+  std::string peer;    // for logs
 };
+
+namespace {
+
+// Whether a call's outcome says the server itself failed (unreachable, gone, silent), rather
+// than that it answered.
+bool ServerFailed(const Status& status) {
+  return status.code() == Code::kUnavailable || status.code() == Code::kDeadlineExceeded;
+}
+
+// Whether `host` is an IP address (or localhost, which the socket layer takes) rather than a name.
+bool IsAddressLiteral(const std::string& host) {
+  in6_addr any{};
+  return host == "localhost" || inet_pton(AF_INET, host.c_str(), &any) == 1 || inet_pton(AF_INET6, host.c_str(), &any) == 1;
+}
+
+}  // namespace
+
+Status ServerClient::ResolveIfNeeded() {
+  {
+    std::lock_guard lock(mu_);
+    if (!addresses_.empty() && failures_in_a_row_ < addresses_.size()) return Status::Ok();
+  }
+  std::vector<transport::Endpoint> configured = {options_.endpoint};
+  configured.insert(configured.end(), options_.more_endpoints.begin(), options_.more_endpoints.end());
+  std::vector<ServerAddress> resolved;
+  std::string failures;
+  for (const transport::Endpoint& server : configured) {
+    if (server.is_unix() || IsAddressLiteral(server.host)) {
+      resolved.push_back({server, server.host.empty() ? "localhost" : server.host});
+      continue;
+    }
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    if (const int rc = getaddrinfo(server.host.c_str(), nullptr, &hints, &found); rc != 0) {
+      failures += (failures.empty() ? "" : "; ") + server.host + ": " + gai_strerror(rc);
+      continue;
+    }
+    for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+      char text[INET6_ADDRSTRLEN] = {};
+      const void* raw = a->ai_family == AF_INET ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr)
+                                                : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr);
+      if (inet_ntop(a->ai_family, raw, text, sizeof text) == nullptr) continue;
+      resolved.push_back({transport::Endpoint::Tcp(text, server.port), server.host});
+    }
+    freeaddrinfo(found);
+  }
+  std::lock_guard lock(mu_);
+  if (resolved.empty()) {
+    // Keep what was resolved before, if anything: better an address that failed than none.
+    if (!addresses_.empty()) return Status::Ok();
+    return UnavailableError("cannot resolve serverd's address: " + failures);
+  }
+  // Where the failures had got to: a name resolving to the same addresses goes on from there.
+  current_address_ = current_address_ % resolved.size();
+  addresses_ = std::move(resolved);
+  failures_in_a_row_ = 0;
+  return Status::Ok();
+}
+
+void ServerClient::NoteOutcome(const Connection& connection, const Status& status) {
+  std::lock_guard lock(mu_);
+  if (!ServerFailed(status)) {
+    failures_in_a_row_ = 0;
+    return;
+  }
+  // Calls that were on a server already left count once, by the first of them.
+  if (connection.address != current_address_) return;
+  ++failures_in_a_row_;
+  if (addresses_.size() < 2) return;
+  current_address_ = (current_address_ + 1) % addresses_.size();
+  LogWarn("serverd failed; the next calls go to another replica",
+          {{"failed", connection.peer}, {"next", addresses_[current_address_].endpoint.ToString()},
+           {"error", status.ToString()}});
+}
 
 ServerClient::ServerClient(Options options, transport::EventLoop* loop)
     : options_(std::move(options)),
@@ -111,18 +193,25 @@ Result<std::shared_ptr<const transport::TlsContext>> ServerClient::MakeTlsContex
 Result<std::shared_ptr<ServerClient::Connection>> ServerClient::ConnectionFor(bool mutual_tls) {
   std::shared_ptr<Connection>& slot = mutual_tls ? mutual_ : bootstrap_;
   uint64_t generation;
+  size_t address;
+  ServerAddress server;
   {
     std::lock_guard lock(mu_);
     if (closed_) return UnavailableError("the connection to serverd is closed (agentd is stopping)");
+    if (addresses_.empty()) return UnavailableError("serverd's address is not resolved yet");
     generation = generation_;
+    address = current_address_;
+    server = addresses_[address];
   }
-  if (slot && slot->client->usable() && slot->generation == generation) return slot;
+  if (slot && slot->client->usable() && slot->generation == generation && slot->address == address) return slot;
   SIGIL_ASSIGN_OR_RETURN(auto tls, MakeTlsContext(mutual_tls));
   auto connection = std::make_shared<Connection>();
   connection->generation = generation;
+  connection->address = address;
+  connection->peer = server.endpoint.ToString();
   transport::Http2ClientOptions http;
-  http.authority = options_.endpoint.host.empty() ? "localhost" : options_.endpoint.host;
-  connection->client = transport::Http2Client::Connect(loop_, options_.endpoint, std::move(tls), http);
+  http.authority = server.name;
+  connection->client = transport::Http2Client::Connect(loop_, server.endpoint, std::move(tls), http);
   // The replaced connection stays open while its calls finish: they hold it (see Call).
   slot = connection;
   return connection;
@@ -160,11 +249,14 @@ void ServerClient::CallAsync(const char* path, Bytes body, bool mutual_tls, std:
     transport::Http2ResponseHandler handler;
     handler.on_headers = [pending](int status, const transport::Headers&, bool) { pending->http_status = status; };
     handler.on_data = [pending](std::string_view data) { pending->body.append(data); };
-    handler.on_close = [pending, path, timeout](const Status& status, const transport::Headers&) {
+    handler.on_close = [this, pending, path, timeout](const Status& status, const transport::Headers&) {
       if (pending->timed_out) {
-        return pending->Finish(DeadlineExceededError(std::string("serverd did not answer ") + path + " within " +
-                                                     std::to_string(timeout.count()) + " ms"));
+        Status silent = DeadlineExceededError(std::string("serverd did not answer ") + path + " within " +
+                                              std::to_string(timeout.count()) + " ms");
+        NoteOutcome(*pending->connection, silent);
+        return pending->Finish(std::move(silent));
       }
+      NoteOutcome(*pending->connection, status);
       if (!status.ok()) return pending->Finish(status);
       if (pending->http_status != 200) {
         return pending->Finish(Status(Code::kInternal, "serverd answered HTTP " + std::to_string(pending->http_status) +
@@ -187,6 +279,7 @@ void ServerClient::CallAsync(const char* path, Bytes body, bool mutual_tls, std:
 }
 
 Result<Bytes> ServerClient::Call(const char* path, Bytes body, bool mutual_tls, std::chrono::milliseconds timeout) {
+  SIGIL_RETURN_IF_ERROR(ResolveIfNeeded());
   auto done = std::make_shared<std::promise<Result<Bytes>>>();
   auto future = done->get_future();
   CallAsync(path, std::move(body), mutual_tls, timeout,

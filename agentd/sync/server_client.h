@@ -4,6 +4,11 @@
 // spiffe://<td>/spire/server under the current trust bundle (or, with insecure bootstrap, do
 // not check — only until the first bundle is known).
 //
+// Several servers (replicas on one datastore) may be given: calls go to one at a time, and when
+// a call finds it unreachable or silent past its timeout, the next call goes to the next, in
+// order, wrapping around. A DNS name is resolved (off the loop, by a calling thread) into all
+// its addresses, and resolved again once every address has failed in a row.
+//
 // Calls block the calling thread (never the client's loop) until the answer, an error or the
 // timeout. Many calls may be in flight at once from several threads; they share the
 // connections as HTTP/2 streams.
@@ -82,6 +87,8 @@ class ServerClient {
  public:
   struct Options {
     transport::Endpoint endpoint;
+    // Other replicas, tried in this order after `endpoint` when the one in use fails.
+    std::vector<transport::Endpoint> more_endpoints;
     TrustDomain trust_domain;
     std::chrono::milliseconds timeout{30'000};
     // Accept any server certificate until SetBundle() is first called.
@@ -133,8 +140,15 @@ class ServerClient {
   // `timeout`.
   void CallAsync(const char* path, Bytes body, bool mutual_tls, std::chrono::milliseconds timeout,
                  std::function<void(Result<Bytes>)> done);
-  // Loop thread: the connection for the next call, opened when missing or unusable.
+  // Loop thread: the connection for the next call, opened when missing, unusable or to a server
+  // no longer the one in use.
   Result<std::shared_ptr<Connection>> ConnectionFor(bool mutual_tls);
+  // A calling thread: resolves the configured servers into addresses when there are none yet or
+  // every one has failed in a row since the last resolution.
+  Status ResolveIfNeeded();
+  // Any thread: a call through `connection` ended with `status`; a failure of the server moves the
+  // next calls on to the next address.
+  void NoteOutcome(const Connection& connection, const Status& status);
   Result<std::shared_ptr<const transport::TlsContext>> MakeTlsContext(bool mutual_tls);
 
   // Records the call's outcome and time in `counter`.
@@ -169,6 +183,15 @@ class ServerClient {
   std::shared_ptr<const transport::TlsCredentials> credentials_;
   uint64_t generation_ = 0;  // bumped when the bundle or credentials change: new connections
   bool closed_ = false;
+  // A server as connections are opened to it: an address, and the name it was configured by
+  // (the HTTP/2 authority).
+  struct ServerAddress {
+    transport::Endpoint endpoint;
+    std::string name;
+  };
+  std::vector<ServerAddress> addresses_;  // resolved; empty until the first call
+  size_t current_address_ = 0;
+  size_t failures_in_a_row_ = 0;
 
   // Loop thread only.
   std::shared_ptr<Connection> bootstrap_;

@@ -15,7 +15,7 @@ TEST(AgentConfigTest, DefaultsAreSpires) {
                                  "agent.yaml");
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   EXPECT_EQ(config->trust_domain.name(), "example.org");
-  EXPECT_EQ(config->server_address, "127.0.0.1");
+  EXPECT_EQ(config->server_addresses, std::vector<std::string>{"127.0.0.1"});
   EXPECT_EQ(config->server_port, 8081);
   EXPECT_EQ(config->socket_path, "/tmp/sigil-agent/public/api.sock");
   EXPECT_EQ(config->data_dir, "/var/lib/sigil-agent");
@@ -24,6 +24,24 @@ TEST(AgentConfigTest, DefaultsAreSpires) {
   EXPECT_FALSE(config->health_checks.listener_enabled);
   EXPECT_EQ(config->retry.initial, std::chrono::seconds(1));
   EXPECT_EQ(config->retry.ceiling, std::chrono::seconds(60));
+}
+
+TEST(AgentConfigTest, ServerAddressIsOneOrAListOfReplicas) {
+  auto listed = ParseAgentConfig("agent:\n  trust_domain: example.org\n  trust_bundle_path: /b.pem\n"
+                                 "  server_address: [10.0.0.1, servers.example.org, 10.0.0.2:9091]\n",
+                                 "agent.yaml");
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  EXPECT_EQ(listed->server_addresses, (std::vector<std::string>{"10.0.0.1", "servers.example.org", "10.0.0.2:9091"}));
+  EXPECT_EQ(ServerEndpoint("10.0.0.2:9091", 8081)->port, 9091);
+  EXPECT_EQ(ServerEndpoint("servers.example.org", 8081)->port, 8081);
+  EXPECT_EQ(ServerEndpoint("::1", 8081)->host, "::1");
+  EXPECT_EQ(ServerEndpoint("10.0.0.2:0", 8081).status().code(), Code::kInvalidArgument);
+  auto empty = ParseAgentConfig("agent:\n  trust_domain: example.org\n  trust_bundle_path: /b.pem\n"
+                                "  server_address: []\n",
+                                "agent.yaml");
+  ASSERT_FALSE(empty.ok());
+  EXPECT_NE(empty.status().message().find("agent.server_address: must be one address or a list"), std::string::npos)
+      << empty.status().ToString();
 }
 
 TEST(AgentConfigTest, RetryBackOffIsSetInSecondsAndChecked) {

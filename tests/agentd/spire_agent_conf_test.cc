@@ -19,7 +19,7 @@ using sigil::testing::TreeDifference;
 
 void ExpectSameAgentConfig(const AgentConfig& a, const AgentConfig& b) {
   EXPECT_EQ(a.trust_domain.name(), b.trust_domain.name());
-  EXPECT_EQ(a.server_address, b.server_address);
+  EXPECT_EQ(a.server_addresses, b.server_addresses);
   EXPECT_EQ(a.server_port, b.server_port);
   EXPECT_EQ(a.socket_path, b.socket_path);
   EXPECT_EQ(a.data_dir, b.data_dir);
@@ -181,7 +181,7 @@ TEST(SpireAgentConfTest, AJoinTokenAgentAsSpireWritesItIsTheYamlOne) {
   // Not just the defaults on both sides.
   EXPECT_EQ(conf->log_level, "warn");
   EXPECT_EQ(conf->log_file, "/var/log/sigil/agent.log");
-  EXPECT_EQ(conf->server_address, "10.0.0.5");
+  EXPECT_EQ(conf->server_addresses, std::vector<std::string>{"10.0.0.5"});
   EXPECT_EQ(conf->workload_key_type, KeyType::kEcP384);
   EXPECT_EQ(conf->jwt_svid_cache_max_size, 500u);
   EXPECT_EQ(conf->health_checks.bind_port, 8082);

@@ -9,7 +9,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(config.status().code() == sigil::Code::kInvalidArgument);
     return 0;
   }
-  FUZZ_CHECK(!config->server_address.empty());
+  FUZZ_CHECK(!config->server_addresses.empty());
   FUZZ_CHECK(config->socket_path.is_absolute());
   return 0;
 }
