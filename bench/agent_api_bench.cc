@@ -22,6 +22,7 @@
 
 #include "bench/bench_report.h"
 #include "bench/bench_server.h"
+#include "bench/signing_load.h"
 #include "core/csr.h"
 #include "core/log.h"
 #include "hw/soft_key_store.h"
@@ -33,7 +34,6 @@ namespace sigil::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using Seconds = std::chrono::duration<double>;
 
 struct Options {
   bool quick = false;
@@ -82,13 +82,6 @@ Options ParseOptions(int argc, char** argv) {
   return options;
 }
 
-double ProcessCpuSeconds() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
-  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
-}
-
 // Runs `operation` on `threads` threads until `duration` has passed; operations per second.
 // Stops early (returning 0) when an operation fails.
 template <typename Operation>
@@ -114,20 +107,6 @@ double RatePerSecond(int threads, Seconds duration, Operation operation) {
   pool.clear();
   if (failed) return 0;
   return static_cast<double>(done) / Seconds(Clock::now() - start).count();
-}
-
-std::vector<Bytes> NewCsrs(size_t count) {
-  std::vector<Bytes> csrs;
-  for (size_t i = 0; i < count; ++i) {
-    auto key = hw::GenerateSoftKey(KeyType::kEcP256);
-    auto csr = key.ok() ? MakeCsr(key->get()) : Result<Bytes>(key.status());
-    if (!csr.ok()) {
-      std::fprintf(stderr, "cannot make a CSR: %s\n", csr.status().ToString().c_str());
-      std::exit(1);
-    }
-    csrs.push_back(std::move(*csr));
-  }
-  return csrs;
 }
 
 struct Ceiling {
@@ -172,82 +151,6 @@ Result<Ceiling> MeasureCeiling(const hw::KeyStoreConfig& store_config, int threa
   if (ceiling.verify_per_s == 0) return Status(Code::kInternal, "the ceiling's CSR verification failed");
   ceiling.verify_cpu_us = (ProcessCpuSeconds() - cpu_before_verifies) * 1e6 / static_cast<double>(verifies);
   return ceiling;
-}
-
-struct LoadResult {
-  double svids_per_s = 0;
-  double cpu_us_per_svid = 0;
-  std::vector<double> latencies_ms;  // one per batch request
-  uint64_t failed_items = 0;
-  std::string first_failure;
-};
-
-struct AgentWithEntries {
-  std::unique_ptr<BenchAgent> agent;
-  std::vector<std::string> entry_ids;
-  std::vector<Bytes> csrs;  // one per entry
-};
-
-// `concurrency` threads, each with one batch request in flight at a time, spread over the
-// agents; a warm-up round first so that connections and caches exist before the clock starts.
-LoadResult RunLoad(std::vector<AgentWithEntries>& agents, int batch, int concurrency, Seconds warm_up,
-                   Seconds duration) {
-  LoadResult result;
-  std::mutex mu;
-  auto run = [&](Seconds length, bool record) {
-    std::atomic<uint64_t> signed_svids{0};
-    const auto start = Clock::now();
-    const double cpu_start = ProcessCpuSeconds();
-    const auto deadline = start + std::chrono::duration_cast<Clock::duration>(length);
-    std::vector<std::jthread> pool;
-    for (int t = 0; t < concurrency; ++t) {
-      pool.emplace_back([&, t] {
-        AgentWithEntries& mine = agents[static_cast<size_t>(t) % agents.size()];
-        std::vector<agentd::CsrRequestItem> items;
-        for (int i = 0; i < batch; ++i) {
-          const size_t at = (static_cast<size_t>(t) * 7 + static_cast<size_t>(i)) % mine.entry_ids.size();
-          items.push_back({mine.entry_ids[at], mine.csrs[at]});
-        }
-        std::vector<double> latencies;
-        uint64_t ok_items = 0, bad_items = 0;
-        std::string failure;
-        while (Clock::now() < deadline) {
-          const auto sent = Clock::now();
-          auto answers = mine.agent->client().SignCsrBatch(items);
-          const auto received = Clock::now();
-          if (!answers.ok()) {
-            bad_items += items.size();
-            if (failure.empty()) failure = answers.status().ToString();
-            continue;
-          }
-          for (const auto& answer : *answers) {
-            if (answer.status.ok() && !answer.chain_der.empty()) {
-              ++ok_items;
-            } else {
-              ++bad_items;
-              if (failure.empty()) failure = answer.status.ToString();
-            }
-          }
-          latencies.push_back(std::chrono::duration<double, std::milli>(received - sent).count());
-        }
-        signed_svids += ok_items;
-        if (!record) return;
-        std::lock_guard lock(mu);
-        result.latencies_ms.insert(result.latencies_ms.end(), latencies.begin(), latencies.end());
-        result.failed_items += bad_items;
-        if (result.first_failure.empty()) result.first_failure = failure;
-      });
-    }
-    pool.clear();
-    if (!record) return;
-    const double elapsed = Seconds(Clock::now() - start).count();
-    const double cpu = ProcessCpuSeconds() - cpu_start;
-    result.svids_per_s = static_cast<double>(signed_svids) / elapsed;
-    if (signed_svids > 0) result.cpu_us_per_svid = cpu * 1e6 / static_cast<double>(signed_svids);
-  };
-  run(warm_up, false);
-  run(duration, true);
-  return result;
 }
 
 // The environment a key store needs, made once for the whole run.

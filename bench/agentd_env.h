@@ -17,10 +17,13 @@ namespace sigil::bench {
 
 class AgentdEnv {
  public:
-  // `extra_yaml` goes under the agent's `agent:` section.
   // `extra_yaml` goes under `agent:`, `top_level_yaml` at the end (workload_api_limits:, ...).
   static Result<std::unique_ptr<AgentdEnv>> Start(const std::string& extra_yaml = "",
                                                   const std::string& top_level_yaml = "");
+  // The same, the agent attested to `server` (one replica of several, say), which it keeps.
+  static Result<std::unique_ptr<AgentdEnv>> StartOn(std::unique_ptr<BenchServer> server,
+                                                    const std::string& extra_yaml = "",
+                                                    const std::string& top_level_yaml = "");
   ~AgentdEnv();
 
   BenchServer& server() { return *server_; }
@@ -34,6 +37,7 @@ class AgentdEnv {
 
  private:
   AgentdEnv() = default;
+  Status StartAgent(const std::string& extra_yaml, const std::string& top_level_yaml);
   testing::TempDir dir_{"sigil-agentd-bench"};
   std::unique_ptr<BenchServer> server_;
   std::unique_ptr<testing::AgentdProcess> agent_;

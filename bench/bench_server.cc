@@ -30,6 +30,11 @@ Result<std::unique_ptr<BenchServer>> BenchServer::Start(const BenchServerOptions
   config.socket_path = dir / "admin" / "api.sock";
   config.data_dir = dir / "data";
   config.sqlite_path = config.data_dir / "datastore.sqlite3";
+  if (!options.postgres_connection_string.empty()) {
+    config.datastore_kind = serverd::DatastoreKind::kPostgres;
+    config.postgres_connection_string = options.postgres_connection_string;
+    config.replica_name = options.replica_name;
+  }
   config.ca_mode = options.ca_mode;
   config.signing_workers = options.signing_workers;
   config.key_store = options.key_store;

@@ -25,6 +25,10 @@ struct BenchServerOptions {
   hw::KeyStoreConfig key_store;
   serverd::CaMode ca_mode = serverd::CaMode::kDirect;
   int signing_workers = 2;
+  // Set: the datastore is this PostgreSQL database, shared with other replicas (each with its
+  // own replica_name and key store); empty: SQLite in the server's folder.
+  std::string postgres_connection_string;
+  std::string replica_name;
 };
 
 inline const char kBenchTrustDomain[] = "bench.example";

@@ -84,18 +84,19 @@ constexpr Key kTop[] = {
     {.spire = "federation", .rule = Rule::kRefuse, .why = "in SPIRE's format federation { } goes inside server { }"},
 };
 
-constexpr std::string_view kMySqlOnly = "is MySQL's, and serverd's datastore is SQLite";
+constexpr std::string_view kMySqlOnly = "is MySQL's, and serverd's datastores are SQLite and PostgreSQL";
 
+// database_type chooses what connection_string is (a file or libpq's string), so both are read
+// together after the walk (TranslateSpireServerTree).
 constexpr Key kSqlData[] = {
-    {.spire = "database_type", .rule = Rule::kMatches, .expected = "sqlite3",
-     .why = "is not available in this version; serverd's datastore is SQLite (database_type = \"sqlite3\")"},
-    {"connection_string", Rule::kCopy, "datastore.sqlite_path"},
+    {"database_type", Rule::kCheckedAfter, "datastore.database_type"},
+    {"connection_string", Rule::kCheckedAfter, "datastore.connection_string"},
     {.spire = "ro_connection_string", .rule = Rule::kRefuse,
-     .why = "serverd has one SQLite datastore and no read-only replica"},
+     .why = "serverd reads and writes one datastore; PostgreSQL's read replicas are not used"},
     {.spire = "root_ca_path", .rule = Rule::kRefuse, .why = kMySqlOnly},
     {.spire = "client_cert_path", .rule = Rule::kRefuse, .why = kMySqlOnly},
     {.spire = "client_key_path", .rule = Rule::kRefuse, .why = kMySqlOnly},
-    {.spire = "max_open_conns", .rule = Rule::kRefuse, .why = kNotInSigil},
+    {"max_open_conns", Rule::kCopy, "datastore.max_connections"},
     {.spire = "max_idle_conns", .rule = Rule::kRefuse, .why = kNotInSigil},
     {.spire = "conn_max_lifetime", .rule = Rule::kRefuse, .why = kNotInSigil},
     {.spire = "disable_migration", .rule = Rule::kRefuse, .why = kNotInSigil},
@@ -159,8 +160,34 @@ constexpr spire::Mapping kServerConf = {kTop, kPluginTypes, kPlugins};
 
 }  // namespace
 
+namespace {
+
+// SPIRE's DataStore "sql": database_type "sqlite3" (connection_string a file) or "postgres"
+// (libpq's connection string); MySQL is refused.
+void TranslateSqlDataStore(spire::Translation& translation) {
+  auto type = translation.checked.find("datastore.database_type");
+  auto connection = translation.checked.find("datastore.connection_string");
+  const bool postgres = type != translation.checked.end() && type->second.value.IsScalar() &&
+                        type->second.value.Scalar() == "postgres";
+  if (type != translation.checked.end() && !postgres &&
+      !(type->second.value.IsScalar() && type->second.value.Scalar() == "sqlite3")) {
+    const std::string value = type->second.value.IsScalar() ? "\"" + type->second.value.Scalar() + "\" " : "";
+    translation.problems.push_back(type->second.spire_path + ": " + value +
+                                   "is not available; serverd's datastores are \"sqlite3\" and \"postgres\"");
+    return;
+  }
+  if (postgres) spire::Set(translation, "datastore.kind", YAML::Node("postgres"), type->second.spire_path);
+  if (connection != translation.checked.end()) {
+    spire::Set(translation, postgres ? "datastore.connection_string" : "datastore.sqlite_path",
+               connection->second.value, connection->second.spire_path);
+  }
+}
+
+}  // namespace
+
 spire::Translation TranslateSpireServerTree(const YAML::Node& hcl) {
   spire::Translation translation = spire::Translate(hcl, kServerConf);
+  TranslateSqlDataStore(translation);
   // SPIRE's server runs the node attestors its plugins name and no other; serverd's YAML keeps
   // join_token on unless turned off.
   const std::vector<std::string>& named = translation.plugins["NodeAttestor"];

@@ -353,6 +353,28 @@ TEST(SpireServerConfTest, TheAuditLogIsSpiresKey) {
   EXPECT_EQ(conf->audit_log_path, "/var/log/sigil/audit.log");
 }
 
+// SPIRE's shared-database set-up: DataStore "sql" with database_type "postgres".
+TEST(SpireServerConfTest, APostgresDataStoreIsServerdsPostgresDatastore) {
+  auto conf = FromConf(R"(
+server { trust_domain = "example.org" }
+plugins {
+    DataStore "sql" {
+        plugin_data {
+            database_type = "postgres"
+            connection_string = "host=/run/postgresql dbname=spire user=spire"
+            max_open_conns = 12
+        }
+    }
+    KeyManager "disk" { plugin_data { keys_path = "/var/lib/sigil/keys.json" } }
+    NodeAttestor "join_token" { plugin_data {} }
+}
+)");
+  ASSERT_TRUE(conf.ok()) << conf.status().ToString();
+  EXPECT_EQ(conf->datastore_kind, DatastoreKind::kPostgres);
+  EXPECT_EQ(conf->postgres_connection_string, "host=/run/postgresql dbname=spire user=spire");
+  EXPECT_EQ(conf->postgres_max_connections, 12);
+}
+
 TEST(SpireServerConfTest, WhatServerdLacksIsRefusedByName) {
   auto conf = FromConf(R"(
 server {
@@ -365,7 +387,7 @@ server {
 }
 plugins {
     DataStore "sql" {
-        plugin_data { database_type = "postgres", connection_string = "dbname=spire", max_open_conns = 10 }
+        plugin_data { database_type = "mysql", connection_string = "spire@tcp(db)/spire", max_idle_conns = 10 }
     }
     KeyManager "aws_kms" { plugin_data { region = "us-east-2" } }
     NodeAttestor "x509pop" { plugin_data {} }
@@ -387,8 +409,9 @@ key_store { kind = "soft" }
            "server.colour: unknown key",
            "server.ca_subject.organization: lists 2 values, and Sigil takes one",
            "server.ca_subject.locality: unknown key",
-           "plugins.DataStore \"sql\".plugin_data.database_type: \"postgres\" is not available in this version",
-           "plugins.DataStore \"sql\".plugin_data.max_open_conns: is SPIRE's, and serverd has no such setting",
+           "plugins.DataStore \"sql\".plugin_data.database_type: \"mysql\" is not available; serverd's datastores "
+           "are \"sqlite3\" and \"postgres\"",
+           "plugins.DataStore \"sql\".plugin_data.max_idle_conns: is SPIRE's, and serverd has no such setting",
            "plugins.KeyManager \"aws_kms\": is not available in Sigil; its KeyManager plugins are disk, pkcs11, tpm",
            "plugins.NodeAttestor \"x509pop\": is not available in Sigil; its NodeAttestor plugins are join_token, "
            "tpm_devid",
