@@ -7,6 +7,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/log.h"
+
 namespace sigil::bench {
 
 using nlohmann::json;
@@ -98,6 +100,16 @@ double CpuSeconds(pid_t pid) {
 
 bool HasFlag(int argc, char** argv, const std::string& flag) {
   return std::find(argv + 1, argv + argc, flag) != argv + argc;
+}
+
+int ScenarioMain(int argc, char** argv, const std::string& scenario, Status (*run)(bool quick, Report& report)) {
+  const bool quick = HasFlag(argc, argv, "--quick");
+  ConfigureLogging(LogLevel::kWarn, LogFormat::kText);
+  Report report(scenario, quick);
+  const Status ran = run(quick, report);
+  if (!ran.ok()) report.Error(ran.ToString());
+  report.Print();
+  return ran.ok() ? 0 : 1;
 }
 
 }  // namespace sigil::bench

@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "core/status.h"
+
 namespace sigil::bench {
 
 class Report {
@@ -58,5 +60,10 @@ double CpuSeconds(pid_t pid = 0);
 
 // True when argv holds `flag` (e.g. "--quick").
 bool HasFlag(int argc, char** argv, const std::string& flag);
+
+// The main of a scenario program that takes only --quick: logging at warnings and above (the
+// in-process serverd's info lines are not the figures), `run`, then the report, with `run`'s
+// error in it; the exit status says whether `run` succeeded.
+int ScenarioMain(int argc, char** argv, const std::string& scenario, Status (*run)(bool quick, Report& report));
 
 }  // namespace sigil::bench

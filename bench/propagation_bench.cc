@@ -64,9 +64,5 @@ Status Run(bool quick, Report& report) {
 }  // namespace sigil::bench
 
 int main(int argc, char** argv) {
-  const bool quick = sigil::bench::HasFlag(argc, argv, "--quick");
-  sigil::bench::Report report("propagation", quick);
-  if (sigil::Status status = sigil::bench::Run(quick, report); !status.ok()) report.Error(status.ToString());
-  report.Print();
-  return 0;
+  return sigil::bench::ScenarioMain(argc, argv, "propagation", sigil::bench::Run);
 }

@@ -13,7 +13,6 @@
 #include "bench/bench_report.h"
 #include "bench/signing_load.h"
 #include "bench/workload_watcher.h"
-#include "core/log.h"
 #include "tests/support/postgres.h"
 
 namespace sigil::bench {
@@ -113,10 +112,5 @@ Status Run(bool quick, Report& report) {
 }  // namespace sigil::bench
 
 int main(int argc, char** argv) {
-  const bool quick = sigil::bench::HasFlag(argc, argv, "--quick");
-  sigil::ConfigureLogging(sigil::LogLevel::kWarn, sigil::LogFormat::kText);
-  sigil::bench::Report report("replicas", quick);
-  if (sigil::Status status = sigil::bench::Run(quick, report); !status.ok()) report.Error(status.ToString());
-  report.Print();
-  return 0;
+  return sigil::bench::ScenarioMain(argc, argv, "replicas", sigil::bench::Run);
 }

@@ -15,7 +15,6 @@
 #include "agentd/agent.h"
 #include "bench/bench_report.h"
 #include "bench/bench_server.h"
-#include "core/log.h"
 #include "serverd/admin/entry_json.h"
 #include "tests/support/process.h"
 
@@ -110,10 +109,5 @@ Status Run(bool quick, Report& report) {
 }  // namespace sigil::bench
 
 int main(int argc, char** argv) {
-  const bool quick = sigil::bench::HasFlag(argc, argv, "--quick");
-  sigil::ConfigureLogging(sigil::LogLevel::kWarn, sigil::LogFormat::kText);
-  sigil::bench::Report report("rotation_storm", quick);
-  if (sigil::Status status = sigil::bench::Run(quick, report); !status.ok()) report.Error(status.ToString());
-  report.Print();
-  return 0;
+  return sigil::bench::ScenarioMain(argc, argv, "rotation_storm", sigil::bench::Run);
 }

@@ -12,7 +12,6 @@
 
 #include "bench/bench_report.h"
 #include "bench/bench_server.h"
-#include "core/log.h"
 #include "tests/support/process.h"
 
 namespace sigil::bench {
@@ -109,12 +108,5 @@ Status Run(bool quick, Report& report) {
 }  // namespace sigil::bench
 
 int main(int argc, char** argv) {
-  using namespace sigil;
-  const bool quick = bench::HasFlag(argc, argv, "--quick");
-  ConfigureLogging(LogLevel::kWarn, LogFormat::kText);
-  bench::Report report("scale", quick);
-  Status ran = bench::Run(quick, report);
-  if (!ran.ok()) report.Error(ran.ToString());
-  report.Print();
-  return ran.ok() ? 0 : 1;
+  return sigil::bench::ScenarioMain(argc, argv, "scale", sigil::bench::Run);
 }

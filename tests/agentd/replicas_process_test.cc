@@ -136,12 +136,13 @@ TEST_F(ReplicasTest, TwoReplicasShareEntriesTokensAndOneBundleOfBothCas) {
       << "a: " << BundleSize(a_) << ", b: " << BundleSize(b_);
   EXPECT_EQ(a_.server->MustCli({"bundle", "show"}).out.size(), b_.server->MustCli({"bundle", "show"}).out.size());
 
-  // Tokens are one store's: made at a, used at b; once spent there, refused at a.
-  const std::string token = a_.server->NewJoinToken();
-  StartAgent(b_, token);
-  StartAgent(a_, a_.server->NewJoinToken());
-  auto reused = AgentdProcess::Create({.server_port = a_.server->agent_port(), .join_token = token,
-                                       .trust_bundle_path = work_.path() / "a-bundle.pem"});
+  // Tokens are one store's: one made at a attests an agent at b; one made at b attests an agent
+  // at a, and once spent there it is refused at b.
+  StartAgent(b_, a_.server->NewJoinToken());
+  const std::string token = b_.server->NewJoinToken();
+  StartAgent(a_, token);
+  auto reused = AgentdProcess::Create({.server_port = b_.server->agent_port(), .join_token = token,
+                                       .trust_bundle_path = work_.path() / "b-bundle.pem"});
   ASSERT_TRUE(reused.ok());
   (void)(*reused)->StartUnsynced();
   EXPECT_TRUE((*reused)->WaitForExit(std::chrono::seconds(20)).has_value()) << "agentd with a spent token kept running";
