@@ -57,10 +57,10 @@ bool ServerFailed(const Status& status) {
   return status.code() == Code::kUnavailable || status.code() == Code::kDeadlineExceeded;
 }
 
-// Whether `host` is an IP address (or localhost, which the socket layer takes) rather than a name.
+// Whether `host` is an IP address rather than a name to resolve.
 bool IsAddressLiteral(const std::string& host) {
   in6_addr any{};
-  return host == "localhost" || inet_pton(AF_INET, host.c_str(), &any) == 1 || inet_pton(AF_INET6, host.c_str(), &any) == 1;
+  return inet_pton(AF_INET, host.c_str(), &any) == 1 || inet_pton(AF_INET6, host.c_str(), &any) == 1;
 }
 
 }  // namespace

@@ -200,12 +200,13 @@ TEST_F(ReplicasTest, AnAgentMovesToTheOtherReplicaWhenItsOwnIsKilled) {
   auto agent = AgentdProcess::Create({.server_port = a_.server->agent_port(), .join_token = token,
                                       .trust_bundle_path = bundle_path});
   ASSERT_TRUE(agent.ok()) << agent.status().ToString();
-  // Both replicas, a first: agentd's own list, as an operator writes it.
+  // Both replicas, a first: agentd's own list, as an operator writes it; a by a name agentd
+  // resolves (localhost), b by address.
   std::string config = ReadFile((*agent)->config_path());
   const std::string one = "  server_address: 127.0.0.1\n";
   ASSERT_NE(config.find(one), std::string::npos);
   config.replace(config.find(one), one.size(),
-                 "  server_address: [\"127.0.0.1:" + std::to_string(a_.server->agent_port()) + "\", \"127.0.0.1:" +
+                 "  server_address: [\"localhost:" + std::to_string(a_.server->agent_port()) + "\", \"127.0.0.1:" +
                      std::to_string(b_.server->agent_port()) + "\"]\n");
   WriteFile((*agent)->config_path(), config);
   b_.agent = std::move(*agent);  // attached to a for now; b's once a is gone
