@@ -2,8 +2,9 @@
 // and an agentd attached to each: the replicas publish both CAs, an entry created through one
 // reaches a workload whose agent is attached to the other well within a second (PostgreSQL's
 // notification wakes the parked sync), every SVID verifies with the bundle a workload is handed,
-// and a join token spent at one replica is refused at the other. An agent given both replicas
-// moves to the survivor when its replica is killed with -9, and keeps rotating and serving.
+// a join token spent at one replica is refused at the other, and a ban made at one holds at the
+// other. An agent given both replicas moves to the survivor when its replica is killed with -9,
+// and keeps rotating and serving.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -188,6 +189,17 @@ TEST_F(ReplicasTest, TwoReplicasShareEntriesTokensAndOneBundleOfBothCas) {
   EXPECT_NE(IssuingCa(from_a / "svid.0.pem", *bundle_certs), -1);
   EXPECT_NE(IssuingCa(files / "svid.0.pem", *bundle_certs), -1);
   EXPECT_NE(IssuingCa(from_a / "svid.0.pem", *bundle_certs), IssuingCa(files / "svid.0.pem", *bundle_certs));
+
+  // A ban made through a holds at b at once: b refuses the agent's next SVID request.
+  ProcessOutput banned = a_.server->MustCli({"agent", "ban", "-spiffeID", b_.agent_id});
+  ASSERT_EQ(banned.exit_code, 0) << banned.err;
+  CreateEntry(a_, "spiffe://example.org/after-the-ban", b_.agent_id);
+  EXPECT_TRUE(WaitUntil([&] { return b_.agent->logs().find("is banned") != std::string::npos; },
+                        std::chrono::seconds(10)))
+      << b_.agent->logs();
+  auto after_ban = b_.agent->Cli({"api", "fetch", "x509"});
+  ASSERT_TRUE(after_ban.ok());
+  EXPECT_EQ(after_ban->out.find("after-the-ban"), std::string::npos) << "b signed for a banned agent";
 }
 
 TEST_F(ReplicasTest, AnAgentMovesToTheOtherReplicaWhenItsOwnIsKilled) {
