@@ -190,8 +190,10 @@ class AgentApi {
   // stays parked.
   std::optional<std::string> AnswerSync(ParkedSync& sync, bool force);
   void Park(std::shared_ptr<ParkedSync> sync);  // loop
-  // Loop: the timer at the earliest wait's end, or the resync, whichever is first.
-  void ArmSyncTimer();
+  // Loop: the timer at the earliest wait's end, or the resync, whichever is first, and not
+  // before `at_least`.
+  void ArmSyncTimer(std::chrono::milliseconds at_least = std::chrono::milliseconds(0));
+  static constexpr std::chrono::milliseconds kSyncRetryWhenBusy{50};
   static void OnSyncTimer(uv_timer_t* timer);   // loop
   // Loop: hands the parked syncs to a worker to look for news, or marks that another look is
   // due when one is running.

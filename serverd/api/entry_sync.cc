@@ -137,7 +137,7 @@ void AgentApi::WakeParkedSyncs() {
   io_.loop().Post([this] { LookForNews(); });
 }
 
-void AgentApi::ArmSyncTimer() {
+void AgentApi::ArmSyncTimer(std::chrono::milliseconds at_least) {
   if (sync_timer_ == nullptr) return;
   if (parked_.empty()) {
     uv_timer_stop(sync_timer_);
@@ -146,7 +146,7 @@ void AgentApi::ArmSyncTimer() {
   const auto now = std::chrono::steady_clock::now();
   auto next = now + options_.sync_resync_interval;
   for (const auto& sync : parked_) next = std::min(next, sync->deadline);
-  const auto wait = std::chrono::ceil<std::chrono::milliseconds>(std::max(next - now, now - now));
+  const auto wait = std::max(std::chrono::ceil<std::chrono::milliseconds>(next - now), at_least);
   uv_timer_start(sync_timer_, &AgentApi::OnSyncTimer, static_cast<uint64_t>(wait.count()), 0);
 }
 
@@ -167,9 +167,9 @@ void AgentApi::LookForNews() {
     CheckParkedSyncs(std::move(parked));
   }});
   if (!queued.ok()) {
-    // A full queue: the timer tries again.
+    // A full queue: the timer tries again, after a pause even for a wait already over.
     sync_check_running_ = false;
-    ArmSyncTimer();
+    ArmSyncTimer(kSyncRetryWhenBusy);
   }
 }
 

@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include "core/failure_log.h"
@@ -12,6 +13,9 @@
 namespace sigil::serverd::pg {
 
 namespace {
+
+// How long the listening connection may stay silent before it is checked with a round trip.
+constexpr std::chrono::seconds kQuietCheck{30};
 
 std::optional<StoreChange> ChangeNamed(std::string_view payload) {
   if (payload == "entries") return StoreChange::kEntries;
@@ -66,10 +70,17 @@ bool ChangeListener::Listen(Connection& connection) {
   while (true) {
     pollfd fds[2] = {{stop_fd_, POLLIN, 0}, {PQsocket(conn), POLLIN, 0}};
     if (fds[1].fd < 0) return false;
-    const int ready = poll(fds, 2, -1);
+    const int ready = poll(fds, 2, static_cast<int>(std::chrono::milliseconds(kQuietCheck).count()));
     if (ready < 0 && errno == EINTR) continue;
     if (ready < 0 || (fds[0].revents & POLLIN) != 0) return true;
-    if (PQconsumeInput(conn) == 0 || PQstatus(conn) != CONNECTION_OK) return false;
+    if (ready == 0) {
+      // Quiet for a while: make sure the server is still there, as a connection that died
+      // without a word (a host gone, a partition) would leave this listener deaf for good.
+      // Notifications that arrive meanwhile are kept by libpq and read below.
+      if (!connection.Exec("SELECT 1", "checking the listening connection").ok()) return false;
+    } else if (PQconsumeInput(conn) == 0 || PQstatus(conn) != CONNECTION_OK) {
+      return false;
+    }
     while (PGnotify* notification = PQnotifies(conn)) {
       if (std::strcmp(notification->relname, kChangeChannel) == 0) {
         if (auto change = ChangeNamed(notification->extra)) feed_.Publish(*change);
