@@ -56,17 +56,26 @@ BenchServer::~BenchServer() {
   if (server_) server_->Stop();
 }
 
-Result<std::string> BenchServer::NewJoinToken() {
-  SIGIL_ASSIGN_OR_RETURN(json answer, admin_->Call("/v1/agent/CreateJoinToken", json{{"ttl", 3600}}));
+Result<std::string> BenchServer::NewJoinToken() { return NewJoinTokenThrough(*admin_); }
+
+Result<X509Bundle> BenchServer::Bundle() { return BundleThrough(*admin_, trust_domain_); }
+
+Result<std::vector<std::string>> BenchServer::CreateEntries(const std::vector<RegistrationEntry>& entries) {
+  return CreateEntriesThrough(*admin_, entries);
+}
+
+Result<std::string> NewJoinTokenThrough(serverd::AdminClient& admin) {
+  SIGIL_ASSIGN_OR_RETURN(json answer, admin.Call("/v1/agent/CreateJoinToken", json{{"ttl", 3600}}));
   return answer.value("value", "");
 }
 
-Result<X509Bundle> BenchServer::Bundle() {
-  SIGIL_ASSIGN_OR_RETURN(json answer, admin_->Call("/v1/bundle/GetBundle", json::object()));
-  return X509BundleFromPem(trust_domain_, answer.value("pem", ""));
+Result<X509Bundle> BundleThrough(serverd::AdminClient& admin, const TrustDomain& trust_domain) {
+  SIGIL_ASSIGN_OR_RETURN(json answer, admin.Call("/v1/bundle/GetBundle", json::object()));
+  return X509BundleFromPem(trust_domain, answer.value("pem", ""));
 }
 
-Result<std::vector<std::string>> BenchServer::CreateEntries(const std::vector<RegistrationEntry>& entries) {
+Result<std::vector<std::string>> CreateEntriesThrough(serverd::AdminClient& admin,
+                                                      const std::vector<RegistrationEntry>& entries) {
   // Large enough to keep admin round trips negligible, small enough for one JSON body.
   constexpr size_t kAdminBatch = 1000;
   std::vector<std::string> ids;
@@ -76,7 +85,7 @@ Result<std::vector<std::string>> BenchServer::CreateEntries(const std::vector<Re
     for (size_t i = start; i < std::min(entries.size(), start + kAdminBatch); ++i) {
       batch.push_back(serverd::EntryToJson(entries[i]));
     }
-    SIGIL_ASSIGN_OR_RETURN(json answer, admin_->Call("/v1/entry/BatchCreateEntry", json{{"entries", batch}}));
+    SIGIL_ASSIGN_OR_RETURN(json answer, admin.Call("/v1/entry/BatchCreateEntry", json{{"entries", batch}}));
     for (const json& result : answer["results"]) {
       if (!result.contains("entry")) {
         return Status(Code::kInternal, "entry not created: " + result["status"].dump());

@@ -74,6 +74,13 @@ class BenchAgent {
   std::string spiffe_id_;
 };
 
+// The admin calls the benches make, to any serverd's admin API (in this process or not).
+Result<std::string> NewJoinTokenThrough(serverd::AdminClient& admin);
+Result<X509Bundle> BundleThrough(serverd::AdminClient& admin, const TrustDomain& trust_domain);
+// In admin batches; the new entries' ids in order.
+Result<std::vector<std::string>> CreateEntriesThrough(serverd::AdminClient& admin,
+                                                      const std::vector<RegistrationEntry>& entries);
+
 // A workload entry `spiffe://<td>/<path>` parented to `parent_id`, selecting unix:uid:1000.
 RegistrationEntry WorkloadEntry(const TrustDomain& td, const std::string& path, const std::string& parent_id);
 

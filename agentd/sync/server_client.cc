@@ -39,6 +39,77 @@ Result<AgentSvidAnswer> AgentSvidFrom(const wire::AgentSvidResponse* response) {
 
 Bytes ToBytes(std::span<const uint8_t> span) { return Bytes(span.begin(), span.end()); }
 
+// The agent API's requests and answers as bytes, apart from the calls that carry them, so that
+// the blocking and the asynchronous calls share them.
+Bytes EntrySyncRequestMessage(int64_t since_revision, std::chrono::milliseconds wait) {
+  flatbuffers::FlatBufferBuilder builder(64);
+  auto request = wire::CreateEntrySyncRequest(builder, static_cast<uint64_t>(since_revision),
+                                              static_cast<uint32_t>(wait.count()));
+  return wire::FinishMessage(builder, request);
+}
+
+Result<EntrySyncAnswer> EntrySyncAnswerFromMessage(const Bytes& message) {
+  SIGIL_ASSIGN_OR_RETURN(const wire::Envelope* envelope, Answer(message, wire::Body::EntrySyncResponse));
+  const auto* response = envelope->body_as_EntrySyncResponse();
+  SIGIL_ASSIGN_OR_RETURN(TrustBundle bundle, wire::TrustBundleFromWire(response->bundle()));
+  EntrySyncAnswer answer{static_cast<int64_t>(response->revision()), response->full(), {}, {}, std::move(bundle)};
+  if (response->entries() != nullptr) {
+    answer.entries.reserve(response->entries()->size());
+    for (const auto* entry : *response->entries()) answer.entries.push_back(wire::EntryFromWire(entry));
+  }
+  if (response->removed_entry_ids() != nullptr) {
+    for (const auto* id : *response->removed_entry_ids()) answer.removed_entry_ids.push_back(id->str());
+  }
+  if (response->federated_bundles() != nullptr) {
+    for (const auto* federated : *response->federated_bundles()) {
+      SIGIL_ASSIGN_OR_RETURN(TrustBundle parsed, wire::TrustBundleFromWire(federated));
+      if (parsed.trust_domain() == answer.bundle.trust_domain()) {
+        return Status(Code::kInternal, "serverd sent its own trust domain as a federated bundle");
+      }
+      std::string name = parsed.trust_domain().name();
+      answer.federated_bundles.insert_or_assign(std::move(name), std::move(parsed));
+    }
+  }
+  return answer;
+}
+
+Bytes CsrBatchRequestMessage(const std::vector<CsrRequestItem>& items) {
+  size_t size = 256;
+  for (const auto& item : items) size += item.csr_der.size() + item.entry_id.size() + 32;
+  flatbuffers::FlatBufferBuilder builder(size);
+  std::vector<flatbuffers::Offset<wire::CsrItem>> wire_items;
+  wire_items.reserve(items.size());
+  for (const auto& item : items) {
+    wire_items.push_back(wire::CreateCsrItem(builder, builder.CreateString(item.entry_id),
+                                             builder.CreateVector(item.csr_der)));
+  }
+  auto request = wire::CreateCsrBatchRequest(builder, builder.CreateVector(wire_items));
+  return wire::FinishMessage(builder, request);
+}
+
+// One answer per item of a batch of `expected`, in order.
+Result<std::vector<CsrAnswer>> CsrAnswersFromMessage(const Bytes& message, size_t expected) {
+  SIGIL_ASSIGN_OR_RETURN(const wire::Envelope* envelope, Answer(message, wire::Body::CsrBatchResponse));
+  const auto* results = envelope->body_as_CsrBatchResponse()->results();
+  const size_t count = results == nullptr ? 0 : results->size();
+  if (count != expected) {
+    return Status(Code::kInternal, "serverd answered " + std::to_string(count) + " results for " +
+                                       std::to_string(expected) + " CSRs");
+  }
+  std::vector<CsrAnswer> answers;
+  answers.reserve(count);
+  for (const auto* result : *results) {
+    CsrAnswer& answer = answers.emplace_back(CsrAnswer{wire::StringOf(result->entry_id()),
+                                                       wire::StatusFromOutcome(result->outcome()),
+                                                       wire::CertificatesFromWire(result->svid_chain())});
+    if (result->not_before() != 0 && result->not_after() > result->not_before()) {
+      answer.validity = {FromUnixSeconds(result->not_before()), FromUnixSeconds(result->not_after())};
+    }
+  }
+  return answers;
+}
+
+
 }  // namespace
 
 // One HTTP/2 connection and the calls riding on it; dropped once replaced and idle.
@@ -70,11 +141,9 @@ Status ServerClient::ResolveIfNeeded() {
     std::lock_guard lock(mu_);
     if (!addresses_.empty() && failures_in_a_row_ < addresses_.size()) return Status::Ok();
   }
-  std::vector<transport::Endpoint> configured = {options_.endpoint};
-  configured.insert(configured.end(), options_.more_endpoints.begin(), options_.more_endpoints.end());
   std::vector<ServerAddress> resolved;
   std::string failures;
-  for (const transport::Endpoint& server : configured) {
+  for (const transport::Endpoint& server : ConfiguredServers()) {
     if (server.is_unix() || IsAddressLiteral(server.host)) {
       resolved.push_back({server, server.host.empty() ? "localhost" : server.host});
       continue;
@@ -128,7 +197,22 @@ void ServerClient::NoteOutcome(const Connection& connection, const Status& statu
 ServerClient::ServerClient(Options options, transport::EventLoop* loop)
     : options_(std::move(options)),
       loop_(loop),
-      bundle_source_(std::make_shared<transport::TrustBundleSource>(nullptr)) {}
+      bundle_source_(std::make_shared<transport::TrustBundleSource>(nullptr)) {
+  // Servers given by address need no resolver: known at once, so that a call made from the
+  // loop (the asynchronous ones) works before any blocking call has resolved anything.
+  std::vector<ServerAddress> addresses;
+  for (const transport::Endpoint& server : ConfiguredServers()) {
+    if (!server.is_unix() && !IsAddressLiteral(server.host)) return;
+    addresses.push_back({server, server.host.empty() ? "localhost" : server.host});
+  }
+  addresses_ = std::move(addresses);
+}
+
+std::vector<transport::Endpoint> ServerClient::ConfiguredServers() const {
+  std::vector<transport::Endpoint> configured = {options_.endpoint};
+  configured.insert(configured.end(), options_.more_endpoints.begin(), options_.more_endpoints.end());
+  return configured;
+}
 
 ServerClient::~ServerClient() { Close(); }
 
@@ -326,70 +410,54 @@ Result<AgentSvidAnswer> ServerClient::RenewAgentSvid(const Bytes& csr_der) {
 
 Result<EntrySyncAnswer> ServerClient::SyncEntries(int64_t since_revision, std::chrono::milliseconds wait) {
   return Counted(entry_syncs_, [&]() -> Result<EntrySyncAnswer> {
-    flatbuffers::FlatBufferBuilder builder(64);
-    auto request = wire::CreateEntrySyncRequest(builder, static_cast<uint64_t>(since_revision),
-                                                static_cast<uint32_t>(wait.count()));
-    SIGIL_ASSIGN_OR_RETURN(Bytes message, Call(wire::kSyncEntriesPath, wire::FinishMessage(builder, request), true,
-                                               options_.timeout + wait));
-    SIGIL_ASSIGN_OR_RETURN(const wire::Envelope* envelope, Answer(message, wire::Body::EntrySyncResponse));
-    const auto* response = envelope->body_as_EntrySyncResponse();
-    SIGIL_ASSIGN_OR_RETURN(TrustBundle bundle, wire::TrustBundleFromWire(response->bundle()));
-    EntrySyncAnswer answer{static_cast<int64_t>(response->revision()), response->full(), {}, {}, std::move(bundle)};
-    if (response->entries() != nullptr) {
-      answer.entries.reserve(response->entries()->size());
-      for (const auto* entry : *response->entries()) answer.entries.push_back(wire::EntryFromWire(entry));
-    }
-    if (response->removed_entry_ids() != nullptr) {
-      for (const auto* id : *response->removed_entry_ids()) answer.removed_entry_ids.push_back(id->str());
-    }
-    if (response->federated_bundles() != nullptr) {
-      for (const auto* federated : *response->federated_bundles()) {
-        SIGIL_ASSIGN_OR_RETURN(TrustBundle parsed, wire::TrustBundleFromWire(federated));
-        if (parsed.trust_domain() == answer.bundle.trust_domain()) {
-          return Status(Code::kInternal, "serverd sent its own trust domain as a federated bundle");
-        }
-        std::string name = parsed.trust_domain().name();
-        answer.federated_bundles.insert_or_assign(std::move(name), std::move(parsed));
-      }
-    }
-    return answer;
+    SIGIL_ASSIGN_OR_RETURN(Bytes message, Call(wire::kSyncEntriesPath, EntrySyncRequestMessage(since_revision, wait),
+                                               true, options_.timeout + wait));
+    return EntrySyncAnswerFromMessage(message);
   });
+}
+
+void ServerClient::SyncEntriesAsync(int64_t since_revision, std::chrono::milliseconds wait,
+                                    std::function<void(Result<EntrySyncAnswer>)> done) {
+  const auto started = std::chrono::steady_clock::now();
+  CallAsync(wire::kSyncEntriesPath, EntrySyncRequestMessage(since_revision, wait), true, options_.timeout + wait,
+            [this, started, done = std::move(done)](Result<Bytes> message) {
+              Result<EntrySyncAnswer> answer =
+                  message.ok() ? EntrySyncAnswerFromMessage(*message) : Result<EntrySyncAnswer>(message.status());
+              entry_syncs_.Record(answer.ok() ? Code::kOk : answer.status().code(),
+                                  std::chrono::steady_clock::now() - started);
+              done(std::move(answer));
+            });
 }
 
 Result<std::vector<CsrAnswer>> ServerClient::SignCsrBatch(const std::vector<CsrRequestItem>& items) {
   return Counted(svid_syncs_, [&]() -> Result<std::vector<CsrAnswer>> {
-    size_t size = 256;
-    for (const auto& item : items) size += item.csr_der.size() + item.entry_id.size() + 32;
-    flatbuffers::FlatBufferBuilder builder(size);
-    std::vector<flatbuffers::Offset<wire::CsrItem>> wire_items;
-    wire_items.reserve(items.size());
-    for (const auto& item : items) {
-      wire_items.push_back(wire::CreateCsrItem(builder, builder.CreateString(item.entry_id),
-                                               builder.CreateVector(item.csr_der)));
-    }
-    auto request = wire::CreateCsrBatchRequest(builder, builder.CreateVector(wire_items));
-    SIGIL_ASSIGN_OR_RETURN(Bytes message, Call(wire::kSignCsrBatchPath, wire::FinishMessage(builder, request), true,
+    SIGIL_ASSIGN_OR_RETURN(Bytes message, Call(wire::kSignCsrBatchPath, CsrBatchRequestMessage(items), true,
                                                options_.timeout));
-    SIGIL_ASSIGN_OR_RETURN(const wire::Envelope* envelope, Answer(message, wire::Body::CsrBatchResponse));
-    const auto* results = envelope->body_as_CsrBatchResponse()->results();
-    const size_t count = results == nullptr ? 0 : results->size();
-    if (count != items.size()) {
-      return Status(Code::kInternal, "serverd answered " + std::to_string(count) + " results for " +
-                                         std::to_string(items.size()) + " CSRs");
-    }
-    std::vector<CsrAnswer> answers;
-    answers.reserve(count);
-    for (const auto* result : *results) {
-      CsrAnswer& answer = answers.emplace_back(CsrAnswer{wire::StringOf(result->entry_id()),
-                                                         wire::StatusFromOutcome(result->outcome()),
-                                                         wire::CertificatesFromWire(result->svid_chain())});
-      if (result->not_before() != 0 && result->not_after() > result->not_before()) {
-        answer.validity = {FromUnixSeconds(result->not_before()), FromUnixSeconds(result->not_after())};
-      }
-      if (svids_rotated_ != nullptr && answer.status.ok()) svids_rotated_->Add();
-    }
+    SIGIL_ASSIGN_OR_RETURN(std::vector<CsrAnswer> answers, CsrAnswersFromMessage(message, items.size()));
+    CountRotated(answers);
     return answers;
   });
+}
+
+void ServerClient::SignCsrBatchAsync(const std::vector<CsrRequestItem>& items,
+                                     std::function<void(Result<std::vector<CsrAnswer>>)> done) {
+  const auto started = std::chrono::steady_clock::now();
+  CallAsync(wire::kSignCsrBatchPath, CsrBatchRequestMessage(items), true, options_.timeout,
+            [this, started, count = items.size(), done = std::move(done)](Result<Bytes> message) {
+              Result<std::vector<CsrAnswer>> answers = message.ok() ? CsrAnswersFromMessage(*message, count)
+                                                                    : Result<std::vector<CsrAnswer>>(message.status());
+              if (answers.ok()) CountRotated(*answers);
+              svid_syncs_.Record(answers.ok() ? Code::kOk : answers.status().code(),
+                                 std::chrono::steady_clock::now() - started);
+              done(std::move(answers));
+            });
+}
+
+void ServerClient::CountRotated(const std::vector<CsrAnswer>& answers) {
+  if (svids_rotated_ == nullptr) return;
+  for (const CsrAnswer& answer : answers) {
+    if (answer.status.ok()) svids_rotated_->Add();
+  }
 }
 
 namespace {

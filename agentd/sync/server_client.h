@@ -127,6 +127,12 @@ class ServerClient {
   // One answer per item, in order; the call fails as a whole only when the batch never reached
   // a signer (unauthenticated, banned, overloaded, unreachable).
   Result<std::vector<CsrAnswer>> SignCsrBatch(const std::vector<CsrRequestItem>& items);
+  // The same two calls without blocking, for a caller that drives many agents from a loop (the
+  // fleet bench): `done` runs once, on the client's loop.
+  void SyncEntriesAsync(int64_t since_revision, std::chrono::milliseconds wait,
+                        std::function<void(Result<EntrySyncAnswer>)> done);
+  void SignCsrBatchAsync(const std::vector<CsrRequestItem>& items,
+                         std::function<void(Result<std::vector<CsrAnswer>>)> done);
   Result<JwtAnswer> MintJwtSvid(const std::string& entry_id, const std::vector<std::string>& audience);
   // The same without blocking: `done` runs once, on the client's loop. For callers that are
   // themselves on a loop (the Workload API).
@@ -143,6 +149,10 @@ class ServerClient {
   // Loop thread: the connection for the next call, opened when missing, unusable or to a server
   // no longer the one in use.
   Result<std::shared_ptr<Connection>> ConnectionFor(bool mutual_tls);
+  // `endpoint`, then `more_endpoints`.
+  std::vector<transport::Endpoint> ConfiguredServers() const;
+  // Adds the SVIDs signed among `answers` to sigil_agent_svids_rotated_total.
+  void CountRotated(const std::vector<CsrAnswer>& answers);
   // A calling thread: resolves the configured servers into addresses when there are none yet or
   // every one has failed in a row since the last resolution.
   Status ResolveIfNeeded();

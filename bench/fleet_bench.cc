@@ -1,0 +1,483 @@
+// Scenario 7: a fleet on one serverd. This process plays N agents against a real `serverd run`
+// process: each attests with a join token, holds one mTLS connection, keeps its entries current
+// with the long-poll sync agentd runs (30 s waits), and renews its workloads' X509-SVIDs at
+// half-life through SignCsrBatch, as agentd does. W workload entries are spread over the agents.
+// serverd's CPU and RSS are read from /proc for its own process, so the simulator's cost (it
+// shares this machine) stays out of serverd's figures; the simulator's CPU is reported apart.
+//
+//   build-bench/bench/fleet_bench [--quick] [--agents=N] [--workloads=W] [--steady-seconds=S]
+//
+// Phases, each with serverd's CPU over it:
+//   attestation  every agent attests (32 at a time);
+//   first_sync   from the first sync until every agent holds every SVID of its entries;
+//   steady       the X.509 TTL short enough that every SVID is renewed several times: how late a
+//                long poll is answered after its wait ends (sync p50/p99), SignCsrBatch latency;
+//   storm        1% of the entries updated in one admin call: until every agent holding one of
+//                them has the change.
+// Every agent-side failure is counted in `errors`; the budget is none.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "agentd/sync/server_client.h"
+#include "bench/bench_report.h"
+#include "bench/bench_server.h"
+#include "core/csr.h"
+#include "core/log.h"
+#include "core/trust_bundle.h"
+#include "hw/soft_key_store.h"
+#include "serverd/admin/admin_server.h"
+#include "serverd/admin/entry_json.h"
+#include "tests/support/serverd_process.h"
+#include "tests/support/softhsm.h"
+
+namespace sigil::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+struct Options {
+  bool quick = false;
+  int agents = 5000;
+  int workloads = 10000;
+  int steady_seconds = 90;
+};
+
+Options ParseOptions(int argc, char** argv) {
+  Options options;
+  options.quick = HasFlag(argc, argv, "--quick");
+  if (options.quick) {
+    options.agents = 500;
+    options.workloads = 1000;
+    options.steady_seconds = 40;
+  }
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto number = [&](const std::string& flag) { return std::atoi(arg.substr(flag.size()).c_str()); };
+    if (arg.starts_with("--agents=")) options.agents = number("--agents=");
+    if (arg.starts_with("--workloads=")) options.workloads = number("--workloads=");
+    if (arg.starts_with("--steady-seconds=")) options.steady_seconds = number("--steady-seconds=");
+  }
+  return options;
+}
+
+// agentd's long-poll wait (agentd/sync/entry_sync.cc).
+constexpr std::chrono::milliseconds kSyncWait{30'000};
+
+// One simulated agent. Everything but `client` and `id` belongs to its loop's thread.
+struct SimAgent {
+  std::unique_ptr<agentd::ServerClient> client;
+  transport::EventLoop* loop = nullptr;
+  std::string id;
+  int64_t revision = 0;
+  std::map<std::string, int64_t> entries;  // id -> revision held
+  Clock::time_point renew_at = Clock::time_point::max();
+  Clock::time_point retry_at = Clock::time_point::max();
+  bool signing = false;
+  bool has_svids = false;
+};
+
+// What the agents saw, from every loop.
+struct Observations {
+  std::mutex mu;
+  std::condition_variable changed;
+  std::vector<double> late_ms;     // long polls: answered this long after their wait ended
+  std::vector<double> signing_ms;  // SignCsrBatch round trips
+  uint64_t errors = 0;
+  std::string first_error;
+  int agents_with_svids = 0;
+  // The storm: the entries it updates, and the agents yet to see theirs change.
+  std::set<std::string> storm_entries;
+  std::set<std::string> storm_waiting;
+  Clock::time_point storm_last_arrival;
+
+  void Error(const Status& status) {
+    std::lock_guard lock(mu);
+    if (errors++ == 0) first_error = status.ToString();
+  }
+};
+
+class Fleet {
+ public:
+  Fleet(const Options& options, int server_port, X509Bundle bundle, std::chrono::seconds ttl)
+      : options_(options), port_(server_port), bundle_(std::move(bundle)), ttl_(ttl) {
+    for (auto& loop : loops_) loop.Start();
+  }
+  ~Fleet() {
+    // Each client's connections live on its loop: closed there before the loops stop.
+    for (auto& agent : agents_) agent->client.reset();
+    for (auto& loop : loops_) loop.Stop();
+  }
+
+  // Attests one agent per token, `parallel` at a time.
+  Status Attest(const std::vector<std::string>& tokens, int parallel) {
+    agents_.resize(tokens.size());
+    std::atomic<size_t> next{0};
+    std::atomic<int> failures{0};
+    std::vector<std::jthread> pool;
+    for (int t = 0; t < parallel; ++t) {
+      pool.emplace_back([&] {
+        for (size_t i = next++; i < tokens.size(); i = next++) {
+          if (!AttestOne(i, tokens[i]).ok()) ++failures;
+        }
+      });
+    }
+    pool.clear();
+    if (failures > 0) return InternalError(std::to_string(failures.load()) + " agents failed to attest");
+    return Status::Ok();
+  }
+
+  // Every agent's first sync, then its long polls and renewals, until Stop.
+  void Run() {
+    for (auto& agent : agents_) {
+      SimAgent* a = agent.get();
+      a->loop->Post([this, a] { Sync(*a); });
+    }
+    for (auto& loop : loops_) {
+      loop.loop().Post([this, loop = &loop.loop()] { StartTicks(loop); });
+    }
+  }
+
+  void Stop() {
+    stopping_ = true;
+    for (auto& loop : loops_) {
+      loop.loop().Invoke([&] {
+        for (uv_timer_t* timer : timers_) {
+          if (timer->loop == loop.loop().uv()) {
+            uv_close(reinterpret_cast<uv_handle_t*>(timer),
+                     [](uv_handle_t* handle) { delete reinterpret_cast<uv_timer_t*>(handle); });
+          }
+        }
+      });
+    }
+  }
+
+  Observations& seen() { return seen_; }
+  size_t size() const { return agents_.size(); }
+
+ private:
+  Status AttestOne(size_t index, const std::string& token) {
+    auto agent = std::make_unique<SimAgent>();
+    agent->loop = &loops_[index % loops_.size()].loop();
+    agentd::ServerClient::Options client;
+    client.endpoint = {.host = "127.0.0.1", .port = port_};
+    client.trust_domain = bundle_.trust_domain;
+    client.timeout = std::chrono::seconds(60);
+    agent->client = std::make_unique<agentd::ServerClient>(client, agent->loop);
+    SIGIL_RETURN_IF_ERROR(agent->client->SetBundle(bundle_));
+    SIGIL_ASSIGN_OR_RETURN(EvpPkeyPtr key, hw::GenerateSoftKey(KeyType::kEcP256));
+    SIGIL_ASSIGN_OR_RETURN(Bytes csr, MakeCsr(key.get()));
+    SIGIL_ASSIGN_OR_RETURN(agentd::AgentSvidAnswer svid, agent->client->AttestWithJoinToken(token, csr));
+    agent->id = svid.agent_id.str();
+    auto credentials = std::make_shared<transport::TlsCredentials>();
+    SIGIL_ASSIGN_OR_RETURN(credentials->leaf, CertFromDer(svid.chain_der.front()));
+    credentials->key = std::move(key);
+    SIGIL_RETURN_IF_ERROR(agent->client->SetAgentCredentials(credentials));
+    agents_[index] = std::move(agent);
+    return Status::Ok();
+  }
+
+  // Loop thread of `agent`.
+  void Sync(SimAgent& agent) {
+    if (stopping_) return;
+    const auto wait = agent.revision == 0 ? std::chrono::milliseconds(0) : kSyncWait;
+    const auto sent = Clock::now();
+    agent.client->SyncEntriesAsync(agent.revision, wait, [this, &agent, sent, wait](Result<agentd::EntrySyncAnswer> answer) {
+      if (stopping_) return;
+      if (!answer.ok()) {
+        seen_.Error(answer.status());
+        agent.retry_at = Clock::now() + std::chrono::seconds(1);
+        return;
+      }
+      const auto now = Clock::now();
+      bool news = answer->full;
+      std::vector<std::string> arrived_storm;
+      for (const RegistrationEntry& entry : answer->entries) {
+        auto held = agent.entries.find(entry.id);
+        if (held == agent.entries.end() || held->second != entry.revision) news = true;
+        agent.entries[entry.id] = entry.revision;
+        arrived_storm.push_back(entry.id);
+      }
+      for (const std::string& removed : answer->removed_entry_ids) agent.entries.erase(removed);
+      agent.revision = answer->revision;
+      if (!news && wait.count() > 0 && now - sent >= wait) {
+        std::lock_guard lock(seen_.mu);
+        seen_.late_ms.push_back(std::chrono::duration<double, std::milli>(now - sent - wait).count());
+      }
+      NoteStorm(agent, arrived_storm, now);
+      if (news) Sign(agent);
+      Sync(agent);
+    });
+  }
+
+  void NoteStorm(SimAgent& agent, const std::vector<std::string>& arrived, Clock::time_point now) {
+    std::lock_guard lock(seen_.mu);
+    if (seen_.storm_waiting.empty() || !seen_.storm_waiting.contains(agent.id)) return;
+    // After the first sync an entry arrives only when it changed, so one of the storm's arriving
+    // is the storm's change.
+    for (const std::string& id : arrived) {
+      if (seen_.storm_entries.contains(id)) {
+        seen_.storm_waiting.erase(agent.id);
+        seen_.storm_last_arrival = now;
+        seen_.changed.notify_all();
+        return;
+      }
+    }
+  }
+
+  // Renews every SVID of `agent`: one batch, one CSR per entry (its key made once per agent,
+  // as a rotation's cost on serverd does not depend on it).
+  void Sign(SimAgent& agent) {
+    if (agent.signing || agent.entries.empty() || stopping_) return;
+    agent.signing = true;
+    std::vector<agentd::CsrRequestItem> items;
+    for (const auto& [id, revision] : agent.entries) items.push_back({id, Csr()});
+    const auto sent = Clock::now();
+    agent.client->SignCsrBatchAsync(items, [this, &agent, sent](Result<std::vector<agentd::CsrAnswer>> answers) {
+      agent.signing = false;
+      const auto now = Clock::now();
+      agent.renew_at = now + ttl_ / 2;
+      if (!answers.ok()) return seen_.Error(answers.status());
+      for (const auto& answer : *answers) {
+        if (!answer.status.ok()) seen_.Error(answer.status);
+      }
+      std::lock_guard lock(seen_.mu);
+      seen_.signing_ms.push_back(std::chrono::duration<double, std::milli>(now - sent).count());
+      if (!agent.has_svids) {
+        agent.has_svids = true;
+        ++seen_.agents_with_svids;
+        seen_.changed.notify_all();
+      }
+    });
+  }
+
+  const Bytes& Csr() {
+    // One CSR for every item: serverd checks and signs each as it would any other.
+    static const Bytes csr = [] {
+      auto key = hw::GenerateSoftKey(KeyType::kEcP256);
+      return key.ok() ? MakeCsr(key->get()).value_or(Bytes()) : Bytes();
+    }();
+    return csr;
+  }
+
+  // Loop thread: every 200 ms, the agents of this loop due a renewal or a retry.
+  void StartTicks(transport::EventLoop* loop) {
+    auto* timer = new uv_timer_t;
+    uv_timer_init(loop->uv(), timer);
+    timer->data = this;
+    timers_.push_back(timer);
+    tick_loops_[timer] = loop;
+    uv_timer_start(timer, [](uv_timer_t* t) {
+      auto* self = static_cast<Fleet*>(t->data);
+      self->Tick(self->tick_loops_[t]);
+    }, 200, 200);
+  }
+
+  void Tick(transport::EventLoop* loop) {
+    const auto now = Clock::now();
+    for (auto& agent : agents_) {
+      if (agent->loop != loop) continue;
+      if (agent->retry_at <= now) {
+        agent->retry_at = Clock::time_point::max();
+        Sync(*agent);
+      }
+      if (agent->renew_at <= now) Sign(*agent);
+    }
+  }
+
+  const Options options_;
+  const int port_;
+  const X509Bundle bundle_;
+  const std::chrono::seconds ttl_;
+  std::array<transport::LoopThread, 2> loops_;
+  std::vector<std::unique_ptr<SimAgent>> agents_;
+  std::vector<uv_timer_t*> timers_;                       // set up on their loops, one each
+  std::map<uv_timer_t*, transport::EventLoop*> tick_loops_;
+  std::atomic<bool> stopping_{false};
+  Observations seen_;
+};
+
+// serverd's CPU seconds and the largest RSS seen, sampled every second on a thread of its own.
+class ServerWatch {
+ public:
+  explicit ServerWatch(pid_t pid) : pid_(pid), thread_([this](std::stop_token stop) {
+    while (!stop.stop_requested()) {
+      const long kib = ResidentKiB(pid_);
+      if (kib > max_kib_) max_kib_ = kib;
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+  }) {}
+  double cpu() const { return CpuSeconds(pid_); }
+  long max_kib() const { return max_kib_; }
+
+ private:
+  pid_t pid_;
+  std::atomic<long> max_kib_{0};
+  std::jthread thread_;
+};
+
+Status Run(const Options& options, Report& report) {
+  rlimit files{};
+  getrlimit(RLIMIT_NOFILE, &files);
+  files.rlim_cur = files.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &files);
+  if (files.rlim_cur < static_cast<rlim_t>(options.agents) * 2 + 256) {
+    return FailedPreconditionError("the open-file limit (" + std::to_string(files.rlim_cur) + ") is too low for " +
+                                   std::to_string(options.agents) + " agents");
+  }
+  // serverd runs as its own process; it finds the binary as the tests do.
+  ::setenv("SIGIL_SERVERD", SIGIL_SERVERD_BINARY, 0);
+  SIGIL_ASSIGN_OR_RETURN(auto hsm, testing::SoftHsm::Create());
+  testing::ServerdOptions server_options;
+  // The agents all come from 127.0.0.1; a real fleet spreads over as many addresses. Each
+  // entry's TTL sets the renewals; the rest are serverd's defaults.
+  server_options.top_level_yaml = "agent_api_limits:\n  max_connections: 100000\n"
+                                  "  max_connections_per_source: 100000\n"
+                                  "  attestations_per_second_per_ip: 1000000\n  attestation_burst_per_ip: 1000000\n"
+                                  "  max_source_request_bytes: 1073741824\n  max_source_unsent_bytes: 1073741824\n";
+  SIGIL_ASSIGN_OR_RETURN(auto server, testing::ServerdProcess::Create(*hsm, "fleet", server_options));
+  SIGIL_RETURN_IF_ERROR(server->Start());
+  serverd::SocketAdminClient admin(server->socket_path().string());
+  SIGIL_ASSIGN_OR_RETURN(TrustDomain td, TrustDomain::Parse("example.org"));
+  SIGIL_ASSIGN_OR_RETURN(X509Bundle bundle, BundleThrough(admin, td));
+  ServerWatch watch(server->pid());
+
+  // Tokens, then the entries under the agents they will name, before the clock starts.
+  std::vector<std::string> tokens;
+  for (int i = 0; i < options.agents; ++i) {
+    SIGIL_ASSIGN_OR_RETURN(std::string token, NewJoinTokenThrough(admin));
+    tokens.push_back(std::move(token));
+  }
+  const std::chrono::seconds ttl(options.quick ? 16 : 40);
+  std::vector<RegistrationEntry> entries;
+  for (int w = 0; w < options.workloads; ++w) {
+    RegistrationEntry entry = WorkloadEntry(td, "fleet/w" + std::to_string(w),
+                                            "spiffe://example.org/spire/agent/join_token/" +
+                                                tokens[static_cast<size_t>(w % options.agents)]);
+    entry.x509_svid_ttl = ttl;
+    entries.push_back(std::move(entry));
+  }
+  SIGIL_ASSIGN_OR_RETURN(std::vector<std::string> ids, CreateEntriesThrough(admin, entries));
+  for (size_t i = 0; i < ids.size(); ++i) entries[i].id = ids[i];
+  std::fprintf(stderr, "fleet: %d agents, %d workloads, load %s\n", options.agents, options.workloads,
+               LoadAverage().c_str());
+
+  Fleet fleet(options, server->agent_port(), bundle, ttl);
+  const double self_cpu_start = CpuSeconds();
+  double cpu = watch.cpu();
+  auto phase = [&](const std::string& name, double seconds) {
+    const double used = watch.cpu() - cpu;
+    cpu = watch.cpu();
+    report.Metric(name + "/seconds", seconds, "s", false);
+    report.Detail(name + "/serverd_cpu_seconds", used, "s");
+    std::fprintf(stderr, "fleet: %s %.2f s, serverd CPU %.2f s\n", name.c_str(), seconds, used);
+  };
+
+  auto started = Clock::now();
+  SIGIL_RETURN_IF_ERROR(fleet.Attest(tokens, 32));
+  phase("attestation", std::chrono::duration<double>(Clock::now() - started).count());
+
+  started = Clock::now();
+  fleet.Run();
+  {
+    std::unique_lock lock(fleet.seen().mu);
+    const int with_entries = std::min(options.agents, options.workloads);
+    if (!fleet.seen().changed.wait_for(lock, std::chrono::seconds(120),
+                                       [&] { return fleet.seen().agents_with_svids >= with_entries; })) {
+      return DeadlineExceededError("only " + std::to_string(fleet.seen().agents_with_svids) + " of " +
+                                   std::to_string(with_entries) + " agents got their SVIDs");
+    }
+  }
+  phase("first_sync", std::chrono::duration<double>(Clock::now() - started).count());
+
+  // Steady state: renewals at half of the TTL, several rounds of them.
+  {
+    std::lock_guard lock(fleet.seen().mu);
+    fleet.seen().signing_ms.clear();
+    fleet.seen().late_ms.clear();
+  }
+  const double steady_cpu_start = watch.cpu();
+  std::this_thread::sleep_for(std::chrono::seconds(options.steady_seconds));
+  const double steady_cpu = watch.cpu() - steady_cpu_start;
+  {
+    std::lock_guard lock(fleet.seen().mu);
+    auto& late = fleet.seen().late_ms;
+    auto& signing = fleet.seen().signing_ms;
+    std::sort(late.begin(), late.end());
+    std::sort(signing.begin(), signing.end());
+    report.Metric("steady/sync_late_p50_ms", Percentile(late, 0.5), "ms", false);
+    report.Metric("steady/sync_late_p99_ms", Percentile(late, 0.99), "ms", false);
+    report.Metric("steady/signing_p50_ms", Percentile(signing, 0.5), "ms", false);
+    report.Metric("steady/signing_p99_ms", Percentile(signing, 0.99), "ms", false);
+    report.Detail("steady/long_polls_answered", static_cast<double>(late.size()), "");
+    report.Detail("steady/signing_batches", static_cast<double>(signing.size()), "");
+    report.Distribution("steady/signing", signing, "ms");
+  }
+  report.Detail("steady/serverd_cpu_share", steady_cpu / options.steady_seconds, "cores");
+  cpu = watch.cpu();
+
+  // The storm: 1% of the entries, every hundredth, updated in one admin call.
+  std::vector<RegistrationEntry> stormed;
+  for (size_t i = 0; i < entries.size(); i += 100) {
+    RegistrationEntry entry = entries[i];
+    entry.x509_svid_ttl = ttl + std::chrono::seconds(1);
+    stormed.push_back(std::move(entry));
+  }
+  json batch = json::array();
+  for (const auto& entry : stormed) batch.push_back(serverd::EntryToJson(entry));
+  started = Clock::now();
+  {
+    std::lock_guard lock(fleet.seen().mu);
+    for (const auto& entry : stormed) {
+      fleet.seen().storm_waiting.insert(entry.parent_id);
+      fleet.seen().storm_entries.insert(entry.id);
+    }
+  }
+  SIGIL_ASSIGN_OR_RETURN(json updated, admin.Call("/v1/entry/BatchUpdateEntry", json{{"entries", batch}}));
+  for (const json& result : updated["results"]) {
+    if (!result.contains("entry")) return InternalError("storm update refused: " + result.dump());
+  }
+  {
+    std::unique_lock lock(fleet.seen().mu);
+    if (!fleet.seen().changed.wait_for(lock, std::chrono::seconds(60),
+                                       [&] { return fleet.seen().storm_waiting.empty(); })) {
+      return DeadlineExceededError(std::to_string(fleet.seen().storm_waiting.size()) +
+                                   " agents never saw the storm's change");
+    }
+    phase("storm", std::chrono::duration<double>(fleet.seen().storm_last_arrival - started).count());
+  }
+  fleet.Stop();
+
+  report.Metric("serverd_rss_max_mib", static_cast<double>(watch.max_kib()) / 1024, "MiB", false);
+  report.Detail("simulator_cpu_seconds", CpuSeconds() - self_cpu_start, "s");
+  std::lock_guard lock(fleet.seen().mu);
+  report.Metric("errors", static_cast<double>(fleet.seen().errors), "", false);
+  if (fleet.seen().errors > 0) std::fprintf(stderr, "fleet: first error: %s\n", fleet.seen().first_error.c_str());
+  return Status::Ok();
+}
+
+}  // namespace
+}  // namespace sigil::bench
+
+int main(int argc, char** argv) {
+  using namespace sigil;
+  const bench::Options options = bench::ParseOptions(argc, argv);
+  ConfigureLogging(LogLevel::kWarn, LogFormat::kText);
+  bench::Report report("fleet", options.quick);
+  report.Detail("agents", options.agents, "");
+  report.Detail("workloads", options.workloads, "");
+  const Status ran = bench::Run(options, report);
+  if (!ran.ok()) report.Error(ran.ToString());
+  report.Print();
+  return ran.ok() ? 0 : 1;
+}
