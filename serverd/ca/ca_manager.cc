@@ -22,6 +22,26 @@ TimePoint ActivateAt(const CaSlot& s) { return FromUnix(s.not_before + (s.not_af
 
 std::string JwtLabelFor(const std::string& ca_label) { return "jwt" + ca_label.substr(2); }  // ca-… -> jwt-…
 
+// Retired CAs stay in the bundle until they expire or both their authorities are revoked; then
+// the slot is done with, whichever replica made it.
+bool DoneWith(const CaSlot& record, TimePoint now) {
+  return FromUnix(record.not_after) <= now || (record.x509_revoked && record.jwt_revoked);
+}
+
+// A slot's authorities in `bundle`, own or another replica's alike: each not revoked, with its
+// taint. `jwt_key` null: a slot recorded without its JWT key's public half.
+void AddAuthorities(TrustBundle& bundle, const CaSlot& record, X509* cert, EVP_PKEY* jwt_key,
+                    const std::string& jwt_key_id) {
+  if (!record.x509_revoked) {
+    bundle.x509.Add(cert);
+    if (record.x509_tainted) bundle.tainted_x509_authorities.insert(X509AuthorityId(cert));
+  }
+  if (!record.jwt_revoked && jwt_key != nullptr) {
+    bundle.jwt.authorities[jwt_key_id] = JwtAuthority(UpRef(jwt_key), FromUnix(record.not_after));
+    if (record.jwt_tainted) bundle.tainted_jwt_authorities.insert(jwt_key_id);
+  }
+}
+
 // How often the other replicas' slots are read when no change was announced.
 constexpr std::chrono::seconds kPeerResync{30};
 
@@ -148,9 +168,7 @@ Status CaManager::Start(TimePoint now) {
   SIGIL_ASSIGN_OR_RETURN(std::vector<CaSlot> records, store_.ListCaSlots());
   for (const CaSlot& record : records) {
     ++sequence_;
-    if (record.replica != options_.replica) continue;
-    // Retired CAs stay in the bundle until they expire or are revoked; then they are done with.
-    if (FromUnix(record.not_after) <= now || (record.x509_revoked && record.jwt_revoked)) continue;
+    if (record.replica != options_.replica || DoneWith(record, now)) continue;
     auto slot = LoadSlot(record);
     if (!slot.ok()) {
       return std::move(slot).status().AddContext(
@@ -159,7 +177,7 @@ Status CaManager::Start(TimePoint now) {
     }
     slots_.push_back(std::move(*slot));
   }
-  SIGIL_RETURN_IF_ERROR(ReadPeers(now).status().AddContext("reading the other replicas' CAs"));
+  UsePeers(std::move(records), now);
   peers_read_at_ = now;
   // Several active records mean a crash between activating one and retiring the other: the
   // newest wins.
@@ -190,10 +208,13 @@ Status CaManager::Start(TimePoint now) {
 
 Result<bool> CaManager::ReadPeers(TimePoint now) {
   SIGIL_ASSIGN_OR_RETURN(std::vector<CaSlot> records, store_.ListCaSlots());
+  return UsePeers(std::move(records), now);
+}
+
+bool CaManager::UsePeers(std::vector<CaSlot> records, TimePoint now) {
   std::vector<PeerSlot> peers;
   for (CaSlot& record : records) {
-    if (record.replica == options_.replica) continue;
-    if (FromUnix(record.not_after) <= now || (record.x509_revoked && record.jwt_revoked)) continue;
+    if (record.replica == options_.replica || DoneWith(record, now)) continue;
     PeerSlot peer;
     auto cert = CertFromDer(AsBytes(record.certificate_der));
     if (!cert.ok()) {
@@ -309,26 +330,10 @@ Status CaManager::Publish() {
   next->jwt_key = active->jwt_key;
   next->jwt_key_id = active->jwt_key_id;
   for (const Slot& slot : slots_) {
-    if (!slot.record.x509_revoked) {
-      next->bundle.x509.Add(slot.ca->cert());
-      if (slot.record.x509_tainted) next->bundle.tainted_x509_authorities.insert(X509AuthorityId(slot.ca->cert()));
-    }
-    if (!slot.record.jwt_revoked) {
-      next->bundle.jwt.authorities[slot.jwt_key_id] =
-          JwtAuthority(UpRef(slot.jwt_key->public_key()), FromUnix(slot.record.not_after));
-      if (slot.record.jwt_tainted) next->bundle.tainted_jwt_authorities.insert(slot.jwt_key_id);
-    }
+    AddAuthorities(next->bundle, slot.record, slot.ca->cert(), slot.jwt_key->public_key(), slot.jwt_key_id);
   }
   for (const PeerSlot& peer : peers_) {
-    if (!peer.record.x509_revoked) {
-      next->bundle.x509.Add(peer.cert.get());
-      if (peer.record.x509_tainted) next->bundle.tainted_x509_authorities.insert(X509AuthorityId(peer.cert.get()));
-    }
-    if (!peer.record.jwt_revoked && peer.jwt_public_key != nullptr) {
-      next->bundle.jwt.authorities[peer.jwt_key_id] =
-          JwtAuthority(UpRef(peer.jwt_public_key.get()), FromUnix(peer.record.not_after));
-      if (peer.record.jwt_tainted) next->bundle.tainted_jwt_authorities.insert(peer.jwt_key_id);
-    }
+    AddAuthorities(next->bundle, peer.record, peer.cert.get(), peer.jwt_public_key.get(), peer.jwt_key_id);
   }
   next->bundle.sequence = sequence_;
   SIGIL_ASSIGN_OR_RETURN(std::string jwks, TrustBundleToJwks(next->bundle));

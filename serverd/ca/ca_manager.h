@@ -137,6 +137,8 @@ class CaManager {
   // Reads the other replicas' slots from the journal; true when what the bundle holds of them
   // changed.
   Result<bool> ReadPeers(TimePoint now);
+  // The same from the journal's `records`, already read.
+  bool UsePeers(std::vector<CaSlot> records, TimePoint now);
   Result<Slot> NewSlot(TimePoint now, CaSlotState state);
   Status RenewIntermediate(TimePoint now);
   Status ActivatePrepared(TimePoint now);
