@@ -40,6 +40,13 @@ void Report::Distribution(const std::string& name, std::vector<double>& samples,
   out_["distributions"][name] = json{{"unit", unit}, {"count", samples.size()}, {"cdf", cdf}};
 }
 
+void Report::Series(const std::string& name, const std::vector<std::pair<double, double>>& points,
+                    const std::string& unit) {
+  json out = json::array();
+  for (const auto& [seconds, value] : points) out.push_back(json::array({seconds, value}));
+  out_["series"][name] = json{{"unit", unit}, {"points", std::move(out)}};
+}
+
 void Report::Error(const std::string& message) {
   std::fprintf(stderr, "error: %s\n", message.c_str());
   out_["errors"].push_back(message);

@@ -3,10 +3,12 @@
 //   {"scenario": "agent_api_signing", "quick": false, "load_before": "1.52 1.10 0.98",
 //    "metrics": {"delegated/soft/batch64/svids_per_s":
 //                    {"value": 9123.4, "unit": "1/s", "ceiling": 15000.0, "higher_is_better": true}},
-//    "distributions": {"delegated/soft/batch64/latency": {"unit": "ms", "cdf": [[0, 1.2], ...]}}}
+//    "distributions": {"delegated/soft/batch64/latency": {"unit": "ms", "cdf": [[0, 1.2], ...]}},
+//    "series": {"serverd_cpu": {"unit": "cores", "points": [[1.0, 0.42], ...]}}}
 //
 // A metric may carry the ceiling it is judged against, measured in the same run, or be marked
-// "detail" (kept out of the printed table); a distribution is a latency CDF (percentile, value) for the plot. Progress and errors go to
+// "detail" (kept out of the printed table); a distribution is a latency CDF (percentile, value) for the plot,
+// a series a figure over time (seconds, value) for the plot over time. Progress and errors go to
 // stderr. See bench/README.md for the whole contract.
 //
 // Thread safety: a Report belongs to one thread; the free functions are pure or read /proc.
@@ -17,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -33,6 +36,9 @@ class Report {
   void Detail(const std::string& name, double value, const std::string& unit);
   // `samples` are sorted in place.
   void Distribution(const std::string& name, std::vector<double>& samples, const std::string& unit);
+  // A figure over the run, for the plot over time: (seconds since the run began, value) points,
+  // e.g. each second's p99 latency or a process's CPU.
+  void Series(const std::string& name, const std::vector<std::pair<double, double>>& points, const std::string& unit);
   // A problem that makes the scenario's figures incomplete; tools/bench shows it and fails.
   void Error(const std::string& message);
 

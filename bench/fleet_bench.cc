@@ -1,6 +1,6 @@
 // Scenario 7: a fleet on one serverd. This process plays N agents against a real `serverd run`
 // process: each attests with a join token, holds one mTLS connection, keeps its entries current
-// with the long-poll sync agentd runs (30 s waits), and renews its workloads' X509-SVIDs at
+// with the long-poll sync agentd runs (27–30 s waits), and renews its workloads' X509-SVIDs at
 // half-life through SignCsrBatch, as agentd does. W workload entries are spread over the agents.
 // serverd's CPU and RSS are read from /proc for its own process, so the simulator's cost (it
 // shares this machine) stays out of serverd's figures; the simulator's CPU is reported apart.
@@ -11,7 +11,8 @@
 //   attestation  every agent attests (32 at a time);
 //   first_sync   from the first sync until every agent holds every SVID of its entries;
 //   steady       the X.509 TTL short enough that every SVID is renewed several times: how late a
-//                long poll is answered after its wait ends (sync p50/p99), SignCsrBatch latency;
+//                long poll is answered after its wait ends (sync p50/p99), SignCsrBatch latency,
+//                both for calls sent in this phase;
 //   storm        1% of the entries updated in one admin call: until every agent holding one of
 //                them has the change.
 // Every agent-side failure is counted in `errors`; the budget is none.
@@ -28,9 +29,11 @@
 #include <set>
 #include <thread>
 
+#include "agentd/sync/entry_sync.h"
 #include "agentd/sync/server_client.h"
 #include "bench/bench_report.h"
 #include "bench/bench_server.h"
+#include "core/backoff.h"
 #include "core/csr.h"
 #include "core/log.h"
 #include "core/trust_bundle.h"
@@ -71,9 +74,6 @@ Options ParseOptions(int argc, char** argv) {
   return options;
 }
 
-// agentd's long-poll wait (agentd/sync/entry_sync.cc).
-constexpr std::chrono::milliseconds kSyncWait{30'000};
-
 // One simulated agent. Everything but `client` and `id` belongs to its loop's thread.
 struct SimAgent {
   std::unique_ptr<agentd::ServerClient> client;
@@ -91,19 +91,31 @@ struct SimAgent {
 struct Observations {
   std::mutex mu;
   std::condition_variable changed;
+  // Calls sent since the steady phase began. A long poll sent while the first sync's burst was
+  // still queued at serverd's loop carries that phase's queueing; it is not the steady state's.
+  Clock::time_point steady_began = Clock::time_point::max();
   std::vector<double> late_ms;     // long polls: answered this long after their wait ended
+  std::vector<double> first_round_late_ms;  // and those sent before the steady phase
   std::vector<double> signing_ms;  // SignCsrBatch round trips
   uint64_t errors = 0;
   std::string first_error;
+  // The same over the whole run, as (seconds since it began, value), for the plot over time.
+  Clock::time_point began = Clock::now();
+  std::vector<std::pair<double, double>> late_over_time;
+  std::vector<std::pair<double, double>> signing_over_time;
+  std::vector<std::pair<double, double>> errors_over_time;  // (when, 1)
   int agents_with_svids = 0;
   // The storm: the entries it updates, and the agents yet to see theirs change.
   std::set<std::string> storm_entries;
   std::set<std::string> storm_waiting;
   Clock::time_point storm_last_arrival;
 
+  double SinceBegan(Clock::time_point when) const { return std::chrono::duration<double>(when - began).count(); }
+
   void Error(const Status& status) {
     std::lock_guard lock(mu);
     if (errors++ == 0) first_error = status.ToString();
+    errors_over_time.emplace_back(SinceBegan(Clock::now()), 1);
   }
 };
 
@@ -190,13 +202,15 @@ class Fleet {
   // Loop thread of `agent`.
   void Sync(SimAgent& agent) {
     if (stopping_) return;
-    const auto wait = agent.revision == 0 ? std::chrono::milliseconds(0) : kSyncWait;
+    const auto wait = agent.revision == 0 ? std::chrono::milliseconds(0) : agentd::LongPollWait();
     const auto sent = Clock::now();
     agent.client->SyncEntriesAsync(agent.revision, wait, [this, &agent, sent, wait](Result<agentd::EntrySyncAnswer> answer) {
       if (stopping_) return;
       if (!answer.ok()) {
         seen_.Error(answer.status());
-        agent.retry_at = Clock::now() + std::chrono::seconds(1);
+        // agentd's first retry: a second, less its jitter.
+        agent.retry_at = Clock::now() + std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::seconds(1) * BackoffJitter());
         return;
       }
       const auto now = Clock::now();
@@ -212,7 +226,9 @@ class Fleet {
       agent.revision = answer->revision;
       if (!news && wait.count() > 0 && now - sent >= wait) {
         std::lock_guard lock(seen_.mu);
-        seen_.late_ms.push_back(std::chrono::duration<double, std::milli>(now - sent - wait).count());
+        const double late = std::chrono::duration<double, std::milli>(now - sent - wait).count();
+        (sent >= seen_.steady_began ? seen_.late_ms : seen_.first_round_late_ms).push_back(late);
+        seen_.late_over_time.emplace_back(seen_.SinceBegan(now), late);
       }
       NoteStorm(agent, arrived_storm, now);
       if (news) Sign(agent);
@@ -252,7 +268,9 @@ class Fleet {
         if (!answer.status.ok()) seen_.Error(answer.status);
       }
       std::lock_guard lock(seen_.mu);
-      seen_.signing_ms.push_back(std::chrono::duration<double, std::milli>(now - sent).count());
+      const double took = std::chrono::duration<double, std::milli>(now - sent).count();
+      if (sent >= seen_.steady_began) seen_.signing_ms.push_back(took);
+      seen_.signing_over_time.emplace_back(seen_.SinceBegan(now), took);
       if (!agent.has_svids) {
         agent.has_svids = true;
         ++seen_.agents_with_svids;
@@ -307,24 +325,66 @@ class Fleet {
   Observations seen_;
 };
 
-// serverd's CPU seconds and the largest RSS seen, sampled every second on a thread of its own.
+// serverd's CPU seconds and the largest RSS seen, sampled every 250 ms on a thread of its own;
+// each second's CPU (in cores) and RSS are kept for the plot over time.
 class ServerWatch {
  public:
-  explicit ServerWatch(pid_t pid) : pid_(pid), thread_([this](std::stop_token stop) {
-    while (!stop.stop_requested()) {
+  ServerWatch(pid_t pid, Clock::time_point began) : pid_(pid), began_(began), thread_([this](std::stop_token stop) {
+    double cpu_before = CpuSeconds(pid_);
+    auto before = Clock::now();
+    for (int tick = 1; !stop.stop_requested(); ++tick) {
       const long kib = ResidentKiB(pid_);
       if (kib > max_kib_) max_kib_ = kib;
+      if (tick % 4 == 0) {
+        const auto now = Clock::now();
+        const double cpu_now = CpuSeconds(pid_);
+        const double since = std::chrono::duration<double>(now - began_).count();
+        std::lock_guard lock(mu_);
+        cpu_over_time_.emplace_back(since, (cpu_now - cpu_before) / std::chrono::duration<double>(now - before).count());
+        rss_over_time_.emplace_back(since, static_cast<double>(kib) / 1024);
+        cpu_before = cpu_now;
+        before = now;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(250));
     }
   }) {}
   double cpu() const { return CpuSeconds(pid_); }
   long max_kib() const { return max_kib_; }
+  void AddSeries(Report& report) {
+    std::lock_guard lock(mu_);
+    report.Series("serverd_cpu", cpu_over_time_, "cores");
+    report.Series("serverd_rss", rss_over_time_, "MiB");
+  }
 
  private:
   pid_t pid_;
+  Clock::time_point began_;
   std::atomic<long> max_kib_{0};
-  std::jthread thread_;
+  std::mutex mu_;
+  std::vector<std::pair<double, double>> cpu_over_time_;
+  std::vector<std::pair<double, double>> rss_over_time_;
+  std::jthread thread_;  // last: it starts once the rest is set
 };
+
+// Each second's p99 of `samples` (seconds since the run began, value): a plot over time of
+// tens of thousands of calls stays readable.
+std::vector<std::pair<double, double>> PerSecondP99(const std::vector<std::pair<double, double>>& samples) {
+  std::map<int64_t, std::vector<double>> by_second;
+  for (const auto& [when, value] : samples) by_second[static_cast<int64_t>(when)].push_back(value);
+  std::vector<std::pair<double, double>> out;
+  for (auto& [second, values] : by_second) {
+    std::sort(values.begin(), values.end());
+    out.emplace_back(static_cast<double>(second), Percentile(values, 0.99));
+  }
+  return out;
+}
+
+// How many of `events` (seconds since the run began, 1) fell in each second.
+std::vector<std::pair<double, double>> PerSecondCount(const std::vector<std::pair<double, double>>& events) {
+  std::map<int64_t, double> by_second;
+  for (const auto& [when, count] : events) by_second[static_cast<int64_t>(when)] += count;
+  return {by_second.begin(), by_second.end()};
+}
 
 Status Run(const Options& options, Report& report) {
   rlimit files{};
@@ -350,7 +410,8 @@ Status Run(const Options& options, Report& report) {
   serverd::SocketAdminClient admin(server->socket_path().string());
   SIGIL_ASSIGN_OR_RETURN(TrustDomain td, TrustDomain::Parse("example.org"));
   SIGIL_ASSIGN_OR_RETURN(X509Bundle bundle, BundleThrough(admin, td));
-  ServerWatch watch(server->pid());
+  const Clock::time_point run_began = Clock::now();
+  ServerWatch watch(server->pid(), run_began);
 
   // Tokens, then the entries under the agents they will name, before the clock starts.
   std::vector<std::string> tokens;
@@ -373,6 +434,7 @@ Status Run(const Options& options, Report& report) {
                LoadAverage().c_str());
 
   Fleet fleet(options, server->agent_port(), bundle, ttl);
+  fleet.seen().began = run_began;
   const double self_cpu_start = CpuSeconds();
   double cpu = watch.cpu();
   auto phase = [&](const std::string& name, double seconds) {
@@ -403,8 +465,7 @@ Status Run(const Options& options, Report& report) {
   // Steady state: renewals at half of the TTL, several rounds of them.
   {
     std::lock_guard lock(fleet.seen().mu);
-    fleet.seen().signing_ms.clear();
-    fleet.seen().late_ms.clear();
+    fleet.seen().steady_began = Clock::now();
   }
   const double steady_cpu_start = watch.cpu();
   std::this_thread::sleep_for(std::chrono::seconds(options.steady_seconds));
@@ -420,6 +481,9 @@ Status Run(const Options& options, Report& report) {
     report.Metric("steady/signing_p50_ms", Percentile(signing, 0.5), "ms", false);
     report.Metric("steady/signing_p99_ms", Percentile(signing, 0.99), "ms", false);
     report.Detail("steady/long_polls_answered", static_cast<double>(late.size()), "");
+    auto& first_round = fleet.seen().first_round_late_ms;
+    std::sort(first_round.begin(), first_round.end());
+    report.Detail("first_sync/long_poll_late_p99_ms", Percentile(first_round, 0.99), "ms");
     report.Detail("steady/signing_batches", static_cast<double>(signing.size()), "");
     report.Distribution("steady/signing", signing, "ms");
   }
@@ -460,7 +524,11 @@ Status Run(const Options& options, Report& report) {
 
   report.Metric("serverd_rss_max_mib", static_cast<double>(watch.max_kib()) / 1024, "MiB", false);
   report.Detail("simulator_cpu_seconds", CpuSeconds() - self_cpu_start, "s");
+  watch.AddSeries(report);
   std::lock_guard lock(fleet.seen().mu);
+  report.Series("sync_late_p99", PerSecondP99(fleet.seen().late_over_time), "ms");
+  report.Series("signing_p99", PerSecondP99(fleet.seen().signing_over_time), "ms");
+  report.Series("errors", PerSecondCount(fleet.seen().errors_over_time), "per second");
   report.Metric("errors", static_cast<double>(fleet.seen().errors), "", false);
   if (fleet.seen().errors > 0) std::fprintf(stderr, "fleet: first error: %s\n", fleet.seen().first_error.c_str());
   return Status::Ok();

@@ -12,9 +12,19 @@ std::chrono::milliseconds BackoffStep(const BackoffPolicy& policy, int failures)
   return std::min(step, ceiling);
 }
 
-double BackoffJitter() {
+namespace {
+
+double UniformBetween(double low, double high) {
   thread_local std::mt19937_64 random(std::random_device{}());
-  return std::uniform_real_distribution<double>(0.5, 1.0)(random);
+  return std::uniform_real_distribution<double>(low, high)(random);
+}
+
+}  // namespace
+
+double BackoffJitter() { return UniformBetween(0.5, 1.0); }
+
+std::chrono::milliseconds Spread(std::chrono::milliseconds wait, double fraction) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(wait * UniformBetween(1.0 - fraction, 1.0));
 }
 
 std::chrono::milliseconds Backoff::Next() {

@@ -19,6 +19,10 @@ struct BackoffPolicy {
 std::chrono::milliseconds BackoffStep(const BackoffPolicy& policy, int failures);
 // A factor between 0.5 and 1 that a wait is scaled by, drawn afresh on each call.
 double BackoffJitter();
+// `wait` less up to `fraction` of it, drawn afresh on each call. Periodic calls of many peers
+// that began together (a fleet's long polls after serverd restarted) drift apart with it
+// instead of staying in step for ever.
+std::chrono::milliseconds Spread(std::chrono::milliseconds wait, double fraction);
 
 class Backoff {
  public:

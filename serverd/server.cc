@@ -83,6 +83,7 @@ Status Server::Start() {
   agent_options.bind_port = config_.bind_port;
   agent_options.http2 = config_.agent_api_limits;
   agent_options.max_csr_batch_items = config_.max_csr_batch_items;
+  agent_options.agent_workers.queue_capacity = config_.max_queued_agent_requests;
   agent_options.attestations_per_ip = config_.attestations_per_ip;
   agent_options.svids_per_agent = config_.svids_per_agent;
   agent_options.agent_svid_ttl = config_.agent_ttl;

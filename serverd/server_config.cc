@@ -201,6 +201,9 @@ Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string&
   int64_t batch_items = static_cast<int64_t>(config.max_csr_batch_items);
   limits.Read("max_csr_batch_items", batch_items, 1, 100'000);
   config.max_csr_batch_items = static_cast<size_t>(batch_items);
+  int64_t queued_requests = static_cast<int64_t>(config.max_queued_agent_requests);
+  limits.Read("max_queued_requests", queued_requests, 16, 1 << 20);
+  config.max_queued_agent_requests = static_cast<size_t>(queued_requests);
   ReadRateLimit(limits, "attestations_per_second_per_ip", "attestation_burst_per_ip", config.attestations_per_ip);
   ReadRateLimit(limits, "svids_per_second_per_agent", "svid_burst_per_agent", config.svids_per_agent);
   if (config.svids_per_agent.burst < static_cast<double>(config.max_csr_batch_items)) {

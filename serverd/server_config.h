@@ -48,6 +48,7 @@
 //   agent_api_limits:                # the agent API listener's; see transport/listener_limits.h
 //     max_connections_per_source: 256  # per IP address
 //     max_csr_batch_items: 1000      # CSRs in one SignCsrBatch, aliased items counted each time
+//     max_queued_requests: 8192      # attested agents' requests waiting for a worker
 //     attestations_per_second_per_ip: 20   # Attest calls one IP address may make, on average
 //     attestation_burst_per_ip: 100        # and at once
 //     svids_per_second_per_agent: 500      # SVIDs (X.509 and JWT) one agent may have signed
@@ -132,6 +133,9 @@ struct ServerConfig {
   HealthCheckConfig health_checks;
   transport::Http2ServerOptions agent_api_limits;  // agent_api_limits: (transport/listener_limits.h)
   size_t max_csr_batch_items = 1000;               // agent_api_limits.max_csr_batch_items
+  // Attested agents' requests waiting for a worker (agent_api_limits.max_queued_requests):
+  // enough for every agent of a 5,000-agent fleet to sync and renew at once after a restart.
+  size_t max_queued_agent_requests = 8192;
   // A real agent attests once when it starts, and again only when it lost its SVID; the burst
   // lets a rack's worth of agents behind one NAT address start together. SPIRE allows one per
   // second per address.

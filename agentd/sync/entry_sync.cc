@@ -4,18 +4,14 @@
 
 namespace sigil::agentd {
 
-namespace {
-
-constexpr std::chrono::milliseconds kSyncWait{30'000};
-
-}  // namespace
+std::chrono::milliseconds LongPollWait() { return Spread(std::chrono::milliseconds(30'000), 0.1); }
 
 void EntrySync::Run() {
   int64_t revision = 0;
   Backoff backoff(retry_);
   FailureLog failures(LogLevel::kWarn, "entry sync failed; serving from cache and retrying", retry_.ceiling);
   while (!signal_->stopping()) {
-    auto answer = server_->SyncEntries(revision, revision == 0 ? std::chrono::milliseconds(0) : kSyncWait);
+    auto answer = server_->SyncEntries(revision, revision == 0 ? std::chrono::milliseconds(0) : LongPollWait());
     if (!answer.ok()) {
       if (answer.status().code() == Code::kUnauthenticated) {
         agent_svid_->Reattest(answer.status());

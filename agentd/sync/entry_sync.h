@@ -19,6 +19,10 @@
 
 namespace sigil::agentd {
 
+// How long each long poll asks serverd to wait for news: 27 to 30 s, drawn afresh each time, so
+// a fleet whose agents all synced at once (serverd restarted) does not poll in step for ever.
+std::chrono::milliseconds LongPollWait();
+
 class EntrySync {
  public:
   EntrySync(ServerClient* server, SvidCache* cache, AgentSvid* agent_svid, WakeSignal* signal, BackoffPolicy retry)

@@ -79,6 +79,9 @@ Status AgentApi::Start() {
   signer_ = std::make_unique<SvidSigner>(options_.pipeline, metrics_);
   agent_workers_ = std::make_unique<WorkerPool>(options_.agent_workers, metrics_);
   attestation_workers_ = std::make_unique<WorkerPool>(options_.attestation_workers, metrics_);
+  sync_worker_ = std::make_unique<WorkerPool>(
+      WorkerPool::Options{.queue_capacity = 4, .workers = 1, .max_batch = 1, .max_wait = {}, .name = "entry_sync"},
+      metrics_);
   io_.Start();
   started_ = true;
   io_target_ = std::make_unique<EventLoopCompletionTarget>(io_.loop());
@@ -111,7 +114,10 @@ void AgentApi::Stop() {
   started_ = false;
   entry_changes_ = {};  // no wake-up is posted to the loop from here on
   io_.loop().Invoke([&] {
-    for (auto& sync : parked_) Respond(*sync->stream, ErrorAnswer(UnavailableError("serverd is stopping")));
+    for (auto& [deadline, sync] : parked_) {
+      sync->is_parked = false;
+      Respond(*sync->stream, ErrorAnswer(UnavailableError("serverd is stopping")));
+    }
     parked_.clear();
     if (sync_timer_ != nullptr) {
       uv_close(reinterpret_cast<uv_handle_t*>(sync_timer_),
@@ -124,11 +130,13 @@ void AgentApi::Stop() {
   // workers may still queue signing jobs, so they stop before the signers.
   if (attestation_workers_) attestation_workers_->Stop();
   if (agent_workers_) agent_workers_->Stop();
+  if (sync_worker_) sync_worker_->Stop();
   if (signer_) signer_->Stop();
   io_.Stop();
   http_.reset();
   attestation_workers_.reset();
   agent_workers_.reset();
+  sync_worker_.reset();
   signer_.reset();
   refusals_.Flush();
 }

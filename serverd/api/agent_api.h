@@ -84,16 +84,20 @@ struct AgentApiOptions {
   std::chrono::seconds previous_agent_svid_overlap{300};
   // Signer workers: batches of agent and workload SVIDs and JWTs.
   WorkerPool::Options pipeline;
-  // Authenticated agents' requests: one request per job.
+  // Authenticated agents' requests: one request per job. The queue holds a fleet's worth of
+  // requests (agent_api_limits.max_queued_requests): after a restart every agent syncs and
+  // renews at once, and a job only points at a request whose bytes the listener limits bound.
   WorkerPool::Options agent_workers{
-      .queue_capacity = 1024, .workers = 2, .max_batch = 1, .max_wait = {}, .name = "agent_api"};
+      .queue_capacity = 8192, .workers = 2, .max_batch = 1, .max_wait = {}, .name = "agent_api"};
   // Attest requests, which anyone may send: a small queue, so a flood is refused early.
   WorkerPool::Options attestation_workers{
       .queue_capacity = 128, .workers = 1, .max_batch = 1, .max_wait = {}, .name = "attestation"};
   // Parked entry syncs are answered when the store announces a committed entry change (this
   // replica's or, on a shared store, another's; Datastore::changes) or when serverd's bundles
   // change (WakeParkedSyncs). They also look for news this often, as a net under a lost
-  // announcement.
+  // announcement. A sync's wait counts from its request's arrival, not from when a worker took
+  // it, and the looks run on a worker of their own: a queue of other agents' requests never
+  // makes a long poll late.
   std::chrono::milliseconds sync_resync_interval{5'000};
   std::chrono::milliseconds max_sync_wait{60'000};
   // Items one SignCsrBatch may carry (agent_api_limits.max_csr_batch_items); an item named
@@ -194,12 +198,17 @@ class AgentApi {
   // before `at_least`.
   void ArmSyncTimer(std::chrono::milliseconds at_least = std::chrono::milliseconds(0));
   static constexpr std::chrono::milliseconds kSyncRetryWhenBusy{50};
+  // Waits ending this close together are answered by one look.
+  static constexpr std::chrono::milliseconds kSyncDeadlineSlack{2};
   static void OnSyncTimer(uv_timer_t* timer);   // loop
-  // Loop: hands the parked syncs to a worker to look for news, or marks that another look is
-  // due when one is running.
+  // Loop: hands parked syncs to the sync worker, or marks that another look is due when one is
+  // running. After a wake-up or at the resync every parked sync is looked at for news;
+  // otherwise only those whose wait has ended, so a fleet's long polls ending one by one cost a
+  // look each at a few syncs, not at all of them.
   void LookForNews();
-  // Worker: answers the parked syncs that have news or have waited long enough.
-  void CheckParkedSyncs(std::vector<std::shared_ptr<ParkedSync>> parked);
+  // Sync worker: answers the parked syncs that have news (when `look_for_news`) or have waited
+  // long enough.
+  void CheckParkedSyncs(std::vector<std::shared_ptr<ParkedSync>> parked, bool look_for_news);
 
   // ---- workload SVIDs (svid_signing.cc); workers ----
   void SignCsrBatch(const StreamPtr& stream, const wire::CsrBatchRequest& request, const AttestedAgent& agent);
@@ -230,6 +239,7 @@ class AgentApi {
   std::unique_ptr<SvidSigner> signer_;
   std::unique_ptr<WorkerPool> agent_workers_;
   std::unique_ptr<WorkerPool> attestation_workers_;
+  std::unique_ptr<WorkerPool> sync_worker_;  // CheckParkedSyncs, one at a time
   std::unique_ptr<transport::Http2Server> http_;
   std::shared_ptr<transport::TrustBundleSource> peer_bundle_;
   std::shared_ptr<transport::TlsContextSource> tls_;
@@ -248,11 +258,13 @@ class AgentApi {
   std::mutex sent_mutex_;
   std::unordered_map<std::string, std::shared_ptr<const SentState>> sent_;  // by agent ID
 
-  // Loop thread only.
-  std::vector<std::shared_ptr<ParkedSync>> parked_;
+  // Loop thread only. Parked syncs by the end of their wait; each knows its place.
+  std::multimap<std::chrono::steady_clock::time_point, std::shared_ptr<ParkedSync>> parked_;
   uv_timer_t* sync_timer_ = nullptr;
   bool sync_check_running_ = false;  // one CheckParkedSyncs at a time
-  bool sync_check_again_ = false;    // news arrived while one ran
+  bool sync_check_again_ = false;    // another look is due when the running one ends
+  bool news_pending_ = false;        // a wake-up since the last look for news began
+  std::chrono::steady_clock::time_point next_resync_{};
   std::atomic<uint64_t> wakeups_{0};  // WakeParkedSyncs calls; any thread
   ChangeFeed::Subscription entry_changes_;
 

@@ -67,6 +67,9 @@ struct AgentApi::ParkedSync {
   // AgentApi::wakeups_ before its first look: a wake-up after it, posted before the sync was
   // parked, would otherwise be missed.
   uint64_t seen_wakeups = 0;
+  // Its place in AgentApi::parked_ while parked; loop thread only.
+  std::multimap<std::chrono::steady_clock::time_point, std::shared_ptr<ParkedSync>>::iterator place;
+  bool is_parked = false;
 };
 
 }  // namespace sigil::serverd

@@ -51,7 +51,8 @@ void AgentApi::SyncEntries(const StreamPtr& stream, const wire::EntrySyncRequest
   sync->agent = agent;
   sync->since_revision = static_cast<int64_t>(request.since_revision());
   const auto wait = std::min(std::chrono::milliseconds(request.wait_ms()), options_.max_sync_wait);
-  sync->deadline = std::chrono::steady_clock::now() + wait;
+  // The agent's wait began when it asked, not when a worker got to its request.
+  sync->deadline = stream->request_started() + wait;
   sync->seen_wakeups = wakeups_.load();
   if (auto answer = AnswerSync(*sync, wait.count() == 0)) return Answer(stream, std::move(*answer));
   io_.loop().Post([this, sync = std::move(sync)]() mutable { Park(std::move(sync)); });
@@ -124,8 +125,12 @@ void AgentApi::Park(std::shared_ptr<ParkedSync> sync) {
     return;
   }
   const bool missed_a_wakeup = sync->seen_wakeups != wakeups_.load();
-  parked_.push_back(std::move(sync));
+  const auto deadline = sync->deadline;
+  sync->is_parked = true;
+  auto* parked = sync.get();
+  parked->place = parked_.emplace(deadline, std::move(sync));
   if (missed_a_wakeup) {
+    news_pending_ = true;
     LookForNews();
   } else {
     ArmSyncTimer();
@@ -134,7 +139,10 @@ void AgentApi::Park(std::shared_ptr<ParkedSync> sync) {
 
 void AgentApi::WakeParkedSyncs() {
   ++wakeups_;
-  io_.loop().Post([this] { LookForNews(); });
+  io_.loop().Post([this] {
+    news_pending_ = true;
+    LookForNews();
+  });
 }
 
 void AgentApi::ArmSyncTimer(std::chrono::milliseconds at_least) {
@@ -144,56 +152,84 @@ void AgentApi::ArmSyncTimer(std::chrono::milliseconds at_least) {
     return;
   }
   const auto now = std::chrono::steady_clock::now();
-  auto next = now + options_.sync_resync_interval;
-  for (const auto& sync : parked_) next = std::min(next, sync->deadline);
+  const auto next = std::min(next_resync_, parked_.begin()->first);
   const auto wait = std::max(std::chrono::ceil<std::chrono::milliseconds>(next - now), at_least);
-  uv_timer_start(sync_timer_, &AgentApi::OnSyncTimer, static_cast<uint64_t>(wait.count()), 0);
+  uv_timer_start(sync_timer_, &AgentApi::OnSyncTimer, static_cast<uint64_t>(std::max<int64_t>(wait.count(), 0)), 0);
 }
 
 void AgentApi::OnSyncTimer(uv_timer_t* timer) { static_cast<AgentApi*>(timer->data)->LookForNews(); }
 
 void AgentApi::LookForNews() {
-  std::erase_if(parked_, [](const std::shared_ptr<ParkedSync>& sync) { return sync->stream->closed(); });
-  if (parked_.empty() || sync_timer_ == nullptr) {
-    ArmSyncTimer();
-    return;
-  }
+  if (sync_timer_ == nullptr) return;
   if (sync_check_running_) {
     sync_check_again_ = true;
     return;
   }
+  const auto now = std::chrono::steady_clock::now();
+  const bool look_for_news = news_pending_ || now >= next_resync_;
+  std::vector<std::shared_ptr<ParkedSync>> handed;
+  if (look_for_news) {
+    // Every parked sync: drop those whose agent hung up, hand the rest.
+    for (auto it = parked_.begin(); it != parked_.end();) {
+      if (it->second->stream->closed()) {
+        it->second->is_parked = false;
+        it = parked_.erase(it);
+      } else {
+        handed.push_back((it++)->second);
+      }
+    }
+  } else {
+    const auto due = now + kSyncDeadlineSlack;
+    for (auto it = parked_.begin(); it != parked_.end() && it->first <= due; ++it) handed.push_back(it->second);
+  }
+  if (handed.empty()) {
+    ArmSyncTimer();
+    return;
+  }
   sync_check_running_ = true;
-  Status queued = agent_workers_->Submit({.run = [this, parked = parked_]() mutable {
-    CheckParkedSyncs(std::move(parked));
+  Status queued = sync_worker_->Submit({.run = [this, handed = std::move(handed), look_for_news]() mutable {
+    CheckParkedSyncs(std::move(handed), look_for_news);
   }});
   if (!queued.ok()) {
-    // A full queue: the timer tries again, after a pause even for a wait already over.
+    // The sync worker is stopping: the timer tries again, after a pause even for a wait already over.
     sync_check_running_ = false;
     ArmSyncTimer(kSyncRetryWhenBusy);
+    return;
+  }
+  if (look_for_news) {
+    news_pending_ = false;
+    next_resync_ = now + options_.sync_resync_interval;
   }
 }
 
-void AgentApi::CheckParkedSyncs(std::vector<std::shared_ptr<ParkedSync>> parked) {
+void AgentApi::CheckParkedSyncs(std::vector<std::shared_ptr<ParkedSync>> parked, bool look_for_news) {
   const auto now = std::chrono::steady_clock::now();
-  auto revision = store_.CurrentRevision();
-  const uint64_t bundle_sequence = ca_.current()->bundle.sequence;
-  const uint64_t federated_version = federated_.Current()->version;
+  Result<int64_t> revision(int64_t{0});
+  uint64_t bundle_sequence = 0;
+  uint64_t federated_version = 0;
+  if (look_for_news) {
+    revision = store_.CurrentRevision();
+    bundle_sequence = ca_.current()->bundle.sequence;
+    federated_version = federated_.Current()->version;
+  }
   std::vector<std::pair<std::shared_ptr<ParkedSync>, std::string>> answers;
   for (auto& sync : parked) {
-    const bool expired = now >= sync->deadline;
-    const bool news = !revision.ok() || *revision != sync->seen_revision ||
-                      bundle_sequence != sync->seen_bundle_sequence ||
-                      federated_version != sync->seen_federated_version;
+    const bool expired = now + kSyncDeadlineSlack >= sync->deadline;
+    const bool news = look_for_news && (!revision.ok() || *revision != sync->seen_revision ||
+                                        bundle_sequence != sync->seen_bundle_sequence ||
+                                        federated_version != sync->seen_federated_version);
     if (!news && !expired) continue;
     if (auto answer = AnswerSync(*sync, expired)) answers.emplace_back(std::move(sync), std::move(*answer));
   }
   io_.loop().Post([this, answers = std::move(answers)]() mutable {
     sync_check_running_ = false;
     for (auto& [sync, answer] : answers) {
-      std::erase(parked_, sync);
+      if (!sync->is_parked) continue;  // its agent hung up, or serverd is stopping
+      sync->is_parked = false;
+      parked_.erase(sync->place);
       Respond(*sync->stream, std::move(answer));
     }
-    if (std::exchange(sync_check_again_, false)) {
+    if (std::exchange(sync_check_again_, false) || news_pending_) {
       LookForNews();
     } else {
       ArmSyncTimer();

@@ -1,4 +1,5 @@
-// The back-off every retry of the agent uses.
+// The back-off every retry of the agent uses, and the spread of its long polls.
+#include "agentd/sync/entry_sync.h"
 #include "agentd/sync/retry.h"
 
 #include <gtest/gtest.h>
@@ -39,6 +40,23 @@ TEST(BackoffTest, WaitsAreJittered) {
   for (int i = 0; i < 20; ++i) waits.push_back(first.Next());
   std::sort(waits.begin(), waits.end());
   EXPECT_LT(waits.front(), waits.back()) << "twenty waits of the same step were all equal";
+}
+
+TEST(SpreadTest, AWaitLosesAtMostItsFractionAndIsDrawnAfreshEachTime) {
+  std::vector<milliseconds> waits;
+  for (int i = 0; i < 50; ++i) waits.push_back(Spread(milliseconds(10'000), 0.1));
+  std::sort(waits.begin(), waits.end());
+  EXPECT_GE(waits.front(), milliseconds(9'000));
+  EXPECT_LE(waits.back(), milliseconds(10'000));
+  EXPECT_LT(waits.front(), waits.back()) << "fifty spread waits were all equal";
+}
+
+TEST(SpreadTest, TheAgentsLongPollsWaitBetween27And30Seconds) {
+  for (int i = 0; i < 50; ++i) {
+    const auto wait = LongPollWait();
+    EXPECT_GE(wait, milliseconds(27'000));
+    EXPECT_LE(wait, milliseconds(30'000));
+  }
 }
 
 }  // namespace

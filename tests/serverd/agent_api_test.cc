@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <vector>
 
 #include "agentd/sync/server_client.h"
 #include "core/csr.h"
@@ -404,6 +405,36 @@ TEST_F(AgentApiTest, EntryChangesReachASyncingAgentByRevision) {
   ASSERT_TRUE(resync.ok());
   EXPECT_TRUE(resync->full);
   EXPECT_EQ(resync->entries.size(), 1u);
+}
+
+TEST_F(AgentApiTest, ManyLongPollsEachEndAtTheirOwnWait) {
+  // Polls of one agent with waits from 100 ms to 2 s, all parked at once: each is answered once,
+  // not before its wait and not long after, whatever the others' waits.
+  auto agent = AttestedAgent();
+  CreateEntry("spiffe://example.org/polls/one", agent->id);
+  auto full = agent->client->SyncEntries(0, std::chrono::milliseconds(0));
+  ASSERT_TRUE(full.ok()) << full.status().ToString();
+  constexpr int kPolls = 20;
+  std::vector<std::chrono::milliseconds> waits(kPolls);
+  std::vector<std::chrono::steady_clock::duration> took(kPolls);
+  std::vector<Status> outcomes(kPolls);
+  std::vector<std::thread> polls;
+  for (int i = 0; i < kPolls; ++i) {
+    waits[i] = std::chrono::milliseconds(100 + (i * 1900 / (kPolls - 1)));
+    polls.emplace_back([&, i] {
+      const auto started = std::chrono::steady_clock::now();
+      auto answer = agent->client->SyncEntries(full->revision, waits[i]);
+      took[i] = std::chrono::steady_clock::now() - started;
+      outcomes[i] = answer.ok() ? (answer->entries.empty() ? Status::Ok() : InternalError("news from nowhere"))
+                                : answer.status();
+    });
+  }
+  for (auto& poll : polls) poll.join();
+  for (int i = 0; i < kPolls; ++i) {
+    EXPECT_TRUE(outcomes[i].ok()) << "poll " << i << ": " << outcomes[i].ToString();
+    EXPECT_GE(took[i], waits[i] - std::chrono::milliseconds(5)) << "poll " << i << " answered before its wait";
+    EXPECT_LT(took[i], waits[i] + std::chrono::milliseconds(1500)) << "poll " << i << " answered long after its wait";
+  }
 }
 
 TEST_F(AgentApiTest, MalformedRequestsAreRefusedByName) {

@@ -284,6 +284,20 @@ TEST(ServerConfigTest, MaxCsrBatchItemsIsReadBesideTheListenerLimitsAndBounded) 
       "agent_api_limits.max_csr_batch_items");
 }
 
+TEST(ServerConfigTest, MaxQueuedRequestsHasADefaultAndBounds) {
+  auto defaults = ParseServerConfig("server:\n  trust_domain: example.org\n", "server.yaml");
+  ASSERT_TRUE(defaults.ok()) << defaults.status().ToString();
+  EXPECT_EQ(defaults->max_queued_agent_requests, 8192u);
+  auto set = ParseServerConfig("server:\n  trust_domain: example.org\nagent_api_limits:\n  max_queued_requests: 100\n",
+                               "server.yaml");
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(set->max_queued_agent_requests, 100u);
+  sigil::testing::ExpectEachValueRefusedNamingKey(
+      [](const std::string& yaml) { return ParseServerConfig(yaml, "server.yaml").status(); },
+      "server:\n  trust_domain: example.org\nagent_api_limits:\n  max_queued_requests: ", {"15", "1048577", "many"},
+      "agent_api_limits.max_queued_requests");
+}
+
 TEST(ServerConfigTest, RateLimitsHaveDefaultsAndBounds) {
   auto defaults = ParseServerConfig("server:\n  trust_domain: example.org\n", "server.yaml");
   ASSERT_TRUE(defaults.ok()) << defaults.status().ToString();

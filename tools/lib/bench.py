@@ -91,6 +91,7 @@ def run_scenario(scenario, build_dir, out_dir, quick, timeout):
     else:
         entry["metrics"] = report.get("metrics", {})
         entry["distributions"] = report.get("distributions", {})
+        entry["series"] = report.get("series", {})
         entry["errors"] = report.get("errors", [])
     if done.returncode != 0:
         entry["errors"].append(f"exited with {done.returncode}")
@@ -236,6 +237,50 @@ def plot(scenarios, out_dir):
     return written
 
 
+def plot_over_time(scenarios, out_dir):
+    """One PNG per scenario that reported series: each figure over the run, one panel per unit."""
+    gnuplot = shutil.which("gnuplot")
+    written = []
+    for name, entry in scenarios.items():
+        by_unit = {}
+        for series_name, series in sorted((entry.get("series") or {}).items()):
+            by_unit.setdefault(series.get("unit", ""), []).append((series_name, series["points"]))
+        if not by_unit:
+            continue
+        data_dir = os.path.join(out_dir, "plot-data")
+        os.makedirs(data_dir, exist_ok=True)
+        panels = []
+        for unit, members in sorted(by_unit.items()):
+            lines = []
+            for series_name, points in members:
+                path = os.path.join(data_dir, re.sub(r"[^A-Za-z0-9_.-]", "_", f"{name}-{series_name}") + ".series.dat")
+                with open(path, "w") as f:
+                    for seconds, value in points:
+                        f.write(f"{seconds} {value}\n")
+                lines.append((series_name, path))
+            panels.append((unit, lines))
+        if gnuplot is None:
+            print("bench: gnuplot is missing; no plot", file=sys.stderr)
+            continue
+        png = os.path.join(out_dir, f"{name}-over-time.png")
+        script = [
+            (f"set terminal pngcairo size 1400,{300 * len(panels) + 100} noenhanced" if _has_cairo(gnuplot)
+             else f"set terminal png size 1400,{300 * len(panels) + 100} noenhanced"),
+            f"set output '{png}'",
+            f"set multiplot layout {len(panels)},1 title '{name}: over the run'",
+            "set grid", "set key outside right top", "set xlabel 'seconds since the run began'",
+        ]
+        for unit, lines in panels:
+            script.append(f"set ylabel '{unit}'")
+            script.append("plot " + ", ".join(f"'{path}' using 1:2 with linespoints pt 7 ps 0.4 lc {i % 8 + 1} title '{title}'"
+                                              for i, (title, path) in enumerate(lines)))
+        script.append("unset multiplot")
+        subprocess.run([gnuplot], input="\n".join(script) + "\n", text=True, check=False)
+        if os.path.isfile(png):
+            written.append(png)
+    return written
+
+
 def _has_cairo(gnuplot):
     terminals = subprocess.run([gnuplot, "-e", "set terminal"], capture_output=True, text=True)
     return "pngcairo" in terminals.stdout + terminals.stderr
@@ -289,7 +334,7 @@ def main():
         json.dump(results, f, indent=1)
     with open(os.path.join(options.out, "table.txt"), "w") as f:
         f.write(header + "\n" + text + "\n")
-    for png in plot(results["scenarios"], options.out):
+    for png in plot(results["scenarios"], options.out) + plot_over_time(results["scenarios"], options.out):
         print(f"plot: {png}")
     print(f"results: {os.path.join(options.out, 'results.json')}")
 
