@@ -108,11 +108,14 @@ Result<std::unique_ptr<BenchAgent>> BenchAgent::Attest(BenchServer& server) {
   SIGIL_RETURN_IF_ERROR(agent->client_->SetBundle(bundle));
 
   SIGIL_ASSIGN_OR_RETURN(std::string token, server.NewJoinToken());
+  SIGIL_ASSIGN_OR_RETURN(agent->spiffe_id_, AttestWithJoinToken(*agent->client_, token));
+  return agent;
+}
+
+Result<std::string> AttestWithJoinToken(agentd::ServerClient& client, const std::string& token) {
   SIGIL_ASSIGN_OR_RETURN(EvpPkeyPtr key, hw::GenerateSoftKey(KeyType::kEcP256));
   SIGIL_ASSIGN_OR_RETURN(Bytes csr, MakeCsr(key.get()));
-  SIGIL_ASSIGN_OR_RETURN(agentd::AgentSvidAnswer svid, agent->client_->AttestWithJoinToken(token, csr));
-  agent->spiffe_id_ = svid.agent_id.str();
-
+  SIGIL_ASSIGN_OR_RETURN(agentd::AgentSvidAnswer svid, client.AttestWithJoinToken(token, csr));
   auto credentials = std::make_shared<transport::TlsCredentials>();
   SIGIL_ASSIGN_OR_RETURN(credentials->leaf, CertFromDer(svid.chain_der.front()));
   for (size_t i = 1; i < svid.chain_der.size(); ++i) {
@@ -120,8 +123,8 @@ Result<std::unique_ptr<BenchAgent>> BenchAgent::Attest(BenchServer& server) {
     credentials->intermediates.push_back(std::move(cert));
   }
   credentials->key = std::move(key);
-  SIGIL_RETURN_IF_ERROR(agent->client_->SetAgentCredentials(credentials));
-  return agent;
+  SIGIL_RETURN_IF_ERROR(client.SetAgentCredentials(credentials));
+  return svid.agent_id.str();
 }
 
 BenchAgent::~BenchAgent() {

@@ -74,6 +74,10 @@ class BenchAgent {
   std::string spiffe_id_;
 };
 
+// Attests through `client` with `token` and a fresh P-256 key, and makes the agent SVID its
+// mTLS credentials; the agent's SPIFFE ID.
+Result<std::string> AttestWithJoinToken(agentd::ServerClient& client, const std::string& token);
+
 // The admin calls the benches make, to any serverd's admin API (in this process or not).
 Result<std::string> NewJoinTokenThrough(serverd::AdminClient& admin);
 Result<X509Bundle> BundleThrough(serverd::AdminClient& admin, const TrustDomain& trust_domain);

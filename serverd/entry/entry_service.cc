@@ -199,12 +199,23 @@ bool EntryService::Drop(const std::string& entry_id, Authorization& authorizatio
   return still_sound;
 }
 
+Result<std::shared_ptr<const EntryChanges>> EntryService::ChangesSince(int64_t revision) {
+  std::lock_guard lock(changes_mutex_);
+  SIGIL_ASSIGN_OR_RETURN(int64_t current, store_.CurrentRevision());
+  if (changes_ && changes_since_ == revision && changes_->revision >= current) return changes_;
+  SIGIL_ASSIGN_OR_RETURN(EntryChanges changes, store_.EntriesChangedSince(revision, {}));
+  changes_since_ = revision;
+  changes_ = std::make_shared<const EntryChanges>(std::move(changes));
+  return changes_;
+}
+
 Status EntryService::Advance(const AttestedAgent& agent, int64_t now_unix, Authorization& authorization) {
-  SIGIL_ASSIGN_OR_RETURN(EntryChanges changes, store_.EntriesChangedSince(authorization.revision, {}));
+  SIGIL_ASSIGN_OR_RETURN(std::shared_ptr<const EntryChanges> shared, ChangesSince(authorization.revision));
+  const EntryChanges& changes = *shared;
   const std::string server_id = ServerSpiffeId(trust_domain_).str();
   bool read_again = false;
   std::vector<std::string> new_parents;
-  for (auto& entry : changes.changed) {
+  for (const auto& entry : changes.changed) {
     // An alias may now select this agent or stop selecting it.
     if (entry.parent_id == server_id || authorization.alias_ids.contains(entry.id)) {
       read_again = true;
@@ -219,7 +230,7 @@ Status EntryService::Advance(const AttestedAgent& agent, int64_t now_unix, Autho
         break;
       }
     }
-    if (authorization.holders.contains(entry.parent_id)) Admit(std::move(entry), now_unix, authorization, new_parents);
+    if (authorization.holders.contains(entry.parent_id)) Admit(entry, now_unix, authorization, new_parents);
   }
   for (const auto& id : changes.removed_ids) {
     if (read_again) break;

@@ -10,6 +10,8 @@
 // Thread safety: as the Datastore it wraps; methods may be called from any thread.
 #pragma once
 
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -106,9 +108,15 @@ class EntryService {
                     std::vector<std::string>& new_parents);
   // Drops a found entry; false when that leaves entries below an ID nobody holds any more.
   static bool Drop(const std::string& entry_id, Authorization& authorization);
+  // Every entry change since `revision`, read once per revision pair: after a write, each
+  // agent's set advances from the same revision, and one read of the store serves the fleet.
+  Result<std::shared_ptr<const EntryChanges>> ChangesSince(int64_t revision);
 
   TrustDomain trust_domain_;
   Datastore& store_;
+  std::mutex changes_mutex_;
+  int64_t changes_since_ = -1;  // what changes_ was read since
+  std::shared_ptr<const EntryChanges> changes_;
 };
 
 }  // namespace sigil::serverd

@@ -165,6 +165,31 @@ TEST_F(EntryServiceTest, AdvancingMatchesReadingAgain) {
   EXPECT_EQ(keys(*authorization).size(), 1u);  // /renamed alone
 }
 
+// Agents advancing from the same revision share one read of the changes; each still ends where
+// its own fresh Authorize would, the second as the first.
+TEST_F(EntryServiceTest, AgentsAdvancingFromOneRevisionEachGetTheirOwnEntries) {
+  AttestedAgent first{kAgent, "join_token", "", 0, false, {}, 0, 0};
+  AttestedAgent second{kOtherAgent, "join_token", "", 0, false, {}, 0, 0};
+  const int64_t now = NowUnixSeconds();
+  auto first_set = service_->Authorize(first, now);
+  auto second_set = service_->Authorize(second, now);
+  ASSERT_TRUE(first_set.ok() && second_set.ok());
+  for (const auto& [path, parent] : std::vector<std::pair<std::string, std::string>>{
+           {"/first/a", kAgent}, {"/second/a", kOtherAgent}, {"/first/b", kAgent}, {"/second/b", kOtherAgent}}) {
+    ASSERT_TRUE(service_->Create(Entry(path, parent, {{"unix", "uid:1"}})).ok()) << path;
+  }
+  const std::vector<std::pair<const AttestedAgent*, EntryService::Authorization*>> agents{
+      {&first, &*first_set}, {&second, &*second_set}};
+  for (const auto& [agent, set] : agents) {
+    ASSERT_TRUE(service_->Advance(*agent, now, *set).ok()) << agent->spiffe_id;
+    auto fresh = service_->Authorize(*agent, now);
+    ASSERT_TRUE(fresh.ok());
+    EXPECT_EQ(set->revision, fresh->revision) << agent->spiffe_id;
+    ASSERT_EQ(set->by_id.size(), 2u) << agent->spiffe_id;
+    for (const auto& [id, entry] : fresh->by_id) EXPECT_EQ(set->by_id.at(id), entry) << agent->spiffe_id;
+  }
+}
+
 TEST_F(EntryServiceTest, UpdateAndDeleteNeedAnId) {
   EXPECT_EQ(service_->Update(Entry("/a", kAgent)).status().code(), Code::kInvalidArgument);
   EXPECT_EQ(service_->Delete("").code(), Code::kInvalidArgument);

@@ -196,6 +196,28 @@ def micro_table(config, scenarios):
     return "\n".join(lines)
 
 
+def _data_file(out_dir, label, rows):
+    """Writes `rows` of (x, y) for gnuplot in plot-data/; its path."""
+    data_dir = os.path.join(out_dir, "plot-data")
+    os.makedirs(data_dir, exist_ok=True)
+    path = os.path.join(data_dir, re.sub(r"[^A-Za-z0-9_.-]", "_", label) + ".dat")
+    with open(path, "w") as f:
+        for x, y in rows:
+            f.write(f"{x} {y}\n")
+    return path
+
+
+def _render(gnuplot, png, height, commands):
+    """Runs gnuplot's `commands` into `png`, 1400 pixels wide; the PNG's path, or None."""
+    if gnuplot is None:
+        print("bench: gnuplot is missing; no plot", file=sys.stderr)
+        return None
+    terminal = "pngcairo" if _has_cairo(gnuplot) else "png"
+    script = [f"set terminal {terminal} size 1400,{height} noenhanced", f"set output '{png}'"] + commands
+    subprocess.run([gnuplot], input="\n".join(script) + "\n", text=True, check=False)
+    return png if os.path.isfile(png) else None
+
+
 def plot(scenarios, out_dir):
     """One PNG per scenario: the CDF of every latency distribution it reported."""
     gnuplot = shutil.which("gnuplot")
@@ -204,25 +226,13 @@ def plot(scenarios, out_dir):
         distributions = entry.get("distributions") or {}
         if not distributions:
             continue
-        data_dir = os.path.join(out_dir, "plot-data")
-        os.makedirs(data_dir, exist_ok=True)
         series = []
         unit = ""
         for dist_name, dist in sorted(distributions.items()):
             unit = dist.get("unit", unit)
-            path = os.path.join(data_dir, re.sub(r"[^A-Za-z0-9_.-]", "_", f"{name}-{dist_name}") + ".dat")
-            with open(path, "w") as f:
-                for percentile, value in sorted(dist["cdf"]):
-                    f.write(f"{value} {percentile}\n")
-            series.append((dist_name, path))
-        if gnuplot is None:
-            print("bench: gnuplot is missing; no plot", file=sys.stderr)
-            continue
-        png = os.path.join(out_dir, f"{name}-latency.png")
-        script = [
-            "set terminal pngcairo size 1400,900 noenhanced" if _has_cairo(gnuplot)
-            else "set terminal png size 1400,900 noenhanced",
-            f"set output '{png}'",
+            rows = [(value, percentile) for percentile, value in sorted(dist["cdf"])]
+            series.append((dist_name, _data_file(out_dir, f"{name}-{dist_name}", rows)))
+        png = _render(gnuplot, os.path.join(out_dir, f"{name}-latency.png"), 900, [
             f"set title '{name}: latency distribution per request (CDF)'",
             f"set xlabel 'latency ({unit}), log scale'",
             "set ylabel 'percentile'",
@@ -230,9 +240,8 @@ def plot(scenarios, out_dir):
             # gnuplot repeats its 8 colours: a new dash pattern for every 8 series keeps them apart.
             "plot " + ", ".join(f"'{path}' using 1:2 with lines lw 2 lc {i % 8 + 1} dt {i // 8 + 1} title '{title}'"
                                 for i, (title, path) in enumerate(series)),
-        ]
-        subprocess.run([gnuplot], input="\n".join(script) + "\n", text=True, check=False)
-        if os.path.isfile(png):
+        ])
+        if png:
             written.append(png)
     return written
 
@@ -242,41 +251,24 @@ def plot_over_time(scenarios, out_dir):
     gnuplot = shutil.which("gnuplot")
     written = []
     for name, entry in scenarios.items():
-        by_unit = {}
+        panels = {}
         for series_name, series in sorted((entry.get("series") or {}).items()):
-            by_unit.setdefault(series.get("unit", ""), []).append((series_name, series["points"]))
-        if not by_unit:
+            if not series["points"]:
+                continue  # gnuplot cannot draw an empty series
+            path = _data_file(out_dir, f"{name}-{series_name}-over-time", series["points"])
+            panels.setdefault(series.get("unit", ""), []).append((series_name, path))
+        if not panels:
             continue
-        data_dir = os.path.join(out_dir, "plot-data")
-        os.makedirs(data_dir, exist_ok=True)
-        panels = []
-        for unit, members in sorted(by_unit.items()):
-            lines = []
-            for series_name, points in members:
-                path = os.path.join(data_dir, re.sub(r"[^A-Za-z0-9_.-]", "_", f"{name}-{series_name}") + ".series.dat")
-                with open(path, "w") as f:
-                    for seconds, value in points:
-                        f.write(f"{seconds} {value}\n")
-                lines.append((series_name, path))
-            panels.append((unit, lines))
-        if gnuplot is None:
-            print("bench: gnuplot is missing; no plot", file=sys.stderr)
-            continue
-        png = os.path.join(out_dir, f"{name}-over-time.png")
-        script = [
-            (f"set terminal pngcairo size 1400,{300 * len(panels) + 100} noenhanced" if _has_cairo(gnuplot)
-             else f"set terminal png size 1400,{300 * len(panels) + 100} noenhanced"),
-            f"set output '{png}'",
-            f"set multiplot layout {len(panels)},1 title '{name}: over the run'",
-            "set grid", "set key outside right top", "set xlabel 'seconds since the run began'",
-        ]
-        for unit, lines in panels:
-            script.append(f"set ylabel '{unit}'")
-            script.append("plot " + ", ".join(f"'{path}' using 1:2 with linespoints pt 7 ps 0.4 lc {i % 8 + 1} title '{title}'"
-                                              for i, (title, path) in enumerate(lines)))
-        script.append("unset multiplot")
-        subprocess.run([gnuplot], input="\n".join(script) + "\n", text=True, check=False)
-        if os.path.isfile(png):
+        commands = [f"set multiplot layout {len(panels)},1 title '{name}: over the run'",
+                    "set grid", "set key outside right top", "set xlabel 'seconds since the run began'"]
+        for unit, lines in sorted(panels.items()):
+            commands.append(f"set ylabel '{unit}'")
+            commands.append("plot " + ", ".join(
+                f"'{path}' using 1:2 with linespoints pt 7 ps 0.4 lc {i % 8 + 1} title '{title}'"
+                for i, (title, path) in enumerate(lines)))
+        commands.append("unset multiplot")
+        png = _render(gnuplot, os.path.join(out_dir, f"{name}-over-time.png"), 300 * len(panels) + 100, commands)
+        if png:
             written.append(png)
     return written
 
