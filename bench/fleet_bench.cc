@@ -24,6 +24,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
@@ -319,8 +320,22 @@ class Fleet {
   Observations seen_;
 };
 
-// serverd's CPU seconds and the largest RSS seen, sampled every 250 ms on a thread of its own;
-// each second's CPU (in cores) and RSS are kept for the plot over time.
+// How many descriptors process `pid` holds open, or -1 when /proc cannot tell.
+long OpenFiles(pid_t pid) {
+  std::error_code error;
+  std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", error);
+  if (error) return -1;
+  long count = 0;
+  for (; it != std::filesystem::directory_iterator(); it.increment(error)) {
+    if (error) return -1;
+    ++count;
+  }
+  return count;
+}
+
+// serverd's CPU seconds, its largest RSS and the most descriptors it held, sampled every
+// 250 ms on a thread of its own; each second's CPU (in cores) and RSS are kept for the plot
+// over time.
 class ServerWatch {
  public:
   ServerWatch(pid_t pid, Clock::time_point began) : pid_(pid), began_(began), thread_([this](std::stop_token stop) {
@@ -329,6 +344,8 @@ class ServerWatch {
     for (int tick = 1; !stop.stop_requested(); ++tick) {
       const long kib = ResidentKiB(pid_);
       if (kib > max_kib_) max_kib_ = kib;
+      const long fds = OpenFiles(pid_);
+      if (fds > max_fds_) max_fds_ = fds;
       if (tick % 4 == 0) {
         const auto now = Clock::now();
         const double cpu_now = CpuSeconds(pid_);
@@ -344,6 +361,7 @@ class ServerWatch {
   }) {}
   double cpu() const { return CpuSeconds(pid_); }
   long max_kib() const { return max_kib_; }
+  long max_fds() const { return max_fds_; }
   void AddSeries(Report& report) {
     std::lock_guard lock(mu_);
     report.Series("serverd_cpu", cpu_over_time_, "cores");
@@ -354,6 +372,7 @@ class ServerWatch {
   pid_t pid_;
   Clock::time_point began_;
   std::atomic<long> max_kib_{0};
+  std::atomic<long> max_fds_{0};
   std::mutex mu_;
   std::vector<std::pair<double, double>> cpu_over_time_;
   std::vector<std::pair<double, double>> rss_over_time_;
@@ -409,6 +428,7 @@ Status Run(const Options& options, Report& report) {
   serverd::SocketAdminClient admin(server->socket_path().string());
   SIGIL_ASSIGN_OR_RETURN(TrustDomain td, TrustDomain::Parse("example.org"));
   SIGIL_ASSIGN_OR_RETURN(X509Bundle bundle, BundleThrough(admin, td));
+  const long idle_kib = ResidentKiB(server->pid());  // before any agent connects
   const Clock::time_point run_began = Clock::now();
   ServerWatch watch(server->pid(), run_began);
 
@@ -522,6 +542,8 @@ Status Run(const Options& options, Report& report) {
   fleet.Stop();
 
   report.Metric("serverd_rss_max_mib", static_cast<double>(watch.max_kib()) / 1024, "MiB", false);
+  report.Detail("serverd_rss_per_agent_kib", static_cast<double>(watch.max_kib() - idle_kib) / options.agents, "KiB");
+  report.Detail("serverd_open_files_max", static_cast<double>(watch.max_fds()), "");
   report.Detail("simulator_cpu_seconds", CpuSeconds() - self_cpu_start, "s");
   watch.AddSeries(report);
   std::lock_guard lock(fleet.seen().mu);
