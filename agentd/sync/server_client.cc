@@ -248,9 +248,19 @@ bool ServerClient::has_bundle() const {
 }
 
 Status ServerClient::SetAgentCredentials(std::shared_ptr<const transport::TlsCredentials> credentials) {
-  std::lock_guard lock(mu_);
-  credentials_ = std::move(credentials);
-  ++generation_;
+  {
+    std::lock_guard lock(mu_);
+    credentials_ = std::move(credentials);
+    ++generation_;
+  }
+  // The bootstrap connection served attestation, which is over: with an SVID every call is
+  // mutual TLS, so it is closed rather than held open at serverd for the agent's whole life
+  // (a fleet's agents would otherwise cost serverd two descriptors and two TLS sessions each).
+  loop_->Post([this] {
+    if (!bootstrap_) return;
+    bootstrap_->client->Close();
+    bootstrap_.reset();
+  });
   return Status::Ok();
 }
 

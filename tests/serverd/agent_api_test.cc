@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <filesystem>
 #include <thread>
 #include <vector>
 
@@ -405,6 +406,31 @@ TEST_F(AgentApiTest, EntryChangesReachASyncingAgentByRevision) {
   ASSERT_TRUE(resync.ok());
   EXPECT_TRUE(resync->full);
   EXPECT_EQ(resync->entries.size(), 1u);
+}
+
+// The sockets process `pid` holds open.
+int OpenSockets(pid_t pid) {
+  int sockets = 0;
+  std::error_code error;
+  for (const auto& fd : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", error)) {
+    std::error_code unreadable;
+    if (std::filesystem::read_symlink(fd.path(), unreadable).string().starts_with("socket:")) ++sockets;
+  }
+  return sockets;
+}
+
+TEST_F(AgentApiTest, AnAttestedAgentHoldsOneConnectionToServerd) {
+  // Attestation needs a connection without a client certificate; once the agent has its SVID
+  // every call is mutual TLS, and the attestation's connection is closed, not held for life.
+  const int before = OpenSockets(server_->pid());
+  auto agent = AttestedAgent();
+  ASSERT_TRUE(agent->client->SyncEntries(0, std::chrono::milliseconds(0)).ok());
+  int now = OpenSockets(server_->pid());
+  for (int i = 0; i < 60 && now != before + 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    now = OpenSockets(server_->pid());
+  }
+  EXPECT_EQ(now, before + 1) << "serverd holds " << now - before << " connections of one attested agent";
 }
 
 TEST_F(AgentApiTest, ManyLongPollsEachEndAtTheirOwnWait) {
