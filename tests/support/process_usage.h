@@ -22,6 +22,13 @@ inline constexpr size_t kSanitizerMemoryFactor = 8;
 #else
 inline constexpr size_t kSanitizerMemoryFactor = 1;
 #endif
+// The same for latency bounds: instrumented code runs several times slower (TSan's 5–15×), so a
+// bound on how long a call takes is stated for the build users run and multiplied by this.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr int kSanitizerTimeFactor = 8;
+#else
+inline constexpr int kSanitizerTimeFactor = 1;
+#endif
 
 inline size_t OpenDescriptors(pid_t pid) {
   std::error_code error;
