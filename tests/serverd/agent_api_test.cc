@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
-#include <filesystem>
 #include <thread>
 #include <vector>
 
@@ -15,6 +14,7 @@
 #include "core/x509_svid.h"
 #include "core/trust_bundle.h"
 #include "hw/soft_key_store.h"
+#include "tests/support/process_usage.h"
 #include "tests/support/serverd_process.h"
 #include "transport/http2_client.h"
 
@@ -408,27 +408,16 @@ TEST_F(AgentApiTest, EntryChangesReachASyncingAgentByRevision) {
   EXPECT_EQ(resync->entries.size(), 1u);
 }
 
-// The sockets process `pid` holds open.
-int OpenSockets(pid_t pid) {
-  int sockets = 0;
-  std::error_code error;
-  for (const auto& fd : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", error)) {
-    std::error_code unreadable;
-    if (std::filesystem::read_symlink(fd.path(), unreadable).string().starts_with("socket:")) ++sockets;
-  }
-  return sockets;
-}
-
 TEST_F(AgentApiTest, AnAttestedAgentHoldsOneConnectionToServerd) {
   // Attestation needs a connection without a client certificate; once the agent has its SVID
   // every call is mutual TLS, and the attestation's connection is closed, not held for life.
-  const int before = OpenSockets(server_->pid());
+  const size_t before = OpenDescriptors(server_->pid(), /*sockets_only=*/true);
   auto agent = AttestedAgent();
   ASSERT_TRUE(agent->client->SyncEntries(0, std::chrono::milliseconds(0)).ok());
-  int now = OpenSockets(server_->pid());
+  size_t now = OpenDescriptors(server_->pid(), /*sockets_only=*/true);
   for (int i = 0; i < 60 && now != before + 1; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    now = OpenSockets(server_->pid());
+    now = OpenDescriptors(server_->pid(), /*sockets_only=*/true);
   }
   EXPECT_EQ(now, before + 1) << "serverd holds " << now - before << " connections of one attested agent";
 }

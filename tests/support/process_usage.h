@@ -30,12 +30,14 @@ inline constexpr int kSanitizerTimeFactor = 8;
 inline constexpr int kSanitizerTimeFactor = 1;
 #endif
 
-inline size_t OpenDescriptors(pid_t pid) {
+// The descriptors process `pid` holds open; with `sockets_only`, only its sockets.
+inline size_t OpenDescriptors(pid_t pid, bool sockets_only = false) {
   std::error_code error;
   size_t count = 0;
   for (std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", error), end;
        !error && it != end; it.increment(error)) {
-    ++count;
+    std::error_code unreadable;
+    if (!sockets_only || std::filesystem::read_symlink(it->path(), unreadable).string().starts_with("socket:")) ++count;
   }
   EXPECT_FALSE(error) << error.message();
   return count;
