@@ -38,7 +38,6 @@ Result<std::vector<double>> Measure(transport::EventLoop& loop, const transport:
   struct State {
     Config config;
     std::vector<std::unique_ptr<transport::GrpcChannel>> channels;
-    std::vector<int> calls_on_channel;
     std::vector<double> latencies;
     int started = 0;   // samples
     int finished = 0;  // samples
@@ -62,18 +61,13 @@ Result<std::vector<double>> Measure(transport::EventLoop& loop, const transport:
     const Config& config = state->config;
     if (state->started == config.samples || !state->failure.ok()) return;
     ++state->started;
-    // nghttp2 ends a connection whose client resets streams faster than its rapid-reset limit
-    // (a burst of 1,000); each cancelled stream counts, so a warm connection is replaced, with
-    // an unmeasured first call, well before that.
+    // A warm connection serves the whole phase after one unmeasured call: cancelling each
+    // stream after its first message is the fetch's normal use, which the server's reset
+    // limits never count against it (transport/http2_server.h, premature resets).
     const auto index = static_cast<size_t>(slot);
-    const bool replace = config.new_connection || !state->channels[index] || state->calls_on_channel[index] >= 500;
-    bool warm_up = false;
-    if (replace && !config.new_connection) {
-      warm_up = true;
-      state->calls_on_channel[index] = 0;
-      --state->started;  // the warm-up call is not a sample
-    }
-    ++state->calls_on_channel[index];
+    const bool replace = config.new_connection || !state->channels[index];
+    const bool warm_up = replace && !config.new_connection;
+    if (warm_up) --state->started;  // the warm-up call is not a sample
     if (replace) {
       // The old channel may be the caller of this very callback: let it go after the callback.
       std::shared_ptr<transport::GrpcChannel> old = std::move(state->channels[static_cast<size_t>(slot)]);
@@ -123,7 +117,6 @@ Result<std::vector<double>> Measure(transport::EventLoop& loop, const transport:
   auto finished = state->done.get_future();
   loop.Post([state] {
     state->channels.resize(static_cast<size_t>(state->config.clients));
-    state->calls_on_channel.resize(static_cast<size_t>(state->config.clients));
     for (int slot = 0; slot < state->config.clients; ++slot) state->start_one(slot);
   });
   if (finished.wait_for(std::chrono::minutes(5)) != std::future_status::ready) {
