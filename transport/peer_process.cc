@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <utility>
 #include <string_view>
 
 namespace sigil::transport {
@@ -106,7 +108,55 @@ bool PeerProcess::StillThere() const {
   return start_time_.ok() && now.ok() && *now == *start_time_;
 }
 
+uint64_t PeerProcess::NextMoment() {
+  static std::atomic<uint64_t> moments{0};
+  return moments.fetch_add(1) + 1;
+}
+
+std::optional<PeerProcess::ExecutableKey> PeerProcess::ExecutableNow() const {
+  if (!executable_ || !Pinned().ok()) return std::nullopt;
+  return ExecutableOf(fd_);
+}
+
 Status PeerProcess::StillTheCaller(std::optional<ExecutableKey>* binary_now) const {
+  // This runs on every Workload API call: one stat answers both questions. A stat through the
+  // held directory succeeds only while that very process runs (the directory stays bound to
+  // it; once it has exited, even as a zombie, or its pid names another, "exe" resolves to
+  // nothing), so no signal needs asking whether it is there.
+  return CallerVerdict(ExecutableNow(), binary_now);
+}
+
+std::vector<PeerProcess::CallerCheck> PeerProcess::StillTheCallers(const std::vector<const PeerProcess*>& holds) {
+  std::vector<size_t> order(holds.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::ranges::sort(order, [&](size_t a, size_t b) {
+    return std::pair(holds[a]->pid_, holds[a]->opened_after_) < std::pair(holds[b]->pid_, holds[b]->opened_after_);
+  });
+  std::vector<CallerCheck> checks(holds.size());
+  for (size_t first = 0; first < order.size();) {
+    size_t end = first;
+    while (end < order.size() && holds[order[end]]->pid_ == holds[order[first]]->pid_) ++end;
+    // The earliest hold of this pid that has a binary to stat stats it for the others.
+    const PeerProcess* earliest = nullptr;
+    for (size_t i = first; i < end && earliest == nullptr; ++i) {
+      if (holds[order[i]]->executable_ && holds[order[i]]->fd_ >= 0) earliest = holds[order[i]];
+    }
+    const uint64_t stat_after = NextMoment();
+    const std::optional<ExecutableKey> now = earliest ? earliest->ExecutableNow() : std::nullopt;
+    for (size_t i = first; i < end; ++i) {
+      const PeerProcess& hold = *holds[order[i]];
+      const bool same_process = &hold == earliest || (now && earliest->opened_before_ < hold.opened_after_ &&
+                                                      hold.opened_before_ < stat_after);
+      CallerCheck& check = checks[order[i]];
+      check.status = hold.CallerVerdict(same_process ? now : hold.ExecutableNow(), &check.binary_now);
+    }
+    first = end;
+  }
+  return checks;
+}
+
+Status PeerProcess::CallerVerdict(const std::optional<ExecutableKey>& now,
+                                  std::optional<ExecutableKey>* binary_now) const {
   const std::string process = "process " + std::to_string(pid_);
   if (auto writer = foreign_writer()) {
     return PermissionDeniedError("the connection of " + process + " was written to by process " +
@@ -121,11 +171,6 @@ Status PeerProcess::StillTheCaller(std::optional<ExecutableKey>* binary_now) con
     if (binary_now) binary_now->reset();
     return StillThere() ? Status::Ok() : exited();
   }
-  // This runs on every Workload API call: one stat answers both questions. A stat through the
-  // held directory succeeds only while that very process runs (the directory stays bound to
-  // it; once it has exited, even as a zombie, or its pid names another, "exe" resolves to
-  // nothing), so no signal needs asking whether it is there.
-  std::optional<ExecutableKey> now = ExecutableOf(fd_);
   if (!SameFile(now, *executable_)) {
     if (!now && !StillThere()) return exited();
     return PermissionDeniedError(process + " runs another binary than when it opened the connection (exec)");

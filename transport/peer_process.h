@@ -28,6 +28,7 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "core/status.h"
 
@@ -75,6 +76,19 @@ class PeerProcess {
   // was not stat'ed), for the checks of the same call that need it again.
   Status StillTheCaller(std::optional<ExecutableKey>* binary_now = nullptr) const;
 
+  // StillTheCaller of many holds at once, in their order: the holds of one process share one
+  // stat of its binary. A stat costs several microseconds and runs on every call, while a
+  // process with many connections has calls on several of them in one turn of a loop. Two holds
+  // of a pid hold one process when one was opened before the other, and a stat through the
+  // earlier succeeds after the later was opened: a pid names one process at a time, and a
+  // process never comes back. The answer is as sound as StillTheCaller's, for calls whose
+  // requests were read before this is called.
+  struct CallerCheck {
+    Status status;
+    std::optional<ExecutableKey> binary_now;  // as StillTheCaller's
+  };
+  static std::vector<CallerCheck> StillTheCallers(const std::vector<const PeerProcess*>& holds);
+
   // A write to the connection came from process `writer` (the kernel's SCM_CREDENTIALS).
   void NoteWriter(pid_t writer, uid_t uid);
   struct Writer {
@@ -87,9 +101,18 @@ class PeerProcess {
  private:
   explicit PeerProcess(pid_t pid);
   static bool SignalsByDescriptor();
+  // A point in the order of every hold's opening and every shared stat (StillTheCallers).
+  static uint64_t NextMoment();
+  // What stat says of the binary now, when there is a binary to compare with.
+  std::optional<ExecutableKey> ExecutableNow() const;
+  // StillTheCaller, given `now`: what a stat through this hold, or through one proven to hold
+  // the same process, said of its binary.
+  Status CallerVerdict(const std::optional<ExecutableKey>& now, std::optional<ExecutableKey>* binary_now) const;
 
   const pid_t pid_;
+  const uint64_t opened_after_ = NextMoment();  // /proc/<pid> was opened between these two
   const int fd_;
+  const uint64_t opened_before_ = NextMoment();
   std::optional<ExecutableKey> executable_;
   Result<std::string> start_time_ = NotFoundError("no start time read");
   std::atomic<bool> foreign_written_{false};

@@ -50,6 +50,9 @@ Status WorkloadApiServer::Start() {
     attestors_.push_back(std::move(*attestor));
   }
   if (attestors_.empty()) return InvalidArgumentError("the Workload API needs at least one workload attestor");
+  caller_check_ = new uv_check_t;
+  uv_check_init(loop_->uv(), caller_check_);
+  caller_check_->data = this;
   server_ =
       std::make_unique<transport::Http2Server>(loop_, options_.http2, router_.AsHttp2Handler());
   Status listening = server_->ListenUnix(
@@ -86,6 +89,12 @@ void WorkloadApiServer::Stop() {
     stop_hook_ = 0;
   }
   EndStreams(UnavailableError("agent is stopping"));
+  awaiting_caller_check_.clear();
+  if (caller_check_ != nullptr) {
+    uv_close(reinterpret_cast<uv_handle_t*>(caller_check_),
+             [](uv_handle_t* handle) { delete reinterpret_cast<uv_check_t*>(handle); });
+    caller_check_ = nullptr;
+  }
   server_.reset();
   refused_callers_.Flush();
 }
@@ -181,18 +190,43 @@ void WorkloadApiServer::Authenticate(std::shared_ptr<GrpcServerCall> call,
   }
   const auto& credentials = call->peer().credentials;
   if (!credentials) return next(PermissionDeniedError("the caller's credentials are unknown"));
+  if (!credentials->process) return Attest(std::move(call), std::nullopt, std::move(next));
   // The process that connected, still running what it ran then, and the only writer: else
-  // the call is another process's, relayed (transport/peer_process.h).
-  std::optional<transport::PeerProcess::ExecutableKey> binary_now;
-  if (credentials->process) {
-    if (Status caller = credentials->process->StillTheCaller(&binary_now); !caller.ok()) {
-      refused_callers_.Failed("uid:" + std::to_string(credentials->uid),
-                              {{"pid", std::to_string(credentials->pid)},
-                               {"uid", std::to_string(credentials->uid)},
-                               {"why", caller.message()}});
-      return next(std::move(caller));
+  // the call is another process's, relayed (transport/peer_process.h). Checked once the loop
+  // has read what is ready this turn: the calls of one process then share one stat.
+  awaiting_caller_check_.push_back({std::move(call), std::move(next)});
+  if (awaiting_caller_check_.size() == 1) uv_check_start(caller_check_, [](uv_check_t* handle) {
+    static_cast<WorkloadApiServer*>(handle->data)->CheckCallers();
+  });
+}
+
+void WorkloadApiServer::CheckCallers() {
+  uv_check_stop(caller_check_);
+  std::vector<AwaitingCallerCheck> calls;
+  calls.swap(awaiting_caller_check_);
+  std::vector<const transport::PeerProcess*> holds;
+  holds.reserve(calls.size());
+  for (const auto& awaiting : calls) holds.push_back(awaiting.call->peer().credentials->process.get());
+  std::vector<transport::PeerProcess::CallerCheck> checks = transport::PeerProcess::StillTheCallers(holds);
+  for (size_t i = 0; i < calls.size(); ++i) {
+    auto& [call, next] = calls[i];
+    if (call->cancelled() || call->finished()) continue;
+    if (!checks[i].status.ok()) {
+      const auto& credentials = *call->peer().credentials;
+      refused_callers_.Failed("uid:" + std::to_string(credentials.uid), {{"pid", std::to_string(credentials.pid)},
+                                                                        {"uid", std::to_string(credentials.uid)},
+                                                                        {"why", checks[i].status.message()}});
+      next(std::move(checks[i].status));
+      continue;
     }
+    Attest(std::move(call), checks[i].binary_now, std::move(next));
   }
+}
+
+void WorkloadApiServer::Attest(std::shared_ptr<GrpcServerCall> call,
+                               const std::optional<transport::PeerProcess::ExecutableKey>& binary_now,
+                               std::function<void(Result<SelectorSet>)> next) {
+  const auto& credentials = call->peer().credentials;
   auto done = [call, next = std::move(next), liveness = liveness_](Result<std::vector<Selector>> selectors) {
     if (!liveness->alive || call->cancelled() || call->finished()) return;
     if (!selectors.ok()) {

@@ -42,6 +42,7 @@
 #include "transport/event_loop.h"
 #include "transport/grpc.h"
 #include "transport/http2_server.h"
+#include "transport/peer_process.h"
 
 namespace sigil::agentd {
 
@@ -119,6 +120,12 @@ class WorkloadApiServer {
   // not run once the server is gone or the call ended.
   void Authenticate(std::shared_ptr<transport::GrpcServerCall> call,
                     std::function<void(Result<SelectorSet>)> next);
+  // The caller checks of the calls Authenticate held this turn of the loop, at once.
+  void CheckCallers();
+  // Authenticate's attestation, once the caller is known to be the process that connected.
+  void Attest(std::shared_ptr<transport::GrpcServerCall> call,
+              const std::optional<transport::PeerProcess::ExecutableKey>& binary_now,
+              std::function<void(Result<SelectorSet>)> next);
   void OpenStreamFor(StreamKind kind, const std::string& method,
                      std::shared_ptr<transport::GrpcServerCall> call, SelectorSet selectors);
   // The message `kind` gives `selectors` in `snapshot`, built once per snapshot version.
@@ -144,6 +151,13 @@ class WorkloadApiServer {
   transport::GrpcRouter router_;
   std::unique_ptr<transport::Http2Server> server_;
   std::shared_ptr<Liveness> liveness_ = std::make_shared<Liveness>();
+  // Calls waiting for their caller check, run by `caller_check_` after the loop's reads.
+  struct AwaitingCallerCheck {
+    std::shared_ptr<transport::GrpcServerCall> call;
+    std::function<void(Result<SelectorSet>)> next;
+  };
+  std::vector<AwaitingCallerCheck> awaiting_caller_check_;
+  uv_check_t* caller_check_ = nullptr;  // made by Start; freed by its close callback
   // Calls of a process that is no longer the one that connected (peer_process.h), per uid: a
   // relaying process calls as often as it likes, and the log takes a line a minute.
   FailureLogByKey refused_callers_{LogLevel::kWarn, "Workload API call refused", std::chrono::minutes(1)};

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "tests/support/process.h"
 
@@ -82,6 +83,59 @@ TEST_F(PeerProcessTest, BytesFromAnyOtherWriterMarkTheConnection) {
   EXPECT_NE(relayed.message().find("written to by process " + std::to_string(::getpid() + 1) + " (uid 65534)"),
             std::string::npos)
       << relayed.ToString();
+}
+
+TEST_F(PeerProcessTest, HoldsCheckedTogetherEachGetTheirOwnAnswer) {
+  ChildProcess child = StartShellThatExecsLater();
+  auto before_both = PeerProcess::Hold(child.pid());
+  auto before_exec = PeerProcess::Hold(child.pid());
+  auto relayed = PeerProcess::Hold(::getpid());
+  relayed->NoteWriter(::getpid() + 1, 65534);
+  auto self = PeerProcess::Hold(::getpid());
+  auto nobody = PeerProcess::Hold(0x3fffffff);
+  {
+    const auto checks = PeerProcess::StillTheCallers({before_both.get(), before_exec.get(), relayed.get(), self.get()});
+    ASSERT_EQ(checks.size(), 4u);
+    EXPECT_TRUE(checks[0].status.ok()) << checks[0].status.ToString();
+    EXPECT_TRUE(checks[1].status.ok()) << checks[1].status.ToString();
+    EXPECT_EQ(checks[0].binary_now, before_both->executable_when_held());
+    EXPECT_EQ(checks[1].binary_now, before_exec->executable_when_held());
+    EXPECT_EQ(checks[2].status.code(), Code::kPermissionDenied);
+    EXPECT_TRUE(checks[3].status.ok()) << checks[3].status.ToString();
+  }
+
+  sigil::testing::WriteFile(trigger_, "");
+  ASSERT_TRUE(WaitUntil([&] { return ExecutableOfPid(child.pid()) == "/usr/bin/sleep"; }));
+  auto after_exec = PeerProcess::Hold(child.pid());
+  // In every order: the exec shows to both holds made before it, the hold made after it runs
+  // what it ran when held, and the other pids are answered for themselves.
+  const std::vector<const PeerProcess*> orders[] = {
+      {before_both.get(), before_exec.get(), after_exec.get(), nobody.get(), before_both.get()},
+      {after_exec.get(), nobody.get(), before_exec.get(), before_both.get(), before_both.get()},
+  };
+  for (const auto& holds : orders) {
+    const auto checks = PeerProcess::StillTheCallers(holds);
+    ASSERT_EQ(checks.size(), holds.size());
+    for (size_t i = 0; i < holds.size(); ++i) {
+      const PeerProcess* hold = holds[i];
+      if (hold == after_exec.get()) {
+        EXPECT_TRUE(checks[i].status.ok()) << checks[i].status.ToString();
+        EXPECT_EQ(checks[i].binary_now, after_exec->executable_when_held());
+      } else if (hold == nobody.get()) {
+        EXPECT_EQ(checks[i].status.code(), Code::kPermissionDenied);
+      } else {
+        EXPECT_EQ(checks[i].status.code(), Code::kPermissionDenied) << i;
+        EXPECT_NE(checks[i].status.message().find("runs another binary"), std::string::npos)
+            << checks[i].status.ToString();
+      }
+    }
+  }
+
+  child.Stop(9);
+  for (const auto& check : PeerProcess::StillTheCallers({after_exec.get(), before_both.get()})) {
+    EXPECT_EQ(check.status.code(), Code::kPermissionDenied);
+  }
+  EXPECT_NE(PeerProcess::StillTheCallers({after_exec.get()})[0].status.message().find("has exited"), std::string::npos);
 }
 
 TEST_F(PeerProcessTest, APidThatNamesNoProcessIsNotPinned) {
