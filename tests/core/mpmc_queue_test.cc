@@ -13,7 +13,7 @@ namespace {
 
 // Sanitizers slow every atomic by an order of magnitude; the interleavings they check do not
 // need a million items.
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_THREAD__) || defined(SIGIL_THREAD_SANITIZER) || defined(__SANITIZE_ADDRESS__)
 constexpr uint64_t kItemsPerProducer = 20'000;
 #else
 constexpr uint64_t kItemsPerProducer = 250'000;

@@ -61,7 +61,7 @@ class LoopThread final : public CompletionTarget {
   std::thread thread_;
 };
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_THREAD__) || defined(SIGIL_THREAD_SANITIZER) || defined(__SANITIZE_ADDRESS__)
 constexpr int kJobsPerProducer = 2000;
 #else
 constexpr int kJobsPerProducer = 20000;

@@ -17,14 +17,14 @@ namespace sigil::testing {
 // deferred frees), so a daemon built with one holds several times what it would. Memory bounds
 // are stated for the build users run and multiplied by this in sanitizer builds, where the
 // suite looks for races and undefined behaviour, not for bytes.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || defined(SIGIL_THREAD_SANITIZER)
 inline constexpr size_t kSanitizerMemoryFactor = 8;
 #else
 inline constexpr size_t kSanitizerMemoryFactor = 1;
 #endif
 // The same for latency bounds: instrumented code runs several times slower (TSan's 5–15×), so a
 // bound on how long a call takes is stated for the build users run and multiplied by this.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || defined(SIGIL_THREAD_SANITIZER)
 inline constexpr int kSanitizerTimeFactor = 8;
 #else
 inline constexpr int kSanitizerTimeFactor = 1;
