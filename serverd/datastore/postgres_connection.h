@@ -1,6 +1,7 @@
 // The PostgreSQL datastore's link to the server: one libpq connection with its statements and
 // results, the pool that leases connections to calls, and a transaction's scope. Shared by the
-// store and its change listener (postgres_change_listener.h), which holds a connection of its own.
+// store, its schema (postgres_schema.cc) and its change listener (postgres_change_listener.h),
+// which holds a connection of its own.
 #pragma once
 
 #include <libpq-fe.h>
@@ -258,6 +259,13 @@ class Pool {
   Status last_failure_;
 };
 
+// The one integer a statement answers in one row (a count, the revision).
+inline Result<int64_t> OneInt(Connection& connection, const char* sql, std::string_view what) {
+  SIGIL_ASSIGN_OR_RETURN(Rows rows, connection.Run(sql, {}, what));
+  if (rows.size() != 1) return Status(Code::kInternal, std::string(what) + ": the datastore answered no row");
+  return rows.Int(0, 0);
+}
+
 // BEGIN (or `begin`), and a ROLLBACK unless Commit() succeeded.
 class Transaction {
  public:
@@ -279,5 +287,9 @@ class Transaction {
   Connection& connection_;
   bool open_ = false;
 };
+
+// Creates the schema in an empty database, or migrates an older one to kPostgresSchemaVersion, in
+// one transaction on `connection`, one replica at a time; refuses a schema newer than this serverd.
+Status MigrateSchema(Connection& connection);
 
 }  // namespace sigil::serverd::pg
