@@ -69,6 +69,76 @@ Result<int64_t> IntClaim(const Json& claims, const char* name, bool required) {
   return it->is_number_integer() ? it->get<int64_t>() : static_cast<int64_t>(value);
 }
 
+// Checks the header (algorithm, key ID) against `bundle` and the signature over `signed_part`:
+// nothing in the payload counts before this passes.
+Status VerifyJws(const Json& header, std::string_view signed_part, Bytes signature, const JwtBundle& bundle,
+                 TimePoint now) {
+  auto alg_it = header.find("alg");
+  if (alg_it == header.end() || !alg_it->is_string()) return Malformed("header has no \"alg\"");
+  const std::string alg = alg_it->get<std::string>();
+  if (alg == "none") return Untrusted("unsigned tokens (alg \"none\") are never accepted");
+  auto scheme = ParseJwsAlgorithm(alg);
+  if (!scheme.ok()) return Untrusted("algorithm \"" + alg + "\" is not accepted: " + scheme.status().message());
+  if (auto typ = header.find("typ"); typ != header.end()) {
+    if (!typ->is_string() || (*typ != "JWT" && *typ != "JOSE")) {
+      return Malformed("header \"typ\" must be \"JWT\" or \"JOSE\"");
+    }
+  }
+  if (header.contains("crit")) return Untrusted("header \"crit\" extensions are not supported");
+  auto kid_it = header.find("kid");
+  if (kid_it == header.end() || !kid_it->is_string()) return Malformed("header has no \"kid\"");
+  const std::string kid = kid_it->get<std::string>();
+
+  auto authority = bundle.authorities.find(kid);
+  if (authority == bundle.authorities.end()) {
+    return Untrusted("key ID \"" + kid + "\" is not in the JWT bundle of " +
+                     bundle.trust_domain.name());
+  }
+  if (authority->second.expires_at.has_value() && *authority->second.expires_at <= now) {
+    return Untrusted("JWT authority \"" + kid + "\" has expired");
+  }
+  EVP_PKEY* key = authority->second.public_key.get();
+  if (key == nullptr || !AlgorithmFitsKey(*scheme, key)) {
+    return Untrusted("algorithm " + alg + " does not fit the key of \"" + kid + "\"");
+  }
+  Bytes signature_der;
+  if (*scheme == SignatureScheme::kRS256) {
+    signature_der = std::move(signature);
+  } else {
+    const size_t field = *scheme == SignatureScheme::kES384 ? 48 : 32;
+    if (signature.size() != 2 * field) {
+      return Untrusted(alg + " signature must be " + std::to_string(2 * field) + " bytes, got " +
+                       std::to_string(signature.size()));
+    }
+    auto der = EcdsaRawToDer(signature);
+    if (!der.ok()) return Untrusted("signature is not a valid ECDSA signature");
+    signature_der = std::move(*der);
+  }
+  if (!VerifySignature(key, *scheme, signed_part, signature_der)) {
+    return Untrusted("signature does not verify with key \"" + kid + "\"");
+  }
+  return Status::Ok();
+}
+
+// The "aud" claim: one string or an array of them, never empty.
+Result<std::vector<std::string>> Audiences(const Json& claims) {
+  std::vector<std::string> audiences;
+  auto aud_it = claims.find("aud");
+  if (aud_it == claims.end()) return Malformed("claim \"aud\" is missing");
+  if (aud_it->is_string()) {
+    audiences.push_back(aud_it->get<std::string>());
+  } else if (aud_it->is_array()) {
+    for (const auto& a : *aud_it) {
+      if (!a.is_string()) return Malformed("claim \"aud\" has an element that is not a string");
+      audiences.push_back(a.get<std::string>());
+    }
+  } else {
+    return Malformed("claim \"aud\" is neither a string nor an array");
+  }
+  if (audiences.empty()) return Malformed("claim \"aud\" is empty");
+  return audiences;
+}
+
 }  // namespace
 
 Status CheckJwtAudiences(std::span<const std::string> audience) {
@@ -159,50 +229,7 @@ Result<JwtSvid> ValidateJwtSvid(std::string_view token, const JwtBundle& bundle,
   auto signature = Base64UrlDecode(token.substr(dot2 + 1));
   if (!signature.ok()) return Malformed("signature is not base64url: " + signature.status().message());
 
-  auto alg_it = header.find("alg");
-  if (alg_it == header.end() || !alg_it->is_string()) return Malformed("header has no \"alg\"");
-  const std::string alg = alg_it->get<std::string>();
-  if (alg == "none") return Untrusted("unsigned tokens (alg \"none\") are never accepted");
-  auto scheme = ParseJwsAlgorithm(alg);
-  if (!scheme.ok()) return Untrusted("algorithm \"" + alg + "\" is not accepted: " + scheme.status().message());
-  if (auto typ = header.find("typ"); typ != header.end()) {
-    if (!typ->is_string() || (*typ != "JWT" && *typ != "JOSE")) {
-      return Malformed("header \"typ\" must be \"JWT\" or \"JOSE\"");
-    }
-  }
-  if (header.contains("crit")) return Untrusted("header \"crit\" extensions are not supported");
-  auto kid_it = header.find("kid");
-  if (kid_it == header.end() || !kid_it->is_string()) return Malformed("header has no \"kid\"");
-  const std::string kid = kid_it->get<std::string>();
-
-  auto authority = bundle.authorities.find(kid);
-  if (authority == bundle.authorities.end()) {
-    return Untrusted("key ID \"" + kid + "\" is not in the JWT bundle of " +
-                     bundle.trust_domain.name());
-  }
-  if (authority->second.expires_at.has_value() && *authority->second.expires_at <= now) {
-    return Untrusted("JWT authority \"" + kid + "\" has expired");
-  }
-  EVP_PKEY* key = authority->second.public_key.get();
-  if (key == nullptr || !AlgorithmFitsKey(*scheme, key)) {
-    return Untrusted("algorithm " + alg + " does not fit the key of \"" + kid + "\"");
-  }
-  Bytes signature_der;
-  if (*scheme == SignatureScheme::kRS256) {
-    signature_der = std::move(*signature);
-  } else {
-    const size_t field = *scheme == SignatureScheme::kES384 ? 48 : 32;
-    if (signature->size() != 2 * field) {
-      return Untrusted(alg + " signature must be " + std::to_string(2 * field) + " bytes, got " +
-                       std::to_string(signature->size()));
-    }
-    auto der = EcdsaRawToDer(*signature);
-    if (!der.ok()) return Untrusted("signature is not a valid ECDSA signature");
-    signature_der = std::move(*der);
-  }
-  if (!VerifySignature(key, *scheme, signed_part, signature_der)) {
-    return Untrusted("signature does not verify with key \"" + kid + "\"");
-  }
+  SIGIL_RETURN_IF_ERROR(VerifyJws(header, signed_part, std::move(*signature), bundle, now));
 
   // Claims count only now that the signature vouches for them.
   auto sub_it = claims.find("sub");
@@ -222,20 +249,7 @@ Result<JwtSvid> ValidateJwtSvid(std::string_view token, const JwtBundle& bundle,
   }
   if (nbf > now_s) return Untrusted("token is not valid before its \"nbf\"");
 
-  std::vector<std::string> audiences;
-  auto aud_it = claims.find("aud");
-  if (aud_it == claims.end()) return Malformed("claim \"aud\" is missing");
-  if (aud_it->is_string()) {
-    audiences.push_back(aud_it->get<std::string>());
-  } else if (aud_it->is_array()) {
-    for (const auto& a : *aud_it) {
-      if (!a.is_string()) return Malformed("claim \"aud\" has an element that is not a string");
-      audiences.push_back(a.get<std::string>());
-    }
-  } else {
-    return Malformed("claim \"aud\" is neither a string nor an array");
-  }
-  if (audiences.empty()) return Malformed("claim \"aud\" is empty");
+  SIGIL_ASSIGN_OR_RETURN(std::vector<std::string> audiences, Audiences(claims));
   if (std::find(audiences.begin(), audiences.end(), audience) == audiences.end()) {
     return Untrusted("audience \"" + std::string(audience) + "\" is not among the token's audiences");
   }
