@@ -169,7 +169,8 @@ struct MadeCredential {
 // derives an AES key (bound to the AK's name) that encrypts the secret in CFB mode, and an
 // HMAC key whose HMAC over the encrypted secret and the AK's name protects its integrity.
 // The TPM recovers the secret only when it holds the EK's private key and a loaded object with
-// that AK name.
+// that AK name. Kept whole, longer than a function keeps to: it follows those steps in order, so
+// that it reads against the specification.
 Result<MadeCredential> MakeCredential(const TPMT_PUBLIC& ek, std::span<const uint8_t> ak_name,
                                       std::span<const uint8_t> secret) {
   const EVP_MD* md = hw::TpmHashDigest(ek.nameAlg);
@@ -272,6 +273,164 @@ Result<MadeCredential> MakeCredential(const TPMT_PUBLIC& ek, std::span<const uin
   return made;
 }
 
+// The DevID certificate, its chain to one of `devid_cas`, and its key: a fixedTPM signing key
+// whose public half the certificate holds.
+struct CheckedDevId {
+  std::vector<X509Ptr> chain;  // the DevID certificate first
+  X509StackPtr verified;       // from the DevID certificate up to the CA that vouched for it
+  TPM2B_PUBLIC devid_public;
+  EvpPkeyPtr key;
+};
+Result<CheckedDevId> CheckDevId(const TpmDevIdEvidence& evidence, const std::vector<X509Ptr>& devid_cas,
+                                TimePoint now) {
+  if (evidence.devid_chain_der.empty())
+    return InvalidArgumentError("tpm_devid: the evidence has no DevID certificate");
+  if (evidence.devid_chain_der.size() > kMaxChainLength) {
+    return InvalidArgumentError("tpm_devid: the DevID chain has more than " +
+                                std::to_string(kMaxChainLength) + " certificates");
+  }
+  CheckedDevId devid;
+  for (size_t i = 0; i < evidence.devid_chain_der.size(); ++i) {
+    SIGIL_ASSIGN_OR_RETURN(X509Ptr cert,
+                           ParseDer(evidence.devid_chain_der[i],
+                                    "tpm_devid: DevID chain certificate " + std::to_string(i)));
+    devid.chain.push_back(std::move(cert));
+  }
+  X509* leaf = devid.chain.front().get();
+  SIGIL_ASSIGN_OR_RETURN(devid.verified,
+                         VerifyChain(leaf, std::span<const X509Ptr>(devid.chain).subspan(1), devid_cas,
+                                     now, "tpm_devid: the DevID certificate"));
+  if (X509_check_ca(leaf) != 0)
+    return PermissionDeniedError("tpm_devid: the DevID certificate is a CA certificate");
+  if (const uint32_t usage = X509_get_key_usage(leaf);
+      usage != UINT32_MAX && (usage & KU_DIGITAL_SIGNATURE) == 0) {
+    return PermissionDeniedError(
+        "tpm_devid: the DevID certificate's keyUsage lacks digitalSignature");
+  }
+  SIGIL_ASSIGN_OR_RETURN(devid.devid_public,
+                         hw::ParseTpm2bPublic(evidence.devid_public, "tpm_devid: devid_public"));
+  const TPMT_PUBLIC& devid_area = devid.devid_public.publicArea;
+  auto devid_key = hw::PublicKeyOfTpmPublic(devid_area);
+  if (!devid_key.ok())
+    return PermissionDeniedError("tpm_devid: devid_public: " + devid_key.status().message());
+  if (EVP_PKEY_eq(X509_get0_pubkey(leaf), devid_key->get()) != 1) {
+    return PermissionDeniedError(
+        "tpm_devid: the DevID certificate is not the certificate of devid_public's key");
+  }
+  if (!HasAttributes(devid_area, TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_SIGN_ENCRYPT)) {
+    return PermissionDeniedError("tpm_devid: the DevID key is not a fixedTPM signing key");
+  }
+  devid.key = std::move(*devid_key);
+  return devid;
+}
+
+// The endorsement key: an RSA, fixedTPM, restricted decryption key, vouched for by its
+// manufacturer's certificate (chained to one of `endorsement_cas`) unless that is waived.
+Result<TPM2B_PUBLIC> CheckEndorsementKey(const TpmDevIdEvidence& evidence, const std::vector<X509Ptr>& endorsement_cas,
+                                         bool allow_ek_without_certificate, TimePoint now) {
+  SIGIL_ASSIGN_OR_RETURN(TPM2B_PUBLIC ek_public,
+                         hw::ParseTpm2bPublic(evidence.ek_public, "tpm_devid: ek_public"));
+  const TPMT_PUBLIC& ek_area = ek_public.publicArea;
+  if (ek_area.type != TPM2_ALG_RSA ||
+      !HasAttributes(ek_area,
+                     TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT)) {
+    return PermissionDeniedError(
+        "tpm_devid: ek_public is not an RSA, fixedTPM, restricted decryption key");
+  }
+  auto ek_key = hw::PublicKeyOfTpmPublic(ek_area);
+  if (!ek_key.ok())
+    return PermissionDeniedError("tpm_devid: ek_public: " + ek_key.status().message());
+  if (evidence.ek_certificate.empty()) {
+    if (!allow_ek_without_certificate) {
+      return PermissionDeniedError(
+          "tpm_devid: the TPM offered no EK certificate, and an EK public key alone "
+          "is not accepted (allow_ek_without_certificate is off)");
+    }
+  } else {
+    SIGIL_ASSIGN_OR_RETURN(X509Ptr ek_cert,
+                           ParseDer(evidence.ek_certificate, "tpm_devid: ek_certificate"));
+    SIGIL_RETURN_IF_ERROR(
+        VerifyChain(ek_cert.get(), {}, endorsement_cas, now, "tpm_devid: the EK certificate")
+            .status());
+    if (EVP_PKEY_eq(X509_get0_pubkey(ek_cert.get()), ek_key->get()) != 1) {
+      return PermissionDeniedError(
+          "tpm_devid: the EK certificate is not the certificate of ek_public's key");
+    }
+  }
+  return ek_public;
+}
+
+// The attestation key, and its TPM-made certification that the DevID key (`devid_area`) lives in
+// the same TPM.
+Result<TPM2B_PUBLIC> CheckAkCertifiesDevId(const TpmDevIdEvidence& evidence, const TPMT_PUBLIC& devid_area) {
+  SIGIL_ASSIGN_OR_RETURN(TPM2B_PUBLIC ak_public,
+                         hw::ParseTpm2bPublic(evidence.ak_public, "tpm_devid: ak_public"));
+  const TPMT_PUBLIC& ak_area = ak_public.publicArea;
+  if (!HasAttributes(ak_area, TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+                                  TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT) ||
+      (ak_area.objectAttributes & TPMA_OBJECT_DECRYPT) != 0) {
+    return PermissionDeniedError(
+        "tpm_devid: the AK is not a fixedTPM, fixedParent, restricted signing key");
+  }
+  auto ak_key = hw::PublicKeyOfTpmPublic(ak_area);
+  if (!ak_key.ok())
+    return PermissionDeniedError("tpm_devid: ak_public: " + ak_key.status().message());
+
+  TPM2B_ATTEST attest_bytes{};
+  size_t offset = 0;
+  if (hw::Tss2().Tss2_MU_TPM2B_ATTEST_Unmarshal(evidence.certify_info.data(), evidence.certify_info.size(),
+                                     &offset, &attest_bytes) != 0 ||
+      offset != evidence.certify_info.size()) {
+    return InvalidArgumentError("tpm_devid: certify_info is not a marshalled TPM2B_ATTEST");
+  }
+  TPMS_ATTEST attest{};
+  offset = 0;
+  if (hw::Tss2().Tss2_MU_TPMS_ATTEST_Unmarshal(attest_bytes.attestationData, attest_bytes.size, &offset,
+                                    &attest) != 0 ||
+      offset != attest_bytes.size) {
+    return InvalidArgumentError("tpm_devid: certify_info does not hold a TPMS_ATTEST");
+  }
+  if (attest.magic != TPM2_GENERATED_VALUE || attest.type != TPM2_ST_ATTEST_CERTIFY) {
+    return PermissionDeniedError("tpm_devid: certify_info is not a TPM-generated certification");
+  }
+  SIGIL_ASSIGN_OR_RETURN(Bytes devid_name, hw::TpmObjectName(devid_area));
+  const TPM2B_NAME& certified = attest.attested.certify.name;
+  if (certified.size != devid_name.size() ||
+      std::memcmp(certified.name, devid_name.data(), devid_name.size()) != 0) {
+    return PermissionDeniedError("tpm_devid: certify_info certifies another key than devid_public");
+  }
+  SIGIL_ASSIGN_OR_RETURN(
+      TPMT_SIGNATURE certify_signature,
+      hw::ParseTpmtSignature(evidence.certify_signature, "tpm_devid: certify_signature"));
+  Status signed_by_ak = hw::VerifyTpmSignature(
+      ak_key->get(), certify_signature,
+      std::span<const uint8_t>(attest_bytes.attestationData, attest_bytes.size));
+  if (!signed_by_ak.ok()) {
+    return PermissionDeniedError(
+        "tpm_devid: certify_signature is not the AK's signature of certify_info: " +
+        signed_by_ak.message());
+  }
+  return ak_public;
+}
+
+// What the host will be known by once it answers: its DevID certificate's fingerprint, and
+// selectors of its names and of the CAs above it.
+TpmDevIdIdentity IdentityOf(const CheckedDevId& devid) {
+  TpmDevIdIdentity identity;
+  X509* leaf = devid.chain.front().get();
+  identity.fingerprint = Sha1Fingerprint(leaf);
+  identity.agent_path = "tpm_devid/" + identity.fingerprint;
+  const std::string subject_cn = CommonName(X509_get_subject_name(leaf));
+  const std::string issuer_cn = CommonName(X509_get_issuer_name(leaf));
+  if (!subject_cn.empty()) identity.selectors.push_back({"tpm_devid", "subject:cn:" + subject_cn});
+  if (!issuer_cn.empty()) identity.selectors.push_back({"tpm_devid", "issuer:cn:" + issuer_cn});
+  for (int i = 1; i < sk_X509_num(devid.verified.get()); ++i) {
+    identity.selectors.push_back(
+        {"tpm_devid", "fingerprint:" + Sha1Fingerprint(sk_X509_value(devid.verified.get(), i))});
+  }
+  return identity;
+}
+
 }  // namespace
 
 struct TpmDevIdAttestor::Session {
@@ -343,146 +502,19 @@ size_t TpmDevIdAttestor::pending_sessions() const {
 }
 
 Result<TpmDevIdChallenge> TpmDevIdAttestor::Begin(const TpmDevIdEvidence& evidence, TimePoint now) {
-  // The DevID certificate, its chain, and its key in the TPM.
-  if (evidence.devid_chain_der.empty())
-    return InvalidArgumentError("tpm_devid: the evidence has no DevID certificate");
-  if (evidence.devid_chain_der.size() > kMaxChainLength) {
-    return InvalidArgumentError("tpm_devid: the DevID chain has more than " +
-                                std::to_string(kMaxChainLength) + " certificates");
-  }
-  std::vector<X509Ptr> chain;
-  for (size_t i = 0; i < evidence.devid_chain_der.size(); ++i) {
-    SIGIL_ASSIGN_OR_RETURN(X509Ptr cert,
-                           ParseDer(evidence.devid_chain_der[i],
-                                    "tpm_devid: DevID chain certificate " + std::to_string(i)));
-    chain.push_back(std::move(cert));
-  }
-  X509* leaf = chain.front().get();
-  SIGIL_ASSIGN_OR_RETURN(X509StackPtr verified,
-                         VerifyChain(leaf, std::span<const X509Ptr>(chain).subspan(1), devid_cas_,
-                                     now, "tpm_devid: the DevID certificate"));
-  if (X509_check_ca(leaf) != 0)
-    return PermissionDeniedError("tpm_devid: the DevID certificate is a CA certificate");
-  if (const uint32_t usage = X509_get_key_usage(leaf);
-      usage != UINT32_MAX && (usage & KU_DIGITAL_SIGNATURE) == 0) {
-    return PermissionDeniedError(
-        "tpm_devid: the DevID certificate's keyUsage lacks digitalSignature");
-  }
-  SIGIL_ASSIGN_OR_RETURN(TPM2B_PUBLIC devid_public,
-                         hw::ParseTpm2bPublic(evidence.devid_public, "tpm_devid: devid_public"));
-  const TPMT_PUBLIC& devid_area = devid_public.publicArea;
-  auto devid_key = hw::PublicKeyOfTpmPublic(devid_area);
-  if (!devid_key.ok())
-    return PermissionDeniedError("tpm_devid: devid_public: " + devid_key.status().message());
-  if (EVP_PKEY_eq(X509_get0_pubkey(leaf), devid_key->get()) != 1) {
-    return PermissionDeniedError(
-        "tpm_devid: the DevID certificate is not the certificate of devid_public's key");
-  }
-  if (!HasAttributes(devid_area, TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_SIGN_ENCRYPT)) {
-    return PermissionDeniedError("tpm_devid: the DevID key is not a fixedTPM signing key");
-  }
+  SIGIL_ASSIGN_OR_RETURN(CheckedDevId devid, CheckDevId(evidence, devid_cas_, now));
+  SIGIL_ASSIGN_OR_RETURN(TPM2B_PUBLIC ek_public, CheckEndorsementKey(evidence, endorsement_cas_,
+                                                                     config_.allow_ek_without_certificate, now));
+  SIGIL_ASSIGN_OR_RETURN(TPM2B_PUBLIC ak_public, CheckAkCertifiesDevId(evidence, devid.devid_public.publicArea));
 
-  // The endorsement key, vouched for by its manufacturer.
-  SIGIL_ASSIGN_OR_RETURN(TPM2B_PUBLIC ek_public,
-                         hw::ParseTpm2bPublic(evidence.ek_public, "tpm_devid: ek_public"));
-  const TPMT_PUBLIC& ek_area = ek_public.publicArea;
-  if (ek_area.type != TPM2_ALG_RSA ||
-      !HasAttributes(ek_area,
-                     TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT)) {
-    return PermissionDeniedError(
-        "tpm_devid: ek_public is not an RSA, fixedTPM, restricted decryption key");
-  }
-  auto ek_key = hw::PublicKeyOfTpmPublic(ek_area);
-  if (!ek_key.ok())
-    return PermissionDeniedError("tpm_devid: ek_public: " + ek_key.status().message());
-  if (evidence.ek_certificate.empty()) {
-    if (!config_.allow_ek_without_certificate) {
-      return PermissionDeniedError(
-          "tpm_devid: the TPM offered no EK certificate, and an EK public key alone "
-          "is not accepted (allow_ek_without_certificate is off)");
-    }
-  } else {
-    SIGIL_ASSIGN_OR_RETURN(X509Ptr ek_cert,
-                           ParseDer(evidence.ek_certificate, "tpm_devid: ek_certificate"));
-    SIGIL_RETURN_IF_ERROR(
-        VerifyChain(ek_cert.get(), {}, endorsement_cas_, now, "tpm_devid: the EK certificate")
-            .status());
-    if (EVP_PKEY_eq(X509_get0_pubkey(ek_cert.get()), ek_key->get()) != 1) {
-      return PermissionDeniedError(
-          "tpm_devid: the EK certificate is not the certificate of ek_public's key");
-    }
-  }
-
-  // The AK and its certification of the DevID key.
-  SIGIL_ASSIGN_OR_RETURN(TPM2B_PUBLIC ak_public,
-                         hw::ParseTpm2bPublic(evidence.ak_public, "tpm_devid: ak_public"));
-  const TPMT_PUBLIC& ak_area = ak_public.publicArea;
-  if (!HasAttributes(ak_area, TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-                                  TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT) ||
-      (ak_area.objectAttributes & TPMA_OBJECT_DECRYPT) != 0) {
-    return PermissionDeniedError(
-        "tpm_devid: the AK is not a fixedTPM, fixedParent, restricted signing key");
-  }
-  auto ak_key = hw::PublicKeyOfTpmPublic(ak_area);
-  if (!ak_key.ok())
-    return PermissionDeniedError("tpm_devid: ak_public: " + ak_key.status().message());
-
-  TPM2B_ATTEST attest_bytes{};
-  size_t offset = 0;
-  if (hw::Tss2().Tss2_MU_TPM2B_ATTEST_Unmarshal(evidence.certify_info.data(), evidence.certify_info.size(),
-                                     &offset, &attest_bytes) != 0 ||
-      offset != evidence.certify_info.size()) {
-    return InvalidArgumentError("tpm_devid: certify_info is not a marshalled TPM2B_ATTEST");
-  }
-  TPMS_ATTEST attest{};
-  offset = 0;
-  if (hw::Tss2().Tss2_MU_TPMS_ATTEST_Unmarshal(attest_bytes.attestationData, attest_bytes.size, &offset,
-                                    &attest) != 0 ||
-      offset != attest_bytes.size) {
-    return InvalidArgumentError("tpm_devid: certify_info does not hold a TPMS_ATTEST");
-  }
-  if (attest.magic != TPM2_GENERATED_VALUE || attest.type != TPM2_ST_ATTEST_CERTIFY) {
-    return PermissionDeniedError("tpm_devid: certify_info is not a TPM-generated certification");
-  }
-  SIGIL_ASSIGN_OR_RETURN(Bytes devid_name, hw::TpmObjectName(devid_area));
-  const TPM2B_NAME& certified = attest.attested.certify.name;
-  if (certified.size != devid_name.size() ||
-      std::memcmp(certified.name, devid_name.data(), devid_name.size()) != 0) {
-    return PermissionDeniedError("tpm_devid: certify_info certifies another key than devid_public");
-  }
-  SIGIL_ASSIGN_OR_RETURN(
-      TPMT_SIGNATURE certify_signature,
-      hw::ParseTpmtSignature(evidence.certify_signature, "tpm_devid: certify_signature"));
-  Status signed_by_ak = hw::VerifyTpmSignature(
-      ak_key->get(), certify_signature,
-      std::span<const uint8_t>(attest_bytes.attestationData, attest_bytes.size));
-  if (!signed_by_ak.ok()) {
-    return PermissionDeniedError(
-        "tpm_devid: certify_signature is not the AK's signature of certify_info: " +
-        signed_by_ak.message());
-  }
-
-  // What the host will be known by once it answers.
-  TpmDevIdIdentity identity;
-  identity.fingerprint = Sha1Fingerprint(leaf);
-  identity.agent_path = "tpm_devid/" + identity.fingerprint;
-  const std::string subject_cn = CommonName(X509_get_subject_name(leaf));
-  const std::string issuer_cn = CommonName(X509_get_issuer_name(leaf));
-  if (!subject_cn.empty()) identity.selectors.push_back({"tpm_devid", "subject:cn:" + subject_cn});
-  if (!issuer_cn.empty()) identity.selectors.push_back({"tpm_devid", "issuer:cn:" + issuer_cn});
-  for (int i = 1; i < sk_X509_num(verified.get()); ++i) {
-    identity.selectors.push_back(
-        {"tpm_devid", "fingerprint:" + Sha1Fingerprint(sk_X509_value(verified.get(), i))});
-  }
-
-  SIGIL_ASSIGN_OR_RETURN(Bytes ak_name, hw::TpmObjectName(ak_area));
+  SIGIL_ASSIGN_OR_RETURN(Bytes ak_name, hw::TpmObjectName(ak_public.publicArea));
   Session session;
   session.nonce = RandomBytes(kNonceSize);
   session.secret = RandomBytes(kSecretSize);
   SIGIL_ASSIGN_OR_RETURN(MadeCredential credential,
-                         MakeCredential(ek_area, ak_name, session.secret));
-  session.devid_key = std::move(*devid_key);
-  session.identity = std::move(identity);
+                         MakeCredential(ek_public.publicArea, ak_name, session.secret));
+  session.identity = IdentityOf(devid);
+  session.devid_key = std::move(devid.key);
   session.expires_at = now + config_.challenge_ttl;
 
   TpmDevIdChallenge challenge;
