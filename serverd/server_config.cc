@@ -82,6 +82,8 @@ void ReadDatastore(ConfigSection datastore, ServerConfig& config) {
 }
 }  // namespace
 
+// Every section in the order the README lists them, a few lines each; a section with more than a
+// few keys (datastore, key store, node attestors, federation, telemetry) has a reader of its own.
 Result<ServerConfig> ParseServerConfig(std::string_view text, const std::string& source,
                                        const ServerFlagOverrides& overrides) {
   SIGIL_ASSIGN_OR_RETURN(ConfigDocument doc, ReadConfigDocument(text, source, "serverd", TranslateSpireServerConf));

@@ -119,6 +119,8 @@ std::string TrustDomainName(std::string id) {
 
 }  // namespace
 
+// The federation subcommands and their flags in one place, as `serverd federation -h` lists them:
+// declarations, longer than a function keeps to, that read best whole.
 void AddFederationCommands(CLI::App& app, CommonFlags& common, AdminAction& action, std::ostream& out,
                            std::ostream& err) {
   CLI::App* federation = app.add_subcommand("federation", "Manage federation relationships")->require_subcommand(1);
