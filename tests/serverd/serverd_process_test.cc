@@ -421,9 +421,11 @@ TEST_F(ServerdTest, ShortLivedCaRotatesWhileServing) {
   std::filesystem::path previous;
   int verified = 0;
   // One CA lifetime and a little is enough on a quiet machine; a sanitizer build on a loaded
-  // one takes longer over each round, so the loop runs until it has seen what it waits for.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(40);
+  // one takes seconds over each round (four processes), so the loop runs until it has seen what
+  // it waits for, and a round waits only for what is left of its 700 ms.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   for (int n = 0; std::chrono::steady_clock::now() < deadline && (roots_seen.size() < 3 || verified < 20); ++n) {
+    const auto round_ends = std::chrono::steady_clock::now() + std::chrono::milliseconds(700);
     const auto out = dir / ("svid" + std::to_string(n));
     std::filesystem::create_directories(out);
     auto minted = Cli({"x509", "mint", "-spiffeID", "spiffe://example.org/w", "-write", out.string()});
@@ -443,7 +445,7 @@ TEST_F(ServerdTest, ShortLivedCaRotatesWhileServing) {
       verified += result->exit_code == 0;
     }
     previous = out / "svid.pem";
-    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    std::this_thread::sleep_until(round_ends);
   }
   EXPECT_GE(roots_seen.size(), 3u) << "the CA never rotated (one bundle, then two CAs, then the next)";
   EXPECT_GE(verified, 20);
