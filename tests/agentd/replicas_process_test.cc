@@ -17,6 +17,7 @@
 #include "tests/support/agentd_process.h"
 #include "tests/support/postgres.h"
 #include "tests/support/process.h"
+#include "tests/support/process_usage.h"
 #include "tests/support/serverd_process.h"
 #include "tests/support/softhsm_suite.h"
 
@@ -149,7 +150,8 @@ TEST_F(ReplicasTest, TwoReplicasShareEntriesTokensAndOneBundleOfBothCas) {
   EXPECT_TRUE((*reused)->WaitForExit(std::chrono::seconds(20)).has_value()) << "agentd with a spent token kept running";
   EXPECT_NE((*reused)->logs().find("join token"), std::string::npos) << (*reused)->logs();
 
-  // Entries made through a reach the workload of b's agent: each within a second of its create.
+  // Entries made through a reach the workload of b's agent: each within a second of its create
+  // (the median; a sanitizer build's command-line runs alone take about that long).
   std::vector<double> seconds_to_workload;
   std::filesystem::path files;
   for (int i = 0; i < 5; ++i) {
@@ -161,7 +163,7 @@ TEST_F(ReplicasTest, TwoReplicasShareEntriesTokensAndOneBundleOfBothCas) {
     seconds_to_workload.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - created).count());
   }
   std::sort(seconds_to_workload.begin(), seconds_to_workload.end());
-  EXPECT_LT(seconds_to_workload[seconds_to_workload.size() / 2], 1.0)
+  EXPECT_LT(seconds_to_workload[seconds_to_workload.size() / 2], 1.0 * kSanitizerTimeFactor)
       << "median seconds from `entry create` at a to the SVID at b's workload";
 
   // The bundle b's workload holds has both replicas' CAs, and SVIDs signed by either verify with it.

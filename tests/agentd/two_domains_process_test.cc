@@ -172,20 +172,21 @@ TEST_P(TwoDomainsTest, WorkloadsOfTwoDomainsTrustEachOtherAndFollowACaRotation) 
   StartAgentAndEntry(home_, partner_);
   StartAgentAndEntry(partner_, home_);
 
-  const auto home_files = FetchFiles(home_);
+  // The home SVID lives 8 s: fetched last, so that it is still valid at the handshake below in a
+  // sanitizer build too, where each fetch and command takes seconds.
   const auto partner_files = FetchFiles(partner_);
+  const auto home_files = FetchFiles(home_);
   ASSERT_EQ(Certificates(home_files / "federated_bundle.0.0.pem"), 1u);
   // One, or already two when everything started slowly (the sanitizer builds): the rotation
   // below is then delivered before this first look, which proves the same.
   ASSERT_GE(Certificates(partner_files / "federated_bundle.0.0.pem"), 1u);
-  // The federated bundle each workload got is the other domain's own.
-  EXPECT_EQ(ReadFile(home_files / "federated_bundle.0.0.pem"), partner_.server->MustCli({"bundle", "show"}).out);
-
   // The home workload, as a client, and the partner workload, as a server, each with its own
   // SVID and the other domain's bundle.
   EXPECT_TRUE(MutualTls(partner_files, (home_files / "svid.0.pem").string(), (home_files / "svid.0.key").string(),
                         (home_files / "federated_bundle.0.0.pem").string()))
       << last_client_;
+  // The federated bundle each workload got is the other domain's own.
+  EXPECT_EQ(ReadFile(home_files / "federated_bundle.0.0.pem"), partner_.server->MustCli({"bundle", "show"}).out);
 
   // An SVID of a third trust domain, which neither federates with, is refused.
   StartServer(third_, home_, {});
